@@ -1,0 +1,146 @@
+// Package catalog is strata's metadata store: projects, data files, cluster
+// nodes and leases. One interface, Store, has two implementations that share
+// their SQL: SQLite (embedded, the laptop default) and PostgreSQL
+// (production). Both pass the same conformance suite.
+//
+// A data file is visible to queries exactly when its row is committed and not
+// tombstoned. Object keys are unique, which is what makes registration
+// idempotent: a flush retried after a crash cannot register a file twice.
+package catalog
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// DefaultProject is the project that exists after migration; data without a
+// project token goes there.
+const DefaultProject = "default"
+
+// DefaultRetention is how long a project keeps data unless told otherwise.
+const DefaultRetention = 30 * 24 * time.Hour
+
+var (
+	// ErrNotFound: the named project (or other object) does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: ReplaceFiles found an input that was already replaced or
+	// tombstoned; nothing was changed.
+	ErrConflict = errors.New("files already replaced")
+	// ErrLeaseHeld: another holder owns the lease and it has not expired.
+	ErrLeaseHeld = errors.New("lease held by another holder")
+	// ErrLeaseLost: the caller no longer holds the lease it tried to renew.
+	ErrLeaseLost = errors.New("lease lost")
+)
+
+// Project is a tenant: every row and file belongs to exactly one.
+type Project struct {
+	ID        string
+	Name      string
+	Retention time.Duration
+	CreatedAt time.Time
+}
+
+// File is one immutable Parquet object in the object store.
+type File struct {
+	Key          string // object key, unique across the catalog
+	Project      string
+	Table        string // "records" or "metrics"
+	Partition    string // "date=YYYY-MM-DD/hour=HH"
+	Level        int    // 0 = flushed by ingest, higher = compacted
+	MinTime      time.Time
+	MaxTime      time.Time
+	Rows         int64
+	Bytes        int64
+	CreatedAt    time.Time // set by the catalog on registration
+	TombstonedAt time.Time // zero while the file is live
+}
+
+// FileFilter selects live files of one project and table whose time range
+// overlaps [Min, Max]. A zero Min or Max leaves that side open.
+type FileFilter struct {
+	Project string
+	Table   string
+	Min     time.Time
+	Max     time.Time
+}
+
+// Lease is a named, expiring claim on a piece of work.
+type Lease struct {
+	Name    string
+	Holder  string
+	Expires time.Time
+}
+
+// Node is a running strata process that announces itself with heartbeats.
+type Node struct {
+	ID        string
+	Role      string
+	Address   string
+	StartedAt time.Time
+	Heartbeat time.Time // set by the catalog
+}
+
+// Store is the catalog. Every method is safe for concurrent use by many
+// goroutines and many processes sharing one database.
+type Store interface {
+	// CreateProject adds a project; it is a no-op if the ID exists.
+	CreateProject(ctx context.Context, p Project) error
+	// Project returns one project or ErrNotFound.
+	Project(ctx context.Context, id string) (Project, error)
+	// Projects lists every project, ordered by ID.
+	Projects(ctx context.Context) ([]Project, error)
+
+	// RegisterFiles records files as live. A key that is already present
+	// (live or tombstoned) is left as it is, so retries never duplicate.
+	RegisterFiles(ctx context.Context, files ...File) error
+	// ListFiles returns the live files matching f, ordered by MinTime.
+	ListFiles(ctx context.Context, f FileFilter) ([]File, error)
+	// ReplaceFiles atomically tombstones every key in old and registers
+	// every file in new. If any of old is missing or already tombstoned it
+	// changes nothing and returns an error wrapping ErrConflict.
+	ReplaceFiles(ctx context.Context, old []string, new []File) error
+	// TombstoneFiles marks live files as deleted; unknown or already
+	// tombstoned keys are ignored.
+	TombstoneFiles(ctx context.Context, keys ...string) error
+	// Tombstoned lists files tombstoned before the given time, oldest first,
+	// at most limit of them (all if limit <= 0).
+	Tombstoned(ctx context.Context, before time.Time, limit int) ([]File, error)
+	// PurgeFiles forgets tombstoned files whose objects have been deleted.
+	// Live files are never purged.
+	PurgeFiles(ctx context.Context, keys ...string) error
+
+	// AcquireLease takes the named lease for holder until now+ttl. It
+	// succeeds if the lease is free, expired, or already held by holder;
+	// otherwise it returns ErrLeaseHeld.
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (Lease, error)
+	// RenewLease extends a lease holder still owns, or returns ErrLeaseLost.
+	RenewLease(ctx context.Context, name, holder string, ttl time.Duration) (Lease, error)
+	// ReleaseLease gives the lease up if holder owns it; otherwise no-op.
+	ReleaseLease(ctx context.Context, name, holder string) error
+
+	// Heartbeat records that the node is alive (inserting it if new).
+	Heartbeat(ctx context.Context, n Node) error
+	// Nodes lists nodes of a role (all roles if empty) whose last
+	// heartbeat is newer than the given time, ordered by ID.
+	Nodes(ctx context.Context, role string, since time.Time) ([]Node, error)
+
+	// Close releases the database handles.
+	Close() error
+}
+
+// Options tune a Store. The zero value is ready to use.
+type Options struct {
+	// Schema puts every table in this PostgreSQL schema, so several
+	// deployments can share one database. Ignored by SQLite.
+	Schema string
+	// Now replaces the clock, for tests. Defaults to time.Now.
+	Now func() time.Time
+}
+
+func (o Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}

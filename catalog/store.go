@@ -1,0 +1,431 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// dialect is what differs between SQLite and PostgreSQL; everything else in
+// store is plain SQL that both accept.
+type dialect interface {
+	// rebind turns the '?' placeholders of a query into the dialect's own.
+	rebind(query string) string
+	// lockMigrations serializes migrations across processes. The returned
+	// function releases the lock.
+	lockMigrations(ctx context.Context, db *sql.DB) (unlock func(), err error)
+	// acquireLease takes the lease inside tx and reports whether it did.
+	acquireLease(ctx context.Context, tx *sql.Tx, name, holder string, now, expires int64) (bool, error)
+}
+
+// store implements Store over database/sql for both dialects.
+type store struct {
+	// write takes every statement that changes data. For SQLite it has one
+	// connection, so concurrent writers queue in Go instead of spinning on
+	// SQLITE_BUSY; for PostgreSQL it is the same pool as read.
+	write *sql.DB
+	read  *sql.DB
+	d     dialect
+	opts  Options
+}
+
+var _ Store = (*store)(nil)
+
+// batchSize bounds the number of rows per multi-row statement, well under
+// the parameter limits of both databases.
+const batchSize = 500
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
+}
+
+func (s *store) Close() error {
+	if s.write == s.read {
+		return s.write.Close()
+	}
+	return errors.Join(s.write.Close(), s.read.Close())
+}
+
+// inTx runs fn in a write transaction, committing if it returns nil.
+func (s *store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		return errors.Join(err, tx.Rollback())
+	}
+	return tx.Commit()
+}
+
+func (s *store) CreateProject(ctx context.Context, p Project) error {
+	if p.ID == "" {
+		return errors.New("create project: empty id")
+	}
+	if p.Name == "" {
+		p.Name = p.ID
+	}
+	if p.Retention <= 0 {
+		p.Retention = DefaultRetention
+	}
+	_, err := s.write.ExecContext(ctx, s.d.rebind(
+		`INSERT INTO projects (id, name, retention_seconds, created_at) VALUES (?, ?, ?, ?)
+		 ON CONFLICT (id) DO NOTHING`),
+		p.ID, p.Name, int64(p.Retention/time.Second), micros(s.opts.now()))
+	if err != nil {
+		return fmt.Errorf("create project %s: %w", p.ID, err)
+	}
+	return nil
+}
+
+const projectColumns = `id, name, retention_seconds, created_at`
+
+func scanProject(sc interface{ Scan(...any) error }) (Project, error) {
+	var p Project
+	var retention, created int64
+	if err := sc.Scan(&p.ID, &p.Name, &retention, &created); err != nil {
+		return Project{}, err
+	}
+	p.Retention = time.Duration(retention) * time.Second
+	p.CreatedAt = fromMicros(created)
+	return p, nil
+}
+
+func (s *store) Project(ctx context.Context, id string) (Project, error) {
+	row := s.read.QueryRowContext(ctx, s.d.rebind(`SELECT `+projectColumns+` FROM projects WHERE id = ?`), id)
+	p, err := scanProject(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Project{}, fmt.Errorf("project %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Project{}, fmt.Errorf("project %s: %w", id, err)
+	}
+	return p, nil
+}
+
+func (s *store) Projects(ctx context.Context) ([]Project, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+projectColumns+` FROM projects ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list projects: %w", err)
+	}
+	defer rows.Close()
+	var out []Project
+	for rows.Next() {
+		p, err := scanProject(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list projects: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+const fileColumns = `object_key, project_id, table_name, partition_key, level, min_ts, max_ts,
+	row_count, size_bytes, created_at, tombstoned_at`
+
+func scanFile(sc interface{ Scan(...any) error }) (File, error) {
+	var f File
+	var minTS, maxTS, created int64
+	var tomb sql.NullInt64
+	err := sc.Scan(&f.Key, &f.Project, &f.Table, &f.Partition, &f.Level, &minTS, &maxTS,
+		&f.Rows, &f.Bytes, &created, &tomb)
+	if err != nil {
+		return File{}, err
+	}
+	f.MinTime, f.MaxTime, f.CreatedAt = fromMicros(minTS), fromMicros(maxTS), fromMicros(created)
+	if tomb.Valid {
+		f.TombstonedAt = fromMicros(tomb.Int64)
+	}
+	return f, nil
+}
+
+func validateFile(f File) error {
+	switch {
+	case f.Key == "":
+		return errors.New("empty object key")
+	case f.Project == "" || f.Table == "":
+		return fmt.Errorf("file %s: project and table are required", f.Key)
+	case f.MaxTime.Before(f.MinTime):
+		return fmt.Errorf("file %s: max time %v before min time %v", f.Key, f.MaxTime, f.MinTime)
+	}
+	return nil
+}
+
+// insertFiles adds files in batches; conflicting keys are skipped.
+func (s *store) insertFiles(ctx context.Context, tx *sql.Tx, files []File, now int64) error {
+	const cols = 10
+	for start := 0; start < len(files); start += batchSize {
+		batch := files[start:min(start+batchSize, len(files))]
+		var q strings.Builder
+		q.WriteString(`INSERT INTO files (object_key, project_id, table_name, partition_key, level,
+			min_ts, max_ts, row_count, size_bytes, created_at) VALUES `)
+		args := make([]any, 0, len(batch)*cols)
+		for i, f := range batch {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, f.Key, f.Project, f.Table, f.Partition, f.Level,
+				micros(f.MinTime), micros(f.MaxTime), f.Rows, f.Bytes, now)
+		}
+		q.WriteString(" ON CONFLICT (object_key) DO NOTHING")
+		if _, err := tx.ExecContext(ctx, s.d.rebind(q.String()), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *store) RegisterFiles(ctx context.Context, files ...File) error {
+	for _, f := range files {
+		if err := validateFile(f); err != nil {
+			return fmt.Errorf("register files: %w", err)
+		}
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		return s.insertFiles(ctx, tx, files, micros(s.opts.now()))
+	})
+	if err != nil {
+		return fmt.Errorf("register %d files: %w", len(files), err)
+	}
+	return nil
+}
+
+func (s *store) ListFiles(ctx context.Context, f FileFilter) ([]File, error) {
+	lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
+	if !f.Min.IsZero() {
+		lo = f.Min.UnixMicro()
+	}
+	if !f.Max.IsZero() {
+		hi = f.Max.UnixMicro()
+	}
+	rows, err := s.read.QueryContext(ctx, s.d.rebind(`SELECT `+fileColumns+` FROM files
+		WHERE project_id = ? AND table_name = ? AND tombstoned_at IS NULL AND min_ts <= ? AND max_ts >= ?
+		ORDER BY min_ts, object_key`), f.Project, f.Table, hi, lo)
+	if err != nil {
+		return nil, fmt.Errorf("list files %s/%s: %w", f.Project, f.Table, err)
+	}
+	return collectFiles(rows)
+}
+
+func collectFiles(rows *sql.Rows) ([]File, error) {
+	defer rows.Close()
+	var out []File
+	for rows.Next() {
+		f, err := scanFile(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// tombstone marks up to len(keys) live files and returns how many it marked.
+func (s *store) tombstone(ctx context.Context, tx *sql.Tx, keys []string, now int64) (int64, error) {
+	var n int64
+	for start := 0; start < len(keys); start += batchSize {
+		batch := keys[start:min(start+batchSize, len(keys))]
+		args := make([]any, 0, len(batch)+1)
+		args = append(args, now)
+		for _, k := range batch {
+			args = append(args, k)
+		}
+		res, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE files SET tombstoned_at = ?
+			WHERE tombstoned_at IS NULL AND object_key IN (`+placeholders(len(batch))+`)`), args...)
+		if err != nil {
+			return n, err
+		}
+		affected, err := res.RowsAffected()
+		if err != nil {
+			return n, err
+		}
+		n += affected
+	}
+	return n, nil
+}
+
+func (s *store) ReplaceFiles(ctx context.Context, old []string, new []File) error {
+	for _, f := range new {
+		if err := validateFile(f); err != nil {
+			return fmt.Errorf("replace files: %w", err)
+		}
+	}
+	old = unique(old)
+	now := micros(s.opts.now())
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		n, err := s.tombstone(ctx, tx, old, now)
+		if err != nil {
+			return err
+		}
+		if n != int64(len(old)) {
+			return fmt.Errorf("%d of %d inputs are no longer live: %w", int64(len(old))-n, len(old), ErrConflict)
+		}
+		return s.insertFiles(ctx, tx, new, now)
+	})
+	if err != nil {
+		return fmt.Errorf("replace %d files with %d: %w", len(old), len(new), err)
+	}
+	return nil
+}
+
+func (s *store) TombstoneFiles(ctx context.Context, keys ...string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := s.tombstone(ctx, tx, unique(keys), micros(s.opts.now()))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("tombstone %d files: %w", len(keys), err)
+	}
+	return nil
+}
+
+func (s *store) Tombstoned(ctx context.Context, before time.Time, limit int) ([]File, error) {
+	q := `SELECT ` + fileColumns + ` FROM files WHERE tombstoned_at IS NOT NULL AND tombstoned_at < ?
+		ORDER BY tombstoned_at, object_key`
+	args := []any{micros(before)}
+	if limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, limit)
+	}
+	rows, err := s.read.QueryContext(ctx, s.d.rebind(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list tombstoned files: %w", err)
+	}
+	return collectFiles(rows)
+}
+
+func (s *store) PurgeFiles(ctx context.Context, keys ...string) error {
+	keys = unique(keys)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for start := 0; start < len(keys); start += batchSize {
+			batch := keys[start:min(start+batchSize, len(keys))]
+			args := make([]any, len(batch))
+			for i, k := range batch {
+				args[i] = k
+			}
+			_, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM files
+				WHERE tombstoned_at IS NOT NULL AND object_key IN (`+placeholders(len(batch))+`)`), args...)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("purge %d files: %w", len(keys), err)
+	}
+	return nil
+}
+
+func (s *store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (Lease, error) {
+	if name == "" || holder == "" {
+		return Lease{}, errors.New("acquire lease: empty name or holder")
+	}
+	now := s.opts.now()
+	expires := now.Add(ttl)
+	var won bool
+	err := s.inTx(ctx, func(tx *sql.Tx) (err error) {
+		won, err = s.d.acquireLease(ctx, tx, name, holder, micros(now), micros(expires))
+		return err
+	})
+	if err != nil {
+		return Lease{}, fmt.Errorf("acquire lease %s: %w", name, err)
+	}
+	if !won {
+		return Lease{}, fmt.Errorf("acquire lease %s: %w", name, ErrLeaseHeld)
+	}
+	return Lease{Name: name, Holder: holder, Expires: fromMicros(micros(expires))}, nil
+}
+
+func (s *store) RenewLease(ctx context.Context, name, holder string, ttl time.Duration) (Lease, error) {
+	now := s.opts.now()
+	expires := now.Add(ttl)
+	res, err := s.write.ExecContext(ctx, s.d.rebind(`UPDATE leases SET expires_at = ?
+		WHERE name = ? AND holder = ? AND expires_at > ?`), micros(expires), name, holder, micros(now))
+	if err != nil {
+		return Lease{}, fmt.Errorf("renew lease %s: %w", name, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return Lease{}, fmt.Errorf("renew lease %s: %w", name, errors.Join(ErrLeaseLost, err))
+	}
+	return Lease{Name: name, Holder: holder, Expires: fromMicros(micros(expires))}, nil
+}
+
+func (s *store) ReleaseLease(ctx context.Context, name, holder string) error {
+	_, err := s.write.ExecContext(ctx, s.d.rebind(`DELETE FROM leases WHERE name = ? AND holder = ?`), name, holder)
+	if err != nil {
+		return fmt.Errorf("release lease %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *store) Heartbeat(ctx context.Context, n Node) error {
+	if n.ID == "" || n.Role == "" {
+		return errors.New("heartbeat: empty node id or role")
+	}
+	now := micros(s.opts.now())
+	started := micros(n.StartedAt)
+	if started == 0 {
+		started = now
+	}
+	_, err := s.write.ExecContext(ctx, s.d.rebind(`INSERT INTO nodes (id, role, address, started_at, heartbeat_at)
+		VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET role = excluded.role, address = excluded.address,
+			started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`),
+		n.ID, n.Role, n.Address, started, now)
+	if err != nil {
+		return fmt.Errorf("heartbeat %s: %w", n.ID, err)
+	}
+	return nil
+}
+
+func (s *store) Nodes(ctx context.Context, role string, since time.Time) ([]Node, error) {
+	rows, err := s.read.QueryContext(ctx, s.d.rebind(`SELECT id, role, address, started_at, heartbeat_at
+		FROM nodes WHERE (? = '' OR role = ?) AND heartbeat_at > ? ORDER BY id`), role, role, micros(since))
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	defer rows.Close()
+	var out []Node
+	for rows.Next() {
+		var n Node
+		var started, beat int64
+		if err := rows.Scan(&n.ID, &n.Role, &n.Address, &started, &beat); err != nil {
+			return nil, fmt.Errorf("list nodes: %w", err)
+		}
+		n.StartedAt, n.Heartbeat = fromMicros(started), fromMicros(beat)
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+func unique(keys []string) []string {
+	seen := make(map[string]struct{}, len(keys))
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if _, ok := seen[k]; !ok {
+			seen[k] = struct{}{}
+			out = append(out, k)
+		}
+	}
+	return out
+}

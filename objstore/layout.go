@@ -1,0 +1,69 @@
+package objstore
+
+import (
+	"crypto/rand"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// Data files live at
+//
+//	{project}/{table}/date=YYYY-MM-DD/hour=HH/{level}-{ulid}.parquet
+//
+// The ULID sorts by creation time, so a listing of one partition is in the
+// order files were written.
+
+// Partition names the hour partition that holds time t (UTC).
+func Partition(t time.Time) string {
+	return t.UTC().Format("date=2006-01-02/hour=15")
+}
+
+// DataKey is the object key of a new data file.
+func DataKey(project, table string, hour time.Time, level int, id ulid.ULID) string {
+	return project + "/" + table + "/" + Partition(hour) + "/" + strconv.Itoa(level) + "-" + id.String() + ".parquet"
+}
+
+// NewID returns a new ULID for a data file created at t.
+func NewID(t time.Time) ulid.ULID {
+	return ulid.MustNew(ulid.Timestamp(t), rand.Reader)
+}
+
+// DataKeyParts is a parsed data file key.
+type DataKeyParts struct {
+	Project   string
+	Table     string
+	Partition string
+	Hour      time.Time
+	Level     int
+	ID        ulid.ULID
+}
+
+// ParseDataKey splits a data file key into its parts, or fails if the key
+// does not follow the layout.
+func ParseDataKey(key string) (DataKeyParts, error) {
+	parts := strings.Split(key, "/")
+	if len(parts) != 5 || !strings.HasSuffix(parts[4], ".parquet") {
+		return DataKeyParts{}, fmt.Errorf("data key %q: not {project}/{table}/date=…/hour=…/{level}-{ulid}.parquet", key)
+	}
+	p := DataKeyParts{Project: parts[0], Table: parts[1], Partition: parts[2] + "/" + parts[3]}
+	hour, err := time.Parse("date=2006-01-02/hour=15", p.Partition)
+	if err != nil {
+		return DataKeyParts{}, fmt.Errorf("data key %q: partition: %w", key, err)
+	}
+	p.Hour = hour
+	lvl, id, ok := strings.Cut(strings.TrimSuffix(parts[4], ".parquet"), "-")
+	if !ok {
+		return DataKeyParts{}, fmt.Errorf("data key %q: file name is not {level}-{ulid}", key)
+	}
+	if p.Level, err = strconv.Atoi(lvl); err != nil {
+		return DataKeyParts{}, fmt.Errorf("data key %q: level: %w", key, err)
+	}
+	if p.ID, err = ulid.ParseStrict(id); err != nil {
+		return DataKeyParts{}, fmt.Errorf("data key %q: id: %w", key, err)
+	}
+	return p, nil
+}
