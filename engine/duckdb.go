@@ -1,0 +1,265 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/strata-db/strata/engine/schema"
+)
+
+// Options configure the DuckDB instance. Everything here is fixed when Open
+// returns: the configuration is locked before any query runs.
+type Options struct {
+	// AllowedDirs are the only directories queries may read: the cache
+	// directory that holds Parquet files. Required.
+	AllowedDirs []string
+	// TempDir is where DuckDB spills when a query exceeds memory. It is
+	// created if missing. Required.
+	TempDir string
+	// MemoryLimit caps DuckDB's memory, e.g. "2GB" (default: DuckDB's, 80%
+	// of RAM). Queries beyond it spill to TempDir or fail.
+	MemoryLimit string
+	// MaxTempSize caps the spill directory, e.g. "10GB" (default: DuckDB's).
+	MaxTempSize string
+	// Threads is the number of DuckDB worker threads (default: all cores).
+	Threads int
+	// QueryTimeout bounds every query (default 60 s).
+	QueryTimeout time.Duration
+}
+
+// DB is a locked-down DuckDB instance shared by all queries. Each query
+// takes a connection of its own, so concurrent queries are safe.
+type DB struct {
+	connector *duckdb.Connector
+	opts      Options
+
+	mu   sync.Mutex
+	idle []*duckdb.Conn
+}
+
+// Open starts DuckDB and locks it down: no extension installs or loads, no
+// file access outside AllowedDirs and TempDir, and no configuration change
+// by anyone afterwards.
+func Open(ctx context.Context, opts Options) (*DB, error) {
+	if len(opts.AllowedDirs) == 0 || opts.TempDir == "" {
+		return nil, errors.New("open duckdb: AllowedDirs and TempDir are required")
+	}
+	if opts.QueryTimeout <= 0 {
+		opts.QueryTimeout = 60 * time.Second
+	}
+	if err := os.MkdirAll(opts.TempDir, 0o755); err != nil {
+		return nil, fmt.Errorf("open duckdb: temp dir: %w", err)
+	}
+	connector, err := duckdb.NewConnector("", nil)
+	if err != nil {
+		return nil, fmt.Errorf("open duckdb: %w", err)
+	}
+	db := &DB{connector: connector, opts: opts}
+	if err := db.lockDown(ctx); err != nil {
+		connector.Close()
+		return nil, fmt.Errorf("open duckdb: %w", err)
+	}
+	return db, nil
+}
+
+// lockDown applies the global settings on a first connection and ends with
+// lock_configuration, after which no connection can change any of them.
+func (db *DB) lockDown(ctx context.Context) error {
+	dirs := make([]string, 0, len(db.opts.AllowedDirs)+1)
+	for _, d := range append(db.opts.AllowedDirs, db.opts.TempDir) {
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return err
+		}
+		// A trailing slash: "/data/cache" must not also allow "/data/cache2".
+		dirs = append(dirs, quote(strings.TrimSuffix(abs, "/")+"/"))
+	}
+	stmts := []string{
+		"SET TimeZone = 'UTC'",
+		"SET autoinstall_known_extensions = false",
+		"SET autoload_known_extensions = false",
+		"SET allow_community_extensions = false",
+		"SET allow_unsigned_extensions = false",
+		"SET parquet_metadata_cache = true",
+		"SET temp_directory = " + quote(db.opts.TempDir),
+		"SET allowed_directories = [" + strings.Join(dirs, ", ") + "]",
+		"SET enable_external_access = false",
+	}
+	if db.opts.MemoryLimit != "" {
+		stmts = append(stmts, "SET memory_limit = "+quote(db.opts.MemoryLimit))
+	}
+	if db.opts.MaxTempSize != "" {
+		stmts = append(stmts, "SET max_temp_directory_size = "+quote(db.opts.MaxTempSize))
+	}
+	if db.opts.Threads > 0 {
+		stmts = append(stmts, "SET threads = "+strconv.Itoa(db.opts.Threads))
+	}
+	stmts = append(stmts, "SET lock_configuration = true")
+	conn, err := db.conn(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range stmts {
+		if _, err := conn.ExecContext(ctx, s, nil); err != nil {
+			conn.Close()
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	db.put(conn)
+	return nil
+}
+
+// Close closes every connection and the database.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	idle := db.idle
+	db.idle = nil
+	db.mu.Unlock()
+	var errs []error
+	for _, c := range idle {
+		errs = append(errs, c.Close())
+	}
+	errs = append(errs, db.connector.Close())
+	return errors.Join(errs...)
+}
+
+// conn takes an idle connection or opens a new one. Connections are cheap
+// in DuckDB; all share one database, buffer pool and thread pool.
+func (db *DB) conn(ctx context.Context) (*duckdb.Conn, error) {
+	db.mu.Lock()
+	if n := len(db.idle); n > 0 {
+		c := db.idle[n-1]
+		db.idle = db.idle[:n-1]
+		db.mu.Unlock()
+		return c, nil
+	}
+	db.mu.Unlock()
+	c, err := db.connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.(*duckdb.Conn), nil
+}
+
+func (db *DB) put(c *duckdb.Conn) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.idle = append(db.idle, c)
+}
+
+// Query is one SQL statement over the given files.
+type Query struct {
+	SQL string
+	// Files maps each table name ("records", "metrics") to the local
+	// Parquet files that make it up for this query. A table with no files
+	// is an empty view with the table's columns.
+	Files map[string][]string
+}
+
+// Rows is a query's result, streamed as Arrow record batches. Release it
+// when done: that ends the query and frees its connection.
+type Rows struct {
+	array.RecordReader
+	release func()
+	once    sync.Once
+}
+
+// Release ends the query.
+func (r *Rows) Release() {
+	r.once.Do(func() {
+		r.RecordReader.Release()
+		r.release()
+	})
+}
+
+// Query runs q.SQL with views named after the tables over q.Files, on a
+// connection of its own, bounded by the query timeout. The views are
+// temporary: no other connection sees them.
+func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
+	ctx, cancel := context.WithTimeout(ctx, db.opts.QueryTimeout)
+	conn, err := db.conn(ctx)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("query: connect: %w", err)
+	}
+	done := func(reuse bool) {
+		cancel()
+		if reuse {
+			db.put(conn)
+		} else {
+			conn.Close()
+		}
+	}
+	for _, t := range schema.Tables() {
+		if _, err := conn.ExecContext(ctx, viewSQL(t, q.Files[t.Name]), nil); err != nil {
+			done(false)
+			return nil, fmt.Errorf("query: create view %s: %w", t.Name, err)
+		}
+	}
+	ar, err := duckdb.NewArrowFromConn(conn)
+	if err != nil {
+		done(false)
+		return nil, fmt.Errorf("query: %w", err)
+	}
+	rr, err := ar.QueryContext(ctx, q.SQL)
+	if err != nil {
+		done(ctx.Err() == nil)
+		return nil, queryError(ctx, db.opts.QueryTimeout, err)
+	}
+	return &Rows{RecordReader: rr, release: func() { done(ctx.Err() == nil) }}, nil
+}
+
+// ErrTimeout reports a query stopped by the query timeout.
+var ErrTimeout = errors.New("query timed out")
+
+func queryError(ctx context.Context, timeout time.Duration, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("query stopped after %v: %w", timeout, ErrTimeout)
+	}
+	return err
+}
+
+// viewSQL is a temporary view of table t over files, or an empty view with
+// the table's columns when there are none.
+func viewSQL(t *schema.Table, files []string) string {
+	var b strings.Builder
+	b.WriteString("CREATE OR REPLACE TEMP VIEW ")
+	b.WriteString(t.Name)
+	b.WriteString(" AS ")
+	if len(files) == 0 {
+		b.WriteString("SELECT ")
+		for i, f := range t.Schema.Fields() {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "CAST(NULL AS %s) AS %s", schema.SQLType(f.Type), f.Name)
+		}
+		b.WriteString(" WHERE false")
+		return b.String()
+	}
+	b.WriteString("SELECT * FROM read_parquet([")
+	for i, f := range files {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(quote(f))
+	}
+	// union_by_name: files written before a column was added read it as NULL.
+	b.WriteString("], union_by_name = true)")
+	return b.String()
+}
+
+// quote makes s a SQL string literal.
+func quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}

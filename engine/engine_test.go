@@ -1,0 +1,386 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/strata-db/strata/engine"
+	"github.com/strata-db/strata/engine/schema"
+)
+
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+// fill builds a batch of n rows of table t where every column gets a value
+// derived from the row number and column, and every nullable column is null
+// on some rows, so that a round trip checks every type and null handling.
+func fill(t *schema.Table, n, seed int) arrow.RecordBatch {
+	b := array.NewRecordBuilder(memory.DefaultAllocator, t.Schema)
+	defer b.Release()
+	for c, f := range t.Schema.Fields() {
+		for i := range n {
+			row := seed*1000 + i
+			if f.Nullable && (row+c)%7 == 0 {
+				b.Field(c).AppendNull()
+				continue
+			}
+			switch fb := b.Field(c).(type) {
+			case *array.StringBuilder:
+				switch f.Name {
+				case "project_id":
+					fb.Append("default")
+				case "service_name":
+					// Unsorted input: the writer must sort it.
+					fb.Append(fmt.Sprintf("svc-%d", (row*7)%5))
+				default:
+					fb.Append(fmt.Sprintf("%s-%d-é'\"", f.Name, row))
+				}
+			case *array.ExtensionBuilder:
+				fb.StorageBuilder().(*array.StringBuilder).Append(fmt.Sprintf(`{"row":%d,"col":%q,"nested":{"list":[1,2.5,"x",null,true]}}`, row, f.Name))
+			case *array.TimestampBuilder:
+				fb.Append(arrow.Timestamp(t0.Add(time.Duration((row*7919)%3600)*time.Second + time.Duration(row)*time.Microsecond).UnixMicro()))
+			case *array.Float64Builder:
+				fb.Append(float64(row) / 8)
+			case *array.Int32Builder:
+				fb.Append(int32(row - 3))
+			case *array.Int64Builder:
+				fb.Append(int64(row) << 33)
+			case *array.BooleanBuilder:
+				fb.Append(row%2 == 0)
+			case *array.ListBuilder:
+				fb.Append(true)
+				switch vb := fb.ValueBuilder().(type) {
+				case *array.StringBuilder:
+					for k := range row % 3 {
+						vb.Append(fmt.Sprintf("tag%d", k))
+					}
+				case *array.Int64Builder:
+					for k := range row % 4 {
+						vb.Append(int64(k * row))
+					}
+				case *array.Float64Builder:
+					for k := range row % 4 {
+						vb.Append(float64(k) * 0.5)
+					}
+				}
+			default:
+				panic(fmt.Sprintf("no test value for %s (%T)", f.Name, fb))
+			}
+		}
+	}
+	return b.NewRecordBatch()
+}
+
+func writeFile(t *testing.T, dir, name string, tbl *schema.Table, batches []arrow.RecordBatch, opts engine.ParquetOptions) (string, engine.FileInfo) {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := engine.WriteParquet(f, tbl, batches, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path, info
+}
+
+func openDB(t *testing.T, dir string, opts engine.Options) *engine.DB {
+	t.Helper()
+	opts.AllowedDirs = []string{dir}
+	opts.TempDir = filepath.Join(t.TempDir(), "spill")
+	db, err := engine.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// collect reads a result into one string per row, each value rendered by
+// Arrow's ValueStr.
+func collect(t *testing.T, rows *engine.Rows) (cols []string, out [][]string) {
+	t.Helper()
+	defer rows.Release()
+	for _, f := range rows.Schema().Fields() {
+		cols = append(cols, f.Name)
+	}
+	for rows.Next() {
+		rec := rows.RecordBatch()
+		for i := range int(rec.NumRows()) {
+			row := make([]string, rec.NumCols())
+			for c := range row {
+				row[c] = valueStr(rec.Column(c), i)
+			}
+			out = append(out, row)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return cols, out
+}
+
+func valueStr(a arrow.Array, i int) string {
+	if a.IsNull(i) {
+		return "NULL"
+	}
+	if ts, ok := a.(*array.Timestamp); ok {
+		return ts.Value(i).ToTime(arrow.Microsecond).UTC().Format(time.RFC3339Nano)
+	}
+	// A copy: DuckDB's result buffers are freed with the batch.
+	return strings.Clone(a.ValueStr(i))
+}
+
+func query(t *testing.T, db *engine.DB, q engine.Query) [][]string {
+	t.Helper()
+	rows, err := db.Query(context.Background(), q)
+	if err != nil {
+		t.Fatalf("%s: %v", q.SQL, err)
+	}
+	_, out := collect(t, rows)
+	return out
+}
+
+func TestWriteParquet_RoundTripThroughDuckDB(t *testing.T) {
+	for _, tbl := range schema.Tables() {
+		t.Run(tbl.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			batches := []arrow.RecordBatch{fill(tbl, 300, 0), fill(tbl, 200, 1)}
+			defer func() {
+				for _, b := range batches {
+					b.Release()
+				}
+			}()
+			path, info := writeFile(t, dir, "f.parquet", tbl, batches, engine.ParquetOptions{RowGroupRows: 128})
+			if info.Rows != 500 {
+				t.Fatalf("rows = %d", info.Rows)
+			}
+			db := openDB(t, dir, engine.Options{})
+
+			// Expected rows straight from the Arrow input, keyed by a
+			// column unique per row.
+			want := map[string][]string{}
+			var names []string
+			for _, f := range tbl.Schema.Fields() {
+				names = append(names, f.Name)
+			}
+			keyCol := tbl.Index(tbl.TimeColumn)
+			for _, b := range batches {
+				for i := range int(b.NumRows()) {
+					row := make([]string, b.NumCols())
+					for c := range row {
+						row[c] = valueStr(b.Column(c), i)
+					}
+					want[row[keyCol]] = row
+				}
+			}
+			rows, err := db.Query(context.Background(), engine.Query{
+				SQL:   "SELECT * FROM " + tbl.Name,
+				Files: map[string][]string{tbl.Name: {path}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cols, got := collect(t, rows)
+			if strings.Join(cols, ",") != strings.Join(names, ",") {
+				t.Fatalf("columns:\n got %v\nwant %v", cols, names)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("got %d rows, want %d", len(got), len(want))
+			}
+			for _, row := range got {
+				w, ok := want[row[keyCol]]
+				if !ok {
+					t.Fatalf("unexpected row %v", row)
+				}
+				for c := range row {
+					if row[c] != w[c] {
+						t.Fatalf("row %s column %s: got %q, want %q", row[keyCol], names[c], row[c], w[c])
+					}
+				}
+			}
+
+			// Sorted by the table's sort columns.
+			order := query(t, db, engine.Query{
+				SQL:   "SELECT " + strings.Join(tbl.SortColumns, ", ") + " FROM " + tbl.Name,
+				Files: map[string][]string{tbl.Name: {path}},
+			})
+			for i := 1; i < len(order); i++ {
+				if strings.Join(order[i-1], "\x00") > strings.Join(order[i], "\x00") && order[i-1][0] != "NULL" {
+					t.Fatalf("rows %d and %d out of order: %v then %v", i-1, i, order[i-1], order[i])
+				}
+			}
+
+			// JSON columns are JSON to DuckDB.
+			js := query(t, db, engine.Query{
+				SQL:   "SELECT attributes->>'col', typeof(attributes) FROM " + tbl.Name + " WHERE attributes IS NOT NULL LIMIT 1",
+				Files: map[string][]string{tbl.Name: {path}},
+			})
+			if js[0][0] != "attributes" || js[0][1] != "JSON" {
+				t.Fatalf("json access: %v", js)
+			}
+		})
+	}
+}
+
+func TestWriteParquet_FileProperties(t *testing.T) {
+	dir := t.TempDir()
+	tbl, _ := schema.Lookup(schema.Records)
+	b := fill(tbl, 1000, 0)
+	defer b.Release()
+	path, info := writeFile(t, dir, "f.parquet", tbl, []arrow.RecordBatch{b}, engine.ParquetOptions{RowGroupRows: 256})
+	if !info.MinTime.Equal(t0) || info.MaxTime.Before(t0.Add(3500*time.Second)) {
+		t.Fatalf("time range %v – %v", info.MinTime, info.MaxTime)
+	}
+	db := openDB(t, dir, engine.Options{})
+	files := map[string][]string{"records": {path}}
+	// Four row groups of ≤256 rows, zstd, with statistics.
+	meta := query(t, db, engine.Query{Files: files, SQL: fmt.Sprintf(`
+		SELECT count(DISTINCT row_group_id), max(row_group_num_rows), min(compression),
+		       bool_and(stats_min_value IS NOT NULL OR stats_null_count = row_group_num_rows)
+		FROM parquet_metadata('%s')`, path)})
+	if got := strings.Join(meta[0], ","); got != "4,256,ZSTD,true" {
+		t.Fatalf("row groups, max rows, codec, stats = %s", got)
+	}
+	// A bloom filter on trace_id: a present id may match, an absent one is excluded.
+	var present string
+	for i := range b.NumRows() {
+		if col := b.Column(tbl.Index("trace_id")).(*array.String); col.IsValid(int(i)) {
+			present = col.Value(int(i))
+			break
+		}
+	}
+	bloom := query(t, db, engine.Query{Files: files, SQL: fmt.Sprintf(`
+		SELECT bool_or(bloom_filter_excludes = false), bool_and(bloom_filter_excludes)
+		FROM parquet_bloom_probe('%s', 'trace_id', '%s')
+		UNION ALL
+		SELECT bool_or(bloom_filter_excludes = false), bool_and(bloom_filter_excludes)
+		FROM parquet_bloom_probe('%s', 'trace_id', 'ffffffffffffffffffffffffffffffff')`,
+		path, strings.ReplaceAll(present, "'", "''"), path)})
+	if bloom[0][0] != "true" || bloom[1][1] != "true" {
+		t.Fatalf("bloom probe present/absent: %v", bloom)
+	}
+}
+
+func TestDB_EmptyViewsHaveTheTableColumns(t *testing.T) {
+	db := openDB(t, t.TempDir(), engine.Options{})
+	for _, tbl := range schema.Tables() {
+		rows, err := db.Query(context.Background(), engine.Query{SQL: "SELECT * FROM " + tbl.Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, out := collect(t, rows)
+		if len(out) != 0 || len(cols) != tbl.Schema.NumFields() {
+			t.Fatalf("%s: %d columns, %d rows", tbl.Name, len(cols), len(out))
+		}
+	}
+	got := query(t, db, engine.Query{SQL: "SELECT count(*), typeof(any_value(attributes)), typeof(any_value(start_timestamp)) FROM records"})
+	if strings.Join(got[0], ",") != "0,JSON,TIMESTAMP WITH TIME ZONE" {
+		t.Fatalf("empty records: %v", got)
+	}
+}
+
+func TestDB_LockedDown(t *testing.T) {
+	dir := t.TempDir()
+	outside := t.TempDir()
+	os.WriteFile(filepath.Join(outside, "secret.csv"), []byte("a\n1\n"), 0o644)
+	db := openDB(t, dir, engine.Options{MemoryLimit: "1GB", Threads: 2})
+	for _, sql := range []string{
+		"SELECT * FROM read_csv('" + filepath.Join(outside, "secret.csv") + "')",
+		"SELECT * FROM read_text('/etc/passwd')",
+		"SET threads = 1",
+		"SET memory_limit = '100GB'",
+		"SET enable_external_access = true",
+		"RESET lock_configuration",
+		"INSTALL httpfs",
+		"LOAD httpfs",
+		"COPY (SELECT 1) TO '" + filepath.Join(outside, "out.csv") + "'",
+	} {
+		rows, err := db.Query(context.Background(), engine.Query{SQL: sql})
+		if err == nil {
+			rows.Release()
+			t.Errorf("%s: succeeded, want an error", sql)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(outside, "out.csv")); err == nil {
+		t.Error("COPY wrote outside the allowed directory")
+	}
+	got := query(t, db, engine.Query{SQL: "SELECT current_setting('threads'), current_setting('memory_limit'), current_setting('TimeZone')"})
+	if strings.Join(got[0], ",") != "2,953.6 MiB,UTC" {
+		t.Fatalf("settings after lock-down: %v", got)
+	}
+}
+
+func TestDB_QueryTimeout(t *testing.T) {
+	db := openDB(t, t.TempDir(), engine.Options{QueryTimeout: 200 * time.Millisecond})
+	start := time.Now()
+	rows, err := db.Query(context.Background(), engine.Query{SQL: "SELECT count(*) FROM range(1000000) a, range(1000000) b"})
+	if err == nil {
+		for rows.Next() {
+		}
+		err = rows.Err()
+		rows.Release()
+	}
+	if !errors.Is(err, engine.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want a timeout", err)
+	}
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Fatalf("query ran %v after its 200ms timeout", elapsed)
+	}
+	// The instance keeps serving.
+	if got := query(t, db, engine.Query{SQL: "SELECT 42"}); got[0][0] != "42" {
+		t.Fatalf("after timeout: %v", got)
+	}
+}
+
+func TestDB_ConcurrentQueriesSeeTheirOwnFiles(t *testing.T) {
+	dir := t.TempDir()
+	tbl, _ := schema.Lookup(schema.Records)
+	var paths []string
+	for i := range 4 {
+		b := fill(tbl, 10*(i+1), i)
+		p, _ := writeFile(t, dir, fmt.Sprintf("f%d.parquet", i), tbl, []arrow.RecordBatch{b}, engine.ParquetOptions{})
+		b.Release()
+		paths = append(paths, p)
+	}
+	db := openDB(t, dir, engine.Options{})
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				f := (g + i) % 4
+				rows, err := db.Query(context.Background(), engine.Query{
+					SQL:   "SELECT count(*) FROM records",
+					Files: map[string][]string{"records": {paths[f]}},
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				rows.Next()
+				n := rows.RecordBatch().Column(0).ValueStr(0)
+				rows.Release()
+				if want := fmt.Sprint(10 * (f + 1)); n != want {
+					t.Errorf("file %d: count %s, want %s", f, n, want)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,245 @@
+// Package schema defines strata's tables as Arrow schemas: `records` (one
+// row per span or log record) and `metrics` (one row per data point). It is
+// pure Go so that every role can use it without DuckDB.
+//
+// Column names follow the OpenTelemetry semantic conventions and the names
+// SQL-over-OTel tools already use, so existing queries keep working.
+// Timestamps are microseconds, UTC. JSON columns carry the Arrow JSON
+// extension type, which Parquet stores with the JSON logical type and DuckDB
+// reads as JSON (so `attributes->>'http.route'` works).
+package schema
+
+import (
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/extensions"
+)
+
+// Table names.
+const (
+	Records = "records"
+	Metrics = "metrics"
+)
+
+// Version is stored in every Parquet file's metadata; bump it when a table
+// changes in a way readers must know about.
+const Version = "1"
+
+var (
+	// Timestamp is the type of every time column.
+	Timestamp = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
+	// JSON is the type of every JSON column.
+	JSON = mustJSON()
+)
+
+func mustJSON() arrow.DataType {
+	t, err := extensions.NewJSONType(arrow.BinaryTypes.String)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func col(name string, t arrow.DataType, nullable bool) arrow.Field {
+	return arrow.Field{Name: name, Type: t, Nullable: nullable}
+}
+
+var (
+	str     = arrow.BinaryTypes.String
+	f64     = arrow.PrimitiveTypes.Float64
+	i32     = arrow.PrimitiveTypes.Int32
+	i64     = arrow.PrimitiveTypes.Int64
+	boolean = arrow.FixedWidthTypes.Boolean
+)
+
+// Promoted is a hot attribute copied into a column of its own, so that
+// dashboards filter and group on it without parsing JSON. The attribute also
+// stays in `attributes`. Keys lists the semantic-convention names, newest
+// first; the first one present wins.
+type Promoted struct {
+	Column string
+	Keys   []string
+	Int    bool // an integer column; otherwise a string column
+}
+
+// PromotedAttributes are the promoted columns of `records`, in column order.
+var PromotedAttributes = []Promoted{
+	{Column: "http_method", Keys: []string{"http.request.method", "http.method"}},
+	{Column: "http_route", Keys: []string{"http.route"}},
+	{Column: "http_status_code", Keys: []string{"http.response.status_code", "http.status_code"}, Int: true},
+	{Column: "url_full", Keys: []string{"url.full", "http.url"}},
+	{Column: "server_address", Keys: []string{"server.address", "net.peer.name"}},
+	{Column: "db_system", Keys: []string{"db.system.name", "db.system"}},
+	{Column: "db_operation", Keys: []string{"db.operation.name", "db.operation"}},
+	{Column: "rpc_system", Keys: []string{"rpc.system"}},
+	{Column: "rpc_service", Keys: []string{"rpc.service"}},
+	{Column: "rpc_method", Keys: []string{"rpc.method"}},
+	{Column: "messaging_system", Keys: []string{"messaging.system"}},
+}
+
+// resourceColumns are shared by both tables, in this order, after the
+// table's own columns.
+func resourceColumns() []arrow.Field {
+	return []arrow.Field{
+		col("otel_scope_name", str, true),
+		col("otel_scope_version", str, true),
+		col("otel_resource_attributes", JSON, true),
+		col("service_name", str, false),
+		col("service_version", str, true),
+		col("service_namespace", str, true),
+		col("service_instance_id", str, true),
+		col("deployment_environment", str, true),
+		col("process_pid", i64, true),
+		col("telemetry_sdk_name", str, true),
+		col("telemetry_sdk_language", str, true),
+		col("telemetry_sdk_version", str, true),
+	}
+}
+
+func recordsSchema() *arrow.Schema {
+	fields := []arrow.Field{
+		col("project_id", str, false),
+		col("start_timestamp", Timestamp, false),
+		col("end_timestamp", Timestamp, true),
+		col("duration", f64, true), // seconds
+		col("trace_id", str, true), // lower-case hex, 32 characters
+		col("span_id", str, true),  // lower-case hex, 16 characters
+		col("parent_span_id", str, true),
+		col("kind", str, false), // 'span' | 'log' | 'span_event'
+		col("span_kind", str, true),
+		col("level", i32, false), // OTel severity number; spans: 9 (info) or 17 (error)
+		col("severity_text", str, true),
+		col("span_name", str, true),
+		col("message", str, true),
+		col("log_body", JSON, true),
+		col("otel_status_code", str, true), // 'UNSET' | 'OK' | 'ERROR'
+		col("otel_status_message", str, true),
+		col("is_exception", boolean, false),
+		col("exception_type", str, true),
+		col("exception_message", str, true),
+		col("exception_stacktrace", str, true),
+		col("tags", arrow.ListOf(str), true),
+		col("attributes", JSON, true),
+		col("otel_events", JSON, true),
+		col("otel_links", JSON, true),
+	}
+	fields = append(fields, resourceColumns()...)
+	for _, p := range PromotedAttributes {
+		if p.Int {
+			fields = append(fields, col(p.Column, i64, true))
+		} else {
+			fields = append(fields, col(p.Column, str, true))
+		}
+	}
+	return arrow.NewSchema(fields, nil)
+}
+
+func metricsSchema() *arrow.Schema {
+	fields := []arrow.Field{
+		col("project_id", str, false),
+		col("recorded_timestamp", Timestamp, false),
+		col("start_timestamp", Timestamp, true),
+		col("metric_name", str, false),
+		col("metric_type", str, false), // 'gauge' | 'sum' | 'histogram' | 'exponential_histogram' | 'summary'
+		col("unit", str, true),
+		col("metric_description", str, true),
+		col("scalar_value", f64, true),
+		col("is_monotonic", boolean, true),
+		col("aggregation_temporality", str, true), // 'delta' | 'cumulative'
+		col("histogram_count", i64, true),
+		col("histogram_sum", f64, true),
+		col("histogram_min", f64, true),
+		col("histogram_max", f64, true),
+		col("histogram_bucket_counts", arrow.ListOf(i64), true),
+		col("histogram_explicit_bounds", arrow.ListOf(f64), true),
+		col("exp_histogram_scale", i32, true),
+		col("exp_histogram_zero_count", i64, true),
+		col("exp_histogram_zero_threshold", f64, true),
+		col("exp_histogram_positive_bucket_counts", arrow.ListOf(i64), true),
+		col("exp_histogram_positive_bucket_counts_offset", i32, true),
+		col("exp_histogram_negative_bucket_counts", arrow.ListOf(i64), true),
+		col("exp_histogram_negative_bucket_counts_offset", i32, true),
+		col("quantiles", JSON, true),
+		col("exemplars", JSON, true),
+		col("attributes", JSON, true),
+	}
+	fields = append(fields, resourceColumns()...)
+	return arrow.NewSchema(fields, nil)
+}
+
+// Table describes one table.
+type Table struct {
+	Name   string
+	Schema *arrow.Schema
+	// TimeColumn is the row's timestamp: it decides the hour partition and
+	// the file's time range in the catalog.
+	TimeColumn string
+	// SortColumns is the order of rows in every Parquet file. Records sort by
+	// service then time; metrics by service, metric, then time, so one
+	// metric's series are contiguous.
+	SortColumns []string
+	// BloomColumns get a Parquet bloom filter (point lookups).
+	BloomColumns []string
+	// PlainColumns are random (ids) and skip dictionary encoding, which
+	// only costs space and time on them.
+	PlainColumns []string
+}
+
+var tables = map[string]*Table{
+	Records: {
+		Name: Records, Schema: recordsSchema(), TimeColumn: "start_timestamp",
+		SortColumns:  []string{"service_name", "start_timestamp"},
+		BloomColumns: []string{"trace_id"},
+		PlainColumns: []string{"trace_id", "span_id", "parent_span_id"},
+	},
+	Metrics: {
+		Name: Metrics, Schema: metricsSchema(), TimeColumn: "recorded_timestamp",
+		SortColumns: []string{"service_name", "metric_name", "recorded_timestamp"},
+	},
+}
+
+// Lookup returns the named table.
+func Lookup(name string) (*Table, error) {
+	t, ok := tables[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown table %q: want %q or %q", name, Records, Metrics)
+	}
+	return t, nil
+}
+
+// Tables lists every table, records first.
+func Tables() []*Table { return []*Table{tables[Records], tables[Metrics]} }
+
+// Index returns the position of a column in the table's schema; it panics if
+// the column does not exist, which is a programming error.
+func (t *Table) Index(column string) int {
+	idx := t.Schema.FieldIndices(column)
+	if len(idx) != 1 {
+		panic(fmt.Sprintf("table %s has no column %q", t.Name, column))
+	}
+	return idx[0]
+}
+
+// SQLType is the DuckDB type of a column, for views over no files.
+func SQLType(t arrow.DataType) string {
+	switch t := t.(type) {
+	case *extensions.JSONType:
+		return "JSON"
+	case *arrow.StringType:
+		return "VARCHAR"
+	case *arrow.TimestampType:
+		return "TIMESTAMP WITH TIME ZONE"
+	case *arrow.Float64Type:
+		return "DOUBLE"
+	case *arrow.Int32Type:
+		return "INTEGER"
+	case *arrow.Int64Type:
+		return "BIGINT"
+	case *arrow.BooleanType:
+		return "BOOLEAN"
+	case *arrow.ListType:
+		return SQLType(t.Elem()) + "[]"
+	}
+	panic(fmt.Sprintf("no SQL type for %s", t))
+}
