@@ -13,6 +13,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	duckdb "github.com/duckdb/duckdb-go/v2"
+	"github.com/duckdb/duckdb-go/v2/mapping"
 
 	"github.com/strata-db/strata/engine/schema"
 )
@@ -263,3 +264,6 @@ func viewSQL(t *schema.Table, files []string) string {
 func quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
+
+// DuckDBVersion is the version of the bundled DuckDB library.
+func DuckDBVersion() string { return mapping.LibraryVersion() }

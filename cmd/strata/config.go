@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/objstore"
+)
+
+// storage are the settings every role that touches data shares: where the
+// data dir, catalog and object store are.
+type storage struct {
+	dataDir        string
+	catalogURL     string
+	catalogSchema  string
+	objectStoreURL string
+	logLevel       string
+}
+
+func (s *storage) register(c *command) {
+	c.fs.StringVar(&s.dataDir, "data-dir", "~/.strata",
+		"`dir`ectory for local state: the SQLite catalog, objects of a file:// store, scratch and cache")
+	c.fs.StringVar(&s.catalogURL, "catalog-url", "",
+		"catalog database `url`: postgres://user:pass@host:5432/db, or empty for SQLite at DATA_DIR/catalog.db")
+	c.fs.StringVar(&s.catalogSchema, "catalog-schema", "",
+		"PostgreSQL `schema` for the catalog's tables, so several deployments can share one database")
+	c.fs.StringVar(&s.objectStoreURL, "object-store-url", "",
+		"object store `url`: file:///dir, s3://bucket?endpoint=…, gs://bucket, azblob://container; empty for file://DATA_DIR/objects")
+	c.fs.StringVar(&s.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+}
+
+// resolve expands ~ and fills the defaults derived from the data dir.
+func (s *storage) resolve() error {
+	dir, err := expandHome(s.dataDir)
+	if err != nil {
+		return settingError{"data-dir", err}
+	}
+	if !filepath.IsAbs(dir) {
+		if dir, err = filepath.Abs(dir); err != nil {
+			return settingError{"data-dir", err}
+		}
+	}
+	s.dataDir = dir
+	if s.catalogURL == "" {
+		s.catalogURL = filepath.Join(dir, "catalog.db")
+	}
+	if s.objectStoreURL == "" {
+		s.objectStoreURL = "file://" + filepath.Join(dir, "objects")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s.logLevel)); err != nil {
+		return settingError{"log-level", err}
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	return nil
+}
+
+func expandHome(p string) (string, error) {
+	if p != "~" && !strings.HasPrefix(p, "~/") {
+		return p, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("expand ~: %w", err)
+	}
+	return filepath.Join(home, strings.TrimPrefix(p, "~")), nil
+}
+
+// ensureDir creates dir and checks that strata can write to it, so a
+// read-only or misplaced data dir fails at start with its name.
+func ensureDir(flagName, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return settingError{flagName, fmt.Errorf("create %s: %w", dir, unwrapPath(err))}
+	}
+	probe, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return settingError{flagName, fmt.Errorf("%s is not writable: %w", dir, unwrapPath(err))}
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	return nil
+}
+
+// unwrapPath drops the *PathError wrapper whose path the message already names.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// openStorage prepares the data dir, opens (and migrates) the catalog and
+// opens the object store. Errors name the setting at fault.
+func (s *storage) open(ctx context.Context) (catalog.Store, *objstore.Bucket, error) {
+	if err := ensureDir("data-dir", s.dataDir); err != nil {
+		return nil, nil, err
+	}
+	cat, err := catalog.Open(ctx, s.catalogURL, catalog.Options{Schema: s.catalogSchema})
+	if err != nil {
+		return nil, nil, settingError{"catalog-url", err}
+	}
+	bucket, err := objstore.Open(ctx, s.objectStoreURL)
+	if err != nil {
+		cat.Close()
+		return nil, nil, settingError{"object-store-url", err}
+	}
+	return cat, bucket, nil
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// command is one subcommand: its flags, each bound to an environment
+// variable (--catalog-url ⇔ STRATA_CATALOG_URL), and its help text.
+type command struct {
+	fs      *flag.FlagSet
+	name    string
+	summary string // one line, for `strata --help`
+	about   string // paragraphs, for `strata NAME --help`
+}
+
+func newCommand(name, summary, about string) *command {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors and usage are printed by run
+	return &command{fs: fs, name: name, summary: summary, about: about}
+}
+
+// envName is the environment variable bound to a flag.
+func envName(flagName string) string {
+	return "STRATA_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// errHelp is returned by parse when the user asked for help, which was
+// printed; the command then exits successfully.
+var errHelp = errors.New("help requested")
+
+// usageError is a mistake on the command line: it exits with status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// parse reads flags from args, then fills every flag not given on the
+// command line from its environment variable. Flags win over the
+// environment, the environment over defaults.
+func (c *command) parse(args []string, stdout io.Writer) error {
+	if err := c.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			c.usage(stdout)
+			return errHelp
+		}
+		return usageError{fmt.Errorf("%s: %w (see 'strata %s --help')", c.name, err, c.name)}
+	}
+	if c.fs.NArg() > 0 {
+		return usageError{fmt.Errorf("%s: unexpected argument %q (see 'strata %s --help')", c.name, c.fs.Arg(0), c.name)}
+	}
+	set := map[string]bool{}
+	c.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	c.fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
+			}
+		}
+	})
+	if len(errs) > 0 {
+		return usageError{errors.Join(errs...)}
+	}
+	return nil
+}
+
+func (c *command) usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: strata %s [flags]\n\n%s\n", c.name, strings.TrimSpace(c.about))
+	n := 0
+	c.fs.VisitAll(func(*flag.Flag) { n++ })
+	if n == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nFlags (each may also be set by the environment variable shown):\n")
+	c.fs.VisitAll(func(f *flag.Flag) {
+		typ, help := flag.UnquoteUsage(f)
+		fmt.Fprintf(w, "  --%s %s\n", f.Name, typ)
+		fmt.Fprintf(w, "        %s\n", help)
+		if f.DefValue == "" {
+			fmt.Fprintf(w, "        env %s\n", envName(f.Name))
+		} else {
+			fmt.Fprintf(w, "        env %s, default %s\n", envName(f.Name), f.DefValue)
+		}
+	})
+}
+
+// settingError names the setting a bad value came from, so the one line a
+// user sees says what to fix.
+type settingError struct {
+	flag string
+	err  error
+}
+
+func (e settingError) Error() string {
+	return fmt.Sprintf("%s (--%s): %v", envName(e.flag), e.flag, e.err)
+}
+func (e settingError) Unwrap() error { return e.err }

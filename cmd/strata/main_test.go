@@ -1,0 +1,230 @@
+package main_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/strata-db/strata/internal/testenv"
+)
+
+var binary string
+
+// TestMain builds the strata binary once; the tests run it as users do.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "strata-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "strata")
+	build := exec.Command("go", "build", "-tags", "duckdb_arrow", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build strata:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// strata runs the binary to completion with a clean STRATA_* environment.
+func strata(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(cleanEnv(), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code = 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "STRATA_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func waitHealthy(t *testing.T, addr string, exited <-chan error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			t.Fatalf("strata exited before becoming healthy: %v", err)
+		default:
+		}
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && strings.TrimSpace(string(body)) == "ok" {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("strata did not answer /healthz within 30s")
+}
+
+func TestServe_EmbeddedDefaultsHealthAndSIGTERM(t *testing.T) {
+	home := t.TempDir()
+	addr := freeAddr(t)
+	cmd := exec.Command(binary, "serve", "--http-addr", addr)
+	// Defaults: data under ~/.strata.
+	cmd.Env = append(cleanEnv(), "HOME="+home)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	waitHealthy(t, addr, exited)
+	for _, p := range []string{".strata/catalog.db", ".strata/objects"} {
+		if _, err := os.Stat(filepath.Join(home, p)); err != nil {
+			t.Errorf("after start: %v", err)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("strata did not exit within 10s of SIGTERM")
+	}
+	if !strings.Contains(stderr.String(), "stopped") {
+		t.Errorf("no clean-shutdown log line:\n%s", stderr.String())
+	}
+}
+
+func TestServe_PostgresCatalogAndEnvSettings(t *testing.T) {
+	url := testenv.PostgresURL(t)
+	schema := testenv.PostgresSchema(t, url)
+	addr := freeAddr(t)
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = append(cleanEnv(),
+		"STRATA_DATA_DIR="+t.TempDir(), "STRATA_HTTP_ADDR="+addr,
+		"STRATA_CATALOG_URL="+url, "STRATA_CATALOG_SCHEMA="+schema)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	waitHealthy(t, addr, exited)
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := <-exited; err != nil {
+		t.Fatalf("exit after SIGINT: %v", err)
+	}
+	var n int
+	db := testenv.OpenPostgres(t, url)
+	if err := db.QueryRow(`SELECT count(*) FROM ` + schema + `.projects WHERE id = 'default'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("default project in schema %s: %d, %v", schema, n, err)
+	}
+}
+
+func TestServe_BadSettingsFailWithOneClearLine(t *testing.T) {
+	aFile := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(aFile, nil, 0o644)
+	dataDir := t.TempDir()
+	cases := []struct {
+		name string
+		env  []string
+		args []string
+		want []string
+		code int
+	}{
+		{"malformed catalog url", nil, []string{"--catalog-url", "mysql://db"},
+			[]string{"STRATA_CATALOG_URL", "unsupported catalog url"}, 1},
+		{"bad postgres port", []string{"STRATA_CATALOG_URL=postgres://u@127.0.0.1:notaport/db"}, nil,
+			[]string{"STRATA_CATALOG_URL", "invalid port"}, 1},
+		{"unreachable postgres", nil, []string{"--catalog-url", "postgres://u@127.0.0.1:1/db"},
+			[]string{"STRATA_CATALOG_URL", "connection refused"}, 1},
+		{"malformed object store url", []string{"STRATA_OBJECT_STORE_URL=ftp://host/x"}, nil,
+			[]string{"STRATA_OBJECT_STORE_URL", "unsupported scheme"}, 1},
+		{"relative object store path", nil, []string{"--object-store-url", "file://objects"},
+			[]string{"STRATA_OBJECT_STORE_URL", "absolute"}, 1},
+		{"data dir is a file", nil, []string{"--data-dir", aFile},
+			[]string{"STRATA_DATA_DIR", "not a directory"}, 1},
+		{"data dir on a read-only file system", nil, []string{"--data-dir", "/proc/strata-test"},
+			[]string{"STRATA_DATA_DIR", "/proc/strata-test"}, 1},
+		{"unknown flag", nil, []string{"--nope"}, []string{"flag provided but not defined", "strata serve --help"}, 2},
+		{"http address in use", nil, []string{"--http-addr", "256.0.0.1:99999"}, []string{"STRATA_HTTP_ADDR"}, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"serve", "--data-dir", dataDir}, tc.args...)
+			_, stderr, code := strata(t, tc.env, args...)
+			if code != tc.code {
+				t.Errorf("exit code %d, want %d", code, tc.code)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if len(lines) != 1 {
+				t.Errorf("want one line on stderr, got %d:\n%s", len(lines), stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr %q lacks %q", stderr, w)
+				}
+			}
+			if strings.Contains(stderr, "goroutine") || strings.Contains(stderr, "panic") {
+				t.Errorf("stack trace on stderr:\n%s", stderr)
+			}
+		})
+	}
+}
+
+func TestHelpOnEveryCommand(t *testing.T) {
+	out, _, code := strata(t, nil, "--help")
+	if code != 0 || !strings.Contains(out, "Commands:") {
+		t.Fatalf("strata --help: %d\n%s", code, out)
+	}
+	for _, name := range []string{"serve", "ingest", "query", "cache", "compactor", "bench", "version"} {
+		out, _, code := strata(t, nil, name, "--help")
+		if code != 0 || !strings.Contains(out, "Usage: strata "+name) {
+			t.Errorf("strata %s --help: exit %d\n%s", name, code, out)
+		}
+	}
+	if _, stderr, code := strata(t, nil, "frobnicate"); code != 2 || !strings.Contains(stderr, "unknown command") {
+		t.Errorf("unknown command: exit %d, %q", code, stderr)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, _, code := strata(t, nil, "version")
+	if code != 0 || !strings.HasPrefix(out, "strata ") || !strings.Contains(out, "DuckDB v1.5") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+}
