@@ -165,9 +165,13 @@ func sortRecord(t *schema.Table, rec arrow.RecordBatch) (arrow.RecordBatch, erro
 	for k, name := range t.SortColumns {
 		switch c := rec.Column(t.Index(name)).(type) {
 		case *array.String:
-			keys[k] = func(i, j int) int { return compareNullable(c, i, j, func() int { return cmp.Compare(c.Value(i), c.Value(j)) }) }
+			keys[k] = func(i, j int) int {
+				return compareNullable(c, i, j, func() int { return cmp.Compare(c.Value(i), c.Value(j)) })
+			}
 		case *array.Timestamp:
-			keys[k] = func(i, j int) int { return compareNullable(c, i, j, func() int { return cmp.Compare(c.Value(i), c.Value(j)) }) }
+			keys[k] = func(i, j int) int {
+				return compareNullable(c, i, j, func() int { return cmp.Compare(c.Value(i), c.Value(j)) })
+			}
 		default:
 			return nil, fmt.Errorf("cannot sort on column %s of type %s", name, c.DataType())
 		}
