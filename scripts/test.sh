@@ -47,7 +47,8 @@ if [ "$(id -u)" = 0 ]; then
 		SVC_USER=strata-test
 	fi
 	chown "$SVC_USER" "$WORK"
-	RUN_AS=(runuser -u "$SVC_USER" --)
+	# env -C: the service user may not be allowed into the current directory.
+	RUN_AS=(runuser -u "$SVC_USER" -- env -C "$WORK")
 fi
 
 PIDS=()
