@@ -1,0 +1,171 @@
+package ingest
+
+import (
+	"encoding/hex"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/strata-db/strata/engine/schema"
+)
+
+// Clock limits on timestamps: a span or point stamped more than maxFuture
+// ahead of the server's clock is refused, as is a timestamp of 0.
+const maxFuture = time.Hour
+
+func checkTime(field string, ts pcommon.Timestamp, now time.Time) error {
+	if ts == 0 {
+		return badInput("%s is 0", field)
+	}
+	if limit := now.Add(maxFuture); int64(ts) > limit.UnixNano() {
+		return badInput("%s %s is more than %v in the future", field, ts.AsTime().Format(time.RFC3339), maxFuture)
+	}
+	return nil
+}
+
+// micros converts an OTLP timestamp to the tables' microseconds.
+func micros(ts pcommon.Timestamp) arrow.Timestamp { return arrow.Timestamp(int64(ts) / 1000) }
+
+// stringCol returns the string builder of a column, looking through the JSON
+// extension type to its storage.
+func stringCol(b *array.RecordBuilder, t *schema.Table, name string) *array.StringBuilder {
+	switch fb := b.Field(t.Index(name)).(type) {
+	case *array.StringBuilder:
+		return fb
+	case *array.ExtensionBuilder:
+		return fb.StorageBuilder().(*array.StringBuilder)
+	}
+	panic("column " + name + " is not a string")
+}
+
+func appendOpt(b *array.StringBuilder, s string) {
+	if s == "" {
+		b.AppendNull()
+		return
+	}
+	b.Append(s)
+}
+
+// appendJSON appends a JSON value, or null for an empty one.
+func appendJSON(b *array.StringBuilder, js []byte) {
+	if len(js) == 0 {
+		b.AppendNull()
+		return
+	}
+	b.BinaryBuilder.Append(js)
+}
+
+// appendHex appends an id as lower-case hex, or null if it is all zeros.
+func appendHex(b *array.StringBuilder, id []byte, scratch []byte) {
+	zero := true
+	for _, c := range id {
+		if c != 0 {
+			zero = false
+			break
+		}
+	}
+	if zero {
+		b.AppendNull()
+		return
+	}
+	n := hex.Encode(scratch, id)
+	b.BinaryBuilder.Append(scratch[:n])
+}
+
+// resource is what every row of one OTLP resource shares, computed once.
+type resource struct {
+	attrs                                   []byte // JSON, nil if none
+	service, version, namespace, instance   string
+	environment, sdkName, sdkLang, sdkVersn string
+	pid                                     int64
+	hasPID                                  bool
+}
+
+func strAttr(m pcommon.Map, keys ...string) string {
+	for _, k := range keys {
+		if v, ok := m.Get(k); ok && v.Type() == pcommon.ValueTypeStr {
+			return v.Str()
+		}
+	}
+	return ""
+}
+
+func newResource(r pcommon.Resource) (resource, error) {
+	attrs := r.Attributes()
+	var res resource
+	if attrs.Len() > 0 {
+		js, err := appendMap(nil, attrs, 0)
+		if err != nil {
+			return res, err
+		}
+		res.attrs = js
+	}
+	res.service = strAttr(attrs, "service.name")
+	if res.service == "" {
+		res.service = "unknown_service" // what the OpenTelemetry SDKs default to
+	}
+	res.version = strAttr(attrs, "service.version")
+	res.namespace = strAttr(attrs, "service.namespace")
+	res.instance = strAttr(attrs, "service.instance.id")
+	res.environment = strAttr(attrs, "deployment.environment.name", "deployment.environment")
+	res.sdkName = strAttr(attrs, "telemetry.sdk.name")
+	res.sdkLang = strAttr(attrs, "telemetry.sdk.language")
+	res.sdkVersn = strAttr(attrs, "telemetry.sdk.version")
+	if v, ok := attrs.Get("process.pid"); ok && v.Type() == pcommon.ValueTypeInt {
+		res.pid, res.hasPID = v.Int(), true
+	}
+	return res, nil
+}
+
+// resourceCols are the builders of the columns both tables share.
+type resourceCols struct {
+	scopeName, scopeVersion, attrs                     *array.StringBuilder
+	service, version, namespace, instance, environment *array.StringBuilder
+	pid                                                *array.Int64Builder
+	sdkName, sdkLang, sdkVersion                       *array.StringBuilder
+}
+
+func newResourceCols(b *array.RecordBuilder, t *schema.Table) resourceCols {
+	return resourceCols{
+		scopeName:    stringCol(b, t, "otel_scope_name"),
+		scopeVersion: stringCol(b, t, "otel_scope_version"),
+		attrs:        stringCol(b, t, "otel_resource_attributes"),
+		service:      stringCol(b, t, "service_name"),
+		version:      stringCol(b, t, "service_version"),
+		namespace:    stringCol(b, t, "service_namespace"),
+		instance:     stringCol(b, t, "service_instance_id"),
+		environment:  stringCol(b, t, "deployment_environment"),
+		pid:          b.Field(t.Index("process_pid")).(*array.Int64Builder),
+		sdkName:      stringCol(b, t, "telemetry_sdk_name"),
+		sdkLang:      stringCol(b, t, "telemetry_sdk_language"),
+		sdkVersion:   stringCol(b, t, "telemetry_sdk_version"),
+	}
+}
+
+func (c *resourceCols) append(r *resource, scope pcommon.InstrumentationScope) {
+	appendOpt(c.scopeName, scope.Name())
+	appendOpt(c.scopeVersion, scope.Version())
+	appendJSON(c.attrs, r.attrs)
+	c.service.Append(r.service)
+	appendOpt(c.version, r.version)
+	appendOpt(c.namespace, r.namespace)
+	appendOpt(c.instance, r.instance)
+	appendOpt(c.environment, r.environment)
+	if r.hasPID {
+		c.pid.Append(r.pid)
+	} else {
+		c.pid.AppendNull()
+	}
+	appendOpt(c.sdkName, r.sdkName)
+	appendOpt(c.sdkLang, r.sdkLang)
+	appendOpt(c.sdkVersion, r.sdkVersn)
+}
+
+func checkScope(scope pcommon.InstrumentationScope) error {
+	if err := checkString("scope name", scope.Name()); err != nil {
+		return err
+	}
+	return checkString("scope version", scope.Version())
+}

@@ -1,0 +1,160 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/engine"
+	"github.com/strata-db/strata/engine/schema"
+	"github.com/strata-db/strata/objstore"
+)
+
+// flushLoop owns sealed segments: it turns each into Parquet files,
+// uploads and registers them, and only then deletes the segment.
+func (in *Ingester) flushLoop() {
+	defer close(in.flushD)
+	tick := time.NewTicker(max(in.opts.FlushInterval/4, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			in.rotateIfOld()
+		case <-in.flushc:
+		case <-in.stopF:
+			in.flushSealed(in.flushCtx)
+			return
+		}
+		in.flushSealed(in.flushCtx)
+	}
+}
+
+// rotateIfOld asks the writer to seal the active segment once its first
+// row is FlushInterval old.
+func (in *Ingester) rotateIfOld() {
+	in.mu.Lock()
+	old := in.active.rows > 0 && in.opts.Now().Sub(in.active.first) >= in.opts.FlushInterval
+	in.mu.Unlock()
+	if old {
+		select {
+		case in.rotatec <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// flushSealed flushes sealed segments oldest first, retrying each until it
+// succeeds or ctx ends.
+func (in *Ingester) flushSealed(ctx context.Context) {
+	for {
+		in.mu.Lock()
+		if len(in.sealed) == 0 {
+			in.mu.Unlock()
+			return
+		}
+		seg := in.sealed[0]
+		in.mu.Unlock()
+		start := time.Now()
+		files, err := in.flushSegment(ctx, seg)
+		if err != nil {
+			return // ctx ended; the segment stays for the next start
+		}
+		in.m.flushSeconds.Observe(time.Since(start).Seconds())
+		in.m.flushedFiles.Add(float64(len(files)))
+		for _, f := range files {
+			in.m.flushedBytes.Add(float64(f.Bytes))
+		}
+		// The catalog has the files: the segment can go.
+		if err := os.Remove(seg.path); err != nil && !os.IsNotExist(err) {
+			slog.Error("wal: remove flushed segment", "segment", seg.seq, "err", err)
+		}
+		syncDir(in.opts.ScratchDir)
+		in.mu.Lock()
+		in.sealed = in.sealed[1:]
+		in.mu.Unlock()
+		in.memBytes.Add(-seg.memBytes)
+		in.disk.Add(-seg.diskBytes)
+		seg.release()
+	}
+}
+
+// flushSegment writes one Parquet file per project, table and hour of seg,
+// uploads each, and registers them all in one catalog transaction. Keys
+// are deterministic, so a retry overwrites the same objects and registers
+// nothing twice.
+func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.File, error) {
+	keys := make([]partKey, 0, len(seg.parts))
+	for pk := range seg.parts {
+		keys = append(keys, pk)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.project != b.project {
+			return a.project < b.project
+		}
+		if a.table != b.table {
+			return a.table < b.table
+		}
+		return a.hour < b.hour
+	})
+	files := make([]catalog.File, 0, len(keys))
+	for _, pk := range keys {
+		t, _ := schema.Lookup(pk.table)
+		var buf bytes.Buffer
+		info, err := engine.WriteParquet(&buf, t, seg.parts[pk], in.opts.Parquet)
+		if err != nil {
+			// Not retryable: the rows themselves cannot be written. This is a
+			// bug; keep the segment so no data is lost, and say so loudly.
+			slog.Error("flush: cannot write parquet; segment kept in the WAL", "segment", seg.seq, "err", err)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		key := seg.fileKey(pk)
+		err = retry(ctx, "upload "+key, func() error {
+			return in.bucket.Put(ctx, key, buf.Bytes())
+		})
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, catalog.File{
+			Key: key, Project: pk.project, Table: pk.table, Partition: objstore.Partition(pk.hourTime()),
+			Level: 0, MinTime: info.MinTime, MaxTime: info.MaxTime, Rows: info.Rows, Bytes: int64(buf.Len()),
+		})
+	}
+	err := retry(ctx, fmt.Sprintf("register %d files of segment %d", len(files), seg.seq), func() error {
+		return in.cat.RegisterFiles(ctx, files...)
+	})
+	return files, err
+}
+
+// retry runs fn until it succeeds or ctx ends, backing off from 50 ms to 5 s
+// with jitter between attempts.
+func retry(ctx context.Context, what string, fn func() error) error {
+	delay := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil {
+			if attempt > 1 {
+				slog.Info("flush: recovered", "op", what, "attempts", attempt)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		slog.Warn("flush: will retry", "op", what, "attempt", attempt, "err", err)
+		wait := delay/2 + rand.N(delay/2+1)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}

@@ -1,0 +1,152 @@
+package ingest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	_ "google.golang.org/grpc/encoding/gzip" // gzip-compressed requests
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// NewGRPCServer returns a gRPC server with the three OTLP services
+// registered. It accepts gzip- and zstd-compressed messages up to the
+// receiver's request limit.
+func (r *Receiver) NewGRPCServer() *grpc.Server {
+	s := grpc.NewServer(grpc.MaxRecvMsgSize(int(r.MaxRequestBytes)))
+	ptraceotlp.RegisterGRPCServer(s, &traceService{r: r})
+	plogotlp.RegisterGRPCServer(s, &logService{r: r})
+	pmetricotlp.RegisterGRPCServer(s, &metricService{r: r})
+	return s
+}
+
+type traceService struct {
+	ptraceotlp.UnimplementedGRPCServer
+	r *Receiver
+}
+
+func (s *traceService) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
+	return ptraceotlp.NewExportResponse(), s.r.grpcError("traces", s.r.Traces(ctx, req.Traces()))
+}
+
+type logService struct {
+	plogotlp.UnimplementedGRPCServer
+	r *Receiver
+}
+
+func (s *logService) Export(ctx context.Context, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
+	return plogotlp.NewExportResponse(), s.r.grpcError("logs", s.r.Logs(ctx, req.Logs()))
+}
+
+type metricService struct {
+	pmetricotlp.UnimplementedGRPCServer
+	r *Receiver
+}
+
+func (s *metricService) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
+	return pmetricotlp.NewExportResponse(), s.r.grpcError("metrics", s.r.Metrics(ctx, req.Metrics()))
+}
+
+// grpcError maps an export error onto the OTLP/gRPC status codes:
+// INVALID_ARGUMENT is final; RESOURCE_EXHAUSTED and UNAVAILABLE carry a
+// RetryInfo so clients know to retry.
+func (r *Receiver) grpcError(signal string, err error) error {
+	code := codes.OK
+	defer func() { r.in.m.requests.WithLabelValues(signal, "grpc", code.String()).Inc() }()
+	if err == nil {
+		return nil
+	}
+	switch classify(err) {
+	case kindInput:
+		code = codes.InvalidArgument
+		return status.Error(code, err.Error())
+	case kindCanceled:
+		code = codes.Canceled
+		return status.Error(code, err.Error())
+	case kindOverloaded:
+		code = codes.ResourceExhausted
+	default:
+		slog.Warn("otlp/grpc export failed", "signal", signal, "err", err)
+		code = codes.Unavailable
+	}
+	st, derr := status.New(code, err.Error()).WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)})
+	if derr != nil {
+		return status.Error(code, err.Error())
+	}
+	return st.Err()
+}
+
+// zstdCodec lets gRPC clients send zstd-compressed messages
+// (grpc-encoding: zstd), as the OpenTelemetry Collector does.
+type zstdCodec struct {
+	encoders, decoders sync.Pool
+}
+
+func (c *zstdCodec) Name() string { return "zstd" }
+
+func (c *zstdCodec) Compress(w io.Writer) (io.WriteCloser, error) {
+	enc, _ := c.encoders.Get().(*zstd.Encoder)
+	if enc == nil {
+		var err error
+		if enc, err = zstd.NewWriter(w, zstd.WithEncoderConcurrency(1)); err != nil {
+			return nil, err
+		}
+	} else {
+		enc.Reset(w)
+	}
+	return &zstdWriter{Encoder: enc, pool: &c.encoders}, nil
+}
+
+type zstdWriter struct {
+	*zstd.Encoder
+	pool *sync.Pool
+}
+
+func (w *zstdWriter) Close() error {
+	err := w.Encoder.Close()
+	w.pool.Put(w.Encoder)
+	return err
+}
+
+func (c *zstdCodec) Decompress(r io.Reader) (io.Reader, error) {
+	dec, _ := c.decoders.Get().(*zstd.Decoder)
+	if dec == nil {
+		var err error
+		if dec, err = zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true)); err != nil {
+			return nil, err
+		}
+	} else if err := dec.Reset(r); err != nil {
+		return nil, err
+	}
+	return &zstdReader{Decoder: dec, pool: &c.decoders}, nil
+}
+
+// zstdReader returns its decoder to the pool once the message is read.
+type zstdReader struct {
+	*zstd.Decoder
+	pool *sync.Pool
+}
+
+func (r *zstdReader) Read(p []byte) (int, error) {
+	if r.pool == nil {
+		return 0, io.EOF // the decoder went back to the pool
+	}
+	n, err := r.Decoder.Read(p)
+	if err == io.EOF && r.pool != nil {
+		r.pool.Put(r.Decoder)
+		r.pool = nil
+	}
+	return n, err
+}
+
+func init() { encoding.RegisterCompressor(&zstdCodec{}) }

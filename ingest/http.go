@@ -1,0 +1,256 @@
+package ingest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// OTLP/HTTP: POST /v1/traces, /v1/logs, /v1/metrics with a protobuf or JSON
+// body, optionally gzip- or zstd-compressed. Answers follow the OTLP
+// specification: 200 with an export response in the request's encoding;
+// 400 for bad data, 413 for a body over the limit, 415 for an unsupported
+// content type or encoding, 429 and 503 with Retry-After when the client
+// should try again. Error bodies are google.rpc.Status messages.
+
+const (
+	contentProto = "application/x-protobuf"
+	contentJSON  = "application/json"
+)
+
+// exporter decodes one signal's request and feeds it to the receiver.
+type exporter struct {
+	signal string
+	// export decodes body (protobuf or JSON) and appends its rows; it
+	// returns the encoded success response.
+	export func(ctx context.Context, body []byte, json bool) ([]byte, error)
+}
+
+// Handler serves OTLP/HTTP.
+func (r *Receiver) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/v1/traces", r.httpExport(exporter{signal: "traces", export: func(ctx context.Context, body []byte, json bool) ([]byte, error) {
+		req := ptraceotlp.NewExportRequest()
+		if err := unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json); err != nil {
+			return nil, err
+		}
+		if err := r.Traces(ctx, req.Traces()); err != nil {
+			return nil, err
+		}
+		return marshal(ptraceotlp.NewExportResponse(), json)
+	}}))
+	mux.Handle("/v1/logs", r.httpExport(exporter{signal: "logs", export: func(ctx context.Context, body []byte, json bool) ([]byte, error) {
+		req := plogotlp.NewExportRequest()
+		if err := unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json); err != nil {
+			return nil, err
+		}
+		if err := r.Logs(ctx, req.Logs()); err != nil {
+			return nil, err
+		}
+		return marshal(plogotlp.NewExportResponse(), json)
+	}}))
+	mux.Handle("/v1/metrics", r.httpExport(exporter{signal: "metrics", export: func(ctx context.Context, body []byte, json bool) ([]byte, error) {
+		req := pmetricotlp.NewExportRequest()
+		if err := unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json); err != nil {
+			return nil, err
+		}
+		if err := r.Metrics(ctx, req.Metrics()); err != nil {
+			return nil, err
+		}
+		return marshal(pmetricotlp.NewExportResponse(), json)
+	}}))
+	return mux
+}
+
+func unmarshal(fromProto, fromJSON func([]byte) error, body []byte, json bool) error {
+	if json {
+		if err := fromJSON(body); err != nil {
+			return badInput("invalid OTLP JSON: %v", err)
+		}
+		return nil
+	}
+	if err := fromProto(body); err != nil {
+		return badInput("invalid OTLP protobuf: %v", err)
+	}
+	return nil
+}
+
+type response interface {
+	MarshalProto() ([]byte, error)
+	MarshalJSON() ([]byte, error)
+}
+
+func marshal(resp response, json bool) ([]byte, error) {
+	if json {
+		return resp.MarshalJSON()
+	}
+	return resp.MarshalProto()
+}
+
+// httpError is an HTTP status and message for a refused request.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func (r *Receiver) httpExport(e exporter) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		json, code := false, http.StatusOK
+		defer func() { r.in.m.requests.WithLabelValues(e.signal, "http", strconv.Itoa(code)).Inc() }()
+		fail := func(status int, msg string) {
+			code = status
+			writeStatus(w, status, msg, json)
+		}
+		if req.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			fail(http.StatusMethodNotAllowed, "use POST to export "+e.signal)
+			return
+		}
+		mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
+		switch {
+		case err == nil && mt == contentProto:
+		case err == nil && mt == contentJSON:
+			json = true
+		default:
+			fail(http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Type %q: want %s or %s",
+				req.Header.Get("Content-Type"), contentProto, contentJSON))
+			return
+		}
+		buf := bufPool.Get().(*bytes.Buffer)
+		buf.Reset()
+		defer bufPool.Put(buf)
+		if herr := r.readBody(w, req, buf); herr != nil {
+			fail(herr.status, herr.msg)
+			return
+		}
+		resp, err := e.export(req.Context(), buf.Bytes(), json)
+		if err != nil {
+			switch classify(err) {
+			case kindInput:
+				fail(http.StatusBadRequest, err.Error())
+			case kindOverloaded:
+				w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
+				fail(http.StatusTooManyRequests, err.Error())
+			case kindCanceled:
+				code = 499 // the client is gone; nothing useful to send
+			default:
+				slog.Warn("otlp/http export failed", "signal", e.signal, "err", err)
+				w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
+				fail(http.StatusServiceUnavailable, err.Error())
+			}
+			return
+		}
+		if json {
+			w.Header().Set("Content-Type", contentJSON)
+		} else {
+			w.Header().Set("Content-Type", contentProto)
+		}
+		w.WriteHeader(http.StatusOK)
+		w.Write(resp)
+	})
+}
+
+var zstdPool = sync.Pool{New: func() any {
+	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+	if err != nil {
+		panic(err)
+	}
+	return d
+}}
+
+// readBody reads the (possibly compressed) body into buf, enforcing the
+// size limit both before and after decompression.
+func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, buf *bytes.Buffer) *httpError {
+	limit := r.MaxRequestBytes
+	if req.ContentLength > limit {
+		return &httpError{http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("request body of %d bytes exceeds the limit of %d", req.ContentLength, limit)}
+	}
+	body := http.MaxBytesReader(w, req.Body, limit)
+	var src io.Reader = body
+	switch enc := strings.ToLower(strings.TrimSpace(req.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return readError(err, limit, "gzip")
+		}
+		defer zr.Close()
+		src = zr
+	case "zstd":
+		zr := zstdPool.Get().(*zstd.Decoder)
+		defer func() { zr.Reset(nil); zstdPool.Put(zr) }()
+		if err := zr.Reset(body); err != nil {
+			return readError(err, limit, "zstd")
+		}
+		src = zr
+	default:
+		return &httpError{http.StatusUnsupportedMediaType,
+			fmt.Sprintf("unsupported Content-Encoding %q: want gzip, zstd or none", enc)}
+	}
+	// One byte over the limit tells a body that is too large once decoded.
+	n, err := buf.ReadFrom(io.LimitReader(src, limit+1))
+	if err != nil {
+		return readError(err, limit, "body")
+	}
+	if n > limit {
+		return &httpError{http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("decompressed request body exceeds the limit of %d bytes", limit)}
+	}
+	return nil
+}
+
+func readError(err error, limit int64, what string) *httpError {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return &httpError{http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("request body exceeds the limit of %d bytes", limit)}
+	}
+	return &httpError{http.StatusBadRequest, fmt.Sprintf("cannot read %s: %v", what, err)}
+}
+
+var httpToGRPC = map[int]codes.Code{
+	http.StatusBadRequest:            codes.InvalidArgument,
+	http.StatusMethodNotAllowed:      codes.Unimplemented,
+	http.StatusRequestEntityTooLarge: codes.ResourceExhausted,
+	http.StatusUnsupportedMediaType:  codes.InvalidArgument,
+	http.StatusTooManyRequests:       codes.ResourceExhausted,
+	http.StatusServiceUnavailable:    codes.Unavailable,
+}
+
+// writeStatus answers with a google.rpc.Status body, as OTLP/HTTP asks.
+func writeStatus(w http.ResponseWriter, status int, msg string, json bool) {
+	st := &spb.Status{Code: int32(httpToGRPC[status]), Message: msg}
+	var body []byte
+	if json {
+		body, _ = protojson.Marshal(st)
+		w.Header().Set("Content-Type", contentJSON)
+	} else {
+		body, _ = proto.Marshal(st)
+		w.Header().Set("Content-Type", contentProto)
+	}
+	w.WriteHeader(status)
+	w.Write(body)
+}

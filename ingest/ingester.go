@@ -1,0 +1,465 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/engine"
+	"github.com/strata-db/strata/engine/schema"
+	"github.com/strata-db/strata/objstore"
+)
+
+// Options configure an Ingester. Zero values take the defaults.
+type Options struct {
+	// ScratchDir holds the WAL. Required.
+	ScratchDir string
+	// FlushInterval is the age at which buffered rows are flushed (1 s).
+	FlushInterval time.Duration
+	// FlushBytes is the WAL segment size that triggers a flush before the
+	// interval is up (32 MiB).
+	FlushBytes int64
+	// MaxScratchBytes bounds the WAL on disk; beyond it ingest refuses new
+	// data until the flusher catches up (1 GiB).
+	MaxScratchBytes int64
+	// MaxMemoryBytes bounds the Arrow data buffered in memory (256 MiB).
+	MaxMemoryBytes int64
+	// Parquet tunes the files written.
+	Parquet engine.ParquetOptions
+	// Now replaces the clock, for tests.
+	Now func() time.Time
+}
+
+func (o *Options) setDefaults() {
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = time.Second
+	}
+	if o.FlushBytes <= 0 {
+		o.FlushBytes = 32 << 20
+	}
+	if o.MaxScratchBytes <= 0 {
+		o.MaxScratchBytes = 1 << 30
+	}
+	if o.MaxMemoryBytes <= 0 {
+		o.MaxMemoryBytes = 256 << 20
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+var (
+	// ErrOverloaded: buffers are over their limits; retry after a moment.
+	ErrOverloaded = errors.New("ingest is over its buffer limits, retry later")
+	// ErrStopping: the ingester is shutting down.
+	ErrStopping = errors.New("ingest is shutting down")
+)
+
+// Ingester makes OTLP rows durable in a WAL, acknowledges them, and flushes
+// them to Parquet on the object store and the catalog.
+//
+// Two goroutines own its state: the writer loop owns the active segment
+// file (group commit: it writes every queued batch, fsyncs once, and wakes
+// all their callers), and the flush loop owns sealed segments until they
+// are flushed and deleted.
+type Ingester struct {
+	opts   Options
+	cat    catalog.Store
+	bucket *objstore.Bucket
+
+	reqs     chan *appendReq
+	rotatec  chan struct{} // cap 1: ask the writer to seal the active segment
+	flushc   chan struct{} // cap 1: tell the flusher a segment was sealed
+	stopW    chan struct{} // closed to stop the writer
+	writerD  chan struct{} // closed when the writer has exited
+	stopF    chan struct{} // closed to make the flusher drain and exit
+	flushD   chan struct{} // closed when the flusher has exited
+	flushCtx context.Context
+	cancelF  context.CancelFunc
+
+	stopMu   sync.RWMutex // held to set stopping, read-held to send to reqs
+	stopping atomic.Bool
+	memBytes atomic.Int64 // Arrow bytes in active and sealed segments
+	disk     atomic.Int64 // WAL bytes on disk
+
+	mu      sync.Mutex // guards active's contents and sealed, for snapshots
+	active  *segment
+	file    *segmentFile // owned by the writer loop
+	sealed  []*segment
+	nextSeq uint64
+
+	wbuf []byte // writer loop scratch
+	m    *ingestMetrics
+}
+
+type appendEntry struct {
+	key   bufKey
+	rec   arrow.RecordBatch // one hour's rows
+	frame []byte
+}
+
+type appendReq struct {
+	entries []appendEntry
+	done    chan error
+}
+
+// Open replays any WAL segments left by a previous run (they are flushed
+// first) and starts the writer and flush loops.
+func Open(cat catalog.Store, bucket *objstore.Bucket, opts Options) (*Ingester, error) {
+	opts.setDefaults()
+	if opts.ScratchDir == "" {
+		return nil, errors.New("open ingester: no scratch dir")
+	}
+	if err := os.MkdirAll(opts.ScratchDir, 0o755); err != nil {
+		return nil, fmt.Errorf("open ingester: %w", err)
+	}
+	in := &Ingester{
+		opts: opts, cat: cat, bucket: bucket,
+		reqs:    make(chan *appendReq, 1024),
+		rotatec: make(chan struct{}, 1),
+		flushc:  make(chan struct{}, 1),
+		stopW:   make(chan struct{}),
+		writerD: make(chan struct{}),
+		stopF:   make(chan struct{}),
+		flushD:  make(chan struct{}),
+		m:       newIngestMetrics(),
+	}
+	in.flushCtx, in.cancelF = context.WithCancel(context.Background())
+	seqs, err := listSegments(opts.ScratchDir)
+	if err != nil {
+		return nil, fmt.Errorf("open ingester: %w", err)
+	}
+	var replayed int64
+	for _, seq := range seqs {
+		in.nextSeq = seq + 1
+		seg, err := readSegment(opts.ScratchDir, seq)
+		if err != nil {
+			in.releaseAll()
+			return nil, fmt.Errorf("open ingester: replay: %w", err)
+		}
+		if seg == nil || seg.rows == 0 {
+			if seg != nil {
+				seg.release()
+			}
+			os.Remove(segmentPath(opts.ScratchDir, seq))
+			continue
+		}
+		replayed += seg.rows
+		in.sealed = append(in.sealed, seg)
+		in.memBytes.Add(seg.memBytes)
+		in.disk.Add(seg.diskBytes)
+	}
+	if replayed > 0 {
+		slog.Info("wal replayed", "segments", len(in.sealed), "rows", replayed)
+	}
+	if err := in.newActive(); err != nil {
+		in.releaseAll()
+		return nil, fmt.Errorf("open ingester: %w", err)
+	}
+	go in.writeLoop()
+	go in.flushLoop()
+	if len(in.sealed) > 0 {
+		in.flushc <- struct{}{}
+	}
+	return in, nil
+}
+
+// Append makes rec durable and returns once it is fsynced: after a nil
+// return the rows survive a crash and will be flushed exactly once. rec
+// must have the table's schema; Append does not take ownership of it.
+func (in *Ingester) Append(ctx context.Context, project, table string, rec arrow.RecordBatch) error {
+	if in.memBytes.Load() > in.opts.MaxMemoryBytes || in.disk.Load() > in.opts.MaxScratchBytes {
+		in.m.refused.Inc()
+		return ErrOverloaded
+	}
+	t, err := schema.Lookup(table)
+	if err != nil {
+		return err
+	}
+	pieces, err := splitByHour(t, rec)
+	if err != nil {
+		return err
+	}
+	req := &appendReq{done: make(chan error, 1)}
+	key := bufKey{project: project, table: table}
+	for _, p := range pieces {
+		frame, err := encodeFrame(key, p)
+		if err != nil {
+			releaseEntries(req.entries)
+			for _, q := range pieces {
+				q.Release()
+			}
+			return err
+		}
+		req.entries = append(req.entries, appendEntry{key: key, rec: p, frame: frame})
+	}
+	if len(req.entries) == 0 {
+		return nil
+	}
+	if err := in.send(ctx, req); err != nil {
+		releaseEntries(req.entries)
+		return err
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		// The writer still owns req; the rows may yet be committed.
+		return ctx.Err()
+	}
+}
+
+// send queues req for the writer. The read lock makes the check of
+// stopping and the send one step, so Close can never leave a request in the
+// queue after the writer has gone.
+func (in *Ingester) send(ctx context.Context, req *appendReq) error {
+	in.stopMu.RLock()
+	defer in.stopMu.RUnlock()
+	if in.stopping.Load() {
+		return ErrStopping
+	}
+	select {
+	case in.reqs <- req:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func releaseEntries(es []appendEntry) {
+	for _, e := range es {
+		e.rec.Release()
+	}
+}
+
+// writeLoop owns the active segment file.
+func (in *Ingester) writeLoop() {
+	defer close(in.writerD)
+	var batch []*appendReq
+	for {
+		select {
+		case r := <-in.reqs:
+			batch = append(batch[:0], r)
+		case <-in.rotatec:
+			in.rotate()
+			continue
+		case <-in.stopW:
+			// No Append can send any more (see Close): commit what is
+			// queued, seal, and stop.
+			batch = batch[:0]
+			for len(in.reqs) > 0 {
+				batch = append(batch, <-in.reqs)
+			}
+			if len(batch) > 0 {
+				in.commit(batch)
+			}
+			in.rotate()
+			in.file.f.Close()
+			return
+		}
+	gather:
+		for len(batch) < 4096 {
+			select {
+			case r := <-in.reqs:
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		in.commit(batch)
+		if in.file.size >= in.opts.FlushBytes {
+			in.rotate()
+		}
+	}
+}
+
+// commit writes every frame of reqs with one write, fsyncs once, adds the
+// rows to the active segment, and wakes the callers.
+func (in *Ingester) commit(reqs []*appendReq) {
+	buf := in.wbuf[:0]
+	for _, r := range reqs {
+		for _, e := range r.entries {
+			buf = append(buf, e.frame...)
+		}
+	}
+	in.wbuf = buf
+	start := time.Now()
+	err := in.writeAndSync(buf)
+	in.m.fsync.Observe(time.Since(start).Seconds())
+	if err != nil {
+		slog.Error("wal write failed", "segment", in.active.seq, "err", err)
+		for _, r := range reqs {
+			releaseEntries(r.entries)
+			r.done <- fmt.Errorf("write wal: %w", err)
+		}
+		return
+	}
+	in.mu.Lock()
+	before := in.active.memBytes
+	if in.active.rows == 0 {
+		in.active.first = in.opts.Now()
+	}
+	var rows int64
+	for _, r := range reqs {
+		for _, e := range r.entries {
+			rows += e.rec.NumRows()
+			in.active.add(e.key, e.rec)
+		}
+	}
+	in.active.diskBytes = in.file.size
+	in.memBytes.Add(in.active.memBytes - before)
+	in.mu.Unlock()
+	in.disk.Add(int64(len(buf)))
+	in.m.rows.Add(float64(rows))
+	in.m.commits.Inc()
+	for _, r := range reqs {
+		r.done <- nil
+	}
+}
+
+func (in *Ingester) writeAndSync(buf []byte) error {
+	f := in.file
+	if _, err := f.f.Write(buf); err != nil {
+		// Cut the partial write so the segment stays a sequence of whole frames.
+		f.f.Truncate(f.size)
+		f.f.Seek(f.size, 0)
+		return err
+	}
+	if err := f.f.Sync(); err != nil {
+		// After a failed fsync the page cache cannot be trusted: seal this
+		// segment and continue in a new one.
+		f.size += int64(len(buf))
+		in.rotate()
+		return err
+	}
+	f.size += int64(len(buf))
+	return nil
+}
+
+// rotate seals the active segment if it has rows and starts a new one.
+func (in *Ingester) rotate() {
+	if in.active.rows == 0 {
+		return
+	}
+	old, oldFile := in.active, in.file
+	if err := in.newActive(); err != nil {
+		slog.Error("wal: cannot start a new segment; keeping the current one", "err", err)
+		return
+	}
+	oldFile.f.Close()
+	in.mu.Lock()
+	in.sealed = append(in.sealed, old)
+	in.mu.Unlock()
+	select {
+	case in.flushc <- struct{}{}:
+	default:
+	}
+}
+
+// newActive creates the next segment and makes it active.
+func (in *Ingester) newActive() error {
+	f, seg, err := createSegment(in.opts.ScratchDir, in.nextSeq, in.opts.Now())
+	if err != nil {
+		return err
+	}
+	in.nextSeq++
+	in.mu.Lock()
+	in.active, in.file = seg, f
+	in.mu.Unlock()
+	in.disk.Add(headerSize)
+	return nil
+}
+
+// Close stops accepting rows, commits what was queued, and flushes
+// everything buffered until ctx is done. What could not be flushed in time
+// stays in the WAL and is replayed by the next Open.
+func (in *Ingester) Close(ctx context.Context) error {
+	in.stopMu.Lock()
+	already := in.stopping.Swap(true)
+	in.stopMu.Unlock()
+	if already {
+		return nil
+	}
+	close(in.stopW)
+	<-in.writerD
+	close(in.stopF)
+	select {
+	case <-in.flushD:
+	case <-ctx.Done():
+		in.cancelF()
+		<-in.flushD
+	}
+	in.cancelF()
+	in.mu.Lock()
+	left := len(in.sealed)
+	in.mu.Unlock()
+	in.releaseAll()
+	if left > 0 {
+		return fmt.Errorf("close ingester: %d segments left in the WAL for the next start: %w", left, ctx.Err())
+	}
+	return nil
+}
+
+func (in *Ingester) releaseAll() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, s := range in.sealed {
+		s.release()
+	}
+	in.sealed = nil
+	if in.active != nil {
+		in.active.release()
+	}
+}
+
+// Stats is a point-in-time view of the buffers.
+type Stats struct {
+	MemoryBytes, ScratchBytes int64
+	SealedSegments            int
+	ActiveRows                int64
+}
+
+func (in *Ingester) Stats() Stats {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return Stats{
+		MemoryBytes: in.memBytes.Load(), ScratchBytes: in.disk.Load(),
+		SealedSegments: len(in.sealed), ActiveRows: in.active.rows,
+	}
+}
+
+// Snapshot returns the rows of a project's table that are acknowledged but
+// not yet in the catalog (each batch retained: release them), and the
+// object keys those rows will be flushed to. A query that reads both must
+// ignore catalog files with those keys, or it could count a segment twice
+// while its flush completes.
+func (in *Ingester) Snapshot(project, table string) (batches []arrow.RecordBatch, pending []string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	segs := append(append([]*segment(nil), in.sealed...), in.active)
+	for _, s := range segs {
+		for pk, bs := range s.parts {
+			if pk.project != project || pk.table != table {
+				continue
+			}
+			pending = append(pending, s.fileKey(pk))
+			for _, b := range bs {
+				b.Retain()
+				batches = append(batches, b)
+			}
+		}
+	}
+	return batches, pending
+}
+
+func segmentPath(dir string, seq uint64) string {
+	return dir + string(os.PathSeparator) + segmentName(seq)
+}

@@ -1,0 +1,173 @@
+package ingest
+
+import (
+	"encoding/base64"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+)
+
+// Limits on what one attribute may hold. Beyond them a request is refused
+// with 400: such values are mistakes, and they would make rows that no
+// query can use.
+const (
+	maxDepth      = 32      // nesting of maps and arrays
+	maxValueBytes = 1 << 20 // one string or bytes value
+)
+
+// inputError is a problem with what the client sent; it becomes a 400.
+type inputError struct{ msg string }
+
+func (e *inputError) Error() string { return e.msg }
+
+func badInput(format string, args ...any) error {
+	return &inputError{msg: fmt.Sprintf(format, args...)}
+}
+
+// appendMap appends OTLP attributes as a JSON object, preserving their
+// types: ints stay integers, doubles numbers, bytes become base64 strings. It
+// validates as it goes (UTF-8, depth, size), so each value is scanned once.
+func appendMap(b []byte, m pcommon.Map, depth int) ([]byte, error) {
+	if depth > maxDepth {
+		return b, badInput("attributes nested deeper than %d levels", maxDepth)
+	}
+	b = append(b, '{')
+	first := true
+	var err error
+	m.Range(func(k string, v pcommon.Value) bool {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		if b, err = appendString(b, k); err != nil {
+			err = fmt.Errorf("attribute key: %w", err)
+			return false
+		}
+		b = append(b, ':')
+		if b, err = appendValue(b, v, depth+1); err != nil {
+			err = fmt.Errorf("attribute %q: %w", k, err)
+			return false
+		}
+		return true
+	})
+	return append(b, '}'), err
+}
+
+func appendValue(b []byte, v pcommon.Value, depth int) ([]byte, error) {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		return appendString(b, v.Str())
+	case pcommon.ValueTypeInt:
+		return strconv.AppendInt(b, v.Int(), 10), nil
+	case pcommon.ValueTypeDouble:
+		return appendFloat(b, v.Double()), nil
+	case pcommon.ValueTypeBool:
+		return strconv.AppendBool(b, v.Bool()), nil
+	case pcommon.ValueTypeMap:
+		return appendMap(b, v.Map(), depth)
+	case pcommon.ValueTypeSlice:
+		if depth > maxDepth {
+			return b, badInput("attributes nested deeper than %d levels", maxDepth)
+		}
+		s := v.Slice()
+		b = append(b, '[')
+		for i := range s.Len() {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var err error
+			if b, err = appendValue(b, s.At(i), depth+1); err != nil {
+				return b, err
+			}
+		}
+		return append(b, ']'), nil
+	case pcommon.ValueTypeBytes:
+		raw := v.Bytes().AsRaw()
+		if len(raw) > maxValueBytes {
+			return b, badInput("bytes value of %d bytes exceeds the limit of %d", len(raw), maxValueBytes)
+		}
+		b = append(b, '"')
+		b = base64.StdEncoding.AppendEncode(b, raw)
+		return append(b, '"'), nil
+	}
+	return append(b, "null"...), nil
+}
+
+// appendFloat writes a double; JSON has no NaN or infinities, so those
+// become strings.
+func appendFloat(b []byte, f float64) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(b, `"NaN"`...)
+	case math.IsInf(f, 1):
+		return append(b, `"Infinity"`...)
+	case math.IsInf(f, -1):
+		return append(b, `"-Infinity"`...)
+	}
+	return strconv.AppendFloat(b, f, 'g', -1, 64)
+}
+
+func appendTime(b []byte, ns uint64) []byte {
+	b = append(b, '"')
+	b = time.Unix(0, int64(ns)).UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString writes s as a JSON string, refusing invalid UTF-8 and
+// values over the size limit.
+func appendString(b []byte, s string) ([]byte, error) {
+	if len(s) > maxValueBytes {
+		return b, badInput("string value of %d bytes exceeds the limit of %d", len(s), maxValueBytes)
+	}
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			return b, badInput("invalid UTF-8 at byte %d of a string value", i)
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"'), nil
+}
+
+// checkString validates a plain string field (not inside JSON).
+func checkString(field, s string) error {
+	if len(s) > maxValueBytes {
+		return badInput("%s: %d bytes exceeds the limit of %d", field, len(s), maxValueBytes)
+	}
+	if !utf8.ValidString(s) {
+		return badInput("%s: invalid UTF-8", field)
+	}
+	return nil
+}

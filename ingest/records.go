@@ -1,0 +1,490 @@
+package ingest
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/strata-db/strata/engine/schema"
+)
+
+var recordsTable, _ = schema.Lookup(schema.Records)
+
+// Severity numbers the tables use for spans, which have no severity.
+const (
+	levelInfo  = 9
+	levelError = 17
+)
+
+// promotedSlot says which promoted column an attribute key fills, and with
+// what priority (0 wins over 1) when several keys map to one column.
+type promotedSlot struct{ col, prio int }
+
+var promotedKeys = func() map[string]promotedSlot {
+	m := map[string]promotedSlot{}
+	for i, p := range schema.PromotedAttributes {
+		for prio, k := range p.Keys {
+			m[k] = promotedSlot{col: i, prio: prio}
+		}
+	}
+	return m
+}()
+
+// recordsBuilder appends spans and log records as rows of `records`,
+// straight from pdata into Arrow builders.
+type recordsBuilder struct {
+	b   *array.RecordBuilder
+	res resourceCols
+
+	project                                               *array.StringBuilder
+	startTS, endTS                                        *array.TimestampBuilder
+	duration                                              *array.Float64Builder
+	traceID, spanID, parentID, kind, spanKind, severity   *array.StringBuilder
+	level                                                 *array.Int32Builder
+	spanName, message, logBody, statusCode, statusMessage *array.StringBuilder
+	isException                                           *array.BooleanBuilder
+	excType, excMessage, excStack, attrs, events, links   *array.StringBuilder
+	tags                                                  *array.ListBuilder
+	tagValues                                             *array.StringBuilder
+	promotedStr                                           []*array.StringBuilder // nil for int columns
+	promotedInt                                           []*array.Int64Builder  // nil for string columns
+
+	// Scratch, reused across rows.
+	buf      []byte
+	hex      [32]byte
+	found    []pcommon.Value
+	foundPri []int
+	now      time.Time
+}
+
+func newRecordsBuilder(mem memory.Allocator, now time.Time) *recordsBuilder {
+	t := recordsTable
+	b := array.NewRecordBuilder(mem, t.Schema)
+	rb := &recordsBuilder{
+		b:             b,
+		res:           newResourceCols(b, t),
+		project:       stringCol(b, t, "project_id"),
+		startTS:       b.Field(t.Index("start_timestamp")).(*array.TimestampBuilder),
+		endTS:         b.Field(t.Index("end_timestamp")).(*array.TimestampBuilder),
+		duration:      b.Field(t.Index("duration")).(*array.Float64Builder),
+		traceID:       stringCol(b, t, "trace_id"),
+		spanID:        stringCol(b, t, "span_id"),
+		parentID:      stringCol(b, t, "parent_span_id"),
+		kind:          stringCol(b, t, "kind"),
+		spanKind:      stringCol(b, t, "span_kind"),
+		level:         b.Field(t.Index("level")).(*array.Int32Builder),
+		severity:      stringCol(b, t, "severity_text"),
+		spanName:      stringCol(b, t, "span_name"),
+		message:       stringCol(b, t, "message"),
+		logBody:       stringCol(b, t, "log_body"),
+		statusCode:    stringCol(b, t, "otel_status_code"),
+		statusMessage: stringCol(b, t, "otel_status_message"),
+		isException:   b.Field(t.Index("is_exception")).(*array.BooleanBuilder),
+		excType:       stringCol(b, t, "exception_type"),
+		excMessage:    stringCol(b, t, "exception_message"),
+		excStack:      stringCol(b, t, "exception_stacktrace"),
+		tags:          b.Field(t.Index("tags")).(*array.ListBuilder),
+		attrs:         stringCol(b, t, "attributes"),
+		events:        stringCol(b, t, "otel_events"),
+		links:         stringCol(b, t, "otel_links"),
+		found:         make([]pcommon.Value, len(schema.PromotedAttributes)),
+		foundPri:      make([]int, len(schema.PromotedAttributes)),
+		now:           now,
+	}
+	rb.tagValues = rb.tags.ValueBuilder().(*array.StringBuilder)
+	for _, p := range schema.PromotedAttributes {
+		if p.Int {
+			rb.promotedInt = append(rb.promotedInt, b.Field(t.Index(p.Column)).(*array.Int64Builder))
+			rb.promotedStr = append(rb.promotedStr, nil)
+		} else {
+			rb.promotedStr = append(rb.promotedStr, stringCol(b, t, p.Column))
+			rb.promotedInt = append(rb.promotedInt, nil)
+		}
+	}
+	return rb
+}
+
+// finish returns the batch built so far (nil if empty) and releases the
+// builder.
+func (rb *recordsBuilder) finish() arrow.RecordBatch {
+	defer rb.b.Release()
+	if rb.project.Len() == 0 {
+		return nil
+	}
+	return rb.b.NewRecordBatch()
+}
+
+func (rb *recordsBuilder) release() { rb.b.Release() }
+
+// appendAttributes writes the attributes JSON and fills the promoted
+// columns and tags from the same map.
+func (rb *recordsBuilder) appendAttributes(attrs pcommon.Map) error {
+	for i := range rb.found {
+		rb.found[i] = pcommon.Value{}
+		rb.foundPri[i] = 1 << 30
+	}
+	var tags pcommon.Slice
+	hasTags := false
+	attrs.Range(func(k string, v pcommon.Value) bool {
+		if slot, ok := promotedKeys[k]; ok && slot.prio < rb.foundPri[slot.col] {
+			rb.found[slot.col], rb.foundPri[slot.col] = v, slot.prio
+		}
+		if (k == "tags" || k == "logfire.tags") && v.Type() == pcommon.ValueTypeSlice {
+			tags, hasTags = v.Slice(), true
+		}
+		return true
+	})
+	if attrs.Len() == 0 {
+		rb.attrs.AppendNull()
+	} else {
+		var err error
+		if rb.buf, err = appendMap(rb.buf[:0], attrs, 0); err != nil {
+			return err
+		}
+		rb.attrs.BinaryBuilder.Append(rb.buf)
+	}
+	for i, p := range schema.PromotedAttributes {
+		v := rb.found[i]
+		if p.Int {
+			if rb.foundPri[i] < 1<<30 && v.Type() == pcommon.ValueTypeInt {
+				rb.promotedInt[i].Append(v.Int())
+			} else {
+				rb.promotedInt[i].AppendNull()
+			}
+			continue
+		}
+		if rb.foundPri[i] < 1<<30 && v.Type() == pcommon.ValueTypeStr {
+			rb.promotedStr[i].Append(v.Str())
+		} else {
+			rb.promotedStr[i].AppendNull()
+		}
+	}
+	if !hasTags {
+		rb.tags.AppendNull()
+		return nil
+	}
+	rb.tags.Append(true)
+	for i := range tags.Len() {
+		if v := tags.At(i); v.Type() == pcommon.ValueTypeStr {
+			rb.tagValues.Append(v.Str())
+		}
+	}
+	return nil
+}
+
+// exception is the first `exception` event of a span, or the exception.*
+// attributes of a log record.
+type exception struct {
+	found                    bool
+	typ, message, stacktrace string
+}
+
+func exceptionFrom(attrs pcommon.Map) exception {
+	e := exception{
+		typ:        strAttr(attrs, "exception.type"),
+		message:    strAttr(attrs, "exception.message"),
+		stacktrace: strAttr(attrs, "exception.stacktrace"),
+	}
+	e.found = e.typ != "" || e.message != ""
+	return e
+}
+
+func (rb *recordsBuilder) appendException(e exception) {
+	rb.isException.Append(e.found)
+	appendOpt(rb.excType, e.typ)
+	appendOpt(rb.excMessage, e.message)
+	appendOpt(rb.excStack, e.stacktrace)
+}
+
+var spanKinds = [...]string{
+	ptrace.SpanKindUnspecified: "",
+	ptrace.SpanKindInternal:    "internal",
+	ptrace.SpanKindServer:      "server",
+	ptrace.SpanKindClient:      "client",
+	ptrace.SpanKindProducer:    "producer",
+	ptrace.SpanKindConsumer:    "consumer",
+}
+
+var statusCodes = [...]string{
+	ptrace.StatusCodeUnset: "UNSET",
+	ptrace.StatusCodeOk:    "OK",
+	ptrace.StatusCodeError: "ERROR",
+}
+
+// addTraces appends every span of td.
+func (rb *recordsBuilder) addTraces(project string, td ptrace.Traces) error {
+	rss := td.ResourceSpans()
+	for i := range rss.Len() {
+		rs := rss.At(i)
+		res, err := newResource(rs.Resource())
+		if err != nil {
+			return fmt.Errorf("resource_spans[%d].resource: %w", i, err)
+		}
+		sss := rs.ScopeSpans()
+		for j := range sss.Len() {
+			ss := sss.At(j)
+			if err := checkScope(ss.Scope()); err != nil {
+				return fmt.Errorf("resource_spans[%d].scope_spans[%d]: %w", i, j, err)
+			}
+			spans := ss.Spans()
+			for k := range spans.Len() {
+				if err := rb.addSpan(project, &res, ss.Scope(), spans.At(k)); err != nil {
+					return fmt.Errorf("resource_spans[%d].scope_spans[%d].spans[%d]: %w", i, j, k, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (rb *recordsBuilder) addSpan(project string, res *resource, scope pcommon.InstrumentationScope, s ptrace.Span) error {
+	traceID, spanID := s.TraceID(), s.SpanID()
+	if traceID.IsEmpty() {
+		return badInput("trace_id is empty or all zeros")
+	}
+	if spanID.IsEmpty() {
+		return badInput("span_id is empty or all zeros")
+	}
+	start, end := s.StartTimestamp(), s.EndTimestamp()
+	if err := checkTime("start_time_unix_nano", start, rb.now); err != nil {
+		return err
+	}
+	if err := checkTime("end_time_unix_nano", end, rb.now); err != nil {
+		return err
+	}
+	if err := checkString("name", s.Name()); err != nil {
+		return err
+	}
+	if err := checkString("status.message", s.Status().Message()); err != nil {
+		return err
+	}
+	rb.project.Append(project)
+	rb.startTS.Append(micros(start))
+	rb.endTS.Append(micros(end))
+	rb.duration.Append(float64(int64(end)-int64(start)) / 1e9)
+	appendHex(rb.traceID, traceID[:], rb.hex[:])
+	appendHex(rb.spanID, spanID[:], rb.hex[:])
+	parent := s.ParentSpanID()
+	appendHex(rb.parentID, parent[:], rb.hex[:])
+	rb.kind.Append("span")
+	kind := ""
+	if int(s.Kind()) < len(spanKinds) {
+		kind = spanKinds[s.Kind()]
+	}
+	appendOpt(rb.spanKind, kind)
+	status := s.Status()
+	if status.Code() == ptrace.StatusCodeError {
+		rb.level.Append(levelError)
+	} else {
+		rb.level.Append(levelInfo)
+	}
+	rb.severity.AppendNull()
+	rb.spanName.Append(s.Name())
+	rb.message.Append(s.Name())
+	rb.logBody.AppendNull()
+	code := "UNSET"
+	if int(status.Code()) < len(statusCodes) {
+		code = statusCodes[status.Code()]
+	}
+	rb.statusCode.Append(code)
+	appendOpt(rb.statusMessage, status.Message())
+
+	exc, err := rb.appendEvents(s.Events())
+	if err != nil {
+		return err
+	}
+	rb.appendException(exc)
+	if err := rb.appendAttributes(s.Attributes()); err != nil {
+		return err
+	}
+	if err := rb.appendLinks(s.Links()); err != nil {
+		return err
+	}
+	rb.res.append(res, scope)
+	return nil
+}
+
+// appendEvents writes otel_events and returns the first exception event.
+// The event column is appended after the attributes column is, but column
+// order within a row does not matter to the builders.
+func (rb *recordsBuilder) appendEvents(events ptrace.SpanEventSlice) (exception, error) {
+	var exc exception
+	if events.Len() == 0 {
+		rb.events.AppendNull()
+		return exc, nil
+	}
+	b := append(rb.buf[:0], '[')
+	var err error
+	for i := range events.Len() {
+		e := events.At(i)
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"name":`...)
+		if b, err = appendString(b, e.Name()); err != nil {
+			return exc, fmt.Errorf("events[%d].name: %w", i, err)
+		}
+		b = append(b, `,"timestamp":`...)
+		b = appendTime(b, uint64(e.Timestamp()))
+		if e.Attributes().Len() > 0 {
+			b = append(b, `,"attributes":`...)
+			if b, err = appendMap(b, e.Attributes(), 0); err != nil {
+				return exc, fmt.Errorf("events[%d]: %w", i, err)
+			}
+		}
+		b = append(b, '}')
+		if !exc.found && e.Name() == "exception" {
+			exc = exceptionFrom(e.Attributes())
+			exc.found = true
+		}
+	}
+	b = append(b, ']')
+	rb.events.BinaryBuilder.Append(b)
+	rb.buf = b
+	return exc, nil
+}
+
+func (rb *recordsBuilder) appendLinks(links ptrace.SpanLinkSlice) error {
+	if links.Len() == 0 {
+		rb.links.AppendNull()
+		return nil
+	}
+	b := append(rb.buf[:0], '[')
+	var err error
+	for i := range links.Len() {
+		l := links.At(i)
+		if i > 0 {
+			b = append(b, ',')
+		}
+		tid, sid := l.TraceID(), l.SpanID()
+		b = append(b, `{"trace_id":"`...)
+		b = appendHexBytes(b, tid[:])
+		b = append(b, `","span_id":"`...)
+		b = appendHexBytes(b, sid[:])
+		b = append(b, '"')
+		if ts := l.TraceState().AsRaw(); ts != "" {
+			b = append(b, `,"trace_state":`...)
+			if b, err = appendString(b, ts); err != nil {
+				return fmt.Errorf("links[%d].trace_state: %w", i, err)
+			}
+		}
+		if l.Attributes().Len() > 0 {
+			b = append(b, `,"attributes":`...)
+			if b, err = appendMap(b, l.Attributes(), 0); err != nil {
+				return fmt.Errorf("links[%d]: %w", i, err)
+			}
+		}
+		b = append(b, '}')
+	}
+	b = append(b, ']')
+	rb.links.BinaryBuilder.Append(b)
+	rb.buf = b
+	return nil
+}
+
+func appendHexBytes(b []byte, id []byte) []byte {
+	for _, c := range id {
+		b = append(b, hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	return b
+}
+
+// addLogs appends every log record of ld.
+func (rb *recordsBuilder) addLogs(project string, ld plog.Logs) error {
+	rls := ld.ResourceLogs()
+	for i := range rls.Len() {
+		rl := rls.At(i)
+		res, err := newResource(rl.Resource())
+		if err != nil {
+			return fmt.Errorf("resource_logs[%d].resource: %w", i, err)
+		}
+		sls := rl.ScopeLogs()
+		for j := range sls.Len() {
+			sl := sls.At(j)
+			if err := checkScope(sl.Scope()); err != nil {
+				return fmt.Errorf("resource_logs[%d].scope_logs[%d]: %w", i, j, err)
+			}
+			logs := sl.LogRecords()
+			for k := range logs.Len() {
+				if err := rb.addLog(project, &res, sl.Scope(), logs.At(k)); err != nil {
+					return fmt.Errorf("resource_logs[%d].scope_logs[%d].log_records[%d]: %w", i, j, k, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (rb *recordsBuilder) addLog(project string, res *resource, scope pcommon.InstrumentationScope, l plog.LogRecord) error {
+	// time_unix_nano is optional for logs: fall back to when it was observed,
+	// then to when it arrived.
+	ts := l.Timestamp()
+	if ts == 0 {
+		ts = l.ObservedTimestamp()
+	}
+	if ts == 0 {
+		ts = pcommon.NewTimestampFromTime(rb.now)
+	}
+	if err := checkTime("time_unix_nano", ts, rb.now); err != nil {
+		return err
+	}
+	if err := checkString("severity_text", l.SeverityText()); err != nil {
+		return err
+	}
+	if err := checkString("event_name", l.EventName()); err != nil {
+		return err
+	}
+	rb.project.Append(project)
+	rb.startTS.Append(micros(ts))
+	rb.endTS.AppendNull()
+	rb.duration.AppendNull()
+	traceID, spanID := l.TraceID(), l.SpanID()
+	appendHex(rb.traceID, traceID[:], rb.hex[:])
+	appendHex(rb.spanID, spanID[:], rb.hex[:])
+	rb.parentID.AppendNull()
+	rb.kind.Append("log")
+	rb.spanKind.AppendNull()
+	rb.level.Append(int32(l.SeverityNumber()))
+	appendOpt(rb.severity, l.SeverityText())
+	appendOpt(rb.spanName, l.EventName())
+
+	body := l.Body()
+	switch body.Type() {
+	case pcommon.ValueTypeEmpty:
+		rb.message.AppendNull()
+		rb.logBody.AppendNull()
+	case pcommon.ValueTypeStr:
+		if err := checkString("body", body.Str()); err != nil {
+			return err
+		}
+		rb.message.Append(body.Str())
+		var err error
+		if rb.buf, err = appendString(rb.buf[:0], body.Str()); err != nil {
+			return err
+		}
+		rb.logBody.BinaryBuilder.Append(rb.buf)
+	default:
+		var err error
+		if rb.buf, err = appendValue(rb.buf[:0], body, 0); err != nil {
+			return fmt.Errorf("body: %w", err)
+		}
+		rb.message.BinaryBuilder.Append(rb.buf)
+		rb.logBody.BinaryBuilder.Append(rb.buf)
+	}
+	rb.statusCode.AppendNull()
+	rb.statusMessage.AppendNull()
+	rb.appendException(exceptionFrom(l.Attributes()))
+	if err := rb.appendAttributes(l.Attributes()); err != nil {
+		return err
+	}
+	rb.events.AppendNull()
+	rb.links.AppendNull()
+	rb.res.append(res, scope)
+	return nil
+}

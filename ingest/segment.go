@@ -1,0 +1,142 @@
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/arrow/util"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/strata-db/strata/engine/schema"
+	"github.com/strata-db/strata/objstore"
+)
+
+// partKey names the rows that become one Parquet file: one project, one
+// table, one hour.
+type partKey struct {
+	project, table string
+	hour           int64 // Unix hour
+}
+
+func (k partKey) hourTime() time.Time { return time.Unix(k.hour*3600, 0).UTC() }
+
+// segment is one WAL segment and the Arrow batches it holds in memory until
+// they are flushed.
+type segment struct {
+	seq       uint64
+	nonce     [16]byte
+	created   time.Time
+	path      string
+	diskBytes int64
+	memBytes  int64
+	rows      int64
+	first     time.Time // when the first row arrived; the flush age counts from here
+	parts     map[partKey][]arrow.RecordBatch
+}
+
+func newSegment(seq uint64, nonce [16]byte, created time.Time, path string) *segment {
+	return &segment{seq: seq, nonce: nonce, created: created, path: path, parts: map[partKey][]arrow.RecordBatch{}}
+}
+
+// add takes ownership of rec, which must hold rows of a single hour.
+func (s *segment) add(key bufKey, rec arrow.RecordBatch) {
+	if rec.NumRows() == 0 {
+		rec.Release()
+		return
+	}
+	t, _ := schema.Lookup(key.table)
+	ts := rec.Column(t.Index(t.TimeColumn)).(*array.Timestamp)
+	pk := partKey{project: key.project, table: key.table, hour: hourOf(ts.Value(0))}
+	s.parts[pk] = append(s.parts[pk], rec)
+	s.rows += rec.NumRows()
+	s.memBytes += int64(util.TotalRecordSize(rec))
+}
+
+func (s *segment) release() {
+	for _, batches := range s.parts {
+		for _, b := range batches {
+			b.Release()
+		}
+	}
+	s.parts = nil
+}
+
+// fileKey is the object key the rows of pk in this segment are flushed to.
+// It depends only on the segment (its creation time and random nonce) and
+// pk, so a retried flush writes and registers the very same key.
+func (s *segment) fileKey(pk partKey) string {
+	h := sha256.New()
+	h.Write(s.nonce[:])
+	fmt.Fprintf(h, "\x00%s\x00%s\x00%d", pk.project, pk.table, pk.hour)
+	sum := h.Sum(nil)
+	var id ulid.ULID
+	if err := id.SetTime(uint64(s.created.UnixMilli())); err != nil {
+		panic(err) // creation times are always valid ULID times
+	}
+	copy(id[6:], sum[:10])
+	return objstore.DataKey(pk.project, pk.table, pk.hourTime(), 0, id)
+}
+
+func hourOf(ts arrow.Timestamp) int64 {
+	us := int64(ts)
+	h := us / (3600 * 1e6)
+	if us < 0 && us%(3600*1e6) != 0 {
+		h-- // floor for times before 1970
+	}
+	return h
+}
+
+// splitByHour cuts rec into one batch per hour of its time column. The
+// common case, all rows in one hour, returns rec itself (retained).
+func splitByHour(t *schema.Table, rec arrow.RecordBatch) ([]arrow.RecordBatch, error) {
+	ts := rec.Column(t.Index(t.TimeColumn)).(*array.Timestamp)
+	vals := ts.TimestampValues()
+	if len(vals) == 0 {
+		return nil, nil
+	}
+	first := hourOf(vals[0])
+	same := true
+	for _, v := range vals {
+		if hourOf(v) != first {
+			same = false
+			break
+		}
+	}
+	if same {
+		rec.Retain()
+		return []arrow.RecordBatch{rec}, nil
+	}
+	groups := map[int64][]int32{}
+	var order []int64
+	for i, v := range vals {
+		h := hourOf(v)
+		if _, ok := groups[h]; !ok {
+			order = append(order, h)
+		}
+		groups[h] = append(groups[h], int32(i))
+	}
+	out := make([]arrow.RecordBatch, 0, len(order))
+	for _, h := range order {
+		bld := array.NewInt32Builder(memory.DefaultAllocator)
+		bld.AppendValues(groups[h], nil)
+		idx := bld.NewArray()
+		bld.Release()
+		d, err := compute.Take(context.Background(), *compute.DefaultTakeOptions(),
+			compute.NewDatumWithoutOwning(rec), compute.NewDatumWithoutOwning(idx))
+		idx.Release()
+		if err != nil {
+			for _, o := range out {
+				o.Release()
+			}
+			return nil, fmt.Errorf("split by hour: %w", err)
+		}
+		out = append(out, d.(*compute.RecordDatum).Value)
+	}
+	return out, nil
+}

@@ -1,0 +1,53 @@
+package ingest
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// ingestMetrics are the ingester's Prometheus metrics.
+type ingestMetrics struct {
+	rows         prometheus.Counter
+	commits      prometheus.Counter
+	refused      prometheus.Counter
+	fsync        prometheus.Histogram
+	flushSeconds prometheus.Histogram
+	flushedFiles prometheus.Counter
+	flushedBytes prometheus.Counter
+	requests     *prometheus.CounterVec
+}
+
+func newIngestMetrics() *ingestMetrics {
+	return &ingestMetrics{
+		rows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingest_rows_total", Help: "Rows acknowledged (made durable in the WAL)."}),
+		commits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingest_wal_commits_total", Help: "WAL group commits (one fsync each)."}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingest_refused_total", Help: "Appends refused because buffers were over their limits."}),
+		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "strata_ingest_wal_commit_seconds", Help: "Time to write and fsync one group commit.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		flushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "strata_ingest_flush_seconds", Help: "Time to flush one WAL segment to the object store and catalog.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
+		flushedFiles: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingest_flushed_files_total", Help: "Parquet files flushed."}),
+		flushedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingest_flushed_bytes_total", Help: "Bytes of Parquet flushed."}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_ingest_requests_total", Help: "OTLP export requests by signal, protocol and result code."},
+			[]string{"signal", "protocol", "code"}),
+	}
+}
+
+// Collectors returns the metrics to register with a Prometheus registry.
+func (in *Ingester) Collectors() []prometheus.Collector {
+	m := in.m
+	return []prometheus.Collector{m.rows, m.commits, m.refused, m.fsync, m.flushSeconds,
+		m.flushedFiles, m.flushedBytes, m.requests,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strata_ingest_buffer_bytes", Help: "Arrow bytes buffered in memory, not yet flushed."},
+			func() float64 { return float64(in.memBytes.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strata_ingest_wal_bytes", Help: "WAL bytes on scratch disk."},
+			func() float64 { return float64(in.disk.Load()) }),
+	}
+}

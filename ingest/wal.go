@@ -1,0 +1,275 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/strata-db/strata/engine/schema"
+)
+
+// The write-ahead log is a directory of numbered segment files:
+//
+//	00000000000000000042.wal
+//
+// A segment starts with a 32-byte header — magic, creation time (Unix ms)
+// and a random nonce — followed by frames:
+//
+//	u32 payload length | u32 CRC-32C of payload | payload
+//	payload = u8 table | u16 project length | project | Arrow IPC record batch message
+//
+// No frame crosses a segment boundary, so a torn write can only damage the
+// tail of the last segment; replay stops at the first bad frame there.
+// A segment is the unit of flushing: its data becomes Parquet files whose
+// keys derive from the segment's nonce, so a flush retried after a crash
+// produces the same keys and registers nothing twice.
+
+const (
+	segmentSuffix = ".wal"
+	headerSize    = 32
+	frameHeader   = 8
+	// maxFrame bounds one frame so a corrupt length cannot make replay
+	// allocate without limit.
+	maxFrame = 1 << 30
+)
+
+var (
+	walMagic   = [8]byte{'S', 'T', 'R', 'A', 'T', 'A', 'W', '1'}
+	crcTable   = crc32.MakeTable(crc32.Castagnoli)
+	tableIDs   = map[string]byte{schema.Records: 0, schema.Metrics: 1}
+	tableNames = [...]string{schema.Records, schema.Metrics}
+	// schemaPrefix holds each table's IPC schema message, so that a frame's
+	// record batch message can be read back as a stream.
+	schemaPrefix = func() map[string][]byte {
+		m := map[string][]byte{}
+		for _, t := range schema.Tables() {
+			var buf bytes.Buffer
+			p := ipc.GetSchemaPayload(t.Schema, memory.DefaultAllocator)
+			if _, err := p.WritePayload(&buf); err != nil {
+				panic(err)
+			}
+			p.Release()
+			m[t.Name] = buf.Bytes()
+		}
+		return m
+	}()
+)
+
+func segmentName(seq uint64) string {
+	return fmt.Sprintf("%020d%s", seq, segmentSuffix)
+}
+
+// bufKey names one buffer: rows of a table for a project.
+type bufKey struct{ project, table string }
+
+// encodeFrame serializes one batch as a complete frame (header included).
+// It runs in the caller's goroutine so encoding is spread over cores.
+func encodeFrame(key bufKey, rec arrow.RecordBatch) ([]byte, error) {
+	id, ok := tableIDs[key.table]
+	if !ok {
+		return nil, fmt.Errorf("encode frame: unknown table %q", key.table)
+	}
+	if len(key.project) > 0xffff {
+		return nil, errors.New("encode frame: project id too long")
+	}
+	p, err := ipc.GetRecordBatchPayload(rec)
+	if err != nil {
+		return nil, fmt.Errorf("encode frame: %w", err)
+	}
+	defer p.Release()
+	buf := bytes.NewBuffer(make([]byte, frameHeader, frameHeader+64+len(key.project)))
+	buf.WriteByte(id)
+	binary.Write(buf, binary.LittleEndian, uint16(len(key.project)))
+	buf.WriteString(key.project)
+	if _, err := p.WritePayload(buf); err != nil {
+		return nil, fmt.Errorf("encode frame: %w", err)
+	}
+	b := buf.Bytes()
+	payload := b[frameHeader:]
+	if len(payload) > maxFrame {
+		return nil, fmt.Errorf("encode frame: %d bytes exceeds the frame limit", len(payload))
+	}
+	binary.LittleEndian.PutUint32(b[0:4], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(b[4:8], crc32.Checksum(payload, crcTable))
+	return b, nil
+}
+
+// decodePayload reads a frame's payload back into its key and batch.
+func decodePayload(payload []byte) (bufKey, arrow.RecordBatch, error) {
+	if len(payload) < 3 {
+		return bufKey{}, nil, errors.New("payload too short")
+	}
+	id := payload[0]
+	if int(id) >= len(tableNames) {
+		return bufKey{}, nil, fmt.Errorf("unknown table id %d", id)
+	}
+	n := int(binary.LittleEndian.Uint16(payload[1:3]))
+	if len(payload) < 3+n {
+		return bufKey{}, nil, errors.New("payload too short for project")
+	}
+	key := bufKey{project: string(payload[3 : 3+n]), table: tableNames[id]}
+	t, _ := schema.Lookup(key.table)
+	r, err := ipc.NewReader(io.MultiReader(bytes.NewReader(schemaPrefix[key.table]), bytes.NewReader(payload[3+n:])),
+		ipc.WithSchema(t.Schema))
+	if err != nil {
+		return key, nil, err
+	}
+	defer r.Release()
+	if !r.Next() {
+		return key, nil, fmt.Errorf("no record batch: %v", r.Err())
+	}
+	rec := r.RecordBatch()
+	rec.Retain()
+	return key, rec, nil
+}
+
+// segmentFile is an open, writable segment.
+type segmentFile struct {
+	f    *os.File
+	size int64
+}
+
+// newSegmentHeader returns a fresh header: magic, creation time, nonce.
+func newSegmentHeader(now time.Time) (hdr [headerSize]byte, nonce [16]byte) {
+	rand.Read(nonce[:])
+	copy(hdr[0:8], walMagic[:])
+	binary.LittleEndian.PutUint64(hdr[8:16], uint64(now.UnixMilli()))
+	copy(hdr[16:32], nonce[:])
+	return hdr, nonce
+}
+
+// createSegment creates segment seq, writes and fsyncs its header and the
+// directory entry, so the segment exists durably before any frame is acked.
+func createSegment(dir string, seq uint64, now time.Time) (*segmentFile, *segment, error) {
+	path := filepath.Join(dir, segmentName(seq))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create segment: %w", err)
+	}
+	hdr, nonce := newSegmentHeader(now)
+	if _, err := f.Write(hdr[:]); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("create segment: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("create segment: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	seg := newSegment(seq, nonce, time.UnixMilli(now.UnixMilli()), path)
+	seg.diskBytes = headerSize
+	return &segmentFile{f: f, size: headerSize}, seg, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir: %w", err)
+	}
+	return errors.Join(d.Sync(), d.Close())
+}
+
+// listSegments returns the sequence numbers of the segments in dir, in
+// order, and removes stray temporary files.
+func listSegments(dir string) ([]uint64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list segments: %w", err)
+	}
+	var seqs []uint64
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasSuffix(name, ".tmp") {
+			os.Remove(filepath.Join(dir, name))
+			continue
+		}
+		if !strings.HasSuffix(name, segmentSuffix) {
+			continue
+		}
+		seq, err := strconv.ParseUint(strings.TrimSuffix(name, segmentSuffix), 10, 64)
+		if err != nil {
+			continue
+		}
+		seqs = append(seqs, seq)
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	return seqs, nil
+}
+
+// readSegment replays a segment file. A damaged or torn tail is cut off
+// (the file truncated to its last whole frame): only frames that were
+// completely written can have been acknowledged.
+func readSegment(dir string, seq uint64) (*segment, error) {
+	path := filepath.Join(dir, segmentName(seq))
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open segment %d: %w", seq, err)
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	var hdr [headerSize]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil || !bytes.Equal(hdr[0:8], walMagic[:]) {
+		// A crash while creating the segment: nothing in it was acked.
+		return nil, nil
+	}
+	var nonce [16]byte
+	copy(nonce[:], hdr[16:32])
+	created := time.UnixMilli(int64(binary.LittleEndian.Uint64(hdr[8:16])))
+	seg := newSegment(seq, nonce, created, path)
+	good := int64(headerSize)
+	var fh [frameHeader]byte
+	for {
+		if _, err := io.ReadFull(r, fh[:]); err != nil {
+			if err != io.EOF {
+				slog.Warn("wal: torn frame header at segment tail, truncating", "segment", seq, "offset", good)
+			}
+			break
+		}
+		n := binary.LittleEndian.Uint32(fh[0:4])
+		if n > maxFrame {
+			slog.Warn("wal: bad frame length, truncating", "segment", seq, "offset", good)
+			break
+		}
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(r, payload); err != nil {
+			slog.Warn("wal: torn frame at segment tail, truncating", "segment", seq, "offset", good)
+			break
+		}
+		if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(fh[4:8]) {
+			slog.Warn("wal: frame checksum mismatch, truncating", "segment", seq, "offset", good)
+			break
+		}
+		key, rec, err := decodePayload(payload)
+		if err != nil {
+			slog.Warn("wal: undecodable frame, truncating", "segment", seq, "offset", good, "err", err)
+			break
+		}
+		seg.add(key, rec)
+		good += frameHeader + int64(n)
+	}
+	if err := f.Truncate(good); err != nil {
+		seg.release()
+		return nil, fmt.Errorf("truncate segment %d: %w", seq, err)
+	}
+	seg.diskBytes = good
+	return seg, nil
+}
