@@ -173,6 +173,16 @@ type Rows struct {
 	array.RecordReader
 	release func()
 	once    sync.Once
+	ctx     context.Context
+	timeout time.Duration
+}
+
+// Err reports why reading stopped early, sorted like Query's errors.
+func (r *Rows) Err() error {
+	if err := r.RecordReader.Err(); err != nil {
+		return queryError(r.ctx, r.timeout, err)
+	}
+	return nil
 }
 
 // Release ends the query.
@@ -217,15 +227,38 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 		done(ctx.Err() == nil)
 		return nil, queryError(ctx, db.opts.QueryTimeout, err)
 	}
-	return &Rows{RecordReader: rr, release: func() { done(ctx.Err() == nil) }}, nil
+	return &Rows{RecordReader: rr, release: func() { done(ctx.Err() == nil) }, ctx: ctx, timeout: db.opts.QueryTimeout}, nil
 }
 
 // ErrTimeout reports a query stopped by the query timeout.
 var ErrTimeout = errors.New("query timed out")
 
+// QueryError is a query that failed because of the SQL itself: a syntax
+// error, an unknown column, a bad cast, a denied file, a memory or time
+// limit. Its message is DuckDB's, which points at the problem.
+type QueryError struct {
+	Msg string
+	Err error // ErrTimeout, or the DuckDB error
+}
+
+func (e *QueryError) Error() string { return e.Msg }
+func (e *QueryError) Unwrap() error { return e.Err }
+
+// queryError sorts a failure into the user's (QueryError) or ours.
 func queryError(ctx context.Context, timeout time.Duration, err error) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("query stopped after %v: %w", timeout, ErrTimeout)
+		return &QueryError{Msg: fmt.Sprintf("query stopped after %v, the time limit", timeout), Err: ErrTimeout}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var de *duckdb.Error
+	if errors.As(err, &de) {
+		switch de.Type {
+		case duckdb.ErrorTypeInternal, duckdb.ErrorTypeFatal, duckdb.ErrorTypeIO, duckdb.ErrorTypeConnection:
+			return err
+		}
+		return &QueryError{Msg: de.Msg, Err: err}
 	}
 	return err
 }

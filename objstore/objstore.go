@@ -162,3 +162,15 @@ func Redact(rawURL string) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// LocalDir is the root directory of a file:// bucket.
+func (b *Bucket) LocalDir() (string, bool) { return b.dir, b.dir != "" }
+
+// LocalPath is where a file:// bucket keeps an object, so readers can use
+// the file in place instead of copying it.
+func (b *Bucket) LocalPath(key string) (string, bool) {
+	if b.dir == "" {
+		return "", false
+	}
+	return filepath.Join(b.dir, filepath.FromSlash(key)), true
+}

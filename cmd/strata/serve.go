@@ -5,25 +5,40 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/strata-db/strata/objstore"
 )
 
-const serveAbout = `Runs strata in one process on embedded defaults: a SQLite catalog and
-objects in a local directory, both under the data dir (~/.strata), unless
---catalog-url and --object-store-url point elsewhere.
+const serveAbout = `Runs every strata role in one process on embedded defaults: a SQLite
+catalog and objects in a local directory, both under the data dir
+(~/.strata), unless --catalog-url and --object-store-url point elsewhere.
 
-The catalog is created and migrated on start. GET /healthz on --http-addr
-answers 200 while the process is up. SIGINT or SIGTERM shut it down cleanly.`
+  OTLP/HTTP   --otlp-http-addr  (127.0.0.1:4318)  POST /v1/traces, /v1/logs, /v1/metrics
+  OTLP/gRPC   --otlp-grpc-addr  (127.0.0.1:4317)
+  SQL         --query-addr      (127.0.0.1:8011)  POST /v1/query {"sql": "..."}
+  health      --http-addr       (127.0.0.1:8080)  GET /healthz, GET /metrics
+
+The catalog is created and migrated on start; WAL segments left by a crash
+are replayed and flushed. SIGINT or SIGTERM stop the receivers, flush what
+was acknowledged, and exit within --shutdown-timeout; whatever could not be
+flushed in time stays in the WAL for the next start.`
 
 func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	c := newCommand("serve", "", serveAbout)
 	var st storage
 	st.register(c)
-	httpAddr := c.fs.String("http-addr", "127.0.0.1:8080", "`address` of the HTTP API and health check")
+	var ic ingestConfig
+	ic.register(c)
+	var qc queryConfig
+	qc.register(c)
+	httpAddr := c.fs.String("http-addr", "127.0.0.1:8080", "`address` of the health check and Prometheus metrics")
+	shutdownTimeout := c.fs.Duration("shutdown-timeout", time.Second, "how long shutdown may take (`duration`)")
 	if err := c.parse(args, stdout); err != nil {
 		return err
 	}
@@ -37,31 +52,41 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	defer cat.Close()
 	defer bucket.Close()
 
-	ln, err := net.Listen("tcp", *httpAddr)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ing, err := startIngest(ic, st.dataDir, cat, bucket, reg)
 	if err != nil {
-		return settingError{"http-addr", err}
+		return err
+	}
+	qry, err := startQuery(ctx, qc, st.dataDir, cat, bucket)
+	if err != nil {
+		ing.close(context.Background())
+		return err
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	slog.Info("strata serving", "http", ln.Addr().String(), "data_dir", st.dataDir,
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	admin, err := listenHTTP("admin", "http-addr", *httpAddr, mux)
+	if err != nil {
+		qry.close(context.Background())
+		ing.close(context.Background())
+		return err
+	}
+	slog.Info("strata serving", "http", admin.addr, "data_dir", st.dataDir,
 		"catalog", objstore.Redact(st.catalogURL), "objects", bucket.String())
 
-	select {
-	case <-ctx.Done():
-	case err := <-served:
-		return err
-	}
+	<-ctx.Done()
 	slog.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	start := time.Now()
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	// Receivers first, so nothing new is acknowledged; then the flush.
+	err = errors.Join(ing.close(sctx), qry.close(sctx), admin.srv.Shutdown(sctx))
+	if err != nil {
+		slog.Warn("shutdown incomplete", "err", err)
 	}
-	slog.Info("stopped")
+	slog.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }

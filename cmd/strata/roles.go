@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	"github.com/strata-db/strata/cache"
+	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/engine"
+	"github.com/strata-db/strata/ingest"
+	"github.com/strata-db/strata/objstore"
+	"github.com/strata-db/strata/sql"
+)
+
+// httpServer is one listening HTTP server.
+type httpServer struct {
+	name string
+	srv  *http.Server
+	addr string
+}
+
+// listenHTTP binds addr (an error names the flag) and serves h on it.
+func listenHTTP(name, flagName, addr string, h http.Handler) (*httpServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, settingError{flagName, err}
+	}
+	s := &httpServer{name: name, srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, addr: ln.Addr().String()}
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			slog.Error("http server stopped", "server", name, "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// ingestConfig are the ingest role's flags.
+type ingestConfig struct {
+	httpAddr, grpcAddr string
+	scratchDir         string
+	flushInterval      time.Duration
+	flushBytes         byteSize
+	maxScratch         byteSize
+	maxBuffer          byteSize
+	maxRequest         byteSize
+}
+
+func (c *ingestConfig) register(cmd *command) {
+	cmd.fs.StringVar(&c.httpAddr, "otlp-http-addr", "127.0.0.1:4318", "`address` of the OTLP/HTTP receiver (POST /v1/traces, /v1/logs, /v1/metrics)")
+	cmd.fs.StringVar(&c.grpcAddr, "otlp-grpc-addr", "127.0.0.1:4317", "`address` of the OTLP/gRPC receiver")
+	cmd.fs.StringVar(&c.scratchDir, "scratch-dir", "", "`dir`ectory of the write-ahead log, on local SSD; empty for DATA_DIR/scratch")
+	cmd.fs.DurationVar(&c.flushInterval, "flush-interval", time.Second, "flush buffered rows to Parquet once they are this `old`")
+	c.flushBytes, c.maxScratch, c.maxBuffer, c.maxRequest = 32<<20, 1<<30, 256<<20, 16<<20
+	cmd.fs.Var(&c.flushBytes, "flush-bytes", "flush before the interval once the WAL segment reaches this `size`")
+	cmd.fs.Var(&c.maxScratch, "max-scratch-bytes", "refuse new data (429) while the WAL on disk exceeds this `size`")
+	cmd.fs.Var(&c.maxBuffer, "max-buffer-bytes", "refuse new data (429) while rows buffered in memory exceed this `size`")
+	cmd.fs.Var(&c.maxRequest, "max-request-bytes", "largest OTLP request accepted (413 beyond), before and after decompression, in `size`")
+}
+
+// ingestRole is a running ingest node: WAL, flusher and receivers.
+type ingestRole struct {
+	in   *ingest.Ingester
+	http *httpServer
+	grpc *grpc.Server
+}
+
+func startIngest(c ingestConfig, dataDir string, cat catalog.Store, bucket *objstore.Bucket, reg *prometheus.Registry) (*ingestRole, error) {
+	if c.scratchDir == "" {
+		c.scratchDir = filepath.Join(dataDir, "scratch")
+	}
+	if err := ensureDir("scratch-dir", c.scratchDir); err != nil {
+		return nil, err
+	}
+	in, err := ingest.Open(cat, bucket, ingest.Options{
+		ScratchDir: c.scratchDir, FlushInterval: c.flushInterval, FlushBytes: int64(c.flushBytes),
+		MaxScratchBytes: int64(c.maxScratch), MaxMemoryBytes: int64(c.maxBuffer),
+	})
+	if err != nil {
+		return nil, settingError{"scratch-dir", err}
+	}
+	reg.MustRegister(in.Collectors()...)
+	rcv := ingest.NewReceiver(in, int64(c.maxRequest))
+	r := &ingestRole{in: in}
+	if r.http, err = listenHTTP("otlp-http", "otlp-http-addr", c.httpAddr, rcv.Handler()); err != nil {
+		in.Close(context.Background())
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", c.grpcAddr)
+	if err != nil {
+		r.http.srv.Close()
+		in.Close(context.Background())
+		return nil, settingError{"otlp-grpc-addr", err}
+	}
+	r.grpc = rcv.NewGRPCServer()
+	go r.grpc.Serve(ln)
+	slog.Info("ingest listening", "otlp_http", r.http.addr, "otlp_grpc", ln.Addr().String(), "scratch", c.scratchDir)
+	return r, nil
+}
+
+// close stops the receivers (in-flight requests finish), then flushes
+// what was acknowledged until ctx ends; the rest stays in the WAL.
+func (r *ingestRole) close(ctx context.Context) error {
+	stopped := make(chan struct{})
+	go func() { r.grpc.GracefulStop(); close(stopped) }()
+	r.http.srv.Shutdown(ctx)
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		r.grpc.Stop()
+	}
+	return r.in.Close(ctx)
+}
+
+// queryConfig are the query role's flags.
+type queryConfig struct {
+	addr         string
+	cacheDir     string
+	memoryLimit  string
+	threads      int
+	queryTimeout time.Duration
+}
+
+func (c *queryConfig) register(cmd *command) {
+	cmd.fs.StringVar(&c.addr, "query-addr", "127.0.0.1:8011", "`address` of the HTTP query API (POST /v1/query)")
+	cmd.fs.StringVar(&c.cacheDir, "cache-dir", "", "`dir`ectory for Parquet files fetched from the object store; empty for DATA_DIR/cache")
+	cmd.fs.StringVar(&c.memoryLimit, "query-memory-limit", "2GB", "DuckDB memory `limit`; larger queries spill to disk or fail")
+	cmd.fs.IntVar(&c.threads, "query-threads", 0, "DuckDB worker `threads` (0: one per core)")
+	cmd.fs.DurationVar(&c.queryTimeout, "query-timeout", 60*time.Second, "longest a query may run (`duration`)")
+}
+
+type queryRole struct {
+	db   *engine.DB
+	http *httpServer
+}
+
+func startQuery(ctx context.Context, c queryConfig, dataDir string, cat catalog.Store, bucket *objstore.Bucket) (*queryRole, error) {
+	if c.cacheDir == "" {
+		c.cacheDir = filepath.Join(dataDir, "cache")
+	}
+	if err := ensureDir("cache-dir", c.cacheDir); err != nil {
+		return nil, err
+	}
+	local, err := cache.NewLocal(bucket, filepath.Join(c.cacheDir, "objects"))
+	if err != nil {
+		return nil, settingError{"cache-dir", err}
+	}
+	db, err := engine.Open(ctx, engine.Options{
+		AllowedDirs: local.Dirs(), TempDir: filepath.Join(c.cacheDir, "spill"),
+		MemoryLimit: c.memoryLimit, Threads: c.threads, QueryTimeout: c.queryTimeout,
+	})
+	if err != nil {
+		return nil, settingError{"query-memory-limit", err}
+	}
+	exec := &sql.Executor{Catalog: cat, Engine: db, Files: local}
+	srv, err := listenHTTP("query", "query-addr", c.addr, exec.Handler())
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	slog.Info("query listening", "http", srv.addr)
+	return &queryRole{db: db, http: srv}, nil
+}
+
+func (r *queryRole) close(ctx context.Context) error {
+	return errors.Join(r.http.srv.Shutdown(ctx), r.db.Close())
+}

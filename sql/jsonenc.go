@@ -1,0 +1,238 @@
+package sql
+
+import (
+	"encoding/base64"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+)
+
+// valueEncoder appends row i of one column as a JSON value.
+type valueEncoder func(b []byte, i int) []byte
+
+// encoderFor returns the JSON encoder of a column, chosen once per batch so
+// that the per-value work is a plain function call.
+func encoderFor(a arrow.Array) valueEncoder {
+	withNulls := func(enc valueEncoder) valueEncoder {
+		if a.NullN() == 0 {
+			return enc
+		}
+		return func(b []byte, i int) []byte {
+			if a.IsNull(i) {
+				return append(b, "null"...)
+			}
+			return enc(b, i)
+		}
+	}
+	switch c := a.(type) {
+	case *array.String:
+		return withNulls(func(b []byte, i int) []byte { return appendJSONString(b, c.Value(i)) })
+	case *array.LargeString:
+		return withNulls(func(b []byte, i int) []byte { return appendJSONString(b, c.Value(i)) })
+	case *array.StringView:
+		return withNulls(func(b []byte, i int) []byte { return appendJSONString(b, c.Value(i)) })
+	case array.ExtensionArray:
+		if c.ExtensionType().ExtensionName() == "arrow.json" {
+			// JSON values are embedded as JSON, not as strings holding JSON.
+			if s, ok := c.Storage().(*array.String); ok {
+				return withNulls(func(b []byte, i int) []byte { return append(b, s.Value(i)...) })
+			}
+		}
+		return encoderFor(c.Storage())
+	case *array.Boolean:
+		return withNulls(func(b []byte, i int) []byte { return strconv.AppendBool(b, c.Value(i)) })
+	case *array.Int8:
+		return withNulls(func(b []byte, i int) []byte { return strconv.AppendInt(b, int64(c.Value(i)), 10) })
+	case *array.Int16:
+		return withNulls(func(b []byte, i int) []byte { return strconv.AppendInt(b, int64(c.Value(i)), 10) })
+	case *array.Int32:
+		return withNulls(func(b []byte, i int) []byte { return strconv.AppendInt(b, int64(c.Value(i)), 10) })
+	case *array.Int64:
+		return withNulls(func(b []byte, i int) []byte { return strconv.AppendInt(b, c.Value(i), 10) })
+	case *array.Uint8:
+		return withNulls(func(b []byte, i int) []byte { return strconv.AppendUint(b, uint64(c.Value(i)), 10) })
+	case *array.Uint16:
+		return withNulls(func(b []byte, i int) []byte { return strconv.AppendUint(b, uint64(c.Value(i)), 10) })
+	case *array.Uint32:
+		return withNulls(func(b []byte, i int) []byte { return strconv.AppendUint(b, uint64(c.Value(i)), 10) })
+	case *array.Uint64:
+		return withNulls(func(b []byte, i int) []byte { return strconv.AppendUint(b, c.Value(i), 10) })
+	case *array.Float32:
+		return withNulls(func(b []byte, i int) []byte { return appendJSONFloat(b, float64(c.Value(i)), 32) })
+	case *array.Float64:
+		return withNulls(func(b []byte, i int) []byte { return appendJSONFloat(b, c.Value(i), 64) })
+	case *array.Timestamp:
+		unit := c.DataType().(*arrow.TimestampType).Unit
+		return withNulls(func(b []byte, i int) []byte {
+			b = append(b, '"')
+			b = c.Value(i).ToTime(unit).UTC().AppendFormat(b, "2006-01-02T15:04:05.999999Z07:00")
+			return append(b, '"')
+		})
+	case *array.Date32:
+		return withNulls(func(b []byte, i int) []byte {
+			return append(c.Value(i).ToTime().AppendFormat(append(b, '"'), time.DateOnly), '"')
+		})
+	case *array.Binary:
+		return withNulls(func(b []byte, i int) []byte {
+			b = append(b, '"')
+			b = base64.StdEncoding.AppendEncode(b, c.Value(i))
+			return append(b, '"')
+		})
+	case *array.List:
+		return withNulls(listEncoder(c))
+	case *array.LargeList:
+		return withNulls(listEncoder(c))
+	case *array.Struct:
+		fields := c.DataType().(*arrow.StructType).Fields()
+		encs := make([]valueEncoder, len(fields))
+		for f := range fields {
+			encs[f] = encoderFor(c.Field(f))
+		}
+		return withNulls(func(b []byte, i int) []byte {
+			b = append(b, '{')
+			for f, field := range fields {
+				if f > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, field.Name)
+				b = append(b, ':')
+				b = encs[f](b, i)
+			}
+			return append(b, '}')
+		})
+	}
+	// Anything else (decimals, intervals, maps, …) as its string form.
+	return withNulls(func(b []byte, i int) []byte { return appendJSONString(b, a.ValueStr(i)) })
+}
+
+func listEncoder(l array.ListLike) valueEncoder {
+	values := encoderFor(l.ListValues())
+	return func(b []byte, i int) []byte {
+		start, end := l.ValueOffsets(i)
+		b = append(b, '[')
+		for j := start; j < end; j++ {
+			if j > start {
+				b = append(b, ',')
+			}
+			b = values(b, int(j))
+		}
+		return append(b, ']')
+	}
+}
+
+// appendJSONFloat writes a number; NaN and infinities, which JSON lacks,
+// become strings.
+func appendJSONFloat(b []byte, f float64, bits int) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(b, `"NaN"`...)
+	case math.IsInf(f, 1):
+		return append(b, `"Infinity"`...)
+	case math.IsInf(f, -1):
+		return append(b, `"-Infinity"`...)
+	}
+	return strconv.AppendFloat(b, f, 'g', -1, bits)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString writes s as a JSON string. Invalid UTF-8 is replaced, so
+// the output is always valid JSON.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// typeName is a column's type as SQL users know it.
+func typeName(t arrow.DataType) string {
+	switch t := t.(type) {
+	case arrow.ExtensionType:
+		if t.ExtensionName() == "arrow.json" {
+			return "JSON"
+		}
+		return typeName(t.StorageType())
+	case *arrow.StringType, *arrow.LargeStringType, *arrow.StringViewType:
+		return "VARCHAR"
+	case *arrow.BooleanType:
+		return "BOOLEAN"
+	case *arrow.Int8Type:
+		return "TINYINT"
+	case *arrow.Int16Type:
+		return "SMALLINT"
+	case *arrow.Int32Type:
+		return "INTEGER"
+	case *arrow.Int64Type:
+		return "BIGINT"
+	case *arrow.Uint8Type:
+		return "UTINYINT"
+	case *arrow.Uint16Type:
+		return "USMALLINT"
+	case *arrow.Uint32Type:
+		return "UINTEGER"
+	case *arrow.Uint64Type:
+		return "UBIGINT"
+	case *arrow.Float32Type:
+		return "FLOAT"
+	case *arrow.Float64Type:
+		return "DOUBLE"
+	case *arrow.TimestampType:
+		if t.TimeZone != "" {
+			return "TIMESTAMP WITH TIME ZONE"
+		}
+		return "TIMESTAMP"
+	case *arrow.Date32Type:
+		return "DATE"
+	case *arrow.BinaryType, *arrow.LargeBinaryType:
+		return "BLOB"
+	case *arrow.ListType:
+		return typeName(t.Elem()) + "[]"
+	case *arrow.LargeListType:
+		return typeName(t.Elem()) + "[]"
+	case *arrow.StructType:
+		return "STRUCT"
+	case *arrow.Decimal128Type:
+		return fmt.Sprintf("DECIMAL(%d,%d)", t.Precision, t.Scale)
+	}
+	return t.String()
+}
