@@ -17,7 +17,7 @@ import (
 	"github.com/strata-db/strata/internal/testenv"
 )
 
-var binary string
+var strataBin string
 
 // TestMain builds the strata binary once; the tests run it as users do.
 func TestMain(m *testing.M) {
@@ -25,8 +25,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "strata")
-	build := exec.Command("go", "build", "-tags", "duckdb_arrow", "-o", binary, ".")
+	strataBin = filepath.Join(dir, "strata")
+	build := exec.Command("go", "build", "-tags", "duckdb_arrow", "-o", strataBin, ".")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build strata:", err)
@@ -50,7 +50,7 @@ func freeAddr(t *testing.T) string {
 // strata runs the binary to completion with a clean STRATA_* environment.
 func strata(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(strataBin, args...)
 	cmd.Env = append(cleanEnv(), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -99,7 +99,7 @@ func waitHealthy(t *testing.T, addr string, exited <-chan error) {
 func TestServe_EmbeddedDefaultsHealthAndSIGTERM(t *testing.T) {
 	home := t.TempDir()
 	addr := freeAddr(t)
-	cmd := exec.Command(binary, "serve", "--http-addr", addr)
+	cmd := exec.Command(strataBin, "serve", "--http-addr", addr)
 	// Defaults: data under ~/.strata.
 	cmd.Env = append(cleanEnv(), "HOME="+home)
 	var stderr bytes.Buffer
@@ -134,7 +134,7 @@ func TestServe_PostgresCatalogAndEnvSettings(t *testing.T) {
 	url := testenv.PostgresURL(t)
 	schema := testenv.PostgresSchema(t, url)
 	addr := freeAddr(t)
-	cmd := exec.Command(binary, "serve")
+	cmd := exec.Command(strataBin, "serve")
 	cmd.Env = append(cleanEnv(),
 		"STRATA_DATA_DIR="+t.TempDir(), "STRATA_HTTP_ADDR="+addr,
 		"STRATA_CATALOG_URL="+url, "STRATA_CATALOG_SCHEMA="+schema)

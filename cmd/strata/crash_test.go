@@ -1,0 +1,219 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+)
+
+// node is one strata serve process with its addresses.
+type node struct {
+	cmd                       *exec.Cmd
+	exited                    chan error
+	admin, otlpHTTP, queryURL string
+	stderr                    *bytes.Buffer
+}
+
+func startNode(t *testing.T, dataDir string, extra ...string) *node {
+	t.Helper()
+	n := &node{admin: freeAddr(t), otlpHTTP: "http://" + freeAddr(t), queryURL: "http://" + freeAddr(t), stderr: &bytes.Buffer{}}
+	args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", n.admin,
+		"--otlp-http-addr", strings.TrimPrefix(n.otlpHTTP, "http://"), "--otlp-grpc-addr", freeAddr(t),
+		"--query-addr", strings.TrimPrefix(n.queryURL, "http://")}, extra...)
+	n.cmd = exec.Command(strataBin, args...)
+	n.cmd.Env = cleanEnv()
+	n.cmd.Stderr = n.stderr
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n.exited = make(chan error, 1)
+	go func() { n.exited <- n.cmd.Wait() }()
+	waitHealthy(t, n.admin, n.exited)
+	return n
+}
+
+func (n *node) kill() {
+	n.cmd.Process.Signal(syscall.SIGKILL)
+	<-n.exited
+}
+
+// metric reads one value from the node's /metrics.
+func (n *node) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + n.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		var v float64
+		if strings.HasPrefix(sc.Text(), name+" ") {
+			fmt.Sscan(strings.TrimPrefix(sc.Text(), name+" "), &v)
+			return v
+		}
+	}
+	t.Fatalf("metric %s not found", name)
+	return 0
+}
+
+// waitDrained waits until nothing is buffered: every acknowledged row is in
+// the catalog.
+func (n *node) waitDrained(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if n.metric(t, "strata_ingest_buffer_bytes") == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("buffers did not drain within 60s")
+}
+
+func (n *node) query(t *testing.T, sql string) [][]any {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"sql": sql})
+	resp, err := http.Post(n.queryURL+"/v1/query", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Rows  [][]any
+		Error string
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("query %s: status %d, %v %s", sql, resp.StatusCode, err, out.Error)
+	}
+	return out.Rows
+}
+
+// spanSender sends batches of spans with unique span ids over OTLP/HTTP and
+// remembers which were acknowledged.
+type spanSender struct {
+	next  atomic.Uint64
+	mu    sync.Mutex
+	acked map[string]bool
+	sent  atomic.Int64
+}
+
+func (s *spanSender) request(n int) ([]byte, []string) {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "crash-test")
+	spans := rs.ScopeSpans().AppendEmpty().Spans()
+	ids := make([]string, n)
+	now := time.Now()
+	var tid [16]byte
+	binary.BigEndian.PutUint64(tid[:8], rand.Uint64())
+	binary.BigEndian.PutUint64(tid[8:], rand.Uint64())
+	for i := range n {
+		var sid [8]byte
+		binary.BigEndian.PutUint64(sid[:], s.next.Add(1))
+		sp := spans.AppendEmpty()
+		sp.SetTraceID(tid)
+		sp.SetSpanID(sid)
+		sp.SetName("op")
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Millisecond)))
+		sp.Attributes().PutInt("seq", int64(i))
+		ids[i] = hex.EncodeToString(sid[:])
+	}
+	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		panic(err)
+	}
+	return body, ids
+}
+
+// run sends until ctx ends. A request counts as acknowledged only on 200;
+// anything else (refused, connection reset by the kill) is not retried, so
+// its spans may be stored at most once.
+func (s *spanSender) run(ctx context.Context, url string) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	for ctx.Err() == nil {
+		body, ids := s.request(50)
+		req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/traces", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		resp, err := client.Do(req)
+		if err != nil {
+			continue
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		s.sent.Add(int64(len(ids)))
+		if resp.StatusCode == http.StatusOK {
+			s.mu.Lock()
+			for _, id := range ids {
+				s.acked[id] = true
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+func TestCrash_SIGKILLLosesNothingAcknowledged(t *testing.T) {
+	kills := 20
+	if v := os.Getenv("STRATA_CRASH_KILLS"); v != "" {
+		fmt.Sscan(v, &kills)
+	}
+	dataDir := t.TempDir()
+	s := &spanSender{acked: map[string]bool{}}
+	for i := range kills {
+		n := startNode(t, dataDir, "--flush-interval", "200ms")
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() { defer wg.Done(); s.run(ctx, n.otlpHTTP) }()
+		}
+		time.Sleep(time.Duration(150+rand.IntN(900)) * time.Millisecond)
+		n.kill() // mid-write, mid-flush, wherever it is
+		cancel()
+		wg.Wait()
+		if i == 0 && len(s.acked) == 0 {
+			t.Fatalf("nothing acknowledged in the first run:\n%s", n.stderr.String())
+		}
+	}
+	n := startNode(t, dataDir)
+	defer n.kill()
+	n.waitDrained(t)
+	dups := n.query(t, `SELECT span_id, count(*) FROM records GROUP BY span_id HAVING count(*) > 1 LIMIT 10`)
+	if len(dups) > 0 {
+		t.Errorf("spans stored more than once: %v", dups)
+	}
+	stored := map[string]bool{}
+	for _, r := range n.query(t, `SELECT span_id FROM records`) {
+		stored[r[0].(string)] = true
+	}
+	var lost []string
+	for id := range s.acked {
+		if !stored[id] {
+			lost = append(lost, id)
+		}
+	}
+	t.Logf("%d kills: %d spans sent, %d acknowledged, %d stored", kills, s.sent.Load(), len(s.acked), len(stored))
+	if len(lost) > 0 {
+		t.Fatalf("%d acknowledged spans lost, e.g. %v", len(lost), lost[:min(5, len(lost))])
+	}
+}
