@@ -116,7 +116,7 @@ func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.F
 			return nil, ctx.Err()
 		}
 		key := seg.fileKey(pk)
-		err = retry(ctx, "upload "+key, func() error {
+		err = in.retry(ctx, "upload "+key, func(ctx context.Context) error {
 			return in.bucket.Put(ctx, key, buf.Bytes())
 		})
 		if err != nil {
@@ -127,18 +127,20 @@ func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.F
 			Level: 0, MinTime: info.MinTime, MaxTime: info.MaxTime, Rows: info.Rows, Bytes: int64(buf.Len()),
 		})
 	}
-	err := retry(ctx, fmt.Sprintf("register %d files of segment %d", len(files), seg.seq), func() error {
+	err := in.retry(ctx, fmt.Sprintf("register %d files of segment %d", len(files), seg.seq), func(ctx context.Context) error {
 		return in.cat.RegisterFiles(ctx, files...)
 	})
 	return files, err
 }
 
-// retry runs fn until it succeeds or ctx ends, backing off from 50 ms to 5 s
-// with jitter between attempts.
-func retry(ctx context.Context, what string, fn func() error) error {
+// retry runs fn until it succeeds or ctx ends, each attempt bounded by
+// OpTimeout, backing off from 50 ms to 5 s with jitter between attempts.
+func (in *Ingester) retry(ctx context.Context, what string, fn func(context.Context) error) error {
 	delay := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := fn()
+		actx, cancel := context.WithTimeout(ctx, in.opts.OpTimeout)
+		err := fn(actx)
+		cancel()
 		if err == nil {
 			if attempt > 1 {
 				slog.Info("flush: recovered", "op", what, "attempts", attempt)
@@ -148,6 +150,7 @@ func retry(ctx context.Context, what string, fn func() error) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		in.m.flushErrors.Inc()
 		slog.Warn("flush: will retry", "op", what, "attempt", attempt, "err", err)
 		wait := delay/2 + rand.N(delay/2+1)
 		select {

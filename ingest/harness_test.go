@@ -40,6 +40,7 @@ type stack struct {
 
 type stackOptions struct {
 	catalogURL string // default: SQLite in a temp dir
+	schema     string // PostgreSQL schema
 	bucketURL  string // default: file:// in a temp dir
 	ingest     ingest.Options
 	maxRequest int64
@@ -55,7 +56,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if o.bucketURL == "" {
 		o.bucketURL = "file://" + filepath.Join(dir, "objects")
 	}
-	cat, err := catalog.Open(ctx, o.catalogURL, catalog.Options{})
+	cat, err := catalog.Open(ctx, o.catalogURL, catalog.Options{Schema: o.schema})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,3 +206,5 @@ func (s *stack) count(q string) int64 {
 	}
 	return n
 }
+
+func (s *stack) httpClient() *http.Client { return &http.Client{Timeout: 10 * time.Second} }

@@ -32,6 +32,9 @@ type Options struct {
 	MaxScratchBytes int64
 	// MaxMemoryBytes bounds the Arrow data buffered in memory (256 MiB).
 	MaxMemoryBytes int64
+	// OpTimeout bounds one upload or catalog registration attempt, so a
+	// hung object store or database cannot stall the flusher (30 s).
+	OpTimeout time.Duration
 	// Parquet tunes the files written.
 	Parquet engine.ParquetOptions
 	// Now replaces the clock, for tests.
@@ -50,6 +53,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxMemoryBytes <= 0 {
 		o.MaxMemoryBytes = 256 << 20
+	}
+	if o.OpTimeout <= 0 {
+		o.OpTimeout = 30 * time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now

@@ -11,6 +11,7 @@ type ingestMetrics struct {
 	flushSeconds prometheus.Histogram
 	flushedFiles prometheus.Counter
 	flushedBytes prometheus.Counter
+	flushErrors  prometheus.Counter
 	requests     *prometheus.CounterVec
 }
 
@@ -32,6 +33,8 @@ func newIngestMetrics() *ingestMetrics {
 			Name: "strata_ingest_flushed_files_total", Help: "Parquet files flushed."}),
 		flushedBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_ingest_flushed_bytes_total", Help: "Bytes of Parquet flushed."}),
+		flushErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingest_flush_errors_total", Help: "Failed upload or registration attempts (each is retried)."}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_ingest_requests_total", Help: "OTLP export requests by signal, protocol and result code."},
 			[]string{"signal", "protocol", "code"}),
@@ -42,7 +45,7 @@ func newIngestMetrics() *ingestMetrics {
 func (in *Ingester) Collectors() []prometheus.Collector {
 	m := in.m
 	return []prometheus.Collector{m.rows, m.commits, m.refused, m.fsync, m.flushSeconds,
-		m.flushedFiles, m.flushedBytes, m.requests,
+		m.flushedFiles, m.flushedBytes, m.flushErrors, m.requests,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "strata_ingest_buffer_bytes", Help: "Arrow bytes buffered in memory, not yet flushed."},
 			func() float64 { return float64(in.memBytes.Load()) }),

@@ -4,25 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"github.com/strata-db/strata/internal/otlptest"
 )
 
 // node is one strata serve process with its addresses.
@@ -108,90 +102,26 @@ func (n *node) query(t *testing.T, sql string) [][]any {
 	return out.Rows
 }
 
-// spanSender sends batches of spans with unique span ids over OTLP/HTTP and
-// remembers which were acknowledged.
-type spanSender struct {
-	next  atomic.Uint64
-	mu    sync.Mutex
-	acked map[string]bool
-	sent  atomic.Int64
-}
-
-func (s *spanSender) request(n int) ([]byte, []string) {
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", "crash-test")
-	spans := rs.ScopeSpans().AppendEmpty().Spans()
-	ids := make([]string, n)
-	now := time.Now()
-	var tid [16]byte
-	binary.BigEndian.PutUint64(tid[:8], rand.Uint64())
-	binary.BigEndian.PutUint64(tid[8:], rand.Uint64())
-	for i := range n {
-		var sid [8]byte
-		binary.BigEndian.PutUint64(sid[:], s.next.Add(1))
-		sp := spans.AppendEmpty()
-		sp.SetTraceID(tid)
-		sp.SetSpanID(sid)
-		sp.SetName("op")
-		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
-		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Millisecond)))
-		sp.Attributes().PutInt("seq", int64(i))
-		ids[i] = hex.EncodeToString(sid[:])
-	}
-	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
-	if err != nil {
-		panic(err)
-	}
-	return body, ids
-}
-
-// run sends until ctx ends. A request counts as acknowledged only on 200;
-// anything else (refused, connection reset by the kill) is not retried, so
-// its spans may be stored at most once.
-func (s *spanSender) run(ctx context.Context, url string) {
-	client := &http.Client{Timeout: 5 * time.Second}
-	for ctx.Err() == nil {
-		body, ids := s.request(50)
-		req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/traces", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/x-protobuf")
-		resp, err := client.Do(req)
-		if err != nil {
-			continue
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		s.sent.Add(int64(len(ids)))
-		if resp.StatusCode == http.StatusOK {
-			s.mu.Lock()
-			for _, id := range ids {
-				s.acked[id] = true
-			}
-			s.mu.Unlock()
-		}
-	}
-}
-
 func TestCrash_SIGKILLLosesNothingAcknowledged(t *testing.T) {
 	kills := 20
 	if v := os.Getenv("STRATA_CRASH_KILLS"); v != "" {
 		fmt.Sscan(v, &kills)
 	}
 	dataDir := t.TempDir()
-	s := &spanSender{acked: map[string]bool{}}
+	s := otlptest.NewSender("crash-test")
 	for i := range kills {
 		n := startNode(t, dataDir, "--flush-interval", "200ms")
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		for range 4 {
 			wg.Add(1)
-			go func() { defer wg.Done(); s.run(ctx, n.otlpHTTP) }()
+			go func() { defer wg.Done(); s.Run(ctx, n.otlpHTTP, 50) }()
 		}
 		time.Sleep(time.Duration(150+rand.IntN(900)) * time.Millisecond)
 		n.kill() // mid-write, mid-flush, wherever it is
 		cancel()
 		wg.Wait()
-		if i == 0 && len(s.acked) == 0 {
+		if i == 0 && len(s.Acked()) == 0 {
 			t.Fatalf("nothing acknowledged in the first run:\n%s", n.stderr.String())
 		}
 	}
@@ -202,17 +132,12 @@ func TestCrash_SIGKILLLosesNothingAcknowledged(t *testing.T) {
 	if len(dups) > 0 {
 		t.Errorf("spans stored more than once: %v", dups)
 	}
-	stored := map[string]bool{}
+	stored := map[string]int{}
 	for _, r := range n.query(t, `SELECT span_id FROM records`) {
-		stored[r[0].(string)] = true
+		stored[r[0].(string)]++
 	}
-	var lost []string
-	for id := range s.acked {
-		if !stored[id] {
-			lost = append(lost, id)
-		}
-	}
-	t.Logf("%d kills: %d spans sent, %d acknowledged, %d stored", kills, s.sent.Load(), len(s.acked), len(stored))
+	lost := s.Missing(stored)
+	t.Logf("%d kills: %d spans answered, %d acknowledged, %d stored", kills, s.Sent(), len(s.Acked()), len(stored))
 	if len(lost) > 0 {
 		t.Fatalf("%d acknowledged spans lost, e.g. %v", len(lost), lost[:min(5, len(lost))])
 	}

@@ -1,0 +1,244 @@
+package ingest_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/strata-db/strata/internal/otlptest"
+)
+
+// rawSpanRequest hand-encodes an ExportTraceServiceRequest with one span, so
+// a test can send what pdata would refuse to build.
+func rawSpanRequest(traceID, spanID []byte, name string, start, end uint64) []byte {
+	var span []byte
+	span = protowire.AppendTag(span, 1, protowire.BytesType)
+	span = protowire.AppendBytes(span, traceID)
+	span = protowire.AppendTag(span, 2, protowire.BytesType)
+	span = protowire.AppendBytes(span, spanID)
+	span = protowire.AppendTag(span, 5, protowire.BytesType)
+	span = protowire.AppendString(span, name)
+	span = protowire.AppendTag(span, 7, protowire.Fixed64Type)
+	span = protowire.AppendFixed64(span, start)
+	span = protowire.AppendTag(span, 8, protowire.Fixed64Type)
+	span = protowire.AppendFixed64(span, end)
+	var scope []byte
+	scope = protowire.AppendTag(scope, 2, protowire.BytesType)
+	scope = protowire.AppendBytes(scope, span)
+	var rs []byte
+	rs = protowire.AppendTag(rs, 2, protowire.BytesType)
+	rs = protowire.AppendBytes(rs, scope)
+	var req []byte
+	req = protowire.AppendTag(req, 1, protowire.BytesType)
+	return protowire.AppendBytes(req, rs)
+}
+
+func goodSpans(mutate func(sp ptrace.Span)) []byte {
+	td := ptrace.NewTraces()
+	sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	sp.SetTraceID([16]byte{1, 2, 3})
+	sp.SetSpanID([8]byte{4, 5, 6})
+	sp.SetName("ok")
+	now := time.Now()
+	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Millisecond)))
+	if mutate != nil {
+		mutate(sp)
+	}
+	b, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	return b
+}
+
+func gz(b []byte) []byte {
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	w.Write(b)
+	w.Close()
+	return buf.Bytes()
+}
+
+func nested(depth int) func(ptrace.Span) {
+	return func(sp ptrace.Span) {
+		m := sp.Attributes().PutEmptyMap("deep")
+		for range depth {
+			m = m.PutEmptyMap("d")
+		}
+		m.PutStr("leaf", "x")
+	}
+}
+
+func TestHTTP_BadInputGetsAClear4xxAndServingContinues(t *testing.T) {
+	s := newStack(t, stackOptions{maxRequest: 16 << 20})
+	now := uint64(time.Now().UnixNano())
+	tid := bytes.Repeat([]byte{7}, 16)
+	sid := bytes.Repeat([]byte{8}, 8)
+	cases := []struct {
+		name, method, path, ctype, encoding string
+		body                                []byte
+		status                              int
+		msg                                 string
+	}{
+		{"truncated protobuf", "POST", "/v1/traces", "application/x-protobuf", "", goodSpans(nil)[:20], 400, "invalid OTLP protobuf"},
+		{"garbage protobuf", "POST", "/v1/metrics", "application/x-protobuf", "", []byte{0xff, 0xff, 0xff, 0xff, 0x0f}, 400, "invalid OTLP protobuf"},
+		{"invalid JSON", "POST", "/v1/traces", "application/json", "", []byte(`{"resourceSpans":[{`), 400, "invalid OTLP JSON"},
+		{"wrong content type", "POST", "/v1/traces", "text/plain", "", []byte("hello"), 415, "unsupported Content-Type"},
+		{"no content type", "POST", "/v1/logs", "", "", goodSpans(nil), 415, "unsupported Content-Type"},
+		{"unknown encoding", "POST", "/v1/traces", "application/x-protobuf", "br", goodSpans(nil), 415, "unsupported Content-Encoding"},
+		{"corrupt gzip", "POST", "/v1/traces", "application/x-protobuf", "gzip", []byte("not gzip at all"), 400, "cannot read gzip"},
+		{"GET instead of POST", "GET", "/v1/traces", "", "", nil, 405, "use POST"},
+		{"oversized body", "POST", "/v1/traces", "application/x-protobuf", "", make([]byte, 17<<20), 413, "exceeds the limit"},
+		{"gzip bomb", "POST", "/v1/traces", "application/x-protobuf", "gzip", gz(make([]byte, 64<<20)), 413, "exceeds the limit"},
+		{"trace id of 5 bytes", "POST", "/v1/traces", "application/x-protobuf", "", rawSpanRequest(tid[:5], sid, "x", now, now+1), 400, "invalid OTLP protobuf"},
+		{"span id of 9 bytes", "POST", "/v1/traces", "application/x-protobuf", "", rawSpanRequest(tid, append(sid, 1), "x", now, now+1), 400, "invalid OTLP protobuf"},
+		{"trace id hex too short (JSON)", "POST", "/v1/traces", "application/json", "",
+			[]byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"abcd","spanId":"0102030405060708","name":"x","startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}`), 400, "invalid OTLP JSON"},
+		{"all-zero trace id", "POST", "/v1/traces", "application/x-protobuf", "", rawSpanRequest(make([]byte, 16), sid, "x", now, now+1), 400, "trace_id is empty"},
+		{"timestamp 0", "POST", "/v1/traces", "application/x-protobuf", "", rawSpanRequest(tid, sid, "x", 0, now), 400, "start_time_unix_nano is 0"},
+		{"timestamp far in the future", "POST", "/v1/traces", "application/x-protobuf", "",
+			rawSpanRequest(tid, sid, "x", now+uint64(48*time.Hour), now+uint64(49*time.Hour)), 400, "in the future"},
+		{"invalid UTF-8 span name", "POST", "/v1/traces", "application/x-protobuf", "", rawSpanRequest(tid, sid, "bad\xff\xfe", now, now+1), 400, "invalid UTF-8"},
+		{"invalid UTF-8 attribute", "POST", "/v1/traces", "application/x-protobuf", "",
+			goodSpans(func(sp ptrace.Span) { sp.Attributes().PutStr("k", "v\xc3\x28") }), 400, "invalid UTF-8"},
+		{"attributes nested 100 deep", "POST", "/v1/traces", "application/x-protobuf", "", goodSpans(nested(100)), 400, "nested deeper than"},
+		{"10 MB attribute value", "POST", "/v1/traces", "application/x-protobuf", "",
+			goodSpans(func(sp ptrace.Span) { sp.Attributes().PutStr("big", strings.Repeat("x", 10<<20)) }), 400, "exceeds the limit"},
+		{"histogram with mismatched buckets", "POST", "/v1/metrics", "application/x-protobuf", "", badHistogram(), 400, "bucket counts"},
+	}
+	sender := otlptest.NewSender("good")
+	client := s.httpClient()
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	// Good traffic runs alongside the bad and must keep being accepted.
+	wg.Add(1)
+	go func() { defer wg.Done(); sender.Run(ctx, s.httpURL, 10) }()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, s.httpURL+tc.path, bytes.NewReader(tc.body))
+			if tc.ctype != "" {
+				req.Header.Set("Content-Type", tc.ctype)
+			}
+			if tc.encoding != "" {
+				req.Header.Set("Content-Encoding", tc.encoding)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d (body %q)", resp.StatusCode, tc.status, body)
+			}
+			// The body is a google.rpc.Status, in the request's encoding, with
+			// a message that says what is wrong.
+			var st spb.Status
+			unmarshal := proto.Unmarshal
+			if tc.ctype == "application/json" {
+				unmarshal = protojson.Unmarshal
+			}
+			if err := unmarshal(body, &st); err != nil {
+				t.Fatalf("body is not a protobuf Status: %v (%q)", err, body)
+			}
+			if !strings.Contains(st.Message, tc.msg) {
+				t.Fatalf("message %q does not mention %q", st.Message, tc.msg)
+			}
+			if len(st.Message) > 2000 {
+				t.Errorf("message is %d bytes; keep errors short", len(st.Message))
+			}
+			if code, err := sender.Send(context.Background(), client, s.httpURL, 5); err != nil || code != 200 {
+				t.Fatalf("a good request after %s: %d %v", tc.name, code, err)
+			}
+		})
+	}
+	// Nesting within the limit is fine and keeps its structure.
+	if code, _ := postProto(client, s.httpURL+"/v1/traces", goodSpans(nested(20))); code != 200 {
+		t.Fatalf("20-deep attributes: %d", code)
+	}
+	cancel()
+	wg.Wait()
+	s.waitFlushed()
+	checkExactlyOnce(t, s, sender)
+	if n := s.count(`SELECT count(*) FROM records WHERE span_name <> 'op'`); n != 1 {
+		t.Fatalf("%d bad or nested spans stored, want only the 20-deep one", n)
+	}
+}
+
+func postProto(client *http.Client, url string, body []byte) (int, error) {
+	resp, err := client.Post(url, "application/x-protobuf", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func badHistogram() []byte {
+	md := pmetric.NewMetrics()
+	m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("h")
+	p := m.SetEmptyHistogram().DataPoints().AppendEmpty()
+	p.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+	p.BucketCounts().FromRaw([]uint64{1, 2})
+	p.ExplicitBounds().FromRaw([]float64{1, 2, 3})
+	b, _ := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	return b
+}
+
+func TestGRPC_BadInputIsInvalidArgument(t *testing.T) {
+	s := newStack(t, stackOptions{maxRequest: 1 << 20})
+	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := ptraceotlp.NewGRPCClient(conn)
+	ctx := context.Background()
+	for name, tc := range map[string]struct {
+		mutate func(ptrace.Span)
+		code   codes.Code
+		msg    string
+	}{
+		"zero timestamp":   {func(sp ptrace.Span) { sp.SetStartTimestamp(0) }, codes.InvalidArgument, "is 0"},
+		"deep nesting":     {nested(100), codes.InvalidArgument, "nested deeper"},
+		"invalid UTF-8":    {func(sp ptrace.Span) { sp.SetName("\xff") }, codes.InvalidArgument, "UTF-8"},
+		"over size limit":  {func(sp ptrace.Span) { sp.Attributes().PutStr("big", strings.Repeat("y", 2<<20)) }, codes.ResourceExhausted, "larger than max"},
+		"empty span id":    {func(sp ptrace.Span) { sp.SetSpanID([8]byte{}) }, codes.InvalidArgument, "span_id"},
+		"far future times": {func(sp ptrace.Span) { sp.SetEndTimestamp(pcommon.Timestamp(time.Now().Add(72 * time.Hour).UnixNano())) }, codes.InvalidArgument, "future"},
+	} {
+		req := ptraceotlp.NewExportRequest()
+		if err := req.UnmarshalProto(goodSpans(tc.mutate)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := client.Export(ctx, req)
+		st, _ := status.FromError(err)
+		if st.Code() != tc.code || !strings.Contains(st.Message(), tc.msg) {
+			t.Errorf("%s: %v, want %v mentioning %q", name, err, tc.code, tc.msg)
+		}
+		good := ptraceotlp.NewExportRequest()
+		good.UnmarshalProto(goodSpans(nil))
+		if _, err := client.Export(ctx, good); err != nil {
+			t.Fatalf("good export after %s: %v", name, err)
+		}
+	}
+}

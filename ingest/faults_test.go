@@ -1,0 +1,136 @@
+package ingest_test
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/strata-db/strata/ingest"
+	"github.com/strata-db/strata/internal/faultproxy"
+	"github.com/strata-db/strata/internal/otlptest"
+	"github.com/strata-db/strata/internal/testenv"
+)
+
+// viaProxy rewrites the host:port of a URL (or of its endpoint parameter)
+// to go through a fault proxy.
+func viaProxy(t *testing.T, raw string, endpointParam bool) (string, *faultproxy.Proxy) {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !endpointParam {
+		p := faultproxy.Start(t, u.Host)
+		u.Host = p.Addr()
+		return u.String(), p
+	}
+	q := u.Query()
+	ep, err := url.Parse(q.Get("endpoint"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := faultproxy.Start(t, ep.Host)
+	ep.Host = p.Addr()
+	q.Set("endpoint", ep.String())
+	u.RawQuery = q.Encode()
+	return u.String(), p
+}
+
+// stored counts each span id in the table.
+func (s *stack) stored() map[string]int {
+	out := map[string]int{}
+	for _, r := range s.query(`SELECT span_id FROM records`) {
+		out[r[0].(string)]++
+	}
+	return out
+}
+
+func checkExactlyOnce(t *testing.T, s *stack, sender *otlptest.Sender) {
+	t.Helper()
+	stored := s.stored()
+	for id, n := range stored {
+		if n > 1 {
+			t.Fatalf("span %s stored %d times", id, n)
+		}
+	}
+	if missing := sender.Missing(stored); len(missing) > 0 {
+		t.Fatalf("%d acknowledged spans missing, e.g. %v", len(missing), missing[:min(5, len(missing))])
+	}
+	t.Logf("%d spans acknowledged, %d stored, answers by status: %v", len(sender.Acked()), len(stored), sender.Codes())
+}
+
+func TestFaults_ObjectStoreAndCatalogOutages(t *testing.T) {
+	pgURL, pg := viaProxy(t, testenv.PostgresURL(t), false)
+	schema := testenv.PostgresSchema(t, testenv.PostgresURL(t))
+	s3URL, s3 := viaProxy(t, testenv.S3URL(t), true)
+	s := newStack(t, stackOptions{
+		catalogURL: pgURL, schema: schema, bucketURL: s3URL,
+		ingest: ingest.Options{FlushInterval: 100 * time.Millisecond, OpTimeout: 500 * time.Millisecond},
+	})
+	sender := otlptest.NewSender("faults")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() { defer wg.Done(); sender.Run(ctx, s.httpURL, 20) }()
+	}
+	phases := []struct {
+		name  string
+		proxy *faultproxy.Proxy
+		mode  faultproxy.Mode
+	}{
+		{"object store refuses connections", s3, faultproxy.Refuse},
+		{"object store hangs (timeouts)", s3, faultproxy.Hang},
+		{"catalog refuses connections", pg, faultproxy.Refuse},
+		{"catalog hangs (timeouts)", pg, faultproxy.Hang},
+	}
+	for _, ph := range phases {
+		time.Sleep(300 * time.Millisecond)
+		before := len(sender.Acked())
+		ph.proxy.Set(ph.mode)
+		time.Sleep(1500 * time.Millisecond)
+		// Ingest keeps acknowledging while the flush cannot complete.
+		if during := len(sender.Acked()); during <= before {
+			t.Errorf("%s: no spans acknowledged during the outage", ph.name)
+		}
+		ph.proxy.Set(faultproxy.Pass)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	wg.Wait()
+	s.waitFlushed()
+	checkExactlyOnce(t, s, sender)
+}
+
+func TestFaults_RestartAfterUnflushedOutage(t *testing.T) {
+	// The object store is down, the ingester stops with data it could not
+	// flush, and a new one on the same scratch dir flushes it on start.
+	s3URL, s3 := viaProxy(t, testenv.S3URL(t), true)
+	s := newStack(t, stackOptions{bucketURL: s3URL,
+		ingest: ingest.Options{FlushInterval: 50 * time.Millisecond, OpTimeout: 200 * time.Millisecond}})
+	sender := otlptest.NewSender("restart")
+	s3.Set(faultproxy.Refuse)
+	client := s.httpClient()
+	for range 20 {
+		if code, err := sender.Send(context.Background(), client, s.httpURL, 10); err != nil || code != 200 {
+			t.Fatalf("send: %d %v", code, err)
+		}
+	}
+	closeCtx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err := s.in.Close(closeCtx)
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "left in the WAL") {
+		t.Fatalf("close with the object store down: %v, want segments left in the WAL", err)
+	}
+	s.stop()
+	s3.Set(faultproxy.Pass)
+	s.startIngest(0)
+	s.waitFlushed()
+	checkExactlyOnce(t, s, sender)
+	if got := len(s.stored()); got != 200 {
+		t.Fatalf("stored %d spans, want 200", got)
+	}
+}

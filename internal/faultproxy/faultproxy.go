@@ -1,0 +1,103 @@
+// Package faultproxy is a TCP proxy for tests that can make a real server
+// (PostgreSQL, an S3-compatible store) look down or hung for a while.
+package faultproxy
+
+import (
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// Mode is how the proxy treats connections.
+type Mode int32
+
+const (
+	Pass   Mode = iota // forward to the target
+	Refuse             // close every connection at once: "connection reset"
+	Hang               // accept and never answer: timeouts
+)
+
+// Proxy forwards loopback connections to a target address.
+type Proxy struct {
+	ln     net.Listener
+	target string
+	mode   atomic.Int32
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+}
+
+// Start listens on a free loopback port and forwards to target until the
+// test ends.
+func Start(t testing.TB, target string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	go p.accept()
+	t.Cleanup(func() {
+		ln.Close()
+		p.dropAll()
+	})
+	return p
+}
+
+// Addr is the proxy's host:port.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// Set switches the mode. Leaving Pass drops every open connection, so
+// pooled clients notice at once.
+func (p *Proxy) Set(m Mode) {
+	p.mode.Store(int32(m))
+	if m != Pass {
+		p.dropAll()
+	}
+}
+
+func (p *Proxy) dropAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.conns = map[net.Conn]struct{}{}
+}
+
+func (p *Proxy) track(c net.Conn) {
+	p.mu.Lock()
+	p.conns[c] = struct{}{}
+	p.mu.Unlock()
+}
+
+func (p *Proxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		switch Mode(p.mode.Load()) {
+		case Refuse:
+			c.Close()
+		case Hang:
+			p.track(c) // held open, never answered, closed when the mode changes
+		default:
+			go p.forward(c)
+		}
+	}
+}
+
+func (p *Proxy) forward(c net.Conn) {
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.track(c)
+	p.track(up)
+	go func() { io.Copy(up, c); up.Close() }()
+	io.Copy(c, up)
+	c.Close()
+}
