@@ -267,8 +267,16 @@ func (in *Ingester) writeLoop() {
 			if len(batch) > 0 {
 				in.commit(batch)
 			}
-			in.rotate()
 			in.file.f.Close()
+			in.mu.Lock()
+			if in.active.rows > 0 {
+				in.sealed = append(in.sealed, in.active)
+			} else {
+				os.Remove(in.active.path)
+				in.disk.Add(-in.active.diskBytes)
+			}
+			in.active = newSegment(in.active.seq, in.active.nonce, in.active.created, in.active.path)
+			in.mu.Unlock()
 			return
 		}
 	gather:

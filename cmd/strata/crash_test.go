@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -140,5 +141,45 @@ func TestCrash_SIGKILLLosesNothingAcknowledged(t *testing.T) {
 	t.Logf("%d kills: %d spans answered, %d acknowledged, %d stored", kills, s.Sent(), len(s.Acked()), len(stored))
 	if len(lost) > 0 {
 		t.Fatalf("%d acknowledged spans lost, e.g. %v", len(lost), lost[:min(5, len(lost))])
+	}
+}
+
+func TestServe_SIGTERMUnderLoadFlushesEverythingAcknowledged(t *testing.T) {
+	dataDir := t.TempDir()
+	s := otlptest.NewSender("sigterm")
+	n := startNode(t, dataDir)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.Run(ctx, n.otlpHTTP, 100) }()
+	}
+	time.Sleep(time.Second)
+	start := time.Now()
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	err := <-n.exited
+	took := time.Since(start)
+	cancel()
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, n.stderr.String())
+	}
+	t.Logf("exited %v after SIGTERM with %d spans acknowledged", took.Round(time.Millisecond), len(s.Acked()))
+	if took > 5*time.Second {
+		t.Errorf("took %v to exit; the shutdown timeout is 1s", took)
+	}
+	// A clean stop flushes everything: the WAL is empty.
+	segs, _ := filepath.Glob(filepath.Join(dataDir, "scratch", "*.wal"))
+	if len(segs) > 0 {
+		t.Errorf("WAL segments left after a clean stop: %v\n%s", segs, n.stderr.String())
+	}
+	n2 := startNode(t, dataDir)
+	defer n2.kill()
+	stored := map[string]int{}
+	for _, r := range n2.query(t, `SELECT span_id FROM records`) {
+		stored[r[0].(string)]++
+	}
+	if lost := s.Missing(stored); len(lost) > 0 {
+		t.Fatalf("%d acknowledged spans missing after SIGTERM", len(lost))
 	}
 }
