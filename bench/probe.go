@@ -123,5 +123,5 @@ func probeSpan(tid [16]byte, sid [8]byte, now time.Time) []byte {
 	rs.embed(2, &ss)
 	req.embed(1, &rs)
 	t := &template{body: req.b, patches: req.patches}
-	return fill(nil, t, now.UnixNano(), [][16]byte{tid}, [][8]byte{sid})
+	return fill(nil, t, now.UnixNano(), [][16]byte{tid}, [][8]byte{sid}, nil)
 }

@@ -3,6 +3,8 @@ package bench
 import (
 	"encoding/binary"
 	"math"
+	"math/rand/v2"
+	"strings"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -16,9 +18,11 @@ import (
 type patchKind uint8
 
 const (
-	patchTrace patchKind = iota // 16 bytes: the trace id of trace ref
-	patchSpan                   // 8 bytes: the span id of span ref
-	patchTime                   // fixed64: send time + rel nanoseconds
+	patchTrace  patchKind = iota // 16 bytes: the trace id of trace ref
+	patchSpan                    // 8 bytes: the span id of span ref
+	patchTime                    // fixed64: send time + rel nanoseconds
+	patchDigits                  // ref decimal digits: a fresh value below rel
+	patchDouble                  // fixed64 double: a fresh value below rel, in hundredths
 )
 
 type patch struct {
@@ -59,6 +63,16 @@ func (m *msg) id(num protowire.Number, n int, kind patchKind, ref int) {
 	m.b = append(m.b, make([]byte, n)...)
 }
 
+// digits writes a string field of a prefix and width digits, the digits
+// drawn afresh below card on every send, so values vary like real data.
+func (m *msg) digits(num protowire.Number, prefix string, width int, card int) {
+	m.b = protowire.AppendTag(m.b, num, protowire.BytesType)
+	m.b = protowire.AppendVarint(m.b, uint64(len(prefix)+width))
+	m.b = append(m.b, prefix...)
+	m.patches = append(m.patches, patch{off: len(m.b), kind: patchDigits, ref: width, rel: int64(card)})
+	m.b = append(m.b, strings.Repeat("0", width)...)
+}
+
 // time writes a timestamp patched to send time + rel.
 func (m *msg) time(num protowire.Number, rel int64) {
 	m.b = protowire.AppendTag(m.b, num, protowire.Fixed64Type)
@@ -80,7 +94,7 @@ func (m *msg) embed(num protowire.Number, inner *msg) {
 
 // attribute values, as OTLP AnyValue.
 type value struct {
-	kind uint8 // 's', 'i', 'd', 'b', 'a' (array of strings)
+	kind uint8 // 's', 'i', 'd', 'b', 'a' (array of strings), 'v' (varying digits), 'f' (varying double)
 	s    string
 	i    int64
 	d    float64
@@ -102,6 +116,12 @@ func (m *msg) keyValue(num protowire.Number, key string, v value) {
 		av.varint(3, uint64(v.i))
 	case 'd':
 		av.double(4, v.d)
+	case 'v': // s is the prefix, i the digits, d the cardinality
+		av.digits(1, v.s, int(v.i), int(v.d))
+	case 'f': // d is the cardinality, in hundredths
+		av.b = protowire.AppendTag(av.b, 4, protowire.Fixed64Type)
+		av.patches = append(av.patches, patch{off: len(av.b), kind: patchDouble, rel: int64(v.d)})
+		av.b = protowire.AppendFixed64(av.b, 0)
 	case 'a':
 		var arr msg
 		for _, s := range v.arr {
@@ -119,7 +139,7 @@ func (m *msg) keyValue(num protowire.Number, key string, v value) {
 
 // fill copies a template into dst and writes fresh ids and times. traceIDs
 // and spanIDs are indexed by the patches' refs.
-func fill(dst []byte, t *template, now int64, traceIDs [][16]byte, spanIDs [][8]byte) []byte {
+func fill(dst []byte, t *template, now int64, traceIDs [][16]byte, spanIDs [][8]byte, rng *rand.Rand) []byte {
 	dst = append(dst[:0], t.body...)
 	for _, p := range t.patches {
 		switch p.kind {
@@ -129,6 +149,14 @@ func fill(dst []byte, t *template, now int64, traceIDs [][16]byte, spanIDs [][8]
 			copy(dst[p.off:p.off+8], spanIDs[p.ref][:])
 		case patchTime:
 			binary.LittleEndian.PutUint64(dst[p.off:p.off+8], uint64(now+p.rel))
+		case patchDigits:
+			v := rng.Uint64N(uint64(p.rel))
+			for i := p.off + p.ref - 1; i >= p.off; i-- {
+				dst[i] = byte('0' + v%10)
+				v /= 10
+			}
+		case patchDouble:
+			binary.LittleEndian.PutUint64(dst[p.off:p.off+8], math.Float64bits(float64(rng.Uint64N(uint64(p.rel)))/100))
 		}
 	}
 	return dst

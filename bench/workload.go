@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 )
 
@@ -71,8 +70,6 @@ type template struct {
 type Generator struct {
 	w                     Workload
 	traces, logs, metrics []*template
-	idBase                uint64
-	nextID                atomic.Uint64
 }
 
 const templatesPerSignal = 16
@@ -84,9 +81,6 @@ func NewGenerator(w Workload) (*Generator, error) {
 	}
 	g := &Generator{w: w}
 	rng := rand.New(rand.NewPCG(w.Seed, w.Seed^0x5eed))
-	// Span ids: a per-process random high half and a counter, unique across
-	// every request this generator makes.
-	g.idBase = rand.Uint64() << 32
 	for range templatesPerSignal {
 		b := newBuilder(w, rng)
 		spans, traces := b.traceShape()
@@ -130,17 +124,17 @@ func (f *Filler) Next(bufs *[3][]byte, now time.Time) []Request {
 	t := f.g.traces[k]
 	f.ids(t)
 	ns := now.UnixNano()
-	bufs[0] = fill(bufs[0], t, ns, f.traceIDs, f.spanIDs)
+	bufs[0] = fill(bufs[0], t, ns, f.traceIDs, f.spanIDs, f.rng)
 	out := []Request{{Signal: "traces", Body: bufs[0], Items: t.spans}}
 	if len(f.g.logs) > 0 {
 		// Logs refer to the spans of the trace request just made.
 		l := f.g.logs[k]
-		bufs[1] = fill(bufs[1], l, ns, f.traceIDs, f.spanIDs)
+		bufs[1] = fill(bufs[1], l, ns, f.traceIDs, f.spanIDs, f.rng)
 		out = append(out, Request{Signal: "logs", Body: bufs[1], Items: l.logs})
 	}
 	if len(f.g.metrics) > 0 {
 		m := f.g.metrics[f.rng.IntN(len(f.g.metrics))]
-		bufs[2] = fill(bufs[2], m, ns, f.traceIDs, f.spanIDs)
+		bufs[2] = fill(bufs[2], m, ns, f.traceIDs, f.spanIDs, f.rng)
 		out = append(out, Request{Signal: "metrics", Body: bufs[2], Items: m.points})
 	}
 	return out
@@ -158,9 +152,10 @@ func (f *Filler) ids(t *template) {
 		binary.BigEndian.PutUint64(f.traceIDs[i][:8], f.rng.Uint64())
 		binary.BigEndian.PutUint64(f.traceIDs[i][8:], f.rng.Uint64()|1)
 	}
-	first := f.g.nextID.Add(uint64(t.spans)) - uint64(t.spans)
+	// Random like real SDKs' ids (a collision is a 1 in 2^64 event per pair),
+	// so storage figures are not flattered by sequential ids.
 	for i := range t.spans {
-		binary.BigEndian.PutUint64(f.spanIDs[i][:], f.g.idBase|(first+uint64(i)+1))
+		binary.BigEndian.PutUint64(f.spanIDs[i][:], f.rng.Uint64()|1)
 	}
 }
 
@@ -319,10 +314,10 @@ func (b *builder) span(s genSpan) *msg {
 	m.keyValue(9, "http.request.method", value{kind: 's', s: method})
 	m.keyValue(9, "http.route", value{kind: 's', s: r})
 	m.keyValue(9, "http.response.status_code", value{kind: 'i', i: int64(status)})
-	m.keyValue(9, "url.full", value{kind: 's', s: fmt.Sprintf("https://%s.internal%s", strings.TrimPrefix(serviceName(s.service), "svc-"),
-		strings.Replace(r, "{id}", fmt.Sprint(b.rng.IntN(100000)), 1))})
+	m.keyValue(9, "url.full", value{kind: 'v', s: fmt.Sprintf("https://%s.internal%s", strings.TrimPrefix(serviceName(s.service), "svc-"),
+		strings.Replace(r, "{id}", "", 1)), i: 6, d: 1e6})
 	m.keyValue(9, "server.address", value{kind: 's', s: serviceName(s.service) + ".internal"})
-	m.keyValue(9, "enduser.id", value{kind: 's', s: fmt.Sprintf("user-%06d", b.rng.IntN(50000))})
+	m.keyValue(9, "enduser.id", value{kind: 'v', s: "user-", i: 5, d: 50000})
 	if s.kind == 3 {
 		m.keyValue(9, "db.system.name", value{kind: 's', s: dbSystems[s.op%len(dbSystems)]})
 		m.keyValue(9, "db.operation.name", value{kind: 's', s: []string{"SELECT", "INSERT", "UPDATE"}[s.op%3]})
@@ -331,11 +326,11 @@ func (b *builder) span(s genSpan) *msg {
 		key := fmt.Sprintf("app.attr_%d", a)
 		switch a % 4 {
 		case 0:
-			m.keyValue(9, key, value{kind: 's', s: fmt.Sprintf("value-%d", b.rng.IntN(b.w.Cardinality))})
+			m.keyValue(9, key, value{kind: 'v', s: "value-", i: int64(len(fmt.Sprint(b.w.Cardinality - 1))), d: float64(b.w.Cardinality)})
 		case 1:
 			m.keyValue(9, key, value{kind: 'i', i: int64(b.rng.IntN(b.w.Cardinality))})
 		case 2:
-			m.keyValue(9, key, value{kind: 'd', d: float64(b.rng.IntN(b.w.Cardinality*100)) / 100})
+			m.keyValue(9, key, value{kind: 'f', d: float64(b.w.Cardinality * 100)})
 		case 3:
 			m.keyValue(9, key, value{kind: 'b', i: int64(b.rng.IntN(2))})
 		}
@@ -407,7 +402,7 @@ func (b *builder) logRequest(spans []genSpan, traces int) *template {
 			lr.varint(2, sev)
 			lr.str(3, text)
 			var body msg
-			body.str(1, fmt.Sprintf("handled %s for user-%06d in %d ms", route(s.service, s.op), b.rng.IntN(50000), (s.end-s.start)/1e6))
+			body.digits(1, fmt.Sprintf("handled %s in %d ms for user-", route(s.service, s.op), (s.end-s.start)/1e6), 5, 50000)
 			lr.embed(5, &body)
 			lr.keyValue(6, "logger.name", value{kind: 's', s: "app.handlers"})
 			lr.keyValue(6, "code.lineno", value{kind: 'i', i: int64(b.rng.IntN(500))})

@@ -1,18 +1,13 @@
 package engine
 
 import (
-	"cmp"
-	"context"
 	"fmt"
 	"hash/maphash"
 	"io"
-	"slices"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/compute"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
@@ -54,21 +49,24 @@ type FileInfo struct {
 
 // WriteParquet sorts the rows of batches by the table's sort columns and
 // writes them to w as one Parquet file: zstd, statistics and a page index
-// on every column, bloom filters on the table's lookup columns. The batches
-// must have the table's schema; they are not released.
+// (except on long text and JSON), bloom filters on the table's lookup
+// columns, row groups of at most RowGroupRows. The batches must have the
+// table's schema; they are not released.
 func WriteParquet(w io.Writer, t *schema.Table, batches []arrow.RecordBatch, opts ParquetOptions) (FileInfo, error) {
 	opts = opts.withDefaults()
-	rec, err := concat(t.Schema, batches)
+	if len(batches) == 0 {
+		return FileInfo{}, fmt.Errorf("write parquet %s: no rows", t.Name)
+	}
+	for i, b := range batches {
+		if !b.Schema().Equal(t.Schema) {
+			return FileInfo{}, fmt.Errorf("write parquet %s: batch %d has schema %s, want the table's", t.Name, i, b.Schema())
+		}
+	}
+	sorted, err := sortBatches(t, batches)
 	if err != nil {
 		return FileInfo{}, fmt.Errorf("write parquet %s: %w", t.Name, err)
 	}
-	defer rec.Release()
-	sorted, err := sortRecord(t, rec)
-	if err != nil {
-		return FileInfo{}, fmt.Errorf("write parquet %s: sort: %w", t.Name, err)
-	}
 	defer sorted.Release()
-
 	info := FileInfo{Rows: sorted.NumRows()}
 	info.MinTime, info.MaxTime = timeRange(sorted.Column(t.Index(t.TimeColumn)).(*array.Timestamp))
 
@@ -83,6 +81,9 @@ func WriteParquet(w io.Writer, t *schema.Table, batches []arrow.RecordBatch, opt
 	for _, c := range t.PlainColumns {
 		props = append(props, parquet.WithDictionaryFor(c, false))
 	}
+	for _, c := range t.NoStatsColumns {
+		props = append(props, parquet.WithStatsFor(c, false), parquet.WithPageIndexEnabledFor(c, false))
+	}
 	for _, c := range t.BloomColumns {
 		// A bloom filter sized for the distinct values it will actually
 		// hold: the default size is 1 MiB per row group.
@@ -92,11 +93,11 @@ func WriteParquet(w io.Writer, t *schema.Table, batches []arrow.RecordBatch, opt
 			parquet.WithBloomFilterFPPFor(c, opts.BloomFPP),
 			parquet.WithBloomFilterNDVFor(c, max(ndv, 1)))
 	}
-	sortCols := make([]parquet.SortingColumn, len(t.SortColumns))
+	sorting := make([]parquet.SortingColumn, len(t.SortColumns))
 	for i, c := range t.SortColumns {
-		sortCols[i] = parquet.SortingColumn{ColumnIdx: int32(t.Index(c))}
+		sorting[i] = parquet.SortingColumn{ColumnIdx: int32(t.Index(c))}
 	}
-	props = append(props, parquet.WithSortingColumns(sortCols))
+	props = append(props, parquet.WithSortingColumns(sorting))
 
 	// The file writer closes a sink that is an io.Closer; w is the caller's.
 	fw, err := pqarrow.NewFileWriter(t.Schema, struct{ io.Writer }{w}, parquet.NewWriterProperties(props...),
@@ -117,111 +118,26 @@ func WriteParquet(w io.Writer, t *schema.Table, batches []arrow.RecordBatch, opt
 	return info, nil
 }
 
-// concat joins batches into one record with schema s.
-func concat(s *arrow.Schema, batches []arrow.RecordBatch) (arrow.RecordBatch, error) {
-	if len(batches) == 0 {
-		return nil, fmt.Errorf("no rows")
-	}
-	for i, b := range batches {
-		if !b.Schema().Equal(s) {
-			return nil, fmt.Errorf("batch %d has schema %s, want the table's", i, b.Schema())
-		}
-	}
-	if len(batches) == 1 {
-		batches[0].Retain()
-		return batches[0], nil
-	}
-	cols := make([]arrow.Array, s.NumFields())
-	defer func() {
-		for _, c := range cols {
-			if c != nil {
-				c.Release()
-			}
-		}
-	}()
-	var rows int64
-	for _, b := range batches {
-		rows += b.NumRows()
-	}
-	parts := make([]arrow.Array, len(batches))
-	for i := range cols {
-		for j, b := range batches {
-			parts[j] = b.Column(i)
-		}
-		c, err := array.Concatenate(parts, memory.DefaultAllocator)
-		if err != nil {
-			return nil, fmt.Errorf("concatenate %s: %w", s.Field(i).Name, err)
-		}
-		cols[i] = c
-	}
-	return array.NewRecordBatch(s, cols, rows), nil
-}
-
-// sortRecord orders rec by the table's sort columns (strings and
-// timestamps, ascending, nulls first). Already sorted input, such as
-// compaction output, is returned as is.
-func sortRecord(t *schema.Table, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
-	keys := make([]func(i, j int) int, len(t.SortColumns))
-	for k, name := range t.SortColumns {
-		switch c := rec.Column(t.Index(name)).(type) {
-		case *array.String:
-			keys[k] = func(i, j int) int {
-				return compareNullable(c, i, j, func() int { return cmp.Compare(c.Value(i), c.Value(j)) })
-			}
-		case *array.Timestamp:
-			keys[k] = func(i, j int) int {
-				return compareNullable(c, i, j, func() int { return cmp.Compare(c.Value(i), c.Value(j)) })
-			}
-		default:
-			return nil, fmt.Errorf("cannot sort on column %s of type %s", name, c.DataType())
-		}
-	}
-	compare := func(i, j int) int {
-		for _, k := range keys {
-			if c := k(i, j); c != 0 {
-				return c
-			}
-		}
-		return 0
-	}
-	n := int(rec.NumRows())
-	sorted := true
-	for i := 1; i < n && sorted; i++ {
-		sorted = compare(i-1, i) <= 0
-	}
-	if sorted {
-		rec.Retain()
-		return rec, nil
-	}
-	idx := make([]int32, n)
-	for i := range idx {
-		idx[i] = int32(i)
-	}
-	slices.SortStableFunc(idx, func(a, b int32) int { return compare(int(a), int(b)) })
-	bld := array.NewInt32Builder(memory.DefaultAllocator)
-	defer bld.Release()
-	bld.AppendValues(idx, nil)
-	indices := bld.NewArray()
-	defer indices.Release()
-	out, err := compute.Take(context.Background(), *compute.DefaultTakeOptions(),
-		compute.NewDatumWithoutOwning(rec), compute.NewDatumWithoutOwning(indices))
+// sortBatches returns the rows of batches as one record in the table's
+// sort order, copying them once (or not at all when a single batch is
+// already sorted, as compaction output is).
+func sortBatches(t *schema.Table, batches []arrow.RecordBatch) (arrow.RecordBatch, error) {
+	refs, err := sortedRows(t, batches)
 	if err != nil {
 		return nil, err
 	}
-	return out.(*compute.RecordDatum).Value, nil
-}
-
-func compareNullable(a arrow.Array, i, j int, values func() int) int {
-	ni, nj := a.IsNull(i), a.IsNull(j)
-	switch {
-	case ni && nj:
-		return 0
-	case ni:
-		return -1
-	case nj:
-		return 1
+	if refs == nil {
+		if len(batches) == 1 {
+			batches[0].Retain()
+			return batches[0], nil
+		}
+		for bi, b := range batches {
+			for r := range int(b.NumRows()) {
+				refs = append(refs, rowRef{uint32(bi), uint32(r)})
+			}
+		}
 	}
-	return values()
+	return gather(t.Schema, batches, refs)
 }
 
 func timeRange(ts *array.Timestamp) (lo, hi time.Time) {

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/hex"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -168,4 +169,48 @@ func checkScope(scope pcommon.InstrumentationScope) error {
 		return err
 	}
 	return checkString("scope version", scope.Version())
+}
+
+// sizeHints remember how many bytes of string data a row of each column
+// took in recent batches, so the next batch's builders are allocated once
+// at about the right size instead of doubling their way up.
+type sizeHints struct{ perRow []atomic.Int64 }
+
+func newSizeHints(t *schema.Table) *sizeHints {
+	return &sizeHints{perRow: make([]atomic.Int64, t.Schema.NumFields())}
+}
+
+// reserve sizes the builders of b for n rows.
+func (h *sizeHints) reserve(b *array.RecordBuilder, n int) {
+	b.Reserve(n)
+	for i, f := range b.Fields() {
+		if sb := storageString(f); sb != nil {
+			sb.ReserveData(int(h.perRow[i].Load()*int64(n)) * 9 / 8)
+		}
+	}
+}
+
+// learn updates the hints from a finished batch's builders.
+func (h *sizeHints) learn(b *array.RecordBuilder, rows int) {
+	if rows == 0 {
+		return
+	}
+	for i, f := range b.Fields() {
+		if sb := storageString(f); sb != nil {
+			cur := int64(sb.DataLen() / rows)
+			old := h.perRow[i].Load()
+			h.perRow[i].Store((old*3 + cur) / 4) // a moving average
+		}
+	}
+}
+
+func storageString(b array.Builder) *array.StringBuilder {
+	switch sb := b.(type) {
+	case *array.StringBuilder:
+		return sb
+	case *array.ExtensionBuilder:
+		s, _ := sb.StorageBuilder().(*array.StringBuilder)
+		return s
+	}
+	return nil
 }

@@ -78,9 +78,8 @@ func (in *Ingester) flushSealed(ctx context.Context) {
 		in.mu.Lock()
 		in.sealed = in.sealed[1:]
 		in.mu.Unlock()
-		in.memBytes.Add(-seg.memBytes)
 		in.disk.Add(-seg.diskBytes)
-		seg.release()
+		in.pending.Add(-seg.rows)
 	}
 }
 
@@ -89,8 +88,17 @@ func (in *Ingester) flushSealed(ctx context.Context) {
 // are deterministic, so a retry overwrites the same objects and registers
 // nothing twice.
 func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.File, error) {
-	keys := make([]partKey, 0, len(seg.parts))
-	for pk := range seg.parts {
+	parts, err := loadSegment(seg)
+	if err != nil {
+		// The segment on disk no longer matches what was acknowledged: a
+		// disk fault. Keep it for an operator rather than lose rows.
+		slog.Error("flush: cannot read segment back; kept in the WAL", "segment", seg.seq, "err", err)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	defer releaseParts(parts)
+	keys := make([]partKey, 0, len(parts))
+	for pk := range parts {
 		keys = append(keys, pk)
 	}
 	sort.Slice(keys, func(i, j int) bool {
@@ -107,7 +115,7 @@ func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.F
 	for _, pk := range keys {
 		t, _ := schema.Lookup(pk.table)
 		var buf bytes.Buffer
-		info, err := engine.WriteParquet(&buf, t, seg.parts[pk], in.opts.Parquet)
+		info, err := engine.WriteParquet(&buf, t, parts[pk], in.opts.Parquet)
 		if err != nil {
 			// Not retryable: the rows themselves cannot be written. This is a
 			// bug; keep the segment so no data is lost, and say so loudly.
@@ -127,7 +135,7 @@ func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.F
 			Level: 0, MinTime: info.MinTime, MaxTime: info.MaxTime, Rows: info.Rows, Bytes: int64(buf.Len()),
 		})
 	}
-	err := in.retry(ctx, fmt.Sprintf("register %d files of segment %d", len(files), seg.seq), func(ctx context.Context) error {
+	err = in.retry(ctx, fmt.Sprintf("register %d files of segment %d", len(files), seg.seq), func(ctx context.Context) error {
 		return in.cat.RegisterFiles(ctx, files...)
 	})
 	return files, err

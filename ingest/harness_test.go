@@ -136,7 +136,7 @@ func (s *stack) waitFlushed() {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		st := s.in.Stats()
-		if st.ActiveRows == 0 && st.SealedSegments == 0 {
+		if st.UnflushedRows == 0 {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

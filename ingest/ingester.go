@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -30,7 +31,9 @@ type Options struct {
 	// MaxScratchBytes bounds the WAL on disk; beyond it ingest refuses new
 	// data until the flusher catches up (1 GiB).
 	MaxScratchBytes int64
-	// MaxMemoryBytes bounds the Arrow data buffered in memory (256 MiB).
+	// MaxMemoryBytes bounds the request data held in memory while it waits
+	// for the WAL (256 MiB). Rows are not kept in memory after that: the WAL
+	// on disk is the buffer, and the page cache keeps it hot for the flush.
 	MaxMemoryBytes int64
 	// OpTimeout bounds one upload or catalog registration attempt, so a
 	// hung object store or database cannot stall the flusher (30 s).
@@ -93,8 +96,9 @@ type Ingester struct {
 
 	stopMu   sync.RWMutex // held to set stopping, read-held to send to reqs
 	stopping atomic.Bool
-	memBytes atomic.Int64 // Arrow bytes in active and sealed segments
+	inflight atomic.Int64 // frame bytes waiting for the writer
 	disk     atomic.Int64 // WAL bytes on disk
+	pending  atomic.Int64 // rows acknowledged but not yet in the catalog
 
 	mu      sync.Mutex // guards active's contents and sealed, for snapshots
 	active  *segment
@@ -107,8 +111,8 @@ type Ingester struct {
 }
 
 type appendEntry struct {
-	key   bufKey
-	rec   arrow.RecordBatch // one hour's rows
+	part  partKey
+	rows  int64
 	frame []byte
 }
 
@@ -148,26 +152,21 @@ func Open(cat catalog.Store, bucket *objstore.Bucket, opts Options) (*Ingester, 
 		in.nextSeq = seq + 1
 		seg, err := readSegment(opts.ScratchDir, seq)
 		if err != nil {
-			in.releaseAll()
 			return nil, fmt.Errorf("open ingester: replay: %w", err)
 		}
 		if seg == nil || seg.rows == 0 {
-			if seg != nil {
-				seg.release()
-			}
 			os.Remove(segmentPath(opts.ScratchDir, seq))
 			continue
 		}
 		replayed += seg.rows
 		in.sealed = append(in.sealed, seg)
-		in.memBytes.Add(seg.memBytes)
 		in.disk.Add(seg.diskBytes)
+		in.pending.Add(seg.rows)
 	}
 	if replayed > 0 {
 		slog.Info("wal replayed", "segments", len(in.sealed), "rows", replayed)
 	}
 	if err := in.newActive(); err != nil {
-		in.releaseAll()
 		return nil, fmt.Errorf("open ingester: %w", err)
 	}
 	go in.writeLoop()
@@ -182,7 +181,7 @@ func Open(cat catalog.Store, bucket *objstore.Bucket, opts Options) (*Ingester, 
 // return the rows survive a crash and will be flushed exactly once. rec
 // must have the table's schema; Append does not take ownership of it.
 func (in *Ingester) Append(ctx context.Context, project, table string, rec arrow.RecordBatch) error {
-	if in.memBytes.Load() > in.opts.MaxMemoryBytes || in.disk.Load() > in.opts.MaxScratchBytes {
+	if in.inflight.Load() > in.opts.MaxMemoryBytes || in.disk.Load() > in.opts.MaxScratchBytes {
 		in.m.refused.Inc()
 		return ErrOverloaded
 	}
@@ -196,22 +195,24 @@ func (in *Ingester) Append(ctx context.Context, project, table string, rec arrow
 	}
 	req := &appendReq{done: make(chan error, 1)}
 	key := bufKey{project: project, table: table}
+	var size int64
 	for _, p := range pieces {
 		frame, err := encodeFrame(key, p)
+		if err == nil {
+			req.entries = append(req.entries, appendEntry{part: partOf(key, p), rows: p.NumRows(), frame: frame})
+			size += int64(len(frame))
+		}
+		p.Release()
 		if err != nil {
-			releaseEntries(req.entries)
-			for _, q := range pieces {
-				q.Release()
-			}
 			return err
 		}
-		req.entries = append(req.entries, appendEntry{key: key, rec: p, frame: frame})
 	}
 	if len(req.entries) == 0 {
 		return nil
 	}
+	in.inflight.Add(size)
+	defer in.inflight.Add(-size)
 	if err := in.send(ctx, req); err != nil {
-		releaseEntries(req.entries)
 		return err
 	}
 	select {
@@ -237,12 +238,6 @@ func (in *Ingester) send(ctx context.Context, req *appendReq) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	}
-}
-
-func releaseEntries(es []appendEntry) {
-	for _, e := range es {
-		e.rec.Release()
 	}
 }
 
@@ -295,8 +290,8 @@ func (in *Ingester) writeLoop() {
 	}
 }
 
-// commit writes every frame of reqs with one write, fsyncs once, adds the
-// rows to the active segment, and wakes the callers.
+// commit writes every frame of reqs with one write, fsyncs once, counts
+// the rows into the active segment, and wakes the callers.
 func (in *Ingester) commit(reqs []*appendReq) {
 	buf := in.wbuf[:0]
 	for _, r := range reqs {
@@ -311,27 +306,26 @@ func (in *Ingester) commit(reqs []*appendReq) {
 	if err != nil {
 		slog.Error("wal write failed", "segment", in.active.seq, "err", err)
 		for _, r := range reqs {
-			releaseEntries(r.entries)
 			r.done <- fmt.Errorf("write wal: %w", err)
 		}
 		return
 	}
+	var rows int64
 	in.mu.Lock()
-	before := in.active.memBytes
 	if in.active.rows == 0 {
 		in.active.first = in.opts.Now()
 	}
-	var rows int64
 	for _, r := range reqs {
 		for _, e := range r.entries {
-			rows += e.rec.NumRows()
-			in.active.add(e.key, e.rec)
+			in.active.parts[e.part] += e.rows
+			rows += e.rows
 		}
 	}
+	in.active.rows += rows
 	in.active.diskBytes = in.file.size
-	in.memBytes.Add(in.active.memBytes - before)
 	in.mu.Unlock()
 	in.disk.Add(int64(len(buf)))
+	in.pending.Add(rows)
 	in.m.rows.Add(float64(rows))
 	in.m.commits.Inc()
 	for _, r := range reqs {
@@ -415,63 +409,76 @@ func (in *Ingester) Close(ctx context.Context) error {
 	in.mu.Lock()
 	left := len(in.sealed)
 	in.mu.Unlock()
-	in.releaseAll()
 	if left > 0 {
 		return fmt.Errorf("close ingester: %d segments left in the WAL for the next start: %w", left, ctx.Err())
 	}
 	return nil
 }
 
-func (in *Ingester) releaseAll() {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	for _, s := range in.sealed {
-		s.release()
-	}
-	in.sealed = nil
-	if in.active != nil {
-		in.active.release()
-	}
-}
-
 // Stats is a point-in-time view of the buffers.
 type Stats struct {
-	MemoryBytes, ScratchBytes int64
-	SealedSegments            int
-	ActiveRows                int64
+	InflightBytes  int64 // request data waiting for the WAL
+	ScratchBytes   int64 // WAL on disk
+	UnflushedRows  int64 // acknowledged, not yet in the catalog
+	SealedSegments int
 }
 
 func (in *Ingester) Stats() Stats {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return Stats{
-		MemoryBytes: in.memBytes.Load(), ScratchBytes: in.disk.Load(),
-		SealedSegments: len(in.sealed), ActiveRows: in.active.rows,
+		InflightBytes: in.inflight.Load(), ScratchBytes: in.disk.Load(),
+		UnflushedRows: in.pending.Load(), SealedSegments: len(in.sealed),
 	}
 }
 
 // Snapshot returns the rows of a project's table that are acknowledged but
-// not yet in the catalog (each batch retained: release them), and the
-// object keys those rows will be flushed to. A query that reads both must
-// ignore catalog files with those keys, or it could count a segment twice
-// while its flush completes.
-func (in *Ingester) Snapshot(project, table string) (batches []arrow.RecordBatch, pending []string) {
+// not yet in the catalog, read back from the WAL (each batch is the
+// caller's to release), and the object keys those rows will be flushed to.
+// A query that reads both must ignore catalog files with those keys, or it
+// could count a segment twice while its flush completes.
+func (in *Ingester) Snapshot(project, table string) (batches []arrow.RecordBatch, pending []string, err error) {
+	type view struct {
+		seg  *segment
+		size int64
+		keys []string
+	}
+	var views []view
 	in.mu.Lock()
-	defer in.mu.Unlock()
-	segs := append(append([]*segment(nil), in.sealed...), in.active)
-	for _, s := range segs {
-		for pk, bs := range s.parts {
-			if pk.project != project || pk.table != table {
-				continue
-			}
-			pending = append(pending, s.fileKey(pk))
-			for _, b := range bs {
-				b.Retain()
-				batches = append(batches, b)
+	for _, s := range append(append([]*segment(nil), in.sealed...), in.active) {
+		v := view{seg: s, size: s.diskBytes}
+		for pk := range s.parts {
+			if pk.project == project && pk.table == table {
+				v.keys = append(v.keys, s.fileKey(pk))
 			}
 		}
+		if len(v.keys) > 0 {
+			views = append(views, v)
+		}
 	}
-	return batches, pending
+	in.mu.Unlock()
+	want := bufKey{project: project, table: table}
+	for _, v := range views {
+		f, err := os.Open(v.seg.path)
+		if os.IsNotExist(err) {
+			continue // flushed and deleted since; its files are in the catalog
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, _, ok := segmentHeader(f); ok {
+			scanFrames(io.LimitReader(f, v.size-headerSize), v.seg.seq, func(key bufKey, rec arrow.RecordBatch) {
+				if key == want {
+					batches = append(batches, rec)
+				} else {
+					rec.Release()
+				}
+			})
+		}
+		f.Close()
+		pending = append(pending, v.keys...)
+	}
+	return batches, pending, nil
 }
 
 func segmentPath(dir string, seq uint64) string {

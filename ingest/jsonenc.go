@@ -32,6 +32,12 @@ func badInput(format string, args ...any) error {
 // types: ints stay integers, doubles numbers, bytes become base64 strings. It
 // validates as it goes (UTF-8, depth, size), so each value is scanned once.
 func appendMap(b []byte, m pcommon.Map, depth int) ([]byte, error) {
+	return appendMapVisit(b, m, depth, nil)
+}
+
+// appendMapVisit is appendMap that also shows each top-level key and value
+// to visit, so callers can pick attributes out in the same pass.
+func appendMapVisit(b []byte, m pcommon.Map, depth int, visit func(k string, v pcommon.Value)) ([]byte, error) {
 	if depth > maxDepth {
 		return b, badInput("attributes nested deeper than %d levels", maxDepth)
 	}
@@ -39,6 +45,9 @@ func appendMap(b []byte, m pcommon.Map, depth int) ([]byte, error) {
 	first := true
 	var err error
 	m.Range(func(k string, v pcommon.Value) bool {
+		if visit != nil {
+			visit(k, v)
+		}
 		if !first {
 			b = append(b, ',')
 		}

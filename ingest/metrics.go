@@ -13,7 +13,10 @@ import (
 	"github.com/strata-db/strata/engine/schema"
 )
 
-var metricsTable, _ = schema.Lookup(schema.Metrics)
+var (
+	metricsTable, _ = schema.Lookup(schema.Metrics)
+	metricsHints    = newSizeHints(metricsTable)
+)
 
 // metricsBuilder appends metric data points as rows of `metrics`, one row
 // per point, whatever the metric type.
@@ -34,9 +37,11 @@ type metricsBuilder struct {
 	now time.Time
 }
 
-func newMetricsBuilder(mem memory.Allocator, now time.Time) *metricsBuilder {
+// newMetricsBuilder returns a builder sized for about n rows.
+func newMetricsBuilder(mem memory.Allocator, now time.Time, n int) *metricsBuilder {
 	t := metricsTable
 	b := array.NewRecordBuilder(mem, t.Schema)
+	metricsHints.reserve(b, n)
 	f64 := func(n string) *array.Float64Builder { return b.Field(t.Index(n)).(*array.Float64Builder) }
 	i64 := func(n string) *array.Int64Builder { return b.Field(t.Index(n)).(*array.Int64Builder) }
 	i32 := func(n string) *array.Int32Builder { return b.Field(t.Index(n)).(*array.Int32Builder) }
@@ -64,9 +69,11 @@ func newMetricsBuilder(mem memory.Allocator, now time.Time) *metricsBuilder {
 
 func (mb *metricsBuilder) finish() arrow.RecordBatch {
 	defer mb.b.Release()
-	if mb.project.Len() == 0 {
+	n := mb.project.Len()
+	if n == 0 {
 		return nil
 	}
+	metricsHints.learn(mb.b, n)
 	return mb.b.NewRecordBatch()
 }
 

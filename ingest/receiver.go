@@ -64,7 +64,7 @@ const retryAfter = time.Second
 
 // Traces appends the spans of one export.
 func (r *Receiver) Traces(ctx context.Context, td ptrace.Traces) error {
-	rb := newRecordsBuilder(memory.DefaultAllocator, r.in.opts.Now())
+	rb := newRecordsBuilder(memory.DefaultAllocator, r.in.opts.Now(), td.SpanCount())
 	if err := rb.addTraces(r.project(ctx), td); err != nil {
 		rb.release()
 		return err
@@ -74,7 +74,7 @@ func (r *Receiver) Traces(ctx context.Context, td ptrace.Traces) error {
 
 // Logs appends the log records of one export.
 func (r *Receiver) Logs(ctx context.Context, ld plog.Logs) error {
-	rb := newRecordsBuilder(memory.DefaultAllocator, r.in.opts.Now())
+	rb := newRecordsBuilder(memory.DefaultAllocator, r.in.opts.Now(), ld.LogRecordCount())
 	if err := rb.addLogs(r.project(ctx), ld); err != nil {
 		rb.release()
 		return err
@@ -84,7 +84,7 @@ func (r *Receiver) Logs(ctx context.Context, ld plog.Logs) error {
 
 // Metrics appends the data points of one export.
 func (r *Receiver) Metrics(ctx context.Context, md pmetric.Metrics) error {
-	mb := newMetricsBuilder(memory.DefaultAllocator, r.in.opts.Now())
+	mb := newMetricsBuilder(memory.DefaultAllocator, r.in.opts.Now(), md.DataPointCount())
 	if err := mb.addMetrics(r.project(ctx), md); err != nil {
 		mb.release()
 		return err

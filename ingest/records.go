@@ -14,7 +14,10 @@ import (
 	"github.com/strata-db/strata/engine/schema"
 )
 
-var recordsTable, _ = schema.Lookup(schema.Records)
+var (
+	recordsTable, _ = schema.Lookup(schema.Records)
+	recordsHints    = newSizeHints(recordsTable)
+)
 
 // Severity numbers the tables use for spans, which have no severity.
 const (
@@ -63,9 +66,11 @@ type recordsBuilder struct {
 	now      time.Time
 }
 
-func newRecordsBuilder(mem memory.Allocator, now time.Time) *recordsBuilder {
+// newRecordsBuilder returns a builder sized for about n rows.
+func newRecordsBuilder(mem memory.Allocator, now time.Time, n int) *recordsBuilder {
 	t := recordsTable
 	b := array.NewRecordBuilder(mem, t.Schema)
+	recordsHints.reserve(b, n)
 	rb := &recordsBuilder{
 		b:             b,
 		res:           newResourceCols(b, t),
@@ -114,9 +119,11 @@ func newRecordsBuilder(mem memory.Allocator, now time.Time) *recordsBuilder {
 // builder.
 func (rb *recordsBuilder) finish() arrow.RecordBatch {
 	defer rb.b.Release()
-	if rb.project.Len() == 0 {
+	n := rb.project.Len()
+	if n == 0 {
 		return nil
 	}
+	recordsHints.learn(rb.b, n)
 	return rb.b.NewRecordBatch()
 }
 
@@ -131,20 +138,19 @@ func (rb *recordsBuilder) appendAttributes(attrs pcommon.Map) error {
 	}
 	var tags pcommon.Slice
 	hasTags := false
-	attrs.Range(func(k string, v pcommon.Value) bool {
-		if slot, ok := promotedKeys[k]; ok && slot.prio < rb.foundPri[slot.col] {
-			rb.found[slot.col], rb.foundPri[slot.col] = v, slot.prio
-		}
-		if (k == "tags" || k == "logfire.tags") && v.Type() == pcommon.ValueTypeSlice {
-			tags, hasTags = v.Slice(), true
-		}
-		return true
-	})
 	if attrs.Len() == 0 {
 		rb.attrs.AppendNull()
 	} else {
 		var err error
-		if rb.buf, err = appendMap(rb.buf[:0], attrs, 0); err != nil {
+		rb.buf, err = appendMapVisit(rb.buf[:0], attrs, 0, func(k string, v pcommon.Value) {
+			if slot, ok := promotedKeys[k]; ok && slot.prio < rb.foundPri[slot.col] {
+				rb.found[slot.col], rb.foundPri[slot.col] = v, slot.prio
+			}
+			if (k == "tags" || k == "logfire.tags") && v.Type() == pcommon.ValueTypeSlice {
+				tags, hasTags = v.Slice(), true
+			}
+		})
+		if err != nil {
 			return err
 		}
 		rb.attrs.BinaryBuilder.Append(rb.buf)

@@ -10,7 +10,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/arrow/util"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/strata-db/strata/engine/schema"
@@ -26,45 +25,39 @@ type partKey struct {
 
 func (k partKey) hourTime() time.Time { return time.Unix(k.hour*3600, 0).UTC() }
 
-// segment is one WAL segment and the Arrow batches it holds in memory until
-// they are flushed.
+// segment is one WAL segment. Its rows live in the file, not in memory:
+// the page cache keeps recent segments hot, and the flusher reads a sealed
+// segment back when it writes its Parquet files. In memory are only counts
+// and the set of parts (project, table, hour) it holds.
 type segment struct {
 	seq       uint64
 	nonce     [16]byte
 	created   time.Time
 	path      string
 	diskBytes int64
-	memBytes  int64
 	rows      int64
-	first     time.Time // when the first row arrived; the flush age counts from here
-	parts     map[partKey][]arrow.RecordBatch
+	first     time.Time         // when the first row arrived; the flush age counts from here
+	parts     map[partKey]int64 // rows per part
 }
 
 func newSegment(seq uint64, nonce [16]byte, created time.Time, path string) *segment {
-	return &segment{seq: seq, nonce: nonce, created: created, path: path, parts: map[partKey][]arrow.RecordBatch{}}
+	return &segment{seq: seq, nonce: nonce, created: created, path: path, parts: map[partKey]int64{}}
 }
 
-// add takes ownership of rec, which must hold rows of a single hour.
-func (s *segment) add(key bufKey, rec arrow.RecordBatch) {
-	if rec.NumRows() == 0 {
-		rec.Release()
-		return
-	}
+// partOf is the part of a batch, which holds rows of a single hour.
+func partOf(key bufKey, rec arrow.RecordBatch) partKey {
 	t, _ := schema.Lookup(key.table)
 	ts := rec.Column(t.Index(t.TimeColumn)).(*array.Timestamp)
-	pk := partKey{project: key.project, table: key.table, hour: hourOf(ts.Value(0))}
-	s.parts[pk] = append(s.parts[pk], rec)
-	s.rows += rec.NumRows()
-	s.memBytes += int64(util.TotalRecordSize(rec))
+	return partKey{project: key.project, table: key.table, hour: hourOf(ts.Value(0))}
 }
 
-func (s *segment) release() {
-	for _, batches := range s.parts {
-		for _, b := range batches {
-			b.Release()
-		}
+// count records that rec's rows are in the segment.
+func (s *segment) count(key bufKey, rec arrow.RecordBatch) {
+	if rec.NumRows() == 0 {
+		return
 	}
-	s.parts = nil
+	s.parts[partOf(key, rec)] += rec.NumRows()
+	s.rows += rec.NumRows()
 }
 
 // fileKey is the object key the rows of pk in this segment are flushed to.

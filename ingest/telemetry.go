@@ -47,8 +47,11 @@ func (in *Ingester) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.rows, m.commits, m.refused, m.fsync, m.flushSeconds,
 		m.flushedFiles, m.flushedBytes, m.flushErrors, m.requests,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "strata_ingest_buffer_bytes", Help: "Arrow bytes buffered in memory, not yet flushed."},
-			func() float64 { return float64(in.memBytes.Load()) }),
+			Name: "strata_ingest_inflight_bytes", Help: "Request data in memory waiting for the WAL."},
+			func() float64 { return float64(in.inflight.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strata_ingest_unflushed_rows", Help: "Rows acknowledged but not yet flushed to the catalog."},
+			func() float64 { return float64(in.pending.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "strata_ingest_wal_bytes", Help: "WAL bytes on scratch disk."},
 			func() float64 { return float64(in.disk.Load()) }),

@@ -215,9 +215,63 @@ func listSegments(dir string) ([]uint64, error) {
 	return seqs, nil
 }
 
-// readSegment replays a segment file. A damaged or torn tail is cut off
-// (the file truncated to its last whole frame): only frames that were
-// completely written can have been acknowledged.
+// segmentHeader reads the header of a segment file; ok is false if the
+// file is too short or not a segment (a crash while creating it).
+func segmentHeader(r io.Reader) (nonce [16]byte, created time.Time, ok bool) {
+	var hdr [headerSize]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil || !bytes.Equal(hdr[0:8], walMagic[:]) {
+		return nonce, created, false
+	}
+	copy(nonce[:], hdr[16:32])
+	return nonce, time.UnixMilli(int64(binary.LittleEndian.Uint64(hdr[8:16]))), true
+}
+
+// scanFrames calls fn for each whole, valid frame of a segment after its
+// header, and returns the length of the valid prefix of the file. It stops
+// quietly at the first torn or damaged frame: only whole frames can have
+// been acknowledged.
+func scanFrames(r io.Reader, seq uint64, fn func(key bufKey, rec arrow.RecordBatch)) int64 {
+	br := bufio.NewReaderSize(r, 1<<20)
+	good := int64(headerSize)
+	var fh [frameHeader]byte
+	var payload []byte
+	for {
+		if _, err := io.ReadFull(br, fh[:]); err != nil {
+			if err != io.EOF {
+				slog.Warn("wal: torn frame header at segment tail", "segment", seq, "offset", good)
+			}
+			return good
+		}
+		n := binary.LittleEndian.Uint32(fh[0:4])
+		if n > maxFrame {
+			slog.Warn("wal: bad frame length", "segment", seq, "offset", good)
+			return good
+		}
+		if cap(payload) < int(n) {
+			payload = make([]byte, n)
+		}
+		payload = payload[:n]
+		if _, err := io.ReadFull(br, payload); err != nil {
+			slog.Warn("wal: torn frame at segment tail", "segment", seq, "offset", good)
+			return good
+		}
+		if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(fh[4:8]) {
+			slog.Warn("wal: frame checksum mismatch", "segment", seq, "offset", good)
+			return good
+		}
+		key, rec, err := decodePayload(payload)
+		if err != nil {
+			slog.Warn("wal: undecodable frame", "segment", seq, "offset", good, "err", err)
+			return good
+		}
+		fn(key, rec)
+		good += frameHeader + int64(n)
+	}
+}
+
+// readSegment replays a segment file at start: it counts its rows and cuts
+// a damaged or torn tail off the file, so the segment is a sequence of
+// whole frames again. It returns nil for a file without a valid header.
 func readSegment(dir string, seq uint64) (*segment, error) {
 	path := filepath.Join(dir, segmentName(seq))
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -225,51 +279,51 @@ func readSegment(dir string, seq uint64) (*segment, error) {
 		return nil, fmt.Errorf("open segment %d: %w", seq, err)
 	}
 	defer f.Close()
-	r := bufio.NewReaderSize(f, 1<<20)
-	var hdr [headerSize]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil || !bytes.Equal(hdr[0:8], walMagic[:]) {
-		// A crash while creating the segment: nothing in it was acked.
+	nonce, created, ok := segmentHeader(f)
+	if !ok {
 		return nil, nil
 	}
-	var nonce [16]byte
-	copy(nonce[:], hdr[16:32])
-	created := time.UnixMilli(int64(binary.LittleEndian.Uint64(hdr[8:16])))
 	seg := newSegment(seq, nonce, created, path)
-	good := int64(headerSize)
-	var fh [frameHeader]byte
-	for {
-		if _, err := io.ReadFull(r, fh[:]); err != nil {
-			if err != io.EOF {
-				slog.Warn("wal: torn frame header at segment tail, truncating", "segment", seq, "offset", good)
-			}
-			break
-		}
-		n := binary.LittleEndian.Uint32(fh[0:4])
-		if n > maxFrame {
-			slog.Warn("wal: bad frame length, truncating", "segment", seq, "offset", good)
-			break
-		}
-		payload := make([]byte, n)
-		if _, err := io.ReadFull(r, payload); err != nil {
-			slog.Warn("wal: torn frame at segment tail, truncating", "segment", seq, "offset", good)
-			break
-		}
-		if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(fh[4:8]) {
-			slog.Warn("wal: frame checksum mismatch, truncating", "segment", seq, "offset", good)
-			break
-		}
-		key, rec, err := decodePayload(payload)
-		if err != nil {
-			slog.Warn("wal: undecodable frame, truncating", "segment", seq, "offset", good, "err", err)
-			break
-		}
-		seg.add(key, rec)
-		good += frameHeader + int64(n)
-	}
+	good := scanFrames(f, seq, func(key bufKey, rec arrow.RecordBatch) {
+		seg.count(key, rec)
+		rec.Release()
+	})
 	if err := f.Truncate(good); err != nil {
-		seg.release()
 		return nil, fmt.Errorf("truncate segment %d: %w", seq, err)
 	}
 	seg.diskBytes = good
 	return seg, nil
+}
+
+// loadSegment reads a sealed segment's rows back, grouped by the file each
+// part becomes. The caller releases the batches.
+func loadSegment(seg *segment) (map[partKey][]arrow.RecordBatch, error) {
+	f, err := os.Open(seg.path)
+	if err != nil {
+		return nil, fmt.Errorf("load segment %d: %w", seg.seq, err)
+	}
+	defer f.Close()
+	if _, _, ok := segmentHeader(f); !ok {
+		return nil, fmt.Errorf("load segment %d: bad header", seg.seq)
+	}
+	parts := map[partKey][]arrow.RecordBatch{}
+	var rows int64
+	scanFrames(io.LimitReader(f, seg.diskBytes-headerSize), seg.seq, func(key bufKey, rec arrow.RecordBatch) {
+		pk := partOf(key, rec)
+		parts[pk] = append(parts[pk], rec)
+		rows += rec.NumRows()
+	})
+	if rows != seg.rows {
+		releaseParts(parts)
+		return nil, fmt.Errorf("load segment %d: read %d rows, it holds %d", seg.seq, rows, seg.rows)
+	}
+	return parts, nil
+}
+
+func releaseParts(parts map[partKey][]arrow.RecordBatch) {
+	for _, bs := range parts {
+		for _, b := range bs {
+			b.Release()
+		}
+	}
 }

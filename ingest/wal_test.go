@@ -29,7 +29,7 @@ func spanBatch(t testing.TB, n int, start time.Time) arrow.RecordBatch {
 		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(ts))
 		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(ts.Add(time.Millisecond)))
 	}
-	rb := newRecordsBuilder(memory.DefaultAllocator, start.Add(time.Hour))
+	rb := newRecordsBuilder(memory.DefaultAllocator, start.Add(time.Hour), n)
 	if err := rb.addTraces("default", td); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,6 @@ func TestWAL_ReplayKeepsWholeFramesAndCutsATornTail(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer seg.release()
 			want := int64(60)
 			wantSize := int64(headerSize + sizes[0] + sizes[1] + sizes[2])
 			if name != "intact" && name != "garbage appended" && name != "huge length prefix" {
@@ -110,8 +109,6 @@ func TestWAL_FileKeysAreDeterministic(t *testing.T) {
 	path, _ := writeSegment(t, dir, []arrow.RecordBatch{spanBatch(t, 5, start)})
 	a, _ := readSegment(dir, 7)
 	b, _ := readSegment(dir, 7)
-	defer a.release()
-	defer b.release()
 	for pk := range a.parts {
 		if a.fileKey(pk) != b.fileKey(pk) {
 			t.Fatalf("replays of %s give keys %s and %s", path, a.fileKey(pk), b.fileKey(pk))
@@ -161,7 +158,6 @@ func FuzzReadSegment(f *testing.F) {
 			if st.Size() != seg.diskBytes || st.Size() > int64(headerSize+len(tail)) {
 				t.Fatalf("size %d, tracked %d", st.Size(), seg.diskBytes)
 			}
-			seg.release()
 		}
 	})
 }

@@ -77,7 +77,7 @@ func (n *node) waitDrained(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if n.metric(t, "strata_ingest_buffer_bytes") == 0 {
+		if n.metric(t, "strata_ingest_unflushed_rows") == 0 {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -181,9 +181,13 @@ type Table struct {
 	SortColumns []string
 	// BloomColumns get a Parquet bloom filter (point lookups).
 	BloomColumns []string
-	// PlainColumns are random (ids) and skip dictionary encoding, which
-	// only costs space and time on them.
+	// PlainColumns are (nearly) unique per row — random ids, JSON
+	// attributes, URLs — and skip dictionary encoding, which only costs
+	// space and time on them.
 	PlainColumns []string
+	// NoStatsColumns get no min/max statistics: long text and JSON, whose
+	// bounds no query prunes on, and which are costly to compare.
+	NoStatsColumns []string
 }
 
 var tables = map[string]*Table{
@@ -191,11 +195,15 @@ var tables = map[string]*Table{
 		Name: Records, Schema: recordsSchema(), TimeColumn: "start_timestamp",
 		SortColumns:  []string{"service_name", "start_timestamp"},
 		BloomColumns: []string{"trace_id"},
-		PlainColumns: []string{"trace_id", "span_id", "parent_span_id"},
+		PlainColumns: []string{"trace_id", "span_id", "parent_span_id", "attributes", "otel_events", "otel_links",
+			"log_body", "url_full", "exception_stacktrace"},
+		NoStatsColumns: []string{"message", "log_body", "attributes", "otel_events", "otel_links", "url_full",
+			"exception_message", "exception_stacktrace", "otel_resource_attributes"},
 	},
 	Metrics: {
 		Name: Metrics, Schema: metricsSchema(), TimeColumn: "recorded_timestamp",
-		SortColumns: []string{"service_name", "metric_name", "recorded_timestamp"},
+		SortColumns:    []string{"service_name", "metric_name", "recorded_timestamp"},
+		NoStatsColumns: []string{"attributes", "exemplars", "quantiles", "otel_resource_attributes"},
 	},
 }
 

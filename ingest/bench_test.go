@@ -1,0 +1,197 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/strata-db/strata/bench"
+	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/engine"
+	"github.com/strata-db/strata/objstore"
+)
+
+// Benchmarks of each stage of the ingest pipeline, on the workloads of
+// `strata bench ingest`. Each reports spans/s on one core (stages) or in
+// total (pipeline). Run: go test -tags duckdb_arrow -run X -bench . ./ingest/
+
+func workloadRequests(b *testing.B, style string, n int) [][]byte {
+	w := bench.DefaultWorkload()
+	w.Style = style
+	g, err := bench.NewGenerator(w)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := g.NewFiller(1)
+	var out [][]byte
+	now := time.Now()
+	for range n {
+		var bufs [3][]byte
+		out = append(out, append([]byte(nil), f.Next(&bufs, now)[0].Body...))
+	}
+	return out
+}
+
+func decode(b *testing.B, body []byte) ptraceotlp.ExportRequest {
+	req := ptraceotlp.NewExportRequest()
+	if err := req.UnmarshalProto(body); err != nil {
+		b.Fatal(err)
+	}
+	return req
+}
+
+func reportSpans(b *testing.B, spans int) {
+	b.ReportMetric(float64(spans)/b.Elapsed().Seconds(), "spans/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e3/float64(spans), "µs/span")
+}
+
+func forStyles(b *testing.B, fn func(b *testing.B, reqs [][]byte)) {
+	for _, style := range []string{"realistic", "telemetrygen"} {
+		b.Run(style, func(b *testing.B) { fn(b, workloadRequests(b, style, 128)) })
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	forStyles(b, func(b *testing.B, reqs [][]byte) {
+		spans, i := 0, 0
+		for b.Loop() {
+			spans += decode(b, reqs[i%len(reqs)]).Traces().SpanCount()
+			i++
+		}
+		reportSpans(b, spans)
+	})
+}
+
+func BenchmarkConvert(b *testing.B) {
+	forStyles(b, func(b *testing.B, reqs [][]byte) {
+		var decoded []ptraceotlp.ExportRequest
+		for _, r := range reqs {
+			decoded = append(decoded, decode(b, r))
+		}
+		spans, i := 0, 0
+		now := time.Now().Add(time.Minute)
+		for b.Loop() {
+			td := decoded[i%len(decoded)].Traces()
+			rb := newRecordsBuilder(memory.DefaultAllocator, now, td.SpanCount())
+			if err := rb.addTraces("default", td); err != nil {
+				b.Fatal(err)
+			}
+			rb.finish().Release()
+			spans += td.SpanCount()
+			i++
+		}
+		reportSpans(b, spans)
+	})
+}
+
+func convertAll(b *testing.B, reqs [][]byte, copies int) ([]arrow.RecordBatch, int) {
+	var out []arrow.RecordBatch
+	spans := 0
+	now := time.Now().Add(time.Minute)
+	for range copies {
+		for _, r := range reqs {
+			td := decode(b, r).Traces()
+			rb := newRecordsBuilder(memory.DefaultAllocator, now, td.SpanCount())
+			if err := rb.addTraces("default", td); err != nil {
+				b.Fatal(err)
+			}
+			out = append(out, rb.finish())
+			spans += td.SpanCount()
+		}
+	}
+	return out, spans
+}
+
+func BenchmarkEncodeFrame(b *testing.B) {
+	forStyles(b, func(b *testing.B, reqs [][]byte) {
+		batches, _ := convertAll(b, reqs[:16], 1)
+		spans, i := 0, 0
+		for b.Loop() {
+			rec := batches[i%len(batches)]
+			if _, err := encodeFrame(bufKey{project: "default", table: "records"}, rec); err != nil {
+				b.Fatal(err)
+			}
+			spans += int(rec.NumRows())
+			i++
+		}
+		reportSpans(b, spans)
+	})
+}
+
+// BenchmarkWriteParquet writes segments of about 64k spans, as the flusher
+// does, and reports the bytes per span on the object store.
+func BenchmarkWriteParquet(b *testing.B) {
+	forStyles(b, func(b *testing.B, reqs [][]byte) {
+		batches, perFile := convertAll(b, reqs, 1)
+		var size int
+		spans := 0
+		for b.Loop() {
+			var buf bytes.Buffer
+			if _, err := engine.WriteParquet(&buf, recordsTable, batches, engine.ParquetOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			size = buf.Len()
+			spans += perFile
+		}
+		reportSpans(b, spans)
+		b.ReportMetric(float64(size)/float64(perFile), "bytes/span")
+	})
+}
+
+// BenchmarkPipeline runs decode, convert, WAL (fsync per group commit) and
+// the flush to a local object store and SQLite catalog, with concurrent
+// callers as the receivers would.
+func BenchmarkPipeline(b *testing.B) {
+	forStyles(b, func(b *testing.B, reqs [][]byte) {
+		dir := b.TempDir()
+		ctx := context.Background()
+		cat, err := catalog.OpenSQLite(ctx, filepath.Join(dir, "catalog.db"), catalog.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cat.Close()
+		bucket, err := objstore.Open(ctx, "file://"+filepath.Join(dir, "objects"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer bucket.Close()
+		in, err := Open(cat, bucket, Options{ScratchDir: filepath.Join(dir, "wal")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		rcv := NewReceiver(in, 0)
+		var spans atomicCounter
+		b.SetParallelism(4)
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				req := decode(b, reqs[i%len(reqs)])
+				if err := rcv.Traces(ctx, req.Traces()); err != nil {
+					b.Error(err)
+					return
+				}
+				spans.add(req.Traces().SpanCount())
+				i++
+			}
+		})
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := in.Close(cctx); err != nil {
+			b.Fatal(err)
+		}
+		reportSpans(b, spans.load())
+	})
+}
+
+type atomicCounter struct{ n atomic.Int64 }
+
+func (c *atomicCounter) add(n int) { c.n.Add(int64(n)) }
+func (c *atomicCounter) load() int { return int(c.n.Load()) }
