@@ -173,6 +173,7 @@ func RunIngest(ctx context.Context, o IngestOptions, progress io.Writer) (*Inges
 		errs      atomic.Int64
 		window    []float64
 		rssMax    float64
+		anonMax   float64
 		wg        sync.WaitGroup
 		start     = time.Now()
 		perWorker = o.Rate / float64(o.Workers)
@@ -263,6 +264,7 @@ loop:
 			if o.MetricsURL != "" {
 				if s, err := scrape(o.MetricsURL); err == nil {
 					rssMax = max(rssMax, s.get("process_resident_memory_bytes"))
+					anonMax = max(anonMax, s.get("strata_process_anon_resident_bytes"))
 				}
 			}
 			if progress != nil {
@@ -283,16 +285,39 @@ loop:
 		rep.Queryable = &q
 	}
 	if before != nil {
-		// Let the server flush what it acknowledged, so bytes written count it.
-		time.Sleep(2 * time.Second)
+		// Let the server flush what it acknowledged, so bytes written and CPU
+		// used count all of it.
+		waitFlushed(o.MetricsURL, 60*time.Second)
 		after, err := scrape(o.MetricsURL)
 		if err == nil {
 			rep.Server = serverStats(before, after, rep, max(rssMax, after.get("process_resident_memory_bytes")))
+			rep.Server.MaxAnonBytes = anonMax
 		} else {
 			rep.Notes = append(rep.Notes, "could not read server metrics after the run: "+err.Error())
 		}
 	}
 	return rep, nil
+}
+
+// waitFlushed waits until a strata server has flushed everything it
+// acknowledged (other servers have no such metric: a short pause instead).
+func waitFlushed(metricsURL string, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		s, err := scrape(metricsURL)
+		if err != nil {
+			return
+		}
+		v, ok := (*s)["strata_ingest_unflushed_rows"]
+		if !ok {
+			time.Sleep(2 * time.Second)
+			return
+		}
+		if v == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func bar(frac float64) string {
@@ -306,6 +331,7 @@ type ServerStats struct {
 	CPUSeconds         float64 `json:"cpu_seconds"`
 	CPUMicrosPerSpan   float64 `json:"cpu_us_per_span"`
 	MaxRSSBytes        float64 `json:"max_rss_bytes"`
+	MaxAnonBytes       float64 `json:"max_anon_rss_bytes,omitempty"` // strata: RSS without the mapped binary
 	ObjectBytes        float64 `json:"object_store_bytes,omitempty"`
 	ObjectBytesPerSpan float64 `json:"object_store_bytes_per_span,omitempty"`
 }
@@ -516,7 +542,11 @@ func (r *IngestReport) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "  ack→queryable  p50 %.0f ms  p99 %.0f ms  max %.0f ms  (%d probes)\n", q.P50, q.P99, q.Max, q.N)
 	}
 	if s := r.Server; s != nil {
-		fmt.Fprintf(w, "  server CPU     %.2f s, %.2f µs per item;  max RSS %.0f MiB\n", s.CPUSeconds, s.CPUMicrosPerSpan, s.MaxRSSBytes/(1<<20))
+		fmt.Fprintf(w, "  server CPU     %.2f s, %.2f µs per item;  max RSS %.0f MiB", s.CPUSeconds, s.CPUMicrosPerSpan, s.MaxRSSBytes/(1<<20))
+		if s.MaxAnonBytes > 0 {
+			fmt.Fprintf(w, " (anonymous %.0f MiB)", s.MaxAnonBytes/(1<<20))
+		}
+		fmt.Fprintln(w)
 		if s.ObjectBytes > 0 {
 			fmt.Fprintf(w, "  object store   %.1f MiB written, %.1f bytes per item\n", s.ObjectBytes/(1<<20), s.ObjectBytesPerSpan)
 		}

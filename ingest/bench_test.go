@@ -3,12 +3,16 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
@@ -22,7 +26,7 @@ import (
 // `strata bench ingest`. Each reports spans/s on one core (stages) or in
 // total (pipeline). Run: go test -tags duckdb_arrow -run X -bench . ./ingest/
 
-func workloadRequests(b *testing.B, style string, n int) [][]byte {
+func workloadRequests(b testing.TB, style string, n int) [][]byte {
 	w := bench.DefaultWorkload()
 	w.Style = style
 	g, err := bench.NewGenerator(w)
@@ -39,7 +43,7 @@ func workloadRequests(b *testing.B, style string, n int) [][]byte {
 	return out
 }
 
-func decode(b *testing.B, body []byte) ptraceotlp.ExportRequest {
+func decode(b testing.TB, body []byte) ptraceotlp.ExportRequest {
 	req := ptraceotlp.NewExportRequest()
 	if err := req.UnmarshalProto(body); err != nil {
 		b.Fatal(err)
@@ -91,7 +95,7 @@ func BenchmarkConvert(b *testing.B) {
 	})
 }
 
-func convertAll(b *testing.B, reqs [][]byte, copies int) ([]arrow.RecordBatch, int) {
+func convertAll(b testing.TB, reqs [][]byte, copies int) ([]arrow.RecordBatch, int) {
 	var out []arrow.RecordBatch
 	spans := 0
 	now := time.Now().Add(time.Minute)
@@ -195,3 +199,52 @@ type atomicCounter struct{ n atomic.Int64 }
 
 func (c *atomicCounter) add(n int) { c.n.Add(int64(n)) }
 func (c *atomicCounter) load() int { return int(c.n.Load()) }
+
+// BenchmarkStorageFloor compares the bytes per span of a level-0 Parquet
+// file with the practical floor: each column's values, in the same order,
+// compressed by `zstd -19 --long` on its own (needs the zstd command).
+func BenchmarkStorageFloor(b *testing.B) {
+	if _, err := exec.LookPath("zstd"); err != nil {
+		b.Skip("zstd command not installed")
+	}
+	forStyles(b, func(b *testing.B, reqs [][]byte) {
+		batches, spans := convertAll(b, reqs, 1)
+		var pq bytes.Buffer
+		for b.Loop() {
+			pq.Reset()
+			if _, err := engine.WriteParquet(&pq, recordsTable, batches, engine.ParquetOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		dir := b.TempDir()
+		floor := 0
+		for c, f := range recordsTable.Schema.Fields() {
+			var raw bytes.Buffer
+			for _, rec := range batches {
+				col := rec.Column(c)
+				for i := range col.Len() {
+					switch a := col.(type) {
+					case *array.Timestamp:
+						binary.Write(&raw, binary.LittleEndian, int64(a.Value(i)))
+					case *array.Float64:
+						binary.Write(&raw, binary.LittleEndian, a.Value(i))
+					default:
+						if col.IsValid(i) {
+							raw.WriteString(col.ValueStr(i))
+						}
+						raw.WriteByte('\n')
+					}
+				}
+			}
+			p := filepath.Join(dir, f.Name)
+			os.WriteFile(p, raw.Bytes(), 0o644)
+			if out, err := exec.Command("zstd", "-q", "-19", "--long=27", p, "-o", p+".zst").CombinedOutput(); err != nil {
+				b.Fatalf("zstd %s: %v %s", f.Name, err, out)
+			}
+			st, _ := os.Stat(p + ".zst")
+			floor += int(st.Size())
+		}
+		b.ReportMetric(float64(pq.Len())/float64(spans), "parquet-B/span")
+		b.ReportMetric(float64(floor)/float64(spans), "zstd19-B/span")
+	})
+}

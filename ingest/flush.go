@@ -16,23 +16,59 @@ import (
 	"github.com/strata-db/strata/objstore"
 )
 
-// flushLoop owns sealed segments: it turns each into Parquet files,
-// uploads and registers them, and only then deletes the segment.
+// flushLoop owns sealed segments: it hands each to one of FlushWorkers
+// flushes, which turn it into Parquet files, upload and register them, and
+// only then delete the segment. Segments are independent (their file keys
+// differ), so they can be flushed in any order and in parallel.
 func (in *Ingester) flushLoop() {
 	defer close(in.flushD)
 	tick := time.NewTicker(max(in.opts.FlushInterval/4, 10*time.Millisecond))
 	defer tick.Stop()
+	done := make(chan struct{}, in.opts.FlushWorkers)
+	running := 0
+	dispatch := func() {
+		for running < in.opts.FlushWorkers {
+			seg := in.claimSealed()
+			if seg == nil {
+				return
+			}
+			running++
+			go func() {
+				in.flushOne(in.flushCtx, seg)
+				done <- struct{}{}
+			}()
+		}
+	}
 	for {
 		select {
 		case <-tick.C:
 			in.rotateIfOld()
 		case <-in.flushc:
+		case <-done:
+			running--
 		case <-in.stopF:
-			in.flushSealed(in.flushCtx)
+			// Flush everything sealed, until done or the close deadline.
+			for dispatch(); running > 0; dispatch() {
+				<-done
+				running--
+			}
 			return
 		}
-		in.flushSealed(in.flushCtx)
+		dispatch()
 	}
+}
+
+// claimSealed returns the oldest sealed segment no flush has taken yet.
+func (in *Ingester) claimSealed() *segment {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, s := range in.sealed {
+		if !s.flushing {
+			s.flushing = true
+			return s
+		}
+	}
+	return nil
 }
 
 // rotateIfOld asks the writer to seal the active segment once its first
@@ -49,38 +85,34 @@ func (in *Ingester) rotateIfOld() {
 	}
 }
 
-// flushSealed flushes sealed segments oldest first, retrying each until it
-// succeeds or ctx ends.
-func (in *Ingester) flushSealed(ctx context.Context) {
-	for {
-		in.mu.Lock()
-		if len(in.sealed) == 0 {
-			in.mu.Unlock()
-			return
-		}
-		seg := in.sealed[0]
-		in.mu.Unlock()
-		start := time.Now()
-		files, err := in.flushSegment(ctx, seg)
-		if err != nil {
-			return // ctx ended; the segment stays for the next start
-		}
-		in.m.flushSeconds.Observe(time.Since(start).Seconds())
-		in.m.flushedFiles.Add(float64(len(files)))
-		for _, f := range files {
-			in.m.flushedBytes.Add(float64(f.Bytes))
-		}
-		// The catalog has the files: the segment can go.
-		if err := os.Remove(seg.path); err != nil && !os.IsNotExist(err) {
-			slog.Error("wal: remove flushed segment", "segment", seg.seq, "err", err)
-		}
-		syncDir(in.opts.ScratchDir)
-		in.mu.Lock()
-		in.sealed = in.sealed[1:]
-		in.mu.Unlock()
-		in.disk.Add(-seg.diskBytes)
-		in.pending.Add(-seg.rows)
+// flushOne flushes a segment, retrying until it succeeds or ctx ends (the
+// segment then stays in the WAL for the next start).
+func (in *Ingester) flushOne(ctx context.Context, seg *segment) {
+	start := time.Now()
+	files, err := in.flushSegment(ctx, seg)
+	if err != nil {
+		return
 	}
+	in.m.flushSeconds.Observe(time.Since(start).Seconds())
+	in.m.flushedFiles.Add(float64(len(files)))
+	for _, f := range files {
+		in.m.flushedBytes.Add(float64(f.Bytes))
+	}
+	// The catalog has the files: the segment can go.
+	if err := os.Remove(seg.path); err != nil && !os.IsNotExist(err) {
+		slog.Error("wal: remove flushed segment", "segment", seg.seq, "err", err)
+	}
+	syncDir(in.opts.ScratchDir)
+	in.mu.Lock()
+	for i, s := range in.sealed {
+		if s == seg {
+			in.sealed = append(in.sealed[:i], in.sealed[i+1:]...)
+			break
+		}
+	}
+	in.mu.Unlock()
+	in.disk.Add(-seg.diskBytes)
+	in.pending.Add(-seg.rows)
 }
 
 // flushSegment writes one Parquet file per project, table and hour of seg,

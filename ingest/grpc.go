@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/gzip" // gzip-compressed requests
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -23,7 +25,7 @@ import (
 // registered. It accepts gzip- and zstd-compressed messages up to the
 // receiver's request limit.
 func (r *Receiver) NewGRPCServer() *grpc.Server {
-	s := grpc.NewServer(grpc.MaxRecvMsgSize(int(r.MaxRequestBytes)))
+	s := grpc.NewServer(grpc.MaxRecvMsgSize(int(r.MaxRequestBytes)), grpc.InTapHandle(r.admit))
 	ptraceotlp.RegisterGRPCServer(s, &traceService{r: r})
 	plogotlp.RegisterGRPCServer(s, &logService{r: r})
 	pmetricotlp.RegisterGRPCServer(s, &metricService{r: r})
@@ -55,6 +57,22 @@ type metricService struct {
 
 func (s *metricService) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
 	return pmetricotlp.NewExportResponse(), s.r.grpcError("metrics", s.r.Metrics(ctx, req.Metrics()))
+}
+
+// admit refuses a call before its message is even read when ingest is
+// over its limits, so an overloaded node spends nothing on it.
+func (r *Receiver) admit(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if err := r.in.Admit(); err != nil {
+		signal := "traces"
+		switch {
+		case strings.Contains(info.FullMethodName, "logs"):
+			signal = "logs"
+		case strings.Contains(info.FullMethodName, "metrics"):
+			signal = "metrics"
+		}
+		return ctx, r.grpcError(signal, err)
+	}
+	return ctx, nil
 }
 
 // grpcError maps an export error onto the OTLP/gRPC status codes:

@@ -49,7 +49,7 @@ func (r *Receiver) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/traces", r.httpExport(exporter{signal: "traces", export: func(ctx context.Context, body []byte, json bool) ([]byte, error) {
 		req := ptraceotlp.NewExportRequest()
-		if err := unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json); err != nil {
+		if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json); err != nil {
 			return nil, err
 		}
 		if err := r.Traces(ctx, req.Traces()); err != nil {
@@ -59,7 +59,7 @@ func (r *Receiver) Handler() http.Handler {
 	}}))
 	mux.Handle("/v1/logs", r.httpExport(exporter{signal: "logs", export: func(ctx context.Context, body []byte, json bool) ([]byte, error) {
 		req := plogotlp.NewExportRequest()
-		if err := unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json); err != nil {
+		if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json); err != nil {
 			return nil, err
 		}
 		if err := r.Logs(ctx, req.Logs()); err != nil {
@@ -69,7 +69,7 @@ func (r *Receiver) Handler() http.Handler {
 	}}))
 	mux.Handle("/v1/metrics", r.httpExport(exporter{signal: "metrics", export: func(ctx context.Context, body []byte, json bool) ([]byte, error) {
 		req := pmetricotlp.NewExportRequest()
-		if err := unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json); err != nil {
+		if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json); err != nil {
 			return nil, err
 		}
 		if err := r.Metrics(ctx, req.Metrics()); err != nil {
@@ -78,6 +78,10 @@ func (r *Receiver) Handler() http.Handler {
 		return marshal(pmetricotlp.NewExportResponse(), json)
 	}}))
 	return mux
+}
+
+func (r *Receiver) unmarshal(fromProto, fromJSON func([]byte) error, body []byte, json bool) error {
+	return r.withCPU(func() error { return unmarshal(fromProto, fromJSON, body, json) })
 }
 
 func unmarshal(fromProto, fromJSON func([]byte) error, body []byte, json bool) error {
@@ -136,6 +140,11 @@ func (r *Receiver) httpExport(e exporter) http.Handler {
 		default:
 			fail(http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Type %q: want %s or %s",
 				req.Header.Get("Content-Type"), contentProto, contentJSON))
+			return
+		}
+		if err := r.in.Admit(); err != nil {
+			w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
+			fail(http.StatusTooManyRequests, err.Error())
 			return
 		}
 		buf := bufPool.Get().(*bytes.Buffer)

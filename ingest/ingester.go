@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,7 +27,7 @@ type Options struct {
 	// FlushInterval is the age at which buffered rows are flushed (1 s).
 	FlushInterval time.Duration
 	// FlushBytes is the WAL segment size that triggers a flush before the
-	// interval is up (32 MiB).
+	// interval is up (16 MiB).
 	FlushBytes int64
 	// MaxScratchBytes bounds the WAL on disk; beyond it ingest refuses new
 	// data until the flusher catches up (1 GiB).
@@ -35,6 +36,9 @@ type Options struct {
 	// for the WAL (256 MiB). Rows are not kept in memory after that: the WAL
 	// on disk is the buffer, and the page cache keeps it hot for the flush.
 	MaxMemoryBytes int64
+	// FlushWorkers is how many segments are flushed at once (default: one
+	// per two cores; each holds a segment's rows in memory while it writes).
+	FlushWorkers int
 	// OpTimeout bounds one upload or catalog registration attempt, so a
 	// hung object store or database cannot stall the flusher (30 s).
 	OpTimeout time.Duration
@@ -49,13 +53,16 @@ func (o *Options) setDefaults() {
 		o.FlushInterval = time.Second
 	}
 	if o.FlushBytes <= 0 {
-		o.FlushBytes = 32 << 20
+		o.FlushBytes = 16 << 20
 	}
 	if o.MaxScratchBytes <= 0 {
 		o.MaxScratchBytes = 1 << 30
 	}
 	if o.MaxMemoryBytes <= 0 {
 		o.MaxMemoryBytes = 256 << 20
+	}
+	if o.FlushWorkers <= 0 {
+		o.FlushWorkers = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	if o.OpTimeout <= 0 {
 		o.OpTimeout = 30 * time.Second
@@ -181,47 +188,81 @@ func Open(cat catalog.Store, bucket *objstore.Bucket, opts Options) (*Ingester, 
 // return the rows survive a crash and will be flushed exactly once. rec
 // must have the table's schema; Append does not take ownership of it.
 func (in *Ingester) Append(ctx context.Context, project, table string, rec arrow.RecordBatch) error {
+	p, err := in.Prepare(project, table, rec)
+	if err != nil {
+		return err
+	}
+	return in.Commit(ctx, p)
+}
+
+// Pending is a batch encoded for the WAL, not yet written.
+type Pending struct {
+	req  *appendReq
+	size int64
+}
+
+// Prepare does Append's CPU work: it splits rec by hour and encodes the WAL
+// frames. rec may be released once it returns.
+func (in *Ingester) Prepare(project, table string, rec arrow.RecordBatch) (*Pending, error) {
+	if err := in.Admit(); err != nil {
+		return nil, err
+	}
+	t, err := schema.Lookup(table)
+	if err != nil {
+		return nil, err
+	}
+	pieces, err := splitByHour(t, rec)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pending{req: &appendReq{done: make(chan error, 1)}}
+	key := bufKey{project: project, table: table}
+	for i, piece := range pieces {
+		frame, err := encodeFrame(key, piece)
+		if err == nil {
+			p.req.entries = append(p.req.entries, appendEntry{part: partOf(key, piece), rows: piece.NumRows(), frame: frame})
+			p.size += int64(len(frame))
+		}
+		piece.Release()
+		if err != nil {
+			for _, rest := range pieces[i+1:] {
+				rest.Release()
+			}
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// Commit hands the frames to the WAL writer and waits until they are
+// fsynced (with other callers' frames: group commit).
+func (in *Ingester) Commit(ctx context.Context, p *Pending) error {
+	if len(p.req.entries) == 0 {
+		return nil
+	}
+	in.inflight.Add(p.size)
+	defer in.inflight.Add(-p.size)
+	if err := in.send(ctx, p.req); err != nil {
+		return err
+	}
+	select {
+	case err := <-p.req.done:
+		return err
+	case <-ctx.Done():
+		// The writer still owns the request; the rows may yet be committed.
+		return ctx.Err()
+	}
+}
+
+// Admit says whether new data would be accepted now: ErrOverloaded while
+// the WAL or in-flight data is over its limit. Receivers ask before decoding
+// a request, so an overloaded node refuses cheaply.
+func (in *Ingester) Admit() error {
 	if in.inflight.Load() > in.opts.MaxMemoryBytes || in.disk.Load() > in.opts.MaxScratchBytes {
 		in.m.refused.Inc()
 		return ErrOverloaded
 	}
-	t, err := schema.Lookup(table)
-	if err != nil {
-		return err
-	}
-	pieces, err := splitByHour(t, rec)
-	if err != nil {
-		return err
-	}
-	req := &appendReq{done: make(chan error, 1)}
-	key := bufKey{project: project, table: table}
-	var size int64
-	for _, p := range pieces {
-		frame, err := encodeFrame(key, p)
-		if err == nil {
-			req.entries = append(req.entries, appendEntry{part: partOf(key, p), rows: p.NumRows(), frame: frame})
-			size += int64(len(frame))
-		}
-		p.Release()
-		if err != nil {
-			return err
-		}
-	}
-	if len(req.entries) == 0 {
-		return nil
-	}
-	in.inflight.Add(size)
-	defer in.inflight.Add(-size)
-	if err := in.send(ctx, req); err != nil {
-		return err
-	}
-	select {
-	case err := <-req.done:
-		return err
-	case <-ctx.Done():
-		// The writer still owns req; the rows may yet be committed.
-		return ctx.Err()
-	}
+	return nil
 }
 
 // send queues req for the writer. The read lock makes the check of

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"runtime"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -19,6 +20,10 @@ import (
 // Ingester. The HTTP and gRPC front ends share it.
 type Receiver struct {
 	in *Ingester
+	// cpu bounds the requests decoding and converting at once to the
+	// number of cores: more would only slow each other and starve the
+	// flusher, whose progress is what lets ingest keep accepting.
+	cpu chan struct{}
 	// MaxRequestBytes bounds a request body, compressed or not (default
 	// 16 MiB). Larger requests get 413 / RESOURCE_EXHAUSTED.
 	MaxRequestBytes int64
@@ -29,7 +34,7 @@ func NewReceiver(in *Ingester, maxRequestBytes int64) *Receiver {
 	if maxRequestBytes <= 0 {
 		maxRequestBytes = 16 << 20
 	}
-	return &Receiver{in: in, MaxRequestBytes: maxRequestBytes}
+	return &Receiver{in: in, MaxRequestBytes: maxRequestBytes, cpu: make(chan struct{}, runtime.GOMAXPROCS(0))}
 }
 
 // project picks the project of a request. Until tokens exist every request
@@ -62,40 +67,65 @@ func classify(err error) errKind {
 // retryAfter is what overloaded and unavailable answers ask clients to wait.
 const retryAfter = time.Second
 
+// withCPU runs fn holding one of the CPU slots.
+func (r *Receiver) withCPU(fn func() error) error {
+	r.cpu <- struct{}{}
+	defer func() { <-r.cpu }()
+	return fn()
+}
+
 // Traces appends the spans of one export.
 func (r *Receiver) Traces(ctx context.Context, td ptrace.Traces) error {
-	rb := newRecordsBuilder(memory.DefaultAllocator, r.in.opts.Now(), td.SpanCount())
-	if err := rb.addTraces(r.project(ctx), td); err != nil {
-		rb.release()
-		return err
-	}
-	return r.append(ctx, schema.Records, rb.finish())
+	return r.convertAndAppend(ctx, schema.Records, func(project string) (arrow.RecordBatch, error) {
+		rb := newRecordsBuilder(memory.DefaultAllocator, r.in.opts.Now(), td.SpanCount())
+		if err := rb.addTraces(project, td); err != nil {
+			rb.release()
+			return nil, err
+		}
+		return rb.finish(), nil
+	})
 }
 
 // Logs appends the log records of one export.
 func (r *Receiver) Logs(ctx context.Context, ld plog.Logs) error {
-	rb := newRecordsBuilder(memory.DefaultAllocator, r.in.opts.Now(), ld.LogRecordCount())
-	if err := rb.addLogs(r.project(ctx), ld); err != nil {
-		rb.release()
-		return err
-	}
-	return r.append(ctx, schema.Records, rb.finish())
+	return r.convertAndAppend(ctx, schema.Records, func(project string) (arrow.RecordBatch, error) {
+		rb := newRecordsBuilder(memory.DefaultAllocator, r.in.opts.Now(), ld.LogRecordCount())
+		if err := rb.addLogs(project, ld); err != nil {
+			rb.release()
+			return nil, err
+		}
+		return rb.finish(), nil
+	})
 }
 
 // Metrics appends the data points of one export.
 func (r *Receiver) Metrics(ctx context.Context, md pmetric.Metrics) error {
-	mb := newMetricsBuilder(memory.DefaultAllocator, r.in.opts.Now(), md.DataPointCount())
-	if err := mb.addMetrics(r.project(ctx), md); err != nil {
-		mb.release()
-		return err
-	}
-	return r.append(ctx, schema.Metrics, mb.finish())
+	return r.convertAndAppend(ctx, schema.Metrics, func(project string) (arrow.RecordBatch, error) {
+		mb := newMetricsBuilder(memory.DefaultAllocator, r.in.opts.Now(), md.DataPointCount())
+		if err := mb.addMetrics(project, md); err != nil {
+			mb.release()
+			return nil, err
+		}
+		return mb.finish(), nil
+	})
 }
 
-func (r *Receiver) append(ctx context.Context, table string, rec arrow.RecordBatch) error {
-	if rec == nil {
-		return nil // an export with no rows
+// convertAndAppend converts and encodes in a CPU slot, then waits for the
+// WAL outside it, so waiting requests never hold a core.
+func (r *Receiver) convertAndAppend(ctx context.Context, table string, convert func(project string) (arrow.RecordBatch, error)) error {
+	project := r.project(ctx)
+	var p *Pending
+	err := r.withCPU(func() error {
+		rec, err := convert(project)
+		if err != nil || rec == nil {
+			return err // rec is nil for an export with no rows
+		}
+		defer rec.Release()
+		p, err = r.in.Prepare(project, table, rec)
+		return err
+	})
+	if err != nil || p == nil {
+		return err
 	}
-	defer rec.Release()
-	return r.in.Append(ctx, r.project(ctx), table, rec)
+	return r.in.Commit(ctx, p)
 }

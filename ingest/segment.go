@@ -37,6 +37,7 @@ type segment struct {
 	diskBytes int64
 	rows      int64
 	first     time.Time         // when the first row arrived; the flush age counts from here
+	flushing  bool              // a flush has taken it (guarded by Ingester.mu)
 	parts     map[partKey]int64 // rows per part
 }
 

@@ -27,19 +27,33 @@ type httpServer struct {
 	addr string
 }
 
-// listenHTTP binds addr (an error names the flag) and serves h on it.
-func listenHTTP(name, flagName, addr string, h http.Handler) (*httpServer, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, settingError{flagName, err}
+// bind listens on every address a command serves, before anything else
+// starts, so a taken or malformed address fails at once and names its flag.
+// Keys are flag names.
+func bind(addrs map[string]string) (map[string]net.Listener, error) {
+	lns := map[string]net.Listener{}
+	for flagName, addr := range addrs {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, settingError{flagName, err}
+		}
+		lns[flagName] = ln
 	}
+	return lns, nil
+}
+
+// serveHTTP serves h on ln.
+func serveHTTP(name string, ln net.Listener, h http.Handler) *httpServer {
 	s := &httpServer{name: name, srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, addr: ln.Addr().String()}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			slog.Error("http server stopped", "server", name, "err", err)
 		}
 	}()
-	return s, nil
+	return s
 }
 
 // ingestConfig are the ingest role's flags.
@@ -47,6 +61,7 @@ type ingestConfig struct {
 	httpAddr, grpcAddr string
 	scratchDir         string
 	flushInterval      time.Duration
+	flushWorkers       int
 	flushBytes         byteSize
 	maxScratch         byteSize
 	maxBuffer          byteSize
@@ -58,7 +73,8 @@ func (c *ingestConfig) register(cmd *command) {
 	cmd.fs.StringVar(&c.grpcAddr, "otlp-grpc-addr", "127.0.0.1:4317", "`address` of the OTLP/gRPC receiver")
 	cmd.fs.StringVar(&c.scratchDir, "scratch-dir", "", "`dir`ectory of the write-ahead log, on local SSD; empty for DATA_DIR/scratch")
 	cmd.fs.DurationVar(&c.flushInterval, "flush-interval", time.Second, "flush buffered rows to Parquet once they are this `old`")
-	c.flushBytes, c.maxScratch, c.maxBuffer, c.maxRequest = 32<<20, 1<<30, 256<<20, 16<<20
+	cmd.fs.IntVar(&c.flushWorkers, "flush-workers", 0, "WAL segments flushed at once (`n`; 0: one per two cores)")
+	c.flushBytes, c.maxScratch, c.maxBuffer, c.maxRequest = 16<<20, 1<<30, 256<<20, 16<<20
 	cmd.fs.Var(&c.flushBytes, "flush-bytes", "flush before the interval once the WAL segment reaches this `size`")
 	cmd.fs.Var(&c.maxScratch, "max-scratch-bytes", "refuse new data (429) while the WAL on disk exceeds this `size`")
 	cmd.fs.Var(&c.maxBuffer, "max-buffer-bytes", "refuse new data (429) while rows buffered in memory exceed this `size`")
@@ -72,7 +88,7 @@ type ingestRole struct {
 	grpc *grpc.Server
 }
 
-func startIngest(c ingestConfig, dataDir string, cat catalog.Store, bucket *objstore.Bucket, reg *prometheus.Registry) (*ingestRole, error) {
+func startIngest(c ingestConfig, lns map[string]net.Listener, dataDir string, cat catalog.Store, bucket *objstore.Bucket, reg *prometheus.Registry) (*ingestRole, error) {
 	if c.scratchDir == "" {
 		c.scratchDir = filepath.Join(dataDir, "scratch")
 	}
@@ -80,7 +96,7 @@ func startIngest(c ingestConfig, dataDir string, cat catalog.Store, bucket *objs
 		return nil, err
 	}
 	in, err := ingest.Open(cat, bucket, ingest.Options{
-		ScratchDir: c.scratchDir, FlushInterval: c.flushInterval, FlushBytes: int64(c.flushBytes),
+		ScratchDir: c.scratchDir, FlushInterval: c.flushInterval, FlushBytes: int64(c.flushBytes), FlushWorkers: c.flushWorkers,
 		MaxScratchBytes: int64(c.maxScratch), MaxMemoryBytes: int64(c.maxBuffer),
 	})
 	if err != nil {
@@ -88,20 +104,9 @@ func startIngest(c ingestConfig, dataDir string, cat catalog.Store, bucket *objs
 	}
 	reg.MustRegister(in.Collectors()...)
 	rcv := ingest.NewReceiver(in, int64(c.maxRequest))
-	r := &ingestRole{in: in}
-	if r.http, err = listenHTTP("otlp-http", "otlp-http-addr", c.httpAddr, rcv.Handler()); err != nil {
-		in.Close(context.Background())
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", c.grpcAddr)
-	if err != nil {
-		r.http.srv.Close()
-		in.Close(context.Background())
-		return nil, settingError{"otlp-grpc-addr", err}
-	}
-	r.grpc = rcv.NewGRPCServer()
-	go r.grpc.Serve(ln)
-	slog.Info("ingest listening", "otlp_http", r.http.addr, "otlp_grpc", ln.Addr().String(), "scratch", c.scratchDir)
+	r := &ingestRole{in: in, http: serveHTTP("otlp-http", lns["otlp-http-addr"], rcv.Handler()), grpc: rcv.NewGRPCServer()}
+	go r.grpc.Serve(lns["otlp-grpc-addr"])
+	slog.Info("ingest listening", "otlp_http", r.http.addr, "otlp_grpc", lns["otlp-grpc-addr"].Addr().String(), "scratch", c.scratchDir)
 	return r, nil
 }
 
@@ -141,7 +146,7 @@ type queryRole struct {
 	http *httpServer
 }
 
-func startQuery(ctx context.Context, c queryConfig, dataDir string, cat catalog.Store, bucket *objstore.Bucket) (*queryRole, error) {
+func startQuery(ctx context.Context, c queryConfig, ln net.Listener, dataDir string, cat catalog.Store, bucket *objstore.Bucket) (*queryRole, error) {
 	if c.cacheDir == "" {
 		c.cacheDir = filepath.Join(dataDir, "cache")
 	}
@@ -160,11 +165,7 @@ func startQuery(ctx context.Context, c queryConfig, dataDir string, cat catalog.
 		return nil, settingError{"query-memory-limit", err}
 	}
 	exec := &sql.Executor{Catalog: cat, Engine: db, Files: local}
-	srv, err := listenHTTP("query", "query-addr", c.addr, exec.Handler())
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
+	srv := serveHTTP("query", ln, exec.Handler())
 	slog.Info("query listening", "http", srv.addr)
 	return &queryRole{db: db, http: srv}, nil
 }

@@ -46,20 +46,28 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := st.resolve(); err != nil {
 		return err
 	}
+	lns, err := bind(map[string]string{"http-addr": *httpAddr, "otlp-http-addr": ic.httpAddr,
+		"otlp-grpc-addr": ic.grpcAddr, "query-addr": qc.addr})
+	if err != nil {
+		return err
+	}
 	cat, bucket, err := st.open(ctx)
 	if err != nil {
+		for _, ln := range lns {
+			ln.Close()
+		}
 		return err
 	}
 	defer cat.Close()
 	defer bucket.Close()
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	ing, err := startIngest(ic, st.dataDir, cat, bucket, reg)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), anonMemory)
+	ing, err := startIngest(ic, lns, st.dataDir, cat, bucket, reg)
 	if err != nil {
 		return err
 	}
-	qry, err := startQuery(ctx, qc, st.dataDir, cat, bucket)
+	qry, err := startQuery(ctx, qc, lns["query-addr"], st.dataDir, cat, bucket)
 	if err != nil {
 		ing.close(context.Background())
 		return err
@@ -72,12 +80,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	// Profiles, for finding where time and memory go under load.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	admin, err := listenHTTP("admin", "http-addr", *httpAddr, mux)
-	if err != nil {
-		qry.close(context.Background())
-		ing.close(context.Background())
-		return err
-	}
+	admin := serveHTTP("admin", lns["http-addr"], mux)
 	slog.Info("strata serving", "http", admin.addr, "data_dir", st.dataDir,
 		"catalog", objstore.Redact(st.catalogURL), "objects", bucket.String())
 
