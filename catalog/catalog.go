@@ -54,6 +54,9 @@ type File struct {
 	Bytes        int64
 	CreatedAt    time.Time // set by the catalog on registration
 	TombstonedAt time.Time // zero while the file is live
+	// TraceFilter is an opaque filter of the file's trace ids, stored on
+	// registration; ListFiles leaves it empty, TraceFilters loads it.
+	TraceFilter []byte
 }
 
 // FileFilter selects live files of one project and table whose time range
@@ -96,6 +99,8 @@ type Store interface {
 	RegisterFiles(ctx context.Context, files ...File) error
 	// ListFiles returns the live files matching f, ordered by MinTime.
 	ListFiles(ctx context.Context, f FileFilter) ([]File, error)
+	// CountFiles counts the live files of a project's table.
+	CountFiles(ctx context.Context, project, table string) (int, error)
 	// ReplaceFiles atomically tombstones every key in old and registers
 	// every file in new. If any of old is missing or already tombstoned it
 	// changes nothing and returns an error wrapping ErrConflict.
@@ -106,6 +111,9 @@ type Store interface {
 	// Tombstoned lists files tombstoned before the given time, oldest first,
 	// at most limit of them (all if limit <= 0).
 	Tombstoned(ctx context.Context, before time.Time, limit int) ([]File, error)
+	// TraceFilters returns the trace filters of the given files that have
+	// one, by key.
+	TraceFilters(ctx context.Context, keys ...string) (map[string][]byte, error)
 	// PurgeFiles forgets tombstoned files whose objects have been deleted.
 	// Live files are never purged.
 	PurgeFiles(ctx context.Context, keys ...string) error

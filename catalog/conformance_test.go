@@ -1,6 +1,7 @@
 package catalog_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -176,6 +177,9 @@ func TestStore_RegisterAndList(t *testing.T) {
 		}
 		got, _ := s.ListFiles(ctx, catalog.FileFilter{Project: "other", Table: "records"})
 		equalKeys(t, "other project", got)
+		if n, err := s.CountFiles(ctx, "default", "records"); n != 3 || err != nil {
+			t.Fatalf("count = %d, %v", n, err)
+		}
 
 		// A file of an unknown project is refused.
 		bad := file("x", t0, t0)
@@ -186,6 +190,37 @@ func TestStore_RegisterAndList(t *testing.T) {
 		bad = file("y", t0.Add(time.Hour), t0)
 		if err := s.RegisterFiles(ctx, bad); err == nil {
 			t.Error("file with max < min registered")
+		}
+	})
+}
+
+func TestStore_TraceFilters(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open opener, clk *clock) {
+		ctx := context.Background()
+		s := open.must(t)
+		t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+		a, b := file("a", t0, t0), file("b", t0, t0)
+		a.TraceFilter = []byte{1, 2, 3, 0, 255}
+		if err := s.RegisterFiles(ctx, a, b); err != nil {
+			t.Fatal(err)
+		}
+		out := file("c", t0, t0)
+		out.TraceFilter = bytes.Repeat([]byte{9}, 100_000)
+		if err := s.ReplaceFiles(ctx, []string{"b"}, []catalog.File{out}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.TraceFilters(ctx, "a", "b", "c", "missing")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || !bytes.Equal(got["a"], a.TraceFilter) || !bytes.Equal(got["c"], out.TraceFilter) {
+			t.Fatalf("trace filters: %d found, a=%v", len(got), got["a"])
+		}
+		live, _ := s.ListFiles(ctx, catalog.FileFilter{Project: "default", Table: "records"})
+		for _, f := range live {
+			if f.TraceFilter != nil {
+				t.Fatal("ListFiles returned a trace filter")
+			}
 		}
 	})
 }

@@ -167,20 +167,20 @@ func validateFile(f File) error {
 
 // insertFiles adds files in batches; conflicting keys are skipped.
 func (s *store) insertFiles(ctx context.Context, tx *sql.Tx, files []File, now int64) error {
-	const cols = 10
+	const cols = 11
 	for start := 0; start < len(files); start += batchSize {
 		batch := files[start:min(start+batchSize, len(files))]
 		var q strings.Builder
 		q.WriteString(`INSERT INTO files (object_key, project_id, table_name, partition_key, level,
-			min_ts, max_ts, row_count, size_bytes, created_at) VALUES `)
+			min_ts, max_ts, row_count, size_bytes, created_at, trace_filter) VALUES `)
 		args := make([]any, 0, len(batch)*cols)
 		for i, f := range batch {
 			if i > 0 {
 				q.WriteString(", ")
 			}
-			q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 			args = append(args, f.Key, f.Project, f.Table, f.Partition, f.Level,
-				micros(f.MinTime), micros(f.MaxTime), f.Rows, f.Bytes, now)
+				micros(f.MinTime), micros(f.MaxTime), f.Rows, f.Bytes, now, f.TraceFilter)
 		}
 		q.WriteString(" ON CONFLICT (object_key) DO NOTHING")
 		if _, err := tx.ExecContext(ctx, s.d.rebind(q.String()), args...); err != nil {
@@ -220,6 +220,16 @@ func (s *store) ListFiles(ctx context.Context, f FileFilter) ([]File, error) {
 		return nil, fmt.Errorf("list files %s/%s: %w", f.Project, f.Table, err)
 	}
 	return collectFiles(rows)
+}
+
+func (s *store) CountFiles(ctx context.Context, project, table string) (int, error) {
+	var n int
+	err := s.read.QueryRowContext(ctx, s.d.rebind(`SELECT count(*) FROM files
+		WHERE project_id = ? AND table_name = ? AND tombstoned_at IS NULL`), project, table).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count files %s/%s: %w", project, table, err)
+	}
+	return n, nil
 }
 
 func collectFiles(rows *sql.Rows) ([]File, error) {
@@ -307,6 +317,35 @@ func (s *store) Tombstoned(ctx context.Context, before time.Time, limit int) ([]
 		return nil, fmt.Errorf("list tombstoned files: %w", err)
 	}
 	return collectFiles(rows)
+}
+
+func (s *store) TraceFilters(ctx context.Context, keys ...string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(keys))
+	for start := 0; start < len(keys); start += batchSize {
+		batch := keys[start:min(start+batchSize, len(keys))]
+		args := make([]any, len(batch))
+		for i, k := range batch {
+			args[i] = k
+		}
+		rows, err := s.read.QueryContext(ctx, s.d.rebind(`SELECT object_key, trace_filter FROM files
+			WHERE trace_filter IS NOT NULL AND object_key IN (`+placeholders(len(batch))+`)`), args...)
+		if err != nil {
+			return nil, fmt.Errorf("load trace filters: %w", err)
+		}
+		for rows.Next() {
+			var k string
+			var f []byte
+			if err := rows.Scan(&k, &f); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("load trace filters: %w", err)
+			}
+			out[k] = f
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func (s *store) PurgeFiles(ctx context.Context, keys ...string) error {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/duckdb/duckdb-go/v2/mapping"
@@ -165,6 +166,12 @@ type Query struct {
 	// Parquet files that make it up for this query. A table with no files
 	// is an empty view with the table's columns.
 	Files map[string][]string
+	// Fresh adds rows not yet in any file (still in ingest's WAL) to a
+	// table. The batches stay the caller's; Query copies them.
+	Fresh map[string][]arrow.RecordBatch
+	// Where restricts each table's view with a SQL predicate (the caller's
+	// own, never user text), e.g. a time range.
+	Where map[string]string
 }
 
 // Rows is a query's result, streamed as Arrow record batches. Release it
@@ -203,24 +210,39 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 		cancel()
 		return nil, fmt.Errorf("query: connect: %w", err)
 	}
+	var freshTables []string
 	done := func(reuse bool) {
 		cancel()
+		for _, t := range freshTables {
+			// Free the copy now rather than when the connection is reused.
+			if _, err := conn.ExecContext(context.Background(), "DROP TABLE IF EXISTS "+t, nil); err != nil {
+				reuse = false
+			}
+		}
 		if reuse {
 			db.put(conn)
 		} else {
 			conn.Close()
 		}
 	}
-	for _, t := range schema.Tables() {
-		if _, err := conn.ExecContext(ctx, viewSQL(t, q.Files[t.Name]), nil); err != nil {
-			done(false)
-			return nil, fmt.Errorf("query: create view %s: %w", t.Name, err)
-		}
-	}
 	ar, err := duckdb.NewArrowFromConn(conn)
 	if err != nil {
 		done(false)
 		return nil, fmt.Errorf("query: %w", err)
+	}
+	for _, t := range schema.Tables() {
+		fresh := ""
+		if len(q.Fresh[t.Name]) > 0 {
+			if fresh, err = loadFresh(ctx, conn, ar, t, q.Fresh[t.Name]); err != nil {
+				done(false)
+				return nil, fmt.Errorf("query: fresh rows of %s: %w", t.Name, err)
+			}
+			freshTables = append(freshTables, fresh)
+		}
+		if _, err := conn.ExecContext(ctx, viewSQL(t, q.Files[t.Name], fresh, q.Where[t.Name]), nil); err != nil {
+			done(false)
+			return nil, fmt.Errorf("query: create view %s: %w", t.Name, err)
+		}
 	}
 	rr, err := ar.QueryContext(ctx, q.SQL)
 	if err != nil {
@@ -263,14 +285,51 @@ func queryError(ctx context.Context, timeout time.Duration, err error) error {
 	return err
 }
 
-// viewSQL is a temporary view of table t over files, or an empty view with
-// the table's columns when there are none.
-func viewSQL(t *schema.Table, files []string) string {
-	var b strings.Builder
-	b.WriteString("CREATE OR REPLACE TEMP VIEW ")
-	b.WriteString(t.Name)
-	b.WriteString(" AS ")
-	if len(files) == 0 {
+// loadFresh copies batches into a temporary table of the connection and
+// returns its name. A table, not a view over the Arrow stream, because a
+// stream can be read once and a query may read the table twice.
+func loadFresh(ctx context.Context, conn *duckdb.Conn, ar *duckdb.Arrow, t *schema.Table, batches []arrow.RecordBatch) (string, error) {
+	rdr, err := array.NewRecordReader(t.Schema, batches)
+	if err != nil {
+		return "", err
+	}
+	defer rdr.Release()
+	stream, table := "__strata_stream_"+t.Name, "__strata_fresh_"+t.Name
+	release, err := ar.RegisterView(rdr, stream)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	_, err = conn.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+table+" AS SELECT * FROM "+stream, nil)
+	if _, derr := conn.ExecContext(ctx, "DROP VIEW IF EXISTS "+stream, nil); err == nil {
+		err = derr
+	}
+	return table, err
+}
+
+// viewSQL is a temporary view of table t over files and the fresh rows in
+// table fresh (if any), restricted by where (if any). With neither files
+// nor fresh rows it is an empty view with the table's columns.
+func viewSQL(t *schema.Table, files []string, fresh, where string) string {
+	var parts []string
+	if len(files) > 0 {
+		var b strings.Builder
+		b.WriteString("SELECT * FROM read_parquet([")
+		for i, f := range files {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(quote(f))
+		}
+		// union_by_name: files written before a column was added read it as NULL.
+		b.WriteString("], union_by_name = true)")
+		parts = append(parts, b.String())
+	}
+	if fresh != "" {
+		parts = append(parts, "SELECT * FROM "+fresh)
+	}
+	if len(parts) == 0 {
+		var b strings.Builder
 		b.WriteString("SELECT ")
 		for i, f := range t.Schema.Fields() {
 			if i > 0 {
@@ -279,18 +338,13 @@ func viewSQL(t *schema.Table, files []string) string {
 			fmt.Fprintf(&b, "CAST(NULL AS %s) AS %s", schema.SQLType(f.Type), f.Name)
 		}
 		b.WriteString(" WHERE false")
-		return b.String()
+		parts = append(parts, b.String())
 	}
-	b.WriteString("SELECT * FROM read_parquet([")
-	for i, f := range files {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(quote(f))
+	body := strings.Join(parts, " UNION ALL BY NAME ")
+	if where != "" {
+		body = "SELECT * FROM (" + body + ") WHERE " + where
 	}
-	// union_by_name: files written before a column was added read it as NULL.
-	b.WriteString("], union_by_name = true)")
-	return b.String()
+	return "CREATE OR REPLACE TEMP VIEW " + t.Name + " AS " + body
 }
 
 // quote makes s a SQL string literal.

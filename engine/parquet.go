@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"hash/maphash"
 	"io"
 	"time"
 
@@ -45,6 +44,9 @@ type FileInfo struct {
 	Rows    int64
 	MinTime time.Time // smallest value of the table's time column
 	MaxTime time.Time
+	// TraceFilter holds the file's trace ids (tables with a trace_id
+	// column), for LoadTraceFilter.
+	TraceFilter []byte
 }
 
 // WriteParquet sorts the rows of batches by the table's sort columns and
@@ -87,7 +89,13 @@ func WriteParquet(w io.Writer, t *schema.Table, batches []arrow.RecordBatch, opt
 	for _, c := range t.BloomColumns {
 		// A bloom filter sized for the distinct values it will actually
 		// hold: the default size is 1 MiB per row group.
-		ndv := min(distinct(sorted.Column(t.Index(c))), opts.RowGroupRows)
+		keys := distinctKeys(sorted.Column(t.Index(c)))
+		if c == "trace_id" {
+			if info.TraceFilter, err = buildTraceFilter(keys); err != nil {
+				return FileInfo{}, fmt.Errorf("write parquet %s: %w", t.Name, err)
+			}
+		}
+		ndv := min(int64(len(keys)), opts.RowGroupRows)
 		props = append(props,
 			parquet.WithBloomFilterEnabledFor(c, true),
 			parquet.WithBloomFilterFPPFor(c, opts.BloomFPP),
@@ -151,19 +159,22 @@ func timeRange(ts *array.Timestamp) (lo, hi time.Time) {
 	return time.UnixMicro(int64(minV)).UTC(), time.UnixMicro(int64(maxV)).UTC()
 }
 
-var hashSeed = maphash.MakeSeed()
-
-// distinct counts the distinct non-null strings of a column.
-func distinct(a arrow.Array) int64 {
+// distinctKeys returns the TraceKey of every distinct non-null string of a
+// column.
+func distinctKeys(a arrow.Array) []uint64 {
 	s, ok := a.(*array.String)
 	if !ok {
-		return int64(a.Len())
+		return nil
 	}
 	seen := make(map[uint64]struct{}, s.Len()/4)
 	for i := range s.Len() {
 		if s.IsValid(i) {
-			seen[maphash.String(hashSeed, s.Value(i))] = struct{}{}
+			seen[TraceKey(s.Value(i))] = struct{}{}
 		}
 	}
-	return int64(len(seen))
+	keys := make([]uint64, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, k)
+	}
+	return keys
 }

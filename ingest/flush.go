@@ -165,6 +165,7 @@ func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.F
 		files = append(files, catalog.File{
 			Key: key, Project: pk.project, Table: pk.table, Partition: objstore.Partition(pk.hourTime()),
 			Level: 0, MinTime: info.MinTime, MaxTime: info.MaxTime, Rows: info.Rows, Bytes: int64(buf.Len()),
+			TraceFilter: info.TraceFilter,
 		})
 	}
 	err = in.retry(ctx, fmt.Sprintf("register %d files of segment %d", len(files), seg.seq), func(ctx context.Context) error {

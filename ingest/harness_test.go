@@ -73,7 +73,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		t.Fatal(err)
 	}
 	s := &stack{t: t, cat: cat, bucket: bucket, scratch: filepath.Join(dir, "scratch"),
-		exec: &sql.Executor{Catalog: cat, Engine: db, Files: local}}
+		exec: sql.NewExecutor(cat, db, local, nil, nil)}
 	if o.ingest.ScratchDir == "" {
 		o.ingest.ScratchDir = s.scratch
 	}

@@ -476,9 +476,14 @@ func (in *Ingester) Stats() Stats {
 // Snapshot returns the rows of a project's table that are acknowledged but
 // not yet in the catalog, read back from the WAL (each batch is the
 // caller's to release), and the object keys those rows will be flushed to.
-// A query that reads both must ignore catalog files with those keys, or it
+// Only hours overlapping [min, max] are read (a zero bound is open). A
+// query that reads both must ignore catalog files with those keys, or it
 // could count a segment twice while its flush completes.
-func (in *Ingester) Snapshot(project, table string) (batches []arrow.RecordBatch, pending []string, err error) {
+func (in *Ingester) Snapshot(project, table string, min, max time.Time) (batches []arrow.RecordBatch, pending []string, err error) {
+	inRange := func(pk partKey) bool {
+		h := pk.hourTime()
+		return (min.IsZero() || !h.Add(time.Hour).Before(min)) && (max.IsZero() || !h.After(max))
+	}
 	type view struct {
 		seg  *segment
 		size int64
@@ -489,7 +494,7 @@ func (in *Ingester) Snapshot(project, table string) (batches []arrow.RecordBatch
 	for _, s := range append(append([]*segment(nil), in.sealed...), in.active) {
 		v := view{seg: s, size: s.diskBytes}
 		for pk := range s.parts {
-			if pk.project == project && pk.table == table {
+			if pk.project == project && pk.table == table && inRange(pk) {
 				v.keys = append(v.keys, s.fileKey(pk))
 			}
 		}
@@ -509,7 +514,7 @@ func (in *Ingester) Snapshot(project, table string) (batches []arrow.RecordBatch
 		}
 		if _, _, ok := segmentHeader(f); ok {
 			scanFrames(io.LimitReader(f, v.size-headerSize), v.seg.seq, func(key bufKey, rec arrow.RecordBatch) {
-				if key == want {
+				if key == want && inRange(partOf(key, rec)) {
 					batches = append(batches, rec)
 				} else {
 					rec.Release()

@@ -2,7 +2,12 @@ package sql
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/strata-db/strata/catalog"
 	"github.com/strata-db/strata/engine"
@@ -14,34 +19,275 @@ type FileSource interface {
 	Path(ctx context.Context, key string, size int64) (string, error)
 }
 
-// Executor runs one query for one project: it picks the project's files
-// from the catalog, makes them local, and runs the SQL over them.
+// FreshSource gives the rows acknowledged by ingest but not yet flushed,
+// and the keys of the files they will become.
+type FreshSource interface {
+	Snapshot(project, table string, min, max time.Time) ([]arrow.RecordBatch, []string, error)
+}
+
+// Executor runs queries for projects: it checks each query against the
+// sandbox, picks the project's files from the catalog (pruned by time range
+// and trace id), makes them local, adds rows still in ingest, and runs the
+// SQL in DuckDB.
 type Executor struct {
 	Catalog catalog.Store
 	Engine  *engine.DB
 	Files   FileSource
+	Fresh   FreshSource // nil when no ingester runs in this process
+	Limiter *Limiter    // nil: no limit
+
+	traces *lru.Cache[string, *engine.TraceFilter]
+}
+
+// NewExecutor returns an executor; fresh and limiter may be nil.
+func NewExecutor(cat catalog.Store, db *engine.DB, files FileSource, fresh FreshSource, limiter *Limiter) *Executor {
+	traces, _ := lru.New[string, *engine.TraceFilter](200_000)
+	return &Executor{Catalog: cat, Engine: db, Files: files, Fresh: fresh, Limiter: limiter, traces: traces}
 }
 
 // Request is one query.
 type Request struct {
 	SQL string `json:"sql"`
+	// MinTimestamp and MaxTimestamp confine every table to rows in this
+	// range (inclusive) of its time column, besides pruning files.
+	MinTimestamp *time.Time `json:"min_timestamp,omitempty"`
+	MaxTimestamp *time.Time `json:"max_timestamp,omitempty"`
+	// Limit caps the rows returned (0: no cap).
+	Limit int64 `json:"limit,omitempty"`
 }
 
-// Run starts the query; the caller reads and releases the rows.
-func (e *Executor) Run(ctx context.Context, project string, req Request) (*engine.Rows, error) {
-	files := map[string][]string{}
-	for _, t := range schema.Tables() {
-		list, err := e.Catalog.ListFiles(ctx, catalog.FileFilter{Project: project, Table: t.Name})
-		if err != nil {
-			return nil, fmt.Errorf("list %s files: %w", t.Name, err)
-		}
-		for _, f := range list {
-			p, err := e.Files.Path(ctx, f.Key, f.Bytes)
-			if err != nil {
-				return nil, err
-			}
-			files[t.Name] = append(files[t.Name], p)
+// Stats describe what a query read.
+type Stats struct {
+	FilesScanned int   `json:"files_scanned"`
+	FilesPruned  int   `json:"files_pruned"`
+	BytesScanned int64 `json:"bytes_scanned"`
+	FreshRows    int64 `json:"fresh_rows"`
+	Rows         int64 `json:"rows"`
+	ElapsedMs    int64 `json:"elapsed_ms"`
+}
+
+// Result is a running query: read Rows, then Release.
+type Result struct {
+	*engine.Rows
+	Stats   Stats
+	start   time.Time
+	release func()
+}
+
+// Release ends the query and frees its slot.
+func (r *Result) Release() {
+	r.Rows.Release()
+	r.Stats.ElapsedMs = time.Since(r.start).Milliseconds()
+	if r.release != nil {
+		r.release()
+		r.release = nil
+	}
+}
+
+// MaxSQLBytes bounds the text of one query.
+const MaxSQLBytes = 1 << 20
+
+// ErrTooLong: the SQL text is over MaxSQLBytes.
+var ErrTooLong = fmt.Errorf("query text is longer than %d bytes", MaxSQLBytes)
+
+// Run starts a query for project.
+func (e *Executor) Run(ctx context.Context, project string, req Request) (*Result, error) {
+	start := time.Now()
+	if len(req.SQL) > MaxSQLBytes {
+		return nil, ErrTooLong
+	}
+	if req.MinTimestamp != nil && req.MaxTimestamp != nil && req.MaxTimestamp.Before(*req.MinTimestamp) {
+		return nil, &engine.QueryError{Msg: "max_timestamp is before min_timestamp"}
+	}
+	release := func() {}
+	if e.Limiter != nil {
+		var err error
+		if release, err = e.Limiter.Acquire(ctx); err != nil {
+			return nil, err
 		}
 	}
-	return e.Engine.Query(ctx, engine.Query{SQL: req.SQL, Files: files})
+	res, err := e.run(ctx, project, req)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	res.start, res.release = start, release
+	return res, nil
+}
+
+func (e *Executor) run(ctx context.Context, project string, req Request) (*Result, error) {
+	a, err := analyze(ctx, e.Engine, req.SQL)
+	if err != nil {
+		return nil, err
+	}
+	q := engine.Query{SQL: req.SQL, Files: map[string][]string{}, Fresh: map[string][]arrow.RecordBatch{}, Where: map[string]string{}}
+	var stats Stats
+	var fresh []arrow.RecordBatch
+	defer func() {
+		for _, b := range fresh {
+			b.Release()
+		}
+	}()
+	for _, t := range schema.Tables() {
+		use := a.tables[t.Name]
+		if use == nil {
+			continue // the query does not read this table
+		}
+		lo, hi := use.min, use.max
+		if req.MinTimestamp != nil {
+			lo = later(lo, *req.MinTimestamp)
+			q.Where[t.Name] = fmt.Sprintf("%s >= make_timestamptz(%d)", t.TimeColumn, req.MinTimestamp.UnixMicro())
+		}
+		if req.MaxTimestamp != nil {
+			hi = earlier(hi, *req.MaxTimestamp)
+			w := fmt.Sprintf("%s <= make_timestamptz(%d)", t.TimeColumn, req.MaxTimestamp.UnixMicro())
+			if q.Where[t.Name] != "" {
+				w = q.Where[t.Name] + " AND " + w
+			}
+			q.Where[t.Name] = w
+		}
+		var pending map[string]bool
+		if e.Fresh != nil {
+			batches, keys, err := e.Fresh.Snapshot(project, t.Name, lo, hi)
+			if err != nil {
+				return nil, fmt.Errorf("read unflushed rows: %w", err)
+			}
+			fresh = append(fresh, batches...)
+			q.Fresh[t.Name] = batches
+			pending = map[string]bool{}
+			for _, k := range keys {
+				pending[k] = true
+			}
+			for _, b := range batches {
+				stats.FreshRows += b.NumRows()
+			}
+		}
+		files, pruned, err := e.plan(ctx, project, t.Name, lo, hi, use.traces(), pending)
+		if err != nil {
+			return nil, err
+		}
+		stats.FilesPruned += pruned
+		for _, f := range files {
+			p, err := e.Files.Path(ctx, f.Key, f.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("fetch %s: %w", f.Key, err)
+			}
+			q.Files[t.Name] = append(q.Files[t.Name], p)
+			stats.FilesScanned++
+			stats.BytesScanned += f.Bytes
+		}
+	}
+	rows, err := e.Engine.Query(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Rows: rows, Stats: stats}, nil
+}
+
+// plan lists the files of a table that the query must read: those
+// overlapping [lo, hi], minus those whose trace filter rules out every
+// trace id asked for, minus files whose rows are read from ingest instead.
+func (e *Executor) plan(ctx context.Context, project, table string, lo, hi time.Time, traceIDs []string, pending map[string]bool) ([]catalog.File, int, error) {
+	total, err := e.Catalog.CountFiles(ctx, project, table)
+	if err != nil {
+		return nil, 0, err
+	}
+	listed, err := e.Catalog.ListFiles(ctx, catalog.FileFilter{Project: project, Table: table, Min: lo, Max: hi})
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []catalog.File
+	var need []string
+	for _, f := range listed {
+		if pending[f.Key] {
+			continue
+		}
+		out = append(out, f)
+		if _, ok := e.traces.Get(f.Key); !ok && len(traceIDs) > 0 {
+			need = append(need, f.Key)
+		}
+	}
+	if len(traceIDs) > 0 {
+		if len(need) > 0 {
+			raw, err := e.Catalog.TraceFilters(ctx, need...)
+			if err != nil {
+				return nil, 0, err
+			}
+			for k, b := range raw {
+				if tf, err := engine.LoadTraceFilter(b); err == nil {
+					e.traces.Add(k, tf)
+				}
+			}
+		}
+		keys := make([]uint64, len(traceIDs))
+		for i, id := range traceIDs {
+			keys[i] = engine.TraceKey(id)
+		}
+		kept := out[:0]
+		for _, f := range out {
+			tf, ok := e.traces.Get(f.Key)
+			if !ok {
+				kept = append(kept, f) // no filter (an older file): read it
+				continue
+			}
+			for _, k := range keys {
+				if tf.MayContain(k) {
+					kept = append(kept, f)
+					break
+				}
+			}
+		}
+		out = kept
+	}
+	return out, max(0, total-len(out)), nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.IsZero() || b.After(a) {
+		return b
+	}
+	return a
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// Limiter bounds how many queries run at once; others wait in a queue of
+// bounded length, and beyond it are refused at once with ErrBusy.
+type Limiter struct {
+	slots chan struct{}
+	queue chan struct{}
+}
+
+// ErrBusy: every query slot is taken and the queue is full.
+var ErrBusy = errors.New("too many queries running; retry shortly")
+
+// NewLimiter allows running queries at once and queued more waiting.
+func NewLimiter(running, queued int) *Limiter {
+	return &Limiter{slots: make(chan struct{}, max(1, running)), queue: make(chan struct{}, max(0, queued))}
+}
+
+// Acquire takes a slot, waiting in the queue if need be, until ctx ends.
+func (l *Limiter) Acquire(ctx context.Context) (release func(), err error) {
+	select {
+	case l.slots <- struct{}{}:
+		return func() { <-l.slots }, nil
+	default:
+	}
+	select {
+	case l.queue <- struct{}{}:
+	default:
+		return nil, ErrBusy
+	}
+	defer func() { <-l.queue }()
+	select {
+	case l.slots <- struct{}{}:
+		return func() { <-l.slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }

@@ -2,25 +2,49 @@ package sql
 
 import (
 	"bufio"
+	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 
 	"github.com/strata-db/strata/catalog"
 	"github.com/strata-db/strata/engine"
 )
 
-// MaxSQLBytes bounds the text of one query.
-const MaxSQLBytes = 1 << 20
+// The HTTP query API:
+//
+//	POST /v1/query  {"sql": "...", "min_timestamp": "…", "max_timestamp": "…", "limit": 100}
+//	GET  /v1/query?sql=...&min_timestamp=…&max_timestamp=…&limit=100
+//
+// The Accept header picks the format: application/json (default):
+// {"columns":[{"name","type"}],"rows":[[…]],"stats":{…}}; text/csv; or
+// application/vnd.apache.arrow.stream. All three stream as DuckDB produces
+// rows. Errors are JSON {"error": "..."} with a 4xx for a mistake in the
+// query and 429 when every query slot is busy.
 
-// Handler serves POST /v1/query with a JSON body {"sql": "..."} and answers
-// {"columns":[{"name","type"}],"rows":[[…]]}, streamed as DuckDB produces it.
+const (
+	formatJSON  = "application/json"
+	formatCSV   = "text/csv"
+	formatArrow = "application/vnd.apache.arrow.stream"
+)
+
+// Handler serves the query API.
 func (e *Executor) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/query", e.serveQuery)
+	mux.HandleFunc("GET /v1/query", e.serveQuery)
 	return mux
 }
 
@@ -29,57 +53,180 @@ type errorBody struct {
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", formatJSON)
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(errorBody{Error: msg})
 }
 
-func (e *Executor) serveQuery(w http.ResponseWriter, r *http.Request) {
+// parseRequest reads the query from a JSON body (POST) or the URL (GET).
+func parseRequest(w http.ResponseWriter, r *http.Request) (Request, *httpError) {
 	var req Request
-	body := http.MaxBytesReader(w, r.Body, MaxSQLBytes+4096)
-	if err := json.NewDecoder(body).Decode(&req); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request exceeds %d bytes", mbe.Limit))
-			return
+	if r.Method == http.MethodGet {
+		q := r.URL.Query()
+		req.SQL = q.Get("sql")
+		for name, dst := range map[string]**time.Time{"min_timestamp": &req.MinTimestamp, "max_timestamp": &req.MaxTimestamp} {
+			if v := q.Get(name); v != "" {
+				t, err := parseTime(v)
+				if err != nil {
+					return req, &httpError{http.StatusBadRequest, name + ": " + err.Error()}
+				}
+				*dst = &t
+			}
 		}
-		writeError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
-		return
-	}
-	if req.SQL == "" {
-		writeError(w, http.StatusBadRequest, `missing "sql"`)
-		return
-	}
-	if len(req.SQL) > MaxSQLBytes {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("sql is %d bytes, the limit is %d", len(req.SQL), MaxSQLBytes))
-		return
-	}
-	rows, err := e.Run(r.Context(), catalog.DefaultProject, req)
-	if err != nil {
-		var qe *engine.QueryError
-		if errors.As(err, &qe) {
-			writeError(w, http.StatusBadRequest, qe.Msg)
-			return
+		if v := q.Get("limit"); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return req, &httpError{http.StatusBadRequest, "limit: want a whole number of rows"}
+			}
+			req.Limit = n
 		}
-		slog.Error("query failed", "err", err)
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
+	} else {
+		body := http.MaxBytesReader(w, r.Body, MaxSQLBytes+64<<10)
+		var raw struct {
+			SQL          string `json:"sql"`
+			MinTimestamp string `json:"min_timestamp"`
+			MaxTimestamp string `json:"max_timestamp"`
+			Limit        int64  `json:"limit"`
+		}
+		if err := json.NewDecoder(body).Decode(&raw); err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return req, &httpError{http.StatusRequestEntityTooLarge, ErrTooLong.Error()}
+			}
+			return req, &httpError{http.StatusBadRequest, "invalid JSON body: " + err.Error()}
+		}
+		req.SQL, req.Limit = raw.SQL, raw.Limit
+		for name, v := range map[string]string{"min_timestamp": raw.MinTimestamp, "max_timestamp": raw.MaxTimestamp} {
+			if v == "" {
+				continue
+			}
+			t, err := parseTime(v)
+			if err != nil {
+				return req, &httpError{http.StatusBadRequest, name + ": " + err.Error()}
+			}
+			if name == "min_timestamp" {
+				req.MinTimestamp = &t
+			} else {
+				req.MaxTimestamp = &t
+			}
+		}
 	}
-	defer rows.Release()
-	w.Header().Set("Content-Type", "application/json")
-	bw := bufio.NewWriterSize(w, 64<<10)
-	if err := writeJSON(bw, rows); err != nil {
-		// Headers are gone; the truncated body tells the client.
-		slog.Warn("query result stream failed", "err", err)
+	switch {
+	case strings.TrimSpace(req.SQL) == "":
+		return req, &httpError{http.StatusBadRequest, `missing "sql"`}
+	case len(req.SQL) > MaxSQLBytes:
+		return req, &httpError{http.StatusRequestEntityTooLarge, ErrTooLong.Error()}
+	case req.Limit < 0:
+		return req, &httpError{http.StatusBadRequest, "limit must not be negative"}
 	}
-	bw.Flush()
+	return req, nil
 }
 
-// writeJSON streams rows as {"columns":[…],"rows":[[…],…]}.
-func writeJSON(w io.Writer, rows *engine.Rows) error {
+type httpError struct {
+	status int
+	msg    string
+}
+
+// parseTime accepts RFC 3339 with or without fraction and zone, or a date.
+func parseTime(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", time.DateOnly} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not a timestamp; use RFC 3339, e.g. 2026-11-23T10:00:00Z", s)
+}
+
+func negotiate(accept string) string {
+	for _, part := range strings.Split(accept, ",") {
+		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		switch mt {
+		case formatCSV, formatArrow, formatJSON:
+			return mt
+		}
+	}
+	return formatJSON
+}
+
+func (e *Executor) serveQuery(w http.ResponseWriter, r *http.Request) {
+	req, herr := parseRequest(w, r)
+	if herr != nil {
+		writeError(w, herr.status, herr.msg)
+		return
+	}
+	// The request's context ends when the client goes away, which
+	// interrupts the query in DuckDB.
+	res, err := e.Run(r.Context(), catalog.DefaultProject, req)
+	if err != nil {
+		status, msg := classifyError(err)
+		if status == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "1")
+		}
+		if status >= 500 {
+			slog.Error("query failed", "err", err)
+		}
+		writeError(w, status, msg)
+		return
+	}
+	defer res.Release()
+	format := negotiate(r.Header.Get("Accept"))
+	w.Header().Set("Content-Type", format)
+	if format != formatJSON {
+		w.Header().Set("Trailer", "X-Strata-Stats")
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var werr error
+	switch format {
+	case formatCSV:
+		werr = writeCSV(bw, res, req.Limit)
+	case formatArrow:
+		werr = writeArrow(bw, w, res, req.Limit)
+	default:
+		werr = writeJSON(bw, res, req.Limit)
+	}
+	bw.Flush()
+	if werr != nil && r.Context().Err() == nil {
+		slog.Warn("query result stream failed", "err", werr)
+	}
+	if format != formatJSON {
+		res.Stats.ElapsedMs = time.Since(res.start).Milliseconds()
+		st, _ := json.Marshal(res.Stats)
+		w.Header().Set("X-Strata-Stats", string(st))
+	}
+}
+
+// classifyError maps a failed Run to an HTTP status and message.
+func classifyError(err error) (int, string) {
+	var qe *engine.QueryError
+	switch {
+	case errors.As(err, &qe):
+		return http.StatusBadRequest, qe.Msg
+	case errors.Is(err, ErrTooLong):
+		return http.StatusRequestEntityTooLarge, err.Error()
+	case errors.Is(err, ErrBusy):
+		return http.StatusTooManyRequests, err.Error()
+	case errors.Is(err, context.Canceled):
+		return 499, "client went away"
+	}
+	return http.StatusInternalServerError, err.Error()
+}
+
+// rowsLeft returns how many rows of rec to emit under limit (0: no limit).
+func rowsLeft(rec arrow.RecordBatch, sent, limit int64) int64 {
+	if limit <= 0 {
+		return rec.NumRows()
+	}
+	return max(0, min(rec.NumRows(), limit-sent))
+}
+
+// writeJSON streams {"columns":[…],"rows":[[…],…],"stats":{…}}.
+func writeJSON(w io.Writer, res *Result, limit int64) error {
 	b := make([]byte, 0, 64<<10)
 	b = append(b, `{"columns":[`...)
-	for i, f := range rows.Schema().Fields() {
+	for i, f := range res.Schema().Fields() {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -90,19 +237,18 @@ func writeJSON(w io.Writer, rows *engine.Rows) error {
 		b = append(b, '}')
 	}
 	b = append(b, `],"rows":[`...)
-	first := true
-	encs := []valueEncoder{}
-	for rows.Next() {
-		rec := rows.RecordBatch()
+	var encs []valueEncoder
+	for (limit <= 0 || res.Stats.Rows < limit) && res.Next() {
+		rec := res.RecordBatch()
 		encs = encs[:0]
 		for c := range int(rec.NumCols()) {
 			encs = append(encs, encoderFor(rec.Column(c)))
 		}
-		for i := range int(rec.NumRows()) {
-			if !first {
+		n := rowsLeft(rec, res.Stats.Rows, limit)
+		for i := range int(n) {
+			if res.Stats.Rows > 0 || i > 0 {
 				b = append(b, ',')
 			}
-			first = false
 			b = append(b, '[')
 			for c, enc := range encs {
 				if c > 0 {
@@ -118,16 +264,97 @@ func writeJSON(w io.Writer, rows *engine.Rows) error {
 				b = b[:0]
 			}
 		}
+		res.Stats.Rows += n
 	}
-	if err := rows.Err(); err != nil {
+	b = append(b, ']')
+	if err := res.Err(); err != nil {
 		// Too late for a status code: end the document with the error.
-		b = append(b, `],"error":`...)
+		b = append(b, `,"error":`...)
 		b = appendJSONString(b, err.Error())
 		b = append(b, '}')
 		w.Write(b)
 		return err
 	}
-	b = append(b, "]}"...)
+	res.Stats.ElapsedMs = time.Since(res.start).Milliseconds()
+	st, _ := json.Marshal(res.Stats)
+	b = append(b, `,"stats":`...)
+	b = append(b, st...)
+	b = append(b, '}')
 	_, err := w.Write(b)
 	return err
+}
+
+// writeCSV streams a header row and one line per row.
+func writeCSV(w io.Writer, res *Result, limit int64) error {
+	cw := csv.NewWriter(w)
+	fields := res.Schema().Fields()
+	header := make([]string, len(fields))
+	for i, f := range fields {
+		header[i] = f.Name
+	}
+	cw.Write(header)
+	record := make([]string, len(fields))
+	for (limit <= 0 || res.Stats.Rows < limit) && res.Next() {
+		rec := res.RecordBatch()
+		n := rowsLeft(rec, res.Stats.Rows, limit)
+		for i := range int(n) {
+			for c := range record {
+				record[c] = csvValue(rec.Column(c), i)
+			}
+			if err := cw.Write(record); err != nil {
+				return err
+			}
+		}
+		res.Stats.Rows += n
+	}
+	cw.Flush()
+	if err := res.Err(); err != nil {
+		fmt.Fprintf(w, "# error: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		return err
+	}
+	return cw.Error()
+}
+
+func csvValue(a arrow.Array, i int) string {
+	if a.IsNull(i) {
+		return ""
+	}
+	switch c := a.(type) {
+	case *array.String:
+		return c.Value(i)
+	case *array.Timestamp:
+		return c.Value(i).ToTime(c.DataType().(*arrow.TimestampType).Unit).UTC().Format("2006-01-02T15:04:05.999999Z07:00")
+	case *array.List, *array.Struct:
+		return string(encoderFor(a)(nil, i))
+	}
+	return a.ValueStr(i)
+}
+
+// writeArrow streams an Arrow IPC stream, flushing after every batch.
+func writeArrow(w *bufio.Writer, flusher http.ResponseWriter, res *Result, limit int64) error {
+	iw := ipc.NewWriter(w, ipc.WithSchema(res.Schema()))
+	for (limit <= 0 || res.Stats.Rows < limit) && res.Next() {
+		rec := res.RecordBatch()
+		n := rowsLeft(rec, res.Stats.Rows, limit)
+		out := rec
+		if n < rec.NumRows() {
+			out = rec.NewSlice(0, n)
+		}
+		err := iw.Write(out)
+		if out != rec {
+			out.Release()
+		}
+		if err != nil {
+			return err
+		}
+		res.Stats.Rows += n
+		w.Flush()
+		if f, ok := flusher.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+	if err := iw.Close(); err != nil {
+		return err
+	}
+	return res.Err()
 }

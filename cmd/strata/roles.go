@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -131,6 +132,8 @@ type queryConfig struct {
 	memoryLimit  string
 	threads      int
 	queryTimeout time.Duration
+	concurrency  int
+	queue        int
 }
 
 func (c *queryConfig) register(cmd *command) {
@@ -139,6 +142,8 @@ func (c *queryConfig) register(cmd *command) {
 	cmd.fs.StringVar(&c.memoryLimit, "query-memory-limit", "2GB", "DuckDB memory `limit`; larger queries spill to disk or fail")
 	cmd.fs.IntVar(&c.threads, "query-threads", 0, "DuckDB worker `threads` (0: one per core)")
 	cmd.fs.DurationVar(&c.queryTimeout, "query-timeout", 60*time.Second, "longest a query may run (`duration`)")
+	cmd.fs.IntVar(&c.concurrency, "query-concurrency", 2*runtime.GOMAXPROCS(0), "queries that run at once (`n`); more wait in the queue")
+	cmd.fs.IntVar(&c.queue, "query-queue", 64, "queries that may wait for a slot (`n`); beyond it a query is refused with 429")
 }
 
 type queryRole struct {
@@ -146,7 +151,7 @@ type queryRole struct {
 	http *httpServer
 }
 
-func startQuery(ctx context.Context, c queryConfig, ln net.Listener, dataDir string, cat catalog.Store, bucket *objstore.Bucket) (*queryRole, error) {
+func startQuery(ctx context.Context, c queryConfig, ln net.Listener, dataDir string, cat catalog.Store, bucket *objstore.Bucket, fresh sql.FreshSource) (*queryRole, error) {
 	if c.cacheDir == "" {
 		c.cacheDir = filepath.Join(dataDir, "cache")
 	}
@@ -164,7 +169,7 @@ func startQuery(ctx context.Context, c queryConfig, ln net.Listener, dataDir str
 	if err != nil {
 		return nil, settingError{"query-memory-limit", err}
 	}
-	exec := &sql.Executor{Catalog: cat, Engine: db, Files: local}
+	exec := sql.NewExecutor(cat, db, local, fresh, sql.NewLimiter(c.concurrency, c.queue))
 	srv := serveHTTP("query", ln, exec.Handler())
 	slog.Info("query listening", "http", srv.addr)
 	return &queryRole{db: db, http: srv}, nil

@@ -67,7 +67,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	qry, err := startQuery(ctx, qc, lns["query-addr"], st.dataDir, cat, bucket)
+	qry, err := startQuery(ctx, qc, lns["query-addr"], st.dataDir, cat, bucket, ing.in)
 	if err != nil {
 		ing.close(context.Background())
 		return err

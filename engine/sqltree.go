@@ -1,0 +1,118 @@
+package engine
+
+import (
+	"context"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Parse returns DuckDB's syntax tree of a query, the JSON of
+// json_serialize_sql: {"statements":[{"node":…}, …]}. A syntax error, or
+// a statement that is not a query, is a *QueryError whose message points at
+// the place in the SQL.
+func (db *DB) Parse(ctx context.Context, sql string) (map[string]any, error) {
+	out, err := db.scalarString(ctx, "SELECT json_serialize_sql(?::VARCHAR)::VARCHAR", sql)
+	if err != nil {
+		return nil, err
+	}
+	var tree map[string]any
+	if err := json.Unmarshal([]byte(out), &tree); err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	if tree["error"] == true {
+		msg, _ := tree["error_message"].(string)
+		if tree["error_type"] == "not implemented" {
+			return nil, &QueryError{Msg: "only queries (SELECT, WITH, VALUES…) can run here; " +
+				"statements that change data, files or settings are not allowed"}
+		}
+		if pos, err := strconv.Atoi(fmt.Sprint(tree["position"])); err == nil {
+			msg += "\n" + pointAt(sql, pos)
+		}
+		return nil, &QueryError{Msg: "syntax error: " + msg}
+	}
+	return tree, nil
+}
+
+// pointAt quotes the line of sql holding byte offset pos with a caret under
+// it, as DuckDB's own errors do.
+func pointAt(sql string, pos int) string {
+	if pos < 0 || pos > len(sql) {
+		return ""
+	}
+	start := strings.LastIndexByte(sql[:pos], '\n') + 1
+	end := strings.IndexByte(sql[pos:], '\n')
+	if end < 0 {
+		end = len(sql)
+	} else {
+		end += pos
+	}
+	line := sql[start:end]
+	return "LINE " + strconv.Itoa(strings.Count(sql[:pos], "\n")+1) + ": " + line + "\n" +
+		strings.Repeat(" ", len("LINE "+strconv.Itoa(strings.Count(sql[:pos], "\n")+1)+": ")+pos-start) + "^"
+}
+
+// Deparse renders a syntax tree (in Parse's form) back to SQL.
+func (db *DB) Deparse(ctx context.Context, tree map[string]any) (string, error) {
+	b, err := json.Marshal(tree)
+	if err != nil {
+		return "", err
+	}
+	return db.scalarString(ctx, "SELECT json_deserialize_sql(?::VARCHAR::JSON)", string(b))
+}
+
+// Row runs a query that reads no table and returns its first row, each
+// value rendered as text (NULL as nil).
+func (db *DB) Row(ctx context.Context, sql string) ([]*string, error) {
+	conn, err := db.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := conn.QueryContext(ctx, sql, nil)
+	if err != nil {
+		conn.Close()
+		return nil, queryError(ctx, db.opts.QueryTimeout, err)
+	}
+	defer db.put(conn)
+	defer rows.Close()
+	vals := make([]driver.Value, len(rows.Columns()))
+	if err := rows.Next(vals); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, queryError(ctx, db.opts.QueryTimeout, err)
+	}
+	out := make([]*string, len(vals))
+	for i, v := range vals {
+		if v != nil {
+			s := fmt.Sprint(v)
+			out[i] = &s
+		}
+	}
+	return out, nil
+}
+
+// scalarString runs a one-parameter query returning one string.
+func (db *DB) scalarString(ctx context.Context, query, arg string) (string, error) {
+	conn, err := db.conn(ctx)
+	if err != nil {
+		return "", err
+	}
+	rows, err := conn.QueryContext(ctx, query, []driver.NamedValue{{Ordinal: 1, Value: arg}})
+	if err != nil {
+		conn.Close()
+		return "", queryError(ctx, db.opts.QueryTimeout, err)
+	}
+	defer db.put(conn)
+	defer rows.Close()
+	vals := make([]driver.Value, 1)
+	if err := rows.Next(vals); err != nil {
+		return "", queryError(ctx, db.opts.QueryTimeout, err)
+	}
+	s, _ := vals[0].(string)
+	return s, nil
+}

@@ -1,0 +1,504 @@
+package sql
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/strata-db/strata/engine"
+	"github.com/strata-db/strata/engine/schema"
+)
+
+// The sandbox and the pruner both read DuckDB's own syntax tree of the
+// query (json_serialize_sql), never the SQL text:
+//
+//   - only a single query (SELECT, WITH, VALUES, set operations) parses;
+//     anything that writes, copies, attaches, loads or sets is refused;
+//   - every table it names must be records, metrics or one of its own CTEs,
+//     unqualified — a file path or another catalog is refused;
+//   - table functions are limited to generators (range, unnest, …), so no
+//     read_parquet, glob or query() reaches a file or a string of SQL;
+//   - a few scalar functions that reveal the host (getenv,
+//     current_setting) are refused.
+//
+// DuckDB itself is locked down underneath (see engine.Open), so this is a
+// second wall, and the one that gives a clear error.
+
+// allowedTableFunctions produce rows from their arguments alone.
+var allowedTableFunctions = map[string]bool{
+	"range": true, "generate_series": true, "unnest": true, "generate_subscripts": true,
+}
+
+// deniedFunctions would tell a query about the host or its settings.
+var deniedFunctions = map[string]bool{
+	"getenv": true, "current_setting": true, "duckdb_secrets": true, "which_secret": true,
+}
+
+// tableUse is what a query asks of one table, merged over every place it
+// reads it: the time range it is confined to and the trace ids it looks
+// up. A reference without a bound leaves that side open.
+type tableUse struct {
+	refs     int
+	lower    []map[string]any // per reference, nil: unbounded
+	upper    []map[string]any
+	traceIDs [][]string // per reference, nil: any trace
+	min, max time.Time  // evaluated hull; zero: open
+}
+
+// analysis is the result of checking a query.
+type analysis struct {
+	tables map[string]*tableUse // only tables the query reads
+}
+
+// uses lists the tables read, in a fixed order.
+func (a *analysis) uses() []*tableUse {
+	var out []*tableUse
+	for _, t := range schema.Tables() {
+		if u := a.tables[t.Name]; u != nil {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// traces returns the trace ids every reference of t is confined to, or nil
+// if some reference reads any trace.
+func (u *tableUse) traces() []string {
+	var ids []string
+	for _, r := range u.traceIDs {
+		if r == nil {
+			return nil
+		}
+		ids = append(ids, r...)
+	}
+	return ids
+}
+
+type sandboxError struct {
+	msg string
+	pos int
+}
+
+// analyze parses sql with DuckDB, enforces the sandbox and works out the
+// time range and trace ids each table is read for.
+func analyze(ctx context.Context, db *engine.DB, sql string) (*analysis, error) {
+	tree, err := db.Parse(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	stmts, _ := tree["statements"].([]any)
+	if len(stmts) != 1 {
+		return nil, &engine.QueryError{Msg: fmt.Sprintf("send one query at a time; this text holds %d statements", len(stmts))}
+	}
+	a := &analysis{tables: map[string]*tableUse{}}
+	ctes := map[string]bool{}
+	collectCTEs(stmts[0], ctes)
+	if err := a.check(stmts[0], ctes); err != nil {
+		return nil, &engine.QueryError{Msg: err.msg + "\n" + pointAtQuery(sql, err.pos)}
+	}
+	a.bounds(stmts[0], ctes)
+	if err := a.evaluate(ctx, db, tree); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func pointAtQuery(sql string, pos int) string {
+	if pos < 0 || pos >= len(sql) {
+		return ""
+	}
+	line := strings.Count(sql[:pos], "\n") + 1
+	start := strings.LastIndexByte(sql[:pos], '\n') + 1
+	end := strings.IndexByte(sql[pos:], '\n')
+	if end < 0 {
+		end = len(sql)
+	} else {
+		end += pos
+	}
+	prefix := "LINE " + strconv.Itoa(line) + ": "
+	return prefix + sql[start:end] + "\n" + strings.Repeat(" ", len(prefix)+pos-start) + "^"
+}
+
+func location(m map[string]any) int {
+	f, ok := m["query_location"].(float64)
+	if !ok || f > 1<<40 {
+		return -1
+	}
+	return int(f)
+}
+
+func collectCTEs(n any, ctes map[string]bool) {
+	switch v := n.(type) {
+	case map[string]any:
+		if cm, ok := v["cte_map"].(map[string]any); ok {
+			entries, _ := cm["map"].([]any)
+			for _, e := range entries {
+				if em, ok := e.(map[string]any); ok {
+					if k, ok := em["key"].(string); ok {
+						ctes[strings.ToLower(k)] = true
+					}
+				}
+			}
+		}
+		for _, c := range v {
+			collectCTEs(c, ctes)
+		}
+	case []any:
+		for _, c := range v {
+			collectCTEs(c, ctes)
+		}
+	}
+}
+
+// check walks the whole tree for tables and functions outside the sandbox.
+func (a *analysis) check(n any, ctes map[string]bool) *sandboxError {
+	switch v := n.(type) {
+	case map[string]any:
+		switch v["type"] {
+		case "BASE_TABLE":
+			name := strings.ToLower(fmt.Sprint(v["table_name"]))
+			if v["schema_name"] != "" || v["catalog_name"] != "" {
+				return &sandboxError{fmt.Sprintf("table %s.%s is not available: query records or metrics",
+					v["schema_name"], v["table_name"]), location(v)}
+			}
+			if !ctes[name] {
+				if _, err := schema.Lookup(name); err != nil {
+					return &sandboxError{fmt.Sprintf("table %q is not available: query records or metrics", v["table_name"]), location(v)}
+				}
+			}
+		case "TABLE_FUNCTION":
+			fn, _ := v["function"].(map[string]any)
+			name := strings.ToLower(fmt.Sprint(fn["function_name"]))
+			if !allowedTableFunctions[name] {
+				return &sandboxError{fmt.Sprintf("table function %s is not allowed: query records or metrics", name), location(v)}
+			}
+		}
+		if v["class"] == "FUNCTION" {
+			name := strings.ToLower(fmt.Sprint(v["function_name"]))
+			if deniedFunctions[name] {
+				return &sandboxError{fmt.Sprintf("function %s is not allowed", name), location(v)}
+			}
+		}
+		for _, c := range v {
+			if err := a.check(c, ctes); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, c := range v {
+			if err := a.check(c, ctes); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// tableRef is one reading of records or metrics in a FROM clause.
+type tableRef struct {
+	table string
+	alias string
+	use   int // index into the table's per-reference slices
+}
+
+// bounds finds, for every reading of a table, the conjuncts of its SELECT's
+// WHERE clause that bound its time column or pin its trace_id.
+func (a *analysis) bounds(n any, ctes map[string]bool) {
+	switch v := n.(type) {
+	case map[string]any:
+		if v["type"] == "SELECT_NODE" {
+			a.selectNode(v, ctes)
+		}
+		for _, c := range v {
+			a.bounds(c, ctes)
+		}
+	case []any:
+		for _, c := range v {
+			a.bounds(c, ctes)
+		}
+	}
+}
+
+func (a *analysis) selectNode(sel map[string]any, ctes map[string]bool) {
+	var refs []tableRef
+	var collect func(any)
+	collect = func(n any) {
+		m, ok := n.(map[string]any)
+		if !ok {
+			return
+		}
+		switch m["type"] {
+		case "BASE_TABLE":
+			name := strings.ToLower(fmt.Sprint(m["table_name"]))
+			if ctes[name] {
+				return
+			}
+			if _, err := schema.Lookup(name); err != nil {
+				return
+			}
+			u := a.tables[name]
+			if u == nil {
+				u = &tableUse{}
+				a.tables[name] = u
+			}
+			u.refs++
+			u.lower, u.upper, u.traceIDs = append(u.lower, nil), append(u.upper, nil), append(u.traceIDs, nil)
+			alias, _ := m["alias"].(string)
+			refs = append(refs, tableRef{table: name, alias: strings.ToLower(alias), use: u.refs - 1})
+		case "JOIN":
+			collect(m["left"])
+			collect(m["right"])
+		}
+	}
+	collect(sel["from_table"])
+	if len(refs) == 0 {
+		return
+	}
+	for _, c := range conjuncts(sel["where_clause"]) {
+		a.conjunct(c, refs)
+	}
+}
+
+func conjuncts(n any) []map[string]any {
+	m, ok := n.(map[string]any)
+	if !ok {
+		return nil
+	}
+	if m["type"] == "CONJUNCTION_AND" {
+		var out []map[string]any
+		children, _ := m["children"].([]any)
+		for _, c := range children {
+			out = append(out, conjuncts(c)...)
+		}
+		return out
+	}
+	return []map[string]any{m}
+}
+
+// refFor finds the reference a column belongs to, or nil if unsure.
+func refFor(col map[string]any, refs []tableRef) (*tableRef, string) {
+	if col == nil || col["class"] != "COLUMN_REF" {
+		return nil, ""
+	}
+	names, _ := col["column_names"].([]any)
+	switch len(names) {
+	case 1:
+		if len(refs) != 1 {
+			return nil, "" // unqualified in a join: not sure whose it is
+		}
+		return &refs[0], strings.ToLower(fmt.Sprint(names[0]))
+	case 2:
+		q := strings.ToLower(fmt.Sprint(names[0]))
+		for i := range refs {
+			if refs[i].alias == q || (refs[i].alias == "" && refs[i].table == q) {
+				return &refs[i], strings.ToLower(fmt.Sprint(names[1]))
+			}
+		}
+	}
+	return nil, ""
+}
+
+// constant reports whether an expression reads no column and no subquery,
+// so it can be evaluated before the query runs.
+func constant(n any) bool {
+	switch v := n.(type) {
+	case map[string]any:
+		switch v["class"] {
+		case "COLUMN_REF", "SUBQUERY", "STAR", "WINDOW", "PARAMETER":
+			return false
+		}
+		for _, c := range v {
+			if !constant(c) {
+				return false
+			}
+		}
+	case []any:
+		for _, c := range v {
+			if !constant(c) {
+				return false
+			}
+		}
+	case nil:
+		return true
+	}
+	return true
+}
+
+var flipped = map[string]string{
+	"COMPARE_GREATERTHAN": "COMPARE_LESSTHAN", "COMPARE_GREATERTHANOREQUALTO": "COMPARE_LESSTHANOREQUALTO",
+	"COMPARE_LESSTHAN": "COMPARE_GREATERTHAN", "COMPARE_LESSTHANOREQUALTO": "COMPARE_GREATERTHANOREQUALTO",
+	"COMPARE_EQUAL": "COMPARE_EQUAL",
+}
+
+func (a *analysis) conjunct(c map[string]any, refs []tableRef) {
+	mapf := func(k string) map[string]any { m, _ := c[k].(map[string]any); return m }
+	switch c["class"] {
+	case "COMPARISON":
+		op, _ := c["type"].(string)
+		left, right := mapf("left"), mapf("right")
+		ref, col := refFor(left, refs)
+		other := right
+		if ref == nil {
+			ref, col = refFor(right, refs)
+			other, op = left, flipped[op]
+		}
+		if ref == nil || !constant(other) {
+			return
+		}
+		a.bound(ref, col, op, other)
+	case "BETWEEN":
+		ref, col := refFor(mapf("input"), refs)
+		if ref == nil || !constant(mapf("lower")) || !constant(mapf("upper")) {
+			return
+		}
+		a.bound(ref, col, "COMPARE_GREATERTHANOREQUALTO", mapf("lower"))
+		a.bound(ref, col, "COMPARE_LESSTHANOREQUALTO", mapf("upper"))
+	case "OPERATOR":
+		if c["type"] != "COMPARE_IN" {
+			return
+		}
+		children, _ := c["children"].([]any)
+		if len(children) < 2 {
+			return
+		}
+		first, _ := children[0].(map[string]any)
+		ref, col := refFor(first, refs)
+		if ref == nil || col != "trace_id" {
+			return
+		}
+		var ids []string
+		for _, ch := range children[1:] {
+			s, ok := stringConstant(ch)
+			if !ok {
+				return
+			}
+			ids = append(ids, s)
+		}
+		a.tables[ref.table].traceIDs[ref.use] = ids
+	}
+}
+
+func stringConstant(n any) (string, bool) {
+	m, ok := n.(map[string]any)
+	if !ok || m["class"] != "CONSTANT" {
+		return "", false
+	}
+	val, _ := m["value"].(map[string]any)
+	typ, _ := val["type"].(map[string]any)
+	if typ["id"] != "VARCHAR" || val["is_null"] == true {
+		return "", false
+	}
+	s, ok := val["value"].(string)
+	return s, ok
+}
+
+func (a *analysis) bound(ref *tableRef, col, op string, expr map[string]any) {
+	u := a.tables[ref.table]
+	t, _ := schema.Lookup(ref.table)
+	if col == "trace_id" && op == "COMPARE_EQUAL" && ref.table == schema.Records {
+		if s, ok := stringConstant(expr); ok {
+			u.traceIDs[ref.use] = []string{s}
+		}
+		return
+	}
+	if col != t.TimeColumn {
+		return
+	}
+	switch op {
+	case "COMPARE_GREATERTHAN", "COMPARE_GREATERTHANOREQUALTO":
+		u.lower[ref.use] = expr
+	case "COMPARE_LESSTHAN", "COMPARE_LESSTHANOREQUALTO":
+		u.upper[ref.use] = expr
+	case "COMPARE_EQUAL":
+		u.lower[ref.use], u.upper[ref.use] = expr, expr
+	}
+}
+
+// evaluate computes the bound expressions in one DuckDB round trip and
+// keeps, per table, the hull of the per-reference ranges. Bounds only prune
+// files, so any trouble (an expression that is not a timestamp, say) just
+// leaves the range open; DuckDB still applies the WHERE clause itself.
+func (a *analysis) evaluate(ctx context.Context, db *engine.DB, tree map[string]any) error {
+	var exprs []any
+	for _, u := range a.uses() {
+		for _, e := range append(append([]map[string]any(nil), u.lower...), u.upper...) {
+			if e != nil {
+				exprs = append(exprs, e)
+			}
+		}
+	}
+	if len(exprs) == 0 {
+		return nil
+	}
+	tmpl, err := db.Parse(ctx, "SELECT 1")
+	if err != nil {
+		return err
+	}
+	stmt := tmpl["statements"].([]any)[0].(map[string]any)
+	node := stmt["node"].(map[string]any)
+	node["select_list"] = exprs
+	sel, err := db.Deparse(ctx, tmpl)
+	if err != nil {
+		return nil
+	}
+	cols := make([]string, len(exprs))
+	names := make([]string, len(exprs))
+	for i := range exprs {
+		names[i] = "c" + strconv.Itoa(i)
+		cols[i] = "epoch_us(CAST(" + names[i] + " AS TIMESTAMP WITH TIME ZONE))"
+	}
+	row, err := db.Row(ctx, "SELECT "+strings.Join(cols, ", ")+" FROM ("+sel+") t("+strings.Join(names, ", ")+")")
+	if err != nil || len(row) != len(exprs) {
+		return nil
+	}
+	i := 0
+	next := func() (time.Time, bool) {
+		v := row[i]
+		i++
+		if v == nil {
+			return time.Time{}, false
+		}
+		us, err := strconv.ParseInt(*v, 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		return time.UnixMicro(us).UTC(), true
+	}
+	for _, u := range a.uses() {
+		lows := make([]time.Time, len(u.lower))
+		highs := make([]time.Time, len(u.upper))
+		okLow := make([]bool, len(u.lower))
+		okHigh := make([]bool, len(u.upper))
+		for r, e := range u.lower {
+			if e != nil {
+				lows[r], okLow[r] = next()
+			}
+		}
+		for r, e := range u.upper {
+			if e != nil {
+				highs[r], okHigh[r] = next()
+			}
+		}
+		for r := range u.lower {
+			if !okLow[r] {
+				u.min = time.Time{}
+				break
+			}
+			if r == 0 || lows[r].Before(u.min) {
+				u.min = lows[r]
+			}
+		}
+		for r := range u.upper {
+			if !okHigh[r] {
+				u.max = time.Time{}
+				break
+			}
+			if r == 0 || highs[r].After(u.max) {
+				u.max = highs[r]
+			}
+		}
+	}
+	return nil
+}
