@@ -246,8 +246,9 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 	}
 	rr, err := ar.QueryContext(ctx, q.SQL)
 	if err != nil {
+		err = queryError(ctx, db.opts.QueryTimeout, err) // before done cancels ctx
 		done(ctx.Err() == nil)
-		return nil, queryError(ctx, db.opts.QueryTimeout, err)
+		return nil, err
 	}
 	return &Rows{RecordReader: rr, release: func() { done(ctx.Err() == nil) }, ctx: ctx, timeout: db.opts.QueryTimeout}, nil
 }

@@ -20,8 +20,12 @@ func (db *DB) Parse(ctx context.Context, sql string) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Numbers stay json.Number: query locations are uint64s that a float
+	// would round, and Deparse must hand them back exactly.
 	var tree map[string]any
-	if err := json.Unmarshal([]byte(out), &tree); err != nil {
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.UseNumber()
+	if err := dec.Decode(&tree); err != nil {
 		return nil, fmt.Errorf("parse: %w", err)
 	}
 	if tree["error"] == true {

@@ -2,6 +2,7 @@ package sql
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -122,11 +123,15 @@ func pointAtQuery(sql string, pos int) string {
 }
 
 func location(m map[string]any) int {
-	f, ok := m["query_location"].(float64)
-	if !ok || f > 1<<40 {
+	n, ok := m["query_location"].(json.Number)
+	if !ok {
 		return -1
 	}
-	return int(f)
+	v, err := n.Int64()
+	if err != nil || v > 1<<40 {
+		return -1
+	}
+	return int(v)
 }
 
 func collectCTEs(n any, ctes map[string]bool) {

@@ -1,0 +1,243 @@
+package sql_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/strata-db/strata/sql"
+)
+
+func num(v any) int64 {
+	n, _ := v.(json.Number).Int64()
+	return n
+}
+
+func TestQuery_FormatsAndStats(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for i := range 5 {
+		e.send(span{name: fmt.Sprintf("op-%d", i), route: "/r", service: "svc"})
+	}
+	e.flushed()
+	q := "SELECT span_name, http_route, start_timestamp, duration, attributes FROM records ORDER BY span_name"
+	j := e.do("POST", map[string]any{"sql": q}, "application/json")
+	if j.status != 200 || len(j.Rows) != 5 || j.Rows[0][0] != "op-0" || j.Rows[0][1] != "/r" {
+		t.Fatalf("json: %d %v %s", j.status, j.Rows, j.Error)
+	}
+	if len(j.Columns) != 5 || j.Columns[2].Type != "TIMESTAMP WITH TIME ZONE" || j.Columns[3].Type != "DOUBLE" {
+		t.Errorf("columns: %+v", j.Columns)
+	}
+	if j.Stats.FilesScanned < 1 || j.Stats.Rows != 5 || j.Stats.BytesScanned == 0 {
+		t.Errorf("stats: %+v", j.Stats)
+	}
+	c := e.do("POST", map[string]any{"sql": q}, "text/csv")
+	recs, err := csv.NewReader(strings.NewReader(c.body)).ReadAll()
+	if err != nil || len(recs) != 6 || recs[0][0] != "span_name" || recs[1][0] != "op-0" || recs[1][4] != `{"http.route":"/r"}` {
+		t.Fatalf("csv: %v %v\n%s", err, recs, c.body)
+	}
+	if !strings.Contains(c.header.Get("X-Strata-Stats"), `"rows":5`) {
+		t.Errorf("csv stats trailer: %q", c.header.Get("X-Strata-Stats"))
+	}
+	a := e.do("POST", map[string]any{"sql": q, "limit": 3}, "application/vnd.apache.arrow.stream")
+	rdr, err := ipc.NewReader(strings.NewReader(a.body))
+	if err != nil {
+		t.Fatalf("arrow: %v", err)
+	}
+	var rows int64
+	for rdr.Next() {
+		rows += rdr.RecordBatch().NumRows()
+	}
+	if rows != 3 || rdr.Schema().NumFields() != 5 {
+		t.Fatalf("arrow stream: %d rows, %d columns", rows, rdr.Schema().NumFields())
+	}
+	g := e.do("GET", "sql="+url.QueryEscape("SELECT count(*) FROM records")+"&limit=10", "")
+	if g.status != 200 || num(g.Rows[0][0]) != 5 {
+		t.Fatalf("GET: %d %v %s", g.status, g.Rows, g.Error)
+	}
+}
+
+func TestQuery_PruningByTimeAndTraceID(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	now := time.Now().UTC()
+	old := now.Add(-48 * time.Hour)
+	yesterday := now.Add(-24 * time.Hour)
+	e.send(span{name: "old", start: old, traceID: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"})
+	e.flushed()
+	e.send(span{name: "yesterday", start: yesterday, traceID: "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"})
+	e.flushed()
+	e.send(span{name: "now", start: now, traceID: "cccccccccccccccccccccccccccccccc"})
+	e.flushed()
+
+	cases := []struct {
+		name    string
+		req     map[string]any
+		rows    int64
+		scanned int
+	}{
+		{"no bound", map[string]any{"sql": "SELECT count(*) FROM records"}, 3, 3},
+		{"now() - interval", map[string]any{"sql": "SELECT count(*) FROM records WHERE start_timestamp > now() - INTERVAL 1 HOUR"}, 1, 1},
+		{"flipped comparison", map[string]any{"sql": "SELECT count(*) FROM records WHERE now() - INTERVAL '2 hours' <= start_timestamp"}, 1, 1},
+		{"between literals", map[string]any{"sql": fmt.Sprintf("SELECT count(*) FROM records WHERE start_timestamp BETWEEN '%s' AND '%s'",
+			yesterday.Add(-time.Minute).Format(time.RFC3339), yesterday.Add(time.Minute).Format(time.RFC3339))}, 1, 1},
+		{"upper bound", map[string]any{"sql": fmt.Sprintf("SELECT count(*) FROM records WHERE start_timestamp < TIMESTAMPTZ '%s'",
+			old.Add(time.Hour).Format(time.RFC3339))}, 1, 1},
+		{"alias", map[string]any{"sql": "SELECT count(*) FROM records r WHERE r.start_timestamp >= now() - INTERVAL 1 HOUR"}, 1, 1},
+		{"params", map[string]any{"sql": "SELECT count(*) FROM records",
+			"min_timestamp": yesterday.Add(-time.Minute).Format(time.RFC3339), "max_timestamp": now.Add(-time.Hour).Format(time.RFC3339)}, 1, 1},
+		{"two readings, both bounded: hull", map[string]any{"sql": `SELECT (SELECT count(*) FROM records WHERE start_timestamp > now() - INTERVAL 1 HOUR)
+			+ (SELECT count(*) FROM records WHERE start_timestamp > now() - INTERVAL 30 HOUR)`}, 3, 2},
+		{"two readings, one unbounded: no pruning", map[string]any{"sql": `SELECT (SELECT count(*) FROM records WHERE start_timestamp > now() - INTERVAL 1 HOUR)
+			+ (SELECT count(*) FROM records)`}, 4, 3},
+		{"OR is not pruned", map[string]any{"sql": "SELECT count(*) FROM records WHERE start_timestamp > now() - INTERVAL 1 HOUR OR span_name = 'old'"}, 2, 3},
+		{"trace id", map[string]any{"sql": "SELECT count(*) FROM records WHERE trace_id = 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'"}, 1, 1},
+		{"trace ids IN", map[string]any{"sql": "SELECT count(*) FROM records WHERE trace_id IN ('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'cccccccccccccccccccccccccccccccc')"}, 2, 2},
+		{"missing trace id", map[string]any{"sql": "SELECT count(*) FROM records WHERE trace_id = 'dddddddddddddddddddddddddddddddd'"}, 0, 0},
+		{"trace id with time hint", map[string]any{"sql": "SELECT count(*) FROM records WHERE trace_id = 'cccccccccccccccccccccccccccccccc' AND start_timestamp > now() - INTERVAL 1 HOUR"}, 1, 1},
+	}
+	for _, tc := range cases {
+		r := e.do("POST", tc.req, "")
+		if r.status != 200 {
+			t.Errorf("%s: %d %s", tc.name, r.status, r.Error)
+			continue
+		}
+		if got := num(r.Rows[0][0]); got != tc.rows || r.Stats.FilesScanned != tc.scanned ||
+			r.Stats.FilesScanned+r.Stats.FilesPruned != 3 {
+			t.Errorf("%s: %d rows, %d files scanned, %d pruned; want %d rows, %d scanned", tc.name, got,
+				r.Stats.FilesScanned, r.Stats.FilesPruned, tc.rows, tc.scanned)
+		}
+	}
+}
+
+func TestQuery_FreshRowsAreVisibleBeforeFlushAndNeverTwice(t *testing.T) {
+	e := newEnv(t, envOptions{flushInterval: time.Hour})
+	for i := range 10 {
+		e.send(span{name: fmt.Sprintf("fresh-%d", i)})
+	}
+	r := e.query("SELECT count(*) FROM records")
+	if num(r.Rows[0][0]) != 10 || r.Stats.FreshRows != 10 || r.Stats.FilesScanned != 0 {
+		t.Fatalf("before flush: %v rows, stats %+v", r.Rows, r.Stats)
+	}
+	// While the data moves from the WAL to a file, every query sees it
+	// exactly once.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if n := e.count("SELECT count(*) FROM records"); n != 10 {
+				t.Errorf("during flush: %d rows, want 10", n)
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.in.Close(ctx); err != nil { // flushes everything
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	r = e.query("SELECT count(*) FROM records")
+	if num(r.Rows[0][0]) != 10 || r.Stats.FreshRows != 0 || r.Stats.FilesScanned != 1 {
+		t.Fatalf("after flush: %v rows, stats %+v", r.Rows, r.Stats)
+	}
+}
+
+func TestQuery_BadInput(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.send(span{})
+	e.flushed()
+	cases := []struct {
+		name   string
+		body   any
+		status int
+		want   string
+	}{
+		{"syntax error", map[string]any{"sql": "SELECT * FORM records"}, 400, "LINE 1: SELECT * FORM records"},
+		{"unknown column", map[string]any{"sql": "SELECT nope FROM records"}, 400, `"nope" not found`},
+		{"unknown table", map[string]any{"sql": "SELECT * FROM spans"}, 400, `table "spans" is not available`},
+		{"type error", map[string]any{"sql": "SELECT 1 + 'x'"}, 400, "Binder Error"},
+		{"sql over 1 MB", map[string]any{"sql": "SELECT '" + strings.Repeat("x", 1<<20) + "'"}, 413, "longer than"},
+		{"invalid min_timestamp", map[string]any{"sql": "SELECT 1", "min_timestamp": "yesterday"}, 400, "min_timestamp"},
+		{"max before min", map[string]any{"sql": "SELECT 1", "min_timestamp": "2026-01-02T00:00:00Z", "max_timestamp": "2026-01-01T00:00:00Z"}, 400, "before"},
+		{"negative limit", map[string]any{"sql": "SELECT 1", "limit": -1}, 400, "limit"},
+		{"missing sql", map[string]any{}, 400, "missing"},
+		{"not JSON", "{not json", 400, "invalid JSON"},
+	}
+	for _, tc := range cases {
+		var r *response
+		if s, ok := tc.body.(string); ok {
+			req := httptest.NewRequest("POST", "/v1/query", strings.NewReader(s))
+			rec := httptest.NewRecorder()
+			e.exec.Handler().ServeHTTP(rec, req)
+			r = &response{status: rec.Code}
+			json.Unmarshal(rec.Body.Bytes(), r)
+		} else {
+			r = e.do("POST", tc.body, "")
+		}
+		if r.status != tc.status || !strings.Contains(r.Error, tc.want) {
+			t.Errorf("%s: %d %q, want %d mentioning %q", tc.name, r.status, r.Error, tc.status, tc.want)
+		}
+	}
+	if n := e.count("SELECT count(*) FROM records"); n != 1 {
+		t.Fatalf("after bad input: %d", n)
+	}
+}
+
+func TestQuery_ConcurrencyLimitAndCancel(t *testing.T) {
+	e := newEnv(t, envOptions{limiter: sql.NewLimiter(1, 1), queryTimeout: time.Minute})
+	e.send(span{status: ptrace.StatusCodeError})
+	e.flushed()
+	slow := "SELECT count(*) FROM range(3000000000)"
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		b, _ := json.Marshal(map[string]any{"sql": slow})
+		req := httptest.NewRequest("POST", "/v1/query", bytes.NewReader(b)).WithContext(ctx)
+		rec := httptest.NewRecorder()
+		close(started)
+		e.exec.Handler().ServeHTTP(rec, req)
+		done <- rec.Code
+	}()
+	<-started
+	time.Sleep(200 * time.Millisecond)
+	// One running, one may queue, the third is refused.
+	queued := make(chan *response)
+	go func() { queued <- e.do("POST", map[string]any{"sql": "SELECT count(*) FROM records"}, "") }()
+	time.Sleep(100 * time.Millisecond)
+	refused := e.do("POST", map[string]any{"sql": "SELECT 1"}, "")
+	if refused.status != http.StatusTooManyRequests || refused.header.Get("Retry-After") == "" {
+		t.Errorf("third query: %d %q, want 429 with Retry-After", refused.status, refused.Error)
+	}
+	// The client of the slow query goes away: the query stops and its slot
+	// goes to the queued one.
+	start := time.Now()
+	cancel()
+	<-done
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("canceled query took %v to stop", took)
+	}
+	if r := <-queued; r.status != 200 || num(r.Rows[0][0]) != 1 {
+		t.Errorf("queued query: %d %v %s", r.status, r.Rows, r.Error)
+	}
+}
