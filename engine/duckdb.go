@@ -37,6 +37,9 @@ type Options struct {
 	Threads int
 	// QueryTimeout bounds every query (default 60 s).
 	QueryTimeout time.Duration
+	// Setup statements run once before the lock-down, e.g. to create the
+	// tables and macros of a catalog emulation.
+	Setup []string
 }
 
 // DB is a locked-down DuckDB instance shared by all queries. Each query
@@ -106,6 +109,7 @@ func (db *DB) lockDown(ctx context.Context) error {
 	if db.opts.Threads > 0 {
 		stmts = append(stmts, "SET threads = "+strconv.Itoa(db.opts.Threads))
 	}
+	stmts = append(stmts, db.opts.Setup...)
 	stmts = append(stmts, "SET lock_configuration = true")
 	conn, err := db.conn(ctx)
 	if err != nil {
@@ -172,6 +176,8 @@ type Query struct {
 	// Where restricts each table's view with a SQL predicate (the caller's
 	// own, never user text), e.g. a time range.
 	Where map[string]string
+	// Raw runs SQL without creating the table views.
+	Raw bool
 }
 
 // Rows is a query's result, streamed as Arrow record batches. Release it
@@ -231,6 +237,9 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 		return nil, fmt.Errorf("query: %w", err)
 	}
 	for _, t := range schema.Tables() {
+		if q.Raw {
+			break
+		}
 		fresh := ""
 		if len(q.Fresh[t.Name]) > 0 {
 			if fresh, err = loadFresh(ctx, conn, ar, t, q.Fresh[t.Name]); err != nil {

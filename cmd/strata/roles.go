@@ -128,6 +128,7 @@ func (r *ingestRole) close(ctx context.Context) error {
 // queryConfig are the query role's flags.
 type queryConfig struct {
 	addr         string
+	pgAddr       string
 	cacheDir     string
 	memoryLimit  string
 	threads      int
@@ -138,6 +139,7 @@ type queryConfig struct {
 
 func (c *queryConfig) register(cmd *command) {
 	cmd.fs.StringVar(&c.addr, "query-addr", "127.0.0.1:8011", "`address` of the HTTP query API (POST /v1/query)")
+	cmd.fs.StringVar(&c.pgAddr, "pg-addr", "127.0.0.1:5433", "`address` of the PostgreSQL wire protocol (psql, pgx, Grafana)")
 	cmd.fs.StringVar(&c.cacheDir, "cache-dir", "", "`dir`ectory for Parquet files fetched from the object store; empty for DATA_DIR/cache")
 	cmd.fs.StringVar(&c.memoryLimit, "query-memory-limit", "2GB", "DuckDB memory `limit`; larger queries spill to disk or fail")
 	cmd.fs.IntVar(&c.threads, "query-threads", 0, "DuckDB worker `threads` (0: one per core)")
@@ -149,9 +151,10 @@ func (c *queryConfig) register(cmd *command) {
 type queryRole struct {
 	db   *engine.DB
 	http *httpServer
+	pg   *sql.PGServer
 }
 
-func startQuery(ctx context.Context, c queryConfig, ln net.Listener, dataDir string, cat catalog.Store, bucket *objstore.Bucket, fresh sql.FreshSource) (*queryRole, error) {
+func startQuery(ctx context.Context, c queryConfig, lns map[string]net.Listener, dataDir string, cat catalog.Store, bucket *objstore.Bucket, fresh sql.FreshSource) (*queryRole, error) {
 	if c.cacheDir == "" {
 		c.cacheDir = filepath.Join(dataDir, "cache")
 	}
@@ -170,11 +173,17 @@ func startQuery(ctx context.Context, c queryConfig, ln net.Listener, dataDir str
 		return nil, settingError{"query-memory-limit", err}
 	}
 	exec := sql.NewExecutor(cat, db, local, fresh, sql.NewLimiter(c.concurrency, c.queue))
-	srv := serveHTTP("query", ln, exec.Handler())
-	slog.Info("query listening", "http", srv.addr)
-	return &queryRole{db: db, http: srv}, nil
+	pg, err := sql.NewPGServer(ctx, exec)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	go pg.Serve(lns["pg-addr"])
+	srv := serveHTTP("query", lns["query-addr"], exec.Handler())
+	slog.Info("query listening", "http", srv.addr, "postgres", lns["pg-addr"].Addr().String())
+	return &queryRole{db: db, http: srv, pg: pg}, nil
 }
 
 func (r *queryRole) close(ctx context.Context) error {
-	return errors.Join(r.http.srv.Shutdown(ctx), r.db.Close())
+	return errors.Join(r.http.srv.Shutdown(ctx), r.pg.Close(), r.db.Close())
 }

@@ -23,6 +23,7 @@ catalog and objects in a local directory, both under the data dir
   OTLP/HTTP   --otlp-http-addr  (127.0.0.1:4318)  POST /v1/traces, /v1/logs, /v1/metrics
   OTLP/gRPC   --otlp-grpc-addr  (127.0.0.1:4317)
   SQL         --query-addr      (127.0.0.1:8011)  POST /v1/query {"sql": "..."}
+  Postgres    --pg-addr         (127.0.0.1:5433)  psql, pgx, Grafana
   health      --http-addr       (127.0.0.1:8080)  GET /healthz, GET /metrics
 
 The catalog is created and migrated on start; WAL segments left by a crash
@@ -47,7 +48,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	lns, err := bind(map[string]string{"http-addr": *httpAddr, "otlp-http-addr": ic.httpAddr,
-		"otlp-grpc-addr": ic.grpcAddr, "query-addr": qc.addr})
+		"otlp-grpc-addr": ic.grpcAddr, "query-addr": qc.addr, "pg-addr": qc.pgAddr})
 	if err != nil {
 		return err
 	}
@@ -67,7 +68,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	qry, err := startQuery(ctx, qc, lns["query-addr"], st.dataDir, cat, bucket, ing.in)
+	qry, err := startQuery(ctx, qc, lns, st.dataDir, cat, bucket, ing.in)
 	if err != nil {
 		ing.close(context.Background())
 		return err

@@ -1,0 +1,219 @@
+package sql
+
+import (
+	"encoding/binary"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+)
+
+// PostgreSQL type OIDs that clients know.
+const (
+	oidBool        = 16
+	oidBytea       = 17
+	oidInt8        = 20
+	oidInt2        = 21
+	oidInt4        = 23
+	oidText        = 25
+	oidFloat4      = 700
+	oidFloat8      = 701
+	oidVarchar     = 1043
+	oidDate        = 1082
+	oidTimestamp   = 1114
+	oidTimestamptz = 1184
+)
+
+// pgColumn is how one result column goes over the wire: its type OID and
+// how to encode a value as text and, for types that have one, in binary.
+type pgColumn struct {
+	oid  uint32
+	size int16
+	text func(a arrow.Array, i int) []byte
+	bin  func(a arrow.Array, i int) []byte // nil: text only
+}
+
+var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// pgColumnFor maps an Arrow type to a PostgreSQL type. Types without a
+// simple PostgreSQL twin (lists, structs, intervals, decimals) go as text,
+// written as the JSON API writes them.
+func pgColumnFor(t arrow.DataType) pgColumn {
+	switch t := t.(type) {
+	case *arrow.BooleanType:
+		return pgColumn{oid: oidBool, size: 1,
+			text: func(a arrow.Array, i int) []byte {
+				if a.(*array.Boolean).Value(i) {
+					return []byte("t")
+				}
+				return []byte("f")
+			},
+			bin: func(a arrow.Array, i int) []byte {
+				if a.(*array.Boolean).Value(i) {
+					return []byte{1}
+				}
+				return []byte{0}
+			}}
+	case *arrow.Int16Type:
+		return intColumn(oidInt2, 2, func(a arrow.Array, i int) int64 { return int64(a.(*array.Int16).Value(i)) })
+	case *arrow.Int8Type:
+		return intColumn(oidInt2, 2, func(a arrow.Array, i int) int64 { return int64(a.(*array.Int8).Value(i)) })
+	case *arrow.Uint8Type:
+		return intColumn(oidInt2, 2, func(a arrow.Array, i int) int64 { return int64(a.(*array.Uint8).Value(i)) })
+	case *arrow.Int32Type:
+		return intColumn(oidInt4, 4, func(a arrow.Array, i int) int64 { return int64(a.(*array.Int32).Value(i)) })
+	case *arrow.Uint16Type:
+		return intColumn(oidInt4, 4, func(a arrow.Array, i int) int64 { return int64(a.(*array.Uint16).Value(i)) })
+	case *arrow.Int64Type:
+		return intColumn(oidInt8, 8, func(a arrow.Array, i int) int64 { return a.(*array.Int64).Value(i) })
+	case *arrow.Uint32Type:
+		return intColumn(oidInt8, 8, func(a arrow.Array, i int) int64 { return int64(a.(*array.Uint32).Value(i)) })
+	case *arrow.Float32Type:
+		return floatColumn(oidFloat4, func(a arrow.Array, i int) float64 { return float64(a.(*array.Float32).Value(i)) })
+	case *arrow.Float64Type:
+		return floatColumn(oidFloat8, func(a arrow.Array, i int) float64 { return a.(*array.Float64).Value(i) })
+	case *arrow.StringType:
+		return pgColumn{oid: oidText, size: -1,
+			text: func(a arrow.Array, i int) []byte { return []byte(a.(*array.String).Value(i)) },
+			bin:  func(a arrow.Array, i int) []byte { return []byte(a.(*array.String).Value(i)) }}
+	case *arrow.BinaryType:
+		return pgColumn{oid: oidBytea, size: -1,
+			text: func(a arrow.Array, i int) []byte {
+				return []byte(`\x` + hexString(a.(*array.Binary).Value(i)))
+			},
+			bin: func(a arrow.Array, i int) []byte { return append([]byte(nil), a.(*array.Binary).Value(i)...) }}
+	case *arrow.Date32Type:
+		return pgColumn{oid: oidDate, size: 4,
+			text: func(a arrow.Array, i int) []byte {
+				return []byte(a.(*array.Date32).Value(i).ToTime().Format(time.DateOnly))
+			},
+			bin: func(a arrow.Array, i int) []byte {
+				days := int32(a.(*array.Date32).Value(i)) - int32(pgEpoch.Unix()/86400)
+				return binary.BigEndian.AppendUint32(nil, uint32(days))
+			}}
+	case *arrow.TimestampType:
+		oid, layout := uint32(oidTimestamp), "2006-01-02 15:04:05.999999"
+		if t.TimeZone != "" {
+			oid, layout = oidTimestamptz, "2006-01-02 15:04:05.999999-07"
+		}
+		unit := t.Unit
+		return pgColumn{oid: oid, size: 8,
+			text: func(a arrow.Array, i int) []byte {
+				return []byte(a.(*array.Timestamp).Value(i).ToTime(unit).UTC().Format(layout))
+			},
+			bin: func(a arrow.Array, i int) []byte {
+				us := a.(*array.Timestamp).Value(i).ToTime(unit).Sub(pgEpoch).Microseconds()
+				return binary.BigEndian.AppendUint64(nil, uint64(us))
+			}}
+	case arrow.ExtensionType:
+		c := pgColumnFor(t.StorageType())
+		text, bin := c.text, c.bin
+		c.text = func(a arrow.Array, i int) []byte { return text(a.(array.ExtensionArray).Storage(), i) }
+		if bin != nil {
+			c.bin = func(a arrow.Array, i int) []byte { return bin(a.(array.ExtensionArray).Storage(), i) }
+		}
+		return c
+	}
+	return pgColumn{oid: oidText, size: -1,
+		text: func(a arrow.Array, i int) []byte {
+			if s, ok := a.(*array.String); ok {
+				return []byte(s.Value(i))
+			}
+			b := encoderFor(a)(nil, i)
+			if len(b) >= 2 && b[0] == '"' {
+				// A JSON string: send its text, not its quotes.
+				if s, err := strconv.Unquote(string(b)); err == nil {
+					return []byte(s)
+				}
+			}
+			return b
+		},
+	}
+}
+
+func intColumn(oid uint32, size int16, get func(arrow.Array, int) int64) pgColumn {
+	return pgColumn{oid: oid, size: size,
+		text: func(a arrow.Array, i int) []byte { return strconv.AppendInt(nil, get(a, i), 10) },
+		bin: func(a arrow.Array, i int) []byte {
+			v := get(a, i)
+			switch size {
+			case 2:
+				return binary.BigEndian.AppendUint16(nil, uint16(v))
+			case 4:
+				return binary.BigEndian.AppendUint32(nil, uint32(v))
+			}
+			return binary.BigEndian.AppendUint64(nil, uint64(v))
+		}}
+}
+
+func floatColumn(oid uint32, get func(arrow.Array, int) float64) pgColumn {
+	size := int16(8)
+	if oid == oidFloat4 {
+		size = 4
+	}
+	return pgColumn{oid: oid, size: size,
+		text: func(a arrow.Array, i int) []byte {
+			v := get(a, i)
+			switch {
+			case math.IsNaN(v):
+				return []byte("NaN")
+			case math.IsInf(v, 1):
+				return []byte("Infinity")
+			case math.IsInf(v, -1):
+				return []byte("-Infinity")
+			}
+			return strconv.AppendFloat(nil, v, 'g', -1, int(size)*8)
+		},
+		bin: func(a arrow.Array, i int) []byte {
+			if size == 4 {
+				return binary.BigEndian.AppendUint32(nil, math.Float32bits(float32(get(a, i))))
+			}
+			return binary.BigEndian.AppendUint64(nil, math.Float64bits(get(a, i)))
+		}}
+}
+
+func hexString(b []byte) string {
+	out := make([]byte, len(b)*2)
+	for i, c := range b {
+		out[2*i], out[2*i+1] = hexDigits[c>>4], hexDigits[c&0xf]
+	}
+	return string(out)
+}
+
+// pgTypeName is the PostgreSQL name of a type, for psql's \d.
+func pgTypeName(t arrow.DataType) string {
+	switch t := t.(type) {
+	case arrow.ExtensionType:
+		if t.ExtensionName() == "arrow.json" {
+			return "json"
+		}
+		return pgTypeName(t.StorageType())
+	case *arrow.ListType:
+		return pgTypeName(t.Elem()) + "[]"
+	}
+	switch pgColumnFor(t).oid {
+	case oidBool:
+		return "boolean"
+	case oidInt2:
+		return "smallint"
+	case oidInt4:
+		return "integer"
+	case oidInt8:
+		return "bigint"
+	case oidFloat4:
+		return "real"
+	case oidFloat8:
+		return "double precision"
+	case oidBytea:
+		return "bytea"
+	case oidDate:
+		return "date"
+	case oidTimestamp:
+		return "timestamp without time zone"
+	case oidTimestamptz:
+		return "timestamp with time zone"
+	}
+	return "text"
+}

@@ -1,0 +1,776 @@
+package sql
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/engine"
+)
+
+// PGServer speaks the PostgreSQL wire protocol (v3), simple and extended
+// query, so psql, pgx, JDBC and Grafana's PostgreSQL data source can query
+// strata. Queries run through the same Executor as the HTTP API; catalog
+// queries (pg_catalog, information_schema) are answered by pgCatalog.
+type PGServer struct {
+	exec    *Executor
+	catalog *pgCatalog
+
+	mu       sync.Mutex
+	ln       net.Listener
+	sessions map[uint32]*pgSession
+	nextPID  atomic.Uint32
+	wg       sync.WaitGroup
+	closed   bool
+}
+
+// NewPGServer returns a server running queries with exec.
+func NewPGServer(ctx context.Context, exec *Executor) (*PGServer, error) {
+	cat, err := newPGCatalog(ctx, exec.Engine)
+	if err != nil {
+		return nil, err
+	}
+	return &PGServer{exec: exec, catalog: cat, sessions: map[uint32]*pgSession{}}, nil
+}
+
+// Serve accepts connections until Close.
+func (s *PGServer) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return nil
+			}
+			return err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(c)
+		}()
+	}
+}
+
+// Close stops accepting, cancels running queries and closes connections.
+func (s *PGServer) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	for _, sess := range s.sessions {
+		sess.conn.Close()
+		sess.cancelQuery()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return s.catalog.close()
+}
+
+// pgSession is one client connection.
+type pgSession struct {
+	srv     *PGServer
+	conn    net.Conn
+	be      *pgproto3.Backend
+	pid     uint32
+	secret  []byte
+	project string
+
+	mu     sync.Mutex
+	cancel context.CancelFunc // of the running query
+
+	stmts   map[string]*pgStatement
+	portals map[string]*pgPortal
+}
+
+type pgStatement struct {
+	sql       string
+	paramOIDs []uint32
+	nparams   int
+}
+
+type pgPortal struct {
+	sql     string
+	formats []int16
+	result  *pgResult // opened by Describe, read by Execute
+}
+
+func (s *PGServer) serveConn(c net.Conn) {
+	defer c.Close()
+	sess := &pgSession{srv: s, conn: c, be: pgproto3.NewBackend(c, c), project: catalog.DefaultProject,
+		stmts: map[string]*pgStatement{}, portals: map[string]*pgPortal{}}
+	c.SetDeadline(time.Now().Add(30 * time.Second)) // for the start-up only
+	if !sess.startup() {
+		return
+	}
+	c.SetDeadline(time.Time{})
+	s.mu.Lock()
+	s.sessions[sess.pid] = sess
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.sessions, sess.pid)
+		s.mu.Unlock()
+		sess.closePortals()
+	}()
+	sess.loop()
+}
+
+// startup negotiates the connection; false ends it.
+func (sess *pgSession) startup() bool {
+	for {
+		msg, err := sess.be.ReceiveStartupMessage()
+		if err != nil {
+			// A client speaking something else: tell it, in its own terms
+			// if we can, and hang up. The server keeps serving others.
+			sess.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: "08P01",
+				Message: "invalid start-up packet: this port speaks the PostgreSQL protocol"})
+			sess.be.Flush()
+			return false
+		}
+		switch m := msg.(type) {
+		case *pgproto3.SSLRequest, *pgproto3.GSSEncRequest:
+			if _, err := sess.conn.Write([]byte{'N'}); err != nil {
+				return false
+			}
+		case *pgproto3.CancelRequest:
+			sess.srv.cancel(m.ProcessID, m.SecretKey)
+			return false
+		case *pgproto3.StartupMessage:
+			sess.pid = sess.srv.nextPID.Add(1)
+			sess.secret = make([]byte, 4)
+			rand.Read(sess.secret)
+			sess.be.Send(&pgproto3.AuthenticationOk{})
+			for k, v := range map[string]string{
+				"server_version": "16.0 (strata)", "server_encoding": "UTF8", "client_encoding": "UTF8",
+				"DateStyle": "ISO, MDY", "TimeZone": "UTC", "integer_datetimes": "on",
+				"standard_conforming_strings": "on", "application_name": m.Parameters["application_name"],
+				"IntervalStyle": "postgres", "is_superuser": "off",
+			} {
+				sess.be.Send(&pgproto3.ParameterStatus{Name: k, Value: v})
+			}
+			sess.be.Send(&pgproto3.BackendKeyData{ProcessID: sess.pid, SecretKey: sess.secret})
+			sess.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+			return sess.be.Flush() == nil
+		default:
+			return false
+		}
+	}
+}
+
+func (s *PGServer) cancel(pid uint32, secret []byte) {
+	s.mu.Lock()
+	sess := s.sessions[pid]
+	s.mu.Unlock()
+	if sess != nil && string(sess.secret) == string(secret) {
+		sess.cancelQuery()
+	}
+}
+
+func (sess *pgSession) cancelQuery() {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.cancel != nil {
+		sess.cancel()
+	}
+}
+
+// queryContext returns the context of a query that a CancelRequest (or the
+// client hanging up) stops.
+func (sess *pgSession) queryContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sess.mu.Lock()
+	sess.cancel = cancel
+	sess.mu.Unlock()
+	return ctx, cancel
+}
+
+func (sess *pgSession) closePortals() {
+	for name, p := range sess.portals {
+		if p.result != nil {
+			p.result.release()
+		}
+		delete(sess.portals, name)
+	}
+}
+
+func (sess *pgSession) loop() {
+	skipToSync := false // after an error in the extended protocol
+	for {
+		msg, err := sess.be.Receive()
+		if err != nil {
+			return
+		}
+		if skipToSync {
+			if _, ok := msg.(*pgproto3.Sync); !ok {
+				continue
+			}
+			skipToSync = false
+		}
+		var perr error
+		switch m := msg.(type) {
+		case *pgproto3.Query:
+			sess.simpleQuery(m.String)
+			sess.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+		case *pgproto3.Parse:
+			perr = sess.parse(m)
+		case *pgproto3.Bind:
+			perr = sess.bind(m)
+		case *pgproto3.Describe:
+			perr = sess.describe(m)
+		case *pgproto3.Execute:
+			perr = sess.execute(m)
+		case *pgproto3.Close:
+			if m.ObjectType == 'S' {
+				delete(sess.stmts, m.Name)
+			} else if p := sess.portals[m.Name]; p != nil {
+				if p.result != nil {
+					p.result.release()
+				}
+				delete(sess.portals, m.Name)
+			}
+			sess.be.Send(&pgproto3.CloseComplete{})
+		case *pgproto3.Sync:
+			sess.closeUnnamedPortal()
+			sess.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+		case *pgproto3.Flush:
+		case *pgproto3.Terminate:
+			return
+		default:
+			perr = &pgError{code: "08P01", msg: fmt.Sprintf("unsupported message %T", msg)}
+		}
+		if perr != nil {
+			sess.sendError(perr)
+			skipToSync = true
+		}
+		if err := sess.be.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+func (sess *pgSession) closeUnnamedPortal() {
+	if p := sess.portals[""]; p != nil && p.result != nil {
+		p.result.release()
+		delete(sess.portals, "")
+	}
+}
+
+// pgError is an error with a SQLSTATE.
+type pgError struct {
+	code, msg string
+}
+
+func (e *pgError) Error() string { return e.msg }
+
+// sqlState picks the SQLSTATE of an error.
+func sqlState(err error) (string, string) {
+	var pe *pgError
+	if errors.As(err, &pe) {
+		return pe.code, pe.msg
+	}
+	var qe *engine.QueryError
+	switch {
+	case errors.As(err, &qe):
+		msg := qe.Msg
+		switch {
+		case errors.Is(err, engine.ErrTimeout):
+			return "57014", msg // query_canceled
+		case strings.HasPrefix(msg, "syntax error"):
+			return "42601", msg
+		case strings.Contains(msg, "not allowed") || strings.Contains(msg, "is not available") || strings.HasPrefix(msg, "only queries"):
+			return "42501", msg // insufficient_privilege
+		case strings.Contains(msg, "Out of Memory"):
+			return "53200", msg
+		case strings.Contains(msg, "Binder Error") || strings.Contains(msg, "Catalog Error"):
+			return "42703", msg
+		}
+		return "22000", msg
+	case errors.Is(err, ErrBusy):
+		return "53300", err.Error() // too_many_connections
+	case errors.Is(err, ErrTooLong):
+		return "54000", err.Error() // program_limit_exceeded
+	case errors.Is(err, context.Canceled):
+		return "57014", "canceling statement due to user request"
+	}
+	return "XX000", err.Error()
+}
+
+func (sess *pgSession) sendError(err error) {
+	code, msg := sqlState(err)
+	if code == "XX000" {
+		slog.Error("postgres wire: query failed", "err", err)
+	}
+	sess.be.Send(&pgproto3.ErrorResponse{Severity: "ERROR", Code: code, Message: msg})
+}
+
+// simpleQuery runs the statements of a Query message in turn.
+func (sess *pgSession) simpleQuery(text string) {
+	stmts := splitStatements(text)
+	if len(stmts) == 0 {
+		sess.be.Send(&pgproto3.EmptyQueryResponse{})
+		return
+	}
+	for _, sql := range stmts {
+		res, err := sess.run(sql)
+		if err != nil {
+			sess.sendError(err)
+			return
+		}
+		if err := sess.sendResult(res, nil, true); err != nil {
+			sess.sendError(err)
+			return
+		}
+	}
+}
+
+// sessionStatement answers statements about the session itself, which
+// strata accepts and ignores (SET, BEGIN…) or answers (SHOW); ok is false
+// for anything else.
+var (
+	ignoredStatement = regexp.MustCompile(`(?is)^\s*(SET|RESET|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|DISCARD|DEALLOCATE|UNLISTEN|CLOSE)\b`)
+	showStatement    = regexp.MustCompile(`(?is)^\s*SHOW\s+(.+?)\s*;?\s*$`)
+)
+
+var showValues = map[string]string{
+	"transaction isolation level": "read committed", "server_version": "16.0 (strata)",
+	"timezone": "UTC", "time zone": "UTC", "datestyle": "ISO, MDY", "standard_conforming_strings": "on",
+	"client_encoding": "UTF8", "server_encoding": "UTF8", "search_path": "main", "max_identifier_length": "63",
+	"integer_datetimes": "on", "lc_collate": "C", "lc_ctype": "C",
+}
+
+// run executes one statement: a session statement, a catalog query, or a
+// query over the project's data.
+func (sess *pgSession) run(sql string) (*pgResult, error) {
+	if m := ignoredStatement.FindStringSubmatch(sql); m != nil {
+		tag := strings.ToUpper(strings.Fields(m[1])[0])
+		switch tag {
+		case "START":
+			tag = "BEGIN"
+		case "END":
+			tag = "COMMIT"
+		case "ABORT":
+			tag = "ROLLBACK"
+		case "DISCARD":
+			tag = "DISCARD ALL"
+		}
+		return &pgResult{tag: tag}, nil
+	}
+	if m := showStatement.FindStringSubmatch(sql); m != nil {
+		name := strings.ToLower(strings.Trim(m[1], `"`))
+		return constResult([]string{name}, [][]string{{showValues[name]}}), nil
+	}
+	if res, ok, err := sess.srv.catalog.answer(sql); ok {
+		return res, err
+	}
+	ctx, cancel := sess.queryContext()
+	res, err := sess.srv.exec.Run(ctx, sess.project, Request{SQL: sql})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return &pgResult{rows: res, cancel: cancel}, nil
+}
+
+// pgResult is a result to send: rows of a query, a fixed table, or only a
+// command tag.
+type pgResult struct {
+	rows   *Result
+	fixed  *fixedRows
+	tag    string
+	cancel context.CancelFunc
+	cols   []pgColumn
+}
+
+// nullText marks a NULL among fixed rows' values.
+const nullText = "\x00"
+
+type fixedRows struct {
+	names []string
+	rows  [][]string
+}
+
+func constResult(names []string, rows [][]string) *pgResult {
+	return &pgResult{fixed: &fixedRows{names: names, rows: rows}}
+}
+
+func (r *pgResult) release() {
+	if r.rows != nil {
+		r.rows.Release()
+	}
+	if r.cancel != nil {
+		r.cancel()
+	}
+}
+
+// describe sends the RowDescription of a result (NoData for a tag only).
+func (r *pgResult) describe(be *pgproto3.Backend, formats []int16) {
+	switch {
+	case r.fixed != nil:
+		fields := make([]pgproto3.FieldDescription, len(r.fixed.names))
+		for i, n := range r.fixed.names {
+			fields[i] = pgproto3.FieldDescription{Name: []byte(n), DataTypeOID: oidText, DataTypeSize: -1, TypeModifier: -1}
+		}
+		be.Send(&pgproto3.RowDescription{Fields: fields})
+	case r.rows != nil:
+		be.Send(rowDescription(r.rows.Schema(), formats))
+	default:
+		be.Send(&pgproto3.NoData{})
+	}
+}
+
+func rowDescription(s *arrow.Schema, formats []int16) *pgproto3.RowDescription {
+	fields := make([]pgproto3.FieldDescription, s.NumFields())
+	for i, f := range s.Fields() {
+		c := pgColumnFor(f.Type)
+		fields[i] = pgproto3.FieldDescription{Name: []byte(f.Name), DataTypeOID: c.oid, DataTypeSize: c.size,
+			TypeModifier: -1, Format: formatOf(formats, i, c)}
+	}
+	return &pgproto3.RowDescription{Fields: fields}
+}
+
+// formatOf is the format code of column i: the client's choice, or text
+// where there is no binary encoding.
+func formatOf(formats []int16, i int, c pgColumn) int16 {
+	f := int16(0)
+	switch len(formats) {
+	case 0:
+	case 1:
+		f = formats[0]
+	default:
+		if i < len(formats) {
+			f = formats[i]
+		}
+	}
+	if f == 1 && c.bin == nil {
+		return 0
+	}
+	return f
+}
+
+// sendResult streams a result's rows and its CommandComplete.
+func (sess *pgSession) sendResult(r *pgResult, formats []int16, withDescription bool) error {
+	defer r.release()
+	if withDescription {
+		r.describe(sess.be, formats)
+	}
+	switch {
+	case r.fixed != nil:
+		for _, row := range r.fixed.rows {
+			vals := make([][]byte, len(row))
+			for i, v := range row {
+				if v != nullText {
+					vals[i] = []byte(v)
+				}
+			}
+			sess.be.Send(&pgproto3.DataRow{Values: vals})
+		}
+		sess.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.Itoa(len(r.fixed.rows)))})
+		return nil
+	case r.rows == nil:
+		sess.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(r.tag)})
+		return nil
+	}
+	fields := r.rows.Schema().Fields()
+	cols := make([]pgColumn, len(fields))
+	fmts := make([]int16, len(fields))
+	for i, f := range fields {
+		cols[i] = pgColumnFor(f.Type)
+		fmts[i] = formatOf(formats, i, cols[i])
+	}
+	var n int64
+	vals := make([][]byte, len(cols))
+	for r.rows.Next() {
+		rec := r.rows.RecordBatch()
+		for i := range int(rec.NumRows()) {
+			for c := range cols {
+				a := rec.Column(c)
+				switch {
+				case a.IsNull(i):
+					vals[c] = nil
+				case fmts[c] == 1:
+					vals[c] = cols[c].bin(a, i)
+				default:
+					vals[c] = cols[c].text(a, i)
+				}
+			}
+			sess.be.Send(&pgproto3.DataRow{Values: vals})
+		}
+		n += rec.NumRows()
+		// Keep memory flat on large results.
+		if err := sess.be.Flush(); err != nil {
+			return err
+		}
+	}
+	if err := r.rows.Err(); err != nil {
+		return err
+	}
+	sess.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
+	return nil
+}
+
+func (sess *pgSession) parse(m *pgproto3.Parse) error {
+	if len(m.Query) > MaxSQLBytes {
+		return ErrTooLong
+	}
+	st := &pgStatement{sql: m.Query, paramOIDs: m.ParameterOIDs}
+	if strings.TrimSpace(m.Query) != "" && !isSessionStatement(m.Query) {
+		n, err := sess.srv.exec.countParams(context.Background(), m.Query)
+		if err != nil && !sess.srv.catalog.isCatalogQuery(m.Query) {
+			return err
+		}
+		st.nparams = n
+	}
+	sess.stmts[m.Name] = st
+	sess.be.Send(&pgproto3.ParseComplete{})
+	return nil
+}
+
+func isSessionStatement(sql string) bool {
+	return ignoredStatement.MatchString(sql) || showStatement.MatchString(sql)
+}
+
+func (sess *pgSession) bind(m *pgproto3.Bind) error {
+	st := sess.stmts[m.PreparedStatement]
+	if st == nil {
+		return &pgError{code: "26000", msg: fmt.Sprintf("prepared statement %q does not exist", m.PreparedStatement)}
+	}
+	sql := st.sql
+	if len(m.Parameters) > 0 {
+		values := make([]*string, len(m.Parameters))
+		for i, p := range m.Parameters {
+			if p == nil {
+				continue
+			}
+			format := int16(0)
+			switch len(m.ParameterFormatCodes) {
+			case 1:
+				format = m.ParameterFormatCodes[0]
+			default:
+				if i < len(m.ParameterFormatCodes) {
+					format = m.ParameterFormatCodes[i]
+				}
+			}
+			oid := uint32(0)
+			if i < len(st.paramOIDs) {
+				oid = st.paramOIDs[i]
+			}
+			v, err := decodeParam(p, format, oid)
+			if err != nil {
+				return &pgError{code: "22P02", msg: fmt.Sprintf("parameter $%d: %v", i+1, err)}
+			}
+			values[i] = &v
+		}
+		var err error
+		if sql, err = sess.srv.exec.bindParams(context.Background(), sql, values); err != nil {
+			return err
+		}
+	}
+	if old := sess.portals[m.DestinationPortal]; old != nil && old.result != nil {
+		old.result.release()
+	}
+	sess.portals[m.DestinationPortal] = &pgPortal{sql: sql, formats: m.ResultFormatCodes}
+	sess.be.Send(&pgproto3.BindComplete{})
+	return nil
+}
+
+// decodeParam turns a bound parameter into the text of a SQL literal.
+func decodeParam(p []byte, format int16, oid uint32) (string, error) {
+	if format == 0 {
+		return string(p), nil
+	}
+	switch oid {
+	case oidInt8:
+		if len(p) == 8 {
+			return strconv.FormatInt(int64(binary.BigEndian.Uint64(p)), 10), nil
+		}
+	case oidInt4:
+		if len(p) == 4 {
+			return strconv.FormatInt(int64(int32(binary.BigEndian.Uint32(p))), 10), nil
+		}
+	case oidInt2:
+		if len(p) == 2 {
+			return strconv.FormatInt(int64(int16(binary.BigEndian.Uint16(p))), 10), nil
+		}
+	case oidFloat8:
+		if len(p) == 8 {
+			return strconv.FormatFloat(math.Float64frombits(binary.BigEndian.Uint64(p)), 'g', -1, 64), nil
+		}
+	case oidBool:
+		if len(p) == 1 {
+			return strconv.FormatBool(p[0] != 0), nil
+		}
+	case oidTimestamptz, oidTimestamp:
+		if len(p) == 8 {
+			us := int64(binary.BigEndian.Uint64(p))
+			return pgEpoch.Add(time.Duration(us) * time.Microsecond).Format(time.RFC3339Nano), nil
+		}
+	case oidText, oidVarchar, 0:
+		return string(p), nil
+	}
+	return "", fmt.Errorf("binary format of type %d is not supported; send it as text", oid)
+}
+
+func (sess *pgSession) describe(m *pgproto3.Describe) error {
+	if m.ObjectType == 'S' {
+		st := sess.stmts[m.Name]
+		if st == nil {
+			return &pgError{code: "26000", msg: fmt.Sprintf("prepared statement %q does not exist", m.Name)}
+		}
+		oids := make([]uint32, st.nparams)
+		for i := range oids {
+			oids[i] = oidText
+			if i < len(st.paramOIDs) && st.paramOIDs[i] != 0 {
+				oids[i] = st.paramOIDs[i]
+			}
+		}
+		sess.be.Send(&pgproto3.ParameterDescription{ParameterOIDs: oids})
+		if strings.TrimSpace(st.sql) == "" || isSessionStatement(st.sql) {
+			if showStatement.MatchString(st.sql) {
+				sess.be.Send(&pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte("setting"), DataTypeOID: oidText, DataTypeSize: -1, TypeModifier: -1}}})
+			} else {
+				sess.be.Send(&pgproto3.NoData{})
+			}
+			return nil
+		}
+		if res, ok, err := sess.srv.catalog.answer(st.sql); ok {
+			if err != nil {
+				return err
+			}
+			res.describe(sess.be, nil)
+			res.release()
+			return nil
+		}
+		schema, err := sess.srv.exec.describe(context.Background(), st.sql)
+		if err != nil {
+			return err
+		}
+		sess.be.Send(rowDescription(schema, nil))
+		return nil
+	}
+	p := sess.portals[m.Name]
+	if p == nil {
+		return &pgError{code: "34000", msg: fmt.Sprintf("portal %q does not exist", m.Name)}
+	}
+	if p.result == nil {
+		if strings.TrimSpace(p.sql) == "" {
+			sess.be.Send(&pgproto3.NoData{})
+			return nil
+		}
+		res, err := sess.run(p.sql)
+		if err != nil {
+			return err
+		}
+		p.result = res
+	}
+	p.result.describe(sess.be, p.formats)
+	return nil
+}
+
+func (sess *pgSession) execute(m *pgproto3.Execute) error {
+	p := sess.portals[m.Portal]
+	if p == nil {
+		return &pgError{code: "34000", msg: fmt.Sprintf("portal %q does not exist", m.Portal)}
+	}
+	if p.result == nil {
+		if strings.TrimSpace(p.sql) == "" {
+			sess.be.Send(&pgproto3.EmptyQueryResponse{})
+			return nil
+		}
+		res, err := sess.run(p.sql)
+		if err != nil {
+			return err
+		}
+		p.result = res
+	}
+	res := p.result
+	p.result = nil
+	delete(sess.portals, m.Portal)
+	return sess.sendResult(res, p.formats, false)
+}
+
+// splitStatements cuts a Query message at semicolons outside quotes and
+// comments, dropping empty statements.
+func splitStatements(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\'', '"':
+			q := s[i]
+			for i++; i < len(s) && s[i] != q; i++ {
+			}
+		case '-':
+			if i+1 < len(s) && s[i+1] == '-' {
+				for i < len(s) && s[i] != '\n' {
+					i++
+				}
+			}
+		case '/':
+			if i+1 < len(s) && s[i+1] == '*' {
+				end := strings.Index(s[i+2:], "*/")
+				if end < 0 {
+					i = len(s)
+				} else {
+					i += end + 3
+				}
+			}
+		case ';':
+			out = appendStatement(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return appendStatement(out, s[start:])
+}
+
+func appendStatement(out []string, stmt string) []string {
+	if isBlank(stmt) {
+		return out
+	}
+	return append(out, strings.TrimSpace(stmt))
+}
+
+// isBlank reports whether a statement holds nothing but space and comments.
+func isBlank(s string) bool {
+	for len(s) > 0 {
+		s = strings.TrimSpace(s)
+		switch {
+		case strings.HasPrefix(s, "--"):
+			if i := strings.IndexByte(s, '\n'); i >= 0 {
+				s = s[i+1:]
+			} else {
+				s = ""
+			}
+		case strings.HasPrefix(s, "/*"):
+			if i := strings.Index(s, "*/"); i >= 0 {
+				s = s[i+2:]
+			} else {
+				s = ""
+			}
+		default:
+			return s == ""
+		}
+	}
+	return true
+}
