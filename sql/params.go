@@ -2,11 +2,14 @@ package sql
 
 import (
 	"context"
+	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/strata-db/strata/engine"
+	"github.com/strata-db/strata/engine/schema"
 )
 
 // Prepared statements of the Postgres wire protocol carry $n parameters.
@@ -32,15 +35,94 @@ func walkParams(n any, fn func(m map[string]any)) {
 	}
 }
 
-// countParams returns the number of $n parameters of sql.
-func (e *Executor) countParams(ctx context.Context, sql string) (int, error) {
+// paramTypes returns the type OID of each $n parameter of sql (index n-1):
+// the type of the column it is compared with, bigint for LIMIT and OFFSET,
+// text otherwise. Clients encode their arguments by these types.
+func (e *Executor) paramTypes(ctx context.Context, sql string) ([]uint32, error) {
 	tree, err := e.Engine.Parse(ctx, sql)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	seen := map[any]bool{}
-	walkParams(tree, func(m map[string]any) { seen[m["identifier"]] = true })
-	return len(seen), nil
+	n := 0
+	walkParams(tree, func(m map[string]any) {
+		if i := paramIndex(m); i > n {
+			n = i
+		}
+	})
+	oids := make([]uint32, n)
+	for i := range oids {
+		oids[i] = oidText
+	}
+	inferParamTypes(tree, oids)
+	return oids, nil
+}
+
+func paramIndex(m map[string]any) int {
+	id, _ := m["identifier"].(string)
+	i, err := strconv.Atoi(id)
+	if err != nil {
+		return 0
+	}
+	return i
+}
+
+// columnOIDs are the wire types of every column of the tables.
+var columnOIDs = func() map[string]uint32 {
+	out := map[string]uint32{}
+	for _, t := range schema.Tables() {
+		for _, f := range t.Schema.Fields() {
+			out[f.Name] = pgColumnFor(f.Type).oid
+		}
+	}
+	return out
+}()
+
+func inferParamTypes(n any, oids []uint32) {
+	set := func(param, col any, oid uint32) {
+		p, ok := param.(map[string]any)
+		if !ok || p["class"] != "PARAMETER" {
+			return
+		}
+		if c, ok := col.(map[string]any); ok && c["class"] == "COLUMN_REF" {
+			names, _ := c["column_names"].([]any)
+			if len(names) > 0 {
+				if o, ok := columnOIDs[strings.ToLower(fmt.Sprint(names[len(names)-1]))]; ok {
+					oid = o
+				}
+			}
+		}
+		if i := paramIndex(p); i >= 1 && i <= len(oids) && oid != 0 {
+			oids[i-1] = oid
+		}
+	}
+	switch v := n.(type) {
+	case map[string]any:
+		switch v["class"] {
+		case "COMPARISON":
+			set(v["left"], v["right"], 0)
+			set(v["right"], v["left"], 0)
+		case "BETWEEN":
+			set(v["lower"], v["input"], 0)
+			set(v["upper"], v["input"], 0)
+		case "OPERATOR":
+			if children, _ := v["children"].([]any); v["type"] == "COMPARE_IN" && len(children) > 1 {
+				for _, c := range children[1:] {
+					set(c, children[0], 0)
+				}
+			}
+		}
+		if v["type"] == "LIMIT_MODIFIER" {
+			set(v["limit"], nil, oidInt8)
+			set(v["offset"], nil, oidInt8)
+		}
+		for _, c := range v {
+			inferParamTypes(c, oids)
+		}
+	case []any:
+		for _, c := range v {
+			inferParamTypes(c, oids)
+		}
+	}
 }
 
 // bindParams replaces $n parameters with values (nil: NULL).
@@ -51,17 +133,9 @@ func (e *Executor) bindParams(ctx context.Context, sql string, values []*string)
 	}
 	var bad error
 	walkParams(tree, func(m map[string]any) {
-		id, _ := m["identifier"].(string)
-		i := 0
-		for _, c := range id {
-			if c < '0' || c > '9' {
-				i = -1
-				break
-			}
-			i = i*10 + int(c-'0')
-		}
+		i := paramIndex(m)
 		if i < 1 || i > len(values) {
-			bad = &pgError{code: "08P01", msg: "query has parameter $" + id + " but " + strconv.Itoa(len(values)) + " were bound"}
+			bad = &pgError{code: "08P01", msg: fmt.Sprintf("query has parameter $%v but %d were bound", m["identifier"], len(values))}
 			return
 		}
 		toConstant(m, values[i-1])

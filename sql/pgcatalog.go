@@ -83,6 +83,9 @@ var (
 	collatePG    = regexp.MustCompile(`(?i)COLLATE\s+pg_catalog\."?default"?`)
 	castPGType   = regexp.MustCompile(`::pg_catalog\.`)
 	regTypeCasts = regexp.MustCompile(`(?i)::(regclass|regtype|regproc|regnamespace|oid)\b`)
+	// DuckDB's search_path setting is per connection and empty; the
+	// catalog's tables live in main, which is what clients should see.
+	searchPath = regexp.MustCompile(`(?i)current_setting\(\s*'search_path'\s*\)`)
 )
 
 // answer handles a catalog query: ok is false for queries about data.
@@ -158,6 +161,7 @@ func (c *pgCatalog) run(sql string) (*pgResult, error) {
 	sql = collatePG.ReplaceAllString(sql, "")
 	sql = castPGType.ReplaceAllString(sql, "::")
 	sql = regTypeCasts.ReplaceAllString(sql, "")
+	sql = searchPath.ReplaceAllString(sql, "'main'")
 	tree, err := c.db.Parse(ctx, sql)
 	if err != nil {
 		return nil, err

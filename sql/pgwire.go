@@ -106,8 +106,19 @@ type pgSession struct {
 
 type pgStatement struct {
 	sql       string
-	paramOIDs []uint32
-	nparams   int
+	paramOIDs []uint32 // as the client declared them (0: unspecified)
+	inferred  []uint32 // from the query
+}
+
+// paramOID is the type of parameter i: the client's, or the inferred one.
+func (st *pgStatement) paramOID(i int) uint32 {
+	if i < len(st.paramOIDs) && st.paramOIDs[i] != 0 {
+		return st.paramOIDs[i]
+	}
+	if i < len(st.inferred) {
+		return st.inferred[i]
+	}
+	return oidText
 }
 
 type pgPortal struct {
@@ -536,11 +547,11 @@ func (sess *pgSession) parse(m *pgproto3.Parse) error {
 	}
 	st := &pgStatement{sql: m.Query, paramOIDs: m.ParameterOIDs}
 	if strings.TrimSpace(m.Query) != "" && !isSessionStatement(m.Query) {
-		n, err := sess.srv.exec.countParams(context.Background(), m.Query)
+		oids, err := sess.srv.exec.paramTypes(context.Background(), m.Query)
 		if err != nil && !sess.srv.catalog.isCatalogQuery(m.Query) {
 			return err
 		}
-		st.nparams = n
+		st.inferred = oids
 	}
 	sess.stmts[m.Name] = st
 	sess.be.Send(&pgproto3.ParseComplete{})
@@ -572,11 +583,7 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 					format = m.ParameterFormatCodes[i]
 				}
 			}
-			oid := uint32(0)
-			if i < len(st.paramOIDs) {
-				oid = st.paramOIDs[i]
-			}
-			v, err := decodeParam(p, format, oid)
+			v, err := decodeParam(p, format, st.paramOID(i))
 			if err != nil {
 				return &pgError{code: "22P02", msg: fmt.Sprintf("parameter $%d: %v", i+1, err)}
 			}
@@ -638,12 +645,9 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 		if st == nil {
 			return &pgError{code: "26000", msg: fmt.Sprintf("prepared statement %q does not exist", m.Name)}
 		}
-		oids := make([]uint32, st.nparams)
+		oids := make([]uint32, max(len(st.inferred), len(st.paramOIDs)))
 		for i := range oids {
-			oids[i] = oidText
-			if i < len(st.paramOIDs) && st.paramOIDs[i] != 0 {
-				oids[i] = st.paramOIDs[i]
-			}
+			oids[i] = st.paramOID(i)
 		}
 		sess.be.Send(&pgproto3.ParameterDescription{ParameterOIDs: oids})
 		if strings.TrimSpace(st.sql) == "" || isSessionStatement(st.sql) {

@@ -1,0 +1,247 @@
+package sql_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/strata-db/strata/sql"
+)
+
+// startPG serves the env's executor over the Postgres protocol.
+func startPG(t *testing.T, e *env) string {
+	t.Helper()
+	srv, err := sql.NewPGServer(context.Background(), e.exec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+func pgConnect(t *testing.T, addr string, mode pgx.QueryExecMode) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig("postgres://grafana@" + addr + "/strata?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DefaultQueryExecMode = mode
+	c, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+func TestPG_PgxBothProtocolsAndTypes(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	start := time.Date(2026, 11, 23, 10, 0, 0, 123456000, time.UTC)
+	e.send(span{name: "GET /cart", service: "cart", route: "/cart", start: start, dur: 1500 * time.Millisecond,
+		traceID: "0af7651916cd43dd8448eb211c80319c"})
+	e.send(span{name: "POST /pay", service: "pay", start: start.Add(time.Second)})
+	e.flushed()
+	addr := startPG(t, e)
+	ctx := context.Background()
+	for name, mode := range map[string]pgx.QueryExecMode{
+		"extended (cached statements)": pgx.QueryExecModeCacheStatement,
+		"extended (describe exec)":     pgx.QueryExecModeDescribeExec,
+		"simple":                       pgx.QueryExecModeSimpleProtocol,
+	} {
+		c := pgConnect(t, addr, mode)
+		var (
+			spanName, route string
+			ts              time.Time
+			dur             float64
+			level           int32
+			isExc           bool
+			n               int64
+		)
+		err := c.QueryRow(ctx, `SELECT span_name, http_route, start_timestamp, duration, level, is_exception,
+			count(*) OVER () FROM records WHERE trace_id = $1`, "0af7651916cd43dd8448eb211c80319c").
+			Scan(&spanName, &route, &ts, &dur, &level, &isExc, &n)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if spanName != "GET /cart" || route != "/cart" || !ts.Equal(start) || dur != 1.5 || level != 9 || isExc || n != 1 {
+			t.Errorf("%s: got %q %q %v %v %d %v %d", name, spanName, route, ts, dur, level, isExc, n)
+		}
+		rows, err := c.Query(ctx, "SELECT service_name, count(*) FROM records WHERE start_timestamp >= $1 GROUP BY 1 ORDER BY 1", start.Add(-time.Hour))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var got []string
+		for rows.Next() {
+			var svc string
+			var cnt int64
+			if err := rows.Scan(&svc, &cnt); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%s=%d", svc, cnt))
+		}
+		if rows.Err() != nil || strings.Join(got, ",") != "cart=1,pay=1" {
+			t.Errorf("%s: group by: %v %v", name, got, rows.Err())
+		}
+		// Errors carry SQLSTATEs clients understand.
+		for sqlText, code := range map[string]string{
+			"SELECT * FORM records":                 "42601",
+			"SELECT * FROM read_csv('/etc/passwd')": "42501",
+			"SELECT nope FROM records":              "42703",
+		} {
+			_, err := c.Exec(ctx, sqlText)
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != code {
+				t.Errorf("%s: %s: %v, want SQLSTATE %s", name, sqlText, err, code)
+			}
+		}
+		if err := c.Ping(ctx); err != nil {
+			t.Errorf("%s: ping: %v", name, err)
+		}
+	}
+}
+
+func TestPG_CatalogQueriesOfGrafanaAndDrivers(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	addr := startPG(t, e)
+	c := pgConnect(t, addr, pgx.QueryExecModeSimpleProtocol)
+	ctx := context.Background()
+	var tables []string
+	// Grafana's table picker.
+	rows, err := c.Query(ctx, `SELECT quote_ident(table_name) AS table_name FROM information_schema.tables
+		WHERE quote_ident(table_schema) IN (
+		  SELECT CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
+		  FROM generate_series(array_lower(string_to_array(current_setting('search_path'),','),1),
+		                       array_upper(string_to_array(current_setting('search_path'),','),1)) as i,
+		       string_to_array(current_setting('search_path'),',') s)
+		ORDER BY table_name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		rows.Scan(&name)
+		tables = append(tables, name)
+	}
+	if rows.Err() != nil || strings.Join(tables, ",") != "metrics,records" {
+		t.Fatalf("grafana table list: %v %v", tables, rows.Err())
+	}
+	// Grafana's column picker.
+	var cols []string
+	rows, err = c.Query(ctx, `SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'records' ORDER BY ordinal_position`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name, typ string
+		rows.Scan(&name, &typ)
+		cols = append(cols, name+" "+typ)
+	}
+	if len(cols) < 40 || cols[1] != "start_timestamp TIMESTAMP WITH TIME ZONE" {
+		t.Fatalf("grafana columns: %v", cols)
+	}
+	var version, schemaName string
+	if err := c.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil || version == "" {
+		t.Fatalf("version(): %q %v", version, err)
+	}
+	if err := c.QueryRow(ctx, "SELECT current_schema()").Scan(&schemaName); err != nil {
+		t.Fatalf("current_schema(): %v", err)
+	}
+	for _, s := range []string{"SET application_name = 'grafana'", "BEGIN", "COMMIT", "SET TIME ZONE 'UTC'", "DISCARD ALL"} {
+		if _, err := c.Exec(ctx, s); err != nil {
+			t.Errorf("%s: %v", s, err)
+		}
+	}
+	var tz string
+	if err := c.QueryRow(ctx, "SHOW TIME ZONE").Scan(&tz); err != nil || tz != "UTC" {
+		t.Errorf("SHOW TIME ZONE: %q %v", tz, err)
+	}
+}
+
+func TestPG_PsqlDescribesTheTables(t *testing.T) {
+	psql, err := exec.LookPath("psql")
+	if err != nil {
+		matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/psql")
+		if len(matches) == 0 {
+			t.Skip("psql is not installed")
+		}
+		psql = matches[len(matches)-1]
+	}
+	e := newEnv(t, envOptions{})
+	e.send(span{name: "hello from psql"})
+	e.flushed()
+	addr := startPG(t, e)
+	host, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(psql, "-h", host, "-p", port, "-U", "someone", "-d", "strata", "-X",
+		"-c", `\dt`, "-c", `\d records`, "-c", "SELECT span_name FROM records")
+	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql: %v\n%s", err, out)
+	}
+	for _, want := range []string{"records | table", "metrics | table", `Table "main.records"`,
+		"start_timestamp", "timestamp with time zone", "attributes", "json", "hello from psql"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("psql output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestPG_GarbageAndCancelLeaveTheServerServing(t *testing.T) {
+	e := newEnv(t, envOptions{queryTimeout: time.Minute})
+	e.send(span{})
+	e.flushed()
+	addr := startPG(t, e)
+	// Clients speaking something else: HTTP, random bytes, a half message.
+	for _, garbage := range [][]byte{
+		[]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+		{0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02, 0x03, 0xff},
+		{0, 0, 0, 100, 0, 3, 0},
+		{0xff, 0xff, 0xff, 0xff},
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Write(garbage)
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 512)
+		conn.Read(buf) // an error message or a close, never a hang
+		conn.Close()
+	}
+	c := pgConnect(t, addr, pgx.QueryExecModeCacheStatement)
+	ctx := context.Background()
+	var n int64
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM records").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("after garbage: %d %v", n, err)
+	}
+	// A canceled context sends a CancelRequest; the query stops.
+	qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Exec(qctx, "SELECT count(*) FROM range(5000000000)")
+	if err == nil {
+		t.Fatal("long query was not canceled")
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("cancel took %v", took)
+	}
+	c2 := pgConnect(t, addr, pgx.QueryExecModeCacheStatement)
+	if err := c2.QueryRow(ctx, "SELECT count(*) FROM records").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("after cancel: %d %v", n, err)
+	}
+}
