@@ -111,6 +111,7 @@ type Percentiles struct {
 	N   int     `json:"n"`
 	P50 float64 `json:"p50"`
 	P90 float64 `json:"p90"`
+	P95 float64 `json:"p95"`
 	P99 float64 `json:"p99"`
 	Max float64 `json:"max"`
 }
@@ -122,7 +123,7 @@ func percentiles(v []float64) Percentiles {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
 	at := func(q float64) float64 { return s[min(len(s)-1, int(q*float64(len(s))))] }
-	return Percentiles{N: len(s), P50: at(0.5), P90: at(0.9), P99: at(0.99), Max: s[len(s)-1]}
+	return Percentiles{N: len(s), P50: at(0.5), P90: at(0.9), P95: at(0.95), P99: at(0.99), Max: s[len(s)-1]}
 }
 
 // sender sends one encoded request and classifies the answer.
@@ -269,7 +270,7 @@ loop:
 			}
 			if progress != nil {
 				fmt.Fprintf(progress, "\r%s %5.0fs  %9.0f spans/s  acked %11d  errors %7d  p99 %7.1f ms ",
-					bar(float64(sec)/o.Duration.Seconds()), float64(sec), pt.SpansPerSecond, a, e, p.P99)
+					ProgressBar(float64(sec)/o.Duration.Seconds()), float64(sec), pt.SpansPerSecond, a, e, p.P99)
 			}
 		}
 	}
@@ -320,7 +321,7 @@ func waitFlushed(metricsURL string, limit time.Duration) {
 	}
 }
 
-func bar(frac float64) string {
+func ProgressBar(frac float64) string {
 	const width = 20
 	n := int(math.Min(1, frac) * width)
 	return "[" + strings.Repeat("=", n) + strings.Repeat(" ", width-n) + "]"

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -77,36 +76,21 @@ func (r *Receiver) withCPU(fn func() error) error {
 // Traces appends the spans of one export.
 func (r *Receiver) Traces(ctx context.Context, td ptrace.Traces) error {
 	return r.convertAndAppend(ctx, schema.Records, func(project string) (arrow.RecordBatch, error) {
-		rb := newRecordsBuilder(memory.DefaultAllocator, r.in.opts.Now(), td.SpanCount())
-		if err := rb.addTraces(project, td); err != nil {
-			rb.release()
-			return nil, err
-		}
-		return rb.finish(), nil
+		return ConvertTraces(project, td, r.in.opts.Now())
 	})
 }
 
 // Logs appends the log records of one export.
 func (r *Receiver) Logs(ctx context.Context, ld plog.Logs) error {
 	return r.convertAndAppend(ctx, schema.Records, func(project string) (arrow.RecordBatch, error) {
-		rb := newRecordsBuilder(memory.DefaultAllocator, r.in.opts.Now(), ld.LogRecordCount())
-		if err := rb.addLogs(project, ld); err != nil {
-			rb.release()
-			return nil, err
-		}
-		return rb.finish(), nil
+		return ConvertLogs(project, ld, r.in.opts.Now())
 	})
 }
 
 // Metrics appends the data points of one export.
 func (r *Receiver) Metrics(ctx context.Context, md pmetric.Metrics) error {
 	return r.convertAndAppend(ctx, schema.Metrics, func(project string) (arrow.RecordBatch, error) {
-		mb := newMetricsBuilder(memory.DefaultAllocator, r.in.opts.Now(), md.DataPointCount())
-		if err := mb.addMetrics(project, md); err != nil {
-			mb.release()
-			return nil, err
-		}
-		return mb.finish(), nil
+		return ConvertMetrics(project, md, r.in.opts.Now())
 	})
 }
 

@@ -16,6 +16,10 @@ const benchAbout = `Measures strata, or any OTLP receiver, on this hardware.
 
   strata bench ingest   send a synthetic workload over OTLP and report
                         throughput, acknowledgement latency and errors
+  strata bench query    run the dashboard query suite against strata, and
+                        side by side against raw DuckDB over the same files
+  strata bench load     write a synthetic data set straight to Parquet and
+                        the catalog, for query benchmarks
 
 Run 'strata bench <subcommand> --help' for its flags.`
 
@@ -30,7 +34,11 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	switch args[0] {
 	case "ingest":
 		return runBenchIngest(ctx, args[1:], stdout)
-	case "query", "plan":
+	case "load":
+		return runBenchLoad(ctx, args[1:], stdout)
+	case "query":
+		return runBenchQuery(ctx, args[1:], stdout)
+	case "plan":
 		return fmt.Errorf("bench %s is not yet available in this version", args[0])
 	}
 	return usageError{fmt.Errorf("bench: unknown subcommand %q (see 'strata bench --help')", args[0])}
