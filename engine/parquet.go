@@ -55,7 +55,6 @@ type FileInfo struct {
 // columns, row groups of at most RowGroupRows. The batches must have the
 // table's schema; they are not released.
 func WriteParquet(w io.Writer, t *schema.Table, batches []arrow.RecordBatch, opts ParquetOptions) (FileInfo, error) {
-	opts = opts.withDefaults()
 	if len(batches) == 0 {
 		return FileInfo{}, fmt.Errorf("write parquet %s: no rows", t.Name)
 	}
@@ -69,9 +68,37 @@ func WriteParquet(w io.Writer, t *schema.Table, batches []arrow.RecordBatch, opt
 		return FileInfo{}, fmt.Errorf("write parquet %s: %w", t.Name, err)
 	}
 	defer sorted.Release()
-	info := FileInfo{Rows: sorted.NumRows()}
-	info.MinTime, info.MaxTime = timeRange(sorted.Column(t.Index(t.TimeColumn)).(*array.Timestamp))
+	var keys map[uint64]struct{}
+	if t.HasTraceID() {
+		keys = map[uint64]struct{}{}
+		addKeys(keys, sorted.Column(t.Index("trace_id")))
+	}
+	pw, err := NewParquetWriter(w, t, opts, keys)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	if err := pw.Write(sorted); err != nil {
+		pw.fw.Close()
+		return FileInfo{}, err
+	}
+	return pw.Close()
+}
 
+// ParquetWriter streams batches whose rows are already in the table's
+// sort order into one Parquet file, one row group per Write of up to
+// RowGroupRows rows.
+type ParquetWriter struct {
+	t        *schema.Table
+	fw       *pqarrow.FileWriter
+	info     FileInfo
+	traceIDs map[uint64]struct{}
+}
+
+// NewParquetWriter starts a file on w. traceIDs are the TraceKeys of every
+// trace id the file will hold (nil for a table without trace ids): they
+// size the bloom filters and become FileInfo.TraceFilter.
+func NewParquetWriter(w io.Writer, t *schema.Table, opts ParquetOptions, traceIDs map[uint64]struct{}) (*ParquetWriter, error) {
+	opts = opts.withDefaults()
 	props := []parquet.WriterProperty{
 		parquet.WithCompression(compress.Codecs.Zstd),
 		parquet.WithCompressionLevel(opts.ZstdLevel),
@@ -89,13 +116,7 @@ func WriteParquet(w io.Writer, t *schema.Table, batches []arrow.RecordBatch, opt
 	for _, c := range t.BloomColumns {
 		// A bloom filter sized for the distinct values it will actually
 		// hold: the default size is 1 MiB per row group.
-		keys := distinctKeys(sorted.Column(t.Index(c)))
-		if c == "trace_id" {
-			if info.TraceFilter, err = buildTraceFilter(keys); err != nil {
-				return FileInfo{}, fmt.Errorf("write parquet %s: %w", t.Name, err)
-			}
-		}
-		ndv := min(int64(len(keys)), opts.RowGroupRows)
+		ndv := min(int64(len(traceIDs)), opts.RowGroupRows)
 		props = append(props,
 			parquet.WithBloomFilterEnabledFor(c, true),
 			parquet.WithBloomFilterFPPFor(c, opts.BloomFPP),
@@ -111,19 +132,53 @@ func WriteParquet(w io.Writer, t *schema.Table, batches []arrow.RecordBatch, opt
 	fw, err := pqarrow.NewFileWriter(t.Schema, struct{ io.Writer }{w}, parquet.NewWriterProperties(props...),
 		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {
-		return FileInfo{}, fmt.Errorf("write parquet %s: %w", t.Name, err)
+		return nil, fmt.Errorf("write parquet %s: %w", t.Name, err)
 	}
 	if err := fw.AppendKeyValueMetadata("strata.schema_version", schema.Version); err != nil {
-		return FileInfo{}, fmt.Errorf("write parquet %s: %w", t.Name, err)
-	}
-	if err := fw.Write(sorted); err != nil {
 		fw.Close()
-		return FileInfo{}, fmt.Errorf("write parquet %s: %w", t.Name, err)
+		return nil, fmt.Errorf("write parquet %s: %w", t.Name, err)
 	}
-	if err := fw.Close(); err != nil {
-		return FileInfo{}, fmt.Errorf("write parquet %s: close: %w", t.Name, err)
+	return &ParquetWriter{t: t, fw: fw, traceIDs: traceIDs}, nil
+}
+
+// Write appends rec's rows; they must sort after those written before.
+func (pw *ParquetWriter) Write(rec arrow.RecordBatch) error {
+	if rec.NumRows() == 0 {
+		return nil
 	}
-	return info, nil
+	lo, hi := timeRange(rec.Column(pw.t.Index(pw.t.TimeColumn)).(*array.Timestamp))
+	if pw.info.Rows == 0 || lo.Before(pw.info.MinTime) {
+		pw.info.MinTime = lo
+	}
+	if hi.After(pw.info.MaxTime) {
+		pw.info.MaxTime = hi
+	}
+	pw.info.Rows += rec.NumRows()
+	if err := pw.fw.Write(rec); err != nil {
+		return fmt.Errorf("write parquet %s: %w", pw.t.Name, err)
+	}
+	return nil
+}
+
+// Close finishes the file (w stays open) and describes it.
+func (pw *ParquetWriter) Close() (FileInfo, error) {
+	if err := pw.fw.Close(); err != nil {
+		return FileInfo{}, fmt.Errorf("write parquet %s: close: %w", pw.t.Name, err)
+	}
+	if pw.info.Rows == 0 {
+		return FileInfo{}, fmt.Errorf("write parquet %s: no rows", pw.t.Name)
+	}
+	if pw.traceIDs != nil {
+		keys := make([]uint64, 0, len(pw.traceIDs))
+		for k := range pw.traceIDs {
+			keys = append(keys, k)
+		}
+		var err error
+		if pw.info.TraceFilter, err = buildTraceFilter(keys); err != nil {
+			return FileInfo{}, fmt.Errorf("write parquet %s: %w", pw.t.Name, err)
+		}
+	}
+	return pw.info, nil
 }
 
 // sortBatches returns the rows of batches as one record in the table's
@@ -159,22 +214,15 @@ func timeRange(ts *array.Timestamp) (lo, hi time.Time) {
 	return time.UnixMicro(int64(minV)).UTC(), time.UnixMicro(int64(maxV)).UTC()
 }
 
-// distinctKeys returns the TraceKey of every distinct non-null string of a
-// column.
-func distinctKeys(a arrow.Array) []uint64 {
+// addKeys adds the TraceKey of every non-null string of a column to keys.
+func addKeys(keys map[uint64]struct{}, a arrow.Array) {
 	s, ok := a.(*array.String)
 	if !ok {
-		return nil
+		return
 	}
-	seen := make(map[uint64]struct{}, s.Len()/4)
 	for i := range s.Len() {
 		if s.IsValid(i) {
-			seen[TraceKey(s.Value(i))] = struct{}{}
+			keys[TraceKey(s.Value(i))] = struct{}{}
 		}
 	}
-	keys := make([]uint64, 0, len(seen))
-	for k := range seen {
-		keys = append(keys, k)
-	}
-	return keys
 }

@@ -28,10 +28,11 @@ type BulkWriter struct {
 	maxRows int64
 	opts    engine.ParquetOptions
 
-	parts map[partKey][]arrow.RecordBatch
-	rows  map[partKey]int64
-	work  chan bulkPart
-	wg    sync.WaitGroup
+	parts  map[partKey][]arrow.RecordBatch
+	latest int64 // the latest hour seen
+	rows   map[partKey]int64
+	work   chan bulkPart
+	wg     sync.WaitGroup
 
 	mu    sync.Mutex
 	err   error
@@ -76,6 +77,16 @@ func (w *BulkWriter) Add(ctx context.Context, project, table string, rec arrow.R
 	key := bufKey{project: project, table: table}
 	for _, p := range pieces {
 		pk := partOf(key, p)
+		if pk.hour > w.latest {
+			// Rows come roughly in time order: write what is left of hours
+			// two behind, rather than hold every hour's tail until Close.
+			w.latest = pk.hour
+			for old := range w.parts {
+				if old.hour < w.latest-1 {
+					w.send(ctx, old)
+				}
+			}
+		}
 		w.parts[pk] = append(w.parts[pk], p)
 		w.rows[pk] += p.NumRows()
 		if w.rows[pk] >= w.maxRows {

@@ -11,6 +11,7 @@ package schema
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/extensions"
@@ -251,3 +252,7 @@ func SQLType(t arrow.DataType) string {
 	}
 	panic(fmt.Sprintf("no SQL type for %s", t))
 }
+
+// HasTraceID says whether the table's files are indexed by trace id: a
+// bloom filter on trace_id and a per-file trace filter.
+func (t *Table) HasTraceID() bool { return slices.Contains(t.BloomColumns, "trace_id") }

@@ -1,0 +1,90 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/strata-db/strata/engine"
+	"github.com/strata-db/strata/engine/schema"
+)
+
+// Merging sorted files gives one sorted file with exactly the rows of the
+// inputs (minus those before the retention cut), and a trace filter that
+// knows every kept trace id.
+func TestMergeParquet_SameRowsSortedAndFiltered(t *testing.T) {
+	for _, tbl := range schema.Tables() {
+		t.Run(tbl.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			var inputs []string
+			var total int64
+			for i := range 4 {
+				b := []arrow.RecordBatch{fill(tbl, 250+50*i, i)}
+				p, info := writeFile(t, dir, "in"+string(rune('a'+i))+".parquet", tbl, b, engine.ParquetOptions{RowGroupRows: 100})
+				b[0].Release()
+				inputs = append(inputs, p)
+				total += info.Rows
+			}
+			db := openDB(t, dir, engine.Options{})
+			in := "read_parquet(['" + strings.Join(inputs, "', '") + "'])"
+			cut := query(t, db, engine.Query{Raw: true, SQL: "SELECT epoch_us(quantile_disc(" + tbl.TimeColumn + ", 0.3)) FROM " + in})[0][0]
+			var us int64
+			for _, c := range cut {
+				us = us*10 + int64(c-'0')
+			}
+			keep := time.UnixMicro(us).UTC()
+
+			for _, k := range []time.Time{{}, keep} {
+				var buf bytes.Buffer
+				info, err := engine.MergeParquet(context.Background(), &buf, tbl, inputs, k, engine.ParquetOptions{RowGroupRows: 128})
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := filepath.Join(dir, "merged.parquet")
+				if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				where := ""
+				if !k.IsZero() {
+					where = " WHERE " + tbl.TimeColumn + " >= make_timestamptz(" + cut + ")"
+				} else if info.Rows != total {
+					t.Fatalf("merged %d rows, want %d", info.Rows, total)
+				}
+				want := query(t, db, engine.Query{Raw: true, SQL: "SELECT count(*) FROM " + in + where})[0][0]
+				got := query(t, db, engine.Query{Raw: true, SQL: "SELECT count(*) FROM read_parquet('" + out + "')"})[0][0]
+				diff := query(t, db, engine.Query{Raw: true, SQL: "SELECT count(*) FROM ((SELECT * FROM " + in + where +
+					" EXCEPT ALL SELECT * FROM read_parquet('" + out + "')) UNION ALL (SELECT * FROM read_parquet('" + out +
+					"') EXCEPT ALL SELECT * FROM " + in + where + "))"})[0][0]
+				if got != want || diff != "0" {
+					t.Fatalf("keep from %v: merged %s rows, want %s; %s rows differ", k, got, want, diff)
+				}
+				if !k.IsZero() && info.MinTime.Before(k) {
+					t.Errorf("min time %v before the cut %v", info.MinTime, k)
+				}
+				order := query(t, db, engine.Query{Raw: true, SQL: "SELECT " + strings.Join(tbl.SortColumns, ", ") + " FROM read_parquet('" + out + "')"})
+				for i := 1; i < len(order); i++ {
+					if strings.Join(order[i-1], "\x00") > strings.Join(order[i], "\x00") && order[i-1][0] != "NULL" {
+						t.Fatalf("rows %d and %d out of order: %v then %v", i-1, i, order[i-1], order[i])
+					}
+				}
+				if tbl.HasTraceID() {
+					f, err := engine.LoadTraceFilter(info.TraceFilter)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, row := range query(t, db, engine.Query{Raw: true, SQL: "SELECT DISTINCT trace_id FROM read_parquet('" + out + "') WHERE trace_id IS NOT NULL"}) {
+						if !f.MayContain(engine.TraceKey(row[0])) {
+							t.Fatalf("trace filter misses %s", row[0])
+						}
+					}
+				}
+			}
+		})
+	}
+}
