@@ -116,6 +116,44 @@ func (b *Bucket) Put(ctx context.Context, key string, data []byte) error {
 	return nil
 }
 
+// PutFile uploads a local file as an object, streaming, with Put's
+// durability.
+func (b *Bucket) PutFile(ctx context.Context, key, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	defer f.Close()
+	if err := b.Upload(ctx, key, f, &blob.WriterOptions{ContentType: "application/vnd.apache.parquet"}); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if b.dir == "" {
+		return nil
+	}
+	dst := filepath.Join(b.dir, filepath.FromSlash(key))
+	if err := errors.Join(syncPath(dst), syncPath(filepath.Dir(dst))); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
+// GetFile downloads an object into a local file, streaming.
+func (b *Bucket) GetFile(ctx context.Context, key, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	err = b.Download(ctx, key, f, nil)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("get %s: %w", key, classify(err))
+	}
+	return nil
+}
+
 func syncPath(path string) error {
 	f, err := os.Open(path)
 	if err != nil {

@@ -25,7 +25,7 @@ var subcommands = []subcommand{
 	{"ingest", "run an ingest node: OTLP in, Parquet out", notYet("ingest")},
 	{"query", "run a query node: SQL over HTTP and the Postgres wire protocol", notYet("query")},
 	{"cache", "run a cache node: Parquet files on local SSD for query nodes", notYet("cache")},
-	{"compactor", "run a compactor: merge small files, enforce retention", notYet("compactor")},
+	{"compactor", "run a compactor: merge small files, enforce retention", runCompactor},
 	{"bench", "generate load, run the query suite, plan capacity", runBench},
 	{"version", "print the version", runVersion},
 }

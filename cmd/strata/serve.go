@@ -39,6 +39,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	ic.register(c)
 	var qc queryConfig
 	qc.register(c)
+	var cc compactorConfig
+	cc.register(c, true)
 	httpAddr := c.fs.String("http-addr", "127.0.0.1:8080", "`address` of the health check and Prometheus metrics")
 	shutdownTimeout := c.fs.Duration("shutdown-timeout", time.Second, "how long shutdown may take (`duration`)")
 	if err := c.parse(args, stdout); err != nil {
@@ -73,6 +75,14 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		ing.close(context.Background())
 		return err
 	}
+	var comp *compactorRole
+	if !cc.disabled {
+		if comp, err = startCompactor(cc, st.dataDir, cat, bucket, reg); err != nil {
+			ing.close(context.Background())
+			qry.close(context.Background())
+			return err
+		}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
@@ -90,6 +100,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	start := time.Now()
 	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
 	defer cancel()
+	if comp != nil {
+		comp.close()
+	}
 	// Receivers first, so nothing new is acknowledged; then the flush.
 	err = errors.Join(ing.close(sctx), qry.close(sctx), admin.srv.Shutdown(sctx))
 	if err != nil {

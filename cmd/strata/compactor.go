@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/compactor"
+	"github.com/strata-db/strata/objstore"
+)
+
+type compactorConfig struct {
+	interval    time.Duration
+	target      byteSize
+	grace       time.Duration
+	orphanGrace time.Duration
+	disabled    bool
+}
+
+func (c *compactorConfig) register(cmd *command, withDisable bool) {
+	c.target = 256 << 20
+	cmd.fs.DurationVar(&c.interval, "compact-interval", 30*time.Second, "pause between compaction passes (`duration`)")
+	cmd.fs.Var(&c.target, "compact-target-size", "`size` merged files grow to")
+	cmd.fs.DurationVar(&c.grace, "gc-grace", 10*time.Minute, "how long merged-away files stay readable before deletion (`duration`); longer than --query-timeout")
+	cmd.fs.DurationVar(&c.orphanGrace, "gc-orphan-grace", 6*time.Hour, "age at which objects no catalog row refers to are deleted (`duration`)")
+	if withDisable {
+		cmd.fs.BoolVar(&c.disabled, "no-compactor", false, "do not run the compactor in this process")
+	}
+}
+
+type compactorRole struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func startCompactor(c compactorConfig, dataDir string, cat catalog.Store, bucket *objstore.Bucket, reg *prometheus.Registry) (*compactorRole, error) {
+	comp, err := compactor.New(cat, bucket, compactor.Options{Interval: c.interval, TargetBytes: int64(c.target),
+		Grace: c.grace, OrphanGrace: c.orphanGrace, WorkDir: filepath.Join(dataDir, "compactor")})
+	if err != nil {
+		return nil, settingError{"data-dir", err}
+	}
+	reg.MustRegister(comp.Metrics.Collectors()...)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &compactorRole{cancel: cancel}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		comp.Run(ctx)
+	}()
+	return r, nil
+}
+
+// close stops the compactor; an unfinished merge is abandoned (its upload
+// is collected later) and its lease expires.
+func (r *compactorRole) close() {
+	r.cancel()
+	r.wg.Wait()
+}
+
+const compactorAbout = `Runs a compactor: merges the small Parquet files that ingest flushes into
+files of --compact-target-size per hour partition, tombstones files past
+their project's retention (rewriting files partly past it), and deletes the
+objects of merged-away files after --gc-grace and objects no catalog row
+refers to after --gc-orphan-grace. Several compactors may share one
+catalog: each partition is merged under a lease, so no work is done twice.
+'strata serve' runs one too.`
+
+func runCompactor(ctx context.Context, args []string, stdout io.Writer) error {
+	c := newCommand("compactor", "", compactorAbout)
+	var st storage
+	st.register(c)
+	var cc compactorConfig
+	cc.register(c, false)
+	httpAddr := c.fs.String("http-addr", "127.0.0.1:8081", "`address` of the health check and Prometheus metrics")
+	if err := c.parse(args, stdout); err != nil {
+		return err
+	}
+	if err := st.resolve(); err != nil {
+		return err
+	}
+	lns, err := bind(map[string]string{"http-addr": *httpAddr})
+	if err != nil {
+		return err
+	}
+	cat, bucket, err := st.open(ctx)
+	if err != nil {
+		lns["http-addr"].Close()
+		return err
+	}
+	defer cat.Close()
+	defer bucket.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	comp, err := startCompactor(cc, st.dataDir, cat, bucket, reg)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	admin := serveHTTP("admin", lns["http-addr"], mux)
+	slog.Info("compactor running", "http", admin.addr, "objects", bucket.String())
+	<-ctx.Done()
+	comp.close()
+	admin.srv.Shutdown(context.Background())
+	slog.Info("stopped")
+	return nil
+}

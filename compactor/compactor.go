@@ -1,0 +1,305 @@
+package compactor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/engine"
+	"github.com/strata-db/strata/engine/schema"
+	"github.com/strata-db/strata/objstore"
+)
+
+// Options tune a Compactor. The zero value gives the defaults.
+type Options struct {
+	// Holder names this compactor in leases (default host-pid).
+	Holder string
+	// Interval is the pause between passes (default 30 s).
+	Interval time.Duration
+	// TargetBytes is the size merged files grow to (default 256 MiB).
+	TargetBytes int64
+	// MinAge: level-0 files younger than this wait for the next pass, so a
+	// partition gathers several before a merge (default 30 s).
+	MinAge time.Duration
+	// Fanout: small compacted files of about the same size are merged
+	// when there are this many (default 4).
+	Fanout int
+	// ColdAfter: once an hour partition ended this long ago, all its small
+	// files are merged whatever their number (default 1 h).
+	ColdAfter time.Duration
+	// LeaseTTL bounds how long a dead compactor holds a partition (default
+	// 2 min); a live one renews its lease before the swap.
+	LeaseTTL time.Duration
+	// Grace is how long tombstoned objects stay readable before deletion:
+	// longer than the longest query (default 10 min).
+	Grace time.Duration
+	// OrphanGrace is the age at which an object no catalog row refers to
+	// (a crashed flush or merge) is deleted (default 6 h): far longer than
+	// a flush can take to register its upload.
+	OrphanGrace time.Duration
+	// WorkDir holds downloaded inputs and outputs being written.
+	WorkDir string
+	// Parquet tunes the output files.
+	Parquet engine.ParquetOptions
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Hooks, for tests: called at each step of a job; an error aborts it
+	// as a crash there would.
+	Hook func(step string) error
+}
+
+func (o *Options) setDefaults() {
+	if o.Holder == "" {
+		host, _ := os.Hostname()
+		o.Holder = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if o.Interval <= 0 {
+		o.Interval = 30 * time.Second
+	}
+	if o.TargetBytes <= 0 {
+		o.TargetBytes = 256 << 20
+	}
+	if o.MinAge < 0 {
+		o.MinAge = 0
+	} else if o.MinAge == 0 {
+		o.MinAge = 30 * time.Second
+	}
+	if o.Fanout < 2 {
+		o.Fanout = 4
+	}
+	if o.ColdAfter <= 0 {
+		o.ColdAfter = time.Hour
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 2 * time.Minute
+	}
+	if o.Grace <= 0 {
+		o.Grace = 10 * time.Minute
+	}
+	if o.OrphanGrace <= 0 {
+		o.OrphanGrace = 6 * time.Hour
+	}
+	if o.WorkDir == "" {
+		o.WorkDir = os.TempDir()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Hook == nil {
+		o.Hook = func(string) error { return nil }
+	}
+}
+
+// Compactor merges, expires and collects the files of every project.
+type Compactor struct {
+	cat     catalog.Store
+	bucket  *objstore.Bucket
+	opts    Options
+	Metrics *Metrics
+}
+
+// New returns a compactor; call Run or RunOnce.
+func New(cat catalog.Store, bucket *objstore.Bucket, opts Options) (*Compactor, error) {
+	opts.setDefaults()
+	if err := os.MkdirAll(opts.WorkDir, 0o755); err != nil {
+		return nil, fmt.Errorf("compactor work dir: %w", err)
+	}
+	return &Compactor{cat: cat, bucket: bucket, opts: opts, Metrics: newMetrics()}, nil
+}
+
+// Run makes a pass every Interval until ctx ends.
+func (c *Compactor) Run(ctx context.Context) {
+	t := time.NewTicker(c.opts.Interval)
+	defer t.Stop()
+	for {
+		if _, err := c.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			slog.Warn("compactor pass failed; retrying next pass", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Pass counts what one RunOnce did.
+type Pass struct {
+	Jobs, Skipped, Expired, Deleted, Orphans int
+	Backlog                                  int // partitions that still want work
+}
+
+// RunOnce expires, merges and collects once over every project.
+func (c *Compactor) RunOnce(ctx context.Context) (Pass, error) {
+	var p Pass
+	projects, err := c.cat.Projects(ctx)
+	if err != nil {
+		return p, err
+	}
+	var errs []error
+	var oldestL0 time.Time
+	for _, proj := range projects {
+		for _, t := range schema.Tables() {
+			o, err := c.table(ctx, proj, t, &p)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s/%s: %w", proj.ID, t.Name, err))
+			}
+			if !o.IsZero() && (oldestL0.IsZero() || o.Before(oldestL0)) {
+				oldestL0 = o
+			}
+		}
+	}
+	lag := 0.0
+	if !oldestL0.IsZero() {
+		lag = c.opts.Now().Sub(oldestL0).Seconds()
+	}
+	c.Metrics.lag.Set(lag)
+	c.Metrics.backlog.Set(float64(p.Backlog))
+	if err := c.collect(ctx, &p); err != nil {
+		errs = append(errs, err)
+	}
+	return p, errors.Join(errs...)
+}
+
+// table expires the files of one project's table, then runs the merge
+// jobs its partitions want. It returns the creation time of the oldest
+// level-0 file (zero if none), for the lag metric.
+func (c *Compactor) table(ctx context.Context, proj catalog.Project, t *schema.Table, p *Pass) (time.Time, error) {
+	files, err := c.cat.ListFiles(ctx, catalog.FileFilter{Project: proj.ID, Table: t.Name})
+	if err != nil {
+		return time.Time{}, err
+	}
+	now := c.opts.Now()
+	cutoff := now.Add(-retention(proj))
+	// Files wholly older than retention go at once; no rewrite needed.
+	var expired []string
+	byPart := map[string][]catalog.File{}
+	var oldestL0 time.Time
+	for _, f := range files {
+		if f.MaxTime.Before(cutoff) {
+			expired = append(expired, f.Key)
+			continue
+		}
+		byPart[f.Partition] = append(byPart[f.Partition], f)
+		if f.Level == 0 && (oldestL0.IsZero() || f.CreatedAt.Before(oldestL0)) {
+			oldestL0 = f.CreatedAt
+		}
+	}
+	if len(expired) > 0 {
+		if err := c.cat.TombstoneFiles(ctx, expired...); err != nil {
+			return oldestL0, err
+		}
+		p.Expired += len(expired)
+		c.Metrics.expired.Add(float64(len(expired)))
+	}
+	parts := make([]string, 0, len(byPart))
+	for part, fs := range byPart {
+		if plan(fs, now, cutoff, c.opts) != nil {
+			parts = append(parts, part)
+		}
+	}
+	sort.Strings(parts) // oldest partitions first
+	p.Backlog += len(parts)
+	var errs []error
+	for _, part := range parts {
+		if ctx.Err() != nil {
+			return oldestL0, ctx.Err()
+		}
+		done, err := c.job(ctx, proj, t, part, cutoff)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("partition %s: %w", part, err))
+			c.Metrics.jobs.WithLabelValues("failed").Inc()
+		case done:
+			p.Jobs++
+			p.Backlog--
+			c.Metrics.jobs.WithLabelValues("done").Inc()
+		default:
+			p.Skipped++
+			c.Metrics.jobs.WithLabelValues("skipped").Inc()
+		}
+	}
+	return oldestL0, errors.Join(errs...)
+}
+
+func retention(p catalog.Project) time.Duration {
+	if p.Retention > 0 {
+		return p.Retention
+	}
+	return catalog.DefaultRetention
+}
+
+// plan picks the files of one hour partition to merge now, or nil:
+//   - files partly older than the retention cutoff (rewritten without
+//     the expired rows);
+//   - level-0 files at least MinAge old, when there are two or more;
+//   - small compacted files in the same size tier, when a tier has Fanout;
+//   - everything small, once the partition is cold.
+//
+// Inputs are capped near TargetBytes, so outputs stay near it.
+func plan(files []catalog.File, now, cutoff time.Time, o Options) []catalog.File {
+	small := func(f catalog.File) bool { return f.Bytes < o.TargetBytes/2 }
+	var pick []catalog.File
+	var l0, smallL1 []catalog.File
+	expiring := false
+	for _, f := range files {
+		if f.MinTime.Before(cutoff) {
+			expiring = true
+		}
+		switch {
+		case f.Level == 0 && now.Sub(f.CreatedAt) >= o.MinAge:
+			l0 = append(l0, f)
+		case f.Level > 0 && small(f):
+			smallL1 = append(smallL1, f)
+		}
+	}
+	hourEnd := files[0].MinTime.Truncate(time.Hour).Add(time.Hour)
+	cold := now.Sub(hourEnd) >= o.ColdAfter
+	switch {
+	case expiring:
+		for _, f := range files {
+			if f.MinTime.Before(cutoff) {
+				pick = append(pick, f)
+			}
+		}
+	case cold && len(l0)+len(smallL1) >= 2:
+		pick = append(append(pick, l0...), smallL1...)
+	case len(l0) >= 2:
+		pick = l0
+	default:
+		tiers := map[int][]catalog.File{}
+		for _, f := range smallL1 {
+			tier := int(math.Log(float64(max(f.Bytes, 1<<20))/(1<<20)) / math.Log(float64(o.Fanout)))
+			tiers[tier] = append(tiers[tier], f)
+		}
+		for tier := 0; tier < 64; tier++ {
+			if len(tiers[tier]) >= o.Fanout {
+				pick = tiers[tier]
+				break
+			}
+		}
+	}
+	if len(pick) == 0 {
+		return nil
+	}
+	// Oldest data first, capped near the target size (but at least two).
+	sort.Slice(pick, func(i, j int) bool { return pick[i].MinTime.Before(pick[j].MinTime) })
+	var total int64
+	for i, f := range pick {
+		total += f.Bytes
+		if total >= o.TargetBytes && i >= 1 {
+			pick = pick[:i+1]
+			break
+		}
+	}
+	if len(pick) < 2 && !expiring {
+		return nil
+	}
+	return pick
+}

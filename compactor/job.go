@@ -1,0 +1,173 @@
+package compactor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/engine"
+	"github.com/strata-db/strata/engine/schema"
+	"github.com/strata-db/strata/objstore"
+)
+
+// job merges what plan picks in one partition, under a lease so no other
+// compactor does the same work. It reports false when there was nothing
+// to do (the lease was held, or another compactor got there first).
+func (c *Compactor) job(ctx context.Context, proj catalog.Project, t *schema.Table, part string, cutoff time.Time) (bool, error) {
+	name := "compact/" + proj.ID + "/" + t.Name + "/" + part
+	if _, err := c.cat.AcquireLease(ctx, name, c.opts.Holder, c.opts.LeaseTTL); err != nil {
+		if errors.Is(err, catalog.ErrLeaseHeld) {
+			return false, nil
+		}
+		return false, err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	renewed := make(chan struct{})
+	go func() {
+		// Keep the lease while the merge runs; lose the job if it is lost.
+		defer close(renewed)
+		tick := time.NewTicker(c.opts.LeaseTTL / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if _, err := c.cat.RenewLease(ctx, name, c.opts.Holder, c.opts.LeaseTTL); errors.Is(err, catalog.ErrLeaseLost) {
+					cancel(err)
+					return
+				}
+			}
+		}
+	}()
+	defer func() {
+		cancel(nil)
+		<-renewed
+		c.cat.ReleaseLease(context.WithoutCancel(ctx), name, c.opts.Holder)
+	}()
+
+	// Read the partition again under the lease: another compactor may
+	// have merged it since the listing.
+	hour, err := time.Parse("date=2006-01-02/hour=15", part)
+	if err != nil {
+		return false, err
+	}
+	listed, err := c.cat.ListFiles(ctx, catalog.FileFilter{Project: proj.ID, Table: t.Name, Min: hour, Max: hour.Add(time.Hour - time.Microsecond)})
+	if err != nil {
+		return false, err
+	}
+	var files []catalog.File
+	for _, f := range listed {
+		if f.Partition == part && !f.MaxTime.Before(cutoff) {
+			files = append(files, f)
+		}
+	}
+	if len(files) == 0 {
+		return false, nil
+	}
+	inputs := plan(files, c.opts.Now(), cutoff, c.opts)
+	if inputs == nil {
+		return false, nil
+	}
+	if err := c.opts.Hook("start"); err != nil {
+		return false, err
+	}
+	out, err := c.merge(ctx, proj, t, hour, inputs, cutoff)
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+			err = cause
+		}
+		return false, err
+	}
+	if err := c.opts.Hook("uploaded"); err != nil {
+		return false, err
+	}
+	if _, err := c.cat.RenewLease(ctx, name, c.opts.Holder, c.opts.LeaseTTL); err != nil {
+		return false, fmt.Errorf("before the swap: %w (the upload is left for garbage collection)", err)
+	}
+	old := make([]string, len(inputs))
+	for i, f := range inputs {
+		old[i] = f.Key
+	}
+	if err := c.cat.ReplaceFiles(ctx, old, out); err != nil {
+		if errors.Is(err, catalog.ErrConflict) {
+			slog.Warn("compactor: inputs were replaced meanwhile; output left for garbage collection", "partition", part)
+			return false, nil
+		}
+		return false, err
+	}
+	if err := c.opts.Hook("swapped"); err != nil {
+		return true, err
+	}
+	for _, f := range inputs {
+		lvl := strconv.Itoa(f.Level)
+		c.Metrics.filesIn.WithLabelValues(lvl).Inc()
+		c.Metrics.bytesIn.WithLabelValues(lvl).Add(float64(f.Bytes))
+	}
+	for _, f := range out {
+		lvl := strconv.Itoa(f.Level)
+		c.Metrics.filesOut.WithLabelValues(lvl).Inc()
+		c.Metrics.bytesOut.WithLabelValues(lvl).Add(float64(f.Bytes))
+	}
+	slog.Debug("compacted", "project", proj.ID, "table", t.Name, "partition", part, "inputs", len(inputs), "outputs", len(out))
+	return true, nil
+}
+
+// merge writes the merged file of inputs and uploads it; it returns the
+// catalog rows to register (none if retention dropped every row).
+func (c *Compactor) merge(ctx context.Context, proj catalog.Project, t *schema.Table, hour time.Time, inputs []catalog.File, cutoff time.Time) ([]catalog.File, error) {
+	dir, err := os.MkdirTemp(c.opts.WorkDir, "merge-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	paths := make([]string, len(inputs))
+	keepFrom := time.Time{}
+	level := 1
+	for i, f := range inputs {
+		if f.MinTime.Before(cutoff) {
+			keepFrom = cutoff
+		}
+		level = max(level, f.Level)
+		if p, ok := c.bucket.LocalPath(f.Key); ok {
+			paths[i] = p
+			continue
+		}
+		paths[i] = filepath.Join(dir, fmt.Sprintf("in-%d.parquet", i))
+		if err := c.bucket.GetFile(ctx, f.Key, paths[i]); err != nil {
+			return nil, err
+		}
+	}
+	outPath := filepath.Join(dir, "out.parquet")
+	w, err := os.Create(outPath)
+	if err != nil {
+		return nil, err
+	}
+	info, err := engine.MergeParquet(ctx, w, t, paths, keepFrom, c.opts.Parquet)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if info.Rows == 0 {
+		return nil, nil
+	}
+	st, err := os.Stat(outPath)
+	if err != nil {
+		return nil, err
+	}
+	key := objstore.DataKey(proj.ID, t.Name, hour, level, objstore.NewID(c.opts.Now()))
+	if err := c.bucket.PutFile(ctx, key, outPath); err != nil {
+		return nil, err
+	}
+	return []catalog.File{{Key: key, Project: proj.ID, Table: t.Name, Partition: objstore.Partition(hour), Level: level,
+		MinTime: info.MinTime, MaxTime: info.MaxTime, Rows: info.Rows, Bytes: st.Size(), TraceFilter: info.TraceFilter}}, nil
+}
