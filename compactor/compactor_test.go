@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"gocloud.dev/blob"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"gocloud.dev/blob"
 
 	"github.com/strata-db/strata/bench"
 	"github.com/strata-db/strata/catalog"
