@@ -167,8 +167,9 @@ func (db *DB) put(c *duckdb.Conn) {
 type Query struct {
 	SQL string
 	// Files maps each table name ("records", "metrics") to the local
-	// Parquet files that make it up for this query. A table with no files
-	// is an empty view with the table's columns.
+	// Parquet files that make it up for this query. A table in Files with
+	// no files is an empty view with the table's columns; a table in
+	// neither Files nor Fresh gets no view (the query does not read it).
 	Files map[string][]string
 	// Fresh adds rows not yet in any file (still in ingest's WAL) to a
 	// table. The batches stay the caller's; Query copies them.
@@ -239,6 +240,9 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 	for _, t := range schema.Tables() {
 		if q.Raw {
 			break
+		}
+		if _, ok := q.Files[t.Name]; !ok && len(q.Fresh[t.Name]) == 0 {
+			continue
 		}
 		fresh := ""
 		if len(q.Fresh[t.Name]) > 0 {
@@ -331,8 +335,10 @@ func viewSQL(t *schema.Table, files []string, fresh, where string) string {
 			}
 			b.WriteString(quote(f))
 		}
-		// union_by_name: files written before a column was added read it as NULL.
-		b.WriteString("], union_by_name = true)")
+		// Every file has the table's one schema version. When a version adds
+		// a column, union_by_name = true will read older files' as NULL; it
+		// is not on now because it opens every file's footer at bind time.
+		b.WriteString("])")
 		parts = append(parts, b.String())
 	}
 	if fresh != "" {

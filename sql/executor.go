@@ -167,6 +167,7 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (*Resul
 			return nil, err
 		}
 		stats.FilesPruned += pruned
+		q.Files[t.Name] = []string{} // a view, even if empty
 		for _, f := range files {
 			p, err := e.Files.Path(ctx, f.Key, f.Bytes)
 			if err != nil {

@@ -171,7 +171,7 @@ func (e *Executor) describe(ctx context.Context, sql string) (*arrow.Schema, err
 	if _, err := analyze(ctx, e.Engine, sql); err != nil {
 		return nil, err
 	}
-	rows, err := e.Engine.Query(ctx, engine.Query{SQL: "SELECT * FROM (" + sql + ") LIMIT 0"})
+	rows, err := e.Engine.Query(ctx, engine.Query{SQL: "SELECT * FROM (" + sql + ") LIMIT 0", Files: map[string][]string{schema.Records: nil, schema.Metrics: nil}})
 	if err != nil {
 		return nil, err
 	}
