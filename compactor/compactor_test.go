@@ -25,7 +25,7 @@ import (
 )
 
 type lake struct {
-	t      *testing.T
+	t      testing.TB
 	cat    catalog.Store
 	bucket *objstore.Bucket
 	dir    string
@@ -33,7 +33,7 @@ type lake struct {
 	now    time.Time
 }
 
-func newLake(t *testing.T, cat catalog.Store, bucket *objstore.Bucket) *lake {
+func newLake(t testing.TB, cat catalog.Store, bucket *objstore.Bucket) *lake {
 	dir := t.TempDir()
 	l := &lake{t: t, cat: cat, bucket: bucket, dir: dir, now: time.Now().UTC()}
 	allowed := []string{dir}
@@ -49,7 +49,7 @@ func newLake(t *testing.T, cat catalog.Store, bucket *objstore.Bucket) *lake {
 	return l
 }
 
-func localLake(t *testing.T) *lake {
+func localLake(t testing.TB) *lake {
 	ctx := context.Background()
 	dir := t.TempDir()
 	cat, err := catalog.OpenSQLite(ctx, filepath.Join(dir, "catalog.db"), catalog.Options{})
