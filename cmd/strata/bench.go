@@ -107,7 +107,15 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
-	if format == "json" {
+	return writeReport(stdout, format == "json", out, rep)
+}
+
+// writeReport prints a bench report as JSON or as text, and saves it as
+// JSON to the out file if one is named.
+func writeReport(stdout io.Writer, asJSON bool, out string, rep interface {
+	WriteText(io.Writer)
+}) error {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(rep)

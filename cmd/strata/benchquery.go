@@ -102,20 +102,7 @@ func runBenchQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if format == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(rep)
-	} else {
-		rep.WriteText(stdout)
-	}
-	if out != "" {
-		b, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(out, b, 0o644); err != nil {
-			return fmt.Errorf("write report: %w", err)
-		}
-	}
-	return nil
+	return writeReport(stdout, format == "json", out, rep)
 }
 
 // openRawDuckDB opens DuckDB over every live file of the default project.
