@@ -28,22 +28,46 @@ type node struct {
 	stderr                    *bytes.Buffer
 }
 
+// startNode starts strata serve on fresh loopback ports. A port picked
+// free can be taken by a client's outgoing connection before strata binds
+// it; then strata exits with "address already in use" and we try others.
 func startNode(t *testing.T, dataDir string, extra ...string) *node {
 	t.Helper()
-	n := &node{admin: freeAddr(t), otlpHTTP: "http://" + freeAddr(t), queryURL: "http://" + freeAddr(t), stderr: &bytes.Buffer{}}
-	args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", n.admin,
-		"--otlp-http-addr", strings.TrimPrefix(n.otlpHTTP, "http://"), "--otlp-grpc-addr", freeAddr(t),
-		"--query-addr", strings.TrimPrefix(n.queryURL, "http://"), "--pg-addr", freeAddr(t)}, extra...)
-	n.cmd = exec.Command(strataBin, args...)
-	n.cmd.Env = cleanEnv()
-	n.cmd.Stderr = n.stderr
-	if err := n.cmd.Start(); err != nil {
-		t.Fatal(err)
+	for attempt := 0; ; attempt++ {
+		n := &node{admin: freeAddr(t), otlpHTTP: "http://" + freeAddr(t), queryURL: "http://" + freeAddr(t), stderr: &bytes.Buffer{}}
+		args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", n.admin,
+			"--otlp-http-addr", strings.TrimPrefix(n.otlpHTTP, "http://"), "--otlp-grpc-addr", freeAddr(t),
+			"--query-addr", strings.TrimPrefix(n.queryURL, "http://"), "--pg-addr", freeAddr(t)}, extra...)
+		n.cmd = exec.Command(strataBin, args...)
+		n.cmd.Env = cleanEnv()
+		n.cmd.Stderr = n.stderr
+		if err := n.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		n.exited = make(chan error, 1)
+		go func() { n.exited <- n.cmd.Wait() }()
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			select {
+			case err := <-n.exited:
+				if strings.Contains(n.stderr.String(), "address already in use") && attempt < 5 {
+					goto retry
+				}
+				t.Fatalf("strata exited before becoming healthy: %v\n%s", err, n.stderr.String())
+			default:
+			}
+			if resp, err := http.Get("http://" + n.admin + "/healthz"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return n
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		n.kill()
+		t.Fatalf("strata did not answer /healthz within 30s\n%s", n.stderr.String())
+	retry:
 	}
-	n.exited = make(chan error, 1)
-	go func() { n.exited <- n.cmd.Wait() }()
-	waitHealthy(t, n.admin, n.exited)
-	return n
 }
 
 func (n *node) kill() {

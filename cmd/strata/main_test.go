@@ -74,13 +74,17 @@ func cleanEnv() []string {
 	return env
 }
 
-func waitHealthy(t *testing.T, addr string, exited <-chan error) {
+func waitHealthy(t *testing.T, addr string, exited <-chan error, stderr ...*bytes.Buffer) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
-			t.Fatalf("strata exited before becoming healthy: %v", err)
+			msg := ""
+			if len(stderr) > 0 {
+				msg = stderr[0].String()
+			}
+			t.Fatalf("strata exited before becoming healthy: %v\n%s", err, msg)
 		default:
 		}
 		resp, err := http.Get("http://" + addr + "/healthz")
