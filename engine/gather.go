@@ -18,45 +18,57 @@ import (
 // rowRef names one row of one of several batches.
 type rowRef struct{ batch, row uint32 }
 
+// sortKey holds the sort columns of one batch in the table's sort order;
+// for each column k exactly one of strs[k] and ts[k] is set.
+type sortKey struct {
+	strs []*array.String
+	ts   []*array.Timestamp
+}
+
+func sortKeyOf(t *schema.Table, b arrow.RecordBatch) (sortKey, error) {
+	var k sortKey
+	for _, name := range t.SortColumns {
+		switch c := b.Column(t.Index(name)).(type) {
+		case *array.String:
+			k.strs, k.ts = append(k.strs, c), append(k.ts, nil)
+		case *array.Timestamp:
+			k.strs, k.ts = append(k.strs, nil), append(k.ts, c)
+		default:
+			return sortKey{}, fmt.Errorf("cannot sort on column %s of type %s", name, c.DataType())
+		}
+	}
+	return k, nil
+}
+
+// compareRows orders row i of a's batch and row j of b's (nulls first).
+func compareRows(a sortKey, i int, b sortKey, j int) int {
+	for k := range a.strs {
+		var c int
+		if x, y := a.strs[k], b.strs[k]; x != nil {
+			c = compareNullable(x.IsNull(i), y.IsNull(j), func() int { return cmp.Compare(x.Value(i), y.Value(j)) })
+		} else {
+			x, y := a.ts[k], b.ts[k]
+			c = compareNullable(x.IsNull(i), y.IsNull(j), func() int { return cmp.Compare(x.Value(i), y.Value(j)) })
+		}
+		if c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
 // sortedRows returns the rows of batches in the table's sort order (stable,
 // nulls first), or nil if they already are in order.
 func sortedRows(t *schema.Table, batches []arrow.RecordBatch) ([]rowRef, error) {
-	type key struct {
-		strs []*array.String
-		ts   []*array.Timestamp
-	}
-	keys := make([]key, len(t.SortColumns))
-	for k, name := range t.SortColumns {
-		for _, b := range batches {
-			switch c := b.Column(t.Index(name)).(type) {
-			case *array.String:
-				keys[k].strs = append(keys[k].strs, c)
-			case *array.Timestamp:
-				keys[k].ts = append(keys[k].ts, c)
-			default:
-				return nil, fmt.Errorf("cannot sort on column %s of type %s", name, c.DataType())
-			}
+	keys := make([]sortKey, len(batches))
+	for i, b := range batches {
+		var err error
+		if keys[i], err = sortKeyOf(t, b); err != nil {
+			return nil, err
 		}
 	}
 	compare := func(a, b rowRef) int {
-		for _, k := range keys {
-			var c int
-			if k.strs != nil {
-				x, y := k.strs[a.batch], k.strs[b.batch]
-				c = compareNullable(x.IsNull(int(a.row)), y.IsNull(int(b.row)), func() int {
-					return cmp.Compare(x.Value(int(a.row)), y.Value(int(b.row)))
-				})
-			} else {
-				x, y := k.ts[a.batch], k.ts[b.batch]
-				c = compareNullable(x.IsNull(int(a.row)), y.IsNull(int(b.row)), func() int {
-					return cmp.Compare(x.Value(int(a.row)), y.Value(int(b.row)))
-				})
-			}
-			if c != 0 {
-				return c
-			}
-		}
-		return 0
+		return compareRows(keys[a.batch], int(a.row), keys[b.batch], int(b.row))
 	}
 	var refs []rowRef
 	for bi, b := range batches {

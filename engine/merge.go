@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"cmp"
 	"container/heap"
 	"context"
 	"fmt"
@@ -157,12 +156,10 @@ type cursor struct {
 	rr    pqarrow.RecordReader
 	batch arrow.RecordBatch
 	row   int
-	// sort key columns of batch, in the table's sort order
-	strs []*array.String
-	ts   []*array.Timestamp
-	time *array.Timestamp
-	t    *schema.Table
-	cols []string
+	key   sortKey // of batch
+	time  *array.Timestamp
+	t     *schema.Table
+	cols  []string
 }
 
 // openCursor opens path reading the given columns (nil: all, which must
@@ -193,10 +190,12 @@ func openCursor(ctx context.Context, t *schema.Table, path string, columns []str
 		f.Close()
 		return nil, fmt.Errorf("merge: read %s: %w", path, err)
 	}
-	if columns == nil && schemaDiff(rr.Schema(), t.Schema) != "" {
-		rr.Release()
-		f.Close()
-		return nil, fmt.Errorf("merge: %s does not have the %s table's schema: %s", path, t.Name, schemaDiff(rr.Schema(), t.Schema))
+	if columns == nil {
+		if diff := schemaDiff(rr.Schema(), t.Schema); diff != "" {
+			rr.Release()
+			f.Close()
+			return nil, fmt.Errorf("merge: %s does not have the %s table's schema: %s", path, t.Name, diff)
+		}
 	}
 	c := &cursor{path: path, f: f, rr: rr, t: t, cols: columns}
 	return c, c.nextBatch()
@@ -215,26 +214,19 @@ func (c *cursor) nextBatch() error {
 		if b.NumRows() == 0 {
 			continue
 		}
-		if c.cols == nil {
-			b = conform(b, c.t.Schema)
-		} else {
+		if c.cols != nil {
 			b.Retain()
+			c.batch, c.row = b, 0
+			return nil
 		}
+		b = conform(b, c.t.Schema)
 		c.batch, c.row = b, 0
-		if c.cols == nil {
-			c.strs, c.ts = c.strs[:0], c.ts[:0]
-			for _, name := range c.t.SortColumns {
-				switch col := b.Column(c.t.Index(name)).(type) {
-				case *array.String:
-					c.strs, c.ts = append(c.strs, col), append(c.ts, nil)
-				case *array.Timestamp:
-					c.strs, c.ts = append(c.strs, nil), append(c.ts, col)
-				default:
-					return fmt.Errorf("merge: cannot sort on column %s of type %s", name, col.DataType())
-				}
-			}
-			c.time = b.Column(c.t.Index(c.t.TimeColumn)).(*array.Timestamp)
+		key, err := sortKeyOf(c.t, b)
+		if err != nil {
+			return fmt.Errorf("merge: %w", err)
 		}
+		c.key = key
+		c.time = b.Column(c.t.Index(c.t.TimeColumn)).(*array.Timestamp)
 		return nil
 	}
 	if err := c.rr.Err(); err != nil && err != io.EOF {
@@ -266,31 +258,15 @@ func (c *cursor) close() {
 	}
 }
 
-// compare orders the current rows of two cursors (nulls first).
-func (c *cursor) compare(o *cursor) int {
-	for k := range c.strs {
-		var r int
-		if a, b := c.strs[k], o.strs[k]; a != nil {
-			r = compareNullable(a.IsNull(c.row), b.IsNull(o.row), func() int { return cmp.Compare(a.Value(c.row), b.Value(o.row)) })
-		} else {
-			a, b := c.ts[k], o.ts[k]
-			r = compareNullable(a.IsNull(c.row), b.IsNull(o.row), func() int { return cmp.Compare(a.Value(c.row), b.Value(o.row)) })
-		}
-		if r != 0 {
-			return r
-		}
-	}
-	return 0
-}
-
-// mergeHeap orders cursors by their current row; ties go to the earlier
-// input, so the merge is stable.
+// mergeHeap orders cursors by their current row.
 type mergeHeap []*cursor
 
-func (h mergeHeap) Len() int           { return len(h) }
-func (h mergeHeap) Less(i, j int) bool { return h[i].compare(h[j]) < 0 }
-func (h mergeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *mergeHeap) Push(x any)        { *h = append(*h, x.(*cursor)) }
+func (h mergeHeap) Len() int { return len(h) }
+func (h mergeHeap) Less(i, j int) bool {
+	return compareRows(h[i].key, h[i].row, h[j].key, h[j].row) < 0
+}
+func (h mergeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *mergeHeap) Push(x any)   { *h = append(*h, x.(*cursor)) }
 func (h *mergeHeap) Pop() any {
 	old := *h
 	c := old[len(old)-1]
