@@ -99,6 +99,9 @@ type Store interface {
 	RegisterFiles(ctx context.Context, files ...File) error
 	// ListFiles returns the live files matching f, ordered by MinTime.
 	ListFiles(ctx context.Context, f FileFilter) ([]File, error)
+	// File returns the file with the given key, live or tombstoned (its
+	// object may still be read until GC deletes it), or ErrNotFound.
+	File(ctx context.Context, key string) (File, error)
 	// CountFiles counts the live files of a project's table.
 	CountFiles(ctx context.Context, project, table string) (int, error)
 	// ReplaceFiles atomically tombstones every key in old and registers

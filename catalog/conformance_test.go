@@ -177,6 +177,12 @@ func TestStore_RegisterAndList(t *testing.T) {
 		}
 		got, _ := s.ListFiles(ctx, catalog.FileFilter{Project: "other", Table: "records"})
 		equalKeys(t, "other project", got)
+		if f, err := s.File(ctx, "b"); err != nil || f.Key != "b" || f.Bytes != b.Bytes || f.Project != "default" {
+			t.Errorf("File(b) = %+v, %v", f, err)
+		}
+		if _, err := s.File(ctx, "nope"); !errors.Is(err, catalog.ErrNotFound) {
+			t.Errorf("File(nope): err = %v, want ErrNotFound", err)
+		}
 		if n, err := s.CountFiles(ctx, "default", "records"); n != 3 || err != nil {
 			t.Fatalf("count = %d, %v", n, err)
 		}

@@ -222,6 +222,21 @@ func (s *store) ListFiles(ctx context.Context, f FileFilter) ([]File, error) {
 	return collectFiles(rows)
 }
 
+func (s *store) File(ctx context.Context, key string) (File, error) {
+	rows, err := s.read.QueryContext(ctx, s.d.rebind(`SELECT `+fileColumns+` FROM files WHERE object_key = ?`), key)
+	if err != nil {
+		return File{}, fmt.Errorf("file %s: %w", key, err)
+	}
+	files, err := collectFiles(rows)
+	if err != nil {
+		return File{}, fmt.Errorf("file %s: %w", key, err)
+	}
+	if len(files) == 0 {
+		return File{}, fmt.Errorf("file %s: %w", key, ErrNotFound)
+	}
+	return files[0], nil
+}
+
 func (s *store) CountFiles(ctx context.Context, project, table string) (int, error) {
 	var n int
 	err := s.read.QueryRowContext(ctx, s.d.rebind(`SELECT count(*) FROM files

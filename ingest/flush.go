@@ -98,6 +98,9 @@ func (in *Ingester) flushOne(ctx context.Context, seg *segment) {
 	for _, f := range files {
 		in.m.flushedBytes.Add(float64(f.Bytes))
 	}
+	if in.opts.OnFlushed != nil {
+		go in.opts.OnFlushed(files)
+	}
 	// The catalog has the files: the segment can go.
 	if err := os.Remove(seg.path); err != nil && !os.IsNotExist(err) {
 		slog.Error("wal: remove flushed segment", "segment", seg.seq, "err", err)

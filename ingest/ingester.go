@@ -44,6 +44,9 @@ type Options struct {
 	OpTimeout time.Duration
 	// Parquet tunes the files written.
 	Parquet engine.ParquetOptions
+	// OnFlushed, if set, is called (in its own goroutine) with the files of
+	// each flush once the catalog has them, e.g. to warm the cache tier.
+	OnFlushed func(files []catalog.File)
 	// Now replaces the clock, for tests.
 	Now func() time.Time
 }

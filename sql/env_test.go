@@ -64,10 +64,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	local, err := cache.NewLocal(bucket, filepath.Join(dir, "cache"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	local := cache.NewClient(bucket, cache.ClientOptions{})
 	db, err := engine.Open(ctx, engine.Options{AllowedDirs: local.Dirs(), TempDir: filepath.Join(dir, "spill"),
 		QueryTimeout: o.queryTimeout, MemoryLimit: "1GB"})
 	if err != nil {

@@ -8,16 +8,24 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-db/strata/catalog"
 	"github.com/strata-db/strata/engine"
 	"github.com/strata-db/strata/engine/schema"
 )
 
-// FileSource makes a catalog file available as a local path for DuckDB.
+// FileSource makes catalog files available as local paths for DuckDB.
 type FileSource interface {
-	Path(ctx context.Context, key string, size int64) (string, error)
+	// Acquire returns a local path holding the object key (size bytes) of
+	// project, valid until release is called; cached reports that its bytes
+	// came from a cache rather than the object store.
+	Acquire(ctx context.Context, project, key string, size int64) (path string, release func(), cached bool, err error)
 }
+
+// fetchParallel bounds how many files one query fetches at once: a cold
+// query over a remote object store waits on round trips, not bandwidth.
+const fetchParallel = 8
 
 // FreshSource gives the rows acknowledged by ingest but not yet flushed,
 // and the keys of the files they will become.
@@ -61,9 +69,14 @@ type Stats struct {
 	FilesScanned int   `json:"files_scanned"`
 	FilesPruned  int   `json:"files_pruned"`
 	BytesScanned int64 `json:"bytes_scanned"`
-	FreshRows    int64 `json:"fresh_rows"`
-	Rows         int64 `json:"rows"`
-	ElapsedMs    int64 `json:"elapsed_ms"`
+	// BytesScanned split by where the files came from: a cache (local SSD
+	// or a cache node) or the object store (misses, and file:// stores,
+	// which are read in place).
+	BytesFromCache       int64 `json:"bytes_from_cache"`
+	BytesFromObjectStore int64 `json:"bytes_from_object_store"`
+	FreshRows            int64 `json:"fresh_rows"`
+	Rows                 int64 `json:"rows"`
+	ElapsedMs            int64 `json:"elapsed_ms"`
 }
 
 // Result is a running query: read Rows, then Release.
@@ -106,19 +119,28 @@ func (e *Executor) Run(ctx context.Context, project string, req Request) (*Resul
 			return nil, err
 		}
 	}
-	res, err := e.run(ctx, project, req)
+	res, unpin, err := e.run(ctx, project, req)
 	if err != nil {
+		unpin()
 		release()
 		return nil, err
 	}
-	res.start, res.release = start, release
+	res.start, res.release = start, func() { unpin(); release() }
 	return res, nil
 }
 
-func (e *Executor) run(ctx context.Context, project string, req Request) (*Result, error) {
+// run plans and starts the query; unpin releases the files it reads, once
+// its rows are consumed (always non-nil).
+func (e *Executor) run(ctx context.Context, project string, req Request) (res *Result, unpin func(), err error) {
+	var pins []func()
+	unpin = func() {
+		for _, p := range pins {
+			p()
+		}
+	}
 	a, err := analyze(ctx, e.Engine, req.SQL)
 	if err != nil {
-		return nil, err
+		return nil, unpin, err
 	}
 	q := engine.Query{SQL: req.SQL, Files: map[string][]string{}, Fresh: map[string][]arrow.RecordBatch{}, Where: map[string]string{}}
 	var stats Stats
@@ -150,7 +172,7 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (*Resul
 		if e.Fresh != nil {
 			batches, keys, err := e.Fresh.Snapshot(project, t.Name, lo, hi)
 			if err != nil {
-				return nil, fmt.Errorf("read unflushed rows: %w", err)
+				return nil, unpin, fmt.Errorf("read unflushed rows: %w", err)
 			}
 			fresh = append(fresh, batches...)
 			q.Fresh[t.Name] = batches
@@ -164,25 +186,57 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (*Resul
 		}
 		files, pruned, err := e.plan(ctx, project, t.Name, lo, hi, use.traces(), pending)
 		if err != nil {
-			return nil, err
+			return nil, unpin, err
 		}
 		stats.FilesPruned += pruned
-		q.Files[t.Name] = []string{} // a view, even if empty
-		for _, f := range files {
-			p, err := e.Files.Path(ctx, f.Key, f.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("fetch %s: %w", f.Key, err)
-			}
-			q.Files[t.Name] = append(q.Files[t.Name], p)
-			stats.FilesScanned++
-			stats.BytesScanned += f.Bytes
+		paths, filePins, err := e.acquire(ctx, project, files, &stats)
+		pins = append(pins, filePins...)
+		if err != nil {
+			return nil, unpin, err
 		}
+		q.Files[t.Name] = paths // a view, even if empty
 	}
 	rows, err := e.Engine.Query(ctx, q)
 	if err != nil {
-		return nil, err
+		return nil, unpin, err
 	}
-	return &Result{Rows: rows, Stats: stats}, nil
+	return &Result{Rows: rows, Stats: stats}, unpin, nil
+}
+
+// acquire makes files local, several at once, and counts them in stats.
+// The releases are returned even on error.
+func (e *Executor) acquire(ctx context.Context, project string, files []catalog.File, stats *Stats) ([]string, []func(), error) {
+	paths := make([]string, len(files))
+	pins := make([]func(), len(files))
+	cached := make([]bool, len(files))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(fetchParallel)
+	for i, f := range files {
+		g.Go(func() error {
+			p, release, c, err := e.Files.Acquire(gctx, project, f.Key, f.Bytes)
+			if err != nil {
+				return fmt.Errorf("fetch %s: %w", f.Key, err)
+			}
+			paths[i], pins[i], cached[i] = p, release, c
+			return nil
+		})
+	}
+	err := g.Wait()
+	var got []func()
+	for i, f := range files {
+		if pins[i] == nil {
+			continue
+		}
+		got = append(got, pins[i])
+		stats.FilesScanned++
+		stats.BytesScanned += f.Bytes
+		if cached[i] {
+			stats.BytesFromCache += f.Bytes
+		} else {
+			stats.BytesFromObjectStore += f.Bytes
+		}
+	}
+	return paths, got, err
 }
 
 // plan lists the files of a table that the query must read: those

@@ -4,14 +4,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/strata-db/strata/catalog"
 	"github.com/strata-db/strata/compactor"
@@ -98,16 +95,12 @@ func runCompactor(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer cat.Close()
 	defer bucket.Close()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	comp, err := startCompactor(cc, st.dataDir, cat, bucket, reg)
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	admin := serveHTTP("admin", lns["http-addr"], mux)
+	admin := serveHTTP("admin", lns["http-addr"], adminMux(reg))
 	slog.Info("compactor running", "http", admin.addr, "objects", bucket.String())
 	<-ctx.Done()
 	comp.close()

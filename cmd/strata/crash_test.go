@@ -37,7 +37,8 @@ func startNode(t *testing.T, dataDir string, extra ...string) *node {
 		n := &node{admin: freeAddr(t), otlpHTTP: "http://" + freeAddr(t), queryURL: "http://" + freeAddr(t), stderr: &bytes.Buffer{}}
 		args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", n.admin,
 			"--otlp-http-addr", strings.TrimPrefix(n.otlpHTTP, "http://"), "--otlp-grpc-addr", freeAddr(t),
-			"--query-addr", strings.TrimPrefix(n.queryURL, "http://"), "--pg-addr", freeAddr(t)}, extra...)
+			"--query-addr", strings.TrimPrefix(n.queryURL, "http://"), "--pg-addr", freeAddr(t),
+			"--cache-addr", freeAddr(t)}, extra...)
 		n.cmd = exec.Command(strataBin, args...)
 		n.cmd.Env = cleanEnv()
 		n.cmd.Stderr = n.stderr

@@ -22,9 +22,9 @@ type subcommand struct {
 
 var subcommands = []subcommand{
 	{"serve", "run every role in one process (ingest, query, cache, compactor)", runServe},
-	{"ingest", "run an ingest node: OTLP in, Parquet out", notYet("ingest")},
-	{"query", "run a query node: SQL over HTTP and the Postgres wire protocol", notYet("query")},
-	{"cache", "run a cache node: Parquet files on local SSD for query nodes", notYet("cache")},
+	{"ingest", "run an ingest node: OTLP in, Parquet out", runIngest},
+	{"query", "run a query node: SQL over HTTP and the Postgres wire protocol", runQuery},
+	{"cache", "run a cache node: Parquet files on local SSD for query nodes", runCache},
 	{"compactor", "run a compactor: merge small files, enforce retention", runCompactor},
 	{"bench", "generate load, run the query suite, plan capacity", runBench},
 	{"version", "print the version", runVersion},
@@ -84,18 +84,4 @@ func run(args []string, stdout, stderr io.Writer) int {
 // oneLine folds a multi-line error (DuckDB's, say) onto one line.
 func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
-}
-
-// notYet is the command of a role that a later release builds. It says so
-// rather than pretending.
-func notYet(role string) runner {
-	return func(ctx context.Context, args []string, stdout io.Writer) error {
-		c := newCommand(role, "", fmt.Sprintf(
-			"The standalone %s role is not yet available in this version of strata.\n"+
-				"'strata serve' runs every role that exists today in one process.", role))
-		if err := c.parse(args, stdout); err != nil {
-			return err
-		}
-		return fmt.Errorf("the %s role is not yet available; run 'strata serve'", role)
-	}
 }

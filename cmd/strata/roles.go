@@ -46,6 +46,12 @@ func bind(addrs map[string]string) (map[string]net.Listener, error) {
 	return lns, nil
 }
 
+func closeAll(lns map[string]net.Listener) {
+	for _, l := range lns {
+		l.Close()
+	}
+}
+
 // serveHTTP serves h on ln.
 func serveHTTP(name string, ln net.Listener, h http.Handler) *httpServer {
 	s := &httpServer{name: name, srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, addr: ln.Addr().String()}
@@ -67,6 +73,7 @@ type ingestConfig struct {
 	maxScratch         byteSize
 	maxBuffer          byteSize
 	maxRequest         byteSize
+	onFlushed          func([]catalog.File) // set by the command, not a flag
 }
 
 func (c *ingestConfig) register(cmd *command) {
@@ -98,7 +105,7 @@ func startIngest(c ingestConfig, lns map[string]net.Listener, dataDir string, ca
 	}
 	in, err := ingest.Open(cat, bucket, ingest.Options{
 		ScratchDir: c.scratchDir, FlushInterval: c.flushInterval, FlushBytes: int64(c.flushBytes), FlushWorkers: c.flushWorkers,
-		MaxScratchBytes: int64(c.maxScratch), MaxMemoryBytes: int64(c.maxBuffer),
+		MaxScratchBytes: int64(c.maxScratch), MaxMemoryBytes: int64(c.maxBuffer), OnFlushed: c.onFlushed,
 	})
 	if err != nil {
 		return nil, settingError{"scratch-dir", err}
@@ -129,7 +136,6 @@ func (r *ingestRole) close(ctx context.Context) error {
 type queryConfig struct {
 	addr         string
 	pgAddr       string
-	cacheDir     string
 	memoryLimit  string
 	threads      int
 	queryTimeout time.Duration
@@ -140,7 +146,6 @@ type queryConfig struct {
 func (c *queryConfig) register(cmd *command) {
 	cmd.fs.StringVar(&c.addr, "query-addr", "127.0.0.1:8011", "`address` of the HTTP query API (POST /v1/query)")
 	cmd.fs.StringVar(&c.pgAddr, "pg-addr", "127.0.0.1:5433", "`address` of the PostgreSQL wire protocol (psql, pgx, Grafana)")
-	cmd.fs.StringVar(&c.cacheDir, "cache-dir", "", "`dir`ectory for Parquet files fetched from the object store; empty for DATA_DIR/cache")
 	cmd.fs.StringVar(&c.memoryLimit, "query-memory-limit", "2GB", "DuckDB memory `limit`; larger queries spill to disk or fail")
 	cmd.fs.IntVar(&c.threads, "query-threads", 0, "DuckDB worker `threads` (0: one per core)")
 	cmd.fs.DurationVar(&c.queryTimeout, "query-timeout", 60*time.Second, "longest a query may run (`duration`)")
@@ -154,25 +159,15 @@ type queryRole struct {
 	pg   *sql.PGServer
 }
 
-func startQuery(ctx context.Context, c queryConfig, lns map[string]net.Listener, dataDir string, cat catalog.Store, bucket *objstore.Bucket, fresh sql.FreshSource) (*queryRole, error) {
-	if c.cacheDir == "" {
-		c.cacheDir = filepath.Join(dataDir, "cache")
-	}
-	if err := ensureDir("cache-dir", c.cacheDir); err != nil {
-		return nil, err
-	}
-	local, err := cache.NewLocal(bucket, filepath.Join(c.cacheDir, "objects"))
-	if err != nil {
-		return nil, settingError{"cache-dir", err}
-	}
+func startQuery(ctx context.Context, c queryConfig, lns map[string]net.Listener, cacheDir string, cat catalog.Store, files *cache.Client, fresh sql.FreshSource) (*queryRole, error) {
 	db, err := engine.Open(ctx, engine.Options{
-		AllowedDirs: local.Dirs(), TempDir: filepath.Join(c.cacheDir, "spill"),
+		AllowedDirs: files.Dirs(), TempDir: filepath.Join(cacheDir, "spill"),
 		MemoryLimit: c.memoryLimit, Threads: c.threads, QueryTimeout: c.queryTimeout,
 	})
 	if err != nil {
 		return nil, settingError{"query-memory-limit", err}
 	}
-	exec := sql.NewExecutor(cat, db, local, fresh, sql.NewLimiter(c.concurrency, c.queue))
+	exec := sql.NewExecutor(cat, db, files, fresh, sql.NewLimiter(c.concurrency, c.queue))
 	pg, err := sql.NewPGServer(ctx, exec)
 	if err != nil {
 		db.Close()

@@ -9,10 +9,6 @@ import (
 	"net/http/pprof"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/strata-db/strata/objstore"
 )
 
@@ -24,6 +20,7 @@ catalog and objects in a local directory, both under the data dir
   OTLP/gRPC   --otlp-grpc-addr  (127.0.0.1:4317)
   SQL         --query-addr      (127.0.0.1:8011)  POST /v1/query {"sql": "..."}
   Postgres    --pg-addr         (127.0.0.1:5433)  psql, pgx, Grafana
+  cache       --cache-addr      (127.0.0.1:9001)  GET /objects/{key} for other query nodes
   health      --http-addr       (127.0.0.1:8080)  GET /healthz, GET /metrics
 
 The catalog is created and migrated on start; WAL segments left by a crash
@@ -39,6 +36,10 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	ic.register(c)
 	var qc queryConfig
 	qc.register(c)
+	var kc cacheConfig
+	kc.registerNode(c)
+	kc.registerDir(c)
+	kc.registerRing(c, true)
 	var cc compactorConfig
 	cc.register(c, true)
 	httpAddr := c.fs.String("http-addr", "127.0.0.1:8080", "`address` of the health check and Prometheus metrics")
@@ -50,27 +51,38 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	lns, err := bind(map[string]string{"http-addr": *httpAddr, "otlp-http-addr": ic.httpAddr,
-		"otlp-grpc-addr": ic.grpcAddr, "query-addr": qc.addr, "pg-addr": qc.pgAddr})
+		"otlp-grpc-addr": ic.grpcAddr, "query-addr": qc.addr, "pg-addr": qc.pgAddr, "cache-addr": kc.addr})
 	if err != nil {
 		return err
 	}
 	cat, bucket, err := st.open(ctx)
 	if err != nil {
-		for _, ln := range lns {
-			ln.Close()
-		}
+		closeAll(lns)
 		return err
 	}
 	defer cat.Close()
 	defer bucket.Close()
+	if err := kc.resolveDir(st.dataDir); err != nil {
+		closeAll(lns)
+		return err
+	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), anonMemory)
+	reg := newRegistry()
+	node, err := startCacheNode(ctx, kc, lns["cache-addr"], cat, bucket, reg)
+	if err != nil {
+		return err
+	}
+	files, err := newCacheClient(ctx, kc, cat, bucket, node, reg)
+	if err != nil {
+		return err
+	}
+	cacheSrv := serveHTTP("cache", lns["cache-addr"], node.node.Handler(http.NotFoundHandler()))
+	ic.onFlushed = warmer(files)
 	ing, err := startIngest(ic, lns, st.dataDir, cat, bucket, reg)
 	if err != nil {
 		return err
 	}
-	qry, err := startQuery(ctx, qc, lns, st.dataDir, cat, bucket, ing.in)
+	qry, err := startQuery(ctx, qc, lns, kc.dir, cat, files, ing.in)
 	if err != nil {
 		ing.close(context.Background())
 		return err
@@ -83,11 +95,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok\n")
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux := adminMux(reg)
 	// Profiles, for finding where time and memory go under load.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -104,7 +112,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		comp.close()
 	}
 	// Receivers first, so nothing new is acknowledged; then the flush.
-	err = errors.Join(ing.close(sctx), qry.close(sctx), admin.srv.Shutdown(sctx))
+	err = errors.Join(ing.close(sctx), qry.close(sctx), admin.srv.Shutdown(sctx), cacheSrv.srv.Shutdown(sctx))
 	if err != nil {
 		slog.Warn("shutdown incomplete", "err", err)
 	}

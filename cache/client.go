@@ -1,0 +1,198 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/strata-db/strata/objstore"
+)
+
+// downFor is how long a cache node that failed a request is skipped:
+// reads go straight to the object store meanwhile.
+const downFor = 5 * time.Second
+
+// Client makes objects local for a query node's DuckDB through the cache
+// tier: each object is read from the node that owns it on the ring and
+// kept in a small local store; when the owner fails, from the object
+// store. An owner in the same process (strata serve) is read directly.
+type Client struct {
+	bucket *objstore.Bucket
+	ring   *Ring
+	self   string // address of the in-process node, if any
+	node   *Node
+	local  *Store
+	m      *Metrics
+	http   *http.Client
+
+	mu   sync.Mutex
+	down map[string]time.Time // owner address → skipped until
+}
+
+// ClientOptions configure a Client.
+type ClientOptions struct {
+	Ring *Ring
+	// Self and Node are the in-process cache node and its ring address.
+	Self string
+	Node *Node
+	// Local keeps copies of objects owned by other nodes; needed when the
+	// ring has any.
+	Local   *Store
+	Metrics *Metrics
+}
+
+// NewClient returns a client reading bucket through the ring.
+func NewClient(bucket *objstore.Bucket, o ClientOptions) *Client {
+	if o.Ring == nil {
+		o.Ring = NewRing()
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
+	tr := &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+		ResponseHeaderTimeout: 30 * time.Second, // a miss on the owner includes its object-store fetch
+		MaxIdleConnsPerHost:   16,
+	}
+	return &Client{bucket: bucket, ring: o.Ring, self: o.Self, node: o.Node, local: o.Local, m: o.Metrics,
+		http: &http.Client{Transport: tr}, down: map[string]time.Time{}}
+}
+
+// Dirs are the directories local paths can be in; DuckDB must be allowed
+// to read them.
+func (c *Client) Dirs() []string {
+	var dirs []string
+	if c.node != nil {
+		dirs = append(dirs, c.node.Store.Dir())
+	}
+	if c.local != nil {
+		dirs = append(dirs, c.local.Dir())
+	}
+	if d, ok := c.bucket.LocalDir(); ok {
+		dirs = append(dirs, d)
+	}
+	return dirs
+}
+
+// Acquire returns a local path holding the object key (size bytes, per the
+// catalog) of project, valid until release is called. cached reports that
+// the bytes came from a cache rather than the object store.
+func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (path string, release func(), cached bool, err error) {
+	if p, ok := c.bucket.LocalPath(key); ok {
+		return p, func() {}, false, nil // a local directory is read in place
+	}
+	owner := c.ring.Owner(key)
+	if owner == "" || (c.node != nil && owner == c.self) {
+		if c.node == nil {
+			return "", nil, false, fmt.Errorf("fetch %s: no cache node", key)
+		}
+		return c.node.Get(ctx, key, size)
+	}
+	if c.local == nil {
+		return "", nil, false, fmt.Errorf("fetch %s: no local store for objects of cache node %s", key, owner)
+	}
+	ownerHit := false
+	path, release, hit, err := c.local.Get(ctx, key, size, func(ctx context.Context, f *os.File) (int64, error) {
+		if c.isDown(owner) {
+			c.m.fallbacks.Inc()
+			return bucketFill(c.bucket, key)(ctx, f)
+		}
+		n, h, err := c.fromNode(ctx, owner, project, key, f)
+		if err == nil {
+			ownerHit = h
+			return n, nil
+		}
+		// The owner failed: mark it down and read the object store.
+		c.markDown(owner)
+		c.m.fallbacks.Inc()
+		if err := restart(f); err != nil {
+			return 0, err
+		}
+		return bucketFill(c.bucket, key)(ctx, f)
+	})
+	if err != nil {
+		return "", nil, false, err // the fill may still be running: ownerHit is not ours to read
+	}
+	return path, release, hit || ownerHit, nil
+}
+
+// fromNode copies key from the cache node at addr into f.
+func (c *Client) fromNode(ctx context.Context, addr, project, key string, f *os.File) (n int64, hit bool, err error) {
+	u := url.URL{Scheme: "http", Host: addr, Path: "/objects/" + key}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return 0, false, err
+	}
+	req.Header.Set(ProjectHeader, project)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return 0, false, fmt.Errorf("cache node %s: %s: %s", addr, resp.Status, bytes.TrimSpace(msg))
+	}
+	n, err = io.Copy(f, resp.Body)
+	return n, resp.Header.Get(HitHeader) == "hit", err
+}
+
+// Warm asks key's owner to fetch it now, so the first query after a flush
+// does not wait for the object store. Failures only cost that wait.
+func (c *Client) Warm(ctx context.Context, project, key string, size int64) {
+	if _, ok := c.bucket.LocalPath(key); ok {
+		return
+	}
+	owner := c.ring.Owner(key)
+	if owner == "" || (c.node != nil && owner == c.self) {
+		if c.node != nil {
+			go c.node.Warm(key, size)
+		}
+		return
+	}
+	if c.isDown(owner) {
+		return
+	}
+	body, _ := json.Marshal(WarmRequest{Project: project, Key: key})
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+owner+"/warm", bytes.NewReader(body))
+	if err != nil {
+		return
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.markDown(owner)
+		return
+	}
+	resp.Body.Close()
+}
+
+func (c *Client) isDown(addr string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Before(c.down[addr])
+}
+
+func (c *Client) markDown(addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.down[addr] = time.Now().Add(downFor)
+}
+
+// restart empties f for a second attempt.
+func restart(f *os.File) error {
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	_, err := f.Seek(0, io.SeekStart)
+	return err
+}

@@ -1,0 +1,58 @@
+package cache
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// Metrics are a cache's Prometheus metrics. One set serves a store, the
+// node around it and the clients reading through it.
+type Metrics struct {
+	hits, misses, evictions prometheus.Counter
+	filled, served          prometheus.Counter
+	fallbacks               prometheus.Counter
+	used                    prometheus.Gauge
+	fills                   prometheus.Histogram
+}
+
+// NewMetrics makes a set of unregistered metrics.
+func NewMetrics() *Metrics {
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_cache_" + name, Help: help})
+	}
+	return &Metrics{
+		hits:      counter("hits_total", "Object reads answered from local SSD."),
+		misses:    counter("misses_total", "Object reads that had to fill from the object store or the owning cache node."),
+		evictions: counter("evictions_total", "Objects evicted to stay under the size limit."),
+		filled:    counter("filled_bytes_total", "Bytes written into the cache by fills."),
+		served:    counter("served_bytes_total", "Bytes sent to clients by the cache node's HTTP server."),
+		fallbacks: counter("fallbacks_total", "Reads that went to the object store because the owning cache node failed."),
+		used: prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_cache_used_bytes",
+			Help: "Bytes of cached objects plus those reserved by fills in progress."}),
+		fills: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "strata_cache_fill_seconds",
+			Help: "Time to fill one object on a miss.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)}),
+	}
+}
+
+// Collectors returns the metrics to register.
+func (m *Metrics) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.hits, m.misses, m.evictions, m.filled, m.served, m.fallbacks, m.used, m.fills}
+}
+
+// Hits, Misses and Fallbacks read the counters, for tests and reports.
+func (m *Metrics) Hits() float64      { return value(m.hits) }
+func (m *Metrics) Misses() float64    { return value(m.misses) }
+func (m *Metrics) Fallbacks() float64 { return value(m.fallbacks) }
+
+// Fills is how many fills completed.
+func (m *Metrics) Fills() uint64 {
+	var d dto.Metric
+	m.fills.Write(&d)
+	return d.GetHistogram().GetSampleCount()
+}
+
+func value(c prometheus.Counter) float64 {
+	var d dto.Metric
+	c.Write(&d)
+	return d.GetCounter().GetValue()
+}

@@ -1,0 +1,209 @@
+package cache
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/objstore"
+)
+
+// ProjectHeader names the project a request reads for; a cache node serves
+// only objects of that project.
+const ProjectHeader = "Strata-Project"
+
+// HitHeader says whether the node had the object ("hit") or fetched it
+// from the object store ("miss").
+const HitHeader = "Strata-Cache"
+
+// fillTimeout bounds one fill. A fill is shared by every reader waiting for
+// the key, so it does not stop when the reader that started it goes away.
+const fillTimeout = 10 * time.Minute
+
+// Node is a cache node: a Store filled from the object store, with sizes
+// and project ownership checked against the catalog.
+type Node struct {
+	Store   *Store
+	Bucket  *objstore.Bucket
+	Catalog catalog.Store
+	M       *Metrics
+}
+
+// Get returns key's local path, pinned until release, filling it from the
+// object store on a miss.
+func (n *Node) Get(ctx context.Context, key string, size int64) (path string, release func(), hit bool, err error) {
+	return n.Store.Get(ctx, key, size, bucketFill(n.Bucket, key))
+}
+
+// bucketFill copies an object from the bucket.
+func bucketFill(b *objstore.Bucket, key string) Fill {
+	return func(ctx context.Context, f *os.File) (int64, error) {
+		r, err := b.NewReader(ctx, key, nil)
+		if err != nil {
+			return 0, err
+		}
+		defer r.Close()
+		return io.Copy(f, r)
+	}
+}
+
+// Handler serves GET /objects/{key} (with HTTP ranges) and POST /warm,
+// passing every other request to next. It reads the raw request path
+// itself: a ServeMux would clean "/objects/../x" into a redirect instead
+// of refusing it.
+func (n *Node) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.EscapedPath(), "/objects/"):
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				httpError(w, http.StatusMethodNotAllowed, "use GET")
+				return
+			}
+			n.serveObject(w, r)
+		case r.URL.Path == "/warm":
+			if r.Method != http.MethodPost {
+				httpError(w, http.StatusMethodNotAllowed, "use POST")
+				return
+			}
+			n.serveWarm(w, r)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// file checks that key is a plain data key of project that the catalog
+// knows, and returns its catalog row; status is the HTTP code of a refusal.
+func (n *Node) file(ctx context.Context, project, key string) (catalog.File, int, error) {
+	if err := CheckKey(key); err != nil {
+		return catalog.File{}, http.StatusBadRequest, err
+	}
+	parts, err := objstore.ParseDataKey(key)
+	if err != nil {
+		return catalog.File{}, http.StatusBadRequest, err
+	}
+	if project == "" {
+		return catalog.File{}, http.StatusForbidden, errors.New("no " + ProjectHeader + " header: objects are served for a project's query")
+	}
+	if parts.Project != project {
+		return catalog.File{}, http.StatusForbidden, errors.New("object belongs to another project")
+	}
+	f, err := n.Catalog.File(ctx, key)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return catalog.File{}, http.StatusNotFound, errors.New("no such file in the catalog")
+	}
+	if err != nil {
+		return catalog.File{}, http.StatusServiceUnavailable, err
+	}
+	return f, 0, nil
+}
+
+func (n *Node) serveObject(w http.ResponseWriter, r *http.Request) {
+	raw := strings.TrimPrefix(r.URL.EscapedPath(), "/objects/")
+	if lower := strings.ToLower(raw); strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%2e") {
+		httpError(w, http.StatusBadRequest, "encoded '/', '\\' or '.' in object key")
+		return
+	}
+	key := strings.TrimPrefix(r.URL.Path, "/objects/")
+	f, status, err := n.file(r.Context(), r.Header.Get(ProjectHeader), key)
+	if err != nil {
+		httpError(w, status, err.Error())
+		return
+	}
+	path, release, hit, err := n.Get(r.Context(), key, f.Bytes)
+	if errors.Is(err, ErrFull) {
+		n.passThrough(w, r, key, f.Bytes)
+		return
+	}
+	if err != nil {
+		httpError(w, http.StatusBadGateway, err.Error())
+		return
+	}
+	defer release()
+	file, err := os.Open(path)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	defer file.Close()
+	w.Header().Set(HitHeader, map[bool]string{true: "hit", false: "miss"}[hit])
+	w.Header().Set("Content-Type", "application/vnd.apache.parquet")
+	cw := &countingWriter{ResponseWriter: w}
+	http.ServeContent(cw, r, "", time.Time{}, file)
+	n.M.served.Add(float64(cw.n))
+}
+
+// passThrough streams an object the store has no room for straight from
+// the object store (whole objects only).
+func (n *Node) passThrough(w http.ResponseWriter, r *http.Request, key string, size int64) {
+	rd, err := n.Bucket.NewReader(r.Context(), key, nil)
+	if err != nil {
+		httpError(w, http.StatusBadGateway, err.Error())
+		return
+	}
+	defer rd.Close()
+	w.Header().Set(HitHeader, "miss")
+	w.Header().Set("Accept-Ranges", "none")
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	nw, _ := io.Copy(w, rd)
+	n.M.served.Add(float64(nw))
+}
+
+// WarmRequest asks a node to fetch an object before anyone reads it.
+type WarmRequest struct {
+	Project string `json:"project"`
+	Key     string `json:"key"`
+}
+
+func (n *Node) serveWarm(w http.ResponseWriter, r *http.Request) {
+	var req WarmRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+		httpError(w, http.StatusBadRequest, "body: "+err.Error())
+		return
+	}
+	f, status, err := n.file(r.Context(), req.Project, req.Key)
+	if err != nil {
+		httpError(w, status, err.Error())
+		return
+	}
+	go n.Warm(f.Key, f.Bytes)
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// Warm fetches an object into the store if it is not there, in the
+// background of the caller's request.
+func (n *Node) Warm(key string, size int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), fillTimeout)
+	defer cancel()
+	_, release, _, err := n.Get(ctx, key, size)
+	if err != nil {
+		slog.Warn("cache warm failed", "key", key, "err", err)
+		return
+	}
+	release()
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func httpError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}

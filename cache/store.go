@@ -1,0 +1,292 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"golang.org/x/sync/singleflight"
+)
+
+// ErrFull means an object cannot be cached: it is larger than the store,
+// or the rest of the store is pinned by readers.
+var ErrFull = errors.New("cache full")
+
+// Store keeps objects as files under a directory, at most MaxBytes of them,
+// evicting the least recently used. Bytes are reserved before a fill
+// starts, so the directory never holds more than MaxBytes, even mid-fill.
+// Files handed to readers are pinned until released and never evicted
+// under them.
+type Store struct {
+	dir   string
+	max   int64
+	m     *Metrics
+	fills singleflight.Group
+
+	mu   sync.Mutex
+	lru  *simplelru.LRU[string, *entry]
+	used int64 // bytes of entries plus reservations of fills in progress
+}
+
+type entry struct {
+	size int64
+	pins int
+}
+
+// Fill writes the object into f and returns how many bytes it wrote.
+type Fill func(ctx context.Context, f *os.File) (int64, error)
+
+// OpenStore opens (creating) dir as a store of at most maxBytes. Files
+// already there are indexed, oldest modification first, so a restart
+// keeps what was cached; partial fills left by a crash are deleted.
+func OpenStore(dir string, maxBytes int64, m *Metrics) (*Store, error) {
+	if maxBytes <= 0 {
+		return nil, fmt.Errorf("cache size must be positive, got %d", maxBytes)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cache dir: %w", err)
+	}
+	if m == nil {
+		m = NewMetrics()
+	}
+	lru, _ := simplelru.NewLRU[string, *entry](1<<62, nil) // bounded by bytes, not count
+	s := &Store{dir: dir, max: maxBytes, m: m, lru: lru}
+	type found struct {
+		key   string
+		size  int64
+		mtime time.Time
+	}
+	var files []found
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if strings.HasSuffix(path, ".tmp") {
+			return os.Remove(path)
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		files = append(files, found{filepath.ToSlash(rel), info.Size(), info.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("index cache dir %s: %w", dir, err)
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].mtime.Before(files[j].mtime) })
+	for _, f := range files {
+		s.lru.Add(f.key, &entry{size: f.size})
+		s.used += f.size
+	}
+	s.mu.Lock()
+	s.evictLocked(0)
+	s.mu.Unlock()
+	s.m.used.Set(float64(s.used))
+	return s, nil
+}
+
+// Dir is the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Get returns the path of key's file, pinned until release is called. On
+// a miss it calls fill once however many callers wait for the key, and
+// checks that fill wrote exactly size bytes. hit reports whether the file
+// was already there.
+func (s *Store) Get(ctx context.Context, key string, size int64, fill Fill) (path string, release func(), hit bool, err error) {
+	path, err = s.pathFor(key)
+	if err != nil {
+		return "", nil, false, err
+	}
+	if s.pin(key, size) {
+		s.m.hits.Inc()
+		return path, s.unpinner(key), true, nil
+	}
+	s.m.misses.Inc()
+	for {
+		// The fill is shared by every caller waiting for key, so it does not
+		// stop when the caller that started it goes away.
+		ch := s.fills.DoChan(key, func() (any, error) {
+			if s.pin(key, size) {
+				s.unpin(key)
+				return nil, nil
+			}
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fillTimeout)
+			defer cancel()
+			return nil, s.fill(fctx, key, path, size, fill)
+		})
+		select {
+		case res := <-ch:
+			if res.Err != nil {
+				return "", nil, false, res.Err
+			}
+		case <-ctx.Done():
+			return "", nil, false, ctx.Err()
+		}
+		// Pinned after the fill; evicted meanwhile only under extreme
+		// pressure, in which case fill again.
+		if s.pin(key, size) {
+			return path, s.unpinner(key), false, nil
+		}
+	}
+}
+
+// Contains reports whether key is cached (without touching its recency).
+func (s *Store) Contains(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lru.Contains(key)
+}
+
+// Used is the bytes cached plus those reserved by fills in progress.
+func (s *Store) Used() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.used
+}
+
+// pin marks key's entry in use if it is cached with the given size; an
+// entry of another size is stale and dropped.
+func (s *Store) pin(key string, size int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.lru.Get(key)
+	if !ok {
+		return false
+	}
+	if size >= 0 && e.size != size && e.pins == 0 {
+		s.removeLocked(key, e)
+		return false
+	}
+	e.pins++
+	return true
+}
+
+func (s *Store) unpinner(key string) func() {
+	var once sync.Once
+	return func() { once.Do(func() { s.unpin(key) }) }
+}
+
+func (s *Store) unpin(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.lru.Peek(key); ok && e.pins > 0 {
+		e.pins--
+	}
+}
+
+func (s *Store) fill(ctx context.Context, key, path string, size int64, fill Fill) error {
+	if err := s.reserve(size); err != nil {
+		return fmt.Errorf("cache %s (%d bytes): %w", key, size, err)
+	}
+	start := time.Now()
+	err := s.write(ctx, path, size, fill)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.used -= size
+		s.m.used.Set(float64(s.used))
+		return fmt.Errorf("fill %s: %w", key, err)
+	}
+	s.lru.Add(key, &entry{size: size})
+	s.m.fills.Observe(time.Since(start).Seconds())
+	s.m.filled.Add(float64(size))
+	return nil
+}
+
+// write runs fill into a temporary file renamed to path when complete, so
+// a crash never leaves a partial file under a real name.
+func (s *Store) write(ctx context.Context, path string, size int64, fill Fill) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	n, err := fill(ctx, tmp)
+	if err == nil && n != size {
+		err = fmt.Errorf("got %d bytes, the catalog says %d", n, size)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}
+
+// reserve makes room for size bytes, evicting unpinned entries from the
+// least recently used end.
+func (s *Store) reserve(size int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if size > s.max {
+		return fmt.Errorf("%w: object larger than the cache (%d bytes)", ErrFull, s.max)
+	}
+	if !s.evictLocked(size) {
+		return fmt.Errorf("%w: %d of %d bytes in use by running queries or fills", ErrFull, s.used, s.max)
+	}
+	s.used += size
+	s.m.used.Set(float64(s.used))
+	return nil
+}
+
+// evictLocked evicts until need more bytes fit; false if pins prevent it.
+func (s *Store) evictLocked(need int64) bool {
+	keys := s.lru.Keys() // oldest first
+	for i := 0; s.used+need > s.max && i < len(keys); i++ {
+		if e, ok := s.lru.Peek(keys[i]); ok && e.pins == 0 {
+			s.removeLocked(keys[i], e)
+			s.m.evictions.Inc()
+		}
+	}
+	return s.used+need <= s.max
+}
+
+func (s *Store) removeLocked(key string, e *entry) {
+	if path, err := s.pathFor(key); err == nil {
+		os.Remove(path)
+	}
+	s.lru.Remove(key)
+	s.used -= e.size
+	s.m.used.Set(float64(s.used))
+}
+
+// pathFor maps a key into the directory, refusing keys that would escape it.
+func (s *Store) pathFor(key string) (string, error) {
+	if err := CheckKey(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.dir, filepath.FromSlash(key)), nil
+}
+
+// CheckKey refuses object keys that are not plain relative paths: empty,
+// absolute, with backslashes, NUL, or "", "." or ".." segments.
+func CheckKey(key string) error {
+	if key == "" || strings.HasPrefix(key, "/") || strings.ContainsAny(key, "\\\x00") {
+		return fmt.Errorf("invalid object key %q", key)
+	}
+	for _, part := range strings.Split(key, "/") {
+		if part == "" || part == "." || part == ".." {
+			return fmt.Errorf("invalid object key %q", key)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/strata-db/strata/cache"
+	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/objstore"
+)
+
+// Cache nodes announce themselves in the catalog every heartbeatEvery; a
+// node silent for nodeTTL leaves the ring.
+const (
+	heartbeatEvery = 5 * time.Second
+	nodeTTL        = 3 * heartbeatEvery
+)
+
+// cacheConfig are the cache tier's flags. Which ones a command has
+// depends on its roles: a cache node stores, a query node reads through
+// the ring, an ingest node warms it.
+type cacheConfig struct {
+	addr      string
+	dir       string
+	size      byteSize
+	nodes     string
+	localSize byteSize
+}
+
+func (c *cacheConfig) registerNode(cmd *command) {
+	c.size = 10 << 30
+	cmd.fs.StringVar(&c.addr, "cache-addr", "127.0.0.1:9001", "`address` of the cache node (GET /objects/{key}, POST /warm)")
+	cmd.fs.Var(&c.size, "cache-size", "most bytes of Parquet the cache node keeps on local SSD (`size`); least recently used files are evicted")
+}
+
+func (c *cacheConfig) registerDir(cmd *command) {
+	cmd.fs.StringVar(&c.dir, "cache-dir", "", "`dir`ectory on local SSD for cached Parquet files and query spill; empty for DATA_DIR/cache")
+}
+
+func (c *cacheConfig) registerRing(cmd *command, query bool) {
+	cmd.fs.StringVar(&c.nodes, "cache-nodes", "", "comma-separated `addresses` of cache nodes, besides those announced in the catalog")
+	if query {
+		c.localSize = 1 << 30
+		cmd.fs.Var(&c.localSize, "query-cache-size", "local copies a query node keeps of files owned by other cache nodes (`size`)")
+	}
+}
+
+func (c *cacheConfig) resolveDir(dataDir string) error {
+	if c.dir == "" {
+		c.dir = filepath.Join(dataDir, "cache")
+	}
+	return ensureDir("cache-dir", c.dir)
+}
+
+func (c *cacheConfig) staticNodes() []string {
+	var out []string
+	for _, a := range strings.Split(c.nodes, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// cacheNode is a running cache node's store and handler.
+type cacheNode struct {
+	node *cache.Node
+	addr string
+}
+
+func startCacheNode(ctx context.Context, c cacheConfig, ln net.Listener, cat catalog.Store, bucket *objstore.Bucket, reg *prometheus.Registry) (*cacheNode, error) {
+	m := cache.NewMetrics()
+	reg.MustRegister(m.Collectors()...)
+	store, err := cache.OpenStore(filepath.Join(c.dir, "objects"), int64(c.size), m)
+	if err != nil {
+		return nil, settingError{"cache-dir", err}
+	}
+	n := &cacheNode{node: &cache.Node{Store: store, Bucket: bucket, Catalog: cat, M: m}, addr: ln.Addr().String()}
+	go heartbeat(ctx, cat, catalog.Node{ID: "cache-" + n.addr, Role: cache.Role, Address: n.addr, StartedAt: time.Now()})
+	return n, nil
+}
+
+// heartbeat announces n in the catalog until ctx ends.
+func heartbeat(ctx context.Context, cat catalog.Store, n catalog.Node) {
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	for {
+		if err := cat.Heartbeat(ctx, n); err != nil && ctx.Err() == nil {
+			slog.Warn("heartbeat failed", "node", n.ID, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// newCacheClient returns how a query or ingest role reaches the cache
+// tier: the ring of --cache-nodes and the nodes announced in the catalog,
+// with self (may be nil) as the in-process node.
+func newCacheClient(ctx context.Context, c cacheConfig, cat catalog.Store, bucket *objstore.Bucket, self *cacheNode, reg *prometheus.Registry) (*cache.Client, error) {
+	ring := cache.NewRing(c.staticNodes()...)
+	opts := cache.ClientOptions{Ring: ring, Metrics: cache.NewMetrics()}
+	if self != nil {
+		opts.Self, opts.Node, opts.Metrics = self.addr, self.node, self.node.M
+		ring.Set(append(c.staticNodes(), self.addr))
+	} else {
+		reg.MustRegister(opts.Metrics.Collectors()...)
+	}
+	if c.localSize > 0 {
+		local, err := cache.OpenStore(filepath.Join(c.dir, "copies"), int64(c.localSize), opts.Metrics)
+		if err != nil {
+			return nil, settingError{"cache-dir", err}
+		}
+		opts.Local = local
+	}
+	if _, local := bucket.LocalDir(); !local {
+		go ring.Watch(ctx, cat, ring.Members(), heartbeatEvery, nodeTTL)
+	}
+	return cache.NewClient(bucket, opts), nil
+}
+
+// warmer asks the cache tier to fetch freshly flushed files, so the first
+// dashboard query after a flush reads them from SSD.
+func warmer(files *cache.Client) func([]catalog.File) {
+	return func(fs []catalog.File) {
+		for _, f := range fs {
+			files.Warm(context.Background(), f.Project, f.Key, f.Bytes)
+		}
+	}
+}
+
+// adminMux serves the health check and the Prometheus metrics of reg.
+func adminMux(reg *prometheus.Registry) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), anonMemory)
+	return reg
+}
+
+const cacheAbout = `Runs a cache node: keeps the Parquet files that query nodes read on local
+SSD, at most --cache-size of them (least recently used evicted), filled from
+the object store on a miss (one fetch however many readers wait). Query
+nodes find each file's owner on a consistent-hash ring of the cache nodes
+announced in the catalog, so each file is cached once per cluster.
+
+  GET  /objects/{key}   the object, with HTTP ranges; header Strata-Project
+                        must name the key's project, and the catalog must
+                        know the file
+  POST /warm            {"project","key"}: fetch now, before a query asks
+  GET  /healthz, /metrics
+
+The index is rebuilt from the files on disk at start.`
+
+func runCache(ctx context.Context, args []string, stdout io.Writer) error {
+	c := newCommand("cache", "", cacheAbout)
+	var st storage
+	st.register(c)
+	var cc cacheConfig
+	cc.registerNode(c)
+	cc.registerDir(c)
+	if err := c.parse(args, stdout); err != nil {
+		return err
+	}
+	if err := st.resolve(); err != nil {
+		return err
+	}
+	lns, err := bind(map[string]string{"cache-addr": cc.addr})
+	if err != nil {
+		return err
+	}
+	cat, bucket, err := st.open(ctx)
+	if err != nil {
+		closeAll(lns)
+		return err
+	}
+	defer cat.Close()
+	defer bucket.Close()
+	if err := cc.resolveDir(st.dataDir); err != nil {
+		closeAll(lns)
+		return err
+	}
+	reg := newRegistry()
+	node, err := startCacheNode(ctx, cc, lns["cache-addr"], cat, bucket, reg)
+	if err != nil {
+		return err
+	}
+	srv := serveHTTP("cache", lns["cache-addr"], node.node.Handler(adminMux(reg)))
+	slog.Info("cache node listening", "addr", srv.addr, "dir", cc.dir, "size", fmt.Sprint(cc.size), "objects", bucket.String())
+	<-ctx.Done()
+	srv.srv.Shutdown(context.Background())
+	slog.Info("stopped")
+	return nil
+}

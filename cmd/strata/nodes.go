@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+)
+
+const queryAbout = `Runs a query node: SQL over HTTP (--query-addr) and the PostgreSQL wire
+protocol (--pg-addr). Files come through the cache tier: each from the cache
+node that owns it on the ring (--cache-nodes and the nodes announced in the
+catalog), kept locally up to --query-cache-size, and from the object store
+when the owner is down. Rows not yet flushed by separate ingest nodes are
+not visible here; 'strata serve' sees them.`
+
+func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
+	c := newCommand("query", "", queryAbout)
+	var st storage
+	st.register(c)
+	var qc queryConfig
+	qc.register(c)
+	var kc cacheConfig
+	kc.registerDir(c)
+	kc.registerRing(c, true)
+	httpAddr := c.fs.String("http-addr", "127.0.0.1:8082", "`address` of the health check and Prometheus metrics")
+	if err := c.parse(args, stdout); err != nil {
+		return err
+	}
+	if err := st.resolve(); err != nil {
+		return err
+	}
+	lns, err := bind(map[string]string{"http-addr": *httpAddr, "query-addr": qc.addr, "pg-addr": qc.pgAddr})
+	if err != nil {
+		return err
+	}
+	cat, bucket, err := st.open(ctx)
+	if err != nil {
+		closeAll(lns)
+		return err
+	}
+	defer cat.Close()
+	defer bucket.Close()
+	if err := kc.resolveDir(st.dataDir); err != nil {
+		closeAll(lns)
+		return err
+	}
+	reg := newRegistry()
+	files, err := newCacheClient(ctx, kc, cat, bucket, nil, reg)
+	if err != nil {
+		closeAll(lns)
+		return err
+	}
+	qry, err := startQuery(ctx, qc, lns, kc.dir, cat, files, nil)
+	if err != nil {
+		closeAll(lns)
+		return err
+	}
+	admin := serveHTTP("admin", lns["http-addr"], adminMux(reg))
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return errors.Join(qry.close(sctx), admin.srv.Shutdown(sctx))
+}
+
+const ingestAbout = `Runs an ingest node: OTLP over HTTP and gRPC in, a write-ahead log on
+--scratch-dir, Parquet flushed to the object store and registered in the
+catalog. Each flushed file is pushed to its owner in the cache tier
+(--cache-nodes and the nodes announced in the catalog).`
+
+func runIngest(ctx context.Context, args []string, stdout io.Writer) error {
+	c := newCommand("ingest", "", ingestAbout)
+	var st storage
+	st.register(c)
+	var ic ingestConfig
+	ic.register(c)
+	var kc cacheConfig
+	kc.registerRing(c, false)
+	httpAddr := c.fs.String("http-addr", "127.0.0.1:8083", "`address` of the health check and Prometheus metrics")
+	shutdownTimeout := c.fs.Duration("shutdown-timeout", time.Second, "how long shutdown may take (`duration`)")
+	if err := c.parse(args, stdout); err != nil {
+		return err
+	}
+	if err := st.resolve(); err != nil {
+		return err
+	}
+	lns, err := bind(map[string]string{"http-addr": *httpAddr, "otlp-http-addr": ic.httpAddr, "otlp-grpc-addr": ic.grpcAddr})
+	if err != nil {
+		return err
+	}
+	cat, bucket, err := st.open(ctx)
+	if err != nil {
+		closeAll(lns)
+		return err
+	}
+	defer cat.Close()
+	defer bucket.Close()
+	reg := newRegistry()
+	files, err := newCacheClient(ctx, kc, cat, bucket, nil, reg)
+	if err != nil {
+		closeAll(lns)
+		return err
+	}
+	ic.onFlushed = warmer(files)
+	ing, err := startIngest(ic, lns, st.dataDir, cat, bucket, reg)
+	if err != nil {
+		closeAll(lns)
+		return err
+	}
+	admin := serveHTTP("admin", lns["http-addr"], adminMux(reg))
+	<-ctx.Done()
+	slog.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	defer cancel()
+	return errors.Join(ing.close(sctx), admin.srv.Shutdown(sctx))
+}
