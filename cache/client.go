@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-db/strata/objstore"
@@ -30,8 +32,10 @@ type Client struct {
 	self   string // address of the in-process node, if any
 	node   *Node
 	local  *Store
-	m      *Metrics
-	http   *http.Client
+	// transientDir holds per-query copies of objects the cache cannot fit.
+	transientDir string
+	m            *Metrics
+	http         *http.Client
 
 	mu   sync.Mutex
 	down map[string]time.Time // owner address → skipped until
@@ -45,12 +49,15 @@ type ClientOptions struct {
 	Node *Node
 	// Local keeps copies of objects owned by other nodes; needed when the
 	// ring has any.
-	Local   *Store
-	Metrics *Metrics
+	Local *Store
+	// TransientDir holds copies of objects that do not fit in the cache,
+	// for the query that reads them; emptied by NewClient.
+	TransientDir string
+	Metrics      *Metrics
 }
 
 // NewClient returns a client reading bucket through the ring.
-func NewClient(bucket *objstore.Bucket, o ClientOptions) *Client {
+func NewClient(bucket *objstore.Bucket, o ClientOptions) (*Client, error) {
 	if o.Ring == nil {
 		o.Ring = NewRing()
 	}
@@ -62,8 +69,14 @@ func NewClient(bucket *objstore.Bucket, o ClientOptions) *Client {
 		ResponseHeaderTimeout: 30 * time.Second, // a miss on the owner includes its object-store fetch
 		MaxIdleConnsPerHost:   16,
 	}
-	return &Client{bucket: bucket, ring: o.Ring, self: o.Self, node: o.Node, local: o.Local, m: o.Metrics,
-		http: &http.Client{Transport: tr}, down: map[string]time.Time{}}
+	if o.TransientDir != "" {
+		os.RemoveAll(o.TransientDir) // copies of queries that ended with the last process
+		if err := os.MkdirAll(o.TransientDir, 0o755); err != nil {
+			return nil, fmt.Errorf("cache transient dir: %w", err)
+		}
+	}
+	return &Client{bucket: bucket, ring: o.Ring, self: o.Self, node: o.Node, local: o.Local, transientDir: o.TransientDir,
+		m: o.Metrics, http: &http.Client{Transport: tr}, down: map[string]time.Time{}}, nil
 }
 
 // Dirs are the directories local paths can be in; DuckDB must be allowed
@@ -76,6 +89,9 @@ func (c *Client) Dirs() []string {
 	if c.local != nil {
 		dirs = append(dirs, c.local.Dir())
 	}
+	if c.transientDir != "" {
+		dirs = append(dirs, c.transientDir)
+	}
 	if d, ok := c.bucket.LocalDir(); ok {
 		dirs = append(dirs, d)
 	}
@@ -84,7 +100,9 @@ func (c *Client) Dirs() []string {
 
 // Acquire returns a local path holding the object key (size bytes, per the
 // catalog) of project, valid until release is called. cached reports that
-// the bytes came from a cache rather than the object store.
+// the bytes came from a cache rather than the object store. An object the
+// cache has no room for (a query reading more than the cache holds) gets a
+// transient copy, deleted on release.
 func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (path string, release func(), cached bool, err error) {
 	if p, ok := c.bucket.LocalPath(key); ok {
 		return p, func() {}, false, nil // a local directory is read in place
@@ -94,20 +112,24 @@ func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (
 		if c.node == nil {
 			return "", nil, false, fmt.Errorf("fetch %s: no cache node", key)
 		}
-		return c.node.Get(ctx, key, size)
+		path, release, hit, err := c.node.Get(ctx, key, size)
+		if errors.Is(err, ErrFull) {
+			path, release, err = c.transient(ctx, key, size, bucketFill(c.bucket, key))
+		}
+		return path, release, hit, err
 	}
 	if c.local == nil {
 		return "", nil, false, fmt.Errorf("fetch %s: no local store for objects of cache node %s", key, owner)
 	}
-	ownerHit := false
-	path, release, hit, err := c.local.Get(ctx, key, size, func(ctx context.Context, f *os.File) (int64, error) {
+	var ownerHit atomic.Bool
+	fill := func(ctx context.Context, f *os.File) (int64, error) {
 		if c.isDown(owner) {
 			c.m.fallbacks.Inc()
 			return bucketFill(c.bucket, key)(ctx, f)
 		}
 		n, h, err := c.fromNode(ctx, owner, project, key, f)
 		if err == nil {
-			ownerHit = h
+			ownerHit.Store(h)
 			return n, nil
 		}
 		// The owner failed: mark it down and read the object store.
@@ -117,11 +139,40 @@ func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (
 			return 0, err
 		}
 		return bucketFill(c.bucket, key)(ctx, f)
-	})
-	if err != nil {
-		return "", nil, false, err // the fill may still be running: ownerHit is not ours to read
 	}
-	return path, release, hit || ownerHit, nil
+	path, release, hit, err := c.local.Get(ctx, key, size, fill)
+	if errors.Is(err, ErrFull) {
+		path, release, err = c.transient(ctx, key, size, fill)
+	}
+	if err != nil {
+		return "", nil, false, err
+	}
+	return path, release, hit || ownerHit.Load(), nil
+}
+
+// transient fills a file of its own for key, removed on release.
+func (c *Client) transient(ctx context.Context, key string, size int64, fill Fill) (string, func(), error) {
+	if c.transientDir == "" {
+		return "", nil, fmt.Errorf("fetch %s: %w", key, ErrFull)
+	}
+	f, err := os.CreateTemp(c.transientDir, "*.parquet")
+	if err != nil {
+		return "", nil, fmt.Errorf("fetch %s: %w", key, err)
+	}
+	n, err := fill(ctx, f)
+	if err == nil && n != size {
+		err = fmt.Errorf("got %d bytes, the catalog says %d", n, size)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", nil, fmt.Errorf("fetch %s: %w", key, err)
+	}
+	c.m.transient.Inc()
+	var once sync.Once
+	return f.Name(), func() { once.Do(func() { os.Remove(f.Name()) }) }, nil
 }
 
 // fromNode copies key from the cache node at addr into f.

@@ -10,7 +10,7 @@ import (
 type Metrics struct {
 	hits, misses, evictions prometheus.Counter
 	filled, served          prometheus.Counter
-	fallbacks               prometheus.Counter
+	fallbacks, transient    prometheus.Counter
 	used                    prometheus.Gauge
 	fills                   prometheus.Histogram
 }
@@ -27,6 +27,7 @@ func NewMetrics() *Metrics {
 		filled:    counter("filled_bytes_total", "Bytes written into the cache by fills."),
 		served:    counter("served_bytes_total", "Bytes sent to clients by the cache node's HTTP server."),
 		fallbacks: counter("fallbacks_total", "Reads that went to the object store because the owning cache node failed."),
+		transient: counter("transient_copies_total", "Objects copied for one query only, because the cache had no room (raise --cache-size)."),
 		used: prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_cache_used_bytes",
 			Help: "Bytes of cached objects plus those reserved by fills in progress."}),
 		fills: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "strata_cache_fill_seconds",
@@ -36,7 +37,7 @@ func NewMetrics() *Metrics {
 
 // Collectors returns the metrics to register.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.hits, m.misses, m.evictions, m.filled, m.served, m.fallbacks, m.used, m.fills}
+	return []prometheus.Collector{m.hits, m.misses, m.evictions, m.filled, m.served, m.fallbacks, m.transient, m.used, m.fills}
 }
 
 // Hits, Misses and Fallbacks read the counters, for tests and reports.

@@ -64,7 +64,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	local := cache.NewClient(bucket, cache.ClientOptions{})
+	local, err := cache.NewClient(bucket, cache.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	db, err := engine.Open(ctx, engine.Options{AllowedDirs: local.Dirs(), TempDir: filepath.Join(dir, "spill"),
 		QueryTimeout: o.queryTimeout, MemoryLimit: "1GB"})
 	if err != nil {

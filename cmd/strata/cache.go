@@ -113,6 +113,9 @@ func heartbeat(ctx context.Context, cat catalog.Store, n catalog.Node) {
 func newCacheClient(ctx context.Context, c cacheConfig, cat catalog.Store, bucket *objstore.Bucket, self *cacheNode, reg *prometheus.Registry) (*cache.Client, error) {
 	ring := cache.NewRing(c.staticNodes()...)
 	opts := cache.ClientOptions{Ring: ring, Metrics: cache.NewMetrics()}
+	if c.dir != "" { // roles that read files (not ingest, which only warms)
+		opts.TransientDir = filepath.Join(c.dir, "transient")
+	}
 	if self != nil {
 		opts.Self, opts.Node, opts.Metrics = self.addr, self.node, self.node.M
 		ring.Set(append(c.staticNodes(), self.addr))
@@ -129,7 +132,11 @@ func newCacheClient(ctx context.Context, c cacheConfig, cat catalog.Store, bucke
 	if _, local := bucket.LocalDir(); !local {
 		go ring.Watch(ctx, cat, ring.Members(), heartbeatEvery, nodeTTL)
 	}
-	return cache.NewClient(bucket, opts), nil
+	client, err := cache.NewClient(bucket, opts)
+	if err != nil {
+		return nil, settingError{"cache-dir", err}
+	}
+	return client, nil
 }
 
 // warmer asks the cache tier to fetch freshly flushed files, so the first

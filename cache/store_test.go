@@ -1,0 +1,245 @@
+package cache_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/strata-db/strata/cache"
+)
+
+// fillWith writes data, counting calls.
+func fillWith(data []byte, calls *atomic.Int64) cache.Fill {
+	return func(ctx context.Context, f *os.File) (int64, error) {
+		calls.Add(1)
+		n, err := f.Write(data)
+		return int64(n), err
+	}
+}
+
+// dirBytes sums the sizes of every file under dir, partial fills included.
+func dirBytes(t *testing.T, dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func TestStore_StaysUnderLimitUnderConcurrentFills(t *testing.T) {
+	dir := t.TempDir()
+	const limit = 10_000
+	s, err := cache.OpenStore(dir, limit, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A watcher samples the directory while 8 readers fill 200 distinct
+	// keys of 1–3 kB: the directory must never hold more than the limit.
+	stop := make(chan struct{})
+	var over atomic.Int64
+	var watch sync.WaitGroup
+	watch.Add(1)
+	go func() {
+		defer watch.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if n := dirBytes(t, dir); n > limit {
+				over.Store(n)
+			}
+		}
+	}()
+	var calls, full atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				k := (i*7 + w) % 200
+				data := bytes.Repeat([]byte{byte(k)}, 1000+(k%3)*1000)
+				key := fmt.Sprintf("p/records/date=2026-11-23/hour=10/1-%03d.parquet", k)
+				p, release, _, err := s.Get(context.Background(), key, int64(len(data)), fillWith(data, &calls))
+				if errors.Is(err, cache.ErrFull) {
+					full.Add(1) // the other readers pin or reserve all of it
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got, err := os.ReadFile(p)
+				release()
+				if err != nil || !bytes.Equal(got, data) {
+					t.Errorf("%s: read %d bytes, %v", key, len(got), err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	watch.Wait()
+	if n := over.Load(); n > 0 {
+		t.Fatalf("cache directory held %d bytes, limit %d", n, limit)
+	}
+	if u := s.Used(); u > limit || u != dirBytes(t, dir) {
+		t.Fatalf("used %d, on disk %d, limit %d", u, dirBytes(t, dir), limit)
+	}
+	if full.Load() > 800 {
+		t.Fatalf("%d of 1600 reads found the cache full", full.Load())
+	}
+	if calls.Load() <= 200 {
+		t.Fatalf("%d fills for 200 keys in a cache of a fraction of them: nothing was evicted", calls.Load())
+	}
+}
+
+func TestStore_ConcurrentMissesFillOnce(t *testing.T) {
+	s, err := cache.OpenStore(t.TempDir(), 1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var calls atomic.Int64
+	slow := func(ctx context.Context, f *os.File) (int64, error) {
+		calls.Add(1)
+		<-release
+		n, err := f.Write([]byte("hello"))
+		return int64(n), err
+	}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, rel, _, err := s.Get(context.Background(), "p/k", 5, slow)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			rel()
+		}()
+	}
+	close(release)
+	wg.Wait()
+	if calls.Load() != 1 {
+		t.Fatalf("20 concurrent misses filled %d times, want 1", calls.Load())
+	}
+}
+
+func TestStore_PinnedFilesAreNotEvicted(t *testing.T) {
+	s, err := cache.OpenStore(t.TempDir(), 100, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int64
+	pa, releaseA, _, err := s.Get(context.Background(), "p/a", 60, fillWith(make([]byte, 60), &calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b does not fit beside a, which a reader holds.
+	_, _, _, err = s.Get(context.Background(), "p/b", 60, fillWith(make([]byte, 60), &calls))
+	if !errors.Is(err, cache.ErrFull) {
+		t.Fatalf("fill beside a pinned file: err = %v, want ErrFull", err)
+	}
+	if _, err := os.Stat(pa); err != nil {
+		t.Fatalf("pinned file gone: %v", err)
+	}
+	releaseA()
+	_, releaseB, _, err := s.Get(context.Background(), "p/b", 60, fillWith(make([]byte, 60), &calls))
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	releaseB()
+	if s.Contains("p/a") || !s.Contains("p/b") {
+		t.Fatal("a should have been evicted for b")
+	}
+	if _, _, _, err := s.Get(context.Background(), "p/huge", 101, fillWith(make([]byte, 101), &calls)); !errors.Is(err, cache.ErrFull) {
+		t.Fatalf("object larger than the cache: err = %v", err)
+	}
+}
+
+func TestStore_WrongSizeIsRefusedAndLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	s, err := cache.OpenStore(dir, 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int64
+	_, _, _, err = s.Get(context.Background(), "p/short", 10, fillWith([]byte("abc"), &calls))
+	if err == nil {
+		t.Fatal("a 3-byte fill of a 10-byte object was accepted")
+	}
+	if n := dirBytes(t, dir); n != 0 || s.Used() != 0 {
+		t.Fatalf("after a failed fill: %d bytes on disk, %d used", n, s.Used())
+	}
+}
+
+func TestStore_RestartKeepsFilesAndDropsPartials(t *testing.T) {
+	dir := t.TempDir()
+	s, err := cache.OpenStore(dir, 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int64
+	for _, k := range []string{"p/x/a", "p/x/b"} {
+		_, rel, _, err := s.Get(context.Background(), k, 100, fillWith(make([]byte, 100), &calls))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel()
+	}
+	// A crash mid-fill leaves a temporary file.
+	if err := os.WriteFile(filepath.Join(dir, "p", "x", "c.123.tmp"), make([]byte, 50), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := cache.OpenStore(dir, 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.Used() != 200 {
+		t.Fatalf("reopened store uses %d bytes, want 200", s2.Used())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "p", "x", "c.123.tmp")); !os.IsNotExist(err) {
+		t.Fatalf("partial fill survived the restart: %v", err)
+	}
+	_, rel, hit, err := s2.Get(context.Background(), "p/x/a", 100, fillWith(make([]byte, 100), &calls))
+	if err != nil || !hit {
+		t.Fatalf("after restart: hit=%v err=%v", hit, err)
+	}
+	rel()
+	// A smaller limit on restart evicts down to it.
+	s3, err := cache.OpenStore(dir, 150, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s3.Used() > 150 || dirBytes(t, dir) > 150 {
+		t.Fatalf("reopened with a 150-byte limit: used %d, on disk %d", s3.Used(), dirBytes(t, dir))
+	}
+}
+
+func TestCheckKey(t *testing.T) {
+	for _, k := range []string{"", "/etc/passwd", "../x", "a/../../x", "a//b", "a/./b", `a\b`, "a/\x00"} {
+		if cache.CheckKey(k) == nil {
+			t.Errorf("key %q accepted", k)
+		}
+	}
+	if err := cache.CheckKey("default/records/date=2026-11-23/hour=10/0-01ABC.parquet"); err != nil {
+		t.Error(err)
+	}
+}
