@@ -40,7 +40,9 @@ func dirBytes(t *testing.T, dir string) int64 {
 
 func TestStore_StaysUnderLimitUnderConcurrentFills(t *testing.T) {
 	dir := t.TempDir()
-	const limit = 10_000
+	// Each reader holds at most one 3 kB object (pinned or being filled),
+	// so 8 of them always leave room for a fill.
+	const limit = 30_000
 	s, err := cache.OpenStore(dir, limit, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +66,7 @@ func TestStore_StaysUnderLimitUnderConcurrentFills(t *testing.T) {
 			}
 		}
 	}()
-	var calls, full atomic.Int64
+	var calls atomic.Int64
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Add(1)
@@ -75,10 +77,6 @@ func TestStore_StaysUnderLimitUnderConcurrentFills(t *testing.T) {
 				data := bytes.Repeat([]byte{byte(k)}, 1000+(k%3)*1000)
 				key := fmt.Sprintf("p/records/date=2026-11-23/hour=10/1-%03d.parquet", k)
 				p, release, _, err := s.Get(context.Background(), key, int64(len(data)), fillWith(data, &calls))
-				if errors.Is(err, cache.ErrFull) {
-					full.Add(1) // the other readers pin or reserve all of it
-					continue
-				}
 				if err != nil {
 					t.Error(err)
 					return
@@ -100,9 +98,6 @@ func TestStore_StaysUnderLimitUnderConcurrentFills(t *testing.T) {
 	}
 	if u := s.Used(); u > limit || u != dirBytes(t, dir) {
 		t.Fatalf("used %d, on disk %d, limit %d", u, dirBytes(t, dir), limit)
-	}
-	if full.Load() > 800 {
-		t.Fatalf("%d of 1600 reads found the cache full", full.Load())
 	}
 	if calls.Load() <= 200 {
 		t.Fatalf("%d fills for 200 keys in a cache of a fraction of them: nothing was evicted", calls.Load())

@@ -1,0 +1,318 @@
+package cache_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/strata-db/strata/cache"
+	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/internal/testenv"
+	"github.com/strata-db/strata/objstore"
+)
+
+// world is a catalog and an object store holding some data files.
+type world struct {
+	cat    catalog.Store
+	bucket *objstore.Bucket
+	files  []catalog.File
+	data   map[string][]byte
+}
+
+// newWorld puts n random objects of the default project (and one of
+// project "other") in bucketURL and registers them in a SQLite catalog.
+func newWorld(t *testing.T, bucketURL string, n, size int) *world {
+	t.Helper()
+	ctx := context.Background()
+	cat, err := catalog.OpenSQLite(ctx, filepath.Join(t.TempDir(), "catalog.db"), catalog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	if err := cat.CreateProject(ctx, catalog.Project{ID: "other", Name: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	bucket, err := objstore.Open(ctx, bucketURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bucket.Close() })
+	w := &world{cat: cat, bucket: bucket, data: map[string][]byte{}}
+	hour := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	for i := range n + 1 {
+		project := catalog.DefaultProject
+		if i == n {
+			project = "other"
+		}
+		key := objstore.DataKey(project, "records", hour, 0, objstore.NewID(hour))
+		data := make([]byte, size+i)
+		rand.Read(data)
+		if err := bucket.Put(ctx, key, data); err != nil {
+			t.Fatal(err)
+		}
+		f := catalog.File{Key: key, Project: project, Table: "records", Partition: objstore.Partition(hour),
+			MinTime: hour, MaxTime: hour.Add(time.Minute), Rows: 1, Bytes: int64(len(data))}
+		if err := cat.RegisterFiles(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+		w.data[key] = data
+		if project == catalog.DefaultProject {
+			w.files = append(w.files, f)
+		}
+	}
+	return w
+}
+
+// otherKey is the object of project "other".
+func (w *world) otherKey() string {
+	for k := range w.data {
+		if strings.HasPrefix(k, "other/") {
+			return k
+		}
+	}
+	panic("no object of project other")
+}
+
+// startNode runs a cache node over w on a loopback port until stop or the
+// test ends.
+func startNode(t *testing.T, w *world, size int64) (addr string, node *cache.Node, stop func()) {
+	t.Helper()
+	m := cache.NewMetrics()
+	store, err := cache.OpenStore(t.TempDir(), size, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node = &cache.Node{Store: store, Bucket: w.bucket, Catalog: w.cat, M: m}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: node.Handler(http.NotFoundHandler())}
+	go srv.Serve(ln)
+	var once sync.Once
+	stop = func() { once.Do(func() { srv.Close() }) } // drops requests in flight, like a killed process
+	t.Cleanup(stop)
+	return ln.Addr().String(), node, stop
+}
+
+// rawGet sends path exactly as given (no client-side cleaning) and returns
+// the status and body.
+func rawGet(t *testing.T, addr, path string, header map[string]string) (int, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", path, addr)
+	for k, v := range header {
+		fmt.Fprintf(c, "%s: %s\r\n", k, v)
+	}
+	io.WriteString(c, "\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func TestNode_ServesObjectsWithRanges(t *testing.T) {
+	w := newWorld(t, "file://"+t.TempDir(), 1, 100_000)
+	addr, node, _ := startNode(t, w, 1<<20)
+	f := w.files[0]
+	get := func(rng string) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/objects/"+f.Key, nil)
+		req.Header.Set(cache.ProjectHeader, f.Project)
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for i, want := range []string{"miss", "hit"} {
+		resp := get("")
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !bytes.Equal(body, w.data[f.Key]) || resp.Header.Get(cache.HitHeader) != want {
+			t.Fatalf("GET %d: %s, %d bytes, %s=%q", i, resp.Status, len(body), cache.HitHeader, resp.Header.Get(cache.HitHeader))
+		}
+	}
+	resp := get("bytes=1000-1099")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, w.data[f.Key][1000:1100]) {
+		t.Fatalf("range: %s, %d bytes", resp.Status, len(body))
+	}
+	if node.M.Hits() != 2 || node.M.Misses() != 1 || node.M.Fills() != 1 {
+		t.Fatalf("hits %v misses %v fills %v, want 2, 1, 1", node.M.Hits(), node.M.Misses(), node.M.Fills())
+	}
+}
+
+func TestNode_RefusesBadKeys(t *testing.T) {
+	w := newWorld(t, "file://"+t.TempDir(), 1, 1000)
+	addr, node, _ := startNode(t, w, 1<<20)
+	// A secret beside the cache directory that no request may reveal.
+	secret := "TOP-SECRET-" + testenv.RandomHex(8)
+	os.WriteFile(filepath.Join(filepath.Dir(node.Store.Dir()), "secret"), []byte(secret), 0o644)
+	own := map[string]string{cache.ProjectHeader: catalog.DefaultProject}
+	good := w.files[0].Key
+	cases := []struct {
+		path   string
+		header map[string]string
+		status int
+	}{
+		{"/objects/../secret", own, 400},
+		{"/objects/../../../../etc/passwd", own, 400},
+		{"/objects/default/../../secret", own, 400},
+		{"/objects/%2e%2e/secret", own, 400},
+		{"/objects/%2E%2E%2Fsecret", own, 400},
+		{"/objects/default%2F..%2F..%2Fsecret", own, 400},
+		{"/objects//etc/passwd", own, 400},
+		{"/objects/%2Fetc%2Fpasswd", own, 400},
+		{"/objects/..%5csecret", own, 400},
+		{"/objects/secret", own, 400},                                              // not a data key
+		{"/objects/" + good, nil, 403},                                             // no project
+		{"/objects/" + good, map[string]string{cache.ProjectHeader: "other"}, 403}, // another project's key
+		{"/objects/" + w.otherKey(), own, 403},
+		{"/objects/default/records/date=2026-11-23/hour=10/0-01JZZZZZZZZZZZZZZZZZZZZZZZ.parquet", own, 404},
+	}
+	for _, tc := range cases {
+		status, body := rawGet(t, addr, tc.path, tc.header)
+		if status != tc.status {
+			t.Errorf("GET %s: %d %s, want %d", tc.path, status, body, tc.status)
+		}
+		if strings.Contains(body, secret) || strings.Contains(body, "root:") {
+			t.Errorf("GET %s leaked a file", tc.path)
+		}
+	}
+	if status, _ := rawGet(t, addr, "/objects/"+good, own); status != 200 {
+		t.Fatalf("good key after the bad ones: %d", status)
+	}
+}
+
+func TestRing_OnlyTheChangedNodesShareMoves(t *testing.T) {
+	keys := make([]string, 20_000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("default/records/date=2026-11-23/hour=%02d/0-%06d.parquet", i%24, i)
+	}
+	owners := func(r *cache.Ring) []string {
+		out := make([]string, len(keys))
+		for i, k := range keys {
+			out[i] = r.Owner(k)
+		}
+		return out
+	}
+	moved := func(a, b []string) float64 {
+		n := 0
+		for i := range a {
+			if a[i] != b[i] {
+				n++
+			}
+		}
+		return float64(n) / float64(len(a))
+	}
+	for _, n := range []int{2, 3, 4, 8} {
+		addrs := make([]string, n+1)
+		for i := range addrs {
+			addrs[i] = fmt.Sprintf("10.0.0.%d:9001", i+1)
+		}
+		r := cache.NewRing(addrs[:n]...)
+		before := owners(r)
+		r.Set(addrs) // one joins
+		joined := owners(r)
+		if f := moved(before, joined); f > 1.5/float64(n+1) {
+			t.Errorf("%d→%d nodes: %.1f%% of keys moved, want ≤ %.1f%%", n, n+1, 100*f, 150/float64(n+1))
+		}
+		r.Set(addrs[1:]) // another leaves
+		left := owners(r)
+		if f := moved(joined, left); f > 1.5/float64(n+1) {
+			t.Errorf("%d→%d nodes: %.1f%% of keys moved, want ≤ %.1f%%", n+1, n, 100*f, 150/float64(n+1))
+		}
+		for i, o := range left {
+			if o == addrs[0] {
+				t.Fatalf("key %s still owned by the node that left", keys[i])
+			}
+		}
+	}
+	if cache.NewRing().Owner("x") != "" {
+		t.Error("an empty ring has an owner")
+	}
+}
+
+// TestClient_NodeKilledUnderLoad reads objects through a ring of three
+// cache nodes over a real S3-compatible server while one node is killed:
+// no read fails, every byte is right, and the dead node's keys go to the
+// object store until it is back.
+func TestClient_NodeKilledUnderLoad(t *testing.T) {
+	w := newWorld(t, testenv.S3URL(t), 60, 20_000)
+	var addrs []string
+	var stops []func()
+	for range 3 {
+		a, _, stop := startNode(t, w, 1<<30)
+		addrs = append(addrs, a)
+		stops = append(stops, stop)
+	}
+	m := cache.NewMetrics()
+	local, err := cache.OpenStore(t.TempDir(), 400_000, m) // room for a fraction: reads keep going to the nodes
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := cache.NewClient(w.bucket, cache.ClientOptions{Ring: cache.NewRing(addrs...), Local: local,
+		TransientDir: t.TempDir(), Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var reads, failures atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(3 * time.Second)
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; time.Now().Before(deadline); i++ {
+				f := w.files[i%len(w.files)]
+				p, release, _, err := client.Acquire(ctx, f.Project, f.Key, f.Bytes)
+				if err != nil {
+					t.Errorf("read %s: %v", f.Key, err)
+					failures.Add(1)
+					continue
+				}
+				got, err := os.ReadFile(p)
+				release()
+				if err != nil || !bytes.Equal(got, w.data[f.Key]) {
+					t.Errorf("read %s: %d bytes, %v", f.Key, len(got), err)
+					failures.Add(1)
+				}
+				reads.Add(1)
+			}
+		}()
+	}
+	time.Sleep(time.Second)
+	stops[1]() // killed mid-load
+	wg.Wait()
+	if failures.Load() > 0 {
+		t.Fatalf("%d of %d reads failed", failures.Load(), reads.Load())
+	}
+	if m.Fallbacks() == 0 {
+		t.Fatal("no read fell back to the object store after a node was killed")
+	}
+	t.Logf("%d reads, %v fallbacks to the object store", reads.Load(), m.Fallbacks())
+}
