@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/strata-db/strata/catalog"
@@ -102,6 +103,9 @@ type Compactor struct {
 	bucket  *objstore.Bucket
 	opts    Options
 	Metrics *Metrics
+
+	scanMu   sync.Mutex
+	lastScan time.Time // when the orphan scan last listed the bucket
 }
 
 // New returns a compactor; call Run or RunOnce.
@@ -135,18 +139,48 @@ type Pass struct {
 	Backlog                                  int // partitions that still want work
 }
 
+// pass is one RunOnce under way.
+type pass struct {
+	Pass
+	projects []catalog.Project
+	// live holds the keys of the files the pass listed live or registered,
+	// for the orphan scan. It is nil when no scan is due, or once a listing
+	// failed: the scan would delete the objects of the files it missed.
+	live map[string]bool
+}
+
+// saw adds files to the keys the orphan scan must keep.
+func (p *pass) saw(files []catalog.File) {
+	if p.live == nil {
+		return
+	}
+	for _, f := range files {
+		p.live[f.Key] = true
+	}
+}
+
 // RunOnce expires, merges and collects once over every project.
 func (c *Compactor) RunOnce(ctx context.Context) (Pass, error) {
-	var p Pass
 	projects, err := c.cat.Projects(ctx)
 	if err != nil {
-		return p, err
+		return Pass{}, err
+	}
+	p := &pass{projects: projects}
+	if c.orphanScanDue() {
+		p.live = map[string]bool{}
 	}
 	var errs []error
 	var oldestL0 time.Time
 	for _, proj := range projects {
 		for _, t := range schema.Tables() {
-			o, err := c.table(ctx, proj, t, &p)
+			files, err := c.cat.ListFiles(ctx, catalog.FileFilter{Project: proj.ID, Table: t.Name})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s/%s: %w", proj.ID, t.Name, err))
+				p.live = nil // no orphan scan on a partial listing
+				continue
+			}
+			p.saw(files)
+			o, err := c.table(ctx, proj, t, files, p)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s/%s: %w", proj.ID, t.Name, err))
 			}
@@ -161,20 +195,16 @@ func (c *Compactor) RunOnce(ctx context.Context) (Pass, error) {
 	}
 	c.Metrics.lag.Set(lag)
 	c.Metrics.backlog.Set(float64(p.Backlog))
-	if err := c.collect(ctx, &p); err != nil {
+	if err := c.collect(ctx, p); err != nil {
 		errs = append(errs, err)
 	}
-	return p, errors.Join(errs...)
+	return p.Pass, errors.Join(errs...)
 }
 
-// table expires the files of one project's table, then runs the merge
-// jobs its partitions want. It returns the creation time of the oldest
-// level-0 file (zero if none), for the lag metric.
-func (c *Compactor) table(ctx context.Context, proj catalog.Project, t *schema.Table, p *Pass) (time.Time, error) {
-	files, err := c.cat.ListFiles(ctx, catalog.FileFilter{Project: proj.ID, Table: t.Name})
-	if err != nil {
-		return time.Time{}, err
-	}
+// table expires the live files of one project's table, then runs the
+// merge jobs its partitions want. It returns the creation time of the
+// oldest level-0 file (zero if none), for the lag metric.
+func (c *Compactor) table(ctx context.Context, proj catalog.Project, t *schema.Table, files []catalog.File, p *pass) (time.Time, error) {
 	now := c.opts.Now()
 	cutoff := now.Add(-retention(proj))
 	// Files wholly older than retention go at once; no rewrite needed.
@@ -211,7 +241,7 @@ func (c *Compactor) table(ctx context.Context, proj catalog.Project, t *schema.T
 		if ctx.Err() != nil {
 			return oldestL0, ctx.Err()
 		}
-		done, err := c.job(ctx, proj, t, part, cutoff)
+		done, err := c.job(ctx, p, proj, t, part, cutoff)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("partition %s: %w", part, err))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -257,6 +258,43 @@ func TestCompactor_CrashAtAnyStep(t *testing.T) {
 	}
 	if len(objs) != len(live) {
 		t.Errorf("%d objects, %d live files", len(objs), len(live))
+	}
+}
+
+// The orphan scan lists the bucket at most every OrphanGrace/4: an orphan
+// that appears just after a scan, already old enough, waits for the next.
+func TestCompactor_OrphanScanThrottled(t *testing.T) {
+	l := localLake(t)
+	ctx := context.Background()
+	c := l.compactor(compactor.Options{OrphanGrace: time.Hour})
+	start := l.now
+	if _, err := c.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	key := objstore.DataKey(catalog.DefaultProject, schema.Records, start.Truncate(time.Hour), 0, objstore.NewID(start))
+	if err := l.bucket.Put(ctx, key, []byte("orphan")); err != nil {
+		t.Fatal(err)
+	}
+	path, ok := l.bucket.LocalPath(key)
+	if !ok {
+		t.Fatal("no local path for a file:// bucket")
+	}
+	old := start.Add(-2 * time.Hour)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		after   time.Duration
+		orphans int
+	}{{time.Minute, 0}, {14 * time.Minute, 0}, {16 * time.Minute, 1}} {
+		l.now = start.Add(step.after)
+		p, err := c.RunOnce(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Orphans != step.orphans || l.objects(catalog.DefaultProject)[key] != (step.orphans == 0) {
+			t.Fatalf("%v after the first scan: %d orphans deleted, want %d", step.after, p.Orphans, step.orphans)
+		}
 	}
 }
 

@@ -19,7 +19,7 @@ import (
 // job merges what plan picks in one partition, under a lease so no other
 // compactor does the same work. It reports false when there was nothing
 // to do (the lease was held, or another compactor got there first).
-func (c *Compactor) job(ctx context.Context, proj catalog.Project, t *schema.Table, part string, cutoff time.Time) (bool, error) {
+func (c *Compactor) job(ctx context.Context, p *pass, proj catalog.Project, t *schema.Table, part string, cutoff time.Time) (bool, error) {
 	name := "compact/" + proj.ID + "/" + t.Name + "/" + part
 	if _, err := c.cat.AcquireLease(ctx, name, c.opts.Holder, c.opts.LeaseTTL); err != nil {
 		if errors.Is(err, catalog.ErrLeaseHeld) {
@@ -103,6 +103,7 @@ func (c *Compactor) job(ctx context.Context, proj catalog.Project, t *schema.Tab
 		}
 		return false, err
 	}
+	p.saw(out)
 	if err := c.opts.Hook("swapped"); err != nil {
 		return true, err
 	}

@@ -157,17 +157,13 @@ func (w *BulkWriter) write(part bulkPart) error {
 	if err != nil {
 		return err
 	}
-	hour := part.key.hourTime()
-	key := objstore.DataKey(part.key.project, part.key.table, hour, w.level, objstore.NewID(time.Now()))
+	key := objstore.DataKey(part.key.project, part.key.table, part.key.hourTime(), w.level, objstore.NewID(time.Now()))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if err := w.bucket.Put(ctx, key, buf.Bytes()); err != nil {
 		return fmt.Errorf("upload %s: %w", key, err)
 	}
-	f := catalog.File{Key: key, Project: part.key.project, Table: part.key.table, Partition: objstore.Partition(hour),
-		Level: w.level, MinTime: info.MinTime, MaxTime: info.MaxTime, Rows: info.Rows, Bytes: int64(buf.Len()),
-		TraceFilter: info.TraceFilter}
-	if err := w.cat.RegisterFiles(ctx, f); err != nil {
+	if err := w.cat.RegisterFiles(ctx, part.key.file(key, w.level, info, int64(buf.Len()))); err != nil {
 		return fmt.Errorf("register %s: %w", key, err)
 	}
 	w.mu.Lock()

@@ -165,16 +165,21 @@ func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.F
 		if err != nil {
 			return nil, err
 		}
-		files = append(files, catalog.File{
-			Key: key, Project: pk.project, Table: pk.table, Partition: objstore.Partition(pk.hourTime()),
-			Level: 0, MinTime: info.MinTime, MaxTime: info.MaxTime, Rows: info.Rows, Bytes: int64(buf.Len()),
-			TraceFilter: info.TraceFilter,
-		})
+		files = append(files, pk.file(key, 0, info, int64(buf.Len())))
 	}
 	err = in.retry(ctx, fmt.Sprintf("register %d files of segment %d", len(files), seg.seq), func(ctx context.Context) error {
 		return in.cat.RegisterFiles(ctx, files...)
 	})
 	return files, err
+}
+
+// file is the catalog row of the Parquet file at key that holds pk's rows.
+func (pk partKey) file(key string, level int, info engine.FileInfo, size int64) catalog.File {
+	return catalog.File{
+		Key: key, Project: pk.project, Table: pk.table, Partition: objstore.Partition(pk.hourTime()),
+		Level: level, MinTime: info.MinTime, MaxTime: info.MaxTime, Rows: info.Rows, Bytes: size,
+		TraceFilter: info.TraceFilter,
+	}
 }
 
 // retry runs fn until it succeeds or ctx ends, each attempt bounded by

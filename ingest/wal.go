@@ -322,8 +322,6 @@ func loadSegment(seg *segment) (map[partKey][]arrow.RecordBatch, error) {
 
 func releaseParts(parts map[partKey][]arrow.RecordBatch) {
 	for _, bs := range parts {
-		for _, b := range bs {
-			b.Release()
-		}
+		release(bs)
 	}
 }
