@@ -64,7 +64,11 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	local, err := cache.NewLocal(bucket, filepath.Join(dir, "cache"))
+	store, err := cache.OpenStore(filepath.Join(dir, "cache"), 1<<30, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := cache.NewClient(bucket, cache.ClientOptions{Node: &cache.Node{Store: store, Bucket: bucket, Catalog: cat, M: cache.NewMetrics()}})
 	if err != nil {
 		t.Fatal(err)
 	}
