@@ -5,9 +5,13 @@ package faultproxy
 import (
 	"io"
 	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Mode is how the proxy treats connections.
@@ -100,4 +104,28 @@ func (p *Proxy) forward(c net.Conn) {
 	go func() { io.Copy(up, c); up.Close() }()
 	io.Copy(c, up)
 	c.Close()
+}
+
+// StartDelayHTTP is an HTTP reverse proxy to target (http://host:port)
+// that waits delay before forwarding each request, like a distant object
+// store. The Host header is kept, so S3 request signatures stay valid.
+// It returns the proxy's host:port.
+func StartDelayHTTP(t testing.TB, target string, delay time.Duration) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(delay)
+		rp.ServeHTTP(w, r)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
 }
