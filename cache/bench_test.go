@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,7 +83,7 @@ func BenchmarkDashboardOverS3(b *testing.B) {
 	run := func(b *testing.B, e *sql.Executor, q string) sql.Stats {
 		res, err := e.Run(ctx, catalog.DefaultProject, sql.Request{SQL: q})
 		if err != nil {
-			b.Fatal(err)
+			b.Fatalf("%v\n%s", err, q)
 		}
 		for res.Next() {
 		}
@@ -183,6 +184,6 @@ func placeholdersFrom(b *testing.B, e *sql.Executor) bench.Placeholders {
 		b.Fatal("no recent span")
 	}
 	rec := res.RecordBatch()
-	return bench.Placeholders{Now: now, TraceID: rec.Column(0).GetOneForMarshal(0).(string),
+	return bench.Placeholders{Now: now, TraceID: strings.Clone(rec.Column(0).GetOneForMarshal(0).(string)), // outlives the batch
 		TraceStart: time.UnixMicro(rec.Column(1).GetOneForMarshal(0).(int64)), MissingTraceID: testenv.RandomHex(16)}
 }

@@ -294,7 +294,11 @@ func queryError(ctx context.Context, timeout time.Duration, err error) error {
 		case duckdb.ErrorTypeInternal, duckdb.ErrorTypeFatal, duckdb.ErrorTypeIO, duckdb.ErrorTypeConnection:
 			return err
 		}
-		return &QueryError{Msg: de.Msg, Err: err}
+		msg := de.Msg
+		if msg == "" {
+			msg = err.Error()
+		}
+		return &QueryError{Msg: msg, Err: err}
 	}
 	return err
 }
