@@ -184,19 +184,10 @@ func runCache(ctx context.Context, args []string, stdout io.Writer) error {
 	var cc cacheConfig
 	cc.registerNode(c)
 	cc.registerDir(c)
-	if err := c.parse(args, stdout); err != nil {
-		return err
-	}
-	if err := st.resolve(); err != nil {
-		return err
-	}
-	lns, err := bind(map[string]string{"cache-addr": cc.addr})
+	lns, cat, bucket, err := boot(ctx, c, &st, args, stdout, func() map[string]string {
+		return map[string]string{"cache-addr": cc.addr}
+	})
 	if err != nil {
-		return err
-	}
-	cat, bucket, err := st.open(ctx)
-	if err != nil {
-		closeAll(lns)
 		return err
 	}
 	defer cat.Close()

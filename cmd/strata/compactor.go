@@ -78,19 +78,10 @@ func runCompactor(ctx context.Context, args []string, stdout io.Writer) error {
 	var cc compactorConfig
 	cc.register(c, false)
 	httpAddr := c.fs.String("http-addr", "127.0.0.1:8081", "`address` of the health check and Prometheus metrics")
-	if err := c.parse(args, stdout); err != nil {
-		return err
-	}
-	if err := st.resolve(); err != nil {
-		return err
-	}
-	lns, err := bind(map[string]string{"http-addr": *httpAddr})
+	lns, cat, bucket, err := boot(ctx, c, &st, args, stdout, func() map[string]string {
+		return map[string]string{"http-addr": *httpAddr}
+	})
 	if err != nil {
-		return err
-	}
-	cat, bucket, err := st.open(ctx)
-	if err != nil {
-		lns["http-addr"].Close()
 		return err
 	}
 	defer cat.Close()

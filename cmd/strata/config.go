@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,6 +100,29 @@ func unwrapPath(err error) error {
 
 // openStorage prepares the data dir, opens (and migrates) the catalog and
 // opens the object store. Errors name the setting at fault.
+// boot is the start of every service command: parse args, resolve the
+// storage settings, bind the addresses that addrs returns (flag name →
+// address, read once the flags are parsed), then open the catalog and the
+// object store. On error nothing is left open.
+func boot(ctx context.Context, c *command, st *storage, args []string, stdout io.Writer, addrs func() map[string]string) (map[string]net.Listener, catalog.Store, *objstore.Bucket, error) {
+	if err := c.parse(args, stdout); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := st.resolve(); err != nil {
+		return nil, nil, nil, err
+	}
+	lns, err := bind(addrs())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cat, bucket, err := st.open(ctx)
+	if err != nil {
+		closeAll(lns)
+		return nil, nil, nil, err
+	}
+	return lns, cat, bucket, nil
+}
+
 func (s *storage) open(ctx context.Context) (catalog.Store, *objstore.Bucket, error) {
 	if err := ensureDir("data-dir", s.dataDir); err != nil {
 		return nil, nil, err

@@ -25,19 +25,10 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	kc.registerDir(c)
 	kc.registerRing(c, true)
 	httpAddr := c.fs.String("http-addr", "127.0.0.1:8082", "`address` of the health check and Prometheus metrics")
-	if err := c.parse(args, stdout); err != nil {
-		return err
-	}
-	if err := st.resolve(); err != nil {
-		return err
-	}
-	lns, err := bind(map[string]string{"http-addr": *httpAddr, "query-addr": qc.addr, "pg-addr": qc.pgAddr})
+	lns, cat, bucket, err := boot(ctx, c, &st, args, stdout, func() map[string]string {
+		return map[string]string{"http-addr": *httpAddr, "query-addr": qc.addr, "pg-addr": qc.pgAddr}
+	})
 	if err != nil {
-		return err
-	}
-	cat, bucket, err := st.open(ctx)
-	if err != nil {
-		closeAll(lns)
 		return err
 	}
 	defer cat.Close()
@@ -79,19 +70,10 @@ func runIngest(ctx context.Context, args []string, stdout io.Writer) error {
 	kc.registerRing(c, false)
 	httpAddr := c.fs.String("http-addr", "127.0.0.1:8083", "`address` of the health check and Prometheus metrics")
 	shutdownTimeout := c.fs.Duration("shutdown-timeout", time.Second, "how long shutdown may take (`duration`)")
-	if err := c.parse(args, stdout); err != nil {
-		return err
-	}
-	if err := st.resolve(); err != nil {
-		return err
-	}
-	lns, err := bind(map[string]string{"http-addr": *httpAddr, "otlp-http-addr": ic.httpAddr, "otlp-grpc-addr": ic.grpcAddr})
+	lns, cat, bucket, err := boot(ctx, c, &st, args, stdout, func() map[string]string {
+		return map[string]string{"http-addr": *httpAddr, "otlp-http-addr": ic.httpAddr, "otlp-grpc-addr": ic.grpcAddr}
+	})
 	if err != nil {
-		return err
-	}
-	cat, bucket, err := st.open(ctx)
-	if err != nil {
-		closeAll(lns)
 		return err
 	}
 	defer cat.Close()

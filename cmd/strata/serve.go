@@ -44,20 +44,11 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	cc.register(c, true)
 	httpAddr := c.fs.String("http-addr", "127.0.0.1:8080", "`address` of the health check and Prometheus metrics")
 	shutdownTimeout := c.fs.Duration("shutdown-timeout", time.Second, "how long shutdown may take (`duration`)")
-	if err := c.parse(args, stdout); err != nil {
-		return err
-	}
-	if err := st.resolve(); err != nil {
-		return err
-	}
-	lns, err := bind(map[string]string{"http-addr": *httpAddr, "otlp-http-addr": ic.httpAddr,
-		"otlp-grpc-addr": ic.grpcAddr, "query-addr": qc.addr, "pg-addr": qc.pgAddr, "cache-addr": kc.addr})
+	lns, cat, bucket, err := boot(ctx, c, &st, args, stdout, func() map[string]string {
+		return map[string]string{"http-addr": *httpAddr, "otlp-http-addr": ic.httpAddr,
+			"otlp-grpc-addr": ic.grpcAddr, "query-addr": qc.addr, "pg-addr": qc.pgAddr, "cache-addr": kc.addr}
+	})
 	if err != nil {
-		return err
-	}
-	cat, bucket, err := st.open(ctx)
-	if err != nil {
-		closeAll(lns)
 		return err
 	}
 	defer cat.Close()
