@@ -108,7 +108,7 @@ func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (
 		return p, func() {}, false, nil // a local directory is read in place
 	}
 	owner := c.ring.Owner(key)
-	if owner == "" || (c.node != nil && owner == c.self) {
+	if c.ownedHere(owner) {
 		if c.node == nil {
 			return "", nil, false, fmt.Errorf("fetch %s: no cache node", key)
 		}
@@ -155,24 +155,13 @@ func (c *Client) transient(ctx context.Context, key string, size int64, fill Fil
 	if c.transientDir == "" {
 		return "", nil, fmt.Errorf("fetch %s: %w", key, ErrFull)
 	}
-	f, err := os.CreateTemp(c.transientDir, "*.parquet")
+	path, err := fillTemp(ctx, c.transientDir, "*.parquet", size, fill)
 	if err != nil {
-		return "", nil, fmt.Errorf("fetch %s: %w", key, err)
-	}
-	n, err := fill(ctx, f)
-	if err == nil && n != size {
-		err = fmt.Errorf("got %d bytes, the catalog says %d", n, size)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
 		return "", nil, fmt.Errorf("fetch %s: %w", key, err)
 	}
 	c.m.transient.Inc()
 	var once sync.Once
-	return f.Name(), func() { once.Do(func() { os.Remove(f.Name()) }) }, nil
+	return path, func() { once.Do(func() { os.Remove(path) }) }, nil
 }
 
 // fromNode copies key from the cache node at addr into f.
@@ -203,7 +192,7 @@ func (c *Client) Warm(ctx context.Context, project, key string, size int64) {
 		return
 	}
 	owner := c.ring.Owner(key)
-	if owner == "" || (c.node != nil && owner == c.self) {
+	if c.ownedHere(owner) {
 		if c.node != nil {
 			go c.node.Warm(key, size)
 		}
@@ -225,6 +214,12 @@ func (c *Client) Warm(ctx context.Context, project, key string, size int64) {
 		return
 	}
 	resp.Body.Close()
+}
+
+// ownedHere reports that owner is the in-process node, or that the ring is
+// empty and only an in-process node can serve.
+func (c *Client) ownedHere(owner string) bool {
+	return owner == "" || (c.node != nil && owner == c.self)
 }
 
 func (c *Client) isDown(addr string) bool {

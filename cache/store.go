@@ -212,24 +212,37 @@ func (s *Store) write(ctx context.Context, path string, size int64, fill Fill) e
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	tmp, err := fillTemp(ctx, filepath.Dir(path), filepath.Base(path)+".*.tmp", size, fill)
 	if err != nil {
 		return err
 	}
-	n, err := fill(ctx, tmp)
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// fillTemp runs fill into a new file in dir (named by os.CreateTemp's
+// pattern), checks that it wrote exactly size bytes, and returns its path;
+// on error the file is removed.
+func fillTemp(ctx context.Context, dir, pattern string, size int64, fill Fill) (string, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return "", err
+	}
+	n, err := fill(ctx, f)
 	if err == nil && n != size {
 		err = fmt.Errorf("got %d bytes, the catalog says %d", n, size)
 	}
-	if cerr := tmp.Close(); err == nil {
+	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
 	if err != nil {
-		os.Remove(tmp.Name())
+		os.Remove(f.Name())
+		return "", err
 	}
-	return err
+	return f.Name(), nil
 }
 
 // reserve makes room for size bytes, evicting unpinned entries from the
