@@ -263,6 +263,9 @@ func (s *Store) reserve(size int64) error {
 
 // evictLocked evicts until need more bytes fit; false if pins prevent it.
 func (s *Store) evictLocked(need int64) bool {
+	if s.used+need <= s.max {
+		return true // the common case: no copy of the key list on every fill
+	}
 	keys := s.lru.Keys() // oldest first
 	for i := 0; s.used+need > s.max && i < len(keys); i++ {
 		if e, ok := s.lru.Peek(keys[i]); ok && e.pins == 0 {
