@@ -75,6 +75,8 @@ type Counts struct {
 
 // IngestReport is the outcome of a load run.
 type IngestReport struct {
+	Kind    string  `json:"kind"` // "ingest", so bench plan can tell reports apart
+	Machine Machine `json:"machine"`
 	Options struct {
 		Endpoint, Protocol, Compression string
 		Workers                         int
@@ -90,6 +92,8 @@ type IngestReport struct {
 	ErrorsByCode   map[string]int64 `json:"errors_by_code"`
 	SpansPerSecond float64          `json:"spans_per_second"`
 	AckLatencyMs   Percentiles      `json:"ack_latency_ms"`
+	AckHistogram   []Bucket         `json:"ack_latency_histogram"`
+	WireBytes      int64            `json:"wire_bytes"` // request bodies acknowledged, before compression
 	Timeline       []TimelinePoint  `json:"timeline"`
 	Server         *ServerStats     `json:"server,omitempty"`
 	Queryable      *Percentiles     `json:"time_to_queryable_ms,omitempty"`
@@ -156,7 +160,7 @@ func RunIngest(ctx context.Context, o IngestOptions, progress io.Writer) (*Inges
 		return nil, err
 	}
 	defer snd.close()
-	rep := &IngestReport{ErrorsByCode: map[string]int64{}}
+	rep := &IngestReport{Kind: "ingest", Machine: ThisMachine(), ErrorsByCode: map[string]int64{}}
 	rep.Options.Endpoint, rep.Options.Protocol, rep.Options.Compression = o.Endpoint, o.Protocol, o.Compression
 	rep.Options.Workers, rep.Options.Rate, rep.Options.Duration, rep.Options.Workload = o.Workers, o.Rate, o.Duration.String(), o.Workload
 
@@ -179,7 +183,7 @@ func RunIngest(ctx context.Context, o IngestOptions, progress io.Writer) (*Inges
 		start     = time.Now()
 		perWorker = o.Rate / float64(o.Workers)
 	)
-	record := func(signal string, items int, code string, outcome int, lat time.Duration) {
+	record := func(signal string, items, size int, code string, outcome int, lat time.Duration) {
 		mu.Lock()
 		defer mu.Unlock()
 		rep.Requests++
@@ -187,6 +191,7 @@ func RunIngest(ctx context.Context, o IngestOptions, progress io.Writer) (*Inges
 		switch outcome {
 		case outcomeAcked:
 			c.Acked += int64(items)
+			rep.WireBytes += int64(size)
 			ms := float64(lat.Microseconds()) / 1000
 			rep.latencies = append(rep.latencies, ms)
 			window = append(window, ms)
@@ -223,12 +228,14 @@ func RunIngest(ctx context.Context, o IngestOptions, progress io.Writer) (*Inges
 					}
 				}
 				for _, r := range f.Next(&bufs, time.Now()) {
+					// A request sent gets its answer (or its timeout), even
+					// after the run's end or Ctrl-C, so every item sent is
+					// counted as acknowledged, refused or failed.
 					t0 := time.Now()
-					code, outcome, _ := snd.send(runCtx, r.Signal, r.Body)
-					if runCtx.Err() != nil && outcome == outcomeFailed {
-						return // cut off by the end of the run, not a server failure
-					}
-					record(r.Signal, r.Items, code, outcome, time.Since(t0))
+					reqCtx, cancelReq := context.WithTimeout(context.WithoutCancel(ctx), o.Timeout)
+					code, outcome, _ := snd.send(reqCtx, r.Signal, r.Body)
+					cancelReq()
+					record(r.Signal, r.Items, len(r.Body), code, outcome, time.Since(t0))
 					if r.Signal == "traces" {
 						sentSpans += float64(r.Items)
 					}
@@ -281,6 +288,7 @@ loop:
 	rep.Interrupted = ctx.Err() != nil
 	rep.SpansPerSecond = float64(rep.Spans.Acked) / rep.Elapsed
 	rep.AckLatencyMs = percentiles(rep.latencies)
+	rep.AckHistogram = histogram(rep.latencies)
 	if probe != nil {
 		q := probe.result()
 		rep.Queryable = &q
@@ -334,7 +342,9 @@ type ServerStats struct {
 	MaxRSSBytes        float64 `json:"max_rss_bytes"`
 	MaxAnonBytes       float64 `json:"max_anon_rss_bytes,omitempty"` // strata: RSS without the mapped binary
 	ObjectBytes        float64 `json:"object_store_bytes,omitempty"`
-	ObjectBytesPerSpan float64 `json:"object_store_bytes_per_span,omitempty"`
+	ObjectBytesPerSpan float64 `json:"object_store_bytes_per_span,omitempty"` // per item, in fact
+	ObjectFiles        float64 `json:"object_store_files,omitempty"`
+	WALBytesPerItem    float64 `json:"wal_bytes_per_item,omitempty"`
 }
 
 func serverStats(before, after *promSample, rep *IngestReport, rss float64) *ServerStats {
@@ -346,6 +356,10 @@ func serverStats(before, after *promSample, rep *IngestReport, rss float64) *Ser
 	if b := after.get("strata_ingest_flushed_bytes_total") - before.get("strata_ingest_flushed_bytes_total"); b > 0 {
 		st.ObjectBytes = b
 		st.ObjectBytesPerSpan = b / items
+	}
+	st.ObjectFiles = after.get("strata_ingest_flushed_files_total") - before.get("strata_ingest_flushed_files_total")
+	if b := after.get("strata_ingest_wal_written_bytes_total") - before.get("strata_ingest_wal_written_bytes_total"); b > 0 && items > 0 {
+		st.WALBytesPerItem = b / items
 	}
 	return st
 }

@@ -21,6 +21,10 @@ import (
 type SuiteQuery struct {
 	Name string `json:"name"`
 	SQL  string `json:"sql"`
+	// WindowHours is how much recent data the query reads, so a capacity
+	// plan can scale its cost with the ingest rate; 0 for a lookup whose
+	// cost does not grow with volume (a trace by id).
+	WindowHours float64 `json:"window_hours"`
 }
 
 // DashboardSuite is what dashboards over traces ask every few seconds.
@@ -32,23 +36,23 @@ func DashboardSuite() []SuiteQuery {
 		{"error_rate_per_service_per_minute", `SELECT service_name, time_bucket(INTERVAL 1 MINUTE, start_timestamp) AS minute,
   count(*) FILTER (WHERE otel_status_code = 'ERROR') / count(*) AS error_rate, count(*) AS spans
 FROM records WHERE kind = 'span' AND ` + lastHour + `
-GROUP BY ALL ORDER BY service_name, minute`},
+GROUP BY ALL ORDER BY service_name, minute`, 1},
 		{"duration_percentiles_by_route", `SELECT http_route, count(*) AS spans,
   quantile_cont(duration, 0.5) AS p50, quantile_cont(duration, 0.95) AS p95, quantile_cont(duration, 0.99) AS p99
 FROM records WHERE kind = 'span' AND http_route IS NOT NULL AND ` + lastHour + `
-GROUP BY http_route ORDER BY spans DESC`},
+GROUP BY http_route ORDER BY spans DESC`, 1},
 		{"top_20_slowest_spans", `SELECT trace_id, span_id, service_name, span_name, http_route, duration, start_timestamp
 FROM records WHERE kind = 'span' AND ` + lastHour + `
-ORDER BY duration DESC LIMIT 20`},
+ORDER BY duration DESC LIMIT 20`, 1},
 		{"trace_by_id_with_time_hint", `SELECT * FROM records WHERE trace_id = '{trace_id}'
-  AND start_timestamp BETWEEN TIMESTAMPTZ '{trace_lo}' AND TIMESTAMPTZ '{trace_hi}' ORDER BY start_timestamp`},
-		{"trace_by_id", `SELECT * FROM records WHERE trace_id = '{trace_id}' ORDER BY start_timestamp`},
-		{"trace_by_missing_id", `SELECT * FROM records WHERE trace_id = '{missing_trace_id}'`},
+  AND start_timestamp BETWEEN TIMESTAMPTZ '{trace_lo}' AND TIMESTAMPTZ '{trace_hi}' ORDER BY start_timestamp`, 0},
+		{"trace_by_id", `SELECT * FROM records WHERE trace_id = '{trace_id}' ORDER BY start_timestamp`, 0},
+		{"trace_by_missing_id", `SELECT * FROM records WHERE trace_id = '{missing_trace_id}'`, 0},
 		{"log_messages_matching", `SELECT count(*) AS logs FROM records
-WHERE kind = 'log' AND message LIKE '%user-12345%' AND ` + lastHour},
+WHERE kind = 'log' AND message LIKE '%user-12345%' AND ` + lastHour, 1},
 		{"span_counts_by_status_24h", `SELECT otel_status_code, count(*) AS spans FROM records
 WHERE kind = 'span' AND start_timestamp >= TIMESTAMPTZ '{now}' - INTERVAL 24 HOUR AND start_timestamp <= TIMESTAMPTZ '{now}'
-GROUP BY otel_status_code ORDER BY otel_status_code`},
+GROUP BY otel_status_code ORDER BY otel_status_code`, 24},
 	}
 }
 
@@ -94,14 +98,48 @@ type HTTPTarget struct {
 func (t *HTTPTarget) Name() string { return "strata" }
 
 func (t *HTTPTarget) Run(ctx context.Context, sql string) (int64, error) {
-	rows, err := t.do(ctx, sql)
+	rows, _, err := t.do(ctx, sql)
 	return int64(len(rows)), err
+}
+
+// Count runs a one-number query and returns the number and the bytes of
+// the files strata opened for it.
+func (t *HTTPTarget) Count(ctx context.Context, sql string) (n, bytesScanned int64, err error) {
+	rows, st, err := t.do(ctx, sql)
+	if err != nil || len(rows) == 0 {
+		return 0, 0, err
+	}
+	var row []int64
+	if err := json.Unmarshal(rows[0], &row); err != nil || len(row) != 1 {
+		return 0, 0, fmt.Errorf("want one number, got %s", rows[0])
+	}
+	return row[0], st.BytesScanned, nil
+}
+
+// MeasureDataSet counts the rows dashboards read at now.
+func (t *HTTPTarget) MeasureDataSet(ctx context.Context, now time.Time) (*DataSet, error) {
+	d := &DataSet{Now: now}
+	var err error
+	window := func(h int) string {
+		return fmt.Sprintf("SELECT count(*) FROM records WHERE start_timestamp > make_timestamptz(%d) AND start_timestamp <= make_timestamptz(%d)",
+			now.Add(-time.Duration(h)*time.Hour).UnixMicro(), now.UnixMicro())
+	}
+	if d.RowsLastHour, _, err = t.Count(ctx, window(1)); err != nil {
+		return nil, err
+	}
+	if d.RowsLast24h, _, err = t.Count(ctx, window(24)); err != nil {
+		return nil, err
+	}
+	if d.Rows, d.Bytes, err = t.Count(ctx, "SELECT count(*) FROM records"); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // First returns the first row of the result (nil for none), numbers as
 // json.Number.
 func (t *HTTPTarget) First(ctx context.Context, sql string) ([]any, error) {
-	rows, err := t.do(ctx, sql)
+	rows, _, err := t.do(ctx, sql)
 	if err != nil || len(rows) == 0 {
 		return nil, err
 	}
@@ -112,11 +150,16 @@ func (t *HTTPTarget) First(ctx context.Context, sql string) ([]any, error) {
 	return row, err
 }
 
-func (t *HTTPTarget) do(ctx context.Context, sql string) ([]json.RawMessage, error) {
+// queryStats is the part of strata's query stats the benchmarks read.
+type queryStats struct {
+	BytesScanned int64 `json:"bytes_scanned"`
+}
+
+func (t *HTTPTarget) do(ctx context.Context, sql string) ([]json.RawMessage, queryStats, error) {
 	body, _ := json.Marshal(map[string]string{"sql": sql})
 	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimSuffix(t.URL, "/")+"/v1/query", bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, queryStats{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -126,20 +169,21 @@ func (t *HTTPTarget) do(ctx context.Context, sql string) ([]json.RawMessage, err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, queryStats{}, err
 	}
 	defer resp.Body.Close()
 	var out struct {
 		Rows  []json.RawMessage `json:"rows"`
+		Stats queryStats        `json:"stats"`
 		Error string            `json:"error"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("HTTP %d: undecodable answer: %w", resp.StatusCode, err)
+		return nil, queryStats{}, fmt.Errorf("HTTP %d: undecodable answer: %w", resp.StatusCode, err)
 	}
 	if resp.StatusCode != 200 || out.Error != "" {
-		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, out.Error)
+		return nil, queryStats{}, fmt.Errorf("HTTP %d: %s", resp.StatusCode, out.Error)
 	}
-	return out.Rows, nil
+	return out.Rows, out.Stats, nil
 }
 
 // DuckDBTarget is DuckDB alone over every Parquet file of the data set,
@@ -203,12 +247,31 @@ type QueryResult struct {
 	Rows   int64       `json:"rows"`
 	ColdMs float64     `json:"cold_ms"`
 	Warm   Percentiles `json:"warm_ms"`
-	Errors int         `json:"errors"`
-	Error  string      `json:"error,omitempty"`
+	// WarmQPS is warm runs per second of wall time at the report's
+	// concurrency: what one node sustains of this query.
+	WarmQPS float64 `json:"warm_qps"`
+	Errors  int     `json:"errors"`
+	Error   string  `json:"error,omitempty"`
+}
+
+// DataSet describes the data a query report measured, so a plan can
+// scale from it.
+type DataSet struct {
+	Now          time.Time `json:"now"`
+	RowsLastHour int64     `json:"rows_last_hour"`
+	RowsLast24h  int64     `json:"rows_last_24h"`
+	Rows         int64     `json:"rows"`
+	Bytes        int64     `json:"object_bytes"`
+	// FilterBytesPerRow is the catalog's trace-filter bytes per row (0
+	// when the catalog was not read).
+	FilterBytesPerRow float64 `json:"filter_bytes_per_row,omitempty"`
 }
 
 // QueryReport is the outcome of RunQueries.
 type QueryReport struct {
+	Kind        string        `json:"kind"` // "query"
+	Machine     Machine       `json:"machine"`
+	DataSet     *DataSet      `json:"data_set,omitempty"`
 	Started     time.Time     `json:"started"`
 	Runs        int           `json:"runs"`
 	Concurrency int           `json:"concurrency"`
@@ -236,9 +299,9 @@ func RunQueries(ctx context.Context, o QueryOptions, progress io.Writer) (*Query
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	rep := &QueryReport{Started: time.Now().UTC(), Runs: o.Runs, Concurrency: o.Concurrency}
+	rep := &QueryReport{Kind: "query", Machine: ThisMachine(), Started: time.Now().UTC(), Runs: o.Runs, Concurrency: o.Concurrency}
 	for _, q := range o.Suite {
-		rep.Queries = append(rep.Queries, SuiteQuery{Name: q.Name, SQL: o.Fill.Fill(q.SQL)})
+		rep.Queries = append(rep.Queries, SuiteQuery{Name: q.Name, SQL: o.Fill.Fill(q.SQL), WindowHours: q.WindowHours})
 	}
 	for _, q := range rep.Queries {
 		for _, t := range o.Targets {
@@ -289,6 +352,7 @@ func runOne(ctx context.Context, t QueryTarget, q SuiteQuery, runs, conc int) Qu
 			}
 		}()
 	}
+	warmStart := time.Now()
 	for range runs {
 		if ctx.Err() != nil {
 			break
@@ -298,6 +362,9 @@ func runOne(ctx context.Context, t QueryTarget, q SuiteQuery, runs, conc int) Qu
 	close(next)
 	wg.Wait()
 	r.Warm = percentiles(lat)
+	if wall := time.Since(warmStart).Seconds(); wall > 0 {
+		r.WarmQPS = float64(len(lat)) / wall
+	}
 	return r
 }
 

@@ -371,6 +371,7 @@ func (in *Ingester) commit(reqs []*appendReq) {
 	in.disk.Add(int64(len(buf)))
 	in.pending.Add(rows)
 	in.m.rows.Add(float64(rows))
+	in.m.walWritten.Add(float64(len(buf)))
 	in.m.commits.Inc()
 	for _, r := range reqs {
 		r.done <- nil

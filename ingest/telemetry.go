@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type ingestMetrics struct {
 	rows         prometheus.Counter
 	commits      prometheus.Counter
+	walWritten   prometheus.Counter
 	refused      prometheus.Counter
 	fsync        prometheus.Histogram
 	flushSeconds prometheus.Histogram
@@ -21,6 +22,8 @@ func newIngestMetrics() *ingestMetrics {
 			Name: "strata_ingest_rows_total", Help: "Rows acknowledged (made durable in the WAL)."}),
 		commits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_ingest_wal_commits_total", Help: "WAL group commits (one fsync each)."}),
+		walWritten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingest_wal_written_bytes_total", Help: "Bytes appended to the WAL (Arrow IPC), for sizing scratch disks."}),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_ingest_refused_total", Help: "Appends refused because buffers were over their limits."}),
 		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -44,7 +47,7 @@ func newIngestMetrics() *ingestMetrics {
 // Collectors returns the metrics to register with a Prometheus registry.
 func (in *Ingester) Collectors() []prometheus.Collector {
 	m := in.m
-	return []prometheus.Collector{m.rows, m.commits, m.refused, m.fsync, m.flushSeconds,
+	return []prometheus.Collector{m.rows, m.commits, m.walWritten, m.refused, m.fsync, m.flushSeconds,
 		m.flushedFiles, m.flushedBytes, m.flushErrors, m.requests,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "strata_ingest_inflight_bytes", Help: "Request data in memory waiting for the WAL."},

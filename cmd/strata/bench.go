@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/strata-db/strata/bench"
@@ -20,6 +23,10 @@ const benchAbout = `Measures strata, or any OTLP receiver, on this hardware.
                         side by side against raw DuckDB over the same files
   strata bench load     write a synthetic data set straight to Parquet and
                         the catalog, for query benchmarks
+  strata bench plan     turn saved measurements and a target load into a
+                        capacity plan: nodes, SSD, object storage, catalog
+  strata bench sink     an OTLP receiver that acknowledges and keeps
+                        nothing, to compare with or to measure the generator
 
 Run 'strata bench <subcommand> --help' for its flags.`
 
@@ -39,7 +46,9 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	case "query":
 		return runBenchQuery(ctx, args[1:], stdout)
 	case "plan":
-		return fmt.Errorf("bench %s is not yet available in this version", args[0])
+		return runBenchPlan(ctx, args[1:], stdout)
+	case "sink":
+		return runBenchSink(ctx, args[1:], stdout)
 	}
 	return usageError{fmt.Errorf("bench: unknown subcommand %q (see 'strata bench --help')", args[0])}
 }
@@ -64,7 +73,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer) error 
 	c := newCommand("bench ingest", "", benchIngestAbout)
 	w := bench.DefaultWorkload()
 	o := bench.IngestOptions{}
-	var out, format string
+	var rf reportFlags
 	c.fs.StringVar(&o.Endpoint, "endpoint", "", "OTLP `endpoint` (default http://127.0.0.1:4318, or 127.0.0.1:4317 with --protocol grpc)")
 	c.fs.StringVar(&o.Protocol, "protocol", "http", "OTLP transport: `http` or grpc")
 	c.fs.StringVar(&o.Compression, "compression", "none", "request compression: `none`, gzip or zstd")
@@ -85,9 +94,11 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer) error 
 	c.fs.Float64Var(&w.LogsPerSpan, "logs-per-span", w.LogsPerSpan, "log records per span (`f`)")
 	c.fs.IntVar(&w.MetricsPerService, "metrics-per-service", w.MetricsPerService, "metric series per service per request (`n`)")
 	c.fs.IntVar(&w.SpansPerRequest, "spans-per-request", w.SpansPerRequest, "spans per export request (`n`)")
-	c.fs.StringVar(&out, "out", "", "write the JSON report to this `file`")
-	c.fs.StringVar(&format, "format", "text", "summary `format` on stdout: text or json")
+	rf.register(c)
 	if err := c.parse(args, stdout); err != nil {
+		return err
+	}
+	if err := rf.check("ingest"); err != nil {
 		return err
 	}
 	if o.Endpoint == "" {
@@ -95,9 +106,6 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer) error 
 		if o.Protocol == "grpc" {
 			o.Endpoint = "127.0.0.1:4317"
 		}
-	}
-	if format != "text" && format != "json" {
-		return usageError{fmt.Errorf("bench ingest: --format %q: want text or json", format)}
 	}
 	o.Workload = w
 	if err := o.Validate(); err != nil {
@@ -107,26 +115,62 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
-	return writeReport(stdout, format == "json", out, rep)
+	return rf.write(stdout, rep)
 }
 
-// writeReport prints a bench report as JSON or as text, and saves it as
-// JSON to the out file if one is named.
-func writeReport(stdout io.Writer, asJSON bool, out string, rep interface {
+// report is what every bench command writes.
+type report interface {
 	WriteText(io.Writer)
-}) error {
-	if asJSON {
+	WriteHTML(io.Writer) error
+}
+
+// reportFlags are the output flags every bench command shares.
+type reportFlags struct{ format, out, html string }
+
+func (f *reportFlags) register(c *command) {
+	c.fs.StringVar(&f.format, "format", "table", "summary `format` on stdout: table or json")
+	c.fs.StringVar(&f.out, "out", "", "write the JSON report to this `file` (and, unless --html says otherwise, the HTML report beside it)")
+	c.fs.StringVar(&f.html, "html", "", "write the HTML report, with charts, to this `file`")
+}
+
+func (f *reportFlags) check(name string) error {
+	if f.format == "text" {
+		f.format = "table"
+	}
+	if f.format != "table" && f.format != "json" {
+		return usageError{fmt.Errorf("bench %s: --format %q: want table or json", name, f.format)}
+	}
+	if f.html == "" && f.out != "" {
+		f.html = strings.TrimSuffix(f.out, filepath.Ext(f.out)) + ".html"
+	}
+	return nil
+}
+
+// write prints a bench report as a table or JSON, and saves it as JSON and
+// HTML to the files named.
+func (f *reportFlags) write(stdout io.Writer, rep report) error {
+	if f.format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(rep)
 	} else {
 		rep.WriteText(stdout)
 	}
-	if out != "" {
+	if f.out != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(out, b, 0o644); err != nil {
+		if err := os.WriteFile(f.out, b, 0o644); err != nil {
 			return fmt.Errorf("write report: %w", err)
 		}
+	}
+	if f.html != "" {
+		var buf bytes.Buffer
+		if err := rep.WriteHTML(&buf); err != nil {
+			return fmt.Errorf("HTML report: %w", err)
+		}
+		if err := os.WriteFile(f.html, buf.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("write HTML report: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "report: %s\n", f.html)
 	}
 	return nil
 }

@@ -1,9 +1,17 @@
 package main_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-db/strata/bench"
 )
@@ -20,7 +28,7 @@ func TestBench_LoadThenQuerySideBySide(t *testing.T) {
 	n := startNode(t, dir)
 	defer n.kill()
 	out, stderr, code = strata(t, nil, "bench", "query", "--data-dir", dir, "--query-url", n.queryURL,
-		"--duckdb", "--runs", "3", "--concurrency", "2", "--format", "json")
+		"--duckdb", "--runs", "3", "--concurrency", "2", "--format", "json", "--out", filepath.Join(dir, "query.json"))
 	if code != 0 {
 		t.Fatalf("bench query: exit %d\n%s", code, stderr)
 	}
@@ -58,6 +66,174 @@ func TestBench_LoadThenQuerySideBySide(t *testing.T) {
 	if rows["trace_by_id"]["strata"] != rows["trace_by_id_with_time_hint"]["strata"] {
 		t.Errorf("trace with hint %d rows, without %d", rows["trace_by_id_with_time_hint"]["strata"], rows["trace_by_id"]["strata"])
 	}
+	if d := rep.DataSet; d == nil || d.Rows < 20000 || d.RowsLastHour == 0 || d.RowsLastHour >= d.RowsLast24h || d.Bytes == 0 || d.FilterBytesPerRow == 0 {
+		t.Errorf("data set %+v: want ≥ 20000 rows, some in the last hour, bytes and trace filters measured", rep.DataSet)
+	}
+
+	// The same node measured for ingest, then both reports make a plan.
+	out, stderr, code = strata(t, nil, "bench", "ingest", "--endpoint", n.otlpHTTP, "--duration", "2s", "--workers", "2",
+		"--metrics-url", "http://"+n.admin+"/metrics", "--out", filepath.Join(dir, "ingest.json"))
+	if code != 0 || !strings.Contains(out, "object store") {
+		t.Fatalf("bench ingest: exit %d\n%s\n%s", code, out, stderr)
+	}
+	out, stderr, code = strata(t, nil, "bench", "plan", "--profile", filepath.Join(dir, "ingest.json"), "--profile", filepath.Join(dir, "query.json"),
+		"--spans-per-second", "1000000", "--retention-days", "30", "--queries-per-second", "20", "--format", "json", "--out", filepath.Join(dir, "plan.json"))
+	if code != 0 {
+		t.Fatalf("bench plan: exit %d\n%s", code, stderr)
+	}
+	var plan bench.Plan
+	if err := json.Unmarshal([]byte(out), &plan); err != nil {
+		t.Fatalf("plan: %v\n%s", err, out)
+	}
+	nodes := map[string]float64{}
+	for _, l := range plan.Nodes() {
+		nodes[l.Item] = l.Value
+	}
+	for _, role := range []string{"ingest nodes", "query nodes", "cache nodes", "compactor nodes"} {
+		if nodes[role] < 1 {
+			t.Errorf("plan: %s = %v", role, nodes[role])
+		}
+	}
+	items := map[string]bool{}
+	for _, l := range plan.Lines {
+		items[l.Item] = true
+		measured := l.Unit == "nodes" || l.Item == "object storage" || l.Item == "scratch SSD per ingest node"
+		if l.From == "" || measured && !strings.Contains(l.From, ".json") && !strings.Contains(l.From, "RESULTS.md") {
+			t.Errorf("plan line %q does not say which measurement it comes from: %q", l.Item, l.From)
+		}
+	}
+	for _, want := range []string{"scratch SSD per ingest node", "cache SSD per node", "object storage", "object store PUTs", "object store GETs", "catalog size"} {
+		if !items[want] {
+			t.Errorf("plan has no %q", want)
+		}
+	}
+	if len(plan.Queries) != len(suite) {
+		t.Errorf("plan costs %d queries, want %d", len(plan.Queries), len(suite))
+	}
+	for _, f := range []string{"query.html", "ingest.html", "plan.html"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil || !bytes.Contains(b, []byte("<svg")) {
+			t.Errorf("%s: %v, %d bytes, want an HTML report with charts", f, err, len(b))
+		}
+	}
+}
+
+// sink is a running 'strata bench sink' (decoding with pdata).
+type sink struct {
+	cmd            *exec.Cmd
+	http, grpc     string
+	stdout, stderr *bytes.Buffer
+}
+
+func startSink(t *testing.T) *sink {
+	t.Helper()
+	s := &sink{http: freeAddr(t), grpc: freeAddr(t), stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	s.cmd = exec.Command(strataBin, "bench", "sink", "--otlp-http-addr", s.http, "--otlp-grpc-addr", s.grpc, "--quiet")
+	s.cmd.Env = cleanEnv()
+	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.cmd.Process.Kill() })
+	for range 100 {
+		if c, err := net.Dial("tcp", s.grpc); err == nil {
+			c.Close()
+			return s
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("sink did not start\n%s", s.stderr)
+	return nil
+}
+
+// stop interrupts the sink and returns the totals it printed.
+func (s *sink) stop(t *testing.T) (spans, logs, points int64) {
+	t.Helper()
+	s.cmd.Process.Signal(os.Interrupt)
+	if err := s.cmd.Wait(); err != nil {
+		t.Fatalf("sink: %v\n%s", err, s.stderr)
+	}
+	var req int64
+	var mib, secs float64
+	last := s.stdout.String()[strings.LastIndex(strings.TrimSpace(s.stdout.String()), "\n")+1:]
+	if _, err := fmt.Sscanf(last, "sink: %d requests, %f MiB, %d spans, %d log records, %d points in %fs", &req, &mib, &spans, &logs, &points, &secs); err != nil {
+		t.Fatalf("sink totals %q: %v", last, err)
+	}
+	return spans, logs, points
+}
+
+// Every item bench ingest counts as acknowledged arrived at the receiver,
+// over both protocols and for all three signals; the reports are written.
+func TestBench_IngestCountsWhatTheReceiverGot(t *testing.T) {
+	s := startSink(t)
+	dir := t.TempDir()
+	var want bench.Counts
+	var logs, points int64
+	for _, proto := range []string{"http", "grpc"} {
+		ep := map[string]string{"http": "http://" + s.http, "grpc": s.grpc}[proto]
+		out, stderr, code := strata(t, nil, "bench", "ingest", "--protocol", proto, "--endpoint", ep, "--duration", "2s", "--workers", "4",
+			"--logs-per-span", "0.5", "--metrics-per-service", "2", "--format", "json", "--out", filepath.Join(dir, proto+".json"))
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s", proto, code, stderr)
+		}
+		var rep bench.IngestReport
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatal(err)
+		}
+		if rep.Spans.Acked == 0 || rep.Logs.Acked == 0 || rep.Points.Acked == 0 || rep.Spans.Failed+rep.Spans.Refused != 0 {
+			t.Errorf("%s: spans %+v logs %+v points %+v", proto, rep.Spans, rep.Logs, rep.Points)
+		}
+		if rep.Kind != "ingest" || rep.Machine.Cores == 0 || len(rep.Timeline) == 0 || len(rep.AckHistogram) == 0 || rep.WireBytes == 0 {
+			t.Errorf("%s: report lacks kind, machine, timeline, histogram or bytes: %+v", proto, rep)
+		}
+		want.Acked += rep.Spans.Acked
+		logs += rep.Logs.Acked
+		points += rep.Points.Acked
+		if b, err := os.ReadFile(filepath.Join(dir, proto+".html")); err != nil || !bytes.Contains(b, []byte("Throughput over time")) {
+			t.Errorf("%s: HTML report: %v", proto, err)
+		}
+	}
+	gotSpans, gotLogs, gotPoints := s.stop(t)
+	if gotSpans != want.Acked || gotLogs != logs || gotPoints != points {
+		t.Errorf("receiver got %d spans, %d logs, %d points; bench counted %d, %d, %d acknowledged", gotSpans, gotLogs, gotPoints, want.Acked, logs, points)
+	}
+}
+
+// Ctrl-C ends a run early with the partial summary.
+func TestBench_IngestInterruptedPrintsPartialSummary(t *testing.T) {
+	s := startSink(t)
+	cmd := exec.Command(strataBin, "bench", "ingest", "--endpoint", "http://"+s.http, "--duration", "5m", "--workers", "2")
+	cmd.Env = cleanEnv()
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, errOut.String())
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("bench ingest did not stop within 20s of Ctrl-C")
+	}
+	var acked int64
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[0] == "spans" {
+			acked, _ = strconv.ParseInt(f[1], 10, 64)
+		}
+	}
+	if !strings.Contains(out.String(), "interrupted — partial results") || acked == 0 {
+		t.Errorf("want a partial summary with acknowledged spans:\n%s", out.String())
+	}
+	if got, _, _ := s.stop(t); got != acked {
+		t.Errorf("receiver got %d spans, the summary says %d acknowledged", got, acked)
+	}
 }
 
 func TestBench_BadInput(t *testing.T) {
@@ -68,6 +244,17 @@ func TestBench_BadInput(t *testing.T) {
 		{"bench", "query", "--runs", "0"},
 		{"bench", "query", "--format", "xml"},
 		{"bench", "query", "--frobnicate"},
+		{"bench", "ingest", "--rate", "-5"},
+		{"bench", "ingest", "--workers", "0"},
+		{"bench", "ingest", "--protocol", "carrier-pigeon"},
+		{"bench", "ingest", "--format", "xml"},
+		{"bench", "sink", "--frobnicate"},
+		{"bench", "plan", "--spans-per-second", "1000"},
+		{"bench", "plan", "--profile", "x.json", "--spans-per-second", "-5"},
+		{"bench", "plan", "--profile", "x.json", "--spans-per-second", "1000", "--utilization", "2"},
+		{"bench", "plan", "--profile", "x.json", "--spans-per-second", "1000", "--retention-days", "0"},
+		{"bench", "plan", "--profile", "x.json"},
+		{"bench", "frobnicate"},
 	} {
 		_, stderr, code := strata(t, nil, append(args, "--data-dir", t.TempDir())...)
 		if code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") > 1 {
@@ -77,5 +264,17 @@ func TestBench_BadInput(t *testing.T) {
 	_, stderr, code := strata(t, nil, "bench", "query", "--query-url", "http://"+freeAddr(t), "--runs", "1")
 	if code != 1 || !strings.Contains(stderr, "connect") {
 		t.Errorf("unreachable endpoint: exit %d\n%s", code, stderr)
+	}
+	_, stderr, code = strata(t, nil, "bench", "ingest", "--endpoint", "http://"+freeAddr(t), "--duration", "1s")
+	if code != 1 || !strings.Contains(stderr, "unreachable") {
+		t.Errorf("unreachable OTLP endpoint: exit %d\n%s", code, stderr)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`{"kind": "holiday"}`), 0o644)
+	for _, profile := range []string{bad, filepath.Join(t.TempDir(), "missing.json")} {
+		_, stderr, code = strata(t, nil, "bench", "plan", "--profile", profile, "--spans-per-second", "1000")
+		if code != 1 || strings.Count(strings.TrimSpace(stderr), "\n") > 0 || !strings.Contains(stderr, filepath.Base(profile)) {
+			t.Errorf("profile %s: exit %d, want 1 with one line naming it:\n%s", profile, code, stderr)
+		}
 	}
 }

@@ -38,7 +38,8 @@ func runBenchQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	st.register(c)
 	var qc queryConfig
 	o := bench.QueryOptions{}
-	var url, now, traceID, sqlFile, out, format, only string
+	var url, now, traceID, sqlFile, only string
+	var rf reportFlags
 	var duck bool
 	c.fs.StringVar(&url, "query-url", "http://127.0.0.1:8011", "strata query API `url`")
 	c.fs.BoolVar(&duck, "duckdb", false, "also run every query on raw DuckDB over the data set's files")
@@ -46,17 +47,16 @@ func runBenchQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	c.fs.IntVar(&o.Concurrency, "concurrency", 1, "runs in flight at once (`n`)")
 	c.fs.StringVar(&now, "now", "", "end of the dashboards' time range, RFC 3339 (default: the latest span)")
 	c.fs.StringVar(&traceID, "trace-id", "", "trace `id` to look up (default: one picked from the data)")
-	c.fs.StringVar(&sqlFile, "sql-file", "", "`file` of more queries: each starts with a line '-- name: <name>'")
+	c.fs.StringVar(&sqlFile, "sql-file", "", "`file` of more queries: each starts with a line '-- name: <name>', optionally followed by '-- window: 24h', the recent data it reads (default 1h, 0 for a lookup; bench plan scales its cost by it)")
 	c.fs.StringVar(&only, "only", "", "run only the queries whose names contain this `text`")
 	c.fs.StringVar(&qc.memoryLimit, "query-memory-limit", "2GB", "raw DuckDB's memory `limit` (match the server's)")
 	c.fs.IntVar(&qc.threads, "query-threads", 0, "raw DuckDB's worker `threads` (0: one per core; match the server's)")
-	c.fs.StringVar(&out, "out", "", "write the JSON report to this `file`")
-	c.fs.StringVar(&format, "format", "table", "summary `format` on stdout: table or json")
+	rf.register(c)
 	if err := c.parse(args, stdout); err != nil {
 		return err
 	}
-	if format != "table" && format != "json" {
-		return usageError{fmt.Errorf("bench query: --format %q: want table or json", format)}
+	if err := rf.check("query"); err != nil {
+		return err
 	}
 	o.Suite = bench.DashboardSuite()
 	if sqlFile != "" {
@@ -80,11 +80,13 @@ func runBenchQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := o.Validate(); err != nil {
 		return usageError{fmt.Errorf("bench query: %w", err)}
 	}
+	var filterBytesPerRow float64
 	if duck {
 		if err := st.resolve(); err != nil {
 			return err
 		}
-		t, err := openRawDuckDB(ctx, st, qc)
+		t, filterBytes, err := openRawDuckDB(ctx, st, qc)
+		filterBytesPerRow = filterBytes
 		if err != nil {
 			return fmt.Errorf("bench query: --duckdb: %w", err)
 		}
@@ -98,41 +100,63 @@ func runBenchQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	o.Fill = fill
 	fmt.Fprintf(os.Stderr, "now %s, trace %s at %s, missing trace %s\n", fill.Now.Format(time.RFC3339),
 		fill.TraceID, fill.TraceStart.Format(time.RFC3339Nano), fill.MissingTraceID)
+	data, err := strata.MeasureDataSet(ctx, fill.Now)
+	if err != nil {
+		return fmt.Errorf("bench query: measure the data set: %w", err)
+	}
+	data.FilterBytesPerRow = filterBytesPerRow
 	rep, err := bench.RunQueries(ctx, o, os.Stderr)
 	if err != nil {
 		return err
 	}
-	return writeReport(stdout, format == "json", out, rep)
+	rep.DataSet = data
+	return rf.write(stdout, rep)
 }
 
 // openRawDuckDB opens DuckDB over every live file of the default project.
-func openRawDuckDB(ctx context.Context, st storage, qc queryConfig) (*bench.DuckDBTarget, error) {
+// It also returns the catalog's trace-filter bytes per records row.
+func openRawDuckDB(ctx context.Context, st storage, qc queryConfig) (*bench.DuckDBTarget, float64, error) {
 	cat, bucket, err := st.open(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer cat.Close()
 	defer bucket.Close()
 	dir, ok := bucket.LocalDir()
 	if !ok {
-		return nil, fmt.Errorf("needs a file:// object store, not %s", bucket)
+		return nil, 0, fmt.Errorf("needs a file:// object store, not %s", bucket)
 	}
 	files := map[string][]string{}
+	var keys []string
+	var rows int64
 	for _, t := range schema.Tables() {
 		list, err := cat.ListFiles(ctx, catalog.FileFilter{Project: catalog.DefaultProject, Table: t.Name})
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		for _, f := range list {
 			p, _ := bucket.LocalPath(f.Key)
 			files[t.Name] = append(files[t.Name], p)
+			if t.Name == schema.Records {
+				keys = append(keys, f.Key)
+				rows += f.Rows
+			}
 		}
 	}
 	if len(files[schema.Records]) == 0 {
-		return nil, fmt.Errorf("no records files in the catalog of %s", st.dataDir)
+		return nil, 0, fmt.Errorf("no records files in the catalog of %s", st.dataDir)
 	}
-	return bench.OpenDuckDBTarget(ctx, dir, filepath.Join(os.TempDir(), "strata-bench-spill"),
+	filters, err := cat.TraceFilters(ctx, keys...)
+	if err != nil {
+		return nil, 0, err
+	}
+	var filterBytes int
+	for _, f := range filters {
+		filterBytes += len(f)
+	}
+	t, err := bench.OpenDuckDBTarget(ctx, dir, filepath.Join(os.TempDir(), "strata-bench-spill"),
 		files[schema.Records], files[schema.Metrics], qc.threads, qc.memoryLimit)
+	return t, float64(filterBytes) / float64(max(rows, 1)), err
 }
 
 // placeholders picks the suite's time and trace id from the data.
@@ -189,7 +213,15 @@ func readSQLFile(path string) ([]bench.SuiteQuery, error) {
 	var out []bench.SuiteQuery
 	for _, line := range strings.Split(string(b), "\n") {
 		if name, ok := strings.CutPrefix(strings.TrimSpace(line), "-- name:"); ok {
-			out = append(out, bench.SuiteQuery{Name: strings.TrimSpace(name)})
+			out = append(out, bench.SuiteQuery{Name: strings.TrimSpace(name), WindowHours: 1})
+			continue
+		}
+		if w, ok := strings.CutPrefix(strings.TrimSpace(line), "-- window:"); ok && len(out) > 0 {
+			d, err := time.ParseDuration(strings.TrimSpace(w))
+			if err != nil || d < 0 {
+				return nil, fmt.Errorf("query %q: -- window: %q: want a duration such as 1h or 24h (0 for a lookup)", out[len(out)-1].Name, strings.TrimSpace(w))
+			}
+			out[len(out)-1].WindowHours = d.Hours()
 			continue
 		}
 		if len(out) == 0 {
