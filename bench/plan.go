@@ -123,9 +123,9 @@ type PlanLine struct {
 type PlanQuery struct {
 	Query          string  `json:"query"`
 	WindowHours    float64 `json:"window_hours"`
-	MeasuredMs     float64 `json:"measured_ms"`     // node time per run, measured
-	Scale          float64 `json:"scale"`           // data it reads, planned over measured
-	ProjectedMs    float64 `json:"projected_ms"`    // node time per run at the planned volume
+	MeasuredMs     float64 `json:"measured_ms"`      // node time per run, measured
+	Scale          float64 `json:"scale"`            // data it reads, planned over measured
+	ProjectedMs    float64 `json:"projected_ms"`     // node time per run at the planned volume
 	NodeSecPerSec  float64 `json:"node_sec_per_sec"` // at the peak query rate
 	TooSlowToServe bool    `json:"too_slow"`         // projected over one second
 }
