@@ -256,10 +256,14 @@ func TestBench_BadInput(t *testing.T) {
 		{"bench", "plan", "--profile", "x.json"},
 		{"bench", "frobnicate"},
 	} {
-		_, stderr, code := strata(t, nil, append(args, "--data-dir", t.TempDir())...)
-		if code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") > 1 {
+		if args[1] == "load" || args[1] == "query" {
+			args = append(args, "--data-dir", t.TempDir())
+		}
+		_, stderr, code := strata(t, nil, args...)
+		if code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") > 1 || strings.Contains(stderr, "data-dir") {
 			t.Errorf("%v: exit %d, want 2 with one clear line:\n%s", args, code, stderr)
 		}
+		t.Logf("%v: %s", args, strings.TrimSpace(stderr))
 	}
 	_, stderr, code := strata(t, nil, "bench", "query", "--query-url", "http://"+freeAddr(t), "--runs", "1")
 	if code != 1 || !strings.Contains(stderr, "connect") {
