@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,29 +121,60 @@ func TestBench_LoadThenQuerySideBySide(t *testing.T) {
 
 // sink is a running 'strata bench sink' (decoding with pdata).
 type sink struct {
-	cmd            *exec.Cmd
-	http, grpc     string
-	stdout, stderr *bytes.Buffer
+	cmd        *exec.Cmd
+	http, grpc string
+	stdout     *bytes.Buffer
+	stderr     *lockedBuffer
+}
+
+// lockedBuffer is a buffer a child process writes while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func startSink(t *testing.T) *sink {
 	t.Helper()
-	s := &sink{http: freeAddr(t), grpc: freeAddr(t), stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
-	s.cmd = exec.Command(strataBin, "bench", "sink", "--otlp-http-addr", s.http, "--otlp-grpc-addr", s.grpc, "--quiet")
-	s.cmd.Env = cleanEnv()
-	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.cmd.Process.Kill() })
-	for range 100 {
-		if c, err := net.Dial("tcp", s.grpc); err == nil {
-			c.Close()
-			return s
+	// A port picked free may be taken before the sink binds it: try again.
+	for range 5 {
+		s := &sink{http: freeAddr(t), grpc: freeAddr(t), stdout: &bytes.Buffer{}, stderr: &lockedBuffer{}}
+		s.cmd = exec.Command(strataBin, "bench", "sink", "--otlp-http-addr", s.http, "--otlp-grpc-addr", s.grpc, "--quiet")
+		s.cmd.Env = cleanEnv()
+		s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
+		if err := s.cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		for range 100 {
+			if c, err := net.Dial("tcp", s.grpc); err == nil {
+				c.Close()
+				t.Cleanup(func() { s.cmd.Process.Kill() })
+				return s
+			}
+			if strings.Contains(s.stderr.String(), "address already in use") {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !strings.Contains(s.stderr.String(), "address already in use") {
+			s.cmd.Process.Kill()
+			t.Fatalf("sink did not start:\n%s", s.stderr)
+		}
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
 	}
-	t.Fatalf("sink did not start\n%s", s.stderr)
+	t.Fatal("sink did not start: its ports were taken five times")
 	return nil
 }
 
