@@ -186,16 +186,12 @@ func runCache(ctx context.Context, args []string, stdout io.Writer) error {
 	cc.registerDir(c)
 	lns, cat, bucket, err := boot(ctx, c, &st, args, stdout, func() map[string]string {
 		return map[string]string{"cache-addr": cc.addr}
-	})
+	}, cc.resolveDir)
 	if err != nil {
 		return err
 	}
 	defer cat.Close()
 	defer bucket.Close()
-	if err := cc.resolveDir(st.dataDir); err != nil {
-		closeAll(lns)
-		return err
-	}
 	reg := newRegistry()
 	node, err := startCacheNode(ctx, cc, lns["cache-addr"], cat, bucket, reg)
 	if err != nil {

@@ -98,13 +98,12 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// openStorage prepares the data dir, opens (and migrates) the catalog and
-// opens the object store. Errors name the setting at fault.
 // boot is the start of every service command: parse args, resolve the
 // storage settings, bind the addresses that addrs returns (flag name →
-// address, read once the flags are parsed), then open the catalog and the
-// object store. On error nothing is left open.
-func boot(ctx context.Context, c *command, st *storage, args []string, stdout io.Writer, addrs func() map[string]string) (map[string]net.Listener, catalog.Store, *objstore.Bucket, error) {
+// address, read once the flags are parsed), open the catalog and the object
+// store, then resolve the command's local directories (dirs, given the data
+// dir, which exists by then). On error nothing is left open.
+func boot(ctx context.Context, c *command, st *storage, args []string, stdout io.Writer, addrs func() map[string]string, dirs ...func(dataDir string) error) (map[string]net.Listener, catalog.Store, *objstore.Bucket, error) {
 	if err := c.parse(args, stdout); err != nil {
 		return nil, nil, nil, err
 	}
@@ -120,9 +119,19 @@ func boot(ctx context.Context, c *command, st *storage, args []string, stdout io
 		closeAll(lns)
 		return nil, nil, nil, err
 	}
+	for _, resolve := range dirs {
+		if err := resolve(st.dataDir); err != nil {
+			closeAll(lns)
+			cat.Close()
+			bucket.Close()
+			return nil, nil, nil, err
+		}
+	}
 	return lns, cat, bucket, nil
 }
 
+// open prepares the data dir, opens (and migrates) the catalog and opens
+// the object store. Errors name the setting at fault.
 func (s *storage) open(ctx context.Context) (catalog.Store, *objstore.Bucket, error) {
 	if err := ensureDir("data-dir", s.dataDir); err != nil {
 		return nil, nil, err

@@ -27,16 +27,12 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	httpAddr := c.fs.String("http-addr", "127.0.0.1:8082", "`address` of the health check and Prometheus metrics")
 	lns, cat, bucket, err := boot(ctx, c, &st, args, stdout, func() map[string]string {
 		return map[string]string{"http-addr": *httpAddr, "query-addr": qc.addr, "pg-addr": qc.pgAddr}
-	})
+	}, kc.resolveDir)
 	if err != nil {
 		return err
 	}
 	defer cat.Close()
 	defer bucket.Close()
-	if err := kc.resolveDir(st.dataDir); err != nil {
-		closeAll(lns)
-		return err
-	}
 	reg := newRegistry()
 	files, err := newCacheClient(ctx, kc, cat, bucket, nil, reg)
 	if err != nil {

@@ -47,16 +47,12 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	lns, cat, bucket, err := boot(ctx, c, &st, args, stdout, func() map[string]string {
 		return map[string]string{"http-addr": *httpAddr, "otlp-http-addr": ic.httpAddr,
 			"otlp-grpc-addr": ic.grpcAddr, "query-addr": qc.addr, "pg-addr": qc.pgAddr, "cache-addr": kc.addr}
-	})
+	}, kc.resolveDir)
 	if err != nil {
 		return err
 	}
 	defer cat.Close()
 	defer bucket.Close()
-	if err := kc.resolveDir(st.dataDir); err != nil {
-		closeAll(lns)
-		return err
-	}
 
 	reg := newRegistry()
 	node, err := startCacheNode(ctx, kc, lns["cache-addr"], cat, bucket, reg)
