@@ -206,7 +206,7 @@ func OpenDuckDBTarget(ctx context.Context, dir, tempDir string, records, metrics
 		for i, f := range files {
 			quoted[i] = "'" + strings.ReplaceAll(f, "'", "''") + "'"
 		}
-		setup = append(setup, "CREATE VIEW "+name+" AS SELECT * FROM read_parquet(["+strings.Join(quoted, ", ")+"])")
+		setup = append(setup, "CREATE VIEW "+name+" AS SELECT * FROM read_parquet(["+strings.Join(quoted, ", ")+"], hive_partitioning = false)")
 	}
 	db, err := engine.Open(ctx, engine.Options{AllowedDirs: []string{dir}, TempDir: tempDir, Threads: threads,
 		MemoryLimit: memoryLimit, QueryTimeout: 10 * time.Minute, Setup: setup})

@@ -172,8 +172,12 @@ type Query struct {
 	// neither Files nor Fresh gets no view (the query does not read it).
 	Files map[string][]string
 	// Fresh adds rows not yet in any file (still in ingest's WAL) to a
-	// table. The batches stay the caller's; Query copies them.
+	// table. The batches stay the caller's; Query copies the rows that
+	// pass FreshFilter.
 	Fresh map[string][]arrow.RecordBatch
+	// FreshFilter bounds the fresh rows a table's query can need, as the
+	// catalog bounds its files: only those are copied.
+	FreshFilter map[string]RowFilter
 	// Where restricts each table's view with a SQL predicate (the caller's
 	// own, never user text), e.g. a time range.
 	Where map[string]string
@@ -246,7 +250,7 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 		}
 		fresh := ""
 		if len(q.Fresh[t.Name]) > 0 {
-			if fresh, err = loadFresh(ctx, conn, ar, t, q.Fresh[t.Name]); err != nil {
+			if fresh, err = loadFresh(ctx, conn, ar, t, q.Fresh[t.Name], q.FreshFilter[t.Name]); err != nil {
 				done(false)
 				return nil, fmt.Errorf("query: fresh rows of %s: %w", t.Name, err)
 			}
@@ -303,10 +307,39 @@ func queryError(ctx context.Context, timeout time.Duration, err error) error {
 	return err
 }
 
-// loadFresh copies batches into a temporary table of the connection and
-// returns its name. A table, not a view over the Arrow stream, because a
-// stream can be read once and a query may read the table twice.
-func loadFresh(ctx context.Context, conn *duckdb.Conn, ar *duckdb.Arrow, t *schema.Table, batches []arrow.RecordBatch) (string, error) {
+// RowFilter is what a query is known to read of a table: rows whose time
+// column is within [Min, Max] (a zero bound is open) and, if TraceIDs is
+// not empty, whose trace_id is one of them.
+type RowFilter struct {
+	Min, Max time.Time
+	TraceIDs []string
+}
+
+// sql is the filter as a predicate, "" for none. Bounds are widened to
+// whole microseconds, the resolution of the columns.
+func (f RowFilter) sql(t *schema.Table) string {
+	var terms []string
+	if !f.Min.IsZero() {
+		terms = append(terms, fmt.Sprintf("%s >= make_timestamptz(%d)", t.TimeColumn, f.Min.UnixMicro()))
+	}
+	if !f.Max.IsZero() {
+		terms = append(terms, fmt.Sprintf("%s <= make_timestamptz(%d)", t.TimeColumn, (f.Max.UnixNano()+999)/1000))
+	}
+	if len(f.TraceIDs) > 0 {
+		ids := make([]string, len(f.TraceIDs))
+		for i, id := range f.TraceIDs {
+			ids[i] = quote(id)
+		}
+		terms = append(terms, "trace_id IN ("+strings.Join(ids, ", ")+")")
+	}
+	return strings.Join(terms, " AND ")
+}
+
+// loadFresh copies the batches' rows that pass filter into a temporary
+// table of the connection and returns its name. A table, not a view over
+// the Arrow stream, because a stream can be read once and a query may read
+// the table twice.
+func loadFresh(ctx context.Context, conn *duckdb.Conn, ar *duckdb.Arrow, t *schema.Table, batches []arrow.RecordBatch, filter RowFilter) (string, error) {
 	rdr, err := array.NewRecordReader(t.Schema, batches)
 	if err != nil {
 		return "", err
@@ -318,7 +351,11 @@ func loadFresh(ctx context.Context, conn *duckdb.Conn, ar *duckdb.Arrow, t *sche
 		return "", err
 	}
 	defer release()
-	_, err = conn.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+table+" AS SELECT * FROM "+stream, nil)
+	sel := "SELECT * FROM " + stream
+	if w := filter.sql(t); w != "" {
+		sel += " WHERE " + w
+	}
+	_, err = conn.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+table+" AS "+sel, nil)
 	if _, derr := conn.ExecContext(ctx, "DROP VIEW IF EXISTS "+stream, nil); err == nil {
 		err = derr
 	}
@@ -342,7 +379,9 @@ func viewSQL(t *schema.Table, files []string, fresh, where string) string {
 		// Every file has the table's one schema version. When a version adds
 		// a column, union_by_name = true will read older files' as NULL; it
 		// is not on now because it opens every file's footer at bind time.
-		b.WriteString("])")
+		// The object keys look like hive partitions (date=…/hour=…); the
+		// table has no such columns, so DuckDB must not add them.
+		b.WriteString("], hive_partitioning = false)")
 		parts = append(parts, b.String())
 	}
 	if fresh != "" {

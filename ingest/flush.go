@@ -113,6 +113,7 @@ func (in *Ingester) flushOne(ctx context.Context, seg *segment) {
 			break
 		}
 	}
+	seg.unmapLocked()
 	in.mu.Unlock()
 	in.disk.Add(-seg.diskBytes)
 	in.pending.Add(-seg.rows)

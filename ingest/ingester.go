@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"runtime"
@@ -355,6 +354,7 @@ func (in *Ingester) commit(reqs []*appendReq) {
 		return
 	}
 	var rows int64
+	off := in.file.size - int64(len(buf)) + frameHeader
 	in.mu.Lock()
 	if in.active.rows == 0 {
 		in.active.first = in.opts.Now()
@@ -362,6 +362,8 @@ func (in *Ingester) commit(reqs []*appendReq) {
 	for _, r := range reqs {
 		for _, e := range r.entries {
 			in.active.parts[e.part] += e.rows
+			in.active.frames = append(in.active.frames, frameRef{off: off, n: len(e.frame) - frameHeader, part: e.part})
+			off += int64(len(e.frame))
 			rows += e.rows
 		}
 	}
@@ -453,6 +455,9 @@ func (in *Ingester) Close(ctx context.Context) error {
 	in.cancelF()
 	in.mu.Lock()
 	left := len(in.sealed)
+	for _, s := range in.sealed {
+		s.unmapLocked()
+	}
 	in.mu.Unlock()
 	if left > 0 {
 		return fmt.Errorf("close ingester: %d segments left in the WAL for the next start: %w", left, ctx.Err())
@@ -475,60 +480,6 @@ func (in *Ingester) Stats() Stats {
 		InflightBytes: in.inflight.Load(), ScratchBytes: in.disk.Load(),
 		UnflushedRows: in.pending.Load(), SealedSegments: len(in.sealed),
 	}
-}
-
-// Snapshot returns the rows of a project's table that are acknowledged but
-// not yet in the catalog, read back from the WAL (each batch is the
-// caller's to release), and the object keys those rows will be flushed to.
-// Only hours overlapping [min, max] are read (a zero bound is open). A
-// query that reads both must ignore catalog files with those keys, or it
-// could count a segment twice while its flush completes.
-func (in *Ingester) Snapshot(project, table string, min, max time.Time) (batches []arrow.RecordBatch, pending []string, err error) {
-	inRange := func(pk partKey) bool {
-		h := pk.hourTime()
-		return (min.IsZero() || !h.Add(time.Hour).Before(min)) && (max.IsZero() || !h.After(max))
-	}
-	type view struct {
-		seg  *segment
-		size int64
-		keys []string
-	}
-	var views []view
-	in.mu.Lock()
-	for _, s := range append(append([]*segment(nil), in.sealed...), in.active) {
-		v := view{seg: s, size: s.diskBytes}
-		for pk := range s.parts {
-			if pk.project == project && pk.table == table && inRange(pk) {
-				v.keys = append(v.keys, s.fileKey(pk))
-			}
-		}
-		if len(v.keys) > 0 {
-			views = append(views, v)
-		}
-	}
-	in.mu.Unlock()
-	want := bufKey{project: project, table: table}
-	for _, v := range views {
-		f, err := os.Open(v.seg.path)
-		if os.IsNotExist(err) {
-			continue // flushed and deleted since; its files are in the catalog
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		if _, _, ok := segmentHeader(f); ok {
-			scanFrames(io.LimitReader(f, v.size-headerSize), v.seg.seq, func(key bufKey, rec arrow.RecordBatch) {
-				if key == want && inRange(partOf(key, rec)) {
-					batches = append(batches, rec)
-				} else {
-					rec.Release()
-				}
-			})
-		}
-		f.Close()
-		pending = append(pending, v.keys...)
-	}
-	return batches, pending, nil
 }
 
 func segmentPath(dir string, seq uint64) string {

@@ -39,6 +39,15 @@ type segment struct {
 	first     time.Time         // when the first row arrived; the flush age counts from here
 	flushing  bool              // a flush has taken it (guarded by Ingester.mu)
 	parts     map[partKey]int64 // rows per part
+	frames    []frameRef        // where each frame is, for snapshots
+	mapping   *walMap           // the file mapped for snapshots, once one asks (sealed only)
+}
+
+// frameRef locates one frame's payload in a segment file.
+type frameRef struct {
+	off  int64
+	n    int
+	part partKey
 }
 
 func newSegment(seq uint64, nonce [16]byte, created time.Time, path string) *segment {
@@ -52,13 +61,16 @@ func partOf(key bufKey, rec arrow.RecordBatch) partKey {
 	return partKey{project: key.project, table: key.table, hour: hourOf(ts.Value(0))}
 }
 
-// count records that rec's rows are in the segment.
-func (s *segment) count(key bufKey, rec arrow.RecordBatch) {
+// count records that rec's rows are in the segment, in the frame whose
+// payload is at off (n bytes).
+func (s *segment) count(key bufKey, rec arrow.RecordBatch, off int64, n int) {
 	if rec.NumRows() == 0 {
 		return
 	}
-	s.parts[partOf(key, rec)] += rec.NumRows()
+	pk := partOf(key, rec)
+	s.parts[pk] += rec.NumRows()
 	s.rows += rec.NumRows()
+	s.frames = append(s.frames, frameRef{off: off, n: n, part: pk})
 }
 
 // fileKey is the object key the rows of pk in this segment are flushed to.

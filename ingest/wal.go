@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
@@ -80,6 +81,12 @@ type bufKey struct{ project, table string }
 
 // encodeFrame serializes one batch as a complete frame (header included).
 // It runs in the caller's goroutine so encoding is spread over cores.
+//
+// The IPC metadata is padded so that the frame's length and the start of
+// the message body are multiples of 8 from the frame's start: frames
+// follow a 32-byte header, so every body is 8-byte aligned in the file and
+// a snapshot can use its buffers in place (see decodeInPlace). Readers of
+// the Arrow stream format accept the padding (the metadata length covers it).
 func encodeFrame(key bufKey, rec arrow.RecordBatch) ([]byte, error) {
 	id, ok := tableIDs[key.table]
 	if !ok {
@@ -93,11 +100,19 @@ func encodeFrame(key bufKey, rec arrow.RecordBatch) ([]byte, error) {
 		return nil, fmt.Errorf("encode frame: %w", err)
 	}
 	defer p.Release()
-	buf := bytes.NewBuffer(make([]byte, frameHeader, frameHeader+64+len(key.project)))
+	meta := p.Meta()
+	defer meta.Release()
+	prefix := 3 + len(key.project)
+	metaLen := meta.Len() + (8-(prefix+meta.Len())%8)%8
+	buf := bytes.NewBuffer(make([]byte, frameHeader, frameHeader+prefix+8+metaLen+int(rec.NumRows())*64))
 	buf.WriteByte(id)
 	binary.Write(buf, binary.LittleEndian, uint16(len(key.project)))
 	buf.WriteString(key.project)
-	if _, err := p.WritePayload(buf); err != nil {
+	binary.Write(buf, binary.LittleEndian, uint32(ipcContinuation))
+	binary.Write(buf, binary.LittleEndian, uint32(metaLen))
+	buf.Write(meta.Bytes())
+	buf.Write(make([]byte, metaLen-meta.Len()))
+	if err := p.SerializeBody(buf); err != nil {
 		return nil, fmt.Errorf("encode frame: %w", err)
 	}
 	b := buf.Bytes()
@@ -110,8 +125,11 @@ func encodeFrame(key bufKey, rec arrow.RecordBatch) ([]byte, error) {
 	return b, nil
 }
 
-// decodePayload reads a frame's payload back into its key and batch.
-func decodePayload(payload []byte) (bufKey, arrow.RecordBatch, error) {
+const ipcContinuation = 0xFFFFFFFF
+
+// payloadKey reads the key at the head of a frame payload and returns the
+// Arrow IPC message after it.
+func payloadKey(payload []byte) (bufKey, []byte, error) {
 	if len(payload) < 3 {
 		return bufKey{}, nil, errors.New("payload too short")
 	}
@@ -123,9 +141,18 @@ func decodePayload(payload []byte) (bufKey, arrow.RecordBatch, error) {
 	if len(payload) < 3+n {
 		return bufKey{}, nil, errors.New("payload too short for project")
 	}
-	key := bufKey{project: string(payload[3 : 3+n]), table: tableNames[id]}
+	return bufKey{project: string(payload[3 : 3+n]), table: tableNames[id]}, payload[3+n:], nil
+}
+
+// decodePayload reads a frame's payload back into its key and a batch that
+// owns copies of its buffers (payload may be reused).
+func decodePayload(payload []byte) (bufKey, arrow.RecordBatch, error) {
+	key, msg, err := payloadKey(payload)
+	if err != nil {
+		return key, nil, err
+	}
 	t, _ := schema.Lookup(key.table)
-	r, err := ipc.NewReader(io.MultiReader(bytes.NewReader(schemaPrefix[key.table]), bytes.NewReader(payload[3+n:])),
+	r, err := ipc.NewReader(io.MultiReader(bytes.NewReader(schemaPrefix[key.table]), bytes.NewReader(msg)),
 		ipc.WithSchema(t.Schema))
 	if err != nil {
 		return key, nil, err
@@ -138,6 +165,100 @@ func decodePayload(payload []byte) (bufKey, arrow.RecordBatch, error) {
 	rec.Retain()
 	return key, rec, nil
 }
+
+// messageInPlace reads a frame's payload back into its key and its
+// record batch message, whose buffers point into payload (which must
+// outlive the message and the batches read from it). A body that is not
+// 8-byte aligned (a frame written before frames were padded) is copied.
+func messageInPlace(payload []byte) (bufKey, *ipc.Message, error) {
+	key, b, err := payloadKey(payload)
+	if err != nil {
+		return key, nil, err
+	}
+	if len(b) >= 4 && binary.LittleEndian.Uint32(b) == ipcContinuation {
+		b = b[4:]
+	}
+	if len(b) < 4 {
+		return key, nil, errors.New("no IPC message")
+	}
+	n := int64(int32(binary.LittleEndian.Uint32(b)))
+	if n < 4 || 4+n > int64(len(b)) {
+		return key, nil, fmt.Errorf("bad IPC metadata length %d", n)
+	}
+	meta, body := memory.NewBufferBytes(b[4:4+n]), b[4+n:]
+	msg := ipc.NewMessage(meta, memory.NewBufferBytes(body))
+	if msg.Type() != ipc.MessageRecordBatch || msg.BodyLen() > int64(len(body)) {
+		return key, nil, errors.New("frame holds no record batch")
+	}
+	if len(body) > 0 && uintptr(unsafe.Pointer(&body[0]))%8 != 0 {
+		body = append(make([]byte, 0, msg.BodyLen()), body[:msg.BodyLen()]...) // new slices are 8-aligned
+		msg = ipc.NewMessage(meta, memory.NewBufferBytes(body))
+	}
+	return key, msg, nil
+}
+
+// readInPlace turns record batch messages of table into batches sharing
+// their buffers; one reader parses the schema once for all of them.
+func readInPlace(table string, msgs []*ipc.Message) ([]arrow.RecordBatch, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	r, err := ipc.NewReaderFromMessageReader(&messageList{msgs: append([]*ipc.Message{schemaMessage[table]}, msgs...)},
+		ipc.WithSchema(tableSchema[table]))
+	if err != nil {
+		return nil, err
+	}
+	defer r.Release()
+	out := make([]arrow.RecordBatch, 0, len(msgs))
+	for r.Next() {
+		rec := r.RecordBatch()
+		rec.Retain()
+		out = append(out, rec)
+	}
+	if r.Err() != nil || len(out) != len(msgs) {
+		release(out)
+		return nil, fmt.Errorf("read %d of %d batches: %v", len(out), len(msgs), r.Err())
+	}
+	return out, nil
+}
+
+// messageList is an ipc.MessageReader over messages already in memory.
+type messageList struct{ msgs []*ipc.Message }
+
+func (l *messageList) Message() (*ipc.Message, error) {
+	if len(l.msgs) == 0 {
+		return nil, io.EOF
+	}
+	m := l.msgs[0]
+	l.msgs = l.msgs[1:]
+	return m, nil
+}
+func (l *messageList) Retain()  {}
+func (l *messageList) Release() {}
+
+var (
+	tableSchema = func() map[string]*arrow.Schema {
+		m := map[string]*arrow.Schema{}
+		for _, t := range schema.Tables() {
+			m[t.Name] = t.Schema
+		}
+		return m
+	}()
+	// schemaMessage is each table's schema as a parsed IPC message, read
+	// before every in-place batch.
+	schemaMessage = func() map[string]*ipc.Message {
+		m := map[string]*ipc.Message{}
+		for name, b := range schemaPrefix {
+			msg, err := ipc.NewMessageReader(bytes.NewReader(b)).Message()
+			if err != nil {
+				panic(err)
+			}
+			msg.Retain()
+			m[name] = msg
+		}
+		return m
+	}()
+)
 
 // segmentFile is an open, writable segment.
 type segmentFile struct {
@@ -227,10 +348,11 @@ func segmentHeader(r io.Reader) (nonce [16]byte, created time.Time, ok bool) {
 }
 
 // scanFrames calls fn for each whole, valid frame of a segment after its
-// header, and returns the length of the valid prefix of the file. It stops
-// quietly at the first torn or damaged frame: only whole frames can have
-// been acknowledged.
-func scanFrames(r io.Reader, seq uint64, fn func(key bufKey, rec arrow.RecordBatch)) int64 {
+// header, with the offset and length of its payload in the file, and
+// returns the length of the valid prefix of the file. It stops quietly at
+// the first torn or damaged frame: only whole frames can have been
+// acknowledged.
+func scanFrames(r io.Reader, seq uint64, fn func(key bufKey, rec arrow.RecordBatch, off int64, n int)) int64 {
 	br := bufio.NewReaderSize(r, 1<<20)
 	good := int64(headerSize)
 	var fh [frameHeader]byte
@@ -264,7 +386,7 @@ func scanFrames(r io.Reader, seq uint64, fn func(key bufKey, rec arrow.RecordBat
 			slog.Warn("wal: undecodable frame", "segment", seq, "offset", good, "err", err)
 			return good
 		}
-		fn(key, rec)
+		fn(key, rec, good+frameHeader, int(n))
 		good += frameHeader + int64(n)
 	}
 }
@@ -284,8 +406,8 @@ func readSegment(dir string, seq uint64) (*segment, error) {
 		return nil, nil
 	}
 	seg := newSegment(seq, nonce, created, path)
-	good := scanFrames(f, seq, func(key bufKey, rec arrow.RecordBatch) {
-		seg.count(key, rec)
+	good := scanFrames(f, seq, func(key bufKey, rec arrow.RecordBatch, off int64, n int) {
+		seg.count(key, rec, off, n)
 		rec.Release()
 	})
 	if err := f.Truncate(good); err != nil {
@@ -308,7 +430,7 @@ func loadSegment(seg *segment) (map[partKey][]arrow.RecordBatch, error) {
 	}
 	parts := map[partKey][]arrow.RecordBatch{}
 	var rows int64
-	scanFrames(io.LimitReader(f, seg.diskBytes-headerSize), seg.seq, func(key bufKey, rec arrow.RecordBatch) {
+	scanFrames(io.LimitReader(f, seg.diskBytes-headerSize), seg.seq, func(key bufKey, rec arrow.RecordBatch, _ int64, _ int) {
 		pk := partOf(key, rec)
 		parts[pk] = append(parts[pk], rec)
 		rows += rec.NumRows()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -159,6 +160,51 @@ func TestQuery_FreshRowsAreVisibleBeforeFlushAndNeverTwice(t *testing.T) {
 	r = e.query("SELECT count(*) FROM records")
 	if num(r.Rows[0][0]) != 10 || r.Stats.FreshRows != 0 || r.Stats.FilesScanned != 1 {
 		t.Fatalf("after flush: %v rows, stats %+v", r.Rows, r.Stats)
+	}
+}
+
+func TestQuery_FreshRowsAreFilteredLikeFilesAndReadWhole(t *testing.T) {
+	e := newEnv(t, envOptions{flushInterval: time.Hour})
+	now := time.Now()
+	trace := "0123456789abcdef0123456789abcdef"
+	for i := range 20 {
+		s := span{name: fmt.Sprintf("op-%d", i), route: "/r", start: now.Add(-time.Duration(i) * 5 * time.Minute)}
+		if i%4 == 0 {
+			s.traceID = trace
+		}
+		e.send(s)
+	}
+	queries := map[string]int64{
+		"SELECT count(*) FROM records WHERE trace_id = '" + trace + "'":                                                  5,
+		"SELECT count(*) FROM records WHERE trace_id = '" + strings.ToUpper(trace) + "'":                                 0,
+		"SELECT count(*) FROM records WHERE start_timestamp > now() - INTERVAL 31 MINUTE":                                7,
+		"SELECT count(*) FROM records WHERE trace_id = '" + trace + "' AND start_timestamp > now() - INTERVAL 31 MINUTE": 2,
+		// Two readings: the fresh rows copied must serve both.
+		"SELECT (SELECT count(*) FROM records WHERE trace_id = '" + trace + "') + (SELECT count(*) FROM records)": 25,
+	}
+	check := func(when string) {
+		t.Helper()
+		for q, want := range queries {
+			if got := e.count(q); got != want {
+				t.Errorf("%s: %s: %d rows, want %d", when, q, got, want)
+			}
+		}
+	}
+	check("fresh")
+	all := "SELECT * FROM records ORDER BY span_name"
+	before := e.query(all)
+	if before.Stats.FreshRows != 20 || len(before.Rows) != 20 {
+		t.Fatalf("fresh: %d rows, stats %+v", len(before.Rows), before.Stats)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.in.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("flushed")
+	after := e.query(all)
+	if after.Stats.FreshRows != 0 || !reflect.DeepEqual(before.Rows, after.Rows) {
+		t.Fatalf("rows read from the WAL differ from the same rows in Parquet:\n%v\n%v", before.Rows, after.Rows)
 	}
 }
 
