@@ -307,39 +307,20 @@ func queryError(ctx context.Context, timeout time.Duration, err error) error {
 	return err
 }
 
-// RowFilter is what a query is known to read of a table: rows whose time
-// column is within [Min, Max] (a zero bound is open) and, if TraceIDs is
-// not empty, whose trace_id is one of them.
-type RowFilter struct {
-	Min, Max time.Time
-	TraceIDs []string
-}
-
-// sql is the filter as a predicate, "" for none. Bounds are widened to
-// whole microseconds, the resolution of the columns.
-func (f RowFilter) sql(t *schema.Table) string {
-	var terms []string
-	if !f.Min.IsZero() {
-		terms = append(terms, fmt.Sprintf("%s >= make_timestamptz(%d)", t.TimeColumn, f.Min.UnixMicro()))
-	}
-	if !f.Max.IsZero() {
-		terms = append(terms, fmt.Sprintf("%s <= make_timestamptz(%d)", t.TimeColumn, (f.Max.UnixNano()+999)/1000))
-	}
-	if len(f.TraceIDs) > 0 {
-		ids := make([]string, len(f.TraceIDs))
-		for i, id := range f.TraceIDs {
-			ids[i] = quote(id)
-		}
-		terms = append(terms, "trace_id IN ("+strings.Join(ids, ", ")+")")
-	}
-	return strings.Join(terms, " AND ")
-}
-
 // loadFresh copies the batches' rows that pass filter into a temporary
 // table of the connection and returns its name. A table, not a view over
 // the Arrow stream, because a stream can be read once and a query may read
 // the table twice.
 func loadFresh(ctx context.Context, conn *duckdb.Conn, ar *duckdb.Arrow, t *schema.Table, batches []arrow.RecordBatch, filter RowFilter) (string, error) {
+	batches, err := filter.apply(t, batches)
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		for _, b := range batches {
+			b.Release()
+		}
+	}()
 	rdr, err := array.NewRecordReader(t.Schema, batches)
 	if err != nil {
 		return "", err
@@ -351,11 +332,7 @@ func loadFresh(ctx context.Context, conn *duckdb.Conn, ar *duckdb.Arrow, t *sche
 		return "", err
 	}
 	defer release()
-	sel := "SELECT * FROM " + stream
-	if w := filter.sql(t); w != "" {
-		sel += " WHERE " + w
-	}
-	_, err = conn.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+table+" AS "+sel, nil)
+	_, err = conn.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+table+" AS SELECT * FROM "+stream, nil)
 	if _, derr := conn.ExecContext(ctx, "DROP VIEW IF EXISTS "+stream, nil); err == nil {
 		err = derr
 	}

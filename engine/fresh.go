@@ -1,0 +1,80 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/strata-db/strata/engine/schema"
+)
+
+// RowFilter is what a query is known to read of a table: rows whose time
+// column is within [Min, Max] (a zero bound is open) and, if TraceIDs is
+// not empty, whose trace_id is one of them. The catalog prunes files by
+// the same bounds; the filter prunes rows still in ingest, before DuckDB
+// copies them — an overloaded ingest node can hold a gigabyte of rows, of
+// which a trace lookup needs a handful.
+type RowFilter struct {
+	Min, Max time.Time
+	TraceIDs []string
+}
+
+// apply returns the rows of batches that pass f, as new references (the
+// caller releases them; the input batches stay the caller's).
+func (f RowFilter) apply(t *schema.Table, batches []arrow.RecordBatch) ([]arrow.RecordBatch, error) {
+	lo, hi := int64(-1<<63), int64(1<<63-1)
+	if !f.Min.IsZero() {
+		lo = f.Min.UnixMicro() // floor: the columns hold microseconds
+	}
+	if !f.Max.IsZero() {
+		hi = (f.Max.UnixNano() + 999) / 1000
+	}
+	ids := make(map[string]bool, len(f.TraceIDs))
+	for _, id := range f.TraceIDs {
+		ids[id] = true
+	}
+	timeCol, traceCol := t.Index(t.TimeColumn), t.Index("trace_id")
+	out := make([]arrow.RecordBatch, 0, len(batches))
+	mask := array.NewBooleanBuilder(memory.DefaultAllocator)
+	defer mask.Release()
+	for _, b := range batches {
+		ts := b.Column(timeCol).(*array.Timestamp).TimestampValues()
+		var traces *array.String
+		if len(ids) > 0 && traceCol >= 0 {
+			traces = b.Column(traceCol).(*array.String)
+		}
+		keep := 0
+		mask.Reserve(len(ts))
+		for i, v := range ts {
+			ok := int64(v) >= lo && int64(v) <= hi && (traces == nil || (traces.IsValid(i) && ids[traces.Value(i)]))
+			mask.UnsafeAppend(ok)
+			if ok {
+				keep++
+			}
+		}
+		m := mask.NewBooleanArray()
+		switch keep {
+		case 0:
+		case len(ts):
+			b.Retain()
+			out = append(out, b)
+		default:
+			kept, err := compute.FilterRecordBatch(context.Background(), b, m, compute.DefaultFilterOptions())
+			if err != nil {
+				m.Release()
+				for _, o := range out {
+					o.Release()
+				}
+				return nil, fmt.Errorf("filter fresh rows: %w", err)
+			}
+			out = append(out, kept)
+		}
+		m.Release()
+	}
+	return out, nil
+}
