@@ -172,12 +172,8 @@ type Query struct {
 	// neither Files nor Fresh gets no view (the query does not read it).
 	Files map[string][]string
 	// Fresh adds rows not yet in any file (still in ingest's WAL) to a
-	// table. The batches stay the caller's; Query copies the rows that
-	// pass FreshFilter.
+	// table. The batches stay the caller's; Query copies them.
 	Fresh map[string][]arrow.RecordBatch
-	// FreshFilter bounds the fresh rows a table's query can need, as the
-	// catalog bounds its files: only those are copied.
-	FreshFilter map[string]RowFilter
 	// Where restricts each table's view with a SQL predicate (the caller's
 	// own, never user text), e.g. a time range.
 	Where map[string]string
@@ -250,7 +246,7 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 		}
 		fresh := ""
 		if len(q.Fresh[t.Name]) > 0 {
-			if fresh, err = loadFresh(ctx, conn, ar, t, q.Fresh[t.Name], q.FreshFilter[t.Name]); err != nil {
+			if fresh, err = loadFresh(ctx, conn, ar, t, q.Fresh[t.Name]); err != nil {
 				done(false)
 				return nil, fmt.Errorf("query: fresh rows of %s: %w", t.Name, err)
 			}
@@ -307,20 +303,10 @@ func queryError(ctx context.Context, timeout time.Duration, err error) error {
 	return err
 }
 
-// loadFresh copies the batches' rows that pass filter into a temporary
-// table of the connection and returns its name. A table, not a view over
-// the Arrow stream, because a stream can be read once and a query may read
-// the table twice.
-func loadFresh(ctx context.Context, conn *duckdb.Conn, ar *duckdb.Arrow, t *schema.Table, batches []arrow.RecordBatch, filter RowFilter) (string, error) {
-	batches, err := filter.apply(t, batches)
-	if err != nil {
-		return "", err
-	}
-	defer func() {
-		for _, b := range batches {
-			b.Release()
-		}
-	}()
+// loadFresh copies batches into a temporary table of the connection and
+// returns its name. A table, not a view over the Arrow stream, because a
+// stream can be read once and a query may read the table twice.
+func loadFresh(ctx context.Context, conn *duckdb.Conn, ar *duckdb.Arrow, t *schema.Table, batches []arrow.RecordBatch) (string, error) {
 	rdr, err := array.NewRecordReader(t.Schema, batches)
 	if err != nil {
 		return "", err

@@ -16,17 +16,17 @@ import (
 // RowFilter is what a query is known to read of a table: rows whose time
 // column is within [Min, Max] (a zero bound is open) and, if TraceIDs is
 // not empty, whose trace_id is one of them. The catalog prunes files by
-// the same bounds; the filter prunes rows still in ingest, before DuckDB
-// copies them — an overloaded ingest node can hold a gigabyte of rows, of
-// which a trace lookup needs a handful.
+// the same bounds; ingest prunes the rows it still holds with it, before
+// DuckDB copies them — an overloaded ingest node can hold a gigabyte of
+// rows, of which a trace lookup needs a handful.
 type RowFilter struct {
 	Min, Max time.Time
 	TraceIDs []string
 }
 
-// apply returns the rows of batches that pass f, as new references (the
+// Apply returns the rows of batches that pass f, as new references (the
 // caller releases them; the input batches stay the caller's).
-func (f RowFilter) apply(t *schema.Table, batches []arrow.RecordBatch) ([]arrow.RecordBatch, error) {
+func (f RowFilter) Apply(t *schema.Table, batches []arrow.RecordBatch) ([]arrow.RecordBatch, error) {
 	lo, hi := int64(-1<<63), int64(1<<63-1)
 	if !f.Min.IsZero() {
 		lo = f.Min.UnixMicro() // floor: the columns hold microseconds

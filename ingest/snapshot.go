@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"syscall"
@@ -8,6 +9,9 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
+
+	"github.com/strata-db/strata/engine"
+	"github.com/strata-db/strata/engine/schema"
 )
 
 // Snapshots let queries read rows that are acknowledged but not yet
@@ -75,13 +79,18 @@ func (in *Ingester) mapLocked(seg *segment) (*walMap, error) {
 }
 
 // Snapshot returns the rows of a project's table that are acknowledged but
-// not yet in the catalog, and the object keys those rows will be flushed
-// to. Only hours overlapping [min, max] are read (a zero bound is open).
-// The batches point into the WAL files and are valid until release is
-// called (release must be called, also after an error). A query that reads
-// both must ignore catalog files with the pending keys, or it could count a
-// segment twice while its flush completes.
-func (in *Ingester) Snapshot(project, table string, min, max time.Time) (batches []arrow.RecordBatch, pending []string, release func(), err error) {
+// not yet in the catalog and pass filter, and the object keys those rows
+// will be flushed to. Only frames of hours overlapping the filter's range
+// are read. The batches point into the WAL files and are valid until
+// release is called (release must be called, also after an error). A query
+// that reads both must ignore catalog files with the pending keys, or it
+// could count a segment twice while its flush completes.
+func (in *Ingester) Snapshot(_ context.Context, project, table string, filter engine.RowFilter) (batches []arrow.RecordBatch, pending []string, release func(), err error) {
+	t, err := schema.Lookup(table)
+	if err != nil {
+		return nil, nil, func() {}, err
+	}
+	min, max := filter.Min, filter.Max
 	inRange := func(pk partKey) bool {
 		h := pk.hourTime()
 		return pk.project == project && pk.table == table &&
@@ -93,6 +102,9 @@ func (in *Ingester) Snapshot(project, table string, min, max time.Time) (batches
 	}
 	var views []view
 	release = func() {
+		for _, b := range batches {
+			b.Release()
+		}
 		in.mu.Lock()
 		for _, v := range views {
 			v.m.refs--
@@ -137,9 +149,16 @@ func (in *Ingester) Snapshot(project, table string, min, max time.Time) (batches
 			msgs = append(msgs, msg)
 		}
 	}
-	batches, err = readInPlace(table, msgs)
+	all, err := readInPlace(table, msgs)
 	if err != nil {
 		return nil, nil, release, fmt.Errorf("read wal: %w", err)
+	}
+	batches, err = filter.Apply(t, all)
+	for _, b := range all {
+		b.Release()
+	}
+	if err != nil {
+		return nil, nil, release, err
 	}
 	return batches, pending, release, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 
 	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/engine"
 	"github.com/strata-db/strata/engine/schema"
 	"github.com/strata-db/strata/objstore"
 )
@@ -57,7 +58,7 @@ func TestSnapshot_ReadsTheWALInPlaceAndOutlivesTheFlush(t *testing.T) {
 		t.Fatalf("want rows in several segments, got %+v", st)
 	}
 
-	got, pending, done, err := in.Snapshot("a", schema.Records, hour.Add(time.Hour+time.Minute), time.Time{})
+	got, pending, done, err := in.Snapshot(ctx, "a", schema.Records, engine.RowFilter{Min: hour.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}

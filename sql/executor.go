@@ -28,11 +28,11 @@ type FileSource interface {
 const fetchParallel = 8
 
 // FreshSource gives the rows acknowledged by ingest but not yet flushed
-// in hours overlapping [min, max], and the keys of the files they will
-// become. The batches are valid until release is called, which must be
-// called also after an error.
+// that pass filter, and the keys of the files they will become. The
+// batches are valid until release is called, which must be called also
+// after an error.
 type FreshSource interface {
-	Snapshot(project, table string, min, max time.Time) (batches []arrow.RecordBatch, pending []string, release func(), err error)
+	Snapshot(ctx context.Context, project, table string, filter engine.RowFilter) (batches []arrow.RecordBatch, pending []string, release func(), err error)
 }
 
 // Executor runs queries for projects: it checks each query against the
@@ -144,8 +144,7 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 	if err != nil {
 		return nil, unpin, err
 	}
-	q := engine.Query{SQL: req.SQL, Files: map[string][]string{}, Fresh: map[string][]arrow.RecordBatch{},
-		FreshFilter: map[string]engine.RowFilter{}, Where: map[string]string{}}
+	q := engine.Query{SQL: req.SQL, Files: map[string][]string{}, Fresh: map[string][]arrow.RecordBatch{}, Where: map[string]string{}}
 	var stats Stats
 	for _, t := range schema.Tables() {
 		use := a.tables[t.Name]
@@ -167,13 +166,12 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 		}
 		var pending map[string]bool
 		if e.Fresh != nil {
-			batches, keys, done, err := e.Fresh.Snapshot(project, t.Name, lo, hi)
+			batches, keys, done, err := e.Fresh.Snapshot(ctx, project, t.Name, engine.RowFilter{Min: lo, Max: hi, TraceIDs: use.traces()})
 			pins = append(pins, done)
 			if err != nil {
 				return nil, unpin, fmt.Errorf("read unflushed rows: %w", err)
 			}
 			q.Fresh[t.Name] = batches
-			q.FreshFilter[t.Name] = engine.RowFilter{Min: lo, Max: hi, TraceIDs: use.traces()}
 			pending = map[string]bool{}
 			for _, k := range keys {
 				pending[k] = true

@@ -63,9 +63,12 @@ func (c *cacheConfig) resolveDir(dataDir string) error {
 	return ensureDir("cache-dir", c.dir)
 }
 
-func (c *cacheConfig) staticNodes() []string {
+func (c *cacheConfig) staticNodes() []string { return splitList(c.nodes) }
+
+// splitList splits a comma-separated flag value, dropping blanks.
+func splitList(s string) []string {
 	var out []string
-	for _, a := range strings.Split(c.nodes, ",") {
+	for _, a := range strings.Split(s, ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			out = append(out, a)
 		}

@@ -28,17 +28,31 @@ type node struct {
 	stderr                    *bytes.Buffer
 }
 
-// startNode starts strata serve on fresh loopback ports. A port picked
-// free can be taken by a client's outgoing connection before strata binds
-// it; then strata exits with "address already in use" and we try others.
+// startNode starts strata serve on fresh loopback ports.
 func startNode(t *testing.T, dataDir string, extra ...string) *node {
+	t.Helper()
+	return startRole(t, "serve", dataDir, extra...)
+}
+
+// startRole starts strata serve, ingest or query on fresh loopback ports.
+// A port picked free can be taken by a client's outgoing connection before
+// strata binds it; then strata exits with "address already in use" and we
+// try others.
+func startRole(t *testing.T, role, dataDir string, extra ...string) *node {
 	t.Helper()
 	for attempt := 0; ; attempt++ {
 		n := &node{admin: freeAddr(t), otlpHTTP: "http://" + freeAddr(t), queryURL: "http://" + freeAddr(t), stderr: &bytes.Buffer{}}
-		args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", n.admin,
-			"--otlp-http-addr", strings.TrimPrefix(n.otlpHTTP, "http://"), "--otlp-grpc-addr", freeAddr(t),
-			"--query-addr", strings.TrimPrefix(n.queryURL, "http://"), "--pg-addr", freeAddr(t),
-			"--cache-addr", freeAddr(t)}, extra...)
+		args := []string{role, "--data-dir", dataDir, "--http-addr", n.admin}
+		if role != "query" {
+			args = append(args, "--otlp-http-addr", strings.TrimPrefix(n.otlpHTTP, "http://"), "--otlp-grpc-addr", freeAddr(t))
+		}
+		if role != "ingest" {
+			args = append(args, "--query-addr", strings.TrimPrefix(n.queryURL, "http://"), "--pg-addr", freeAddr(t))
+		}
+		if role == "serve" {
+			args = append(args, "--cache-addr", freeAddr(t))
+		}
+		args = append(args, extra...)
 		n.cmd = exec.Command(strataBin, args...)
 		n.cmd.Env = cleanEnv()
 		n.cmd.Stderr = n.stderr

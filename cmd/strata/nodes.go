@@ -6,14 +6,21 @@ import (
 	"io"
 	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/ingest"
 )
 
 const queryAbout = `Runs a query node: SQL over HTTP (--query-addr) and the PostgreSQL wire
 protocol (--pg-addr). Files come through the cache tier: each from the cache
 node that owns it on the ring (--cache-nodes and the nodes announced in the
 catalog), kept locally up to --query-cache-size, and from the object store
-when the owner is down. Rows not yet flushed by separate ingest nodes are
-not visible here; 'strata serve' sees them.`
+when the owner is down. Rows acknowledged but not yet flushed come from the
+ingest nodes (--ingest-nodes and those announced in the catalog), asked at
+each query; a node that does not answer within --ingest-timeout is left out
+of that query (logged, counted in strata_query_ingest_failures_total).`
 
 func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	c := newCommand("query", "", queryAbout)
@@ -24,6 +31,8 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	var kc cacheConfig
 	kc.registerDir(c)
 	kc.registerRing(c, true)
+	ingestNodes := c.fs.String("ingest-nodes", "", "comma-separated admin `addresses` (--http-addr) of ingest nodes, besides those announced in the catalog")
+	ingestTimeout := c.fs.Duration("ingest-timeout", 2*time.Second, "how long a query waits for an ingest node's unflushed rows (`duration`)")
 	httpAddr := c.fs.String("http-addr", "127.0.0.1:8082", "`address` of the health check and Prometheus metrics")
 	lns, cat, bucket, err := boot(ctx, c, &st, args, stdout, func() map[string]string {
 		return map[string]string{"http-addr": *httpAddr, "query-addr": qc.addr, "pg-addr": qc.pgAddr}
@@ -39,7 +48,14 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 		closeAll(lns)
 		return err
 	}
-	qry, err := startQuery(ctx, qc, lns, kc.dir, cat, files, nil)
+	static := splitList(*ingestNodes)
+	peers := ingest.NewPeers(static, *ingestTimeout)
+	go peers.Watch(ctx, cat, static, heartbeatEvery, nodeTTL)
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "strata_query_ingest_failures_total",
+		Help: "Requests to ingest nodes for unflushed rows that failed; those rows were left out of the query.",
+	}, func() float64 { return float64(peers.Failures()) }))
+	qry, err := startQuery(ctx, qc, lns, kc.dir, cat, files, peers)
 	if err != nil {
 		closeAll(lns)
 		return err
@@ -54,7 +70,9 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 const ingestAbout = `Runs an ingest node: OTLP over HTTP and gRPC in, a write-ahead log on
 --scratch-dir, Parquet flushed to the object store and registered in the
 catalog. Each flushed file is pushed to its owner in the cache tier
-(--cache-nodes and the nodes announced in the catalog).`
+(--cache-nodes and the nodes announced in the catalog). Query nodes read the
+rows not yet flushed from --http-addr (GET /v1/unflushed); the node announces
+that address in the catalog.`
 
 func runIngest(ctx context.Context, args []string, stdout io.Writer) error {
 	c := newCommand("ingest", "", ingestAbout)
@@ -86,7 +104,10 @@ func runIngest(ctx context.Context, args []string, stdout io.Writer) error {
 		closeAll(lns)
 		return err
 	}
-	admin := serveHTTP("admin", lns["http-addr"], adminMux(reg))
+	mux := adminMux(reg)
+	mux.Handle("GET "+ingest.UnflushedPath, ingest.UnflushedHandler(ing.in))
+	admin := serveHTTP("admin", lns["http-addr"], mux)
+	go heartbeat(ctx, cat, catalog.Node{ID: ingest.Role + "-" + admin.addr, Role: ingest.Role, Address: admin.addr, StartedAt: time.Now()})
 	<-ctx.Done()
 	slog.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)

@@ -1,0 +1,102 @@
+package main_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/strata-db/strata/internal/otlptest"
+)
+
+// countOf runs a count query on n.
+func countOf(t *testing.T, n *node, sql string) int64 {
+	t.Helper()
+	rows := n.query(t, sql)
+	if len(rows) != 1 || len(rows[0]) != 1 {
+		t.Fatalf("%s: %v", sql, rows)
+	}
+	return int64(rows[0][0].(float64))
+}
+
+// A query node apart from ingest sees the rows its ingest nodes have
+// acknowledged but not flushed, each exactly once while they flush, and
+// keeps answering when an ingest node dies.
+func TestMultiNode_QueryNodeSeesUnflushedRowsOfIngestNodes(t *testing.T) {
+	dir := t.TempDir()
+	ingestNode := func(name string) *node {
+		return startRole(t, "ingest", dir, "--scratch-dir", filepath.Join(dir, name), "--flush-interval", "1h")
+	}
+	a, b := ingestNode("wal-a"), ingestNode("wal-b")
+	for _, bad := range []string{"", "?project=default", "?project=default&table=spans", "?project=default&table=records&min=yesterday"} {
+		resp, err := http.Get("http://" + a.admin + "/v1/unflushed" + bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("GET /v1/unflushed%s: %d, want 400", bad, resp.StatusCode)
+		}
+	}
+	defer a.kill()
+	q := startRole(t, "query", dir) // finds a and b through their catalog heartbeats
+	defer q.kill()
+
+	ctx := context.Background()
+	sa, sb := otlptest.NewSender("svc-a"), otlptest.NewSender("svc-b")
+	for _, x := range []struct {
+		s *otlptest.Sender
+		n *node
+	}{{sa, a}, {sb, b}} {
+		if code, err := x.s.Send(ctx, http.DefaultClient, x.n.otlpHTTP, 300); err != nil || code != 200 {
+			t.Fatalf("send: %d %v", code, err)
+		}
+	}
+	all := "SELECT count(*) FROM records"
+	if got := countOf(t, q, all); got != 600 {
+		t.Fatalf("before any flush: %d rows, want 600", got)
+	}
+	if got := countOf(t, q, "SELECT count(*) FROM records WHERE service_name = 'svc-b'"); got != 300 {
+		t.Fatalf("rows of node b: %d, want 300", got)
+	}
+	// A trace lookup (its ids pushed down to the ingest nodes) finds what a
+	// scan finds.
+	trace := q.query(t, "SELECT trace_id FROM records WHERE service_name = 'svc-b' LIMIT 1")[0][0].(string)
+	byID := countOf(t, q, fmt.Sprintf("SELECT count(*) FROM records WHERE trace_id = '%s'", trace))
+	byScan := countOf(t, q, fmt.Sprintf("SELECT count(*) FROM records WHERE trace_id || '' = '%s'", trace))
+	if byID == 0 || byID != byScan {
+		t.Fatalf("trace %s: %d rows by id, %d by scan", trace, byID, byScan)
+	}
+
+	// a flushes as it stops: its rows move to files, still counted once.
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-a.exited; err != nil {
+		t.Fatalf("ingest a: %v\n%s", err, a.stderr.String())
+	}
+	a.exited <- nil // for the deferred kill
+	if got := countOf(t, q, all); got != 600 {
+		t.Fatalf("after a flushed: %d rows, want 600", got)
+	}
+
+	// b dies with its rows in the WAL: queries go on without them.
+	b.kill()
+	if got := countOf(t, q, all); got != 300 {
+		t.Fatalf("with b down: %d rows, want a's 300", got)
+	}
+	if f := q.metric(t, "strata_query_ingest_failures_total"); f < 1 {
+		t.Fatalf("failures to reach b not counted: %v", f)
+	}
+	// b comes back, replays and flushes its WAL: all rows, once.
+	b2 := startRole(t, "ingest", dir, "--scratch-dir", filepath.Join(dir, "wal-b"), "--flush-interval", "1h")
+	defer b2.kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for countOf(t, q, all) != 600 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after b restarted: %d rows, want 600", countOf(t, q, all))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

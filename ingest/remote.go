@@ -1,0 +1,220 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+
+	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/engine"
+	"github.com/strata-db/strata/engine/schema"
+)
+
+// When query nodes run apart from ingest, they ask every ingest node for
+// the rows it has acknowledged but not flushed: GET UnflushedPath on the
+// ingest node's admin address answers Snapshot as an Arrow IPC stream, the
+// pending file keys in the schema's metadata. Ingest nodes announce
+// themselves in the catalog under Role.
+
+// Role is the catalog role of ingest nodes.
+const Role = "ingest"
+
+// UnflushedPath is the ingest node's endpoint for its unflushed rows.
+const UnflushedPath = "/v1/unflushed"
+
+const pendingMeta = "strata.pending_keys"
+
+// UnflushedHandler serves in's unflushed rows: GET UnflushedPath?project=P
+// &table=records|metrics[&min=µs][&max=µs][&trace_id=…] (times in Unix
+// microseconds, trace_id repeated for several).
+func UnflushedHandler(in *Ingester) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		project, table := q.Get("project"), q.Get("table")
+		t, err := schema.Lookup(table)
+		if project == "" || err != nil {
+			http.Error(w, "want project and table (records or metrics)", http.StatusBadRequest)
+			return
+		}
+		var f engine.RowFilter
+		for name, dst := range map[string]*time.Time{"min": &f.Min, "max": &f.Max} {
+			if v := q.Get(name); v != "" {
+				us, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					http.Error(w, name+" must be Unix microseconds", http.StatusBadRequest)
+					return
+				}
+				*dst = time.UnixMicro(us).UTC()
+			}
+		}
+		f.TraceIDs = q["trace_id"]
+		batches, pending, release, err := in.Snapshot(r.Context(), project, table, f)
+		defer release()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		meta := arrow.NewMetadata([]string{pendingMeta}, []string{strings.Join(pending, "\n")})
+		w.Header().Set("Content-Type", "application/vnd.apache.arrow.stream")
+		iw := ipc.NewWriter(w, ipc.WithSchema(arrow.NewSchema(t.Schema.Fields(), &meta)))
+		for _, b := range batches {
+			if err := iw.Write(b); err != nil {
+				return // the client went away; it sees a cut stream
+			}
+		}
+		iw.Close()
+	})
+}
+
+// Peers is a query node's view of the ingest nodes: a FreshSource that
+// asks each of them for its unflushed rows.
+type Peers struct {
+	client  *http.Client
+	nodes   atomic.Pointer[[]string]
+	failed  atomic.Int64
+	lastLog atomic.Int64
+}
+
+// NewPeers asks the ingest nodes at the given admin addresses; Watch adds
+// those announced in the catalog. timeout bounds each node's answer.
+func NewPeers(static []string, timeout time.Duration) *Peers {
+	p := &Peers{client: &http.Client{Timeout: timeout}}
+	p.nodes.Store(&static)
+	return p
+}
+
+// Watch keeps the node list to static plus the ingest nodes with a
+// heartbeat younger than ttl, until ctx ends.
+func (p *Peers) Watch(ctx context.Context, cat catalog.Store, static []string, interval, ttl time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		nodes, err := cat.Nodes(ctx, Role, time.Now().Add(-ttl))
+		if err == nil {
+			addrs := slices.Clone(static)
+			for _, n := range nodes {
+				if !slices.Contains(addrs, n.Address) {
+					addrs = append(addrs, n.Address)
+				}
+			}
+			p.nodes.Store(&addrs)
+		} else if ctx.Err() == nil {
+			slog.Warn("ingest peers: list nodes", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Failures counts node requests that failed (their rows were left out).
+func (p *Peers) Failures() int64 { return p.failed.Load() }
+
+// Snapshot asks every ingest node at once. A node that does not answer is
+// left out — its unflushed rows are missing from this query, what is in
+// files and on the other nodes is served — and logged and counted. It
+// never fails: a dead ingest node must not stop dashboards over the lake.
+func (p *Peers) Snapshot(ctx context.Context, project, table string, f engine.RowFilter) ([]arrow.RecordBatch, []string, func(), error) {
+	nodes := *p.nodes.Load()
+	type answer struct {
+		batches []arrow.RecordBatch
+		pending []string
+		err     error
+	}
+	answers := make([]answer, len(nodes))
+	var wg sync.WaitGroup
+	for i, addr := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := &answers[i]
+			a.batches, a.pending, a.err = p.ask(ctx, addr, project, table, f)
+		}()
+	}
+	wg.Wait()
+	var batches []arrow.RecordBatch
+	var pending []string
+	var errs []error
+	for i, a := range answers {
+		if a.err != nil {
+			errs = append(errs, fmt.Errorf("ingest node %s: %w", nodes[i], a.err))
+			continue
+		}
+		batches = append(batches, a.batches...)
+		pending = append(pending, a.pending...)
+	}
+	release := func() {
+		for _, b := range batches {
+			b.Release()
+		}
+	}
+	if len(errs) > 0 && ctx.Err() == nil {
+		p.failed.Add(int64(len(errs)))
+		if now := time.Now().Unix(); p.lastLog.Swap(now) != now { // at most once a second
+			slog.Warn("query: unflushed rows of some ingest nodes left out", "err", errors.Join(errs...))
+		}
+	}
+	return batches, pending, release, nil
+}
+
+// ask fetches one node's unflushed rows.
+func (p *Peers) ask(ctx context.Context, addr, project, table string, f engine.RowFilter) ([]arrow.RecordBatch, []string, error) {
+	q := url.Values{"project": {project}, "table": {table}, "trace_id": f.TraceIDs}
+	if !f.Min.IsZero() {
+		q.Set("min", strconv.FormatInt(f.Min.UnixMicro(), 10))
+	}
+	if !f.Max.IsZero() {
+		q.Set("max", strconv.FormatInt((f.Max.UnixNano()+999)/1000, 10))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+UnflushedPath+"?"+q.Encode(), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	t, _ := schema.Lookup(table)
+	r, err := ipc.NewReader(resp.Body, ipc.WithSchema(t.Schema))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer r.Release()
+	var batches []arrow.RecordBatch
+	for r.Next() {
+		b := r.RecordBatch()
+		b.Retain()
+		batches = append(batches, b)
+	}
+	if err := r.Err(); err != nil {
+		for _, b := range batches {
+			b.Release()
+		}
+		return nil, nil, err
+	}
+	var pending []string
+	if v, ok := r.Schema().Metadata().GetValue(pendingMeta); ok && v != "" {
+		pending = strings.Split(v, "\n")
+	}
+	return batches, pending, nil
+}
