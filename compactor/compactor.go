@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -228,10 +229,20 @@ func (c *Compactor) table(ctx context.Context, proj catalog.Project, t *schema.T
 		p.Expired += len(expired)
 		c.Metrics.expired.Add(float64(len(expired)))
 	}
+	// Hour partitions first; a day is merged once none of its hours has
+	// work left (dayPlan checks), so a day job waits for a later pass.
 	parts := make([]string, 0, len(byPart))
+	days := map[string][]catalog.File{}
 	for part, fs := range byPart {
-		if plan(fs, now, cutoff, c.opts) != nil {
+		dayPart, _, _ := strings.Cut(part, "/")
+		days[dayPart] = append(days[dayPart], fs...)
+		if part != dayPart && plan(fs, now, cutoff, c.opts) != nil {
 			parts = append(parts, part)
+		}
+	}
+	for dayPart, fs := range days {
+		if dayPlan(fs, now, cutoff, c.opts) != nil {
+			parts = append(parts, dayPart)
 		}
 	}
 	sort.Strings(parts) // oldest partitions first
@@ -265,9 +276,22 @@ func retention(p catalog.Project) time.Duration {
 	return catalog.DefaultRetention
 }
 
+// dayLevel is the level of day-level files.
+const dayLevel = 2
+
+// rewriteExpired says whether a file must be rewritten for retention now:
+// when at least half of its time span is older than the cutoff. A file
+// with less expired is rewritten at its next merge, or dropped whole once
+// all of it is older; so the file at the retention boundary is rewritten
+// a few times as the boundary moves through it (each time at half the
+// size), not at every pass.
+func rewriteExpired(f catalog.File, cutoff time.Time) bool {
+	return f.MinTime.Before(cutoff) && cutoff.Sub(f.MinTime) >= f.MaxTime.Sub(f.MinTime)/2
+}
+
 // plan picks the files of one hour partition to merge now, or nil:
-//   - files partly older than the retention cutoff (rewritten without
-//     the expired rows);
+//   - files at least half older than the retention cutoff (rewritten
+//     without the expired rows; every merge drops them too);
 //   - level-0 files at least MinAge old, when there are two or more;
 //   - small compacted files in the same size tier, when a tier has Fanout;
 //   - everything small, once the partition is cold.
@@ -276,11 +300,10 @@ func retention(p catalog.Project) time.Duration {
 func plan(files []catalog.File, now, cutoff time.Time, o Options) []catalog.File {
 	small := func(f catalog.File) bool { return f.Bytes < o.TargetBytes/2 }
 	var pick []catalog.File
-	var l0, smallL1 []catalog.File
-	expiring := false
+	var l0, smallL1, expired []catalog.File
 	for _, f := range files {
-		if f.MinTime.Before(cutoff) {
-			expiring = true
+		if rewriteExpired(f, cutoff) {
+			expired = append(expired, f)
 		}
 		switch {
 		case f.Level == 0 && now.Sub(f.CreatedAt) >= o.MinAge:
@@ -292,12 +315,8 @@ func plan(files []catalog.File, now, cutoff time.Time, o Options) []catalog.File
 	hourEnd := files[0].MinTime.Truncate(time.Hour).Add(time.Hour)
 	cold := now.Sub(hourEnd) >= o.ColdAfter
 	switch {
-	case expiring:
-		for _, f := range files {
-			if f.MinTime.Before(cutoff) {
-				pick = append(pick, f)
-			}
-		}
+	case len(expired) > 0:
+		pick = expired
 	case cold && len(l0)+len(smallL1) >= 2:
 		pick = append(append(pick, l0...), smallL1...)
 	case len(l0) >= 2:
@@ -315,10 +334,49 @@ func plan(files []catalog.File, now, cutoff time.Time, o Options) []catalog.File
 			}
 		}
 	}
-	if len(pick) == 0 {
+	return capInputs(pick, o, len(expired) > 0)
+}
+
+// dayPlan picks the files of one day to merge into a day-level file, or
+// nil: once the day ended ColdAfter ago and none of its hour partitions
+// has work left (they merge first), its small files (what the hours were
+// merged into, or a lone level-0 file, and earlier day files) when there
+// are two or more, and files due for a retention rewrite. A small project
+// then keeps one file a day instead of 24.
+func dayPlan(files []catalog.File, now, cutoff time.Time, o Options) []catalog.File {
+	dayPart, _, _ := strings.Cut(files[0].Partition, "/")
+	dayStart, _, _, err := partitionSpan(dayPart)
+	if err != nil || now.Sub(dayStart.Add(24*time.Hour)) < o.ColdAfter {
 		return nil
 	}
-	// Oldest data first, capped near the target size (but at least two).
+	hours := map[string][]catalog.File{}
+	var pick, expired []catalog.File
+	for _, f := range files {
+		if strings.Contains(f.Partition, "/") {
+			hours[f.Partition] = append(hours[f.Partition], f)
+		}
+		switch {
+		case f.Partition == dayPart && rewriteExpired(f, cutoff):
+			expired = append(expired, f)
+		case f.Bytes < o.TargetBytes/2:
+			pick = append(pick, f)
+		}
+	}
+	for _, fs := range hours {
+		if plan(fs, now, cutoff, o) != nil {
+			return nil
+		}
+	}
+	if len(expired) > 0 {
+		pick = expired
+	}
+	return capInputs(pick, o, len(expired) > 0)
+}
+
+// capInputs orders picked files oldest data first and caps them near the
+// target size (but at least two); fewer than two is nothing to merge,
+// unless one file must be rewritten alone.
+func capInputs(pick []catalog.File, o Options, rewrite bool) []catalog.File {
 	sort.Slice(pick, func(i, j int) bool { return pick[i].MinTime.Before(pick[j].MinTime) })
 	var total int64
 	for i, f := range pick {
@@ -328,7 +386,7 @@ func plan(files []catalog.File, now, cutoff time.Time, o Options) []catalog.File
 			break
 		}
 	}
-	if len(pick) < 2 && !expiring {
+	if len(pick) == 0 || len(pick) < 2 && !rewrite {
 		return nil
 	}
 	return pick

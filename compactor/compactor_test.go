@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,6 +199,44 @@ func TestCompactor_MergesWithoutLosingOrDoublingARow(t *testing.T) {
 	if len(objs) != len(after) {
 		t.Errorf("%d objects left, want the %d live files", len(objs), len(after))
 	}
+}
+
+// Once a day is cold, its hour files become one day-level file; the
+// current day keeps hour files. No row is lost or doubled.
+func TestCompactor_ColdDaysBecomeDayFiles(t *testing.T) {
+	l := localLake(t)
+	l.load(catalog.DefaultProject, 6000, 30, 300) // back into yesterday, which is cold
+	before := l.fingerprint(catalog.DefaultProject)
+	c := l.compactor(compactor.Options{})
+	for range 8 {
+		if _, err := c.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	today := l.now.UTC().Format("date=2006-01-02")
+	yesterday := l.now.UTC().Add(-24 * time.Hour).Format("date=2006-01-02")
+	for p, n := range l.partitions(catalog.DefaultProject) {
+		switch {
+		case p == yesterday && n != 1:
+			t.Errorf("day partition %s: %d files, want 1", p, n)
+		case strings.HasPrefix(p, yesterday+"/"):
+			t.Errorf("cold day still has hour partition %s (%d files)", p, n)
+		case strings.HasPrefix(p, today+"/") && n != 1:
+			t.Errorf("hour partition %s: %d files, want 1", p, n)
+		case p != yesterday && !strings.HasPrefix(p, today+"/"):
+			t.Errorf("unexpected partition %s", p)
+		}
+	}
+	files, _ := l.cat.ListFiles(context.Background(), catalog.FileFilter{Project: catalog.DefaultProject, Table: schema.Records})
+	for _, f := range files {
+		if f.Partition == yesterday && (f.Level != 2 || !strings.HasPrefix(f.Key, "default/records/"+yesterday+"/2-")) {
+			t.Errorf("day file %s at level %d", f.Key, f.Level)
+		}
+	}
+	if got := l.fingerprint(catalog.DefaultProject); got != before {
+		t.Fatalf("rows changed by compaction: before %s, after %s", before, got)
+	}
+	t.Logf("write amplification %.2f", c.Metrics.WriteAmplification())
 }
 
 // A compactor that dies at any step (a hook error stands for the crash)

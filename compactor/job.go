@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/strata-db/strata/catalog"
@@ -54,32 +55,38 @@ func (c *Compactor) job(ctx context.Context, p *pass, proj catalog.Project, t *s
 	}()
 
 	// Read the partition again under the lease: another compactor may
-	// have merged it since the listing.
-	hour, err := time.Parse("date=2006-01-02/hour=15", part)
+	// have merged it since the listing. A day partition's job reads the
+	// day's hour partitions too.
+	start, span, day, err := partitionSpan(part)
 	if err != nil {
 		return false, err
 	}
-	listed, err := c.cat.ListFiles(ctx, catalog.FileFilter{Project: proj.ID, Table: t.Name, Min: hour, Max: hour.Add(time.Hour - time.Microsecond)})
+	listed, err := c.cat.ListFiles(ctx, catalog.FileFilter{Project: proj.ID, Table: t.Name, Min: start, Max: start.Add(span - time.Microsecond)})
 	if err != nil {
 		return false, err
 	}
 	var files []catalog.File
 	for _, f := range listed {
-		if f.Partition == part && !f.MaxTime.Before(cutoff) {
+		if (f.Partition == part || day && strings.HasPrefix(f.Partition, part+"/")) && !f.MaxTime.Before(cutoff) {
 			files = append(files, f)
 		}
 	}
 	if len(files) == 0 {
 		return false, nil
 	}
-	inputs := plan(files, c.opts.Now(), cutoff, c.opts)
+	var inputs []catalog.File
+	if day {
+		inputs = dayPlan(files, c.opts.Now(), cutoff, c.opts)
+	} else {
+		inputs = plan(files, c.opts.Now(), cutoff, c.opts)
+	}
 	if inputs == nil {
 		return false, nil
 	}
 	if err := c.opts.Hook("start"); err != nil {
 		return false, err
 	}
-	out, err := c.merge(ctx, proj, t, hour, inputs, cutoff)
+	out, err := c.merge(ctx, proj, t, start, day, inputs, cutoff)
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
 			err = cause
@@ -121,9 +128,22 @@ func (c *Compactor) job(ctx context.Context, p *pass, proj catalog.Project, t *s
 	return true, nil
 }
 
-// merge writes the merged file of inputs and uploads it; it returns the
-// catalog rows to register (none if retention dropped every row).
-func (c *Compactor) merge(ctx context.Context, proj catalog.Project, t *schema.Table, hour time.Time, inputs []catalog.File, cutoff time.Time) ([]catalog.File, error) {
+// partitionSpan parses an hour partition (date=…/hour=…) or a day
+// partition (date=…).
+func partitionSpan(part string) (start time.Time, span time.Duration, day bool, err error) {
+	if start, err = time.Parse("date=2006-01-02/hour=15", part); err == nil {
+		return start, time.Hour, false, nil
+	}
+	if start, err = time.Parse("date=2006-01-02", part); err == nil {
+		return start, 24 * time.Hour, true, nil
+	}
+	return time.Time{}, 0, false, fmt.Errorf("partition %q is neither an hour nor a day", part)
+}
+
+// merge writes the merged file of inputs and uploads it into the hour
+// partition starting at start, or the day's if day; it returns the catalog
+// rows to register (none if retention dropped every row).
+func (c *Compactor) merge(ctx context.Context, proj catalog.Project, t *schema.Table, start time.Time, day bool, inputs []catalog.File, cutoff time.Time) ([]catalog.File, error) {
 	dir, err := os.MkdirTemp(c.opts.WorkDir, "merge-")
 	if err != nil {
 		return nil, err
@@ -165,10 +185,14 @@ func (c *Compactor) merge(ctx context.Context, proj catalog.Project, t *schema.T
 	if err != nil {
 		return nil, err
 	}
-	key := objstore.DataKey(proj.ID, t.Name, hour, level, objstore.NewID(c.opts.Now()))
+	key, part := objstore.DataKey(proj.ID, t.Name, start, level, objstore.NewID(c.opts.Now())), objstore.Partition(start)
+	if day {
+		level = max(level, dayLevel)
+		key, part = objstore.DayKey(proj.ID, t.Name, start, level, objstore.NewID(c.opts.Now())), objstore.DayPartition(start)
+	}
 	if err := c.bucket.PutFile(ctx, key, outPath); err != nil {
 		return nil, err
 	}
-	return []catalog.File{{Key: key, Project: proj.ID, Table: t.Name, Partition: objstore.Partition(hour), Level: level,
+	return []catalog.File{{Key: key, Project: proj.ID, Table: t.Name, Partition: part, Level: level,
 		MinTime: info.MinTime, MaxTime: info.MaxTime, Rows: info.Rows, Bytes: st.Size(), TraceFilter: info.TraceFilter}}, nil
 }

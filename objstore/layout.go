@@ -27,6 +27,18 @@ func DataKey(project, table string, hour time.Time, level int, id ulid.ULID) str
 	return project + "/" + table + "/" + Partition(hour) + "/" + strconv.Itoa(level) + "-" + id.String() + ".parquet"
 }
 
+// DayPartition is the partition of a day-level file, which holds rows of
+// any hour of one day: the compactor merges a day's small hour files into
+// it once the day is cold.
+func DayPartition(t time.Time) string {
+	return t.UTC().Format("date=2006-01-02")
+}
+
+// DayKey is the object key of a new day-level data file.
+func DayKey(project, table string, day time.Time, level int, id ulid.ULID) string {
+	return project + "/" + table + "/" + DayPartition(day) + "/" + strconv.Itoa(level) + "-" + id.String() + ".parquet"
+}
+
 // NewID returns a new ULID for a data file created at t.
 func NewID(t time.Time) ulid.ULID {
 	return ulid.MustNew(ulid.Timestamp(t), rand.Reader)
@@ -37,7 +49,8 @@ type DataKeyParts struct {
 	Project   string
 	Table     string
 	Partition string
-	Hour      time.Time
+	Hour      time.Time // the start of the partition: its hour, or its day
+	Day       bool      // a day-level file
 	Level     int
 	ID        ulid.ULID
 }
@@ -46,16 +59,21 @@ type DataKeyParts struct {
 // does not follow the layout.
 func ParseDataKey(key string) (DataKeyParts, error) {
 	parts := strings.Split(key, "/")
-	if len(parts) != 5 || !strings.HasSuffix(parts[4], ".parquet") {
-		return DataKeyParts{}, fmt.Errorf("data key %q: not {project}/{table}/date=…/hour=…/{level}-{ulid}.parquet", key)
+	n := len(parts)
+	if (n != 5 && n != 4) || !strings.HasSuffix(parts[n-1], ".parquet") {
+		return DataKeyParts{}, fmt.Errorf("data key %q: not {project}/{table}/date=…[/hour=…]/{level}-{ulid}.parquet", key)
 	}
-	p := DataKeyParts{Project: parts[0], Table: parts[1], Partition: parts[2] + "/" + parts[3]}
-	hour, err := time.Parse("date=2006-01-02/hour=15", p.Partition)
+	p := DataKeyParts{Project: parts[0], Table: parts[1], Partition: strings.Join(parts[2:n-1], "/"), Day: n == 4}
+	layout := "date=2006-01-02/hour=15"
+	if p.Day {
+		layout = "date=2006-01-02"
+	}
+	start, err := time.Parse(layout, p.Partition)
 	if err != nil {
 		return DataKeyParts{}, fmt.Errorf("data key %q: partition: %w", key, err)
 	}
-	p.Hour = hour
-	lvl, id, ok := strings.Cut(strings.TrimSuffix(parts[4], ".parquet"), "-")
+	p.Hour = start
+	lvl, id, ok := strings.Cut(strings.TrimSuffix(parts[n-1], ".parquet"), "-")
 	if !ok {
 		return DataKeyParts{}, fmt.Errorf("data key %q: file name is not {level}-{ulid}", key)
 	}

@@ -145,7 +145,16 @@ func TestDataKey_RoundTrip(t *testing.T) {
 		!p.Hour.Equal(hour.Truncate(time.Hour)) || p.Partition != "date=2026-11-23/hour=07" {
 		t.Fatalf("parsed %+v", p)
 	}
-	for _, bad := range []string{"x.parquet", "a/b/date=2026-11-23/hour=07/1-zz.parquet", "a/b/date=x/hour=07/1-" + id.String() + ".parquet", "a/b/c/d/e.txt"} {
+	day := objstore.DayKey("default", "records", hour, 2, id)
+	if want := "default/records/date=2026-11-23/2-" + id.String() + ".parquet"; day != want {
+		t.Fatalf("day key = %s, want %s", day, want)
+	}
+	if p, err := objstore.ParseDataKey(day); err != nil || !p.Day || p.Level != 2 || p.Partition != "date=2026-11-23" ||
+		!p.Hour.Equal(time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("parsed day key %+v, %v", p, err)
+	}
+	for _, bad := range []string{"x.parquet", "a/b/date=2026-11-23/hour=07/1-zz.parquet", "a/b/date=x/hour=07/1-" + id.String() + ".parquet", "a/b/c/d/e.txt",
+		"a/b/date=2026-11-23/hour=07/x/1-" + id.String() + ".parquet", "a/b/hour=07/1-" + id.String() + ".parquet"} {
 		if _, err := objstore.ParseDataKey(bad); err == nil {
 			t.Errorf("ParseDataKey(%q) accepted", bad)
 		}
