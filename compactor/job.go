@@ -54,9 +54,31 @@ func (c *Compactor) job(ctx context.Context, p *pass, proj catalog.Project, t *s
 		c.cat.ReleaseLease(context.WithoutCancel(ctx), name, c.opts.Holder)
 	}()
 
+	// Merge until the partition has nothing left to do: after the level-0
+	// files, the compacted files they became may fill a size tier. (One
+	// merge per pass let level-0 merges, due at every pass under steady
+	// ingest, starve the tier merges: compacted files piled up.)
+	did := false
+	for round := 0; round < maxRounds; round++ {
+		merged, err := c.mergeOnce(ctx, p, proj, t, name, part, cutoff)
+		if err != nil || !merged {
+			return did, err
+		}
+		did = true
+	}
+	return did, nil
+}
+
+// maxRounds bounds the merges of one job, so one busy partition cannot
+// hold a compactor forever.
+const maxRounds = 8
+
+// mergeOnce does one merge of the partition's plan under the job's lease,
+// reporting false when there was nothing to merge.
+func (c *Compactor) mergeOnce(ctx context.Context, p *pass, proj catalog.Project, t *schema.Table, name, part string, cutoff time.Time) (bool, error) {
 	// Read the partition again under the lease: another compactor may
-	// have merged it since the listing. A day partition's job reads the
-	// day's hour partitions too.
+	// have merged it since the listing, and so may an earlier round. A day
+	// partition's job reads the day's hour partitions too.
 	start, span, day, err := partitionSpan(part)
 	if err != nil {
 		return false, err

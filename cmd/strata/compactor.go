@@ -17,6 +17,8 @@ import (
 
 type compactorConfig struct {
 	interval    time.Duration
+	minAge      time.Duration
+	leaseTTL    time.Duration
 	target      byteSize
 	grace       time.Duration
 	orphanGrace time.Duration
@@ -27,6 +29,8 @@ func (c *compactorConfig) register(cmd *command, withDisable bool) {
 	c.target = 256 << 20
 	cmd.fs.DurationVar(&c.interval, "compact-interval", 30*time.Second, "pause between compaction passes (`duration`)")
 	cmd.fs.Var(&c.target, "compact-target-size", "`size` merged files grow to")
+	cmd.fs.DurationVar(&c.minAge, "compact-min-age", 30*time.Second, "level-0 files younger than this wait for a later pass, so each merge takes several (`duration`)")
+	cmd.fs.DurationVar(&c.leaseTTL, "compact-lease-ttl", 2*time.Minute, "how long a partition job stays leased to a compactor that stopped renewing it, e.g. one that died (`duration`)")
 	cmd.fs.DurationVar(&c.grace, "gc-grace", 10*time.Minute, "how long merged-away files stay readable before deletion (`duration`); longer than --query-timeout")
 	cmd.fs.DurationVar(&c.orphanGrace, "gc-orphan-grace", 6*time.Hour, "age at which objects no catalog row refers to are deleted (`duration`)")
 	if withDisable {
@@ -40,8 +44,12 @@ type compactorRole struct {
 }
 
 func startCompactor(c compactorConfig, dataDir string, cat catalog.Store, bucket *objstore.Bucket, reg *prometheus.Registry) (*compactorRole, error) {
+	minAge := c.minAge
+	if minAge == 0 {
+		minAge = -1 // Options: zero is the default, negative is none
+	}
 	comp, err := compactor.New(cat, bucket, compactor.Options{Interval: c.interval, TargetBytes: int64(c.target),
-		Grace: c.grace, OrphanGrace: c.orphanGrace, WorkDir: filepath.Join(dataDir, "compactor")})
+		MinAge: minAge, LeaseTTL: c.leaseTTL, Grace: c.grace, OrphanGrace: c.orphanGrace, WorkDir: filepath.Join(dataDir, "compactor")})
 	if err != nil {
 		return nil, settingError{"data-dir", err}
 	}

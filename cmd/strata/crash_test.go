@@ -34,7 +34,8 @@ func startNode(t *testing.T, dataDir string, extra ...string) *node {
 	return startRole(t, "serve", dataDir, extra...)
 }
 
-// startRole starts strata serve, ingest or query on fresh loopback ports.
+// startRole starts strata serve, ingest, query or compactor on fresh
+// loopback ports.
 // A port picked free can be taken by a client's outgoing connection before
 // strata binds it; then strata exits with "address already in use" and we
 // try others.
@@ -43,10 +44,10 @@ func startRole(t *testing.T, role, dataDir string, extra ...string) *node {
 	for attempt := 0; ; attempt++ {
 		n := &node{admin: freeAddr(t), otlpHTTP: "http://" + freeAddr(t), queryURL: "http://" + freeAddr(t), stderr: &bytes.Buffer{}}
 		args := []string{role, "--data-dir", dataDir, "--http-addr", n.admin}
-		if role != "query" {
+		if role == "serve" || role == "ingest" {
 			args = append(args, "--otlp-http-addr", strings.TrimPrefix(n.otlpHTTP, "http://"), "--otlp-grpc-addr", freeAddr(t))
 		}
-		if role != "ingest" {
+		if role == "serve" || role == "query" {
 			args = append(args, "--query-addr", strings.TrimPrefix(n.queryURL, "http://"), "--pg-addr", freeAddr(t))
 		}
 		if role == "serve" {
