@@ -124,7 +124,8 @@ func (in *Ingester) flushOne(ctx context.Context, seg *segment) {
 // are deterministic, so a retry overwrites the same objects and registers
 // nothing twice.
 func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.File, error) {
-	parts, err := loadSegment(seg)
+	parts, release, err := in.loadSegment(seg)
+	defer release()
 	if err != nil {
 		// The segment on disk no longer matches what was acknowledged: a
 		// disk fault. Keep it for an operator rather than lose rows.
@@ -132,7 +133,6 @@ func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.F
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
-	defer releaseParts(parts)
 	keys := make([]partKey, 0, len(parts))
 	for pk := range parts {
 		keys = append(keys, pk)

@@ -2,7 +2,9 @@ package ingest
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"syscall"
 	"time"
@@ -161,4 +163,61 @@ func (in *Ingester) Snapshot(_ context.Context, project, table string, filter en
 		return nil, nil, release, err
 	}
 	return batches, pending, release, nil
+}
+
+// loadSegment reads a sealed segment's rows back for its flush, grouped by
+// the file each part becomes, in place like a snapshot: the batches point
+// into the mapped file (no copy, no heap), and release lets the mapping go
+// once the Parquet files are written. Every frame's checksum is verified
+// again: the disk may have damaged the file since it was written.
+func (in *Ingester) loadSegment(seg *segment) (parts map[partKey][]arrow.RecordBatch, release func(), err error) {
+	in.mu.Lock()
+	m, err := in.mapLocked(seg)
+	frames := seg.frames
+	in.mu.Unlock()
+	if err != nil {
+		return nil, func() {}, fmt.Errorf("load segment %d: %w", seg.seq, err)
+	}
+	parts = map[partKey][]arrow.RecordBatch{}
+	release = func() {
+		releaseParts(parts)
+		in.mu.Lock()
+		m.refs--
+		m.dropLocked()
+		in.mu.Unlock()
+	}
+	msgs := map[partKey][]*ipc.Message{}
+	var order []partKey
+	for _, f := range frames {
+		if f.off < frameHeader || f.off+int64(f.n) > int64(len(m.data)) {
+			return nil, release, fmt.Errorf("load segment %d: frame at %d is past the end of the file", seg.seq, f.off)
+		}
+		payload := m.data[f.off : f.off+int64(f.n)]
+		if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(m.data[f.off-4:f.off]) {
+			return nil, release, fmt.Errorf("load segment %d: frame at %d fails its checksum", seg.seq, f.off)
+		}
+		_, msg, err := messageInPlace(payload)
+		if err != nil {
+			return nil, release, fmt.Errorf("load segment %d: frame at %d: %w", seg.seq, f.off, err)
+		}
+		if _, ok := msgs[f.part]; !ok {
+			order = append(order, f.part)
+		}
+		msgs[f.part] = append(msgs[f.part], msg)
+	}
+	var rows int64
+	for _, pk := range order {
+		batches, err := readInPlace(pk.table, msgs[pk])
+		if err != nil {
+			return nil, release, fmt.Errorf("load segment %d: %w", seg.seq, err)
+		}
+		parts[pk] = batches
+		for _, b := range batches {
+			rows += b.NumRows()
+		}
+	}
+	if rows != seg.rows {
+		return nil, release, fmt.Errorf("load segment %d: read %d rows, it holds %d", seg.seq, rows, seg.rows)
+	}
+	return parts, release, nil
 }

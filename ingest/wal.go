@@ -417,31 +417,6 @@ func readSegment(dir string, seq uint64) (*segment, error) {
 	return seg, nil
 }
 
-// loadSegment reads a sealed segment's rows back, grouped by the file each
-// part becomes. The caller releases the batches.
-func loadSegment(seg *segment) (map[partKey][]arrow.RecordBatch, error) {
-	f, err := os.Open(seg.path)
-	if err != nil {
-		return nil, fmt.Errorf("load segment %d: %w", seg.seq, err)
-	}
-	defer f.Close()
-	if _, _, ok := segmentHeader(f); !ok {
-		return nil, fmt.Errorf("load segment %d: bad header", seg.seq)
-	}
-	parts := map[partKey][]arrow.RecordBatch{}
-	var rows int64
-	scanFrames(io.LimitReader(f, seg.diskBytes-headerSize), seg.seq, func(key bufKey, rec arrow.RecordBatch, _ int64, _ int) {
-		pk := partOf(key, rec)
-		parts[pk] = append(parts[pk], rec)
-		rows += rec.NumRows()
-	})
-	if rows != seg.rows {
-		releaseParts(parts)
-		return nil, fmt.Errorf("load segment %d: read %d rows, it holds %d", seg.seq, rows, seg.rows)
-	}
-	return parts, nil
-}
-
 func releaseParts(parts map[partKey][]arrow.RecordBatch) {
 	for _, bs := range parts {
 		release(bs)
