@@ -114,7 +114,7 @@ func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (
 		}
 		path, release, hit, err := c.node.Get(ctx, key, size)
 		if errors.Is(err, ErrFull) {
-			path, release, err = c.transient(ctx, key, size, bucketFill(c.bucket, key))
+			path, release, err = c.transient(ctx, key, size, bucketFill(c.bucket, key, size))
 		}
 		return path, release, hit, err
 	}
@@ -125,7 +125,7 @@ func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (
 	fill := func(ctx context.Context, f *os.File) (int64, error) {
 		if c.isDown(owner) {
 			c.m.fallbacks.Inc()
-			return bucketFill(c.bucket, key)(ctx, f)
+			return bucketFill(c.bucket, key, size)(ctx, f)
 		}
 		n, h, err := c.fromNode(ctx, owner, project, key, f)
 		if err == nil {
@@ -138,7 +138,7 @@ func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (
 		if err := restart(f); err != nil {
 			return 0, err
 		}
-		return bucketFill(c.bucket, key)(ctx, f)
+		return bucketFill(c.bucket, key, size)(ctx, f)
 	}
 	path, release, hit, err := c.local.Get(ctx, key, size, fill)
 	if errors.Is(err, ErrFull) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-db/strata/catalog"
 	"github.com/strata-db/strata/objstore"
@@ -40,20 +43,58 @@ type Node struct {
 // Get returns key's local path, pinned until release, filling it from the
 // object store on a miss.
 func (n *Node) Get(ctx context.Context, key string, size int64) (path string, release func(), hit bool, err error) {
-	return n.Store.Get(ctx, key, size, bucketFill(n.Bucket, key))
+	return n.Store.Get(ctx, key, size, bucketFill(n.Bucket, key, size))
 }
 
-// bucketFill copies an object from the bucket.
-func bucketFill(b *objstore.Bucket, key string) Fill {
+// bucketFill copies an object of size bytes from the bucket. A large
+// object is fetched as several ranges at once: on a remote store a cold
+// query waits on round trips and on one connection's bandwidth, and
+// parallel ranges cut both.
+func bucketFill(b *objstore.Bucket, key string, size int64) Fill {
 	return func(ctx context.Context, f *os.File) (int64, error) {
-		r, err := b.NewReader(ctx, key, nil)
-		if err != nil {
+		if size < 2*fillPart {
+			r, err := b.NewReader(ctx, key, nil)
+			if err != nil {
+				return 0, err
+			}
+			defer r.Close()
+			return io.Copy(f, r)
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(fillParallel)
+		for off := int64(0); off < size; off += fillPart {
+			n := min(fillPart, size-off)
+			g.Go(func() error {
+				r, err := b.NewRangeReader(gctx, key, off, n, nil)
+				if err != nil {
+					return err
+				}
+				defer r.Close()
+				if r.Size() != size {
+					return fmt.Errorf("object is %d bytes, the catalog says %d", r.Size(), size)
+				}
+				got, err := io.Copy(io.NewOffsetWriter(f, off), r)
+				if err == nil && got != n {
+					err = fmt.Errorf("range at %d: got %d bytes, want %d", off, got, n)
+				}
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
 			return 0, err
 		}
-		defer r.Close()
-		return io.Copy(f, r)
+		if _, err := f.Seek(size, io.SeekStart); err != nil {
+			return 0, err
+		}
+		return size, nil
 	}
 }
+
+// Ranges of a large object fetched at once, and their size.
+const (
+	fillParallel = 4
+	fillPart     = 8 << 20
+)
 
 // Handler serves GET /objects/{key} (with HTTP ranges) and POST /warm,
 // passing every other request to next. It reads the raw request path

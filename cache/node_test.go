@@ -165,6 +165,30 @@ func TestNode_ServesObjectsWithRanges(t *testing.T) {
 	}
 }
 
+// Objects of several fill parts come from the S3 server as parallel
+// ranges, byte for byte; a catalog size that does not match the object is
+// refused rather than cached short.
+func TestNode_FillsLargeObjectsInRanges(t *testing.T) {
+	w := newWorld(t, testenv.S3URL(t), 2, 19<<20) // 2 ranges and a bit
+	_, node, _ := startNode(t, w, 1<<30)
+	ctx := context.Background()
+	for _, f := range w.files {
+		path, release, hit, err := node.Get(ctx, f.Key, f.Bytes)
+		if err != nil || hit {
+			t.Fatalf("%s: hit %v, %v", f.Key, hit, err)
+		}
+		got, err := os.ReadFile(path)
+		release()
+		if err != nil || !bytes.Equal(got, w.data[f.Key]) {
+			t.Fatalf("%s: %d bytes read back, want the %d stored (%v)", f.Key, len(got), len(w.data[f.Key]), err)
+		}
+	}
+	other := w.otherKey()
+	if _, _, _, err := node.Get(ctx, other, int64(len(w.data[other]))-1); err == nil {
+		t.Fatal("an object one byte longer than the catalog says was cached")
+	}
+}
+
 func TestNode_RefusesBadKeys(t *testing.T) {
 	w := newWorld(t, "file://"+t.TempDir(), 1, 1000)
 	addr, node, _ := startNode(t, w, 1<<20)
