@@ -172,7 +172,9 @@ type Query struct {
 	// neither Files nor Fresh gets no view (the query does not read it).
 	Files map[string][]string
 	// Fresh adds rows not yet in any file (still in ingest's WAL) to a
-	// table. The batches stay the caller's; Query copies them.
+	// table; they may lack columns the query does not read (the view
+	// fills them with NULL). The batches stay the caller's; Query copies
+	// them.
 	Fresh map[string][]arrow.RecordBatch
 	// Where restricts each table's view with a SQL predicate (the caller's
 	// own, never user text), e.g. a time range.
@@ -307,7 +309,7 @@ func queryError(ctx context.Context, timeout time.Duration, err error) error {
 // returns its name. A table, not a view over the Arrow stream, because a
 // stream can be read once and a query may read the table twice.
 func loadFresh(ctx context.Context, conn *duckdb.Conn, ar *duckdb.Arrow, t *schema.Table, batches []arrow.RecordBatch) (string, error) {
-	rdr, err := array.NewRecordReader(t.Schema, batches)
+	rdr, err := array.NewRecordReader(batches[0].Schema(), batches) // the columns the query needs
 	if err != nil {
 		return "", err
 	}

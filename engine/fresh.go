@@ -13,20 +13,53 @@ import (
 	"github.com/strata-db/strata/engine/schema"
 )
 
-// RowFilter is what a query is known to read of a table: rows whose time
+// Need is what a query is known to read of a table: rows whose time
 // column is within [Min, Max] (a zero bound is open) and, if TraceIDs is
-// not empty, whose trace_id is one of them. The catalog prunes files by
-// the same bounds; ingest prunes the rows it still holds with it, before
-// DuckDB copies them — an overloaded ingest node can hold a gigabyte of
-// rows, of which a trace lookup needs a handful.
-type RowFilter struct {
+// not empty, whose trace_id is one of them; and, if Columns is not nil,
+// only those columns. The catalog prunes files by the same bounds; ingest
+// prunes the rows it still holds with it, before DuckDB copies them — an
+// overloaded ingest node can hold a gigabyte of rows, of which a trace
+// lookup needs a handful, and a dashboard a few columns.
+type Need struct {
 	Min, Max time.Time
 	TraceIDs []string
+	Columns  []string
 }
 
-// Apply returns the rows of batches that pass f, as new references (the
-// caller releases them; the input batches stay the caller's).
-func (f RowFilter) Apply(t *schema.Table, batches []arrow.RecordBatch) ([]arrow.RecordBatch, error) {
+// Apply returns the rows of batches that pass f, with f's columns (and
+// the table's time column and trace_id, which views filter on), as new
+// references (the caller releases them; the input batches stay the
+// caller's).
+func (f Need) Apply(t *schema.Table, batches []arrow.RecordBatch) ([]arrow.RecordBatch, error) {
+	rows, err := f.rows(t, batches)
+	if err != nil || f.Columns == nil {
+		return rows, err
+	}
+	keep := map[string]bool{t.TimeColumn: true, "trace_id": true}
+	for _, c := range f.Columns {
+		keep[c] = true
+	}
+	var idx []int
+	var fields []arrow.Field
+	for i, fl := range t.Schema.Fields() {
+		if keep[fl.Name] {
+			idx, fields = append(idx, i), append(fields, fl)
+		}
+	}
+	projected := arrow.NewSchema(fields, nil)
+	for i, b := range rows {
+		cols := make([]arrow.Array, len(idx))
+		for j, c := range idx {
+			cols[j] = b.Column(c)
+		}
+		rows[i] = array.NewRecordBatch(projected, cols, b.NumRows())
+		b.Release()
+	}
+	return rows, nil
+}
+
+// rows returns the rows of batches that pass f's row conditions.
+func (f Need) rows(t *schema.Table, batches []arrow.RecordBatch) ([]arrow.RecordBatch, error) {
 	lo, hi := int64(-1<<63), int64(1<<63-1)
 	if !f.Min.IsZero() {
 		lo = f.Min.UnixMicro() // floor: the columns hold microseconds

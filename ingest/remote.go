@@ -49,7 +49,7 @@ func UnflushedHandler(in *Ingester) http.Handler {
 			http.Error(w, "want project and table (records or metrics)", http.StatusBadRequest)
 			return
 		}
-		var f engine.RowFilter
+		var f engine.Need
 		for name, dst := range map[string]*time.Time{"min": &f.Min, "max": &f.Max} {
 			if v := q.Get(name); v != "" {
 				us, err := strconv.ParseInt(v, 10, 64)
@@ -61,6 +61,9 @@ func UnflushedHandler(in *Ingester) http.Handler {
 			}
 		}
 		f.TraceIDs = q["trace_id"]
+		if q.Has("columns") {
+			f.Columns = strings.Split(q.Get("columns"), ",") // "": time column and trace_id only
+		}
 		batches, pending, release, err := in.Snapshot(r.Context(), project, table, f)
 		defer release()
 		if err != nil {
@@ -69,7 +72,11 @@ func UnflushedHandler(in *Ingester) http.Handler {
 		}
 		meta := arrow.NewMetadata([]string{pendingMeta}, []string{strings.Join(pending, "\n")})
 		w.Header().Set("Content-Type", "application/vnd.apache.arrow.stream")
-		iw := ipc.NewWriter(w, ipc.WithSchema(arrow.NewSchema(t.Schema.Fields(), &meta)))
+		fields := t.Schema.Fields()
+		if len(batches) > 0 {
+			fields = batches[0].Schema().Fields() // the columns asked for
+		}
+		iw := ipc.NewWriter(w, ipc.WithSchema(arrow.NewSchema(fields, &meta)))
 		for _, b := range batches {
 			if err := iw.Write(b); err != nil {
 				return // the client went away; it sees a cut stream
@@ -129,7 +136,7 @@ func (p *Peers) Failures() int64 { return p.failed.Load() }
 // left out — its unflushed rows are missing from this query, what is in
 // files and on the other nodes is served — and logged and counted. It
 // never fails: a dead ingest node must not stop dashboards over the lake.
-func (p *Peers) Snapshot(ctx context.Context, project, table string, f engine.RowFilter) ([]arrow.RecordBatch, []string, func(), error) {
+func (p *Peers) Snapshot(ctx context.Context, project, table string, f engine.Need) ([]arrow.RecordBatch, []string, func(), error) {
 	nodes := *p.nodes.Load()
 	type answer struct {
 		batches []arrow.RecordBatch
@@ -173,8 +180,11 @@ func (p *Peers) Snapshot(ctx context.Context, project, table string, f engine.Ro
 }
 
 // ask fetches one node's unflushed rows.
-func (p *Peers) ask(ctx context.Context, addr, project, table string, f engine.RowFilter) ([]arrow.RecordBatch, []string, error) {
+func (p *Peers) ask(ctx context.Context, addr, project, table string, f engine.Need) ([]arrow.RecordBatch, []string, error) {
 	q := url.Values{"project": {project}, "table": {table}, "trace_id": f.TraceIDs}
+	if f.Columns != nil {
+		q.Set("columns", strings.Join(f.Columns, ","))
+	}
 	if !f.Min.IsZero() {
 		q.Set("min", strconv.FormatInt(f.Min.UnixMicro(), 10))
 	}
@@ -194,8 +204,7 @@ func (p *Peers) ask(ctx context.Context, addr, project, table string, f engine.R
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	}
-	t, _ := schema.Lookup(table)
-	r, err := ipc.NewReader(resp.Body, ipc.WithSchema(t.Schema))
+	r, err := ipc.NewReader(resp.Body)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -87,7 +87,7 @@ func (in *Ingester) mapLocked(seg *segment) (*walMap, error) {
 // release is called (release must be called, also after an error). A query
 // that reads both must ignore catalog files with the pending keys, or it
 // could count a segment twice while its flush completes.
-func (in *Ingester) Snapshot(_ context.Context, project, table string, filter engine.RowFilter) (batches []arrow.RecordBatch, pending []string, release func(), err error) {
+func (in *Ingester) Snapshot(_ context.Context, project, table string, filter engine.Need) (batches []arrow.RecordBatch, pending []string, release func(), err error) {
 	t, err := schema.Lookup(table)
 	if err != nil {
 		return nil, nil, func() {}, err

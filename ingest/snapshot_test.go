@@ -58,7 +58,7 @@ func TestSnapshot_ReadsTheWALInPlaceAndOutlivesTheFlush(t *testing.T) {
 		t.Fatalf("want rows in several segments, got %+v", st)
 	}
 
-	got, pending, done, err := in.Snapshot(ctx, "a", schema.Records, engine.RowFilter{Min: hour.Add(time.Hour)})
+	got, pending, done, err := in.Snapshot(ctx, "a", schema.Records, engine.Need{Min: hour.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,8 @@ type tableUse struct {
 
 // analysis is the result of checking a query.
 type analysis struct {
-	tables map[string]*tableUse // only tables the query reads
+	tables  map[string]*tableUse // only tables the query reads
+	columns []string             // columns it may read; nil: all
 }
 
 // uses lists the tables read, in a fixed order.
@@ -100,6 +101,12 @@ func analyze(ctx context.Context, db *engine.DB, sql string) (*analysis, error) 
 		return nil, &engine.QueryError{Msg: err.msg + "\n" + pointAtQuery(sql, err.pos)}
 	}
 	a.bounds(stmts[0], ctes)
+	if used := usedColumns(stmts[0]); used != nil {
+		a.columns = make([]string, 0, len(used))
+		for c := range used {
+			a.columns = append(a.columns, c)
+		}
+	}
 	if err := a.evaluate(ctx, db, tree); err != nil {
 		return nil, err
 	}
@@ -506,4 +513,96 @@ func (a *analysis) evaluate(ctx context.Context, db *engine.DB, tree map[string]
 		}
 	}
 	return nil
+}
+
+// usedColumns lists the columns (lower case, of any table) that a query
+// may read, or returns nil when it may read all of them or when the
+// analysis cannot tell: a star (SELECT *, t.*, COLUMNS(…)), a whole row
+// (to_json(r)), a NATURAL or POSITIONAL join, positional references,
+// renamed columns (FROM records r(a, b)), PIVOT, or any name that is not a
+// column or a table (a select-list alias, a lambda parameter, a CTE's
+// column). Rows still in ingest are copied into DuckDB with these columns
+// only; when in doubt, all of them.
+func usedColumns(stmt any) map[string]bool {
+	known := map[string]bool{}
+	for _, t := range schema.Tables() {
+		for _, f := range t.Schema.Fields() {
+			known[f.Name] = true
+		}
+	}
+	tables := map[string]bool{}
+	all := false
+	var scan func(n any)
+	scan = func(n any) {
+		switch v := n.(type) {
+		case map[string]any:
+			switch {
+			case v["class"] == "STAR" || v["class"] == "POSITIONAL_REFERENCE" || v["type"] == "PIVOT":
+				all = true
+			case v["ref_type"] == "NATURAL" || v["ref_type"] == "POSITIONAL":
+				all = true
+			case v["type"] == "BASE_TABLE":
+				if a, _ := v["column_name_alias"].([]any); len(a) > 0 {
+					all = true
+				}
+				tables[strings.ToLower(fmt.Sprint(v["table_name"]))] = true
+				if alias, _ := v["alias"].(string); alias != "" {
+					tables[strings.ToLower(alias)] = true
+				}
+			}
+			for _, c := range v {
+				scan(c)
+			}
+		case []any:
+			for _, c := range v {
+				scan(c)
+			}
+		}
+	}
+	scan(stmt)
+	if all {
+		return nil
+	}
+	used := map[string]bool{}
+	var refs func(n any) bool
+	refs = func(n any) bool {
+		switch v := n.(type) {
+		case map[string]any:
+			var names []any
+			if v["class"] == "COLUMN_REF" {
+				names, _ = v["column_names"].([]any)
+				if len(names) == 1 && tables[strings.ToLower(fmt.Sprint(names[0]))] {
+					return false // a whole row
+				}
+			} else if v["type"] == "JOIN" {
+				names, _ = v["using_columns"].([]any)
+			}
+			for i, nm := range names {
+				name := strings.ToLower(fmt.Sprint(nm))
+				switch {
+				case known[name]:
+					used[name] = true
+				case i == 0 && len(names) > 1 && tables[name]:
+				default:
+					return false
+				}
+			}
+			for _, c := range v {
+				if !refs(c) {
+					return false
+				}
+			}
+		case []any:
+			for _, c := range v {
+				if !refs(c) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if !refs(stmt) {
+		return nil
+	}
+	return used
 }

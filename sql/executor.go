@@ -32,7 +32,7 @@ const fetchParallel = 8
 // batches are valid until release is called, which must be called also
 // after an error.
 type FreshSource interface {
-	Snapshot(ctx context.Context, project, table string, filter engine.RowFilter) (batches []arrow.RecordBatch, pending []string, release func(), err error)
+	Snapshot(ctx context.Context, project, table string, filter engine.Need) (batches []arrow.RecordBatch, pending []string, release func(), err error)
 }
 
 // Executor runs queries for projects: it checks each query against the
@@ -166,7 +166,7 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 		}
 		var pending map[string]bool
 		if e.Fresh != nil {
-			batches, keys, done, err := e.Fresh.Snapshot(ctx, project, t.Name, engine.RowFilter{Min: lo, Max: hi, TraceIDs: use.traces()})
+			batches, keys, done, err := e.Fresh.Snapshot(ctx, project, t.Name, engine.Need{Min: lo, Max: hi, TraceIDs: use.traces(), Columns: a.columns})
 			pins = append(pins, done)
 			if err != nil {
 				return nil, unpin, fmt.Errorf("read unflushed rows: %w", err)
