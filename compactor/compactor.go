@@ -49,6 +49,10 @@ type Options struct {
 	WorkDir string
 	// Parquet tunes the output files.
 	Parquet engine.ParquetOptions
+	// OnMerged, if set, is called (in its own goroutine) with the files of
+	// each merge once the catalog has them, e.g. to warm the cache tier so
+	// the first query after a merge does not fetch them cold.
+	OnMerged func(files []catalog.File)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Hooks, for tests: called at each step of a job; an error aborts it

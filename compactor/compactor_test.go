@@ -172,13 +172,30 @@ func TestCompactor_MergesWithoutLosingOrDoublingARow(t *testing.T) {
 	l := localLake(t)
 	l.load(catalog.DefaultProject, 6000, 2, 300)
 	before, parts := l.fingerprint(catalog.DefaultProject), l.partitions(catalog.DefaultProject)
-	c := l.compactor(compactor.Options{})
+	var mu sync.Mutex
+	warmed := map[string]bool{}
+	c := l.compactor(compactor.Options{OnMerged: func(fs []catalog.File) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, f := range fs {
+			warmed[f.Key] = true
+		}
+	}})
 	for range 5 {
 		if _, err := c.RunOnce(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	after := l.partitions(catalog.DefaultProject)
+	files, _ := l.cat.ListFiles(context.Background(), catalog.FileFilter{Project: catalog.DefaultProject, Table: schema.Records})
+	time.Sleep(50 * time.Millisecond) // OnMerged runs in its own goroutine
+	mu.Lock()
+	for _, f := range files {
+		if !warmed[f.Key] {
+			t.Errorf("merged file %s was not handed to OnMerged (to warm the cache)", f.Key)
+		}
+	}
+	mu.Unlock()
 	for p, n := range after {
 		if n != 1 {
 			t.Errorf("partition %s: %d files after compaction (%d before), want 1", p, n, parts[p])

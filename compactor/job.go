@@ -133,6 +133,9 @@ func (c *Compactor) mergeOnce(ctx context.Context, p *pass, proj catalog.Project
 		return false, err
 	}
 	p.saw(out)
+	if c.opts.OnMerged != nil && len(out) > 0 {
+		go c.opts.OnMerged(out)
+	}
 	if err := c.opts.Hook("swapped"); err != nil {
 		return true, err
 	}

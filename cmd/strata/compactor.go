@@ -23,6 +23,7 @@ type compactorConfig struct {
 	grace       time.Duration
 	orphanGrace time.Duration
 	disabled    bool
+	onMerged    func([]catalog.File) // set by the command, not a flag
 }
 
 func (c *compactorConfig) register(cmd *command, withDisable bool) {
@@ -49,7 +50,8 @@ func startCompactor(c compactorConfig, dataDir string, cat catalog.Store, bucket
 		minAge = -1 // Options: zero is the default, negative is none
 	}
 	comp, err := compactor.New(cat, bucket, compactor.Options{Interval: c.interval, TargetBytes: int64(c.target),
-		MinAge: minAge, LeaseTTL: c.leaseTTL, Grace: c.grace, OrphanGrace: c.orphanGrace, WorkDir: filepath.Join(dataDir, "compactor")})
+		MinAge: minAge, LeaseTTL: c.leaseTTL, Grace: c.grace, OrphanGrace: c.orphanGrace, WorkDir: filepath.Join(dataDir, "compactor"),
+		OnMerged: c.onMerged})
 	if err != nil {
 		return nil, settingError{"data-dir", err}
 	}
@@ -75,8 +77,10 @@ const compactorAbout = `Runs a compactor: merges the small Parquet files that in
 files of --compact-target-size per hour partition, tombstones files past
 their project's retention (rewriting files partly past it), and deletes the
 objects of merged-away files after --gc-grace and objects no catalog row
-refers to after --gc-orphan-grace. Several compactors may share one
-catalog: each partition is merged under a lease, so no work is done twice.
+refers to after --gc-orphan-grace. Each merged file is pushed to its owner
+in the cache tier (--cache-nodes and the nodes announced in the catalog).
+Several compactors may share one catalog: each partition is merged under a
+lease, so no work is done twice.
 'strata serve' runs one too.`
 
 func runCompactor(ctx context.Context, args []string, stdout io.Writer) error {
@@ -85,6 +89,8 @@ func runCompactor(ctx context.Context, args []string, stdout io.Writer) error {
 	st.register(c)
 	var cc compactorConfig
 	cc.register(c, false)
+	var kc cacheConfig
+	kc.registerRing(c, false)
 	httpAddr := c.fs.String("http-addr", "127.0.0.1:8081", "`address` of the health check and Prometheus metrics")
 	lns, cat, bucket, err := boot(ctx, c, &st, args, stdout, func() map[string]string {
 		return map[string]string{"http-addr": *httpAddr}
@@ -95,6 +101,12 @@ func runCompactor(ctx context.Context, args []string, stdout io.Writer) error {
 	defer cat.Close()
 	defer bucket.Close()
 	reg := newRegistry()
+	files, err := newCacheClient(ctx, kc, cat, bucket, nil, reg)
+	if err != nil {
+		closeAll(lns)
+		return err
+	}
+	cc.onMerged = warmer(files)
 	comp, err := startCompactor(cc, st.dataDir, cat, bucket, reg)
 	if err != nil {
 		return err

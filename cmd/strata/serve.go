@@ -65,6 +65,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	cacheSrv := serveHTTP("cache", lns["cache-addr"], node.node.Handler(http.NotFoundHandler()))
 	ic.onFlushed = warmer(files)
+	cc.onMerged = warmer(files)
 	ing, err := startIngest(ic, lns, st.dataDir, cat, bucket, reg)
 	if err != nil {
 		return err
