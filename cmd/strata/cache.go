@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,11 +38,13 @@ type cacheConfig struct {
 	size      byteSize
 	nodes     string
 	localSize byteSize
+	advertise string
 }
 
 func (c *cacheConfig) registerNode(cmd *command) {
 	c.size = 10 << 30
 	cmd.fs.StringVar(&c.addr, "cache-addr", "127.0.0.1:9001", "`address` of the cache node (GET /objects/{key}, POST /warm)")
+	registerAdvertise(cmd, &c.advertise)
 	cmd.fs.Var(&c.size, "cache-size", "most bytes of Parquet the cache node keeps on local SSD (`size`); least recently used files are evicted")
 }
 
@@ -89,9 +93,30 @@ func startCacheNode(ctx context.Context, c cacheConfig, ln net.Listener, cat cat
 	if err != nil {
 		return nil, settingError{"cache-dir", err}
 	}
-	n := &cacheNode{node: &cache.Node{Store: store, Bucket: bucket, Catalog: cat, M: m}, addr: ln.Addr().String()}
+	n := &cacheNode{node: &cache.Node{Store: store, Bucket: bucket, Catalog: cat, M: m}, addr: advertised(ln, c.advertise)}
 	go heartbeat(ctx, cat, catalog.Node{ID: "cache-" + n.addr, Role: cache.Role, Address: n.addr, StartedAt: time.Now()})
 	return n, nil
+}
+
+func registerAdvertise(cmd *command, host *string) {
+	cmd.fs.StringVar(host, "advertise-host", "", "`host` other nodes reach this one at, announced in the catalog with each listener's port (default: the listen address, or the host name when listening on all interfaces)")
+}
+
+// advertised is the address other nodes reach ln at: host (if set) with
+// ln's port; ln's own address, unless it listens on every interface, where
+// the host name stands in.
+func advertised(ln net.Listener, host string) string {
+	addr := ln.Addr().(*net.TCPAddr)
+	port := strconv.Itoa(addr.Port)
+	if host != "" {
+		return net.JoinHostPort(host, port)
+	}
+	if addr.IP.IsUnspecified() {
+		if name, err := os.Hostname(); err == nil {
+			return net.JoinHostPort(name, port)
+		}
+	}
+	return addr.String()
 }
 
 // heartbeat announces n in the catalog until ctx ends.

@@ -82,7 +82,9 @@ func runIngest(ctx context.Context, args []string, stdout io.Writer) error {
 	ic.register(c)
 	var kc cacheConfig
 	kc.registerRing(c, false)
-	httpAddr := c.fs.String("http-addr", "127.0.0.1:8083", "`address` of the health check and Prometheus metrics")
+	httpAddr := c.fs.String("http-addr", "127.0.0.1:8083", "`address` of the health check, Prometheus metrics and unflushed rows for query nodes")
+	var advertise string
+	registerAdvertise(c, &advertise)
 	shutdownTimeout := c.fs.Duration("shutdown-timeout", time.Second, "how long shutdown may take (`duration`)")
 	lns, cat, bucket, err := boot(ctx, c, &st, args, stdout, func() map[string]string {
 		return map[string]string{"http-addr": *httpAddr, "otlp-http-addr": ic.httpAddr, "otlp-grpc-addr": ic.grpcAddr}
@@ -107,7 +109,8 @@ func runIngest(ctx context.Context, args []string, stdout io.Writer) error {
 	mux := adminMux(reg)
 	mux.Handle("GET "+ingest.UnflushedPath, ingest.UnflushedHandler(ing.in))
 	admin := serveHTTP("admin", lns["http-addr"], mux)
-	go heartbeat(ctx, cat, catalog.Node{ID: ingest.Role + "-" + admin.addr, Role: ingest.Role, Address: admin.addr, StartedAt: time.Now()})
+	self := advertised(lns["http-addr"], advertise)
+	go heartbeat(ctx, cat, catalog.Node{ID: ingest.Role + "-" + self, Role: ingest.Role, Address: self, StartedAt: time.Now()})
 	<-ctx.Done()
 	slog.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
