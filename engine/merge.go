@@ -16,9 +16,16 @@ import (
 	"github.com/strata-db/strata/engine/schema"
 )
 
-// mergeBatchRows is how many rows each input reads at a time: memory is
-// about inputs × this × row size, plus one output row group.
-const mergeBatchRows = 8192
+// mergeBatchRows is how many rows each input reads at a time, and
+// mergeOutRows how many merged rows are gathered before they are encoded
+// into the output row group: memory is about (inputs × mergeBatchRows +
+// mergeOutRows) decoded rows, plus one encoded output row group. (With
+// 8192-row input batches and whole row groups gathered, merging 40 small
+// files of spans peaked at 1 GiB of heap.)
+const (
+	mergeBatchRows = 1024
+	mergeOutRows   = 8192
+)
 
 // MergeParquet merges Parquet files of table t, each sorted in the table's
 // order, into one sorted file on w, dropping rows whose time is before
@@ -108,7 +115,7 @@ func MergeParquet(ctx context.Context, w io.Writer, t *schema.Table, inputs []st
 			c.close()
 			heap.Pop(&cursors)
 		}
-		if int64(len(refs)) >= opts.RowGroupRows {
+		if len(refs) >= mergeOutRows {
 			if err := ctx.Err(); err != nil {
 				return FileInfo{}, err
 			}

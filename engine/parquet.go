@@ -85,8 +85,8 @@ func WriteParquet(w io.Writer, t *schema.Table, batches []arrow.RecordBatch, opt
 }
 
 // ParquetWriter streams batches whose rows are already in the table's
-// sort order into one Parquet file, one row group per Write of up to
-// RowGroupRows rows.
+// sort order into one Parquet file, in row groups of RowGroupRows rows
+// whatever the size of the batches.
 type ParquetWriter struct {
 	t        *schema.Table
 	fw       *pqarrow.FileWriter
@@ -154,7 +154,10 @@ func (pw *ParquetWriter) Write(rec arrow.RecordBatch) error {
 		pw.info.MaxTime = hi
 	}
 	pw.info.Rows += rec.NumRows()
-	if err := pw.fw.Write(rec); err != nil {
+	// Buffered: batches smaller than a row group fill it (encoded, in
+	// memory) until it reaches RowGroupRows, so row groups keep their size
+	// whatever the batches written.
+	if err := pw.fw.WriteBuffered(rec); err != nil {
 		return fmt.Errorf("write parquet %s: %w", pw.t.Name, err)
 	}
 	return nil
