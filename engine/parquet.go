@@ -16,8 +16,11 @@ import (
 
 // ParquetOptions tune the Parquet writer. The zero value gives the defaults.
 type ParquetOptions struct {
-	// RowGroupRows caps the rows of one row group (default 128 Ki). Smaller
-	// groups let a time-range query skip more; larger ones compress better.
+	// RowGroupRows caps the rows of one row group (default 32 Ki). Smaller
+	// groups let a time-range query or a trace lookup (through the bloom
+	// filters) skip more; larger ones compress better and scan faster.
+	// Measured on an hour file of 786k realistic spans against 128 Ki:
+	// trace lookup 180 → 56 ms, file +1.4 %, a full-file aggregation +8 %.
 	RowGroupRows int64
 	// ZstdLevel is the zstd compression level (default 1: measured 30%
 	// faster than level 3 and 2% smaller on spans).
@@ -28,7 +31,7 @@ type ParquetOptions struct {
 
 func (o ParquetOptions) withDefaults() ParquetOptions {
 	if o.RowGroupRows <= 0 {
-		o.RowGroupRows = 128 * 1024
+		o.RowGroupRows = 32 * 1024
 	}
 	if o.ZstdLevel == 0 {
 		o.ZstdLevel = 1
