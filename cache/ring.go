@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -86,23 +85,5 @@ func (r *Ring) Owner(key string) string {
 // cache nodes with a catalog heartbeat within the last ttl, polling every
 // interval until ctx ends.
 func (r *Ring) Watch(ctx context.Context, cat catalog.Store, static []string, interval, ttl time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		nodes, err := cat.Nodes(ctx, Role, time.Now().Add(-ttl))
-		if err == nil {
-			addrs := slices.Clone(static)
-			for _, n := range nodes {
-				addrs = append(addrs, n.Address)
-			}
-			r.Set(addrs)
-		} else if ctx.Err() == nil {
-			slog.Warn("cache ring: list nodes", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	catalog.WatchNodes(ctx, cat, Role, static, interval, ttl, r.Set)
 }

@@ -11,6 +11,8 @@ package catalog
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -154,4 +156,31 @@ func (o Options) now() time.Time {
 		return o.Now()
 	}
 	return time.Now()
+}
+
+// WatchNodes calls set with the static addresses plus those of the nodes
+// of role with a heartbeat within the last ttl (each address once), now
+// and every interval, until ctx ends. A failed listing keeps the last set.
+func WatchNodes(ctx context.Context, s Store, role string, static []string, interval, ttl time.Duration, set func(addrs []string)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		nodes, err := s.Nodes(ctx, role, time.Now().Add(-ttl))
+		if err == nil {
+			addrs := slices.Clone(static)
+			for _, n := range nodes {
+				if !slices.Contains(addrs, n.Address) {
+					addrs = append(addrs, n.Address)
+				}
+			}
+			set(addrs)
+		} else if ctx.Err() == nil {
+			slog.Warn("list nodes", "role", role, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,27 +105,7 @@ func NewPeers(static []string, timeout time.Duration) *Peers {
 // Watch keeps the node list to static plus the ingest nodes with a
 // heartbeat younger than ttl, until ctx ends.
 func (p *Peers) Watch(ctx context.Context, cat catalog.Store, static []string, interval, ttl time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		nodes, err := cat.Nodes(ctx, Role, time.Now().Add(-ttl))
-		if err == nil {
-			addrs := slices.Clone(static)
-			for _, n := range nodes {
-				if !slices.Contains(addrs, n.Address) {
-					addrs = append(addrs, n.Address)
-				}
-			}
-			p.nodes.Store(&addrs)
-		} else if ctx.Err() == nil {
-			slog.Warn("ingest peers: list nodes", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	catalog.WatchNodes(ctx, cat, Role, static, interval, ttl, func(addrs []string) { p.nodes.Store(&addrs) })
 }
 
 // Failures counts node requests that failed (their rows were left out).
