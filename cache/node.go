@@ -90,10 +90,16 @@ func bucketFill(b *objstore.Bucket, key string, size int64) Fill {
 	}
 }
 
-// Ranges of a large object fetched at once, and their size.
+// Ranges of a large object fetched at once, and their size; objects
+// under two parts come in one GET. On this project's 2-core test machine,
+// with the S3 server on loopback, 4 ranges of 8 MiB made 32 MB fetches
+// slower (cold last-hour queries 104 → 113 ms, a 24 h scan of 16 such
+// files 531 → 758 ms: bandwidth there is CPU, not the connection), so
+// only large compacted files are split; a real object store's
+// per-connection bandwidth is what parallel ranges are for.
 const (
 	fillParallel = 4
-	fillPart     = 8 << 20
+	fillPart     = 32 << 20
 )
 
 // Handler serves GET /objects/{key} (with HTTP ranges) and POST /warm,

@@ -169,7 +169,7 @@ func TestNode_ServesObjectsWithRanges(t *testing.T) {
 // ranges, byte for byte; a catalog size that does not match the object is
 // refused rather than cached short.
 func TestNode_FillsLargeObjectsInRanges(t *testing.T) {
-	w := newWorld(t, testenv.S3URL(t), 2, 19<<20) // 2 ranges and a bit
+	w := newWorld(t, testenv.S3URL(t), 2, 65<<20) // 2 ranges and a bit
 	_, node, _ := startNode(t, w, 1<<30)
 	ctx := context.Background()
 	for _, f := range w.files {
