@@ -84,7 +84,7 @@ func TestCompactor_SIGKILLAtRandomMoments(t *testing.T) {
 	}
 	time.Sleep(time.Second) // one more pass: garbage collection after the last swap
 	n.cmd.Process.Signal(syscall.SIGTERM)
-	<-n.exited
+	n.wait()
 
 	for i := range kills {
 		load(ref, i)

@@ -23,7 +23,8 @@ import (
 // node is one strata serve process with its addresses.
 type node struct {
 	cmd                       *exec.Cmd
-	exited                    chan error
+	done                      chan struct{} // closed when the process has exited
+	err                       error         // its exit, once done
 	admin, otlpHTTP, queryURL string
 	stderr                    *bytes.Buffer
 }
@@ -60,21 +61,22 @@ func startRole(t *testing.T, role, dataDir string, extra ...string) *node {
 		if err := n.cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		n.exited = make(chan error, 1)
-		go func() { n.exited <- n.cmd.Wait() }()
+		n.done = make(chan struct{})
+		go func() { n.err = n.cmd.Wait(); close(n.done) }()
 		deadline := time.Now().Add(30 * time.Second)
 		for time.Now().Before(deadline) {
 			select {
-			case err := <-n.exited:
+			case <-n.done:
 				if strings.Contains(n.stderr.String(), "address already in use") && attempt < 5 {
 					goto retry
 				}
-				t.Fatalf("strata exited before becoming healthy: %v\n%s", err, n.stderr.String())
+				t.Fatalf("strata exited before becoming healthy: %v\n%s", n.err, n.stderr.String())
 			default:
 			}
 			if resp, err := http.Get("http://" + n.admin + "/healthz"); err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == 200 {
+					t.Cleanup(n.kill) // no process outlives its test
 					return n
 				}
 			}
@@ -86,9 +88,16 @@ func startRole(t *testing.T, role, dataDir string, extra ...string) *node {
 	}
 }
 
+// kill stops the process with SIGKILL (if it still runs) and waits for it.
 func (n *node) kill() {
 	n.cmd.Process.Signal(syscall.SIGKILL)
-	<-n.exited
+	<-n.done
+}
+
+// wait waits for the process to exit and returns how it did.
+func (n *node) wait() error {
+	<-n.done
+	return n.err
 }
 
 // metric reads one value from the node's /metrics.
@@ -197,7 +206,7 @@ func TestServe_SIGTERMUnderLoadFlushesEverythingAcknowledged(t *testing.T) {
 	time.Sleep(time.Second)
 	start := time.Now()
 	n.cmd.Process.Signal(syscall.SIGTERM)
-	err := <-n.exited
+	err := n.wait()
 	took := time.Since(start)
 	cancel()
 	wg.Wait()

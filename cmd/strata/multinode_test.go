@@ -73,10 +73,9 @@ func TestMultiNode_QueryNodeSeesUnflushedRowsOfIngestNodes(t *testing.T) {
 
 	// a flushes as it stops: its rows move to files, still counted once.
 	a.cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-a.exited; err != nil {
+	if err := a.wait(); err != nil {
 		t.Fatalf("ingest a: %v\n%s", err, a.stderr.String())
 	}
-	a.exited <- nil // for the deferred kill
 	if got := countOf(t, q, all); got != 600 {
 		t.Fatalf("after a flushed: %d rows, want 600", got)
 	}
