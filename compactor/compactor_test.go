@@ -191,7 +191,7 @@ func TestCompactor_MergesWithoutLosingOrDoublingARow(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // OnMerged runs in its own goroutine
 	mu.Lock()
 	for _, f := range files {
-		if !warmed[f.Key] {
+		if f.Level > 0 && !warmed[f.Key] { // a lone level-0 file may be left as it is
 			t.Errorf("merged file %s was not handed to OnMerged (to warm the cache)", f.Key)
 		}
 	}
