@@ -222,27 +222,39 @@ func TestCompactor_MergesWithoutLosingOrDoublingARow(t *testing.T) {
 // current day keeps hour files. No row is lost or doubled.
 func TestCompactor_ColdDaysBecomeDayFiles(t *testing.T) {
 	l := localLake(t)
-	l.load(catalog.DefaultProject, 6000, 30, 300) // back into yesterday, which is cold
+	now := l.now
+	today := now.UTC().Truncate(24 * time.Hour)
+	l.now = today
+	l.load(catalog.DefaultProject, 6000, 20, 300) // 20 hours of yesterday
+	withToday := now.Sub(today) > 2*time.Hour     // and, unless the day just began, some of today
+	if withToday {
+		l.load(catalog.DefaultProject, 1000, 1, 300)
+	}
 	before := l.fingerprint(catalog.DefaultProject)
-	c := l.compactor(compactor.Options{})
+	c := l.compactor(compactor.Options{ColdAfter: time.Second})
 	for range 8 {
 		if _, err := c.RunOnce(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	today := l.now.UTC().Format("date=2006-01-02")
-	yesterday := l.now.UTC().Add(-24 * time.Hour).Format("date=2006-01-02")
-	for p, n := range l.partitions(catalog.DefaultProject) {
+	yesterday := today.Add(-24 * time.Hour).Format("date=2006-01-02")
+	todayPart := today.Format("date=2006-01-02")
+	parts := l.partitions(catalog.DefaultProject)
+	if parts[yesterday] != 1 {
+		t.Errorf("day partition %s: %d files, want 1 (partitions %v)", yesterday, parts[yesterday], parts)
+	}
+	for p, n := range parts {
 		switch {
-		case p == yesterday && n != 1:
-			t.Errorf("day partition %s: %d files, want 1", p, n)
+		case p == yesterday:
 		case strings.HasPrefix(p, yesterday+"/"):
 			t.Errorf("cold day still has hour partition %s (%d files)", p, n)
-		case strings.HasPrefix(p, today+"/") && n != 1:
-			t.Errorf("hour partition %s: %d files, want 1", p, n)
-		case p != yesterday && !strings.HasPrefix(p, today+"/"):
-			t.Errorf("unexpected partition %s", p)
+		case withToday && strings.HasPrefix(p, todayPart+"/"):
+		default:
+			t.Errorf("unexpected partition %s (%d files)", p, n)
 		}
+	}
+	if withToday && parts[todayPart] != 0 {
+		t.Errorf("today, which is not over, was merged into a day file")
 	}
 	files, _ := l.cat.ListFiles(context.Background(), catalog.FileFilter{Project: catalog.DefaultProject, Table: schema.Records})
 	for _, f := range files {
