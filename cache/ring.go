@@ -82,8 +82,8 @@ func (r *Ring) Owner(key string) string {
 }
 
 // Watch keeps the ring's members equal to the static addresses plus the
-// cache nodes with a catalog heartbeat within the last ttl, polling every
-// interval until ctx ends.
+// cache nodes with a catalog heartbeat within the last ttl: set once before
+// it returns, then polled every interval in the background until ctx ends.
 func (r *Ring) Watch(ctx context.Context, cat catalog.Store, static []string, interval, ttl time.Duration) {
 	catalog.WatchNodes(ctx, cat, Role, static, interval, ttl, r.Set)
 }

@@ -159,28 +159,37 @@ func (o Options) now() time.Time {
 }
 
 // WatchNodes calls set with the static addresses plus those of the nodes
-// of role with a heartbeat within the last ttl (each address once), now
-// and every interval, until ctx ends. A failed listing keeps the last set.
+// of role with a heartbeat within the last ttl (each address once): once
+// before it returns, so a node is not started blind, then every interval
+// in the background until ctx ends. A failed listing keeps the last set.
 func WatchNodes(ctx context.Context, s Store, role string, static []string, interval, ttl time.Duration, set func(addrs []string)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
+	list := func() {
 		nodes, err := s.Nodes(ctx, role, time.Now().Add(-ttl))
-		if err == nil {
-			addrs := slices.Clone(static)
-			for _, n := range nodes {
-				if !slices.Contains(addrs, n.Address) {
-					addrs = append(addrs, n.Address)
-				}
+		if err != nil {
+			if ctx.Err() == nil {
+				slog.Warn("list nodes", "role", role, "err", err)
 			}
-			set(addrs)
-		} else if ctx.Err() == nil {
-			slog.Warn("list nodes", "role", role, "err", err)
-		}
-		select {
-		case <-ctx.Done():
 			return
-		case <-t.C:
 		}
+		addrs := slices.Clone(static)
+		for _, n := range nodes {
+			if !slices.Contains(addrs, n.Address) {
+				addrs = append(addrs, n.Address)
+			}
+		}
+		set(addrs)
 	}
+	list()
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				list()
+			}
+		}
+	}()
 }

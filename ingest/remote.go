@@ -103,7 +103,8 @@ func NewPeers(static []string, timeout time.Duration) *Peers {
 }
 
 // Watch keeps the node list to static plus the ingest nodes with a
-// heartbeat younger than ttl, until ctx ends.
+// heartbeat younger than ttl: set once before it returns, then polled in
+// the background until ctx ends.
 func (p *Peers) Watch(ctx context.Context, cat catalog.Store, static []string, interval, ttl time.Duration) {
 	catalog.WatchNodes(ctx, cat, Role, static, interval, ttl, func(addrs []string) { p.nodes.Store(&addrs) })
 }

@@ -94,7 +94,7 @@ func startCacheNode(ctx context.Context, c cacheConfig, ln net.Listener, cat cat
 		return nil, settingError{"cache-dir", err}
 	}
 	n := &cacheNode{node: &cache.Node{Store: store, Bucket: bucket, Catalog: cat, M: m}, addr: advertised(ln, c.advertise)}
-	go heartbeat(ctx, cat, catalog.Node{ID: "cache-" + n.addr, Role: cache.Role, Address: n.addr, StartedAt: time.Now()})
+	heartbeat(ctx, cat, catalog.Node{ID: "cache-" + n.addr, Role: cache.Role, Address: n.addr, StartedAt: time.Now()})
 	return n, nil
 }
 
@@ -119,20 +119,28 @@ func advertised(ln net.Listener, host string) string {
 	return addr.String()
 }
 
-// heartbeat announces n in the catalog until ctx ends.
+// heartbeat announces n in the catalog: once before it returns, so other
+// nodes can find it as soon as it is up, then every heartbeatEvery in the
+// background until ctx ends.
 func heartbeat(ctx context.Context, cat catalog.Store, n catalog.Node) {
-	t := time.NewTicker(heartbeatEvery)
-	defer t.Stop()
-	for {
+	beat := func() {
 		if err := cat.Heartbeat(ctx, n); err != nil && ctx.Err() == nil {
 			slog.Warn("heartbeat failed", "node", n.ID, "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 	}
+	beat()
+	go func() {
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				beat()
+			}
+		}
+	}()
 }
 
 // newCacheClient returns how a query or ingest role reaches the cache
@@ -158,7 +166,7 @@ func newCacheClient(ctx context.Context, c cacheConfig, cat catalog.Store, bucke
 		opts.Local = local
 	}
 	if _, local := bucket.LocalDir(); !local {
-		go ring.Watch(ctx, cat, ring.Members(), heartbeatEvery, nodeTTL)
+		ring.Watch(ctx, cat, ring.Members(), heartbeatEvery, nodeTTL)
 	}
 	client, err := cache.NewClient(bucket, opts)
 	if err != nil {

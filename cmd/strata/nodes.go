@@ -50,7 +50,7 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	static := splitList(*ingestNodes)
 	peers := ingest.NewPeers(static, *ingestTimeout)
-	go peers.Watch(ctx, cat, static, heartbeatEvery, nodeTTL)
+	peers.Watch(ctx, cat, static, heartbeatEvery, nodeTTL)
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "strata_query_ingest_failures_total",
 		Help: "Requests to ingest nodes for unflushed rows that failed; those rows were left out of the query.",
@@ -108,9 +108,9 @@ func runIngest(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	mux := adminMux(reg)
 	mux.Handle("GET "+ingest.UnflushedPath, ingest.UnflushedHandler(ing.in))
-	admin := serveHTTP("admin", lns["http-addr"], mux)
 	self := advertised(lns["http-addr"], advertise)
-	go heartbeat(ctx, cat, catalog.Node{ID: ingest.Role + "-" + self, Role: ingest.Role, Address: self, StartedAt: time.Now()})
+	heartbeat(ctx, cat, catalog.Node{ID: ingest.Role + "-" + self, Role: ingest.Role, Address: self, StartedAt: time.Now()})
+	admin := serveHTTP("admin", lns["http-addr"], mux) // healthy once announced
 	<-ctx.Done()
 	slog.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
