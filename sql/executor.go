@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -46,7 +47,8 @@ type Executor struct {
 	Fresh   FreshSource // nil when no ingester runs in this process
 	Limiter *Limiter    // nil: no limit
 
-	traces *lru.Cache[string, *engine.TraceFilter]
+	traces    *lru.Cache[string, *engine.TraceFilter]
+	retention sync.Map // project → cachedRetention
 }
 
 // NewExecutor returns an executor; fresh and limiter may be nil.
@@ -146,15 +148,25 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 	}
 	q := engine.Query{SQL: req.SQL, Files: map[string][]string{}, Fresh: map[string][]arrow.RecordBatch{}, Where: map[string]string{}}
 	var stats Stats
+	retained, err := e.retainedFrom(ctx, project)
+	if err != nil {
+		return nil, unpin, err
+	}
 	for _, t := range schema.Tables() {
 		use := a.tables[t.Name]
 		if use == nil {
 			continue // the query does not read this table
 		}
 		lo, hi := use.min, use.max
-		if req.MinTimestamp != nil {
-			lo = later(lo, *req.MinTimestamp)
-			q.Where[t.Name] = fmt.Sprintf("%s >= make_timestamptz(%d)", t.TimeColumn, req.MinTimestamp.UnixMicro())
+		// Rows past the project's retention stay in their files until the
+		// compactor drops or rewrites them; queries never see them.
+		from := retained
+		if req.MinTimestamp != nil && req.MinTimestamp.After(from) {
+			from = *req.MinTimestamp
+		}
+		if !from.IsZero() {
+			lo = later(lo, from)
+			q.Where[t.Name] = fmt.Sprintf("%s >= make_timestamptz(%d)", t.TimeColumn, from.UnixMicro())
 		}
 		if req.MaxTimestamp != nil {
 			hi = earlier(hi, *req.MaxTimestamp)
@@ -291,6 +303,34 @@ func (e *Executor) plan(ctx context.Context, project, table string, lo, hi time.
 		out = kept
 	}
 	return out, max(0, total-len(out)), nil
+}
+
+// retainedFrom is the oldest time a project's queries may see (now minus
+// its retention), zero for a project the catalog does not know. Each
+// project's retention is read from the catalog at most once a minute.
+func (e *Executor) retainedFrom(ctx context.Context, project string) (time.Time, error) {
+	now := time.Now()
+	if r, ok := e.retention.Load(project); ok && now.Before(r.(cachedRetention).until) {
+		return now.Add(-r.(cachedRetention).d), nil
+	}
+	p, err := e.Catalog.Project(ctx, project)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read project %s: %w", project, err)
+	}
+	d := p.Retention
+	if d <= 0 {
+		d = catalog.DefaultRetention
+	}
+	e.retention.Store(project, cachedRetention{d: d, until: now.Add(time.Minute)})
+	return now.Add(-d), nil
+}
+
+type cachedRetention struct {
+	d     time.Duration
+	until time.Time
 }
 
 func later(a, b time.Time) time.Time {

@@ -15,9 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/engine/schema"
+	"github.com/strata-db/strata/ingest"
 	"github.com/strata-db/strata/sql"
 )
 
@@ -223,6 +228,57 @@ func TestQuery_FreshRowsAreFilteredLikeFilesAndReadWhole(t *testing.T) {
 	after := e.query(all)
 	if after.Stats.FreshRows != 0 || !reflect.DeepEqual(before.Rows, after.Rows) {
 		t.Fatalf("rows read from the WAL differ from the same rows in Parquet:\n%v\n%v", before.Rows, after.Rows)
+	}
+}
+
+// Rows older than the project's retention are not seen, whether still in
+// ingest or in a file the compactor has not dropped yet.
+func TestQuery_RetentionHidesExpiredRows(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	if err := e.cat.CreateProject(ctx, catalog.Project{ID: "short", Name: "short", Retention: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	td := ptrace.NewTraces()
+	spans := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
+	for i, at := range []time.Time{now.Add(-3 * time.Hour), now.Add(-2 * time.Hour), now.Add(-time.Minute)} {
+		sp := spans.AppendEmpty()
+		sp.SetTraceID([16]byte{9, byte(i)})
+		sp.SetSpanID([8]byte{9, byte(i)})
+		sp.SetName("op")
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(at))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(at.Add(time.Millisecond)))
+	}
+	rec, err := ingest.ConvertTraces("short", td, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Release()
+	if err := e.in.Append(ctx, "short", schema.Records, rec); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.in.Stats().UnflushedRows; n != 3 {
+		t.Fatalf("%d rows in ingest, want all 3", n)
+	}
+	count := func(when string, req sql.Request) {
+		t.Helper()
+		res, err := e.exec.Run(ctx, "short", req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Release()
+		res.Next()
+		if n := res.RecordBatch().Column(0).(*array.Int64).Value(0); n != 1 {
+			t.Errorf("%s: %s: %d rows, want the 1 within the hour of retention", when, req.SQL, n)
+		}
+	}
+	old := now.Add(-4 * time.Hour)
+	for _, when := range []string{"in ingest", "in files"} {
+		count(when, sql.Request{SQL: "SELECT count(*) FROM records"})
+		count(when, sql.Request{SQL: "SELECT count(*) FROM records WHERE start_timestamp > now() - INTERVAL 1 DAY"})
+		count(when, sql.Request{SQL: "SELECT count(*) FROM records", MinTimestamp: &old})
+		e.flushed()
 	}
 }
 
