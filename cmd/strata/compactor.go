@@ -74,8 +74,10 @@ func (r *compactorRole) close() {
 }
 
 const compactorAbout = `Runs a compactor: merges the small Parquet files that ingest flushes into
-files of --compact-target-size per hour partition, tombstones files past
-their project's retention (rewriting files partly past it), and deletes the
+files of --compact-target-size per hour partition (and a cold day's small
+files into one day file), tombstones files past their project's retention
+(rewriting a file once half of it is past; queries never see expired rows
+meanwhile), and deletes the
 objects of merged-away files after --gc-grace and objects no catalog row
 refers to after --gc-orphan-grace. Each merged file is pushed to its owner
 in the cache tier (--cache-nodes and the nodes announced in the catalog).
