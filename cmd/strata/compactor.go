@@ -77,9 +77,8 @@ const compactorAbout = `Runs a compactor: merges the small Parquet files that in
 files of --compact-target-size per hour partition (and a cold day's small
 files into one day file), tombstones files past their project's retention
 (rewriting a file once half of it is past; queries never see expired rows
-meanwhile), and deletes the
-objects of merged-away files after --gc-grace and objects no catalog row
-refers to after --gc-orphan-grace. Each merged file is pushed to its owner
+meanwhile), and deletes the objects of merged-away files after --gc-grace
+and objects no catalog row refers to after --gc-orphan-grace. Each merged file is pushed to its owner
 in the cache tier (--cache-nodes and the nodes announced in the catalog).
 Several compactors may share one catalog: each partition is merged under a
 lease, so no work is done twice.
