@@ -99,3 +99,20 @@ func TestMultiNode_QueryNodeSeesUnflushedRowsOfIngestNodes(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// A query node added beside strata serve sees the rows serve has not
+// flushed yet.
+func TestMultiNode_QueryNodeBesideServe(t *testing.T) {
+	dir := t.TempDir()
+	s := startNode(t, dir, "--flush-interval", "1h", "--no-compactor")
+	q := startRole(t, "query", dir)
+	sender := otlptest.NewSender("svc")
+	if code, err := sender.Send(context.Background(), http.DefaultClient, s.otlpHTTP, 200); err != nil || code != 200 {
+		t.Fatalf("send: %d %v", code, err)
+	}
+	for _, n := range []*node{s, q} {
+		if got := countOf(t, n, "SELECT count(*) FROM records"); got != 200 {
+			t.Errorf("%s node: %d rows, want the 200 not yet flushed", n.cmd.Args[1], got)
+		}
+	}
+}
