@@ -280,6 +280,13 @@ func retention(p catalog.Project) time.Duration {
 	return catalog.DefaultRetention
 }
 
+// small says whether a compacted file should be merged again: under a
+// quarter of the target size. Four merged files of the size a pass makes
+// at steady ingest then end merging; at half the target they were merged
+// once more, and the run behind bench/RESULTS.md reached a write
+// amplification of 3.9.
+func (o Options) small(f catalog.File) bool { return f.Bytes < o.TargetBytes/4 }
+
 // dayLevel is the level of day-level files.
 const dayLevel = 2
 
@@ -302,7 +309,6 @@ func rewriteExpired(f catalog.File, cutoff time.Time) bool {
 //
 // Inputs are capped near TargetBytes, so outputs stay near it.
 func plan(files []catalog.File, now, cutoff time.Time, o Options) []catalog.File {
-	small := func(f catalog.File) bool { return f.Bytes < o.TargetBytes/2 }
 	var pick []catalog.File
 	var l0, smallL1, expired []catalog.File
 	for _, f := range files {
@@ -312,7 +318,7 @@ func plan(files []catalog.File, now, cutoff time.Time, o Options) []catalog.File
 		switch {
 		case f.Level == 0 && now.Sub(f.CreatedAt) >= o.MinAge:
 			l0 = append(l0, f)
-		case f.Level > 0 && small(f):
+		case f.Level > 0 && o.small(f):
 			smallL1 = append(smallL1, f)
 		}
 	}
@@ -362,7 +368,7 @@ func dayPlan(files []catalog.File, now, cutoff time.Time, o Options) []catalog.F
 		switch {
 		case f.Partition == dayPart && rewriteExpired(f, cutoff):
 			expired = append(expired, f)
-		case f.Bytes < o.TargetBytes/2:
+		case o.small(f):
 			pick = append(pick, f)
 		}
 	}
