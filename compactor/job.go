@@ -58,9 +58,12 @@ func (c *Compactor) job(ctx context.Context, p *pass, proj catalog.Project, t *s
 	// files, the compacted files they became may fill a size tier. (One
 	// merge per pass let level-0 merges, due at every pass under steady
 	// ingest, starve the tier merges: compacted files piled up.)
-	did := false
+	// Every round plans as of the job's start: level-0 files that come of
+	// age meanwhile wait for the next pass, rather than making a small
+	// merge of their own that costs another merge later.
+	did, asOf := false, c.opts.Now()
 	for round := 0; round < maxRounds; round++ {
-		merged, err := c.mergeOnce(ctx, p, proj, t, name, part, cutoff)
+		merged, err := c.mergeOnce(ctx, p, proj, t, name, part, cutoff, asOf)
 		if err != nil || !merged {
 			return did, err
 		}
@@ -75,7 +78,7 @@ const maxRounds = 8
 
 // mergeOnce does one merge of the partition's plan under the job's lease,
 // reporting false when there was nothing to merge.
-func (c *Compactor) mergeOnce(ctx context.Context, p *pass, proj catalog.Project, t *schema.Table, name, part string, cutoff time.Time) (bool, error) {
+func (c *Compactor) mergeOnce(ctx context.Context, p *pass, proj catalog.Project, t *schema.Table, name, part string, cutoff, asOf time.Time) (bool, error) {
 	// Read the partition again under the lease: another compactor may
 	// have merged it since the listing, and so may an earlier round. A day
 	// partition's job reads the day's hour partitions too.
@@ -98,9 +101,9 @@ func (c *Compactor) mergeOnce(ctx context.Context, p *pass, proj catalog.Project
 	}
 	var inputs []catalog.File
 	if day {
-		inputs = dayPlan(files, c.opts.Now(), cutoff, c.opts)
+		inputs = dayPlan(files, asOf, cutoff, c.opts)
 	} else {
-		inputs = plan(files, c.opts.Now(), cutoff, c.opts)
+		inputs = plan(files, asOf, cutoff, c.opts)
 	}
 	if inputs == nil {
 		return false, nil
