@@ -80,7 +80,7 @@ func (c *ingestConfig) register(cmd *command) {
 	cmd.fs.StringVar(&c.httpAddr, "otlp-http-addr", "127.0.0.1:4318", "`address` of the OTLP/HTTP receiver (POST /v1/traces, /v1/logs, /v1/metrics)")
 	cmd.fs.StringVar(&c.grpcAddr, "otlp-grpc-addr", "127.0.0.1:4317", "`address` of the OTLP/gRPC receiver")
 	cmd.fs.StringVar(&c.scratchDir, "scratch-dir", "", "`dir`ectory of the write-ahead log, on local SSD; empty for DATA_DIR/scratch")
-	cmd.fs.DurationVar(&c.flushInterval, "flush-interval", time.Second, "flush buffered rows to Parquet once they are this `old`")
+	cmd.fs.DurationVar(&c.flushInterval, "flush-interval", time.Second, "flush buffered rows to Parquet once they are this old (`duration`)")
 	cmd.fs.IntVar(&c.flushWorkers, "flush-workers", 0, "WAL segments flushed at once (`n`; 0: one per two cores)")
 	c.flushBytes, c.maxScratch, c.maxBuffer, c.maxRequest = 16<<20, 1<<30, 256<<20, 16<<20
 	cmd.fs.Var(&c.flushBytes, "flush-bytes", "flush before the interval once the WAL segment reaches this `size`")
