@@ -147,33 +147,17 @@ func payloadKey(payload []byte) (bufKey, []byte, error) {
 	return bufKey{project: string(payload[3 : 3+n]), table: tableNames[id]}, payload[3+n:], nil
 }
 
-// decodePayload reads a frame's payload back into its key and a batch that
-// owns copies of its buffers (payload may be reused).
-func decodePayload(payload []byte) (bufKey, arrow.RecordBatch, error) {
-	key, msg, err := payloadKey(payload)
-	if err != nil {
-		return key, nil, err
-	}
-	t, _ := schema.Lookup(key.table)
-	r, err := ipc.NewReader(io.MultiReader(bytes.NewReader(schemaPrefix[key.table]), bytes.NewReader(msg)),
-		ipc.WithSchema(t.Schema))
-	if err != nil {
-		return key, nil, err
-	}
-	defer r.Release()
-	if !r.Next() {
-		return key, nil, fmt.Errorf("no record batch: %v", r.Err())
-	}
-	rec := r.RecordBatch()
-	rec.Retain()
-	return key, rec, nil
-}
-
 // messageInPlace reads a frame's payload back into its key and its
 // record batch message, whose buffers point into payload (which must
 // outlive the message and the batches read from it). A body that is not
 // 8-byte aligned (a frame written before frames were padded) is copied.
-func messageInPlace(payload []byte) (bufKey, *ipc.Message, error) {
+func messageInPlace(payload []byte) (key bufKey, msg *ipc.Message, err error) {
+	defer func() {
+		// A damaged flatbuffer makes the ipc package index out of range.
+		if p := recover(); p != nil {
+			key, msg, err = bufKey{}, nil, fmt.Errorf("bad IPC metadata: %v", p)
+		}
+	}()
 	key, b, err := payloadKey(payload)
 	if err != nil {
 		return key, nil, err
@@ -189,7 +173,7 @@ func messageInPlace(payload []byte) (bufKey, *ipc.Message, error) {
 		return key, nil, fmt.Errorf("bad IPC metadata length %d", n)
 	}
 	meta, body := memory.NewBufferBytes(b[4:4+n]), b[4+n:]
-	msg := ipc.NewMessage(meta, memory.NewBufferBytes(body))
+	msg = ipc.NewMessage(meta, memory.NewBufferBytes(body))
 	if msg.Type() != ipc.MessageRecordBatch || msg.BodyLen() > int64(len(body)) {
 		return key, nil, errors.New("frame holds no record batch")
 	}
@@ -354,7 +338,8 @@ func segmentHeader(r io.Reader) (nonce [16]byte, created time.Time, ok bool) {
 // header, with the offset and length of its payload in the file, and
 // returns the length of the valid prefix of the file. It stops quietly at
 // the first torn or damaged frame: only whole frames can have been
-// acknowledged.
+// acknowledged. rec is read in place from a buffer the next frame reuses:
+// it is valid only during fn.
 func scanFrames(r io.Reader, seq uint64, fn func(key bufKey, rec arrow.RecordBatch, off int64, n int)) int64 {
 	br := bufio.NewReaderSize(r, 1<<20)
 	good := int64(headerSize)
@@ -384,12 +369,17 @@ func scanFrames(r io.Reader, seq uint64, fn func(key bufKey, rec arrow.RecordBat
 			slog.Warn("wal: frame checksum mismatch", "segment", seq, "offset", good)
 			return good
 		}
-		key, rec, err := decodePayload(payload)
+		key, msg, err := messageInPlace(payload)
+		var recs []arrow.RecordBatch
+		if err == nil {
+			recs, err = readInPlace(key.table, []*ipc.Message{msg})
+		}
 		if err != nil {
 			slog.Warn("wal: undecodable frame", "segment", seq, "offset", good, "err", err)
 			return good
 		}
-		fn(key, rec, good+frameHeader, int(n))
+		fn(key, recs[0], good+frameHeader, int(n))
+		recs[0].Release()
 		good += frameHeader + int64(n)
 	}
 }
@@ -411,7 +401,6 @@ func readSegment(dir string, seq uint64) (*segment, error) {
 	seg := newSegment(seq, nonce, created, path)
 	good := scanFrames(f, seq, func(key bufKey, rec arrow.RecordBatch, off int64, n int) {
 		seg.count(key, rec, off, n)
-		rec.Release()
 	})
 	if err := f.Truncate(good); err != nil {
 		return nil, fmt.Errorf("truncate segment %d: %w", seq, err)
