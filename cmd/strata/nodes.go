@@ -9,7 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/strata-db/strata/catalog"
 	"github.com/strata-db/strata/ingest"
 )
 
@@ -107,9 +106,7 @@ func runIngest(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	mux := adminMux(reg)
-	mux.Handle("GET "+ingest.UnflushedPath, ingest.UnflushedHandler(ing.in))
-	self := advertised(lns["http-addr"], advertise)
-	heartbeat(ctx, cat, catalog.Node{ID: ingest.Role + "-" + self, Role: ingest.Role, Address: self, StartedAt: time.Now()})
+	ing.announce(ctx, cat, mux, lns["http-addr"], advertise)
 	admin := serveHTTP("admin", lns["http-addr"], mux) // healthy once announced
 	<-ctx.Done()
 	slog.Info("shutting down")

@@ -118,6 +118,15 @@ func startIngest(c ingestConfig, lns map[string]net.Listener, dataDir string, ca
 	return r, nil
 }
 
+// announce serves the node's unflushed rows on mux, the admin server of
+// admin, and announces that address in the catalog as an ingest node, so
+// query nodes ask it at every query.
+func (r *ingestRole) announce(ctx context.Context, cat catalog.Store, mux *http.ServeMux, admin net.Listener, host string) {
+	mux.Handle("GET "+ingest.UnflushedPath, ingest.UnflushedHandler(r.in))
+	self := advertised(admin, host)
+	heartbeat(ctx, cat, catalog.Node{ID: ingest.Role + "-" + self, Role: ingest.Role, Address: self, StartedAt: time.Now()})
+}
+
 // close stops the receivers (in-flight requests finish), then flushes
 // what was acknowledged until ctx ends; the rest stays in the WAL.
 func (r *ingestRole) close(ctx context.Context) error {

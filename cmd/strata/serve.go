@@ -9,8 +9,6 @@ import (
 	"net/http/pprof"
 	"time"
 
-	"github.com/strata-db/strata/catalog"
-	"github.com/strata-db/strata/ingest"
 	"github.com/strata-db/strata/objstore"
 )
 
@@ -90,9 +88,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	// Query nodes added beside this one read its unflushed rows too.
-	mux.Handle("GET "+ingest.UnflushedPath, ingest.UnflushedHandler(ing.in))
-	self := advertised(lns["http-addr"], kc.advertise)
-	heartbeat(ctx, cat, catalog.Node{ID: ingest.Role + "-" + self, Role: ingest.Role, Address: self, StartedAt: time.Now()})
+	ing.announce(ctx, cat, mux, lns["http-addr"], kc.advertise)
 	admin := serveHTTP("admin", lns["http-addr"], mux)
 	slog.Info("strata serving", "http", admin.addr, "data_dir", st.dataDir,
 		"catalog", objstore.Redact(st.catalogURL), "objects", bucket.String())
