@@ -43,6 +43,15 @@ type Project struct {
 	CreatedAt time.Time
 }
 
+// KeepFor is how long the project keeps data: its retention, or
+// DefaultRetention if it has none.
+func (p Project) KeepFor() time.Duration {
+	if p.Retention > 0 {
+		return p.Retention
+	}
+	return DefaultRetention
+}
+
 // File is one immutable Parquet object in the object store.
 type File struct {
 	Key          string // object key, unique across the catalog

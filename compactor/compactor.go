@@ -211,7 +211,7 @@ func (c *Compactor) RunOnce(ctx context.Context) (Pass, error) {
 // oldest level-0 file (zero if none), for the lag metric.
 func (c *Compactor) table(ctx context.Context, proj catalog.Project, t *schema.Table, files []catalog.File, p *pass) (time.Time, error) {
 	now := c.opts.Now()
-	cutoff := now.Add(-retention(proj))
+	cutoff := now.Add(-proj.KeepFor())
 	// Files wholly older than retention go at once; no rewrite needed.
 	var expired []string
 	byPart := map[string][]catalog.File{}
@@ -271,13 +271,6 @@ func (c *Compactor) table(ctx context.Context, proj catalog.Project, t *schema.T
 		}
 	}
 	return oldestL0, errors.Join(errs...)
-}
-
-func retention(p catalog.Project) time.Duration {
-	if p.Retention > 0 {
-		return p.Retention
-	}
-	return catalog.DefaultRetention
 }
 
 // small says whether a compacted file should be merged again: under a

@@ -161,8 +161,8 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 		// Rows past the project's retention stay in their files until the
 		// compactor drops or rewrites them; queries never see them.
 		from := retained
-		if req.MinTimestamp != nil && req.MinTimestamp.After(from) {
-			from = *req.MinTimestamp
+		if req.MinTimestamp != nil {
+			from = later(from, *req.MinTimestamp)
 		}
 		if !from.IsZero() {
 			lo = later(lo, from)
@@ -320,10 +320,7 @@ func (e *Executor) retainedFrom(ctx context.Context, project string) (time.Time,
 	if err != nil {
 		return time.Time{}, fmt.Errorf("read project %s: %w", project, err)
 	}
-	d := p.Retention
-	if d <= 0 {
-		d = catalog.DefaultRetention
-	}
+	d := p.KeepFor()
 	e.retention.Store(project, cachedRetention{d: d, until: now.Add(time.Minute)})
 	return now.Add(-d), nil
 }
