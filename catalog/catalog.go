@@ -167,12 +167,23 @@ func (o Options) now() time.Time {
 	return time.Now()
 }
 
+// Announce records n's heartbeat: once before it returns, so other nodes
+// can find n as soon as it is up, then every interval in the background
+// until ctx ends.
+func Announce(ctx context.Context, s Store, n Node, interval time.Duration) {
+	runEvery(ctx, interval, func() {
+		if err := s.Heartbeat(ctx, n); err != nil && ctx.Err() == nil {
+			slog.Warn("heartbeat failed", "node", n.ID, "err", err)
+		}
+	})
+}
+
 // WatchNodes calls set with the static addresses plus those of the nodes
 // of role with a heartbeat within the last ttl (each address once): once
 // before it returns, so a node is not started blind, then every interval
 // in the background until ctx ends. A failed listing keeps the last set.
 func WatchNodes(ctx context.Context, s Store, role string, static []string, interval, ttl time.Duration, set func(addrs []string)) {
-	list := func() {
+	runEvery(ctx, interval, func() {
 		nodes, err := s.Nodes(ctx, role, time.Now().Add(-ttl))
 		if err != nil {
 			if ctx.Err() == nil {
@@ -187,8 +198,13 @@ func WatchNodes(ctx context.Context, s Store, role string, static []string, inte
 			}
 		}
 		set(addrs)
-	}
-	list()
+	})
+}
+
+// runEvery runs fn at once, then every interval in the background until ctx
+// ends.
+func runEvery(ctx context.Context, interval time.Duration, fn func()) {
+	fn()
 	go func() {
 		t := time.NewTicker(interval)
 		defer t.Stop()
@@ -197,7 +213,7 @@ func WatchNodes(ctx context.Context, s Store, role string, static []string, inte
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				list()
+				fn()
 			}
 		}
 	}()

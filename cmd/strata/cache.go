@@ -94,7 +94,7 @@ func startCacheNode(ctx context.Context, c cacheConfig, ln net.Listener, cat cat
 		return nil, settingError{"cache-dir", err}
 	}
 	n := &cacheNode{node: &cache.Node{Store: store, Bucket: bucket, Catalog: cat, M: m}, addr: advertised(ln, c.advertise)}
-	heartbeat(ctx, cat, catalog.Node{ID: "cache-" + n.addr, Role: cache.Role, Address: n.addr, StartedAt: time.Now()})
+	catalog.Announce(ctx, cat, catalog.Node{ID: "cache-" + n.addr, Role: cache.Role, Address: n.addr, StartedAt: time.Now()}, heartbeatEvery)
 	return n, nil
 }
 
@@ -117,30 +117,6 @@ func advertised(ln net.Listener, host string) string {
 		}
 	}
 	return addr.String()
-}
-
-// heartbeat announces n in the catalog: once before it returns, so other
-// nodes can find it as soon as it is up, then every heartbeatEvery in the
-// background until ctx ends.
-func heartbeat(ctx context.Context, cat catalog.Store, n catalog.Node) {
-	beat := func() {
-		if err := cat.Heartbeat(ctx, n); err != nil && ctx.Err() == nil {
-			slog.Warn("heartbeat failed", "node", n.ID, "err", err)
-		}
-	}
-	beat()
-	go func() {
-		t := time.NewTicker(heartbeatEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				beat()
-			}
-		}
-	}()
 }
 
 // newCacheClient returns how a query or ingest role reaches the cache

@@ -124,7 +124,7 @@ func startIngest(c ingestConfig, lns map[string]net.Listener, dataDir string, ca
 func (r *ingestRole) announce(ctx context.Context, cat catalog.Store, mux *http.ServeMux, admin net.Listener, host string) {
 	mux.Handle("GET "+ingest.UnflushedPath, ingest.UnflushedHandler(r.in))
 	self := advertised(admin, host)
-	heartbeat(ctx, cat, catalog.Node{ID: ingest.Role + "-" + self, Role: ingest.Role, Address: self, StartedAt: time.Now()})
+	catalog.Announce(ctx, cat, catalog.Node{ID: ingest.Role + "-" + self, Role: ingest.Role, Address: self, StartedAt: time.Now()}, heartbeatEvery)
 }
 
 // close stops the receivers (in-flight requests finish), then flushes
