@@ -47,7 +47,9 @@ type Options struct {
 	OrphanGrace time.Duration
 	// WorkDir holds downloaded inputs and outputs being written.
 	WorkDir string
-	// Parquet tunes the output files.
+	// Parquet tunes the output files (default: engine's, with text
+	// columns at zstd level 6 — merges run in the background, and their
+	// files are the ones kept).
 	Parquet engine.ParquetOptions
 	// OnMerged, if set, is called (in its own goroutine) with the files of
 	// each merge once the catalog has them, e.g. to warm the cache tier so
@@ -93,6 +95,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.WorkDir == "" {
 		o.WorkDir = os.TempDir()
+	}
+	if o.Parquet.TextZstdLevel == 0 {
+		o.Parquet.TextZstdLevel = 6
 	}
 	if o.Now == nil {
 		o.Now = time.Now

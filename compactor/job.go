@@ -180,7 +180,9 @@ func (c *Compactor) merge(ctx context.Context, proj catalog.Project, t *schema.T
 	paths := make([]string, len(inputs))
 	keepFrom := time.Time{}
 	level := 1
+	var inBytes int64
 	for i, f := range inputs {
+		inBytes += f.Bytes
 		if f.MinTime.Before(cutoff) {
 			keepFrom = cutoff
 		}
@@ -199,7 +201,13 @@ func (c *Compactor) merge(ctx context.Context, proj catalog.Project, t *schema.T
 	if err != nil {
 		return nil, err
 	}
-	info, err := engine.MergeParquet(ctx, w, t, paths, keepFrom, c.opts.Parquet)
+	opts := c.opts.Parquet
+	if !day && c.opts.small(catalog.File{Bytes: inBytes}) {
+		// An output this small will be merged again: compress it fast. The
+		// merge that makes it large, or the day file, compresses it hard.
+		opts.TextZstdLevel = opts.ZstdLevel
+	}
+	info, err := engine.MergeParquet(ctx, w, t, paths, keepFrom, opts)
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}

@@ -385,3 +385,36 @@ func TestDB_ConcurrentQueriesSeeTheirOwnFiles(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestWriteParquet_TextZstdLevelAppliesToPlainColumnsOnly(t *testing.T) {
+	dir := t.TempDir()
+	tbl, _ := schema.Lookup(schema.Records)
+	b := fill(tbl, 20000, 0)
+	defer b.Release()
+	fast, _ := writeFile(t, dir, "fast.parquet", tbl, []arrow.RecordBatch{b}, engine.ParquetOptions{})
+	hard, _ := writeFile(t, dir, "hard.parquet", tbl, []arrow.RecordBatch{b}, engine.ParquetOptions{TextZstdLevel: 6})
+	db := openDB(t, dir, engine.Options{})
+	sizes := func(path string) map[string]int64 {
+		out := map[string]int64{}
+		for _, r := range query(t, db, engine.Query{SQL: fmt.Sprintf(`
+			SELECT path_in_schema, sum(total_compressed_size) FROM parquet_metadata('%s') GROUP BY 1`, path)}) {
+			var n int64
+			fmt.Sscan(r[1], &n)
+			out[r[0]] = n
+		}
+		return out
+	}
+	f, h := sizes(fast), sizes(hard)
+	if h["attributes"] >= f["attributes"] {
+		t.Errorf("attributes: %d bytes at level 6, %d at level 1", h["attributes"], f["attributes"])
+	}
+	if h["service_name"] != f["service_name"] || h["duration"] != f["duration"] {
+		t.Errorf("dictionary columns changed: service_name %d/%d, duration %d/%d",
+			h["service_name"], f["service_name"], h["duration"], f["duration"])
+	}
+	rows := query(t, db, engine.Query{SQL: fmt.Sprintf(`
+		SELECT count(*) FROM (SELECT * FROM read_parquet('%s') EXCEPT ALL SELECT * FROM read_parquet('%s'))`, hard, fast)})
+	if rows[0][0] != "0" {
+		t.Errorf("%s rows differ between the two files", rows[0][0])
+	}
+}

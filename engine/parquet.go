@@ -25,6 +25,11 @@ type ParquetOptions struct {
 	// ZstdLevel is the zstd compression level (default 1: measured 30%
 	// faster than level 3 and 2% smaller on spans).
 	ZstdLevel int
+	// TextZstdLevel is the zstd level of the table's PlainColumns — ids,
+	// JSON attributes, URLs, log bodies: most of a file's bytes — (default
+	// ZstdLevel). The compactor uses 6: on an hour file of realistic spans
+	// 77.9 → 70.5 B/row for ~20-40 % more merge CPU; ingest keeps 1.
+	TextZstdLevel int
 	// BloomFPP is the false-positive rate of bloom filters (default 0.01).
 	BloomFPP float64
 }
@@ -112,6 +117,9 @@ func NewParquetWriter(w io.Writer, t *schema.Table, opts ParquetOptions, traceID
 	}
 	for _, c := range t.PlainColumns {
 		props = append(props, parquet.WithDictionaryFor(c, false))
+		if opts.TextZstdLevel > 0 && opts.TextZstdLevel != opts.ZstdLevel {
+			props = append(props, parquet.WithCompressionLevelFor(c, opts.TextZstdLevel))
+		}
 	}
 	for _, c := range t.NoStatsColumns {
 		props = append(props, parquet.WithStatsFor(c, false), parquet.WithPageIndexEnabledFor(c, false))
