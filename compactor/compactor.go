@@ -22,18 +22,22 @@ import (
 type Options struct {
 	// Holder names this compactor in leases (default host-pid).
 	Holder string
-	// Interval is the pause between passes (default 30 s).
+	// Interval is the pause between passes (default 20 s).
 	Interval time.Duration
 	// TargetBytes is the size merged files grow to (default 256 MiB).
 	TargetBytes int64
-	// MinAge: level-0 files younger than this wait for the next pass, so a
-	// partition gathers several before a merge (default 30 s).
+	// MinAge: level-0 files younger than this wait for the next pass
+	// (default 5 s): a pass's merge still takes ~20 files of 1 s flushes,
+	// and level-0 files wait less — they are most of what a query opens.
 	MinAge time.Duration
-	// Fanout: small compacted files of about the same size are merged
+	// Fanout: tiny compacted files of about the same size are merged
 	// when there are this many (default 4).
 	Fanout int
 	// ColdAfter: once an hour partition ended this long ago, all its small
-	// files are merged whatever their number (default 1 h).
+	// files are merged whatever their number, and so are a day's once the
+	// day ended this long ago (default 5 min: late data is rare after that,
+	// and a finished hour should not keep its small files while the next
+	// hour is queried).
 	ColdAfter time.Duration
 	// LeaseTTL bounds how long a dead compactor holds a partition (default
 	// 2 min); a live one renews its lease before the swap.
@@ -68,7 +72,7 @@ func (o *Options) setDefaults() {
 		o.Holder = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	if o.Interval <= 0 {
-		o.Interval = 30 * time.Second
+		o.Interval = 20 * time.Second
 	}
 	if o.TargetBytes <= 0 {
 		o.TargetBytes = 256 << 20
@@ -76,13 +80,13 @@ func (o *Options) setDefaults() {
 	if o.MinAge < 0 {
 		o.MinAge = 0
 	} else if o.MinAge == 0 {
-		o.MinAge = 30 * time.Second
+		o.MinAge = 5 * time.Second
 	}
 	if o.Fanout < 2 {
 		o.Fanout = 4
 	}
 	if o.ColdAfter <= 0 {
-		o.ColdAfter = time.Hour
+		o.ColdAfter = 5 * time.Minute
 	}
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = 2 * time.Minute
@@ -278,12 +282,19 @@ func (c *Compactor) table(ctx context.Context, proj catalog.Project, t *schema.T
 	return oldestL0, errors.Join(errs...)
 }
 
-// small says whether a compacted file should be merged again: under a
-// quarter of the target size. Four merged files of the size a pass makes
-// at steady ingest then end merging; at half the target they were merged
-// once more, and the run behind bench/RESULTS.md reached a write
-// amplification of 3.9.
-func (o Options) small(f catalog.File) bool { return f.Bytes < o.TargetBytes/4 }
+// small says whether a compacted file should be merged again: under half
+// the target size. Small files merge once together they reach the target
+// (or their partition is cold), so every row is written about three
+// times — flushed, merged with its pass's level-0 files, merged into a
+// file of the target size — and a busy hour ends as files of the target
+// size. (Merging groups of four by size instead made 110 MB files, 30 of
+// them in an hour of 10k spans/s; see sim_test.go.)
+func (o Options) small(f catalog.File) bool { return f.Bytes < o.TargetBytes/2 }
+
+// tiny says whether a small file also merges by size tiers: a partition
+// with little data would otherwise keep every pass's merge until it is
+// cold, one file per pass.
+func (o Options) tiny(f catalog.File) bool { return f.Bytes < o.TargetBytes/16 }
 
 // dayLevel is the level of day-level files.
 const dayLevel = 2
@@ -301,14 +312,16 @@ func rewriteExpired(f catalog.File, cutoff time.Time) bool {
 // plan picks the files of one hour partition to merge now, or nil:
 //   - files at least half older than the retention cutoff (rewritten
 //     without the expired rows; every merge drops them too);
+//   - everything small, once the partition is cold;
 //   - level-0 files at least MinAge old, when there are two or more;
-//   - small compacted files in the same size tier, when a tier has Fanout;
-//   - everything small, once the partition is cold.
+//   - small compacted files, once together they reach the target size;
+//   - tiny compacted files in the same size tier, when a tier has Fanout.
 //
 // Inputs are capped near TargetBytes, so outputs stay near it.
 func plan(files []catalog.File, now, cutoff time.Time, o Options) []catalog.File {
 	var pick []catalog.File
-	var l0, smallL1, expired []catalog.File
+	var l0, small, tiny, expired []catalog.File
+	var smallBytes int64
 	for _, f := range files {
 		if rewriteExpired(f, cutoff) {
 			expired = append(expired, f)
@@ -317,7 +330,11 @@ func plan(files []catalog.File, now, cutoff time.Time, o Options) []catalog.File
 		case f.Level == 0 && now.Sub(f.CreatedAt) >= o.MinAge:
 			l0 = append(l0, f)
 		case f.Level > 0 && o.small(f):
-			smallL1 = append(smallL1, f)
+			small = append(small, f)
+			smallBytes += f.Bytes
+			if o.tiny(f) {
+				tiny = append(tiny, f)
+			}
 		}
 	}
 	hourEnd := files[0].MinTime.Truncate(time.Hour).Add(time.Hour)
@@ -325,13 +342,15 @@ func plan(files []catalog.File, now, cutoff time.Time, o Options) []catalog.File
 	switch {
 	case len(expired) > 0:
 		pick = expired
-	case cold && len(l0)+len(smallL1) >= 2:
-		pick = append(append(pick, l0...), smallL1...)
+	case cold && len(l0)+len(small) >= 2:
+		pick = append(append(pick, l0...), small...)
 	case len(l0) >= 2:
 		pick = l0
+	case smallBytes >= o.TargetBytes:
+		pick = small
 	default:
 		tiers := map[int][]catalog.File{}
-		for _, f := range smallL1 {
+		for _, f := range tiny {
 			tier := int(math.Log(float64(max(f.Bytes, 1<<20))/(1<<20)) / math.Log(float64(o.Fanout)))
 			tiers[tier] = append(tiers[tier], f)
 		}
