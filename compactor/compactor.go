@@ -258,7 +258,10 @@ func (c *Compactor) table(ctx context.Context, proj catalog.Project, t *schema.T
 			parts = append(parts, dayPart)
 		}
 	}
-	sort.Strings(parts) // oldest partitions first
+	// Newest partitions first: their level-0 merges are quick and they are
+	// what dashboards query; the long merge that settles a finished hour
+	// must not keep the current hour's level-0 files waiting.
+	sort.Sort(sort.Reverse(sort.StringSlice(parts)))
 	p.Backlog += len(parts)
 	var errs []error
 	for _, part := range parts {
