@@ -33,11 +33,11 @@ type Options struct {
 	// Fanout: tiny compacted files of about the same size are merged
 	// when there are this many (default 4).
 	Fanout int
-	// ColdAfter: once an hour partition ended this long ago, all its small
-	// files are merged whatever their number, and so are a day's once the
-	// day ended this long ago (default 5 min: late data is rare after that,
-	// and a finished hour should not keep its small files while the next
-	// hour is queried).
+	// ColdAfter: once an hour partition ended this long ago and received
+	// nothing for as long, all its small files are merged whatever their
+	// number; a day's, once the day ended this long ago (default 5 min: a
+	// finished hour should not keep its small files while the next hour
+	// is queried).
 	ColdAfter time.Duration
 	// LeaseTTL bounds how long a dead compactor holds a partition (default
 	// 2 min); a live one renews its lease before the swap.
@@ -287,7 +287,7 @@ func (c *Compactor) table(ctx context.Context, proj catalog.Project, t *schema.T
 
 // small says whether a compacted file should be merged again: under half
 // the target size. Small files merge once together they reach the target
-// (or their partition is cold), so every row is written about three
+// (or their partition is settled), so every row is written about three
 // times — flushed, merged with its pass's level-0 files, merged into a
 // file of the target size — and a busy hour ends as files of the target
 // size. (Merging groups of four by size instead made 110 MB files, 30 of
@@ -296,7 +296,7 @@ func (o Options) small(f catalog.File) bool { return f.Bytes < o.TargetBytes/2 }
 
 // tiny says whether a small file also merges by size tiers: a partition
 // with little data would otherwise keep every pass's merge until it is
-// cold, one file per pass.
+// settled, one file per pass.
 func (o Options) tiny(f catalog.File) bool { return f.Bytes < o.TargetBytes/16 }
 
 // dayLevel is the level of day-level files.
@@ -315,7 +315,8 @@ func rewriteExpired(f catalog.File, cutoff time.Time) bool {
 // plan picks the files of one hour partition to merge now, or nil:
 //   - files at least half older than the retention cutoff (rewritten
 //     without the expired rows; every merge drops them too);
-//   - everything small, once the partition is cold;
+//   - everything small, once the partition is settled (a lone level-0
+//     file too);
 //   - level-0 files at least MinAge old, when there are two or more;
 //   - small compacted files, once together they reach the target size;
 //   - tiny compacted files in the same size tier, when a tier has Fanout.
@@ -340,13 +341,28 @@ func plan(files []catalog.File, now, cutoff time.Time, o Options) []catalog.File
 			}
 		}
 	}
+	// A partition settles once its hour ended ColdAfter ago and nothing
+	// arrived in it for as long. Data that keeps arriving late (a pipeline
+	// catching up) is merged like a current hour's, rather than folded into
+	// the same small file at every pass.
+	var newest time.Time
+	for _, f := range files {
+		if f.CreatedAt.After(newest) {
+			newest = f.CreatedAt
+		}
+	}
 	hourEnd := files[0].MinTime.Truncate(time.Hour).Add(time.Hour)
-	cold := now.Sub(hourEnd) >= o.ColdAfter
+	settled := now.Sub(hourEnd) >= o.ColdAfter && now.Sub(newest) >= o.ColdAfter
+	// A late level-0 file alone among large files is rewritten alone as
+	// level 1: it would otherwise stay level 0 (and hold the lag metric).
+	lone := settled && len(l0) == 1 && len(small) == 0
 	switch {
 	case len(expired) > 0:
 		pick = expired
-	case cold && len(l0)+len(small) >= 2:
+	case settled && len(l0)+len(small) >= 2:
 		pick = append(append(pick, l0...), small...)
+	case lone:
+		pick = l0
 	case len(l0) >= 2:
 		pick = l0
 	case smallBytes >= o.TargetBytes:
@@ -364,7 +380,7 @@ func plan(files []catalog.File, now, cutoff time.Time, o Options) []catalog.File
 			}
 		}
 	}
-	return capInputs(pick, o, len(expired) > 0)
+	return capInputs(pick, o, len(expired) > 0 || lone)
 }
 
 // dayPlan picks the files of one day to merge into a day-level file, or

@@ -48,14 +48,22 @@ func TestPlan_DayWaitsForItsHours(t *testing.T) {
 			MinTime: h, MaxTime: h.Add(time.Minute), Bytes: 1 << 20, CreatedAt: created}
 	}
 	late, written := day.Add(24*time.Hour+2*time.Hour), day.Add(5*time.Hour)
+	// A lone level-0 file in a settled hour is first rewritten as level 1.
 	hours := []catalog.File{file(1, 1, written), file(2, 0, written), file(3, 1, written)}
+	if got := plan(hours[1:2], late, time.Time{}, o); len(got) != 1 {
+		t.Fatalf("a lone level-0 file in a settled hour: picked %d", len(got))
+	}
+	if got := dayPlan(hours, late, time.Time{}, o); got != nil {
+		t.Fatalf("picked %d files while an hour has a lone level-0 file", len(got))
+	}
+	hours[1].Level = 1
 	if got := dayPlan(hours, late, time.Time{}, o); len(got) != 3 {
 		t.Fatalf("cold day: picked %d of 3 settled hour files", len(got))
 	}
 	if got := dayPlan(hours, day.Add(24*time.Hour+time.Minute), time.Time{}, o); got != nil {
 		t.Fatalf("a day that ended a minute ago is not cold: picked %d", len(got))
 	}
-	busy := append(hours, file(2, 0, written)) // hour 2 has two level-0 files: it merges first
+	busy := append(hours, file(2, 0, written)) // hour 2 has a level-0 file: it merges first
 	if got := dayPlan(busy, late, time.Time{}, o); got != nil {
 		t.Fatalf("picked %d files while an hour has work", len(got))
 	}
