@@ -68,3 +68,24 @@ func TestPlan_DayWaitsForItsHours(t *testing.T) {
 		t.Fatalf("picked %d files while an hour has work", len(got))
 	}
 }
+
+// An hour settles — its small files merged whatever their number — once it
+// ended and received nothing for ColdAfter: data still arriving late is
+// merged like a current hour's, not folded into one file at every pass.
+func TestPlan_HourSettlesWhenQuiet(t *testing.T) {
+	var o Options
+	o.setDefaults()
+	hour := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	file := func(key string, mb int64, created time.Time) catalog.File {
+		return catalog.File{Key: key, Partition: "date=2026-11-01/hour=10", Level: 1, MinTime: hour,
+			MaxTime: hour.Add(time.Hour - time.Microsecond), Bytes: mb << 20, CreatedAt: created}
+	}
+	now := hour.Add(3 * time.Hour)
+	files := []catalog.File{file("a", 30, hour.Add(time.Hour)), file("b", 30, hour.Add(time.Hour)), file("late", 30, now.Add(-time.Minute))}
+	if got := plan(files, now, time.Time{}, o); got != nil {
+		t.Fatalf("a file arrived a minute ago, yet %d files were picked", len(got))
+	}
+	if got := plan(files, now.Add(o.ColdAfter), time.Time{}, o); len(got) != 3 {
+		t.Fatalf("quiet for ColdAfter: picked %d of 3 small files", len(got))
+	}
+}
