@@ -326,7 +326,11 @@ func plan(files []catalog.File, now, cutoff time.Time, o Options) []catalog.File
 	var pick []catalog.File
 	var l0, small, tiny, expired []catalog.File
 	var smallBytes int64
+	var newest time.Time // the last file to arrive or be merged
 	for _, f := range files {
+		if f.CreatedAt.After(newest) {
+			newest = f.CreatedAt
+		}
 		if rewriteExpired(f, cutoff) {
 			expired = append(expired, f)
 		}
@@ -345,12 +349,6 @@ func plan(files []catalog.File, now, cutoff time.Time, o Options) []catalog.File
 	// arrived in it for as long. Data that keeps arriving late (a pipeline
 	// catching up) is merged like a current hour's, rather than folded into
 	// the same small file at every pass.
-	var newest time.Time
-	for _, f := range files {
-		if f.CreatedAt.After(newest) {
-			newest = f.CreatedAt
-		}
-	}
 	hourEnd := files[0].MinTime.Truncate(time.Hour).Add(time.Hour)
 	settled := now.Sub(hourEnd) >= o.ColdAfter && now.Sub(newest) >= o.ColdAfter
 	// A late level-0 file alone among large files is rewritten alone as
