@@ -285,19 +285,19 @@ func (c *Compactor) table(ctx context.Context, proj catalog.Project, t *schema.T
 	return oldestL0, errors.Join(errs...)
 }
 
-// small says whether a compacted file should be merged again: under half
-// the target size. Small files merge once together they reach the target
+// small says whether a compacted file of this size should be merged
+// again: under half the target size. Small files merge once together they reach the target
 // (or their partition is settled), so every row is written about three
 // times — flushed, merged with its pass's level-0 files, merged into a
 // file of the target size — and a busy hour ends as files of the target
 // size. (Merging groups of four by size instead made 110 MB files, 30 of
 // them in an hour of 10k spans/s; see sim_test.go.)
-func (o Options) small(f catalog.File) bool { return f.Bytes < o.TargetBytes/2 }
+func (o Options) small(bytes int64) bool { return bytes < o.TargetBytes/2 }
 
-// tiny says whether a small file also merges by size tiers: a partition
-// with little data would otherwise keep every pass's merge until it is
-// settled, one file per pass.
-func (o Options) tiny(f catalog.File) bool { return f.Bytes < o.TargetBytes/16 }
+// tiny says whether a small file of this size also merges by size tiers:
+// a partition with little data would otherwise keep every pass's merge
+// until it is settled, one file per pass.
+func (o Options) tiny(bytes int64) bool { return bytes < o.TargetBytes/16 }
 
 // dayLevel is the level of day-level files.
 const dayLevel = 2
@@ -337,10 +337,10 @@ func plan(files []catalog.File, now, cutoff time.Time, o Options) []catalog.File
 		switch {
 		case f.Level == 0 && now.Sub(f.CreatedAt) >= o.MinAge:
 			l0 = append(l0, f)
-		case f.Level > 0 && o.small(f):
+		case f.Level > 0 && o.small(f.Bytes):
 			small = append(small, f)
 			smallBytes += f.Bytes
-			if o.tiny(f) {
+			if o.tiny(f.Bytes) {
 				tiny = append(tiny, f)
 			}
 		}
@@ -402,7 +402,7 @@ func dayPlan(files []catalog.File, now, cutoff time.Time, o Options) []catalog.F
 		switch {
 		case f.Partition == dayPart && rewriteExpired(f, cutoff):
 			expired = append(expired, f)
-		case o.small(f):
+		case o.small(f.Bytes):
 			pick = append(pick, f)
 		}
 	}

@@ -202,7 +202,7 @@ func (c *Compactor) merge(ctx context.Context, proj catalog.Project, t *schema.T
 		return nil, err
 	}
 	opts := c.opts.Parquet
-	if !day && c.opts.small(catalog.File{Bytes: inBytes}) {
+	if !day && c.opts.small(inBytes) {
 		// An output this small will be merged again: compress it fast. The
 		// merge that makes it large, or the day file, compresses it hard.
 		opts.TextZstdLevel = opts.ZstdLevel

@@ -52,9 +52,9 @@ func simulateLate(o Options, bytesPerSec int64, d, lag time.Duration) simResult 
 				switch {
 				case f.Level == 0:
 					k = "l0"
-				case f.Bytes < o.TargetBytes/16:
+				case o.tiny(f.Bytes):
 					k = "tiny"
-				case o.small(f):
+				case o.small(f.Bytes):
 					k = "small"
 				}
 				kinds[f.Partition[len(f.Partition)-2:]+"/"+k]++
