@@ -3,22 +3,51 @@ package catalog
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"syscall"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-type sqliteDialect struct{}
+type sqliteDialect struct {
+	path string // the database file
+}
 
 func (sqliteDialect) rebind(q string) string { return q }
 
-// lockMigrations needs no lock: every write transaction is BEGIN IMMEDIATE,
-// which SQLite serializes across processes.
-func (sqliteDialect) lockMigrations(context.Context, *sql.DB) (func(), error) {
-	return func() {}, nil
+// lockMigrations holds an exclusive flock on a file beside the database.
+// Write transactions are BEGIN IMMEDIATE, which SQLite serializes, but
+// processes opening a fresh database at once also race to switch it to
+// WAL mode as their first connection opens, and the loser's first
+// statement failed with SQLITE_BUSY despite the busy timeout. Under the
+// lock the first connection (and its pragmas) opens one process at a time.
+func (d sqliteDialect) lockMigrations(ctx context.Context, _ *sql.DB) (func(), error) {
+	f, err := os.OpenFile(d.path+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return func() { f.Close() }, nil // closing the file releases the lock
 }
 
 func (sqliteDialect) acquireLease(ctx context.Context, tx *sql.Tx, name, holder string, now, expires int64) (bool, error) {
@@ -60,7 +89,7 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (Store, error) {
 		return nil, fmt.Errorf("open sqlite catalog %s: %w", path, err)
 	}
 	read.SetMaxOpenConns(8)
-	s := &store{write: write, read: read, d: sqliteDialect{}, opts: opts}
+	s := &store{write: write, read: read, d: sqliteDialect{path: path}, opts: opts}
 	if err := s.migrate(ctx, "sqlite"); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open sqlite catalog %s: %w", path, err)
