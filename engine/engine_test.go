@@ -418,3 +418,44 @@ func TestWriteParquet_TextZstdLevelAppliesToPlainColumnsOnly(t *testing.T) {
 		t.Errorf("%s rows differ between the two files", rows[0][0])
 	}
 }
+
+// A table without trace ids (metrics) is filtered by time alone: asking
+// for its columns or trace ids must not look for a trace_id column (it
+// panicked, and took a Postgres-wire session's server down with it).
+func TestNeed_AppliesToATableWithoutTraceIDs(t *testing.T) {
+	tb, _ := schema.Lookup(schema.Metrics)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, tb.Schema)
+	defer b.Release()
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	for i, f := range tb.Schema.Fields() {
+		for r := range 3 {
+			fb := b.Field(i)
+			if f.Name == tb.TimeColumn {
+				fb.(*array.TimestampBuilder).Append(arrow.Timestamp(at.Add(time.Duration(r) * time.Minute).UnixMicro()))
+			} else if f.Nullable {
+				fb.AppendNull()
+			} else {
+				fb.AppendEmptyValue()
+			}
+		}
+	}
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	need := engine.Need{Min: at.Add(time.Minute), TraceIDs: []string{"0123"}, Columns: []string{"metric_name"}}
+	got, err := need.Apply(tb, []arrow.RecordBatch{rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, g := range got {
+			g.Release()
+		}
+	}()
+	rows := int64(0)
+	for _, g := range got {
+		rows += g.NumRows()
+	}
+	if rows != 2 {
+		t.Fatalf("%d rows kept, want the 2 from %s on", rows, need.Min)
+	}
+}

@@ -71,7 +71,10 @@ func (f Need) rows(t *schema.Table, batches []arrow.RecordBatch) ([]arrow.Record
 	for _, id := range f.TraceIDs {
 		ids[id] = true
 	}
-	timeCol, traceCol := t.Index(t.TimeColumn), t.Index("trace_id")
+	timeCol, traceCol := t.Index(t.TimeColumn), -1
+	if t.HasTraceID() {
+		traceCol = t.Index("trace_id")
+	}
 	out := make([]arrow.RecordBatch, 0, len(batches))
 	mask := array.NewBooleanBuilder(memory.DefaultAllocator)
 	defer mask.Release()

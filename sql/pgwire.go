@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,6 +130,12 @@ type pgPortal struct {
 
 func (s *PGServer) serveConn(c net.Conn) {
 	defer c.Close()
+	// A bug met by one session ends that session, not the server.
+	defer func() {
+		if r := recover(); r != nil {
+			slog.Error("postgres wire: session failed", "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
 	sess := &pgSession{srv: s, conn: c, be: pgproto3.NewBackend(c, c), project: catalog.DefaultProject,
 		stmts: map[string]*pgStatement{}, portals: map[string]*pgPortal{}}
 	c.SetDeadline(time.Now().Add(30 * time.Second)) // for the start-up only
