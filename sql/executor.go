@@ -116,12 +116,9 @@ func (e *Executor) Run(ctx context.Context, project string, req Request) (*Resul
 	if req.MinTimestamp != nil && req.MaxTimestamp != nil && req.MaxTimestamp.Before(*req.MinTimestamp) {
 		return nil, &engine.QueryError{Msg: "max_timestamp is before min_timestamp"}
 	}
-	release := func() {}
-	if e.Limiter != nil {
-		var err error
-		if release, err = e.Limiter.Acquire(ctx); err != nil {
-			return nil, err
-		}
+	release, err := e.Limiter.Acquire(ctx)
+	if err != nil {
+		return nil, err
 	}
 	res, unpin, err := e.run(ctx, project, req)
 	if err != nil {
@@ -361,6 +358,9 @@ func NewLimiter(running, queued int) *Limiter {
 
 // Acquire takes a slot, waiting in the queue if need be, until ctx ends.
 func (l *Limiter) Acquire(ctx context.Context) (release func(), err error) {
+	if l == nil {
+		return func() {}, nil
+	}
 	select {
 	case l.slots <- struct{}{}:
 		return func() { <-l.slots }, nil

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/strata-db/strata/engine"
 	"github.com/strata-db/strata/engine/schema"
@@ -41,6 +43,11 @@ func newPGCatalog(ctx context.Context, _ *engine.DB) (*pgCatalog, error) {
 		`CREATE MACRO string_to_array(str, sep) AS TABLE SELECT string_split(str, sep) AS s`,
 		`CREATE MACRO obj_description(o, c) AS NULL`,
 		`CREATE MACRO pg_encoding_to_char(e) AS 'UTF8'`,
+		// version(), current_database() and current_setting() are
+		// DuckDB's own; queries call these instead (rewriteCatalogTree).
+		`CREATE MACRO strata_version() AS '` + pgVersion + `'`,
+		`CREATE MACRO strata_current_database() AS 'strata'`,
+		settingMacro(),
 	}
 	for _, t := range schema.Tables() {
 		cols := make([]string, t.Schema.NumFields())
@@ -52,7 +59,8 @@ func newPGCatalog(ctx context.Context, _ *engine.DB) (*pgCatalog, error) {
 		}
 		setup = append(setup, "CREATE TABLE "+t.Name+" ("+strings.Join(cols, ", ")+")")
 	}
-	db, err := engine.Open(ctx, engine.Options{AllowedDirs: []string{dir}, TempDir: dir, MemoryLimit: "256MB", Threads: 1, Setup: setup})
+	db, err := engine.Open(ctx, engine.Options{AllowedDirs: []string{dir}, TempDir: dir, MemoryLimit: "256MB", Threads: 1,
+		QueryTimeout: catalogQueryTimeout, Setup: setup})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("postgres catalog: %w", err)
@@ -60,17 +68,121 @@ func newPGCatalog(ctx context.Context, _ *engine.DB) (*pgCatalog, error) {
 	return &pgCatalog{db: db, dir: dir}, nil
 }
 
+// pgVersion is what version() answers; clients read the number after
+// "PostgreSQL".
+const pgVersion = "PostgreSQL 16.0 (strata)"
+
+// catalogQueryTimeout bounds a catalog query: they read empty tables.
+const catalogQueryTimeout = 10 * time.Second
+
+// settingMacro answers current_setting(name) from the values SHOW gives,
+// and fails as PostgreSQL does for a name it does not know.
+func settingMacro() string {
+	names := make([]string, 0, len(showValues))
+	for k := range showValues {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("CREATE MACRO strata_current_setting(name) AS CASE lower(name)")
+	for _, k := range names {
+		fmt.Fprintf(&b, " WHEN %s THEN %s", quoteLiteral(k), quoteLiteral(showValues[k]))
+	}
+	b.WriteString(` ELSE error('unrecognized configuration parameter "' || name || '"') END`)
+	return b.String()
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
 func (c *pgCatalog) close() error {
 	err := c.db.Close()
 	os.RemoveAll(c.dir)
 	return err
 }
 
-var catalogQuery = regexp.MustCompile(`(?i)\b(pg_catalog|information_schema|pg_class|pg_namespace|pg_type|pg_attribute|pg_database|pg_settings|pg_tables|pg_views|pg_proc|pg_roles|pg_user|pg_am|pg_index|pg_description|current_setting|current_schema|current_database|version\s*\(\s*\)|has_table_privilege)\b`)
+var catalogQuery = regexp.MustCompile(`(?i)\b(pg_catalog|information_schema|pg_class|pg_namespace|pg_type|pg_attribute|pg_database|pg_settings|pg_tables|pg_views|pg_proc|pg_roles|pg_user|pg_am|pg_index|pg_description|current_setting|current_schema|current_database|has_table_privilege)\b|\bversion\s*\(\s*\)`)
 
 // isCatalogQuery reports whether a query is about the catalog rather than
-// the data.
-func (c *pgCatalog) isCatalogQuery(sql string) bool { return catalogQuery.MatchString(sql) }
+// the data: whether it names a catalog table or function outside string
+// literals and comments (a query for spans named 'pg_class' is about data).
+func (c *pgCatalog) isCatalogQuery(sql string) bool {
+	return catalogQuery.MatchString(blankLiterals(sql))
+}
+
+// blankLiterals replaces the contents of string literals and comments
+// with spaces.
+func blankLiterals(s string) string {
+	b := []byte(s)
+	blank := func(from, to int) {
+		for i := from; i < to && i < len(b); i++ {
+			if b[i] != '\n' {
+				b[i] = ' '
+			}
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\'':
+			j := i + 1
+			for ; j < len(s); j++ {
+				if s[j] == '\'' {
+					if j+1 < len(s) && s[j+1] == '\'' {
+						j++
+						continue
+					}
+					break
+				}
+				if s[j] == '\\' && i > 0 && (s[i-1] == 'E' || s[i-1] == 'e') {
+					j++
+				}
+			}
+			blank(i+1, j)
+			i = j
+		case s[i] == '$':
+			tag := dollarTag(s[i:])
+			if tag == "" {
+				continue
+			}
+			end := strings.Index(s[i+len(tag):], tag)
+			if end < 0 {
+				end = len(s) - i - len(tag)
+			}
+			blank(i+len(tag), i+len(tag)+end)
+			i += len(tag) + end + len(tag) - 1
+		case strings.HasPrefix(s[i:], "--"):
+			j := strings.IndexByte(s[i:], '\n')
+			if j < 0 {
+				j = len(s) - i
+			}
+			blank(i, i+j)
+			i += j
+		case strings.HasPrefix(s[i:], "/*"):
+			j := strings.Index(s[i+2:], "*/")
+			if j < 0 {
+				j = len(s) - i - 2
+			}
+			blank(i, i+j+4)
+			i += j + 3
+		}
+	}
+	return string(b)
+}
+
+// dollarTag returns the opening tag of a dollar-quoted string at the start
+// of s ("$$" or "$name$"), or "" if there is none ($1 is a parameter).
+func dollarTag(s string) string {
+	for j := 1; j < len(s); j++ {
+		c := s[j]
+		switch {
+		case c == '$':
+			return s[:j+1]
+		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || j > 1 && c >= '0' && c <= '9':
+		default:
+			return ""
+		}
+	}
+	return ""
+}
 
 var (
 	// psql's \d NAME, step 1: find the relation by name pattern.
@@ -83,13 +195,12 @@ var (
 	collatePG    = regexp.MustCompile(`(?i)COLLATE\s+pg_catalog\."?default"?`)
 	castPGType   = regexp.MustCompile(`::pg_catalog\.`)
 	regTypeCasts = regexp.MustCompile(`(?i)::(regclass|regtype|regproc|regnamespace|oid)\b`)
-	// DuckDB's search_path setting is per connection and empty; the
-	// catalog's tables live in main, which is what clients should see.
-	searchPath = regexp.MustCompile(`(?i)current_setting\(\s*'search_path'\s*\)`)
 )
 
-// answer handles a catalog query: ok is false for queries about data.
-func (c *pgCatalog) answer(sql string) (*pgResult, bool, error) {
+// answer handles a catalog query: ok is false for queries about data. A
+// query that runs holds a slot of lim until its result is released, and
+// stops with ctx.
+func (c *pgCatalog) answer(ctx context.Context, lim *Limiter, sql string) (*pgResult, bool, error) {
 	if !c.isCatalogQuery(sql) {
 		return nil, false, nil
 	}
@@ -134,12 +245,16 @@ func (c *pgCatalog) answer(sql string) (*pgResult, bool, error) {
 		}
 		return res, true, nil
 	}
-	res, err := c.run(sql)
+	res, err := c.run(ctx, lim, sql)
 	if err != nil {
-		// A catalog query strata cannot answer (pg_policy, pg_inherits…)
+		// A catalog table strata does not have (pg_policy, pg_inherits…)
 		// gets an empty result: the client asked about features strata
-		// does not have, and the answer is "none".
-		return constResult([]string{"?column?"}, nil), true, nil
+		// lacks, and the answer is "none". Any other failure is the
+		// client's to see.
+		if strings.Contains(err.Error(), "Catalog Error: Table with name") {
+			return constResult([]string{"?column?"}, nil), true, nil
+		}
+		return nil, true, err
 	}
 	return res, true, nil
 }
@@ -154,28 +269,44 @@ func tableByOID(oid string) *schema.Table {
 	return nil
 }
 
-// run rewrites a catalog query for DuckDB and runs it on the catalog DB.
-func (c *pgCatalog) run(sql string) (*pgResult, error) {
-	ctx := context.Background()
+// run checks a catalog query against the sandbox, rewrites it for DuckDB
+// and runs it on the catalog DB, holding a slot of lim while its result
+// is open.
+func (c *pgCatalog) run(ctx context.Context, lim *Limiter, sql string) (*pgResult, error) {
 	sql = operatorPG.ReplaceAllString(sql, "$1")
 	sql = collatePG.ReplaceAllString(sql, "")
 	sql = castPGType.ReplaceAllString(sql, "::")
 	sql = regTypeCasts.ReplaceAllString(sql, "")
-	sql = searchPath.ReplaceAllString(sql, "'main'")
 	tree, err := c.db.Parse(ctx, sql)
 	if err != nil {
 		return nil, err
 	}
 	rewriteCatalogTree(tree)
+	stmts, _ := tree["statements"].([]any)
+	if len(stmts) != 1 {
+		return nil, &engine.QueryError{Msg: fmt.Sprintf("send one query at a time; this text holds %d statements", len(stmts))}
+	}
+	if err := (&analysis{anyTable: true}).check(stmts[0], nil); err != nil {
+		return nil, &engine.QueryError{Msg: err.msg}
+	}
 	if sql, err = c.db.Deparse(ctx, tree); err != nil {
+		return nil, err
+	}
+	release, err := lim.Acquire(ctx)
+	if err != nil {
 		return nil, err
 	}
 	rows, err := c.db.Query(ctx, engine.Query{SQL: sql, Raw: true})
 	if err != nil {
+		release()
 		return nil, err
 	}
-	return &pgResult{rows: &Result{Rows: rows}}, nil
+	return &pgResult{rows: &Result{Rows: rows}, cancel: release}, nil
 }
+
+// catalogFunctions are DuckDB functions whose PostgreSQL meaning the
+// catalog DB's strata_ macros give.
+var catalogFunctions = map[string]bool{"version": true, "current_database": true, "current_setting": true}
 
 // rewriteCatalogTree adapts PostgreSQL idioms in a parsed query: functions
 // called as pg_catalog.f resolve to DuckDB's own or the catalog DB's
@@ -184,8 +315,23 @@ func (c *pgCatalog) run(sql string) (*pgResult, error) {
 func rewriteCatalogTree(n any) {
 	switch v := n.(type) {
 	case map[string]any:
-		if v["class"] == "FUNCTION" && v["schema"] == "pg_catalog" {
+		if v["type"] == "SELECT_NODE" {
+			// A bare version() column is named "version", as PostgreSQL
+			// names it, not after the macro that answers it.
+			items, _ := v["select_list"].([]any)
+			for _, it := range items {
+				if f, ok := it.(map[string]any); ok && f["class"] == "FUNCTION" && f["alias"] == "" {
+					if name, _ := f["function_name"].(string); catalogFunctions[name] {
+						f["alias"] = name
+					}
+				}
+			}
+		}
+		if v["class"] == "FUNCTION" && (v["schema"] == "pg_catalog" || v["schema"] == "") {
 			v["schema"] = ""
+			if name, _ := v["function_name"].(string); catalogFunctions[name] {
+				v["function_name"] = "strata_" + name
+			}
 		}
 		if v["type"] == "TABLE_FUNCTION" {
 			if alias, _ := v["alias"].(string); alias != "" {

@@ -375,7 +375,7 @@ var showValues = map[string]string{
 	"transaction isolation level": "read committed", "server_version": "16.0 (strata)",
 	"timezone": "UTC", "time zone": "UTC", "datestyle": "ISO, MDY", "standard_conforming_strings": "on",
 	"client_encoding": "UTF8", "server_encoding": "UTF8", "search_path": "main", "max_identifier_length": "63",
-	"integer_datetimes": "on", "lc_collate": "C", "lc_ctype": "C",
+	"integer_datetimes": "on", "lc_collate": "C", "lc_ctype": "C", "server_version_num": "160000",
 }
 
 // run executes one statement: a session statement, a catalog query, or a
@@ -399,10 +399,15 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 		name := strings.ToLower(strings.Trim(m[1], `"`))
 		return constResult([]string{name}, [][]string{{showValues[name]}}), nil
 	}
-	if res, ok, err := sess.srv.catalog.answer(sql); ok {
-		return res, err
-	}
 	ctx, cancel := sess.queryContext()
+	if res, ok, err := sess.srv.catalog.answer(ctx, sess.srv.exec.Limiter, sql); ok {
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		res.onRelease(cancel)
+		return res, nil
+	}
 	res, err := sess.srv.exec.Run(ctx, sess.project, Request{SQL: sql})
 	if err != nil {
 		cancel()
@@ -431,6 +436,15 @@ type fixedRows struct {
 
 func constResult(names []string, rows [][]string) *pgResult {
 	return &pgResult{fixed: &fixedRows{names: names, rows: rows}}
+}
+
+// onRelease adds f to what release does.
+func (r *pgResult) onRelease(f func()) {
+	if prev := r.cancel; prev != nil {
+		r.cancel = func() { prev(); f() }
+	} else {
+		r.cancel = f
+	}
 }
 
 func (r *pgResult) release() {
@@ -665,7 +679,9 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 			}
 			return nil
 		}
-		if res, ok, err := sess.srv.catalog.answer(st.sql); ok {
+		ctx, cancel := sess.queryContext()
+		defer cancel()
+		if res, ok, err := sess.srv.catalog.answer(ctx, sess.srv.exec.Limiter, st.sql); ok {
 			if err != nil {
 				return err
 			}
@@ -721,31 +737,16 @@ func (sess *pgSession) execute(m *pgproto3.Execute) error {
 	return sess.sendResult(res, p.formats, false)
 }
 
-// splitStatements cuts a Query message at semicolons outside quotes and
-// comments, dropping empty statements.
+// splitStatements cuts a Query message at semicolons outside string
+// literals, quoted identifiers and comments, dropping empty statements.
 func splitStatements(s string) []string {
+	b := blankLiterals(s)
 	var out []string
 	start := 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\'', '"':
-			q := s[i]
-			for i++; i < len(s) && s[i] != q; i++ {
-			}
-		case '-':
-			if i+1 < len(s) && s[i+1] == '-' {
-				for i < len(s) && s[i] != '\n' {
-					i++
-				}
-			}
-		case '/':
-			if i+1 < len(s) && s[i+1] == '*' {
-				end := strings.Index(s[i+2:], "*/")
-				if end < 0 {
-					i = len(s)
-				} else {
-					i += end + 3
-				}
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
 			}
 		case ';':
 			out = appendStatement(out, s[start:i])

@@ -14,6 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/strata-db/strata/sql"
 )
@@ -243,5 +245,89 @@ func TestPG_GarbageAndCancelLeaveTheServerServing(t *testing.T) {
 	c2 := pgConnect(t, addr, pgx.QueryExecModeCacheStatement)
 	if err := c2.QueryRow(ctx, "SELECT count(*) FROM records").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("after cancel: %d %v", n, err)
+	}
+}
+
+// Queries that name catalog words only inside literals are about data; a
+// catalog query is sandboxed, and its errors reach the client.
+func TestPG_CatalogRoutingAndSandbox(t *testing.T) {
+	e := newEnv(t, envOptions{flushInterval: time.Hour})
+	e.send(span{name: "SELECT * FROM pg_class"}, span{name: "GET /"})
+	md := pmetric.NewMetrics()
+	m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("queue.depth")
+	m.SetEmptyGauge().DataPoints().AppendEmpty().SetIntValue(7)
+	m.Gauge().DataPoints().At(0).SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+	if err := e.rcv.Metrics(context.Background(), md); err != nil {
+		t.Fatal(err)
+	}
+	addr := startPG(t, e)
+	ctx := context.Background()
+	for name, mode := range map[string]pgx.QueryExecMode{
+		"extended": pgx.QueryExecModeCacheStatement,
+		"simple":   pgx.QueryExecModeSimpleProtocol,
+	} {
+		c := pgConnect(t, addr, mode)
+		count := func(q string) int64 {
+			t.Helper()
+			var n int64
+			if err := c.QueryRow(ctx, q).Scan(&n); err != nil {
+				t.Fatalf("%s: %s: %v", name, q, err)
+			}
+			return n
+		}
+		// Unflushed metric points: this query ended the server once.
+		if n := count("SELECT count(*) FROM metrics"); n != 1 {
+			t.Errorf("%s: %d unflushed metric points, want 1", name, n)
+		}
+		if n := count(`SELECT count(*) FROM records WHERE span_name <> 'pg_class' -- not information_schema`); n != 2 {
+			t.Errorf("%s: data query with catalog words in literals: %d rows, want 2", name, n)
+		}
+		if n := count(`SELECT count(*) FROM records WHERE span_name LIKE '%pg_class%'`); n != 1 {
+			t.Errorf("%s: LIKE '%%pg_class%%': %d rows, want 1", name, n)
+		}
+		var version int
+		if err := c.QueryRow(ctx, "SELECT current_setting('server_version_num')::int/100 AS version").Scan(&version); err != nil || version != 1600 {
+			t.Errorf("%s: Grafana's version check: %d %v", name, version, err)
+		}
+		var v string
+		rows, err := c.Query(ctx, "SELECT version()")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := rows.FieldDescriptions(); len(f) != 1 || f[0].Name != "version" {
+			t.Errorf("%s: version() column: %+v", name, f)
+		}
+		for rows.Next() {
+			rows.Scan(&v)
+		}
+		if !strings.HasPrefix(v, "PostgreSQL 16") {
+			t.Errorf("%s: version() = %q", name, v)
+		}
+		for q, code := range map[string]string{
+			"SELECT nosuchfunc(1) FROM pg_catalog.pg_class":                         "42703",
+			"SELECT current_setting('no_such_setting')":                             "22000",
+			"SELECT value FROM duckdb_settings() WHERE 'pg_catalog' = 'pg_catalog'": "42501",
+			"SELECT * FROM read_text('/etc/passwd'), pg_catalog.pg_class":           "42501",
+			"SELECT getenv('HOME') FROM pg_catalog.pg_class":                        "42501",
+		} {
+			_, err := c.Exec(ctx, q)
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != code {
+				t.Errorf("%s: %s: %v, want SQLSTATE %s", name, q, err, code)
+			}
+		}
+		// A table strata does not have is "none", as before.
+		if rows, err := c.Query(ctx, "SELECT polname FROM pg_catalog.pg_policy"); err != nil || rows.Next() {
+			t.Errorf("%s: pg_policy: %v, want no rows", name, err)
+		} else {
+			rows.Close()
+		}
+	}
+	// Semicolons inside dollar quotes and escaped strings do not split.
+	c := pgConnect(t, addr, pgx.QueryExecModeSimpleProtocol)
+	var a, b string
+	if err := c.QueryRow(ctx, `SELECT $$x;y$$, E'a\'b;c'`).Scan(&a, &b); err != nil || a != "x;y" || b != "a'b;c" {
+		t.Errorf("quoted semicolons: %q %q %v", a, b, err)
 	}
 }
