@@ -219,12 +219,22 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 		cancel()
 		return nil, fmt.Errorf("query: connect: %w", err)
 	}
-	var freshTables []string
+	var freshTables, views []string
 	done := func(reuse bool) {
 		cancel()
+		// Free the fresh copies now rather than when the connection is
+		// reused, and leave no view behind: a later query on this
+		// connection that reads a table it did not ask for must fail, not
+		// read this query's files.
+		drops := make([]string, 0, len(freshTables)+len(views))
+		for _, v := range views {
+			drops = append(drops, "DROP VIEW IF EXISTS "+v)
+		}
 		for _, t := range freshTables {
-			// Free the copy now rather than when the connection is reused.
-			if _, err := conn.ExecContext(context.Background(), "DROP TABLE IF EXISTS "+t, nil); err != nil {
+			drops = append(drops, "DROP TABLE IF EXISTS "+t)
+		}
+		for _, d := range drops {
+			if _, err := conn.ExecContext(context.Background(), d, nil); err != nil {
 				reuse = false
 			}
 		}
@@ -254,6 +264,7 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 			}
 			freshTables = append(freshTables, fresh)
 		}
+		views = append(views, t.Name)
 		if _, err := conn.ExecContext(ctx, viewSQL(t, q.Files[t.Name], fresh, q.Where[t.Name]), nil); err != nil {
 			done(false)
 			return nil, fmt.Errorf("query: create view %s: %w", t.Name, err)

@@ -101,12 +101,10 @@ func analyze(ctx context.Context, db *engine.DB, sql string) (*analysis, error) 
 		return nil, &engine.QueryError{Msg: fmt.Sprintf("send one query at a time; this text holds %d statements", len(stmts))}
 	}
 	a := &analysis{tables: map[string]*tableUse{}}
-	ctes := map[string]bool{}
-	collectCTEs(stmts[0], ctes)
-	if err := a.check(stmts[0], ctes); err != nil {
+	if err := a.check(stmts[0], nil); err != nil {
 		return nil, &engine.QueryError{Msg: err.msg + "\n" + pointAtQuery(sql, err.pos)}
 	}
-	a.bounds(stmts[0], ctes)
+	a.bounds(stmts[0])
 	if used := usedColumns(stmts[0]); used != nil {
 		a.columns = make([]string, 0, len(used))
 		for c := range used {
@@ -147,33 +145,88 @@ func location(m map[string]any) int {
 	return int(v)
 }
 
-func collectCTEs(n any, ctes map[string]bool) {
-	switch v := n.(type) {
-	case map[string]any:
-		if cm, ok := v["cte_map"].(map[string]any); ok {
-			entries, _ := cm["map"].([]any)
-			for _, e := range entries {
-				if em, ok := e.(map[string]any); ok {
-					if k, ok := em["key"].(string); ok {
-						ctes[strings.ToLower(k)] = true
-					}
-				}
+// cteEntries returns the CTEs a query node defines, in order: their names
+// and bodies.
+func cteEntries(v map[string]any) (names []string, bodies []any) {
+	cm, ok := v["cte_map"].(map[string]any)
+	if !ok {
+		return nil, nil
+	}
+	entries, _ := cm["map"].([]any)
+	for _, e := range entries {
+		if em, ok := e.(map[string]any); ok {
+			if k, ok := em["key"].(string); ok {
+				names, bodies = append(names, strings.ToLower(k)), append(bodies, em["value"])
 			}
 		}
-		for _, c := range v {
-			collectCTEs(c, ctes)
-		}
-	case []any:
-		for _, c := range v {
-			collectCTEs(c, ctes)
+	}
+	return names, bodies
+}
+
+// recursiveCTE reports whether a CTE body refers to itself.
+func recursiveCTE(body any) bool {
+	var found bool
+	var walk func(any)
+	walk = func(n any) {
+		switch v := n.(type) {
+		case map[string]any:
+			if v["type"] == "RECURSIVE_CTE_NODE" {
+				found = true
+			}
+			for _, c := range v {
+				walk(c)
+			}
+		case []any:
+			for _, c := range v {
+				walk(c)
+			}
 		}
 	}
+	walk(body)
+	return found
+}
+
+// withScope returns scope plus names, as a new set.
+func withScope(scope map[string]bool, names ...string) map[string]bool {
+	out := make(map[string]bool, len(scope)+len(names))
+	for k := range scope {
+		out[k] = true
+	}
+	for _, k := range names {
+		out[k] = true
+	}
+	return out
 }
 
 // check walks the whole tree for tables and functions outside the sandbox.
+// ctes are the CTE names in scope: a query node's CTEs are visible in its
+// own clauses; a CTE's body sees the CTEs defined before it (and itself,
+// if recursive), as DuckDB binds them — a CTE declared in one subquery
+// must not let another part of the query name a file or a system view.
 func (a *analysis) check(n any, ctes map[string]bool) *sandboxError {
 	switch v := n.(type) {
 	case map[string]any:
+		if names, bodies := cteEntries(v); len(names) > 0 {
+			for i, body := range bodies {
+				visible := withScope(ctes, names[:i]...)
+				if recursiveCTE(body) {
+					visible[names[i]] = true
+				}
+				if err := a.check(body, visible); err != nil {
+					return err
+				}
+			}
+			inner := withScope(ctes, names...)
+			for k, c := range v {
+				if k == "cte_map" {
+					continue
+				}
+				if err := a.check(c, inner); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 		switch v["type"] {
 		case "BASE_TABLE":
 			if a.anyTable {
@@ -225,24 +278,27 @@ type tableRef struct {
 }
 
 // bounds finds, for every reading of a table, the conjuncts of its SELECT's
-// WHERE clause that bound its time column or pin its trace_id.
-func (a *analysis) bounds(n any, ctes map[string]bool) {
+// WHERE clause that bound its time column or pin its trace_id. Every
+// reference named records or metrics counts as a reading, even one that
+// may be a CTE of that name: a reading too many only widens the files
+// read, one too few would leave the table without its view.
+func (a *analysis) bounds(n any) {
 	switch v := n.(type) {
 	case map[string]any:
 		if v["type"] == "SELECT_NODE" {
-			a.selectNode(v, ctes)
+			a.selectNode(v)
 		}
 		for _, c := range v {
-			a.bounds(c, ctes)
+			a.bounds(c)
 		}
 	case []any:
 		for _, c := range v {
-			a.bounds(c, ctes)
+			a.bounds(c)
 		}
 	}
 }
 
-func (a *analysis) selectNode(sel map[string]any, ctes map[string]bool) {
+func (a *analysis) selectNode(sel map[string]any) {
 	var refs []tableRef
 	var collect func(any)
 	collect = func(n any) {
@@ -253,9 +309,6 @@ func (a *analysis) selectNode(sel map[string]any, ctes map[string]bool) {
 		switch m["type"] {
 		case "BASE_TABLE":
 			name := strings.ToLower(fmt.Sprint(m["table_name"]))
-			if ctes[name] {
-				return
-			}
 			if _, err := schema.Lookup(name); err != nil {
 				return
 			}

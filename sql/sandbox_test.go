@@ -92,6 +92,13 @@ func TestSandbox_AttacksFailWithAClearError(t *testing.T) {
 		{"SELECT * FROM records; SELECT * FROM read_csv('/etc/passwd')", "one query at a time"},
 		{"CHECKPOINT", "only queries"},
 		{"USE memory", "only queries"},
+		// A CTE's name is a table only in its own scope: declared in a
+		// subquery, it must not let the outer query name a file or a
+		// system view of the same name.
+		{`SELECT count(*) FROM '` + other + `', (WITH "` + other + `" AS (SELECT 1) SELECT 1)`, "is not available"},
+		{`SELECT * FROM duckdb_views, (WITH duckdb_views AS (SELECT 1) SELECT 1)`, `table "duckdb_views" is not available`},
+		{`WITH a AS (SELECT * FROM duckdb_databases), duckdb_databases AS (SELECT 1) SELECT * FROM a`, `table "duckdb_databases" is not available`},
+		{`WITH duckdb_tables AS (SELECT * FROM duckdb_tables) SELECT * FROM duckdb_tables`, `table "duckdb_tables" is not available`},
 	}
 	if len(attacks) < 25 {
 		t.Fatalf("the corpus must hold at least 25 attempts")
@@ -111,6 +118,18 @@ func TestSandbox_AttacksFailWithAClearError(t *testing.T) {
 	}
 	if n := e.count("SELECT count(*) FROM records WHERE span_name = 'secret of other'"); n != 0 {
 		t.Errorf("default sees %d rows of another project", n)
+	}
+	// CTEs used as intended still work, recursive ones too, and a CTE
+	// named records reads the real table in its body.
+	for q, want := range map[string]int64{
+		"WITH a AS (SELECT * FROM records), b AS (SELECT * FROM a) SELECT count(*) FROM b":                        1,
+		"WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 5) SELECT count(*) FROM t":      5,
+		"WITH records AS (SELECT * FROM records WHERE level >= 0) SELECT count(*) FROM records":                   1,
+		"SELECT (WITH x AS (SELECT count(*) AS c FROM records) SELECT c FROM x) + (SELECT count(*) FROM records)": 2,
+	} {
+		if n := e.count(q); n != want {
+			t.Errorf("%s: %d, want %d", q, n, want)
+		}
 	}
 	// Errors point at the problem.
 	r := e.do("POST", map[string]any{"sql": "SELECT *\nFROM records, read_csv('/etc/passwd')"}, "")
