@@ -106,7 +106,9 @@ type Store interface {
 	Projects(ctx context.Context) ([]Project, error)
 
 	// RegisterFiles records files as live. A key that is already present
-	// (live or tombstoned) is left as it is, so retries never duplicate.
+	// (live or tombstoned) or was purged is left as it is, so retries —
+	// even a WAL segment replayed after its files were merged away — never
+	// duplicate.
 	RegisterFiles(ctx context.Context, files ...File) error
 	// ListFiles returns the live files matching f, ordered by MinTime.
 	ListFiles(ctx context.Context, f FileFilter) ([]File, error)
@@ -129,7 +131,8 @@ type Store interface {
 	// one, by key.
 	TraceFilters(ctx context.Context, keys ...string) (map[string][]byte, error)
 	// PurgeFiles forgets tombstoned files whose objects have been deleted.
-	// Live files are never purged.
+	// Live files are never purged. A purged key is remembered for
+	// PurgedKeyMemory: registering it again in that time does nothing.
 	PurgeFiles(ctx context.Context, keys ...string) error
 
 	// AcquireLease takes the named lease for holder until now+ttl. It

@@ -307,6 +307,28 @@ func TestStore_TombstoneAndPurge(t *testing.T) {
 		equalKeys(t, "after purge", all, "b")
 		live, _ = s.ListFiles(ctx, catalog.FileFilter{Project: "default", Table: "records"})
 		equalKeys(t, "live after purge", live, "c")
+		// A purged key registered again (a WAL segment replayed after its
+		// file was merged and purged) stays gone, for PurgedKeyMemory.
+		if err := s.RegisterFiles(ctx, file("a", t0, t0), file("d", t0, t0)); err != nil {
+			t.Fatal(err)
+		}
+		live, _ = s.ListFiles(ctx, catalog.FileFilter{Project: "default", Table: "records"})
+		equalKeys(t, "live after registering a purged key", live, "c", "d")
+		if err := s.ReplaceFiles(ctx, []string{"d"}, []catalog.File{file("a", t0, t0)}); err == nil {
+			t.Error("a merge whose output key was purged replaced its input")
+		}
+		clk.Advance(catalog.PurgedKeyMemory + time.Hour)
+		if err := s.TombstoneFiles(ctx, "b"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PurgeFiles(ctx, "b"); err != nil { // forgets keys purged too long ago
+			t.Fatal(err)
+		}
+		if err := s.RegisterFiles(ctx, file("a", t0, t0)); err != nil {
+			t.Fatal(err)
+		}
+		live, _ = s.ListFiles(ctx, catalog.FileFilter{Project: "default", Table: "records"})
+		equalKeys(t, "live after the memory ends", live, "a", "c", "d")
 	})
 }
 

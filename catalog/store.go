@@ -165,11 +165,20 @@ func validateFile(f File) error {
 	return nil
 }
 
-// insertFiles adds files in batches; conflicting keys are skipped.
-func (s *store) insertFiles(ctx context.Context, tx *sql.Tx, files []File, now int64) error {
+// insertFiles adds files in batches; keys already registered, or purged
+// within PurgedKeyMemory, are skipped.
+// It returns how many it inserted.
+func (s *store) insertFiles(ctx context.Context, tx *sql.Tx, files []File, now int64) (int64, error) {
 	const cols = 11
+	var inserted int64
 	for start := 0; start < len(files); start += batchSize {
-		batch := files[start:min(start+batchSize, len(files))]
+		batch, err := s.notPurged(ctx, tx, files[start:min(start+batchSize, len(files))])
+		if err != nil {
+			return 0, err
+		}
+		if len(batch) == 0 {
+			continue
+		}
 		var q strings.Builder
 		q.WriteString(`INSERT INTO files (object_key, project_id, table_name, partition_key, level,
 			min_ts, max_ts, row_count, size_bytes, created_at, trace_filter) VALUES `)
@@ -183,11 +192,52 @@ func (s *store) insertFiles(ctx context.Context, tx *sql.Tx, files []File, now i
 				micros(f.MinTime), micros(f.MaxTime), f.Rows, f.Bytes, now, f.TraceFilter)
 		}
 		q.WriteString(" ON CONFLICT (object_key) DO NOTHING")
-		if _, err := tx.ExecContext(ctx, s.d.rebind(q.String()), args...); err != nil {
-			return err
+		res, err := tx.ExecContext(ctx, s.d.rebind(q.String()), args...)
+		if err != nil {
+			return 0, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		inserted += n
+	}
+	return inserted, nil
+}
+
+// notPurged returns the files of batch whose keys were not purged.
+func (s *store) notPurged(ctx context.Context, tx *sql.Tx, batch []File) ([]File, error) {
+	args := make([]any, len(batch))
+	for i, f := range batch {
+		args[i] = f.Key
+	}
+	rows, err := tx.QueryContext(ctx, s.d.rebind(`SELECT object_key FROM purged_files
+		WHERE object_key IN (`+placeholders(len(batch))+`)`), args...)
+	if err != nil {
+		return nil, err
+	}
+	purged := map[string]bool{}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		purged[k] = true
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if len(purged) == 0 {
+		return batch, nil
+	}
+	out := make([]File, 0, len(batch))
+	for _, f := range batch {
+		if !purged[f.Key] {
+			out = append(out, f)
 		}
 	}
-	return nil
+	return out, nil
 }
 
 func (s *store) RegisterFiles(ctx context.Context, files ...File) error {
@@ -197,7 +247,8 @@ func (s *store) RegisterFiles(ctx context.Context, files ...File) error {
 		}
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		return s.insertFiles(ctx, tx, files, micros(s.opts.now()))
+		_, err := s.insertFiles(ctx, tx, files, micros(s.opts.now()))
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("register %d files: %w", len(files), err)
@@ -300,7 +351,13 @@ func (s *store) ReplaceFiles(ctx context.Context, old []string, new []File) erro
 		if n != int64(len(old)) {
 			return fmt.Errorf("%d of %d inputs are no longer live: %w", int64(len(old))-n, len(old), ErrConflict)
 		}
-		return s.insertFiles(ctx, tx, new, now)
+		// Outputs are new objects; one that exists (or existed) already
+		// would leave its rows unregistered while the inputs go.
+		added, err := s.insertFiles(ctx, tx, new, now)
+		if err == nil && added != int64(len(new)) {
+			err = fmt.Errorf("%d of %d outputs are already registered or purged", int64(len(new))-added, len(new))
+		}
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("replace %d files with %d: %w", len(old), len(new), err)
@@ -363,8 +420,15 @@ func (s *store) TraceFilters(ctx context.Context, keys ...string) (map[string][]
 	return out, nil
 }
 
+// PurgedKeyMemory is how long a purged file's key is remembered, so that
+// registering it again (a WAL segment replayed after its files were
+// merged and purged) is a no-op. An ingest node whose scratch disk holds a
+// segment this old when it restarts could double that segment's rows.
+const PurgedKeyMemory = 30 * 24 * time.Hour
+
 func (s *store) PurgeFiles(ctx context.Context, keys ...string) error {
 	keys = unique(keys)
+	now := micros(s.opts.now())
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for start := 0; start < len(keys); start += batchSize {
 			batch := keys[start:min(start+batchSize, len(keys))]
@@ -372,13 +436,22 @@ func (s *store) PurgeFiles(ctx context.Context, keys ...string) error {
 			for i, k := range batch {
 				args[i] = k
 			}
-			_, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM files
-				WHERE tombstoned_at IS NOT NULL AND object_key IN (`+placeholders(len(batch))+`)`), args...)
+			in := placeholders(len(batch))
+			_, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO purged_files (object_key, purged_at)
+				SELECT object_key, ? FROM files WHERE tombstoned_at IS NOT NULL AND object_key IN (`+in+`)
+				ON CONFLICT (object_key) DO NOTHING`), append([]any{now}, args...)...)
+			if err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, s.d.rebind(`DELETE FROM files
+				WHERE tombstoned_at IS NOT NULL AND object_key IN (`+in+`)`), args...)
 			if err != nil {
 				return err
 			}
 		}
-		return nil
+		_, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM purged_files WHERE purged_at < ?`),
+			now-PurgedKeyMemory.Microseconds())
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("purge %d files: %w", len(keys), err)

@@ -1,0 +1,201 @@
+package ingest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/compactor"
+	"github.com/strata-db/strata/engine/schema"
+	"github.com/strata-db/strata/ingest"
+	"github.com/strata-db/strata/objstore"
+)
+
+// Recovery across roles: an ingest node's WAL, registration retries and
+// fresh rows against a compactor merging, purging and scanning for
+// orphans meanwhile. Each test is a failure the roles met one at a time
+// would not show.
+
+// flakyCatalog fails RegisterFiles before touching the database while
+// failRegister is set, and commits but reports a failure (a lost COMMIT
+// reply) while commitThenFail is set.
+type flakyCatalog struct {
+	catalog.Store
+	failRegister   atomic.Bool
+	commitThenFail atomic.Bool
+	registered     atomic.Int64
+}
+
+func (f *flakyCatalog) RegisterFiles(ctx context.Context, files ...catalog.File) error {
+	if f.failRegister.Load() {
+		return errors.New("catalog unreachable")
+	}
+	if err := f.Store.RegisterFiles(ctx, files...); err != nil {
+		return err
+	}
+	f.registered.Add(1)
+	if f.commitThenFail.Load() {
+		return errors.New("commit reply lost")
+	}
+	return nil
+}
+
+type lake struct {
+	cat    catalog.Store
+	bucket *objstore.Bucket
+	dir    string
+}
+
+func newLake(t *testing.T) *lake {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cat, err := catalog.OpenSQLite(ctx, filepath.Join(dir, "catalog.db"), catalog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	bucket, err := objstore.Open(ctx, "file://"+filepath.Join(dir, "objects"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bucket.Close() })
+	return &lake{cat: cat, bucket: bucket, dir: dir}
+}
+
+// appendSpans appends n spans starting at `at` to in, as a receiver would.
+func appendSpans(t *testing.T, in *ingest.Ingester, n int, at time.Time) {
+	t.Helper()
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "svc")
+	ss := rs.ScopeSpans().AppendEmpty()
+	for i := range n {
+		s := ss.Spans().AppendEmpty()
+		var tid [16]byte
+		var sid [8]byte
+		tid[0], tid[1], tid[15] = byte(i), byte(i>>8), 1
+		sid[0], sid[1], sid[7] = byte(i), byte(i>>8), 1
+		s.SetTraceID(tid)
+		s.SetSpanID(sid)
+		s.SetName(fmt.Sprintf("op%d", i))
+		s.SetStartTimestamp(pcommon.NewTimestampFromTime(at.Add(time.Duration(i) * time.Millisecond)))
+		s.SetEndTimestamp(pcommon.NewTimestampFromTime(at.Add(time.Duration(i+1) * time.Millisecond)))
+	}
+	rec, err := ingest.ConvertTraces(catalog.DefaultProject, td, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Release()
+	if err := in.Append(context.Background(), catalog.DefaultProject, schema.Records, rec); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (l *lake) liveRows(t *testing.T) (rows int64, files []catalog.File) {
+	t.Helper()
+	files, err := l.cat.ListFiles(context.Background(), catalog.FileFilter{Project: catalog.DefaultProject, Table: schema.Records})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		rows += f.Rows
+	}
+	return rows, files
+}
+
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A segment registered but not deleted when ingest dies is replayed on
+// the next start. If the compactor merged its file and GC purged the
+// tombstoned row meanwhile, registering the same key again must not bring
+// the file back: its rows live on in the merged file.
+func TestRecovery_ReplayAfterPurgeDoesNotDoubleRows(t *testing.T) {
+	l := newLake(t)
+	ctx := context.Background()
+	scratch, crashed := filepath.Join(l.dir, "scratch"), filepath.Join(l.dir, "scratch-at-crash")
+	at := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Hour).Add(10 * time.Minute)
+
+	// A segment not flushed yet; keep a copy of the WAL as a crash between
+	// registration and the segment's removal would leave it.
+	fc := &flakyCatalog{Store: l.cat}
+	fc.failRegister.Store(true)
+	in, err := ingest.Open(fc, l.bucket, ingest.Options{ScratchDir: scratch, FlushInterval: 50 * time.Millisecond, OpTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendSpans(t, in, 100, at)
+	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	err = in.Close(cctx)
+	cancel()
+	if err == nil {
+		t.Fatal("want the segment left in the WAL")
+	}
+	copyDir(t, scratch, crashed)
+
+	if in, err = ingest.Open(l.cat, l.bucket, ingest.Options{ScratchDir: scratch, FlushInterval: 50 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := l.liveRows(t); rows != 100 {
+		t.Fatalf("%d rows flushed, want 100", rows)
+	}
+
+	// The compactor settles the hour, then GC purges the level-0 file.
+	now := time.Now().UTC()
+	c, err := compactor.New(l.cat, l.bucket, compactor.Options{WorkDir: filepath.Join(l.dir, "work"), MinAge: -1,
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(11 * time.Minute)
+	pass, err := c.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pass.Deleted == 0 {
+		t.Fatalf("GC purged nothing: %+v", pass)
+	}
+
+	// Ingest restarts on the WAL as it was at the crash.
+	if in, err = ingest.Open(l.cat, l.bucket, ingest.Options{ScratchDir: crashed, FlushInterval: 50 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rows, files := l.liveRows(t); rows != 100 {
+		t.Fatalf("after the replay: %d live rows in %d files, want 100", rows, len(files))
+	}
+}
