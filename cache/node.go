@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -58,7 +57,12 @@ func bucketFill(b *objstore.Bucket, key string, size int64) Fill {
 				return 0, err
 			}
 			defer r.Close()
-			return io.Copy(f, r)
+			if r.Size() != size {
+				return 0, fmt.Errorf("object is %d bytes, the catalog says %d", r.Size(), size)
+			}
+			// Never more than the catalog's size: the store reserved that
+			// much and no more.
+			return io.Copy(f, io.LimitReader(r, size+1))
 		}
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(fillParallel)
@@ -188,8 +192,8 @@ func (n *Node) serveObject(w http.ResponseWriter, r *http.Request) {
 	n.M.served.Add(float64(cw.n))
 }
 
-// passThrough streams an object the store has no room for straight from
-// the object store (whole objects only).
+// passThrough serves an object the store has no room for straight from
+// the object store, ranges included (each a ranged read of the store).
 func (n *Node) passThrough(w http.ResponseWriter, r *http.Request, key string, size int64) {
 	rd, err := n.Bucket.NewReader(r.Context(), key, nil)
 	if err != nil {
@@ -197,11 +201,15 @@ func (n *Node) passThrough(w http.ResponseWriter, r *http.Request, key string, s
 		return
 	}
 	defer rd.Close()
+	if rd.Size() != size {
+		httpError(w, http.StatusBadGateway, fmt.Sprintf("object is %d bytes, the catalog says %d", rd.Size(), size))
+		return
+	}
 	w.Header().Set(HitHeader, "miss")
-	w.Header().Set("Accept-Ranges", "none")
-	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
-	nw, _ := io.Copy(w, rd)
-	n.M.served.Add(float64(nw))
+	w.Header().Set("Content-Type", "application/vnd.apache.parquet")
+	cw := &countingWriter{ResponseWriter: w}
+	http.ServeContent(cw, r, "", time.Time{}, rd)
+	n.M.served.Add(float64(cw.n))
 }
 
 // WarmRequest asks a node to fetch an object before anyone reads it.

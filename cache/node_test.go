@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"github.com/oklog/ulid/v2"
 	"io"
 	"net"
 	"net/http"
@@ -339,4 +340,46 @@ func TestClient_NodeKilledUnderLoad(t *testing.T) {
 		t.Fatal("no read fell back to the object store after a node was killed")
 	}
 	t.Logf("%d reads, %v fallbacks to the object store", reads.Load(), m.Fallbacks())
+}
+
+// An object larger than the whole cache is served straight from the
+// object store, ranges included, and only if its size is the catalog's.
+func TestNode_PassThroughHonoursRangesAndSizes(t *testing.T) {
+	w := newWorld(t, "file://"+t.TempDir(), 1, 100_000)
+	addr, _, _ := startNode(t, w, 1000)
+	f := w.files[0]
+	get := func(key, rng string) (int, []byte) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/objects/"+key, nil)
+		req.Header.Set(cache.ProjectHeader, f.Project)
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body
+	}
+	if code, body := get(f.Key, ""); code != 200 || !bytes.Equal(body, w.data[f.Key]) {
+		t.Fatalf("whole object: %d, %d bytes", code, len(body))
+	}
+	if code, body := get(f.Key, "bytes=5000-5099"); code != http.StatusPartialContent || !bytes.Equal(body, w.data[f.Key][5000:5100]) {
+		t.Fatalf("range: %d, %d bytes", code, len(body))
+	}
+	// The catalog says less than the object holds: refused, not cut short.
+	ctx := context.Background()
+	wrong := f
+	wrong.Key = objstore.DataKey(f.Project, f.Table, f.MinTime, 0, ulid.Make())
+	wrong.Bytes = 50_000
+	if err := w.bucket.Put(ctx, wrong.Key, w.data[f.Key]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.cat.RegisterFiles(ctx, wrong); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := get(wrong.Key, ""); code != http.StatusBadGateway {
+		t.Fatalf("object of 100000 bytes the catalog says is 50000: %d, want 502", code)
+	}
 }

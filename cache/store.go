@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/strata-db/strata/internal/flock"
 )
 
 // ErrFull means an object cannot be cached: it is larger than the store,
@@ -26,10 +28,11 @@ var ErrFull = errors.New("cache full")
 // Files handed to readers are pinned until released and never evicted
 // under them.
 type Store struct {
-	dir   string
-	max   int64
-	m     *Metrics
-	fills singleflight.Group
+	dir    string
+	max    int64
+	m      *Metrics
+	fills  singleflight.Group
+	unlock func()
 
 	mu   sync.Mutex
 	lru  *simplelru.LRU[string, *entry]
@@ -37,16 +40,22 @@ type Store struct {
 }
 
 type entry struct {
-	size int64
-	pins int
+	size    int64
+	pins    int
+	touched time.Time // when its file's mtime was last set, for the order after a restart
 }
 
 // Fill writes the object into f and returns how many bytes it wrote.
 type Fill func(ctx context.Context, f *os.File) (int64, error)
 
+// lockFile is the store's lock, in its directory.
+const lockFile = ".lock"
+
 // OpenStore opens (creating) dir as a store of at most maxBytes. Files
-// already there are indexed, oldest modification first, so a restart
-// keeps what was cached; partial fills left by a crash are deleted.
+// already there are indexed, least recently used first (a hit sets a
+// file's modification time), so a restart keeps what was cached; partial
+// fills left by a crash are deleted. The store locks dir until Close: two
+// stores on one directory would evict each other's files.
 func OpenStore(dir string, maxBytes int64, m *Metrics) (*Store, error) {
 	if maxBytes <= 0 {
 		return nil, fmt.Errorf("cache size must be positive, got %d", maxBytes)
@@ -54,19 +63,26 @@ func OpenStore(dir string, maxBytes int64, m *Metrics) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cache dir: %w", err)
 	}
+	unlock, err := flock.TryLock(filepath.Join(dir, lockFile))
+	if errors.Is(err, flock.ErrLocked) {
+		return nil, fmt.Errorf("cache dir %s is in use by another cache (process or store): give each its own", dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cache dir: %w", err)
+	}
 	if m == nil {
 		m = NewMetrics()
 	}
 	lru, _ := simplelru.NewLRU[string, *entry](1<<62, nil) // bounded by bytes, not count
-	s := &Store{dir: dir, max: maxBytes, m: m, lru: lru}
+	s := &Store{dir: dir, max: maxBytes, m: m, lru: lru, unlock: unlock}
 	type found struct {
 		key   string
 		size  int64
 		mtime time.Time
 	}
 	var files []found
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || path == filepath.Join(dir, lockFile) {
 			return err
 		}
 		if strings.HasSuffix(path, ".tmp") {
@@ -84,6 +100,7 @@ func OpenStore(dir string, maxBytes int64, m *Metrics) (*Store, error) {
 		return nil
 	})
 	if err != nil {
+		unlock()
 		return nil, fmt.Errorf("index cache dir %s: %w", dir, err)
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].mtime.Before(files[j].mtime) })
@@ -101,6 +118,9 @@ func OpenStore(dir string, maxBytes int64, m *Metrics) (*Store, error) {
 // Dir is the store's directory.
 func (s *Store) Dir() string { return s.dir }
 
+// Close releases the directory's lock; the files stay for the next open.
+func (s *Store) Close() { s.unlock() }
+
 // Get returns the path of key's file, pinned until release is called. On
 // a miss it calls fill once however many callers wait for the key, and
 // checks that fill wrote exactly size bytes. hit reports whether the file
@@ -111,8 +131,11 @@ func (s *Store) Get(ctx context.Context, key string, size int64, fill Fill) (pat
 		return "", nil, false, err
 	}
 	if s.pin(key, size) {
-		s.m.hits.Inc()
-		return path, s.unpinner(key), true, nil
+		if s.present(key, path) {
+			s.m.hits.Inc()
+			return path, s.unpinner(key), true, nil
+		}
+		s.unpin(key)
 	}
 	s.m.misses.Inc()
 	for {
@@ -141,6 +164,38 @@ func (s *Store) Get(ctx context.Context, key string, size int64, fill Fill) (pat
 			return path, s.unpinner(key), false, nil
 		}
 	}
+}
+
+// present checks that a pinned entry's file is still there (someone may
+// have deleted it under the store), forgetting the entry if not, and sets
+// the file's modification time at most once a minute, so that a restart
+// indexes files in the order they were last used.
+func (s *Store) present(key, path string) bool {
+	now := time.Now()
+	s.mu.Lock()
+	e, ok := s.lru.Peek(key)
+	touch := ok && now.Sub(e.touched) > time.Minute
+	if touch {
+		e.touched = now
+	}
+	s.mu.Unlock()
+	var err error
+	if touch {
+		err = os.Chtimes(path, now, now)
+	} else {
+		_, err = os.Stat(path)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return true
+	}
+	s.mu.Lock()
+	if e, ok := s.lru.Peek(key); ok {
+		s.lru.Remove(key)
+		s.used -= e.size
+		s.m.used.Set(float64(s.used))
+	}
+	s.mu.Unlock()
+	return false
 }
 
 // Contains reports whether key is cached (without touching its recency).
@@ -234,6 +289,9 @@ func fillTemp(ctx context.Context, dir, pattern string, size int64, fill Fill) (
 	n, err := fill(ctx, f)
 	if err == nil && n != size {
 		err = fmt.Errorf("got %d bytes, the catalog says %d", n, size)
+	}
+	if err == nil {
+		err = f.Sync() // renamed whole, so it must be whole on disk too
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

@@ -8,9 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/strata-db/strata/cache"
 )
@@ -203,6 +205,11 @@ func TestStore_RestartKeepsFilesAndDropsPartials(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "p", "x", "c.123.tmp"), make([]byte, 50), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The directory is the store's until it closes.
+	if _, err := cache.OpenStore(dir, 1000, nil); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("a second store opened the same directory: %v", err)
+	}
+	s.Close()
 	s2, err := cache.OpenStore(dir, 1000, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -218,6 +225,7 @@ func TestStore_RestartKeepsFilesAndDropsPartials(t *testing.T) {
 		t.Fatalf("after restart: hit=%v err=%v", hit, err)
 	}
 	rel()
+	s2.Close()
 	// A smaller limit on restart evicts down to it.
 	s3, err := cache.OpenStore(dir, 150, nil)
 	if err != nil {
@@ -236,5 +244,52 @@ func TestCheckKey(t *testing.T) {
 	}
 	if err := cache.CheckKey("default/records/date=2026-11-23/hour=10/0-01ABC.parquet"); err != nil {
 		t.Error(err)
+	}
+}
+
+// A cached file deleted under the store (by an operator, a tmp cleaner) is
+// a miss that fills again, not an error on every read until evicted; and
+// the order of use survives a restart.
+func TestStore_DeletedFileIsFilledAgainAndUseOrderSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	s, err := cache.OpenStore(dir, 250, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int64
+	get := func(s *cache.Store, key string) bool {
+		t.Helper()
+		p, rel, hit, err := s.Get(context.Background(), key, 100, fillWith(make([]byte, 100), &calls))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rel()
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		return hit
+	}
+	get(s, "p/a")
+	get(s, "p/b")
+	if err := os.Remove(filepath.Join(dir, "p", "a")); err != nil {
+		t.Fatal(err)
+	}
+	if hit := get(s, "p/a"); hit || calls.Load() != 3 {
+		t.Fatalf("deleted file: hit=%v, %d fills, want a miss and a third fill", hit, calls.Load())
+	}
+	// b is used after a: after a restart, a is the one to go.
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(filepath.Join(dir, "p", "a"), old, old)
+	os.Chtimes(filepath.Join(dir, "p", "b"), old.Add(-time.Hour), old.Add(-time.Hour))
+	get(s, "p/b") // a hit: marks b used now
+	s.Close()
+	s2, err := cache.OpenStore(dir, 250, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	get(s2, "p/c") // needs room: evicts the least recently used
+	if !s2.Contains("p/b") || s2.Contains("p/a") {
+		t.Fatalf("after restart, a (used before b) should go first: a=%v b=%v", s2.Contains("p/a"), s2.Contains("p/b"))
 	}
 }

@@ -3,15 +3,14 @@ package catalog
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
-	"syscall"
-	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/strata-db/strata/internal/flock"
 )
 
 type sqliteDialect struct {
@@ -27,27 +26,7 @@ func (sqliteDialect) rebind(q string) string { return q }
 // statement failed with SQLITE_BUSY despite the busy timeout. Under the
 // lock the first connection (and its pragmas) opens one process at a time.
 func (d sqliteDialect) lockMigrations(ctx context.Context, _ *sql.DB) (func(), error) {
-	f, err := os.OpenFile(d.path+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	return func() { f.Close() }, nil // closing the file releases the lock
+	return flock.Lock(ctx, d.path+".lock")
 }
 
 func (sqliteDialect) acquireLease(ctx context.Context, tx *sql.Tx, name, holder string, now, expires int64) (bool, error) {

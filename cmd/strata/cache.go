@@ -86,7 +86,36 @@ type cacheNode struct {
 	addr string
 }
 
+// apartFromObjects refuses a cache directory that holds, or lies inside,
+// the directory of a file:// object store: the cache evicts what it finds
+// in its directory, and would delete the lake.
+func apartFromObjects(cacheDir string, bucket *objstore.Bucket) error {
+	objects, ok := bucket.LocalDir()
+	if !ok {
+		return nil
+	}
+	a, err := filepath.Abs(cacheDir)
+	if err != nil {
+		return err
+	}
+	b, err := filepath.Abs(objects)
+	if err != nil {
+		return err
+	}
+	inside := func(dir, root string) bool {
+		rel, err := filepath.Rel(root, dir)
+		return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+	}
+	if inside(a, b) || inside(b, a) {
+		return settingError{"cache-dir", fmt.Errorf("%s overlaps the object store's directory %s; the cache deletes files it finds there", cacheDir, objects)}
+	}
+	return nil
+}
+
 func startCacheNode(ctx context.Context, c cacheConfig, ln net.Listener, cat catalog.Store, bucket *objstore.Bucket, reg *prometheus.Registry) (*cacheNode, error) {
+	if err := apartFromObjects(c.dir, bucket); err != nil {
+		return nil, err
+	}
 	m := cache.NewMetrics()
 	reg.MustRegister(m.Collectors()...)
 	store, err := cache.OpenStore(filepath.Join(c.dir, "objects"), int64(c.size), m)
@@ -135,6 +164,9 @@ func newCacheClient(ctx context.Context, c cacheConfig, cat catalog.Store, bucke
 		reg.MustRegister(opts.Metrics.Collectors()...)
 	}
 	if c.localSize > 0 {
+		if err := apartFromObjects(c.dir, bucket); err != nil {
+			return nil, err
+		}
 		local, err := cache.OpenStore(filepath.Join(c.dir, "copies"), int64(c.localSize), opts.Metrics)
 		if err != nil {
 			return nil, settingError{"cache-dir", err}

@@ -184,6 +184,8 @@ func TestServe_BadSettingsFailWithOneClearLine(t *testing.T) {
 			[]string{"STRATA_DATA_DIR", "not a directory"}, 1},
 		{"data dir on a read-only file system", nil, []string{"--data-dir", "/proc/strata-test"},
 			[]string{"STRATA_DATA_DIR", "/proc/strata-test"}, 1},
+		{"cache dir holding the objects", nil, []string{"--cache-dir", dataDir},
+			[]string{"STRATA_CACHE_DIR", "overlaps the object store"}, 1},
 		{"unknown flag", nil, []string{"--nope"}, []string{"flag provided but not defined", "strata serve --help"}, 2},
 		{"http address in use", nil, []string{"--http-addr", "256.0.0.1:99999"}, []string{"STRATA_HTTP_ADDR"}, 1},
 	}
