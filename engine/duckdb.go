@@ -125,6 +125,9 @@ func (db *DB) lockDown(ctx context.Context) error {
 	return nil
 }
 
+// Timeout is the time limit of every query.
+func (db *DB) Timeout() time.Duration { return db.opts.QueryTimeout }
+
 // Close closes every connection and the database.
 func (db *DB) Close() error {
 	db.mu.Lock()

@@ -72,6 +72,8 @@ func (db *DB) Deparse(ctx context.Context, tree map[string]any) (string, error) 
 // Row runs a query that reads no table and returns its first row, each
 // value rendered as text (NULL as nil).
 func (db *DB) Row(ctx context.Context, sql string) ([]*string, error) {
+	ctx, cancel := context.WithTimeout(ctx, db.opts.QueryTimeout)
+	defer cancel()
 	conn, err := db.conn(ctx)
 	if err != nil {
 		return nil, err

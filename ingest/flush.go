@@ -148,6 +148,7 @@ func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.F
 		return a.hour < b.hour
 	})
 	files := make([]catalog.File, 0, len(keys))
+	bodies := make([][]byte, 0, len(keys))
 	for _, pk := range keys {
 		t, _ := schema.Lookup(pk.table)
 		var buf bytes.Buffer
@@ -167,12 +168,31 @@ func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.F
 			return nil, err
 		}
 		files = append(files, pk.file(key, 0, info, int64(buf.Len())))
+		bodies = append(bodies, buf.Bytes())
 	}
+	uploaded := time.Now()
 	err = in.retry(ctx, fmt.Sprintf("register %d files of segment %d", len(files), seg.seq), func(ctx context.Context) error {
+		// Objects no catalog row names are deleted by the compactor's
+		// orphan scan once they are --gc-orphan-grace old (at least an
+		// hour): while the catalog stays out of reach, upload them afresh
+		// before each registration attempt past half an hour.
+		if time.Since(uploaded) > reuploadAfter {
+			for i, f := range files {
+				if err := in.bucket.Put(ctx, f.Key, bodies[i]); err != nil {
+					return fmt.Errorf("upload %s again: %w", f.Key, err)
+				}
+			}
+			uploaded = time.Now()
+		}
 		return in.cat.RegisterFiles(ctx, files...)
 	})
 	return files, err
 }
+
+// reuploadAfter is how old a flush's uploads may get while it waits for
+// the catalog; it must stay well under the orphan scan's grace
+// (MinOrphanGrace).
+var reuploadAfter = 30 * time.Minute
 
 // file is the catalog row of the Parquet file at key that holds pk's rows.
 func (pk partKey) file(key string, level int, info engine.FileInfo, size int64) catalog.File {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"gocloud.dev/blob"
 
 	"github.com/strata-db/strata/catalog"
 	"github.com/strata-db/strata/compactor"
@@ -197,5 +199,64 @@ func TestRecovery_ReplayAfterPurgeDoesNotDoubleRows(t *testing.T) {
 	}
 	if rows, files := l.liveRows(t); rows != 100 {
 		t.Fatalf("after the replay: %d live rows in %d files, want 100", rows, len(files))
+	}
+}
+
+// A flush whose registration keeps failing leaves objects no catalog row
+// names: orphans, to the compactor, once older than its grace. The flush
+// uploads them again while it waits, so the file it finally registers has
+// its object.
+func TestRecovery_OrphanScanDuringALongCatalogOutageLosesNothing(t *testing.T) {
+	l := newLake(t)
+	ctx := context.Background()
+	defer func(d time.Duration) { *ingest.ReuploadAfter = d }(*ingest.ReuploadAfter)
+	*ingest.ReuploadAfter = 200 * time.Millisecond // stands for 30 minutes
+	fc := &flakyCatalog{Store: l.cat}
+	fc.failRegister.Store(true)
+	in, err := ingest.Open(fc, l.bucket, ingest.Options{ScratchDir: filepath.Join(l.dir, "scratch"),
+		FlushInterval: 50 * time.Millisecond, OpTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendSpans(t, in, 100, time.Now().UTC().Add(-30*time.Minute))
+	objects := func() (keys []string) {
+		it := l.bucket.List(&blob.ListOptions{Prefix: catalog.DefaultProject + "/"})
+		for {
+			o, err := it.Next(ctx)
+			if err == io.EOF {
+				return keys
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys = append(keys, o.Key)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(objects()) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing uploaded")
+		}
+	}
+	// Hours pass for the compactor while the catalog stays out of reach
+	// of this ingest node: its orphan scan deletes the upload.
+	now := time.Now().Add(7 * time.Hour)
+	c, err := compactor.New(l.cat, l.bucket, compactor.Options{WorkDir: filepath.Join(l.dir, "work"), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pass, err := c.RunOnce(ctx); err != nil || pass.Orphans == 0 {
+		t.Fatalf("orphan scan: %+v %v", pass, err)
+	}
+	time.Sleep(2 * *ingest.ReuploadAfter)
+	fc.failRegister.Store(false)
+	if err := in.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, files := l.liveRows(t)
+	if rows != 100 || len(files) != 1 {
+		t.Fatalf("%d rows in %d files registered, want 100", rows, len(files))
+	}
+	if keys := objects(); len(keys) != 1 || keys[0] != files[0].Key {
+		t.Fatalf("objects %v, want the registered file's", keys)
 	}
 }

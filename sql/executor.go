@@ -120,13 +120,22 @@ func (e *Executor) Run(ctx context.Context, project string, req Request) (*Resul
 	if err != nil {
 		return nil, err
 	}
+	// The time limit covers the whole query, planning and fetching files
+	// included, not only DuckDB's part: the compactor's GC grace is set
+	// longer than it, so no file is deleted under a query still running.
+	limit := e.Engine.Timeout()
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	res, unpin, err := e.run(ctx, project, req)
 	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = &engine.QueryError{Msg: fmt.Sprintf("query stopped after %v, the time limit", limit), Err: engine.ErrTimeout}
+		}
+		cancel()
 		unpin()
 		release()
 		return nil, err
 	}
-	res.start, res.release = start, func() { unpin(); release() }
+	res.start, res.release = start, func() { cancel(); unpin(); release() }
 	return res, nil
 }
 

@@ -33,7 +33,7 @@ func (c *compactorConfig) register(cmd *command, withDisable bool) {
 	cmd.fs.DurationVar(&c.minAge, "compact-min-age", 5*time.Second, "level-0 files younger than this wait for a later pass, so each merge takes several (`duration`)")
 	cmd.fs.DurationVar(&c.leaseTTL, "compact-lease-ttl", 2*time.Minute, "how long a partition job stays leased to a compactor that stopped renewing it, e.g. one that died (`duration`)")
 	cmd.fs.DurationVar(&c.grace, "gc-grace", 10*time.Minute, "how long merged-away files stay readable before deletion (`duration`); longer than --query-timeout")
-	cmd.fs.DurationVar(&c.orphanGrace, "gc-orphan-grace", 6*time.Hour, "age at which objects no catalog row refers to are deleted (`duration`)")
+	cmd.fs.DurationVar(&c.orphanGrace, "gc-orphan-grace", 6*time.Hour, "age at which objects no catalog row refers to are deleted (`duration`); at least 1h in production: an ingest node waiting for the catalog uploads its files again every 30 minutes")
 	if withDisable {
 		cmd.fs.BoolVar(&c.disabled, "no-compactor", false, "do not run the compactor in this process")
 	}
@@ -48,6 +48,9 @@ func startCompactor(c compactorConfig, dataDir string, cat catalog.Store, bucket
 	minAge := c.minAge
 	if minAge == 0 {
 		minAge = -1 // Options: zero is the default, negative is none
+	}
+	if c.orphanGrace < time.Hour {
+		slog.Warn("--gc-orphan-grace under 1h: files of a flush or merge that waits that long for the catalog can be deleted as orphans", "gc-orphan-grace", c.orphanGrace)
 	}
 	comp, err := compactor.New(cat, bucket, compactor.Options{Interval: c.interval, TargetBytes: int64(c.target),
 		MinAge: minAge, LeaseTTL: c.leaseTTL, Grace: c.grace, OrphanGrace: c.orphanGrace, WorkDir: filepath.Join(dataDir, "compactor"),

@@ -186,6 +186,8 @@ func TestServe_BadSettingsFailWithOneClearLine(t *testing.T) {
 			[]string{"STRATA_DATA_DIR", "/proc/strata-test"}, 1},
 		{"cache dir holding the objects", nil, []string{"--cache-dir", dataDir},
 			[]string{"STRATA_CACHE_DIR", "overlaps the object store"}, 1},
+		{"gc grace shorter than a query", nil, []string{"--gc-grace", "30s"},
+			[]string{"STRATA_GC_GRACE", "query-timeout"}, 1},
 		{"unknown flag", nil, []string{"--nope"}, []string{"flag provided but not defined", "strata serve --help"}, 2},
 		{"http address in use", nil, []string{"--http-addr", "256.0.0.1:99999"}, []string{"STRATA_HTTP_ADDR"}, 1},
 	}
