@@ -6,9 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net"
+	"os"
 	"regexp"
 	"runtime/debug"
 	"strconv"
@@ -100,9 +102,11 @@ type pgSession struct {
 
 	mu     sync.Mutex
 	cancel context.CancelFunc // of the running query
+	hungUp bool               // the client closed the connection
 
 	stmts   map[string]*pgStatement
 	portals map[string]*pgPortal
+	inTx    bool // between BEGIN and COMMIT/ROLLBACK: portals outlive Sync
 }
 
 type pgStatement struct {
@@ -128,8 +132,9 @@ type pgPortal struct {
 	result  *pgResult // opened by Describe, read by Execute
 }
 
-func (s *PGServer) serveConn(c net.Conn) {
-	defer c.Close()
+func (s *PGServer) serveConn(raw net.Conn) {
+	defer raw.Close()
+	c := &hangupConn{Conn: raw}
 	// A bug met by one session ends that session, not the server.
 	defer func() {
 		if r := recover(); r != nil {
@@ -138,6 +143,7 @@ func (s *PGServer) serveConn(c net.Conn) {
 	}()
 	sess := &pgSession{srv: s, conn: c, be: pgproto3.NewBackend(c, c), project: catalog.DefaultProject,
 		stmts: map[string]*pgStatement{}, portals: map[string]*pgPortal{}}
+	sess.be.SetMaxBodyLen(maxMessageBytes)
 	c.SetDeadline(time.Now().Add(30 * time.Second)) // for the start-up only
 	if !sess.startup() {
 		return
@@ -220,8 +226,83 @@ func (sess *pgSession) queryContext() (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sess.mu.Lock()
 	sess.cancel = cancel
+	if sess.hungUp {
+		cancel()
+	}
 	sess.mu.Unlock()
 	return ctx, cancel
+}
+
+// hangUp cancels the running query, and any the session would start.
+func (sess *pgSession) hangUp() {
+	sess.mu.Lock()
+	sess.hungUp = true
+	sess.mu.Unlock()
+	sess.cancelQuery()
+}
+
+// maxMessageBytes bounds one protocol message: the longest query text
+// and some room for a Bind's parameters.
+const maxMessageBytes = MaxSQLBytes + 1<<20
+
+// hangupConn is a session's connection that can watch, while a query runs,
+// for the client hanging up: a read in the background which, if the
+// connection ends, cancels the query (as net/http does for requests).
+// Bytes that read gets early (the client's next message) are handed to the
+// protocol reader afterwards.
+type hangupConn struct {
+	net.Conn
+	mu      sync.Mutex
+	pending []byte
+	err     error // the connection's end, seen by the background read
+}
+
+func (c *hangupConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		c.mu.Unlock()
+		return n, nil
+	}
+	err := c.err
+	c.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+// watch reads in the background until stop, calling onHangup if the
+// connection ends meanwhile.
+func (c *hangupConn) watch(onHangup func()) (stop func()) {
+	c.mu.Lock()
+	busy := len(c.pending) > 0 || c.err != nil
+	c.mu.Unlock()
+	if busy {
+		return func() {} // the client has already sent more, or is gone
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		n, err := c.Conn.Read(buf)
+		c.mu.Lock()
+		c.pending = append(c.pending, buf[:n]...)
+		ended := err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+		if ended {
+			c.err = err
+		}
+		c.mu.Unlock()
+		if ended {
+			onHangup()
+		}
+	}()
+	return func() {
+		c.Conn.SetReadDeadline(time.Unix(1, 0)) // wakes the read
+		<-done
+		c.Conn.SetReadDeadline(time.Time{})
+	}
 }
 
 func (sess *pgSession) closePortals() {
@@ -238,6 +319,15 @@ func (sess *pgSession) loop() {
 	for {
 		msg, err := sess.be.Receive()
 		if err != nil {
+			var tooLong *pgproto3.ExceededMaxBodyLenErr
+			switch {
+			case errors.As(err, &tooLong):
+				sess.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: "54000",
+					Message: fmt.Sprintf("message of %d bytes is over the limit of %d", tooLong.ActualBodyLen, maxMessageBytes)})
+			case !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed):
+				sess.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: "08P01", Message: "invalid message: " + err.Error()})
+			}
+			sess.be.Flush()
 			return
 		}
 		if skipToSync {
@@ -247,10 +337,15 @@ func (sess *pgSession) loop() {
 			skipToSync = false
 		}
 		var perr error
+		var stopWatch func()
+		switch msg.(type) {
+		case *pgproto3.Query, *pgproto3.Execute, *pgproto3.Describe:
+			stopWatch = sess.conn.(*hangupConn).watch(sess.hangUp)
+		}
 		switch m := msg.(type) {
 		case *pgproto3.Query:
 			sess.simpleQuery(m.String)
-			sess.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+			sess.be.Send(&pgproto3.ReadyForQuery{TxStatus: sess.txStatus()})
 		case *pgproto3.Parse:
 			perr = sess.parse(m)
 		case *pgproto3.Bind:
@@ -270,13 +365,28 @@ func (sess *pgSession) loop() {
 			}
 			sess.be.Send(&pgproto3.CloseComplete{})
 		case *pgproto3.Sync:
-			sess.closeUnnamedPortal()
-			sess.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+			// Sync ends the implicit transaction, and its portals with it
+			// (each may hold a query slot); in a BEGIN block they live on.
+			if sess.inTx {
+				sess.closeUnnamedPortal()
+			} else {
+				sess.closePortals()
+			}
+			sess.be.Send(&pgproto3.ReadyForQuery{TxStatus: sess.txStatus()})
 		case *pgproto3.Flush:
 		case *pgproto3.Terminate:
 			return
+		case *pgproto3.CopyData, *pgproto3.CopyDone, *pgproto3.CopyFail:
+			// Outside COPY, PostgreSQL ignores these too.
+		case *pgproto3.FunctionCall:
+			sess.sendError(&pgError{code: "0A000", msg: "the function call protocol is not supported; call functions in a query"})
+			sess.be.Send(&pgproto3.ReadyForQuery{TxStatus: sess.txStatus()})
 		default:
-			perr = &pgError{code: "08P01", msg: fmt.Sprintf("unsupported message %T", msg)}
+			sess.sendError(&pgError{code: "08P01", msg: fmt.Sprintf("unexpected message %T", msg)})
+			sess.be.Send(&pgproto3.ReadyForQuery{TxStatus: sess.txStatus()})
+		}
+		if stopWatch != nil {
+			stopWatch()
 		}
 		if perr != nil {
 			sess.sendError(perr)
@@ -286,6 +396,14 @@ func (sess *pgSession) loop() {
 			return
 		}
 	}
+}
+
+// txStatus is ReadyForQuery's transaction status: in a BEGIN block or idle.
+func (sess *pgSession) txStatus() byte {
+	if sess.inTx {
+		return 'T'
+	}
+	return 'I'
 }
 
 func (sess *pgSession) closeUnnamedPortal() {
@@ -356,7 +474,10 @@ func (sess *pgSession) simpleQuery(text string) {
 			sess.sendError(err)
 			return
 		}
-		if err := sess.sendResult(res, nil, true); err != nil {
+		// A command without rows gets only its CommandComplete here;
+		// NoData answers a Describe.
+		withDescription := res.rows != nil || res.fixed != nil
+		if err := sess.sendResult(res, nil, withDescription); err != nil {
 			sess.sendError(err)
 			return
 		}
@@ -392,6 +513,12 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 			tag = "ROLLBACK"
 		case "DISCARD":
 			tag = "DISCARD ALL"
+		}
+		switch tag {
+		case "BEGIN":
+			sess.inTx = true
+		case "COMMIT", "ROLLBACK":
+			sess.inTx = false
 		}
 		return &pgResult{tag: tag}, nil
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
@@ -330,4 +331,116 @@ func TestPG_CatalogRoutingAndSandbox(t *testing.T) {
 	if err := c.QueryRow(ctx, `SELECT $$x;y$$, E'a\'b;c'`).Scan(&a, &b); err != nil || a != "x;y" || b != "a'b;c" {
 		t.Errorf("quoted semicolons: %q %q %v", a, b, err)
 	}
+}
+
+// rawPG is a protocol-level client, for what drivers do not send on their
+// own: half-finished portals, hang-ups, odd messages.
+type rawPG struct {
+	t    *testing.T
+	conn net.Conn
+	fe   *pgproto3.Frontend
+}
+
+func dialRawPG(t *testing.T, addr string) *rawPG {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	r := &rawPG{t: t, conn: conn, fe: pgproto3.NewFrontend(conn, conn)}
+	r.send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{"user": "raw"}})
+	r.until("*pgproto3.ReadyForQuery")
+	return r
+}
+
+func (r *rawPG) send(msgs ...pgproto3.FrontendMessage) {
+	r.t.Helper()
+	for _, m := range msgs {
+		r.fe.Send(m)
+	}
+	if err := r.fe.Flush(); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// until reads messages up to one of the given type and returns their types.
+func (r *rawPG) until(typ string) []string {
+	r.t.Helper()
+	r.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var seen []string
+	for {
+		m, err := r.fe.Receive()
+		if err != nil {
+			r.t.Fatalf("waiting for %s after %v: %v", typ, seen, err)
+		}
+		name := fmt.Sprintf("%T", m)
+		if e, ok := m.(*pgproto3.ErrorResponse); ok {
+			name += "(" + e.Code + ")"
+		}
+		seen = append(seen, name)
+		if strings.HasPrefix(name, typ) {
+			return seen
+		}
+	}
+}
+
+func TestPG_SessionsReleaseWhatTheyHold(t *testing.T) {
+	e := newEnv(t, envOptions{limiter: sql.NewLimiter(1, 0), queryTimeout: time.Minute})
+	e.send(span{})
+	e.flushed()
+	addr := startPG(t, e)
+	ctx := context.Background()
+	canQuery := func(when string) {
+		t.Helper()
+		c := pgConnect(t, addr, pgx.QueryExecModeSimpleProtocol)
+		var n int64
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if err = c.QueryRow(ctx, "SELECT count(*) FROM records").Scan(&n); err == nil {
+				return
+			}
+		}
+		t.Fatalf("%s: the only query slot stayed taken: %v", when, err)
+	}
+
+	// A client that hangs up mid-query frees its slot: the query stops.
+	r := dialRawPG(t, addr)
+	r.send(&pgproto3.Query{String: "SELECT count(*) FROM range(20000000000) t(i) WHERE i % 7 = 3"})
+	time.Sleep(300 * time.Millisecond)
+	r.conn.Close()
+	canQuery("after a hang-up")
+
+	// A portal described and left behind is closed at Sync.
+	r = dialRawPG(t, addr)
+	r.send(&pgproto3.Parse{Name: "s1", Query: "SELECT span_name FROM records"},
+		&pgproto3.Bind{PreparedStatement: "s1", DestinationPortal: "p1"},
+		&pgproto3.Describe{ObjectType: 'P', Name: "p1"}, &pgproto3.Sync{})
+	r.until("*pgproto3.ReadyForQuery")
+	canQuery("after an abandoned portal")
+
+	// Messages strata does not take get an error and the session goes on;
+	// COPY messages outside COPY are ignored, as PostgreSQL does.
+	r.send(&pgproto3.FunctionCall{Function: 1}, &pgproto3.CopyDone{}, &pgproto3.Query{String: "SELECT 1"})
+	seen := r.until("*pgproto3.ReadyForQuery")
+	if !strings.Contains(strings.Join(seen, " "), "ErrorResponse(0A000)") {
+		t.Errorf("FunctionCall: %v", seen)
+	}
+	seen = r.until("*pgproto3.ReadyForQuery")
+	if !strings.Contains(strings.Join(seen, " "), "DataRow") {
+		t.Errorf("a query after FunctionCall and CopyDone: %v", seen)
+	}
+	// A SET in a simple query gets its CommandComplete, not NoData.
+	r.send(&pgproto3.Query{String: "SET application_name = 'x'"})
+	if seen := r.until("*pgproto3.ReadyForQuery"); strings.Contains(strings.Join(seen, " "), "NoData") {
+		t.Errorf("SET: %v", seen)
+	}
+
+	// A message over the size limit ends the session with a clear error.
+	r = dialRawPG(t, addr)
+	r.send(&pgproto3.Query{String: "SELECT '" + strings.Repeat("x", 3<<20) + "'"})
+	if seen := r.until("*pgproto3.ErrorResponse"); !strings.Contains(seen[len(seen)-1], "54000") {
+		t.Errorf("oversized message: %v", seen)
+	}
+	canQuery("after an oversized message")
 }
