@@ -438,7 +438,7 @@ func TestPG_SessionsReleaseWhatTheyHold(t *testing.T) {
 
 	// A message over the size limit ends the session with a clear error.
 	r = dialRawPG(t, addr)
-	r.send(&pgproto3.Query{String: "SELECT '" + strings.Repeat("x", 3<<20) + "'"})
+	r.conn.Write([]byte{'Q', 0, 0x30, 0, 0, 'S', 'E', 'L'}) // announces 3 MiB
 	if seen := r.until("*pgproto3.ErrorResponse"); !strings.Contains(seen[len(seen)-1], "54000") {
 		t.Errorf("oversized message: %v", seen)
 	}
