@@ -314,6 +314,13 @@ func queryError(ctx context.Context, timeout time.Duration, err error) error {
 		if msg == "" {
 			msg = err.Error()
 		}
+		if de.Type == duckdb.ErrorTypeOutOfMemory {
+			// DuckDB's advice is settings users cannot change here.
+			if i := strings.Index(msg, "Possible solutions"); i > 0 {
+				msg = strings.TrimSpace(msg[:i])
+			}
+			msg += "\nThe query needs more memory than a query may have: narrow its time range, aggregate before joining, or select fewer columns."
+		}
 		return &QueryError{Msg: msg, Err: err}
 	}
 	return err

@@ -459,3 +459,20 @@ func TestNeed_AppliesToATableWithoutTraceIDs(t *testing.T) {
 		t.Fatalf("%d rows kept, want the 2 from %s on", rows, need.Min)
 	}
 }
+
+// Out of memory is the user's error, and its advice is not DuckDB's
+// settings, which no query may change here.
+func TestDB_OutOfMemoryAdvice(t *testing.T) {
+	db := openDB(t, t.TempDir(), engine.Options{MemoryLimit: "64MB", MaxTempSize: "1MB"})
+	rows, err := db.Query(context.Background(), engine.Query{SQL: "SELECT list(i::VARCHAR || repeat('x', 100)) FROM range(10000000) t(i)"})
+	if err == nil {
+		for rows.Next() {
+		}
+		err = rows.Err()
+		rows.Release()
+	}
+	var qe *engine.QueryError
+	if !errors.As(err, &qe) || !strings.Contains(qe.Msg, "Out of Memory") || strings.Contains(qe.Msg, "SET ") || !strings.Contains(qe.Msg, "narrow its time range") {
+		t.Fatalf("err = %v", err)
+	}
+}

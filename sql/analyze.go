@@ -242,6 +242,12 @@ func (a *analysis) check(n any, ctes map[string]bool) *sandboxError {
 					return &sandboxError{fmt.Sprintf("table %q is not available: query records or metrics", v["table_name"]), location(v)}
 				}
 			}
+		case "SHOW_REF":
+			// DESCRIBE or SUMMARIZE of a query is checked as that query;
+			// SHOW TABLES and SHOW DATABASES would list the server's own.
+			if name, _ := v["table_name"].(string); name != "" {
+				return &sandboxError{"SHOW of tables and databases is not available: query records or metrics", location(v)}
+			}
 		case "TABLE_FUNCTION":
 			fn, _ := v["function"].(map[string]any)
 			name := strings.ToLower(fmt.Sprint(fn["function_name"]))

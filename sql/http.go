@@ -81,19 +81,25 @@ func parseRequest(w http.ResponseWriter, r *http.Request) (Request, *httpError) 
 			req.Limit = n
 		}
 	} else {
-		body := http.MaxBytesReader(w, r.Body, MaxSQLBytes+64<<10)
+		// Room for the longest query with every character escaped (\u00e9):
+		// the limit is on the SQL, checked once decoded.
+		body := http.MaxBytesReader(w, r.Body, 6*MaxSQLBytes+64<<10)
 		var raw struct {
 			SQL          string `json:"sql"`
 			MinTimestamp string `json:"min_timestamp"`
 			MaxTimestamp string `json:"max_timestamp"`
 			Limit        int64  `json:"limit"`
 		}
-		if err := json.NewDecoder(body).Decode(&raw); err != nil {
+		dec := json.NewDecoder(body)
+		if err := dec.Decode(&raw); err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				return req, &httpError{http.StatusRequestEntityTooLarge, ErrTooLong.Error()}
 			}
 			return req, &httpError{http.StatusBadRequest, "invalid JSON body: " + err.Error()}
+		}
+		if dec.More() {
+			return req, &httpError{http.StatusBadRequest, "invalid JSON body: more after the object; send one query per request"}
 		}
 		req.SQL, req.Limit = raw.SQL, raw.Limit
 		for name, v := range map[string]string{"min_timestamp": raw.MinTimestamp, "max_timestamp": raw.MaxTimestamp} {
@@ -238,8 +244,12 @@ func writeJSON(w io.Writer, res *Result, limit int64) error {
 	}
 	b = append(b, `],"rows":[`...)
 	var encs []valueEncoder
+	var err error
 	for (limit <= 0 || res.Stats.Rows < limit) && res.Next() {
 		rec := res.RecordBatch()
+		if err = checkValueSizes(rec); err != nil {
+			break
+		}
 		encs = encs[:0]
 		for c := range int(rec.NumCols()) {
 			encs = append(encs, encoderFor(rec.Column(c)))
@@ -267,7 +277,10 @@ func writeJSON(w io.Writer, res *Result, limit int64) error {
 		res.Stats.Rows += n
 	}
 	b = append(b, ']')
-	if err := res.Err(); err != nil {
+	if err == nil {
+		err = res.Err()
+	}
+	if err != nil {
 		// Too late for a status code: end the document with the error.
 		b = append(b, `,"error":`...)
 		b = appendJSONString(b, err.Error())
@@ -280,7 +293,7 @@ func writeJSON(w io.Writer, res *Result, limit int64) error {
 	b = append(b, `,"stats":`...)
 	b = append(b, st...)
 	b = append(b, '}')
-	_, err := w.Write(b)
+	_, err = w.Write(b)
 	return err
 }
 
@@ -294,8 +307,12 @@ func writeCSV(w io.Writer, res *Result, limit int64) error {
 	}
 	cw.Write(header)
 	record := make([]string, len(fields))
+	var err error
 	for (limit <= 0 || res.Stats.Rows < limit) && res.Next() {
 		rec := res.RecordBatch()
+		if err = checkValueSizes(rec); err != nil {
+			break
+		}
 		n := rowsLeft(rec, res.Stats.Rows, limit)
 		for i := range int(n) {
 			for c := range record {
@@ -308,7 +325,10 @@ func writeCSV(w io.Writer, res *Result, limit int64) error {
 		res.Stats.Rows += n
 	}
 	cw.Flush()
-	if err := res.Err(); err != nil {
+	if err == nil {
+		err = res.Err()
+	}
+	if err != nil {
 		fmt.Fprintf(w, "# error: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 		return err
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/strata-db/strata/engine"
 )
 
 // valueEncoder appends row i of one column as a JSON value.
@@ -235,4 +237,42 @@ func typeName(t arrow.DataType) string {
 		return fmt.Sprintf("DECIMAL(%d,%d)", t.Precision, t.Scale)
 	}
 	return t.String()
+}
+
+// MaxValueBytes bounds one text or binary value of a result sent as JSON,
+// CSV or over the Postgres protocol: each is encoded whole in memory (a
+// JSON string up to six times its size), so one huge value per query
+// would take gigabytes. The Arrow stream sends buffers as they are.
+const MaxValueBytes = 64 << 20
+
+// checkValueSizes refuses a batch holding a value over MaxValueBytes.
+func checkValueSizes(rec arrow.RecordBatch) error {
+	for c, col := range rec.Columns() {
+		if ext, ok := col.(array.ExtensionArray); ok {
+			col = ext.Storage()
+		}
+		longest := int64(0)
+		switch a := col.(type) {
+		case *array.String:
+			offs := a.ValueOffsets()
+			for i := 1; i < len(offs); i++ {
+				longest = max(longest, int64(offs[i]-offs[i-1]))
+			}
+		case *array.Binary:
+			offs := a.ValueOffsets()
+			for i := 1; i < len(offs); i++ {
+				longest = max(longest, int64(offs[i]-offs[i-1]))
+			}
+		case *array.LargeString:
+			offs := a.ValueOffsets()
+			for i := 1; i < len(offs); i++ {
+				longest = max(longest, offs[i]-offs[i-1])
+			}
+		}
+		if longest > MaxValueBytes {
+			return &engine.QueryError{Msg: fmt.Sprintf("column %q holds a value of %d MiB, over the %d MiB a result value may have; select part of it, e.g. left(%s, 1000)",
+				rec.ColumnName(c), longest>>20, MaxValueBytes>>20, rec.ColumnName(c))}
+		}
+	}
+	return nil
 }

@@ -662,6 +662,9 @@ func (sess *pgSession) sendResult(r *pgResult, formats []int16, withDescription 
 	vals := make([][]byte, len(cols))
 	for r.rows.Next() {
 		rec := r.rows.RecordBatch()
+		if err := checkValueSizes(rec); err != nil {
+			return err
+		}
 		for i := range int(rec.NumRows()) {
 			for c := range cols {
 				a := rec.Column(c)

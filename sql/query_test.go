@@ -302,6 +302,11 @@ func TestQuery_BadInput(t *testing.T) {
 		{"negative limit", map[string]any{"sql": "SELECT 1", "limit": -1}, 400, "limit"},
 		{"missing sql", map[string]any{}, 400, "missing"},
 		{"not JSON", "{not json", 400, "invalid JSON"},
+		{"two JSON objects", `{"sql": "SELECT 1"} {"sql": "SELECT 2"}`, 400, "one query per request"},
+		// 400 kB of SQL, 1.2 MB of JSON: the limit is on the SQL.
+		{"escaped SQL under the limit", `{"sql": "SELECT length('` + strings.Repeat(`\u00e9`, 200_000) + `')"}`, 200, ""},
+		// A value too large to encode is refused, not buffered.
+		{"huge value", map[string]any{"sql": "SELECT repeat('x', 70000000) AS s"}, 200, "a result value may have"},
 	}
 	for _, tc := range cases {
 		var r *response
