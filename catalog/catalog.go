@@ -130,6 +130,9 @@ type Store interface {
 	// TraceFilters returns the trace filters of the given files that have
 	// one, by key.
 	TraceFilters(ctx context.Context, keys ...string) (map[string][]byte, error)
+	// RetiredFiles returns which of keys name files that were registered
+	// and are no longer live: tombstoned, or purged within PurgedKeyMemory.
+	RetiredFiles(ctx context.Context, keys ...string) (map[string]bool, error)
 	// PurgeFiles forgets tombstoned files whose objects have been deleted.
 	// Live files are never purged. A purged key is remembered for
 	// PurgedKeyMemory: registering it again in that time does nothing.

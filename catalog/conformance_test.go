@@ -305,6 +305,11 @@ func TestStore_TombstoneAndPurge(t *testing.T) {
 		}
 		all, _ = s.Tombstoned(ctx, clk.Now(), 0)
 		equalKeys(t, "after purge", all, "b")
+		// Retired: tombstoned or purged, never live or unknown.
+		retired, err := s.RetiredFiles(ctx, "a", "b", "c", "unknown")
+		if err != nil || len(retired) != 2 || !retired["a"] || !retired["b"] {
+			t.Errorf("retired files: %v %v, want a (purged) and b (tombstoned)", retired, err)
+		}
 		live, _ = s.ListFiles(ctx, catalog.FileFilter{Project: "default", Table: "records"})
 		equalKeys(t, "live after purge", live, "c")
 		// A purged key registered again (a WAL segment replayed after its

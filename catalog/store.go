@@ -420,6 +420,38 @@ func (s *store) TraceFilters(ctx context.Context, keys ...string) (map[string][]
 	return out, nil
 }
 
+func (s *store) RetiredFiles(ctx context.Context, keys ...string) (map[string]bool, error) {
+	keys = unique(keys)
+	out := map[string]bool{}
+	for start := 0; start < len(keys); start += batchSize {
+		batch := keys[start:min(start+batchSize, len(keys))]
+		args := make([]any, 0, 2*len(batch))
+		for _, k := range batch {
+			args = append(args, k)
+		}
+		args = append(args, args...)
+		in := placeholders(len(batch))
+		rows, err := s.read.QueryContext(ctx, s.d.rebind(`SELECT object_key FROM files
+			WHERE tombstoned_at IS NOT NULL AND object_key IN (`+in+`)
+			UNION ALL SELECT object_key FROM purged_files WHERE object_key IN (`+in+`)`), args...)
+		if err != nil {
+			return nil, fmt.Errorf("retired files: %w", err)
+		}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("retired files: %w", err)
+			}
+			out[k] = true
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("retired files: %w", err)
+		}
+	}
+	return out, nil
+}
+
 // PurgedKeyMemory is how long a purged file's key is remembered, so that
 // registering it again (a WAL segment replayed after its files were
 // merged and purged) is a no-op. An ingest node whose scratch disk holds a

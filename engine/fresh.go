@@ -24,6 +24,11 @@ type Need struct {
 	Min, Max time.Time
 	TraceIDs []string
 	Columns  []string
+	// Exclude are object keys whose rows ingest must leave out: files the
+	// catalog has registered and already merged away (their rows are in
+	// the merged file) while ingest still holds them, unsure its
+	// registration went through.
+	Exclude []string
 }
 
 // Apply returns the rows of batches that pass f, with f's columns (and

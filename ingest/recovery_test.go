@@ -15,11 +15,14 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"gocloud.dev/blob"
 
+	"github.com/strata-db/strata/cache"
 	"github.com/strata-db/strata/catalog"
 	"github.com/strata-db/strata/compactor"
+	"github.com/strata-db/strata/engine"
 	"github.com/strata-db/strata/engine/schema"
 	"github.com/strata-db/strata/ingest"
 	"github.com/strata-db/strata/objstore"
+	"github.com/strata-db/strata/sql"
 )
 
 // Recovery across roles: an ingest node's WAL, registration retries and
@@ -258,5 +261,68 @@ func TestRecovery_OrphanScanDuringALongCatalogOutageLosesNothing(t *testing.T) {
 	}
 	if keys := objects(); len(keys) != 1 || keys[0] != files[0].Key {
 		t.Fatalf("objects %v, want the registered file's", keys)
+	}
+}
+
+// While a flush's registration has committed but the flusher does not
+// know it (the reply was lost; it retries), ingest still serves the
+// segment's rows. If the compactor merges the file meanwhile, a query
+// must count those rows once: from the merged file.
+func TestRecovery_RowsMergedWhileIngestRetriesAreCountedOnce(t *testing.T) {
+	l := newLake(t)
+	ctx := context.Background()
+	at := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Hour).Add(10 * time.Minute)
+	fc := &flakyCatalog{Store: l.cat}
+	in, err := ingest.Open(fc, l.bucket, ingest.Options{ScratchDir: filepath.Join(l.dir, "scratch"),
+		FlushInterval: 50 * time.Millisecond, OpTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close(ctx)
+	appendSpans(t, in, 50, at.Add(time.Second)) // flushed normally
+	for deadline := time.Now().Add(5 * time.Second); fc.registered.Load() == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("first segment not registered")
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	fc.commitThenFail.Store(true)
+	defer fc.commitThenFail.Store(false) // before Close, which would retry forever
+	appendSpans(t, in, 100, at)
+	for deadline := time.Now().Add(5 * time.Second); fc.registered.Load() < 2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("second segment not registered")
+		}
+	}
+	now := time.Now().UTC().Add(6 * time.Second) // past the compactor's MinAge
+	c, err := compactor.New(l.cat, l.bucket, compactor.Options{WorkDir: filepath.Join(l.dir, "work"), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, files := l.liveRows(t); len(files) != 1 || files[0].Level == 0 {
+		t.Fatalf("want the two level-0 files merged, got %+v", files)
+	}
+	db, err := engine.Open(ctx, engine.Options{AllowedDirs: []string{l.dir}, TempDir: filepath.Join(l.dir, "spill")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	client, err := cache.NewClient(l.bucket, cache.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := sql.NewExecutor(l.cat, db, client, in, nil).Run(ctx, catalog.DefaultProject, sql.Request{SQL: "SELECT count(*) AS n FROM records"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Release()
+	if !res.Next() {
+		t.Fatal(res.Err())
+	}
+	if n := res.RecordBatch().Column(0).ValueStr(0); n != "150" {
+		t.Fatalf("count(*) = %s, want 150", n)
 	}
 }

@@ -37,8 +37,8 @@ const UnflushedPath = "/v1/unflushed"
 const pendingMeta = "strata.pending_keys"
 
 // UnflushedHandler serves in's unflushed rows: GET UnflushedPath?project=P
-// &table=records|metrics[&min=µs][&max=µs][&trace_id=…] (times in Unix
-// microseconds, trace_id repeated for several).
+// &table=records|metrics[&min=µs][&max=µs][&trace_id=…][&exclude=key]
+// (times in Unix microseconds, trace_id and exclude repeated for several).
 func UnflushedHandler(in *Ingester) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -59,7 +59,7 @@ func UnflushedHandler(in *Ingester) http.Handler {
 				*dst = time.UnixMicro(us).UTC()
 			}
 		}
-		f.TraceIDs = q["trace_id"]
+		f.TraceIDs, f.Exclude = q["trace_id"], q["exclude"]
 		if q.Has("columns") {
 			f.Columns = strings.Split(q.Get("columns"), ",") // "": time column and trace_id only
 		}
@@ -161,7 +161,7 @@ func (p *Peers) Snapshot(ctx context.Context, project, table string, f engine.Ne
 
 // ask fetches one node's unflushed rows.
 func (p *Peers) ask(ctx context.Context, addr, project, table string, f engine.Need) ([]arrow.RecordBatch, []string, error) {
-	q := url.Values{"project": {project}, "table": {table}, "trace_id": f.TraceIDs}
+	q := url.Values{"project": {project}, "table": {table}, "trace_id": f.TraceIDs, "exclude": f.Exclude}
 	if f.Columns != nil {
 		q.Set("columns", strings.Join(f.Columns, ","))
 	}

@@ -98,9 +98,14 @@ func (in *Ingester) Snapshot(_ context.Context, project, table string, filter en
 		return pk.project == project && pk.table == table &&
 			(min.IsZero() || !h.Add(time.Hour).Before(min)) && (max.IsZero() || !h.After(max))
 	}
+	excluded := make(map[string]bool, len(filter.Exclude))
+	for _, k := range filter.Exclude {
+		excluded[k] = true
+	}
 	type view struct {
 		m      *walMap
 		frames []frameRef
+		parts  map[partKey]bool
 	}
 	var views []view
 	release = func() {
@@ -117,9 +122,11 @@ func (in *Ingester) Snapshot(_ context.Context, project, table string, filter en
 	in.mu.Lock()
 	for _, s := range append(append([]*segment(nil), in.sealed...), in.active) {
 		var keys []string
+		parts := map[partKey]bool{}
 		for pk := range s.parts {
-			if inRange(pk) {
-				keys = append(keys, s.fileKey(pk))
+			if k := s.fileKey(pk); inRange(pk) && !excluded[k] {
+				keys = append(keys, k)
+				parts[pk] = true
 			}
 		}
 		if len(keys) == 0 {
@@ -133,7 +140,7 @@ func (in *Ingester) Snapshot(_ context.Context, project, table string, filter en
 			in.mu.Unlock()
 			return nil, nil, release, fmt.Errorf("map wal segment %d: %w", s.seq, err)
 		}
-		views = append(views, view{m: m, frames: s.frames[:len(s.frames):len(s.frames)]})
+		views = append(views, view{m: m, frames: s.frames[:len(s.frames):len(s.frames)], parts: parts})
 		pending = append(pending, keys...)
 	}
 	in.mu.Unlock()
@@ -141,7 +148,7 @@ func (in *Ingester) Snapshot(_ context.Context, project, table string, filter en
 	var msgs []*ipc.Message
 	for _, v := range views {
 		for _, f := range v.frames {
-			if !inRange(f.part) {
+			if !v.parts[f.part] {
 				continue
 			}
 			_, msg, err := messageInPlace(v.m.data[f.off : f.off+int64(f.n)])

@@ -184,7 +184,22 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 		}
 		var pending map[string]bool
 		if e.Fresh != nil {
-			batches, keys, done, err := e.Fresh.Snapshot(ctx, project, t.Name, engine.Need{Min: lo, Max: hi, TraceIDs: use.traces(), Columns: a.columns})
+			need := engine.Need{Min: lo, Max: hi, TraceIDs: use.traces(), Columns: a.columns}
+			batches, keys, done, err := e.Fresh.Snapshot(ctx, project, t.Name, need)
+			if err == nil && len(keys) > 0 {
+				// Ingest holds rows until it knows their registration went
+				// through; meanwhile the compactor may have merged them into
+				// a file this query will list. Asked before the listing, so
+				// a file merged away now has its merge listed.
+				var retired map[string]bool
+				if retired, err = e.Catalog.RetiredFiles(ctx, keys...); err == nil && len(retired) > 0 {
+					done()
+					for k := range retired {
+						need.Exclude = append(need.Exclude, k)
+					}
+					batches, keys, done, err = e.Fresh.Snapshot(ctx, project, t.Name, need)
+				}
+			}
 			pins = append(pins, done)
 			if err != nil {
 				return nil, unpin, fmt.Errorf("read unflushed rows: %w", err)
