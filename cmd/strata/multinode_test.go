@@ -105,7 +105,9 @@ func TestMultiNode_QueryNodeSeesUnflushedRowsOfIngestNodes(t *testing.T) {
 func TestMultiNode_QueryNodeBesideServe(t *testing.T) {
 	dir := t.TempDir()
 	s := startNode(t, dir, "--flush-interval", "1h", "--no-compactor")
-	q := startRole(t, "query", dir)
+	// Its own cache directory: two caches on one would evict each other's
+	// files (strata refuses that).
+	q := startRole(t, "query", dir, "--cache-dir", filepath.Join(dir, "query-cache"))
 	sender := otlptest.NewSender("svc")
 	if code, err := sender.Send(context.Background(), http.DefaultClient, s.otlpHTTP, 200); err != nil || code != 200 {
 		t.Fatalf("send: %d %v", code, err)
