@@ -80,7 +80,7 @@ func (l *lake) load(project string, spans int64, hours float64, fileRows int64) 
 		if err != nil {
 			return err
 		}
-		rec, err := ingest.ConvertTraces(project, td, at.Add(time.Hour))
+		rec, err := ingest.ConvertTraces(project, td, ingest.Window{Now: at.Add(time.Hour)})
 		if err != nil {
 			return err
 		}

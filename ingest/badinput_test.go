@@ -30,8 +30,11 @@ import (
 
 // rawSpanRequest hand-encodes an ExportTraceServiceRequest with one span, so
 // a test can send what pdata would refuse to build.
-func rawSpanRequest(traceID, spanID []byte, name string, start, end uint64) []byte {
+func rawSpanRequest(traceID, spanID []byte, name string, start, end uint64, extra ...[]byte) []byte {
 	var span []byte
+	for _, e := range extra {
+		span = append(span, e...)
+	}
 	span = protowire.AppendTag(span, 1, protowire.BytesType)
 	span = protowire.AppendBytes(span, traceID)
 	span = protowire.AppendTag(span, 2, protowire.BytesType)
@@ -51,6 +54,36 @@ func rawSpanRequest(traceID, spanID []byte, name string, start, end uint64) []by
 	var req []byte
 	req = protowire.AppendTag(req, 1, protowire.BytesType)
 	return protowire.AppendBytes(req, rs)
+}
+
+// deepArrays encodes a span attribute (field 9) whose value is arrays
+// nested depth deep, written outside in so building it costs linear time
+// (pdata would recurse as deep to marshal it as its decoder does to read it).
+func deepArrays(depth int) []byte {
+	leaf := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "x") // AnyValue{string_value}
+	// From the inside out, wrapper i holds wrapper i-1: odd ones are
+	// ArrayValue{values=1}, even ones AnyValue{array_value=5}.
+	sizes := make([]int, 2*depth+1)
+	sizes[0] = len(leaf)
+	for i := 1; i < len(sizes); i++ {
+		sizes[i] = 1 + protowire.SizeVarint(uint64(sizes[i-1])) + sizes[i-1]
+	}
+	key := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "deep")
+	kvSize := len(key) + 1 + protowire.SizeVarint(uint64(sizes[2*depth])) + sizes[2*depth]
+	b := protowire.AppendTag(nil, 9, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(kvSize))
+	b = append(b, key...)
+	b = protowire.AppendTag(b, 2, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(sizes[2*depth]))
+	for i := 2 * depth; i >= 1; i-- {
+		field := protowire.Number(5)
+		if i%2 == 1 {
+			field = 1
+		}
+		b = protowire.AppendTag(b, field, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(sizes[i-1]))
+	}
+	return append(b, leaf...)
 }
 
 func goodSpans(mutate func(sp ptrace.Span)) []byte {
@@ -116,6 +149,12 @@ func TestHTTP_BadInputGetsAClear4xxAndServingContinues(t *testing.T) {
 		{"timestamp 0", "POST", "/v1/traces", "application/x-protobuf", "", rawSpanRequest(tid, sid, "x", 0, now), 400, "start_time_unix_nano is 0"},
 		{"timestamp far in the future", "POST", "/v1/traces", "application/x-protobuf", "",
 			rawSpanRequest(tid, sid, "x", now+uint64(48*time.Hour), now+uint64(49*time.Hour)), 400, "in the future"},
+		{"start time past 2^63 ns", "POST", "/v1/traces", "application/x-protobuf", "", rawSpanRequest(tid, sid, "x", 1<<63, 1<<63+1), 400, "in the future"},
+		{"timestamp in 1970", "POST", "/v1/traces", "application/x-protobuf", "", rawSpanRequest(tid, sid, "x", 1, 2), 400, "older than the project keeps data"},
+		// 13 MB that would recurse a million levels in the decoder and end
+		// the process on a stack overflow.
+		{"arrays nested a million deep", "POST", "/v1/traces", "application/x-protobuf", "",
+			rawSpanRequest(tid, sid, "x", now, now+1, deepArrays(1_300_000)), 400, "nested more than"},
 		{"invalid UTF-8 span name", "POST", "/v1/traces", "application/x-protobuf", "", rawSpanRequest(tid, sid, "bad\xff\xfe", now, now+1), 400, "invalid UTF-8"},
 		{"invalid UTF-8 attribute", "POST", "/v1/traces", "application/x-protobuf", "",
 			goodSpans(func(sp ptrace.Span) { sp.Attributes().PutStr("k", "v\xc3\x28") }), 400, "invalid UTF-8"},
@@ -225,6 +264,19 @@ func TestGRPC_BadInputIsInvalidArgument(t *testing.T) {
 		"over size limit":  {func(sp ptrace.Span) { sp.Attributes().PutStr("big", strings.Repeat("y", 2<<20)) }, codes.ResourceExhausted, "larger than max"},
 		"empty span id":    {func(sp ptrace.Span) { sp.SetSpanID([8]byte{}) }, codes.InvalidArgument, "span_id"},
 		"far future times": {func(sp ptrace.Span) { sp.SetEndTimestamp(pcommon.Timestamp(time.Now().Add(72 * time.Hour).UnixNano())) }, codes.InvalidArgument, "future"},
+		"arrays nested 100 deep": {func(sp ptrace.Span) {
+			s := sp.Attributes().PutEmptySlice("deep")
+			for range 100 {
+				s = s.AppendEmpty().SetEmptySlice()
+			}
+		}, codes.InvalidArgument, "nested deeper than"},
+		// Deeper than the decoder may recurse: refused before decoding.
+		"arrays nested 20000 deep": {func(sp ptrace.Span) {
+			s := sp.Attributes().PutEmptySlice("deep")
+			for range 20_000 {
+				s = s.AppendEmpty().SetEmptySlice()
+			}
+		}, codes.Internal, "nested more than"},
 	} {
 		req := ptraceotlp.NewExportRequest()
 		if err := req.UnmarshalProto(goodSpans(tc.mutate)); err != nil {

@@ -73,6 +73,26 @@ func BenchmarkDecode(b *testing.B) {
 	})
 }
 
+// BenchmarkProtoDepth is the nesting check run on every protobuf body
+// before it is decoded.
+func BenchmarkProtoDepth(b *testing.B) {
+	forStyles(b, func(b *testing.B, reqs [][]byte) {
+		spans, i := 0, 0
+		counts := make([]int, len(reqs))
+		for j, r := range reqs {
+			counts[j] = decode(b, r).Traces().SpanCount()
+		}
+		for b.Loop() {
+			if err := checkProtoDepth(reqs[i%len(reqs)], mTraces); err != nil {
+				b.Fatal(err)
+			}
+			spans += counts[i%len(reqs)]
+			i++
+		}
+		reportSpans(b, spans)
+	})
+}
+
 func BenchmarkConvert(b *testing.B) {
 	forStyles(b, func(b *testing.B, reqs [][]byte) {
 		var decoded []ptraceotlp.ExportRequest
@@ -83,7 +103,7 @@ func BenchmarkConvert(b *testing.B) {
 		now := time.Now().Add(time.Minute)
 		for b.Loop() {
 			td := decoded[i%len(decoded)].Traces()
-			rb := newRecordsBuilder(memory.DefaultAllocator, now, td.SpanCount())
+			rb := newRecordsBuilder(memory.DefaultAllocator, Window{Now: now}, td.SpanCount())
 			if err := rb.addTraces("default", td); err != nil {
 				b.Fatal(err)
 			}
@@ -102,7 +122,7 @@ func convertAll(b testing.TB, reqs [][]byte, copies int) ([]arrow.RecordBatch, i
 	for range copies {
 		for _, r := range reqs {
 			td := decode(b, r).Traces()
-			rb := newRecordsBuilder(memory.DefaultAllocator, now, td.SpanCount())
+			rb := newRecordsBuilder(memory.DefaultAllocator, Window{Now: now}, td.SpanCount())
 			if err := rb.addTraces("default", td); err != nil {
 				b.Fatal(err)
 			}

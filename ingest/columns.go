@@ -13,15 +13,21 @@ import (
 )
 
 // Clock limits on timestamps: a span or point stamped more than maxFuture
-// ahead of the server's clock is refused, as is a timestamp of 0.
+// ahead of the server's clock is refused, as is a timestamp of 0 or one
+// before the window's oldest.
 const maxFuture = time.Hour
 
-func checkTime(field string, ts pcommon.Timestamp, now time.Time) error {
+func checkTime(field string, ts pcommon.Timestamp, w Window) error {
 	if ts == 0 {
 		return badInput("%s is 0", field)
 	}
-	if limit := now.Add(maxFuture); int64(ts) > limit.UnixNano() {
-		return badInput("%s %s is more than %v in the future", field, ts.AsTime().Format(time.RFC3339), maxFuture)
+	// Unsigned: a timestamp past 2^63 ns must not wrap into the past.
+	if limit := w.Now.Add(maxFuture); uint64(ts) > uint64(limit.UnixNano()) {
+		return badInput("%s %d is more than %v in the future", field, uint64(ts), maxFuture)
+	}
+	if !w.Oldest.IsZero() && int64(ts) < w.Oldest.UnixNano() {
+		return badInput("%s %s is older than the project keeps data (from %s on); it would be deleted at once",
+			field, ts.AsTime().Format(time.RFC3339), w.Oldest.Format(time.RFC3339))
 	}
 	return nil
 }

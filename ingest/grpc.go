@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/gzip" // gzip-compressed requests
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -25,11 +26,31 @@ import (
 // registered. It accepts gzip- and zstd-compressed messages up to the
 // receiver's request limit.
 func (r *Receiver) NewGRPCServer() *grpc.Server {
-	s := grpc.NewServer(grpc.MaxRecvMsgSize(int(r.MaxRequestBytes)), grpc.InTapHandle(r.admit))
+	s := grpc.NewServer(grpc.MaxRecvMsgSize(int(r.MaxRequestBytes)), grpc.InTapHandle(r.admit),
+		grpc.ForceServerCodecV2(depthCodec{encoding.GetCodecV2("proto")}))
 	ptraceotlp.RegisterGRPCServer(s, &traceService{r: r})
 	plogotlp.RegisterGRPCServer(s, &logService{r: r})
 	pmetricotlp.RegisterGRPCServer(s, &metricService{r: r})
 	return s
+}
+
+// depthCodec is the proto codec (pdata's, for OTLP messages) with
+// checkProtoDepth in front of it.
+type depthCodec struct{ encoding.CodecV2 }
+
+func (c depthCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	m, ok := v.(interface{ UnmarshalProto([]byte) error })
+	if !ok {
+		return c.CodecV2.Unmarshal(data, v)
+	}
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	if top := grpcRequestType(v); top != mNone {
+		if err := checkProtoDepth(buf.ReadOnlyData(), top); err != nil {
+			return err
+		}
+	}
+	return m.UnmarshalProto(buf.ReadOnlyData())
 }
 
 type traceService struct {

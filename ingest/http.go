@@ -49,7 +49,7 @@ func (r *Receiver) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/traces", r.httpExport(exporter{signal: "traces", export: func(ctx context.Context, body []byte, json bool) ([]byte, error) {
 		req := ptraceotlp.NewExportRequest()
-		if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json); err != nil {
+		if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json, mTraces); err != nil {
 			return nil, err
 		}
 		if err := r.Traces(ctx, req.Traces()); err != nil {
@@ -59,7 +59,7 @@ func (r *Receiver) Handler() http.Handler {
 	}}))
 	mux.Handle("/v1/logs", r.httpExport(exporter{signal: "logs", export: func(ctx context.Context, body []byte, json bool) ([]byte, error) {
 		req := plogotlp.NewExportRequest()
-		if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json); err != nil {
+		if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json, mLogs); err != nil {
 			return nil, err
 		}
 		if err := r.Logs(ctx, req.Logs()); err != nil {
@@ -69,7 +69,7 @@ func (r *Receiver) Handler() http.Handler {
 	}}))
 	mux.Handle("/v1/metrics", r.httpExport(exporter{signal: "metrics", export: func(ctx context.Context, body []byte, json bool) ([]byte, error) {
 		req := pmetricotlp.NewExportRequest()
-		if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json); err != nil {
+		if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json, mMetrics); err != nil {
 			return nil, err
 		}
 		if err := r.Metrics(ctx, req.Metrics()); err != nil {
@@ -80,16 +80,19 @@ func (r *Receiver) Handler() http.Handler {
 	return mux
 }
 
-func (r *Receiver) unmarshal(fromProto, fromJSON func([]byte) error, body []byte, json bool) error {
-	return r.withCPU(func() error { return unmarshal(fromProto, fromJSON, body, json) })
+func (r *Receiver) unmarshal(fromProto, fromJSON func([]byte) error, body []byte, json bool, top otlpMsg) error {
+	return r.withCPU(func() error { return unmarshal(fromProto, fromJSON, body, json, top) })
 }
 
-func unmarshal(fromProto, fromJSON func([]byte) error, body []byte, json bool) error {
+func unmarshal(fromProto, fromJSON func([]byte) error, body []byte, json bool, top otlpMsg) error {
 	if json {
 		if err := fromJSON(body); err != nil {
 			return badInput("invalid OTLP JSON: %v", err)
 		}
 		return nil
+	}
+	if err := checkProtoDepth(body, top); err != nil {
+		return err
 	}
 	if err := fromProto(body); err != nil {
 		return badInput("invalid OTLP protobuf: %v", err)

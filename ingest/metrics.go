@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -34,11 +33,11 @@ type metricsBuilder struct {
 	quantiles, exemplars, attrs                        *array.StringBuilder
 
 	buf []byte
-	now time.Time
+	win Window
 }
 
 // newMetricsBuilder returns a builder sized for about n rows.
-func newMetricsBuilder(mem memory.Allocator, now time.Time, n int) *metricsBuilder {
+func newMetricsBuilder(mem memory.Allocator, w Window, n int) *metricsBuilder {
 	t := metricsTable
 	b := array.NewRecordBuilder(mem, t.Schema)
 	metricsHints.reserve(b, n)
@@ -63,7 +62,7 @@ func newMetricsBuilder(mem memory.Allocator, now time.Time, n int) *metricsBuild
 		posCounts:     list("exp_histogram_positive_bucket_counts"), posOffset: i32("exp_histogram_positive_bucket_counts_offset"),
 		negCounts: list("exp_histogram_negative_bucket_counts"), negOffset: i32("exp_histogram_negative_bucket_counts_offset"),
 		quantiles: str("quantiles"), exemplars: str("exemplars"), attrs: str("attributes"),
-		now: now,
+		win: w,
 	}
 }
 
@@ -135,7 +134,7 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon
 	}
 	// begin appends the columns every point has; each type then appends its own.
 	begin := func(p point, typ, temp string, idx int) error {
-		if err := checkTime(fmt.Sprintf("data_points[%d].time_unix_nano", idx), p.Timestamp(), mb.now); err != nil {
+		if err := checkTime(fmt.Sprintf("data_points[%d].time_unix_nano", idx), p.Timestamp(), mb.win); err != nil {
 			return err
 		}
 		mb.project.Append(project)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -26,6 +27,59 @@ type Receiver struct {
 	// MaxRequestBytes bounds a request body, compressed or not (default
 	// 16 MiB). Larger requests get 413 / RESOURCE_EXHAUSTED.
 	MaxRequestBytes int64
+
+	retention sync.Map // project → *retentionOf
+}
+
+// retentionOf is a project's retention as last read from the catalog.
+type retentionOf struct {
+	mu       sync.Mutex
+	d        time.Duration // 0: unknown project, or not read yet
+	until    time.Time     // read again after
+	fetching bool
+}
+
+// window is the span of time a project's rows are accepted in: nothing
+// older than its retention, which the compactor would delete at once. The
+// retention is read from the catalog once a minute in the background, so
+// a slow or unreachable catalog never holds up ingest (the first request
+// of a project waits up to a second for it).
+func (r *Receiver) window(project string) Window {
+	v, loaded := r.retention.LoadOrStore(project, &retentionOf{})
+	ro := v.(*retentionOf)
+	if !loaded {
+		r.readRetention(project, ro, time.Second)
+	}
+	now := r.in.opts.Now()
+	ro.mu.Lock()
+	if now.After(ro.until) && !ro.fetching {
+		ro.fetching = true
+		go r.readRetention(project, ro, 10*time.Second)
+	}
+	d := ro.d
+	ro.mu.Unlock()
+	w := Window{Now: now}
+	if d > 0 {
+		w.Oldest = now.Add(-d)
+	}
+	return w
+}
+
+func (r *Receiver) readRetention(project string, ro *retentionOf, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	p, err := r.in.cat.Project(ctx, project)
+	ro.mu.Lock()
+	defer ro.mu.Unlock()
+	ro.fetching = false
+	switch {
+	case err == nil:
+		ro.d, ro.until = p.KeepFor(), time.Now().Add(time.Minute)
+	case errors.Is(err, catalog.ErrNotFound):
+		ro.d, ro.until = 0, time.Now().Add(time.Minute)
+	default: // keep what was known; try again soon
+		ro.until = time.Now().Add(5 * time.Second)
+	}
 }
 
 // NewReceiver returns a receiver that appends to in.
@@ -76,21 +130,21 @@ func (r *Receiver) withCPU(fn func() error) error {
 // Traces appends the spans of one export.
 func (r *Receiver) Traces(ctx context.Context, td ptrace.Traces) error {
 	return r.convertAndAppend(ctx, schema.Records, func(project string) (arrow.RecordBatch, error) {
-		return ConvertTraces(project, td, r.in.opts.Now())
+		return ConvertTraces(project, td, r.window(project))
 	})
 }
 
 // Logs appends the log records of one export.
 func (r *Receiver) Logs(ctx context.Context, ld plog.Logs) error {
 	return r.convertAndAppend(ctx, schema.Records, func(project string) (arrow.RecordBatch, error) {
-		return ConvertLogs(project, ld, r.in.opts.Now())
+		return ConvertLogs(project, ld, r.window(project))
 	})
 }
 
 // Metrics appends the data points of one export.
 func (r *Receiver) Metrics(ctx context.Context, md pmetric.Metrics) error {
 	return r.convertAndAppend(ctx, schema.Metrics, func(project string) (arrow.RecordBatch, error) {
-		return ConvertMetrics(project, md, r.in.opts.Now())
+		return ConvertMetrics(project, md, r.window(project))
 	})
 }
 

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -63,11 +62,11 @@ type recordsBuilder struct {
 	hex      [32]byte
 	found    []pcommon.Value
 	foundPri []int
-	now      time.Time
+	win      Window
 }
 
 // newRecordsBuilder returns a builder sized for about n rows.
-func newRecordsBuilder(mem memory.Allocator, now time.Time, n int) *recordsBuilder {
+func newRecordsBuilder(mem memory.Allocator, w Window, n int) *recordsBuilder {
 	t := recordsTable
 	b := array.NewRecordBuilder(mem, t.Schema)
 	recordsHints.reserve(b, n)
@@ -100,7 +99,7 @@ func newRecordsBuilder(mem memory.Allocator, now time.Time, n int) *recordsBuild
 		links:         stringCol(b, t, "otel_links"),
 		found:         make([]pcommon.Value, len(schema.PromotedAttributes)),
 		foundPri:      make([]int, len(schema.PromotedAttributes)),
-		now:           now,
+		win:           w,
 	}
 	rb.tagValues = rb.tags.ValueBuilder().(*array.StringBuilder)
 	for _, p := range schema.PromotedAttributes {
@@ -258,10 +257,10 @@ func (rb *recordsBuilder) addSpan(project string, res *resource, scope pcommon.I
 		return badInput("span_id is empty or all zeros")
 	}
 	start, end := s.StartTimestamp(), s.EndTimestamp()
-	if err := checkTime("start_time_unix_nano", start, rb.now); err != nil {
+	if err := checkTime("start_time_unix_nano", start, rb.win); err != nil {
 		return err
 	}
-	if err := checkTime("end_time_unix_nano", end, rb.now); err != nil {
+	if err := checkTime("end_time_unix_nano", end, rb.win); err != nil {
 		return err
 	}
 	if err := checkString("name", s.Name()); err != nil {
@@ -435,9 +434,9 @@ func (rb *recordsBuilder) addLog(project string, res *resource, scope pcommon.In
 		ts = l.ObservedTimestamp()
 	}
 	if ts == 0 {
-		ts = pcommon.NewTimestampFromTime(rb.now)
+		ts = pcommon.NewTimestampFromTime(rb.win.Now)
 	}
-	if err := checkTime("time_unix_nano", ts, rb.now); err != nil {
+	if err := checkTime("time_unix_nano", ts, rb.win); err != nil {
 		return err
 	}
 	if err := checkString("severity_text", l.SeverityText()); err != nil {

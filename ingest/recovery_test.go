@@ -95,7 +95,7 @@ func appendSpans(t *testing.T, in *ingest.Ingester, n int, at time.Time) {
 		s.SetStartTimestamp(pcommon.NewTimestampFromTime(at.Add(time.Duration(i) * time.Millisecond)))
 		s.SetEndTimestamp(pcommon.NewTimestampFromTime(at.Add(time.Duration(i+1) * time.Millisecond)))
 	}
-	rec, err := ingest.ConvertTraces(catalog.DefaultProject, td, at)
+	rec, err := ingest.ConvertTraces(catalog.DefaultProject, td, ingest.Window{Now: at})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func spanBatch(t testing.TB, n int, start time.Time) arrow.RecordBatch {
 		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(ts))
 		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(ts.Add(time.Millisecond)))
 	}
-	rb := newRecordsBuilder(memory.DefaultAllocator, start.Add(time.Hour), n)
+	rb := newRecordsBuilder(memory.DefaultAllocator, Window{Now: start.Add(time.Hour)}, n)
 	if err := rb.addTraces("default", td); err != nil {
 		t.Fatal(err)
 	}

@@ -250,7 +250,7 @@ func TestQuery_RetentionHidesExpiredRows(t *testing.T) {
 		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(at))
 		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(at.Add(time.Millisecond)))
 	}
-	rec, err := ingest.ConvertTraces("short", td, now)
+	rec, err := ingest.ConvertTraces("short", td, ingest.Window{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}

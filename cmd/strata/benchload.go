@@ -134,21 +134,21 @@ func convert(project string, r bench.Request, at time.Time) (arrow.RecordBatch, 
 		if err != nil {
 			return nil, "", err
 		}
-		rec, err := ingest.ConvertTraces(project, td, now)
+		rec, err := ingest.ConvertTraces(project, td, ingest.Window{Now: now})
 		return rec, schema.Records, err
 	case "logs":
 		ld, err := (&plog.ProtoUnmarshaler{}).UnmarshalLogs(r.Body)
 		if err != nil {
 			return nil, "", err
 		}
-		rec, err := ingest.ConvertLogs(project, ld, now)
+		rec, err := ingest.ConvertLogs(project, ld, ingest.Window{Now: now})
 		return rec, schema.Records, err
 	default:
 		md, err := (&pmetric.ProtoUnmarshaler{}).UnmarshalMetrics(r.Body)
 		if err != nil {
 			return nil, "", err
 		}
-		rec, err := ingest.ConvertMetrics(project, md, now)
+		rec, err := ingest.ConvertMetrics(project, md, ingest.Window{Now: now})
 		return rec, schema.Metrics, err
 	}
 }

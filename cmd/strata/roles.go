@@ -52,9 +52,14 @@ func closeAll(lns map[string]net.Listener) {
 	}
 }
 
-// serveHTTP serves h on ln.
+// serveHTTP serves h on ln. A request must arrive whole within a minute
+// (a 16 MiB export at 300 kB/s): a client that announces a body and sends
+// it slowly, or never, does not hold a connection and its goroutine for
+// ever. Responses have no deadline: query results stream for as long as
+// the query runs.
 func serveHTTP(name string, ln net.Listener, h http.Handler) *httpServer {
-	s := &httpServer{name: name, srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, addr: ln.Addr().String()}
+	s := &httpServer{name: name, srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}, addr: ln.Addr().String()}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			slog.Error("http server stopped", "server", name, "err", err)

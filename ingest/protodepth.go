@@ -1,0 +1,170 @@
+package ingest
+
+import (
+	"reflect"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// maxProtoDepth bounds how deeply the messages of an OTLP request may
+// nest. The decoder recurses once per level, and a few megabytes of
+// arrays within arrays (1.3 million levels in 12.5 MB) exhausted its stack
+// and ended the process. Real requests nest about 8 levels plus 3 per
+// level of attribute nesting; attributes deeper than maxDepth are refused
+// after decoding, with a clearer message. This bound only keeps the
+// decoder's stack to a few megabytes.
+const maxProtoDepth = 10_000
+
+// An OTLP message type, as far as nesting goes: which of its fields hold
+// messages that can nest further. Everything else (ids, strings, numbers)
+// is skipped without being read.
+type otlpMsg uint8
+
+const (
+	mNone otlpMsg = iota
+	mTraces
+	mResourceSpans
+	mScopeSpans
+	mSpan
+	mEvent
+	mLink
+	mLogs
+	mResourceLogs
+	mScopeLogs
+	mLogRecord
+	mMetrics
+	mResourceMetrics
+	mScopeMetrics
+	mMetric
+	mNumberPoints // Gauge, Sum
+	mHistogramPoints
+	mExpHistogramPoints
+	mSummaryPoints
+	mNumberPoint
+	mHistogramPoint
+	mExpHistogramPoint
+	mSummaryPoint
+	mExemplar
+	mResource
+	mScope
+	mKeyValue
+	mAnyValue
+	mArrayValue
+	mKeyValueList
+)
+
+// otlpFields maps each message type's nested fields (by number) to their
+// types, after opentelemetry/proto/{collector,common,resource,trace,logs,
+// metrics}/v1.
+var otlpFields = [...][16]otlpMsg{
+	mTraces:             {1: mResourceSpans},
+	mResourceSpans:      {1: mResource, 2: mScopeSpans},
+	mScopeSpans:         {1: mScope, 2: mSpan},
+	mSpan:               {9: mKeyValue, 11: mEvent, 13: mLink},
+	mEvent:              {3: mKeyValue},
+	mLink:               {5: mKeyValue},
+	mLogs:               {1: mResourceLogs},
+	mResourceLogs:       {1: mResource, 2: mScopeLogs},
+	mScopeLogs:          {1: mScope, 2: mLogRecord},
+	mLogRecord:          {5: mAnyValue, 6: mKeyValue},
+	mMetrics:            {1: mResourceMetrics},
+	mResourceMetrics:    {1: mResource, 2: mScopeMetrics},
+	mScopeMetrics:       {1: mScope, 2: mMetric},
+	mMetric:             {5: mNumberPoints, 7: mNumberPoints, 9: mHistogramPoints, 10: mExpHistogramPoints, 11: mSummaryPoints, 12: mKeyValue},
+	mNumberPoints:       {1: mNumberPoint},
+	mHistogramPoints:    {1: mHistogramPoint},
+	mExpHistogramPoints: {1: mExpHistogramPoint},
+	mSummaryPoints:      {1: mSummaryPoint},
+	mNumberPoint:        {5: mExemplar, 7: mKeyValue},
+	mHistogramPoint:     {8: mExemplar, 9: mKeyValue},
+	mExpHistogramPoint:  {1: mKeyValue, 11: mExemplar},
+	mSummaryPoint:       {7: mKeyValue},
+	mExemplar:           {7: mKeyValue},
+	mResource:           {1: mKeyValue},
+	mScope:              {3: mKeyValue},
+	mKeyValue:           {2: mAnyValue},
+	mAnyValue:           {5: mArrayValue, 6: mKeyValueList},
+	mArrayValue:         {1: mAnyValue},
+	mKeyValueList:       {1: mKeyValue},
+}
+
+// checkProtoDepth refuses an OTLP request body (of type top: mTraces,
+// mLogs or mMetrics) whose messages nest deeper than maxProtoDepth, before
+// the decoder sees it. Malformed bodies pass: the decoder reports them.
+func checkProtoDepth(b []byte, top otlpMsg) error {
+	// Each level takes at least two bytes (a tag and a length), so a small
+	// body cannot nest too deep.
+	if len(b) > 2*maxProtoDepth && !withinDepth(b, top, maxProtoDepth) {
+		return badInput("invalid OTLP protobuf: messages nested more than %d levels deep", maxProtoDepth)
+	}
+	return nil
+}
+
+// withinDepth reports whether the messages in b, of type t, nest at most
+// left levels below it. It reads field headers by hand (most tags and
+// lengths are one byte) and jumps over every value it does not descend
+// into: it runs on every large request.
+func withinDepth(b []byte, t otlpMsg, left int) bool {
+	fields := &otlpFields[t]
+	for i := 0; i < len(b); {
+		key, n := uvarint(b[i:])
+		if n <= 0 {
+			return true // malformed: the decoder says so
+		}
+		i += n
+		switch key & 7 {
+		case 0: // varint
+			for i < len(b) && b[i] >= 0x80 {
+				i++
+			}
+			i++
+		case 1: // fixed64
+			i += 8
+		case 5: // fixed32
+			i += 4
+		case 2: // length-delimited
+			size, n := uvarint(b[i:])
+			if n <= 0 || size > uint64(len(b)-i-n) {
+				return true
+			}
+			i += n
+			v := b[i : i+int(size)]
+			i += int(size)
+			if num := key >> 3; num < uint64(len(fields)) && fields[num] != mNone {
+				if left == 0 || !withinDepth(v, fields[num], left-1) {
+					return false
+				}
+			}
+		default:
+			return true
+		}
+	}
+	return true
+}
+
+// uvarint decodes a varint, with a fast path for one byte.
+func uvarint(b []byte) (uint64, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), 1
+	}
+	v, n := protowire.ConsumeVarint(b)
+	return v, n
+}
+
+// grpcRequestType names the OTLP request type of a gRPC message by its Go
+// type (pdata's request types are internal to it).
+func grpcRequestType(v any) otlpMsg {
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Name() {
+	case "ExportTraceServiceRequest":
+		return mTraces
+	case "ExportLogsServiceRequest":
+		return mLogs
+	case "ExportMetricsServiceRequest":
+		return mMetrics
+	}
+	return mNone
+}
