@@ -36,6 +36,7 @@ type Client struct {
 	transientDir string
 	m            *Metrics
 	http         *http.Client
+	secret       []byte // signs query contexts (ContextHeader)
 
 	mu   sync.Mutex
 	down map[string]time.Time // owner address → skipped until
@@ -54,6 +55,8 @@ type ClientOptions struct {
 	// for the query that reads them; emptied by NewClient.
 	TransientDir string
 	Metrics      *Metrics
+	// Secret signs the query context of requests to other nodes.
+	Secret []byte
 }
 
 // NewClient returns a client reading bucket through the ring.
@@ -76,7 +79,7 @@ func NewClient(bucket *objstore.Bucket, o ClientOptions) (*Client, error) {
 		}
 	}
 	return &Client{bucket: bucket, ring: o.Ring, self: o.Self, node: o.Node, local: o.Local, transientDir: o.TransientDir,
-		m: o.Metrics, http: &http.Client{Transport: tr}, down: map[string]time.Time{}}, nil
+		m: o.Metrics, http: &http.Client{Transport: tr}, down: map[string]time.Time{}, secret: o.Secret}, nil
 }
 
 // Dirs are the directories local paths can be in; DuckDB must be allowed
@@ -172,6 +175,7 @@ func (c *Client) fromNode(ctx context.Context, addr, project, key string, f *os.
 		return 0, false, err
 	}
 	req.Header.Set(ProjectHeader, project)
+	req.Header.Set(ContextHeader, SignContext(c.secret, project, key, time.Now()))
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return 0, false, err
@@ -208,6 +212,7 @@ func (c *Client) Warm(ctx context.Context, project, key string, size int64) {
 	if err != nil {
 		return
 	}
+	req.Header.Set(ContextHeader, SignContext(c.secret, project, key, time.Now()))
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.markDown(owner)

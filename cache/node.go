@@ -37,6 +37,9 @@ type Node struct {
 	Bucket  *objstore.Bucket
 	Catalog catalog.Store
 	M       *Metrics
+	// Secret checks the query context of HTTP requests (ContextHeader);
+	// without it the node serves only its own process.
+	Secret []byte
 }
 
 // Get returns key's local path, pinned until release, filling it from the
@@ -132,8 +135,9 @@ func (n *Node) Handler(next http.Handler) http.Handler {
 }
 
 // file checks that key is a plain data key of project that the catalog
-// knows, and returns its catalog row; status is the HTTP code of a refusal.
-func (n *Node) file(ctx context.Context, project, key string) (catalog.File, int, error) {
+// knows and that the request's query context (signed) is for it, and
+// returns its catalog row; status is the HTTP code of a refusal.
+func (n *Node) file(ctx context.Context, project, key, signed string) (catalog.File, int, error) {
 	if err := CheckKey(key); err != nil {
 		return catalog.File{}, http.StatusBadRequest, err
 	}
@@ -146,6 +150,9 @@ func (n *Node) file(ctx context.Context, project, key string) (catalog.File, int
 	}
 	if parts.Project != project {
 		return catalog.File{}, http.StatusForbidden, errors.New("object belongs to another project")
+	}
+	if err := checkContext(n.Secret, signed, project, key, time.Now()); err != nil {
+		return catalog.File{}, http.StatusForbidden, err
 	}
 	f, err := n.Catalog.File(ctx, key)
 	if errors.Is(err, catalog.ErrNotFound) {
@@ -164,7 +171,7 @@ func (n *Node) serveObject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := strings.TrimPrefix(r.URL.Path, "/objects/")
-	f, status, err := n.file(r.Context(), r.Header.Get(ProjectHeader), key)
+	f, status, err := n.file(r.Context(), r.Header.Get(ProjectHeader), key, r.Header.Get(ContextHeader))
 	if err != nil {
 		httpError(w, status, err.Error())
 		return
@@ -224,7 +231,7 @@ func (n *Node) serveWarm(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "body: "+err.Error())
 		return
 	}
-	f, status, err := n.file(r.Context(), req.Project, req.Key)
+	f, status, err := n.file(r.Context(), req.Project, req.Key, r.Header.Get(ContextHeader))
 	if err != nil {
 		httpError(w, status, err.Error())
 		return

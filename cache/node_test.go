@@ -30,6 +30,12 @@ type world struct {
 	bucket *objstore.Bucket
 	files  []catalog.File
 	data   map[string][]byte
+	secret []byte // the deployment's, from the catalog
+}
+
+// headers are what a query node sends to read key for project.
+func (w *world) headers(project, key string) map[string]string {
+	return map[string]string{cache.ProjectHeader: project, cache.ContextHeader: cache.SignContext(w.secret, project, key, time.Now())}
 }
 
 // newWorld puts n random objects of the default project (and one of
@@ -50,7 +56,14 @@ func newWorld(t *testing.T, bucketURL string, n, size int) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bucket.Close() })
-	w := &world{cat: cat, bucket: bucket, data: map[string][]byte{}}
+	secret, err := cat.ClusterSecret(ctx)
+	if err != nil || len(secret) < 16 {
+		t.Fatalf("cluster secret: %x %v", secret, err)
+	}
+	if again, _ := cat.ClusterSecret(ctx); !bytes.Equal(again, secret) {
+		t.Fatal("the cluster secret changed between reads")
+	}
+	w := &world{cat: cat, bucket: bucket, data: map[string][]byte{}, secret: secret}
 	hour := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	for i := range n + 1 {
 		project := catalog.DefaultProject
@@ -95,7 +108,7 @@ func startNode(t *testing.T, w *world, size int64) (addr string, node *cache.Nod
 	if err != nil {
 		t.Fatal(err)
 	}
-	node = &cache.Node{Store: store, Bucket: w.bucket, Catalog: w.cat, M: m}
+	node = &cache.Node{Store: store, Bucket: w.bucket, Catalog: w.cat, M: m, Secret: w.secret}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +150,9 @@ func TestNode_ServesObjectsWithRanges(t *testing.T) {
 	f := w.files[0]
 	get := func(rng string) *http.Response {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/objects/"+f.Key, nil)
-		req.Header.Set(cache.ProjectHeader, f.Project)
+		for k, v := range w.headers(f.Project, f.Key) {
+			req.Header.Set(k, v)
+		}
 		if rng != "" {
 			req.Header.Set("Range", rng)
 		}
@@ -196,8 +211,9 @@ func TestNode_RefusesBadKeys(t *testing.T) {
 	// A secret beside the cache directory that no request may reveal.
 	secret := "TOP-SECRET-" + testenv.RandomHex(8)
 	os.WriteFile(filepath.Join(filepath.Dir(node.Store.Dir()), "secret"), []byte(secret), 0o644)
-	own := map[string]string{cache.ProjectHeader: catalog.DefaultProject}
 	good := w.files[0].Key
+	own := w.headers(catalog.DefaultProject, good)
+	missing := "default/records/date=2026-11-23/hour=10/0-01JZZZZZZZZZZZZZZZZZZZZZZZ.parquet"
 	cases := []struct {
 		path   string
 		header map[string]string
@@ -216,7 +232,15 @@ func TestNode_RefusesBadKeys(t *testing.T) {
 		{"/objects/" + good, nil, 403},                                             // no project
 		{"/objects/" + good, map[string]string{cache.ProjectHeader: "other"}, 403}, // another project's key
 		{"/objects/" + w.otherKey(), own, 403},
-		{"/objects/default/records/date=2026-11-23/hour=10/0-01JZZZZZZZZZZZZZZZZZZZZZZZ.parquet", own, 404},
+		{"/objects/" + w.otherKey(), w.headers("other", good), 403}, // signed for another object
+		// The project header alone, as anyone could write it: refused.
+		{"/objects/" + good, map[string]string{cache.ProjectHeader: catalog.DefaultProject}, 403},
+		{"/objects/" + good, map[string]string{cache.ProjectHeader: catalog.DefaultProject, cache.ContextHeader: "9999999999.00ff"}, 403},
+		{"/objects/" + good, map[string]string{cache.ProjectHeader: catalog.DefaultProject,
+			cache.ContextHeader: cache.SignContext([]byte("not the deployment's"), catalog.DefaultProject, good, time.Now())}, 403},
+		{"/objects/" + good, map[string]string{cache.ProjectHeader: catalog.DefaultProject,
+			cache.ContextHeader: cache.SignContext(w.secret, catalog.DefaultProject, good, time.Now().Add(-time.Hour))}, 403}, // expired
+		{"/objects/" + missing, w.headers(catalog.DefaultProject, missing), 404},
 	}
 	for _, tc := range cases {
 		status, body := rawGet(t, addr, tc.path, tc.header)
@@ -300,7 +324,7 @@ func TestClient_NodeKilledUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	client, err := cache.NewClient(w.bucket, cache.ClientOptions{Ring: cache.NewRing(addrs...), Local: local,
-		TransientDir: t.TempDir(), Metrics: m})
+		TransientDir: t.TempDir(), Metrics: m, Secret: w.secret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +374,9 @@ func TestNode_PassThroughHonoursRangesAndSizes(t *testing.T) {
 	f := w.files[0]
 	get := func(key, rng string) (int, []byte) {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/objects/"+key, nil)
-		req.Header.Set(cache.ProjectHeader, f.Project)
+		for k, v := range w.headers(f.Project, key) {
+			req.Header.Set(k, v)
+		}
 		if rng != "" {
 			req.Header.Set("Range", rng)
 		}

@@ -130,6 +130,10 @@ type Store interface {
 	// TraceFilters returns the trace filters of the given files that have
 	// one, by key.
 	TraceFilters(ctx context.Context, keys ...string) (map[string][]byte, error)
+	// ClusterSecret returns the deployment's secret, creating it on first
+	// use: cache nodes check with it that a request comes from a node of
+	// the deployment (whoever can read the catalog).
+	ClusterSecret(ctx context.Context) ([]byte, error)
 	// RetiredFiles returns which of keys name files that were registered
 	// and are no longer live: tombstoned, or purged within PurgedKeyMemory.
 	RetiredFiles(ctx context.Context, keys ...string) (map[string]bool, error)

@@ -2,7 +2,9 @@ package catalog
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -418,6 +420,23 @@ func (s *store) TraceFilters(ctx context.Context, keys ...string) (map[string][]
 		}
 	}
 	return out, nil
+}
+
+func (s *store) ClusterSecret(ctx context.Context) ([]byte, error) {
+	random := make([]byte, 32)
+	if _, err := rand.Read(random); err != nil {
+		return nil, err
+	}
+	// The first node to ask creates it; every other reads the same.
+	if _, err := s.write.ExecContext(ctx, s.d.rebind(`INSERT INTO settings (name, value) VALUES ('cluster_secret', ?)
+		ON CONFLICT (name) DO NOTHING`), hex.EncodeToString(random)); err != nil {
+		return nil, fmt.Errorf("cluster secret: %w", err)
+	}
+	var v string
+	if err := s.write.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = 'cluster_secret'`).Scan(&v); err != nil {
+		return nil, fmt.Errorf("cluster secret: %w", err)
+	}
+	return hex.DecodeString(v)
 }
 
 func (s *store) RetiredFiles(ctx context.Context, keys ...string) (map[string]bool, error) {

@@ -122,7 +122,11 @@ func startCacheNode(ctx context.Context, c cacheConfig, ln net.Listener, cat cat
 	if err != nil {
 		return nil, settingError{"cache-dir", err}
 	}
-	n := &cacheNode{node: &cache.Node{Store: store, Bucket: bucket, Catalog: cat, M: m}, addr: advertised(ln, c.advertise)}
+	secret, err := cat.ClusterSecret(ctx)
+	if err != nil {
+		return nil, settingError{"catalog-url", err}
+	}
+	n := &cacheNode{node: &cache.Node{Store: store, Bucket: bucket, Catalog: cat, M: m, Secret: secret}, addr: advertised(ln, c.advertise)}
 	catalog.Announce(ctx, cat, catalog.Node{ID: "cache-" + n.addr, Role: cache.Role, Address: n.addr, StartedAt: time.Now()}, heartbeatEvery)
 	return n, nil
 }
@@ -152,8 +156,12 @@ func advertised(ln net.Listener, host string) string {
 // tier: the ring of --cache-nodes and the nodes announced in the catalog,
 // with self (may be nil) as the in-process node.
 func newCacheClient(ctx context.Context, c cacheConfig, cat catalog.Store, bucket *objstore.Bucket, self *cacheNode, reg *prometheus.Registry) (*cache.Client, error) {
+	secret, err := cat.ClusterSecret(ctx)
+	if err != nil {
+		return nil, settingError{"catalog-url", err}
+	}
 	ring := cache.NewRing(c.staticNodes()...)
-	opts := cache.ClientOptions{Ring: ring, Metrics: cache.NewMetrics()}
+	opts := cache.ClientOptions{Ring: ring, Metrics: cache.NewMetrics(), Secret: secret}
 	if c.dir != "" { // roles that read files (not ingest, which only warms)
 		opts.TransientDir = filepath.Join(c.dir, "transient")
 	}
