@@ -77,6 +77,14 @@ var columnOIDs = func() map[string]uint32 {
 	return out
 }()
 
+// castOIDs are the wire types of DuckDB's type names, for parameters
+// cast in the query.
+var castOIDs = map[string]uint32{
+	"BOOLEAN": oidBool, "SMALLINT": oidInt2, "INTEGER": oidInt4, "BIGINT": oidInt8,
+	"FLOAT": oidFloat4, "DOUBLE": oidFloat8, "VARCHAR": oidText, "BLOB": oidBytea, "DATE": oidDate,
+	"TIMESTAMP": oidTimestamp, "TIMESTAMP WITH TIME ZONE": oidTimestamptz,
+}
+
 func inferParamTypes(n any, oids []uint32) {
 	set := func(param, col any, oid uint32) {
 		p, ok := param.(map[string]any)
@@ -98,6 +106,10 @@ func inferParamTypes(n any, oids []uint32) {
 	switch v := n.(type) {
 	case map[string]any:
 		switch v["class"] {
+		case "CAST": // $1::timestamptz is a timestamptz, as PostgreSQL infers
+			if ct, ok := v["cast_type"].(map[string]any); ok {
+				set(v["child"], nil, castOIDs[fmt.Sprint(ct["id"])])
+			}
 		case "COMPARISON":
 			set(v["left"], v["right"], 0)
 			set(v["right"], v["left"], 0)

@@ -43,6 +43,10 @@ func newPGCatalog(ctx context.Context, _ *engine.DB) (*pgCatalog, error) {
 		`CREATE MACRO string_to_array(str, sep) AS TABLE SELECT string_split(str, sep) AS s`,
 		`CREATE MACRO obj_description(o, c) AS NULL`,
 		`CREATE MACRO pg_encoding_to_char(e) AS 'UTF8'`,
+		// Sizes and function signatures psql's \dt+ and \df ask for.
+		`CREATE MACRO pg_table_size(x) AS NULL`,
+		`CREATE MACRO pg_get_function_result(x) AS ''`,
+		`CREATE MACRO pg_get_function_arguments(x) AS ''`,
 		// version(), current_database() and current_setting() are
 		// DuckDB's own; queries call these instead (rewriteCatalogTree).
 		`CREATE MACRO strata_version() AS '` + pgVersion + `'`,
@@ -190,11 +194,14 @@ var (
 	// step 2: the relation's kind and flags.
 	psqlRelationInfo = regexp.MustCompile(`(?s)SELECT c\.relchecks, c\.relkind.*WHERE c\.oid = '(\d+)'`)
 	// step 3: its columns.
-	psqlColumns  = regexp.MustCompile(`(?s)FROM pg_catalog\.pg_attribute a\s+WHERE a\.attrelid = '(\d+)' AND a\.attnum > 0`)
-	operatorPG   = regexp.MustCompile(`OPERATOR\(pg_catalog\.([^)]+)\)`)
-	collatePG    = regexp.MustCompile(`(?i)COLLATE\s+pg_catalog\."?default"?`)
-	castPGType   = regexp.MustCompile(`::pg_catalog\.`)
-	regTypeCasts = regexp.MustCompile(`(?i)::(regclass|regtype|regproc|regnamespace|oid)\b`)
+	psqlColumns = regexp.MustCompile(`(?s)FROM pg_catalog\.pg_attribute a\s+WHERE a\.attrelid = '(\d+)' AND a\.attnum > 0`)
+	// psql's \l: its columns (collation, locale provider) are not in
+	// DuckDB's pg_database.
+	psqlDatabases = regexp.MustCompile(`(?s)SELECT d\.datname as "Name".*FROM pg_catalog\.pg_database d`)
+	operatorPG    = regexp.MustCompile(`OPERATOR\(pg_catalog\.([^)]+)\)`)
+	collatePG     = regexp.MustCompile(`(?i)COLLATE\s+pg_catalog\."?default"?`)
+	castPGType    = regexp.MustCompile(`::pg_catalog\.`)
+	regTypeCasts  = regexp.MustCompile(`(?i)::(regclass|regtype|regproc|regnamespace|oid)\b`)
 )
 
 // answer handles a catalog query: ok is false for queries about data. A
@@ -239,11 +246,36 @@ func (c *pgCatalog) answer(ctx context.Context, lim *Limiter, sql string) (*pgRe
 				rows = append(rows, []string{f.Name, pgTypeName(f.Type), "", notNull, "", "", ""})
 			}
 		}
-		res := constResult([]string{"attname", "format_type", "default", "attnotnull", "attcollation", "attidentity", "attgenerated"}, rows)
+		names := []string{"attname", "format_type", "default", "attnotnull", "attcollation", "attidentity", "attgenerated"}
+		// \d+ asks for more, each only if psql thinks the server has it.
+		var extra []string
+		for _, c := range []string{"attstorage", "attcompression", "attstattarget", "col_description"} {
+			if strings.Contains(sql, c) {
+				extra = append(extra, c)
+			}
+		}
+		names = append(names, extra...)
+		for i := range rows {
+			for _, c := range extra {
+				v := nullText
+				switch c {
+				case "attstorage":
+					v = "x" // extended: what psql shows for variable-length types
+				case "attcompression":
+					v = ""
+				}
+				rows[i] = append(rows[i], v)
+			}
+		}
+		res := constResult(names, rows)
 		for _, r := range res.fixed.rows {
 			r[2], r[4] = nullText, nullText // no default, no collation
 		}
 		return res, true, nil
+	}
+	if psqlDatabases.MatchString(sql) {
+		return constResult([]string{"Name", "Owner", "Encoding", "Collate", "Ctype", "ICU Locale", "Locale Provider", "Access privileges"},
+			[][]string{{"strata", "strata", "UTF8", "C", "C", nullText, "libc", nullText}}), true, nil
 	}
 	res, err := c.run(ctx, lim, sql)
 	if err != nil {

@@ -1,6 +1,7 @@
 package sql
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
 	"strconv"
@@ -36,6 +37,39 @@ type pgColumn struct {
 }
 
 var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// pgEpochMicros is pgEpoch in Unix microseconds.
+var pgEpochMicros = pgEpoch.UnixMicro()
+
+// pgMicros turns a timestamp of unit into PostgreSQL's binary form,
+// microseconds since 2000-01-01, in integer arithmetic: time.Time
+// differences saturate at ±292 years (the year 1500 came out as 1707).
+// Infinities stay infinities.
+func pgMicros(v int64, unit arrow.TimeUnit) int64 {
+	switch v {
+	case math.MaxInt64:
+		return math.MaxInt64
+	case -math.MaxInt64, math.MinInt64:
+		return math.MinInt64
+	}
+	switch unit {
+	case arrow.Second:
+		v *= 1_000_000
+	case arrow.Millisecond:
+		v *= 1000
+	case arrow.Nanosecond:
+		v = floorDiv(v, 1000)
+	}
+	return v - pgEpochMicros
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
 
 // pgColumnFor maps an Arrow type to a PostgreSQL type. Types without a
 // simple PostgreSQL twin (lists, structs, intervals, decimals) go as text,
@@ -101,11 +135,17 @@ func pgColumnFor(t arrow.DataType) pgColumn {
 		unit := t.Unit
 		return pgColumn{oid: oid, size: 8,
 			text: func(a arrow.Array, i int) []byte {
-				return []byte(a.(*array.Timestamp).Value(i).ToTime(unit).UTC().Format(layout))
+				v := a.(*array.Timestamp).Value(i)
+				switch int64(v) {
+				case math.MaxInt64:
+					return []byte("infinity")
+				case -math.MaxInt64: // DuckDB's -infinity
+					return []byte("-infinity")
+				}
+				return []byte(v.ToTime(unit).UTC().Format(layout))
 			},
 			bin: func(a arrow.Array, i int) []byte {
-				us := a.(*array.Timestamp).Value(i).ToTime(unit).Sub(pgEpoch).Microseconds()
-				return binary.BigEndian.AppendUint64(nil, uint64(us))
+				return binary.BigEndian.AppendUint64(nil, uint64(pgMicros(int64(a.(*array.Timestamp).Value(i)), unit)))
 			}}
 	case arrow.ExtensionType:
 		c := pgColumnFor(t.StorageType())
@@ -164,7 +204,7 @@ func floatColumn(oid uint32, get func(arrow.Array, int) float64) pgColumn {
 			case math.IsInf(v, -1):
 				return []byte("-Infinity")
 			}
-			return strconv.AppendFloat(nil, v, 'g', -1, int(size)*8)
+			return appendPGFloat(nil, v, int(size)*8)
 		},
 		bin: func(a arrow.Array, i int) []byte {
 			if size == 4 {
@@ -172,6 +212,18 @@ func floatColumn(oid uint32, get func(arrow.Array, int) float64) pgColumn {
 			}
 			return binary.BigEndian.AppendUint64(nil, math.Float64bits(get(a, i)))
 		}}
+}
+
+// appendPGFloat writes a float as PostgreSQL does: the shortest text that
+// reads back exactly, in positional notation unless the decimal exponent
+// is below -4 or at least 15 (100000000, not 1e+08).
+func appendPGFloat(b []byte, v float64, bits int) []byte {
+	e := strconv.AppendFloat(nil, v, 'e', -1, bits)
+	exp, _ := strconv.Atoi(string(e[bytes.IndexByte(e, 'e')+1:]))
+	if exp < -4 || exp >= 15 {
+		return append(b, e...)
+	}
+	return strconv.AppendFloat(b, v, 'f', -1, bits)
 }
 
 func hexString(b []byte) string {

@@ -1,9 +1,11 @@
 package sql
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"os"
 	"regexp"
 	"runtime/debug"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -524,7 +527,19 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 	}
 	if m := showStatement.FindStringSubmatch(sql); m != nil {
 		name := strings.ToLower(strings.Trim(m[1], `"`))
-		return constResult([]string{name}, [][]string{{showValues[name]}}), nil
+		if name == "all" {
+			rows := make([][]string, 0, len(showValues))
+			for k, v := range showValues {
+				rows = append(rows, []string{k, v, ""})
+			}
+			sort.Slice(rows, func(i, j int) bool { return rows[i][0] < rows[j][0] })
+			return constResult([]string{"name", "setting", "description"}, rows), nil
+		}
+		v, ok := showValues[name]
+		if !ok {
+			return nil, &pgError{code: "42704", msg: fmt.Sprintf("unrecognized configuration parameter %q", name)}
+		}
+		return constResult([]string{name}, [][]string{{v}}), nil
 	}
 	ctx, cancel := sess.queryContext()
 	if res, ok, err := sess.srv.catalog.answer(ctx, sess.srv.exec.Limiter, sql); ok {
@@ -550,7 +565,11 @@ type pgResult struct {
 	fixed  *fixedRows
 	tag    string
 	cancel context.CancelFunc
-	cols   []pgColumn
+
+	// Where sending stopped, for a portal suspended by a row limit.
+	batch      arrow.RecordBatch // of rows, the one being sent
+	row        int               // next row of batch (or of fixed)
+	sent, mark int64             // rows sent in all; at the start of this Execute
 }
 
 // nullText marks a NULL among fixed rows' values.
@@ -628,15 +647,32 @@ func formatOf(formats []int16, i int, c pgColumn) int16 {
 	return f
 }
 
-// sendResult streams a result's rows and its CommandComplete.
+// sendResult streams a result's rows and its CommandComplete, and
+// releases it.
 func (sess *pgSession) sendResult(r *pgResult, formats []int16, withDescription bool) error {
 	defer r.release()
 	if withDescription {
 		r.describe(sess.be, formats)
 	}
+	_, err := sess.sendRows(r, formats, 0)
+	return err
+}
+
+// sendRows sends up to max rows of r (all if max <= 0), resuming where the
+// last call stopped: an Execute with a row limit sends PortalSuspended
+// and the next Execute of the portal goes on (suspended is then true).
+// After the last row it sends CommandComplete.
+func (sess *pgSession) sendRows(r *pgResult, formats []int16, max int32) (suspended bool, err error) {
+	room := func() bool { return max <= 0 || r.sent < int64(max)+r.mark }
+	r.mark = r.sent
 	switch {
 	case r.fixed != nil:
-		for _, row := range r.fixed.rows {
+		for ; r.row < len(r.fixed.rows); r.row++ {
+			if !room() {
+				sess.be.Send(&pgproto3.PortalSuspended{})
+				return true, nil
+			}
+			row := r.fixed.rows[r.row]
 			vals := make([][]byte, len(row))
 			for i, v := range row {
 				if v != nullText {
@@ -644,12 +680,13 @@ func (sess *pgSession) sendResult(r *pgResult, formats []int16, withDescription 
 				}
 			}
 			sess.be.Send(&pgproto3.DataRow{Values: vals})
+			r.sent++
 		}
 		sess.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.Itoa(len(r.fixed.rows)))})
-		return nil
+		return false, nil
 	case r.rows == nil:
 		sess.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(r.tag)})
-		return nil
+		return false, nil
 	}
 	fields := r.rows.Schema().Fields()
 	cols := make([]pgColumn, len(fields))
@@ -658,38 +695,47 @@ func (sess *pgSession) sendResult(r *pgResult, formats []int16, withDescription 
 		cols[i] = pgColumnFor(f.Type)
 		fmts[i] = formatOf(formats, i, cols[i])
 	}
-	var n int64
 	vals := make([][]byte, len(cols))
-	for r.rows.Next() {
-		rec := r.rows.RecordBatch()
-		if err := checkValueSizes(rec); err != nil {
-			return err
+	for {
+		if r.batch == nil || r.row >= int(r.batch.NumRows()) {
+			if !r.rows.Next() {
+				break
+			}
+			r.batch, r.row = r.rows.RecordBatch(), 0
+			if err := checkValueSizes(r.batch); err != nil {
+				return false, err
+			}
 		}
-		for i := range int(rec.NumRows()) {
+		rec := r.batch
+		for ; r.row < int(rec.NumRows()); r.row++ {
+			if !room() {
+				sess.be.Send(&pgproto3.PortalSuspended{})
+				return true, nil
+			}
 			for c := range cols {
 				a := rec.Column(c)
 				switch {
-				case a.IsNull(i):
+				case a.IsNull(r.row):
 					vals[c] = nil
 				case fmts[c] == 1:
-					vals[c] = cols[c].bin(a, i)
+					vals[c] = cols[c].bin(a, r.row)
 				default:
-					vals[c] = cols[c].text(a, i)
+					vals[c] = cols[c].text(a, r.row)
 				}
 			}
 			sess.be.Send(&pgproto3.DataRow{Values: vals})
+			r.sent++
 		}
-		n += rec.NumRows()
 		// Keep memory flat on large results.
 		if err := sess.be.Flush(); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if err := r.rows.Err(); err != nil {
-		return err
+		return false, err
 	}
-	sess.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
-	return nil
+	sess.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(r.sent, 10))})
+	return false, nil
 }
 
 func (sess *pgSession) parse(m *pgproto3.Parse) error {
@@ -719,6 +765,10 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 		return &pgError{code: "26000", msg: fmt.Sprintf("prepared statement %q does not exist", m.PreparedStatement)}
 	}
 	sql := st.sql
+	if want := max(len(st.inferred), len(st.paramOIDs)); st.inferred != nil && len(m.Parameters) != want {
+		return &pgError{code: "08P01", msg: fmt.Sprintf("bind message supplies %d parameters, but prepared statement %q requires %d",
+			len(m.Parameters), m.PreparedStatement, want)}
+	}
 	if len(m.Parameters) > 0 {
 		values := make([]*string, len(m.Parameters))
 		for i, p := range m.Parameters {
@@ -755,6 +805,24 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 
 // decodeParam turns a bound parameter into the text of a SQL literal.
 func decodeParam(p []byte, format int16, oid uint32) (string, error) {
+	if oid == oidBytea {
+		raw := p
+		if format == 0 { // PostgreSQL's hex format: \x0001ff
+			if !bytes.HasPrefix(p, []byte(`\x`)) {
+				return string(p), nil
+			}
+			raw = make([]byte, hex.DecodedLen(len(p)-2))
+			if _, err := hex.Decode(raw, p[2:]); err != nil {
+				return "", fmt.Errorf("bytea: %w", err)
+			}
+		}
+		// DuckDB reads \xNN escapes when the text is cast to BLOB.
+		var b strings.Builder
+		for _, c := range raw {
+			fmt.Fprintf(&b, `\x%02x`, c)
+		}
+		return b.String(), nil
+	}
 	if format == 0 {
 		return string(p), nil
 	}
@@ -781,8 +849,14 @@ func decodeParam(p []byte, format int16, oid uint32) (string, error) {
 		}
 	case oidTimestamptz, oidTimestamp:
 		if len(p) == 8 {
-			us := int64(binary.BigEndian.Uint64(p))
-			return pgEpoch.Add(time.Duration(us) * time.Microsecond).Format(time.RFC3339Nano), nil
+			switch us := int64(binary.BigEndian.Uint64(p)); us {
+			case math.MaxInt64:
+				return "infinity", nil
+			case math.MinInt64:
+				return "-infinity", nil
+			default:
+				return time.UnixMicro(us + pgEpochMicros).UTC().Format(time.RFC3339Nano), nil
+			}
 		}
 	case oidText, oidVarchar, 0:
 		return string(p), nil
@@ -802,8 +876,10 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 		}
 		sess.be.Send(&pgproto3.ParameterDescription{ParameterOIDs: oids})
 		if strings.TrimSpace(st.sql) == "" || isSessionStatement(st.sql) {
-			if showStatement.MatchString(st.sql) {
-				sess.be.Send(&pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte("setting"), DataTypeOID: oidText, DataTypeSize: -1, TypeModifier: -1}}})
+			if m := showStatement.FindStringSubmatch(st.sql); m != nil {
+				// Named as running it names it (SHOW ALL aside).
+				name := strings.ToLower(strings.Trim(m[1], `"`))
+				sess.be.Send(&pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte(name), DataTypeOID: oidText, DataTypeSize: -1, TypeModifier: -1}}})
 			} else {
 				sess.be.Send(&pgproto3.NoData{})
 			}
@@ -861,10 +937,14 @@ func (sess *pgSession) execute(m *pgproto3.Execute) error {
 		}
 		p.result = res
 	}
-	res := p.result
+	suspended, err := sess.sendRows(p.result, p.formats, int32(m.MaxRows))
+	if suspended && err == nil {
+		return nil // the portal stays for the next Execute
+	}
+	p.result.release()
 	p.result = nil
 	delete(sess.portals, m.Portal)
-	return sess.sendResult(res, p.formats, false)
+	return err
 }
 
 // splitStatements cuts a Query message at semicolons outside string

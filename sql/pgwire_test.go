@@ -1,6 +1,7 @@
 package sql_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgtype"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
@@ -190,14 +192,19 @@ func TestPG_PsqlDescribesTheTables(t *testing.T) {
 	addr := startPG(t, e)
 	host, port, _ := net.SplitHostPort(addr)
 	cmd := exec.Command(psql, "-h", host, "-p", port, "-U", "someone", "-d", "strata", "-X",
-		"-c", `\dt`, "-c", `\d records`, "-c", "SELECT span_name FROM records")
+		"-c", `\dt`, "-c", `\d records`, "-c", "SELECT span_name FROM records",
+		"-c", `\d+ metrics`, "-c", `\dt+`, "-c", `\l`)
 	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("psql: %v\n%s", err, out)
 	}
+	if strings.Contains(string(out), "ERROR") || strings.Contains(string(out), "out of range") {
+		t.Errorf("psql met an error:\n%s", out)
+	}
 	for _, want := range []string{"records | table", "metrics | table", `Table "main.records"`,
-		"start_timestamp", "timestamp with time zone", "attributes", "json", "hello from psql"} {
+		"start_timestamp", "timestamp with time zone", "attributes", "json", "hello from psql",
+		`Table "main.metrics"`, "Storage", "List of databases", "UTF8"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("psql output lacks %q:\n%s", want, out)
 		}
@@ -443,4 +450,79 @@ func TestPG_SessionsReleaseWhatTheyHold(t *testing.T) {
 		t.Errorf("oversized message: %v", seen)
 	}
 	canQuery("after an oversized message")
+}
+
+// What PostgreSQL clients expect of values and of the protocol's corners.
+func TestPG_ValuesAndPortalsAsPostgresSendsThem(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for i := range 10 {
+		e.send(span{name: fmt.Sprintf("op%d", i)})
+	}
+	e.flushed()
+	addr := startPG(t, e)
+	ctx := context.Background()
+
+	// Binary timestamps (pgx's cached statements read them in binary) far
+	// from 2000 and infinite ones come back as they are.
+	c := pgConnect(t, addr, pgx.QueryExecModeCacheStatement)
+	for lit, want := range map[string]time.Time{
+		"1500-01-01 00:00:00+00": time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC),
+		"2500-06-01 12:00:00+00": time.Date(2500, 6, 1, 12, 0, 0, 0, time.UTC),
+	} {
+		var got time.Time
+		if err := c.QueryRow(ctx, "SELECT TIMESTAMPTZ '"+lit+"'").Scan(&got); err != nil || !got.Equal(want) {
+			t.Errorf("timestamp %s: %v %v", lit, got, err)
+		}
+		// And as a parameter, in binary.
+		var back time.Time
+		if err := c.QueryRow(ctx, "SELECT $1::TIMESTAMPTZ", want).Scan(&back); err != nil || !back.Equal(want) {
+			t.Errorf("timestamp parameter %v: %v %v", want, back, err)
+		}
+	}
+	// bytea parameters arrive byte for byte, and come back so.
+	var blob []byte
+	if err := c.QueryRow(ctx, "SELECT $1::BLOB", []byte{0, 1, 2, 0xff}).Scan(&blob); err != nil || !bytes.Equal(blob, []byte{0, 1, 2, 0xff}) {
+		t.Errorf("bytea parameter: %x %v", blob, err)
+	}
+	var inf pgtype.Timestamptz
+	if err := c.QueryRow(ctx, "SELECT 'infinity'::TIMESTAMPTZ").Scan(&inf); err != nil || inf.InfinityModifier != pgtype.Infinity {
+		t.Errorf("infinity: %+v %v", inf, err)
+	}
+	// Text floats as PostgreSQL prints them.
+	s := pgConnect(t, addr, pgx.QueryExecModeSimpleProtocol)
+	for lit, want := range map[string]string{"100000000::DOUBLE": "100000000", "1e15::DOUBLE": "1e+15", "0.00001::DOUBLE": "1e-05", "0.5::DOUBLE": "0.5"} {
+		var got string
+		if err := s.QueryRow(ctx, "SELECT ("+lit+")::DOUBLE").Scan(&got); err != nil {
+			// pgx scans a float8 into a string through its text form
+			t.Errorf("%s: %v", lit, err)
+		}
+		rows, _ := s.Query(ctx, "SELECT "+lit)
+		for rows.Next() {
+			if raw := string(rows.RawValues()[0]); raw != want {
+				t.Errorf("%s is sent as %q, want %q", lit, raw, want)
+			}
+		}
+		rows.Close()
+	}
+	// SHOW of an unknown setting is an error, as in PostgreSQL.
+	var pe *pgconn.PgError
+	if _, err := s.Exec(ctx, "SHOW no_such_setting"); !errors.As(err, &pe) || pe.Code != "42704" {
+		t.Errorf("SHOW no_such_setting: %v", err)
+	}
+
+	// An Execute with a row limit suspends the portal; the next goes on.
+	r := dialRawPG(t, addr)
+	r.send(&pgproto3.Parse{Query: "SELECT span_name FROM records ORDER BY span_name"}, &pgproto3.Bind{},
+		&pgproto3.Execute{MaxRows: 4}, &pgproto3.Execute{MaxRows: 4}, &pgproto3.Execute{MaxRows: 4}, &pgproto3.Sync{})
+	got := strings.Join(r.until("*pgproto3.ReadyForQuery"), " ")
+	rows := strings.Count(got, "DataRow")
+	if rows != 10 || strings.Count(got, "PortalSuspended") != 2 || !strings.Contains(got, "CommandComplete") || strings.Contains(got, "Error") {
+		t.Errorf("Execute with MaxRows 4, three times: %d rows; %s", rows, got)
+	}
+	// A Bind with more parameters than the statement has is refused.
+	r.send(&pgproto3.Parse{Query: "SELECT count(*) FROM records WHERE span_name = $1"},
+		&pgproto3.Bind{Parameters: [][]byte{[]byte("a"), []byte("b")}}, &pgproto3.Sync{})
+	if got := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(got, "ErrorResponse(08P01)") {
+		t.Errorf("Bind with 2 parameters for 1: %s", got)
+	}
 }
