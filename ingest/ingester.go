@@ -389,9 +389,18 @@ func (in *Ingester) writeAndSync(buf []byte) error {
 		return err
 	}
 	if err := f.f.Sync(); err != nil {
-		// After a failed fsync the page cache cannot be trusted: seal this
-		// segment and continue in a new one.
-		f.size += int64(len(buf))
+		// This write is not acknowledged and its clients will retry it: cut
+		// it from the segment, or a replay after a crash would store it
+		// as well. After a failed fsync the page cache cannot be trusted,
+		// so the segment is sealed and writing goes on in a new one.
+		if terr := f.f.Truncate(f.size); terr == nil {
+			f.f.Sync()
+		} else {
+			slog.Error("wal: cannot cut an unacknowledged write after a failed fsync; a replay may store it twice",
+				"segment", in.active.seq, "err", terr)
+			f.size += int64(len(buf))
+		}
+		f.f.Seek(f.size, 0)
 		in.rotate()
 		return err
 	}
