@@ -35,6 +35,27 @@ func walkParams(n any, fn func(m map[string]any)) {
 	}
 }
 
+// walkSelectLists calls fn for every item of every SELECT list.
+func walkSelectLists(n any, fn func(item map[string]any)) {
+	switch v := n.(type) {
+	case map[string]any:
+		if items, ok := v["select_list"].([]any); ok && v["type"] == "SELECT_NODE" {
+			for _, it := range items {
+				if m, ok := it.(map[string]any); ok {
+					fn(m)
+				}
+			}
+		}
+		for _, c := range v {
+			walkSelectLists(c, fn)
+		}
+	case []any:
+		for _, c := range v {
+			walkSelectLists(c, fn)
+		}
+	}
+}
+
 // paramTypes returns the type OID of each $n parameter of sql (index n-1):
 // the type of the column it is compared with, bigint for LIMIT and OFFSET,
 // text otherwise. Clients encode their arguments by these types.
@@ -170,12 +191,30 @@ func toConstant(m map[string]any, v *string) {
 }
 
 // describe returns the columns a query would return, without reading any
-// data: it runs, sandboxed, over empty tables, with NULL parameters.
+// data: it runs, sandboxed, over empty tables, with NULL text parameters.
 func (e *Executor) describe(ctx context.Context, sql string) (*arrow.Schema, error) {
 	tree, err := e.Engine.Parse(ctx, sql)
 	if err != nil {
 		return nil, err
 	}
+	// A parameter selected as it is comes back as the text Execute binds
+	// it as: describe it as a text NULL, not as an untyped NULL (integer).
+	// Elsewhere an untyped NULL takes the type its use asks for.
+	null, err := e.Engine.Parse(ctx, "SELECT NULL::VARCHAR")
+	if err != nil {
+		return nil, err
+	}
+	textNull := null["statements"].([]any)[0].(map[string]any)["node"].(map[string]any)["select_list"].([]any)[0].(map[string]any)
+	walkSelectLists(tree, func(item map[string]any) {
+		if item["class"] == "PARAMETER" {
+			alias := item["alias"]
+			clear(item)
+			for k, v := range textNull {
+				item[k] = v // shared, never changed: the tree is only deparsed
+			}
+			item["alias"] = alias
+		}
+	})
 	walkParams(tree, func(m map[string]any) { toConstant(m, nil) })
 	if sql, err = e.Engine.Deparse(ctx, tree); err != nil {
 		return nil, err

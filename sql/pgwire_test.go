@@ -479,6 +479,11 @@ func TestPG_ValuesAndPortalsAsPostgresSendsThem(t *testing.T) {
 			t.Errorf("timestamp parameter %v: %v %v", want, back, err)
 		}
 	}
+	// A parameter returned as it is is described as the text it comes back as.
+	var echoed string
+	if err := c.QueryRow(ctx, "SELECT $1 AS x", "it's; -- x").Scan(&echoed); err != nil || echoed != "it's; -- x" {
+		t.Errorf("SELECT $1: %q %v", echoed, err)
+	}
 	// bytea parameters arrive byte for byte, and come back so.
 	var blob []byte
 	if err := c.QueryRow(ctx, "SELECT $1::BLOB", []byte{0, 1, 2, 0xff}).Scan(&blob); err != nil || !bytes.Equal(blob, []byte{0, 1, 2, 0xff}) {
