@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -111,6 +112,9 @@ func (r *Receiver) grpcError(signal string, err error) error {
 		return status.Error(code, err.Error())
 	case kindCanceled:
 		code = codes.Canceled
+		if errors.Is(err, context.DeadlineExceeded) {
+			code = codes.DeadlineExceeded
+		}
 		return status.Error(code, err.Error())
 	case kindOverloaded:
 		code = codes.ResourceExhausted

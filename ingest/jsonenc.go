@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/base64"
 	"fmt"
 	"math"
@@ -107,7 +108,8 @@ func appendValue(b []byte, v pcommon.Value, depth int) ([]byte, error) {
 }
 
 // appendFloat writes a double; JSON has no NaN or infinities, so those
-// become strings.
+// become strings. A whole double keeps a ".0", so it stays a double to
+// readers (json_type says DOUBLE, not UBIGINT) and unlike an int attribute.
 func appendFloat(b []byte, f float64) []byte {
 	switch {
 	case math.IsNaN(f):
@@ -117,7 +119,12 @@ func appendFloat(b []byte, f float64) []byte {
 	case math.IsInf(f, -1):
 		return append(b, `"-Infinity"`...)
 	}
-	return strconv.AppendFloat(b, f, 'g', -1, 64)
+	start := len(b)
+	b = strconv.AppendFloat(b, f, 'g', -1, 64)
+	if !bytes.ContainsAny(b[start:], ".e") {
+		b = append(b, ".0"...)
+	}
+	return b
 }
 
 func appendTime(b []byte, ns uint64) []byte {

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -207,7 +208,7 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon
 			}
 			mb.monotonic.AppendNull()
 			mb.scalar.AppendNull()
-			mb.histCount.Append(int64(p.Count()))
+			mb.histCount.Append(clampInt64(p.Count()))
 			optFloat(mb.histSum, p.Sum(), p.HasSum())
 			optFloat(mb.histMin, p.Min(), p.HasMin())
 			optFloat(mb.histMax, p.Max(), p.HasMax())
@@ -230,14 +231,14 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon
 			}
 			mb.monotonic.AppendNull()
 			mb.scalar.AppendNull()
-			mb.histCount.Append(int64(p.Count()))
+			mb.histCount.Append(clampInt64(p.Count()))
 			optFloat(mb.histSum, p.Sum(), p.HasSum())
 			optFloat(mb.histMin, p.Min(), p.HasMin())
 			optFloat(mb.histMax, p.Max(), p.HasMax())
 			mb.bucketCounts.AppendNull()
 			mb.bounds.AppendNull()
 			mb.scale.Append(p.Scale())
-			mb.zeroCount.Append(int64(p.ZeroCount()))
+			mb.zeroCount.Append(clampInt64(p.ZeroCount()))
 			mb.zeroThreshold.Append(p.ZeroThreshold())
 			appendUints(mb.posCounts, p.Positive().BucketCounts())
 			mb.posOffset.Append(p.Positive().Offset())
@@ -257,7 +258,7 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon
 			}
 			mb.monotonic.AppendNull()
 			mb.scalar.AppendNull()
-			mb.histCount.Append(int64(p.Count()))
+			mb.histCount.Append(clampInt64(p.Count()))
 			mb.histSum.Append(p.Sum())
 			mb.histMin.AppendNull()
 			mb.histMax.AppendNull()
@@ -330,7 +331,7 @@ func appendUints(l *array.ListBuilder, s pcommon.UInt64Slice) {
 	l.Append(true)
 	vb := l.ValueBuilder().(*array.Int64Builder)
 	for i := range s.Len() {
-		vb.Append(int64(s.At(i)))
+		vb.Append(clampInt64(s.At(i)))
 	}
 }
 
@@ -374,3 +375,7 @@ func (mb *metricsBuilder) appendExemplars(es pmetric.ExemplarSlice, idx int) err
 	mb.exemplars.BinaryBuilder.Append(mb.buf)
 	return nil
 }
+
+// clampInt64 stores an unsigned count in a signed column: a count past
+// 2^63 (none is real) becomes the largest, not a negative number.
+func clampInt64(v uint64) int64 { return int64(min(v, math.MaxInt64)) }

@@ -474,6 +474,15 @@ func (rb *recordsBuilder) addLog(project string, res *resource, scope pcommon.In
 			return err
 		}
 		rb.logBody.BinaryBuilder.Append(rb.buf)
+	case pcommon.ValueTypeBytes:
+		// The message is the base64 text, like a string body's; the JSON
+		// body quotes it.
+		var err error
+		if rb.buf, err = appendValue(rb.buf[:0], body, 0); err != nil {
+			return fmt.Errorf("body: %w", err)
+		}
+		rb.message.BinaryBuilder.Append(rb.buf[1 : len(rb.buf)-1])
+		rb.logBody.BinaryBuilder.Append(rb.buf)
 	default:
 		var err error
 		if rb.buf, err = appendValue(rb.buf[:0], body, 0); err != nil {

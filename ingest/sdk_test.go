@@ -108,6 +108,7 @@ func TestSDK_TracesOverHTTPAndGRPC(t *testing.T) {
 				attribute.Int("http.response.status_code", 500),
 				attribute.String("url.full", "https://shop.example/cart/7"),
 				attribute.Float64("cart.total", 99.5),
+				attribute.Float64("cart.weight", 2),
 				attribute.Bool("cart.empty", false),
 				attribute.StringSlice("tags", []string{"checkout", "slow"}),
 				attribute.Int64Slice("item.ids", []int64{1, 2, 3}),
@@ -148,6 +149,12 @@ func TestSDK_TracesOverHTTPAndGRPC(t *testing.T) {
 		attrs := root1["attributes"]
 		if v := jsonField(t, attrs, "http.response.status_code"); v != float64(500) {
 			t.Errorf("%s: status code attribute %v (%T)", proto, v, v)
+		}
+		// A whole double stays a double, an int an int.
+		types := s.row(fmt.Sprintf(`SELECT json_type(attributes->'cart.weight') AS w, json_type(attributes->'http.response.status_code') AS c
+			FROM records WHERE span_name = 'POST /cart/%s'`, proto))
+		if types["w"] != "DOUBLE" || types["c"] != "BIGINT" && types["c"] != "UBIGINT" {
+			t.Errorf("%s: json types %v", proto, types)
 		}
 		if v := jsonField(t, attrs, "cart.total"); v != 99.5 {
 			t.Errorf("%s: cart.total %v", proto, v)
