@@ -43,6 +43,8 @@ func newPGCatalog(ctx context.Context, _ *engine.DB) (*pgCatalog, error) {
 		`CREATE MACRO string_to_array(str, sep) AS TABLE SELECT string_split(str, sep) AS s`,
 		`CREATE MACRO obj_description(o, c) AS NULL`,
 		`CREATE MACRO pg_encoding_to_char(e) AS 'UTF8'`,
+		// Grafana's column picker splits "schema.table" with parse_ident.
+		`CREATE MACRO parse_ident(s) AS string_split(s, '.')`,
 		// Sizes and function signatures psql's \dt+ and \df ask for.
 		`CREATE MACRO pg_table_size(x) AS NULL`,
 		`CREATE MACRO pg_get_function_result(x) AS ''`,
@@ -104,7 +106,7 @@ func (c *pgCatalog) close() error {
 	return err
 }
 
-var catalogQuery = regexp.MustCompile(`(?i)\b(pg_catalog|information_schema|pg_class|pg_namespace|pg_type|pg_attribute|pg_database|pg_settings|pg_tables|pg_views|pg_proc|pg_roles|pg_user|pg_am|pg_index|pg_description|current_setting|current_schema|current_database|has_table_privilege)\b|\bversion\s*\(\s*\)`)
+var catalogQuery = regexp.MustCompile(`(?i)\b(pg_[a-z_]+|information_schema|current_setting|current_schema|current_database|has_table_privilege)\b|\bversion\s*\(\s*\)`)
 
 // isCatalogQuery reports whether a query is about the catalog rather than
 // the data: whether it names a catalog table or function outside string
@@ -201,6 +203,7 @@ var (
 	operatorPG    = regexp.MustCompile(`OPERATOR\(pg_catalog\.([^)]+)\)`)
 	collatePG     = regexp.MustCompile(`(?i)COLLATE\s+pg_catalog\."?default"?`)
 	castPGType    = regexp.MustCompile(`::pg_catalog\.`)
+	schemataTable = regexp.MustCompile(`(?i)\binformation_schema\.schemata\b`)
 	regTypeCasts  = regexp.MustCompile(`(?i)::(regclass|regtype|regproc|regnamespace|oid)\b`)
 )
 
@@ -309,6 +312,9 @@ func (c *pgCatalog) run(ctx context.Context, lim *Limiter, sql string) (*pgResul
 	sql = collatePG.ReplaceAllString(sql, "")
 	sql = castPGType.ReplaceAllString(sql, "::")
 	sql = regTypeCasts.ReplaceAllString(sql, "")
+	// DuckDB lists each schema once per attached database (memory, system,
+	// temp); PostgreSQL clients expect one database's.
+	sql = schemataTable.ReplaceAllString(sql, "(SELECT * FROM information_schema.schemata WHERE catalog_name = 'memory')")
 	tree, err := c.db.Parse(ctx, sql)
 	if err != nil {
 		return nil, err

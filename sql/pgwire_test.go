@@ -159,6 +159,58 @@ func TestPG_CatalogQueriesOfGrafanaAndDrivers(t *testing.T) {
 	if len(cols) < 40 || cols[1] != "start_timestamp TIMESTAMP WITH TIME ZONE" {
 		t.Fatalf("grafana columns: %v", cols)
 	}
+	// Grafana's column picker (getSchema), exactly as it sends it.
+	cols = cols[:0]
+	rows, err = c.Query(ctx, `SELECT quote_ident(column_name) AS "column", data_type AS "type"
+    FROM information_schema.columns
+    WHERE
+      CASE WHEN array_length(parse_ident('records'),1) = 2
+        THEN quote_ident(table_schema) = (parse_ident('records'))[1]
+          AND quote_ident(table_name) = (parse_ident('records'))[2]
+        ELSE quote_ident(table_name) = 'records'
+          AND 
+          quote_ident(table_schema) IN (
+          SELECT
+            CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
+          FROM
+            generate_series(
+              array_lower(string_to_array(current_setting('search_path'),','),1),
+              array_upper(string_to_array(current_setting('search_path'),','),1)
+            ) as i,
+            string_to_array(current_setting('search_path'),',') s
+          )
+      END`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name, typ string
+		rows.Scan(&name, &typ)
+		cols = append(cols, name)
+	}
+	if rows.Err() != nil || len(cols) < 40 {
+		t.Fatalf("grafana getSchema: %d columns, %v", len(cols), rows.Err())
+	}
+	// Grafana's schema list and TimescaleDB check.
+	var schemas []string
+	rows, err = c.Query(ctx, `SELECT schema_name AS "name" FROM information_schema.schemata
+		WHERE schema_name NOT IN ('information_schema', 'pg_catalog', 'pg_toast') ORDER BY schema_name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n string
+		rows.Scan(&n)
+		schemas = append(schemas, n)
+	}
+	if rows.Err() != nil || strings.Join(schemas, ",") != "main" {
+		t.Errorf("grafana schemas: %v %v", schemas, rows.Err())
+	}
+	rows, err = c.Query(ctx, "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+	if err != nil || rows.Next() {
+		t.Errorf("timescaledb check: %v, want no rows", err)
+	}
+	rows.Close()
 	var version, schemaName string
 	if err := c.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil || version == "" {
 		t.Fatalf("version(): %q %v", version, err)
