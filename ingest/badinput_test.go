@@ -294,3 +294,75 @@ func TestGRPC_BadInputIsInvalidArgument(t *testing.T) {
 		}
 	}
 }
+
+// A bad item among good ones is refused alone: the export succeeds with
+// OTLP's partial success, counting what was refused and saying why.
+func TestPartialSuccess_BadItemsAreRefusedAlone(t *testing.T) {
+	s := newStack(t, stackOptions{maxRequest: 16 << 20})
+	future := pcommon.NewTimestampFromTime(time.Now().Add(3 * time.Hour))
+	td := ptrace.NewTraces()
+	spans := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
+	for i, name := range []string{"partial-good-1", "partial-bad", "partial-good-2"} {
+		sp := spans.AppendEmpty()
+		sp.SetTraceID([16]byte{9, byte(i + 1)})
+		sp.SetSpanID([8]byte{9, byte(i + 1)})
+		sp.SetName(name)
+		now := time.Now()
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Millisecond)))
+		if name == "partial-bad" {
+			sp.SetStartTimestamp(future)
+			sp.SetEndTimestamp(future)
+		}
+	}
+	body, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	resp, err := s.httpClient().Post(s.httpURL+"/v1/traces", "application/x-protobuf", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d (%s), want 200 with a partial success", resp.StatusCode, raw)
+	}
+	out := ptraceotlp.NewExportResponse()
+	if err := out.UnmarshalProto(raw); err != nil {
+		t.Fatal(err)
+	}
+	ps := out.PartialSuccess()
+	if ps.RejectedSpans() != 1 || !strings.Contains(ps.ErrorMessage(), "spans[1]") || !strings.Contains(ps.ErrorMessage(), "future") {
+		t.Fatalf("partial success %d %q", ps.RejectedSpans(), ps.ErrorMessage())
+	}
+	// Over gRPC too, for metrics: the bad metric's points are refused.
+	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	md := pmetric.NewMetrics()
+	ms := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics()
+	good := ms.AppendEmpty()
+	good.SetName("partial.good")
+	good.SetEmptyGauge().DataPoints().AppendEmpty().SetIntValue(1)
+	good.Gauge().DataPoints().At(0).SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+	bad := ms.AppendEmpty()
+	bad.SetName("partial.bad")
+	badPoints := bad.SetEmptyGauge().DataPoints()
+	for range 3 {
+		badPoints.AppendEmpty().SetTimestamp(future)
+	}
+	mresp, err := pmetricotlp.NewGRPCClient(conn).Export(context.Background(), pmetricotlp.NewExportRequestFromMetrics(md))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := mresp.PartialSuccess().RejectedDataPoints(); n != 3 {
+		t.Fatalf("rejected data points %d (%q), want the bad metric's 3", n, mresp.PartialSuccess().ErrorMessage())
+	}
+	s.waitFlushed()
+	if n := s.count(`SELECT count(*) FROM records WHERE span_name LIKE 'partial-%'`); n != 2 {
+		t.Fatalf("%d spans stored, want the 2 good ones", n)
+	}
+	if n := s.count(`SELECT count(*) FROM metrics WHERE metric_name LIKE 'partial.%'`); n != 1 {
+		t.Fatalf("%d points stored, want the good one", n)
+	}
+}

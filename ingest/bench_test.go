@@ -104,7 +104,7 @@ func BenchmarkConvert(b *testing.B) {
 		for b.Loop() {
 			td := decoded[i%len(decoded)].Traces()
 			rb := newRecordsBuilder(memory.DefaultAllocator, Window{Now: now}, td.SpanCount())
-			if err := rb.addTraces("default", td); err != nil {
+			if err := rb.addTraces("default", td, nil); err != nil {
 				b.Fatal(err)
 			}
 			rb.finish().Release()
@@ -123,7 +123,7 @@ func convertAll(b testing.TB, reqs [][]byte, copies int) ([]arrow.RecordBatch, i
 		for _, r := range reqs {
 			td := decode(b, r).Traces()
 			rb := newRecordsBuilder(memory.DefaultAllocator, Window{Now: now}, td.SpanCount())
-			if err := rb.addTraces("default", td); err != nil {
+			if err := rb.addTraces("default", td, nil); err != nil {
 				b.Fatal(err)
 			}
 			out = append(out, rb.finish())

@@ -17,32 +17,63 @@ type Window struct{ Now, Oldest time.Time }
 
 // ConvertTraces turns the spans of one export into a batch of the records
 // table for project, refusing timestamps outside w. It returns nil for an
-// export without spans.
+// export without spans. Spans the client got wrong are refused one by
+// one: if some are good, the batch holds them and the error is a
+// *PartialError; if none are, the error is the first one's.
 func ConvertTraces(project string, td ptrace.Traces, w Window) (arrow.RecordBatch, error) {
-	rb := newRecordsBuilder(memory.DefaultAllocator, w, td.SpanCount())
-	if err := rb.addTraces(project, td); err != nil {
-		rb.release()
-		return nil, err
-	}
-	return rb.finish(), nil
+	return convert(td.SpanCount(), func(rj *rejects) (arrow.RecordBatch, error) {
+		rb := newRecordsBuilder(memory.DefaultAllocator, w, td.SpanCount())
+		if err := rb.addTraces(project, td, rj); err != nil {
+			rb.release()
+			return nil, err
+		}
+		return rb.finish(), nil
+	})
 }
 
-// ConvertLogs turns the log records of one export into a records batch.
+// ConvertLogs turns the log records of one export into a records batch,
+// as ConvertTraces does spans.
 func ConvertLogs(project string, ld plog.Logs, w Window) (arrow.RecordBatch, error) {
-	rb := newRecordsBuilder(memory.DefaultAllocator, w, ld.LogRecordCount())
-	if err := rb.addLogs(project, ld); err != nil {
-		rb.release()
-		return nil, err
-	}
-	return rb.finish(), nil
+	return convert(ld.LogRecordCount(), func(rj *rejects) (arrow.RecordBatch, error) {
+		rb := newRecordsBuilder(memory.DefaultAllocator, w, ld.LogRecordCount())
+		if err := rb.addLogs(project, ld, rj); err != nil {
+			rb.release()
+			return nil, err
+		}
+		return rb.finish(), nil
+	})
 }
 
-// ConvertMetrics turns the data points of one export into a metrics batch.
+// ConvertMetrics turns the data points of one export into a metrics
+// batch, as ConvertTraces does spans; a bad metric is refused whole.
 func ConvertMetrics(project string, md pmetric.Metrics, w Window) (arrow.RecordBatch, error) {
-	mb := newMetricsBuilder(memory.DefaultAllocator, w, md.DataPointCount())
-	if err := mb.addMetrics(project, md); err != nil {
-		mb.release()
-		return nil, err
+	return convert(md.DataPointCount(), func(rj *rejects) (arrow.RecordBatch, error) {
+		mb := newMetricsBuilder(memory.DefaultAllocator, w, md.DataPointCount())
+		if err := mb.addMetrics(project, md, rj); err != nil {
+			mb.release()
+			return nil, err
+		}
+		return mb.finish(), nil
+	})
+}
+
+// convert runs build fast, failing on the first bad item; only if one is
+// bad does it build again item by item, to keep the good ones.
+func convert(items int, build func(rj *rejects) (arrow.RecordBatch, error)) (arrow.RecordBatch, error) {
+	rec, err := build(nil)
+	if err == nil || !isInput(err) {
+		return rec, err
 	}
-	return mb.finish(), nil
+	rj := &rejects{}
+	rec, err = build(rj)
+	switch {
+	case err != nil:
+		return nil, err
+	case rj.n >= int64(items) || rec == nil:
+		if rec != nil {
+			rec.Release()
+		}
+		return nil, rj.first
+	}
+	return rec, &PartialError{Rejected: rj.n, Err: rj.first}
 }

@@ -60,7 +60,14 @@ type traceService struct {
 }
 
 func (s *traceService) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	return ptraceotlp.NewExportResponse(), s.r.grpcError("traces", s.r.Traces(ctx, req.Traces()))
+	resp := ptraceotlp.NewExportResponse()
+	err := s.r.Traces(ctx, req.Traces())
+	if pe := (*PartialError)(nil); errors.As(err, &pe) {
+		resp.PartialSuccess().SetRejectedSpans(pe.Rejected)
+		resp.PartialSuccess().SetErrorMessage(pe.Error())
+		return resp, nil
+	}
+	return resp, s.r.grpcError("traces", err)
 }
 
 type logService struct {
@@ -69,7 +76,14 @@ type logService struct {
 }
 
 func (s *logService) Export(ctx context.Context, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
-	return plogotlp.NewExportResponse(), s.r.grpcError("logs", s.r.Logs(ctx, req.Logs()))
+	resp := plogotlp.NewExportResponse()
+	err := s.r.Logs(ctx, req.Logs())
+	if pe := (*PartialError)(nil); errors.As(err, &pe) {
+		resp.PartialSuccess().SetRejectedLogRecords(pe.Rejected)
+		resp.PartialSuccess().SetErrorMessage(pe.Error())
+		return resp, nil
+	}
+	return resp, s.r.grpcError("logs", err)
 }
 
 type metricService struct {
@@ -78,7 +92,14 @@ type metricService struct {
 }
 
 func (s *metricService) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
-	return pmetricotlp.NewExportResponse(), s.r.grpcError("metrics", s.r.Metrics(ctx, req.Metrics()))
+	resp := pmetricotlp.NewExportResponse()
+	err := s.r.Metrics(ctx, req.Metrics())
+	if pe := (*PartialError)(nil); errors.As(err, &pe) {
+		resp.PartialSuccess().SetRejectedDataPoints(pe.Rejected)
+		resp.PartialSuccess().SetErrorMessage(pe.Error())
+		return resp, nil
+	}
+	return resp, s.r.grpcError("metrics", err)
 }
 
 // admit refuses a call before its message is even read when ingest is

@@ -52,30 +52,48 @@ func (r *Receiver) Handler() http.Handler {
 		if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json, mTraces); err != nil {
 			return nil, err
 		}
+		resp := ptraceotlp.NewExportResponse()
 		if err := r.Traces(ctx, req.Traces()); err != nil {
-			return nil, err
+			var pe *PartialError
+			if !errors.As(err, &pe) {
+				return nil, err
+			}
+			resp.PartialSuccess().SetRejectedSpans(pe.Rejected)
+			resp.PartialSuccess().SetErrorMessage(pe.Error())
 		}
-		return marshal(ptraceotlp.NewExportResponse(), json)
+		return marshal(resp, json)
 	}}))
 	mux.Handle("/v1/logs", r.httpExport(exporter{signal: "logs", export: func(ctx context.Context, body []byte, json bool) ([]byte, error) {
 		req := plogotlp.NewExportRequest()
 		if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json, mLogs); err != nil {
 			return nil, err
 		}
+		resp := plogotlp.NewExportResponse()
 		if err := r.Logs(ctx, req.Logs()); err != nil {
-			return nil, err
+			var pe *PartialError
+			if !errors.As(err, &pe) {
+				return nil, err
+			}
+			resp.PartialSuccess().SetRejectedLogRecords(pe.Rejected)
+			resp.PartialSuccess().SetErrorMessage(pe.Error())
 		}
-		return marshal(plogotlp.NewExportResponse(), json)
+		return marshal(resp, json)
 	}}))
 	mux.Handle("/v1/metrics", r.httpExport(exporter{signal: "metrics", export: func(ctx context.Context, body []byte, json bool) ([]byte, error) {
 		req := pmetricotlp.NewExportRequest()
 		if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json, mMetrics); err != nil {
 			return nil, err
 		}
+		resp := pmetricotlp.NewExportResponse()
 		if err := r.Metrics(ctx, req.Metrics()); err != nil {
-			return nil, err
+			var pe *PartialError
+			if !errors.As(err, &pe) {
+				return nil, err
+			}
+			resp.PartialSuccess().SetRejectedDataPoints(pe.Rejected)
+			resp.PartialSuccess().SetErrorMessage(pe.Error())
 		}
-		return marshal(pmetricotlp.NewExportResponse(), json)
+		return marshal(resp, json)
 	}}))
 	return mux
 }

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -27,6 +28,37 @@ func (e *inputError) Error() string { return e.msg }
 
 func badInput(format string, args ...any) error {
 	return &inputError{msg: fmt.Sprintf(format, args...)}
+}
+
+// PartialError reports an export whose bad items were refused while the
+// others were accepted: OTLP's partial success (200, with the count of
+// rejected spans, log records or data points and the first reason).
+type PartialError struct {
+	Rejected int64
+	Err      error // why the first was refused
+}
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("%d refused, the first because %v", e.Rejected, e.Err)
+}
+
+// rejects counts the items of an export refused one by one.
+type rejects struct {
+	n     int64
+	first error
+}
+
+func (r *rejects) add(n int, err error) {
+	if r.first == nil {
+		r.first = err
+	}
+	r.n += int64(n)
+}
+
+// isInput reports whether err is the client's mistake in one item.
+func isInput(err error) bool {
+	var ie *inputError
+	return errors.As(err, &ie)
 }
 
 // appendMap appends OTLP attributes as a JSON object, preserving their

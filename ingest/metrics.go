@@ -23,6 +23,8 @@ var (
 type metricsBuilder struct {
 	b   *array.RecordBuilder
 	res resourceCols
+	// probe takes each metric first when rejecting item by item.
+	probe *metricsBuilder
 
 	project, name, typ, unit, description, temporality *array.StringBuilder
 	recorded, start                                    *array.TimestampBuilder
@@ -68,7 +70,7 @@ func newMetricsBuilder(mem memory.Allocator, w Window, n int) *metricsBuilder {
 }
 
 func (mb *metricsBuilder) finish() arrow.RecordBatch {
-	defer mb.b.Release()
+	defer mb.release()
 	n := mb.project.Len()
 	if n == 0 {
 		return nil
@@ -77,7 +79,53 @@ func (mb *metricsBuilder) finish() arrow.RecordBatch {
 	return mb.b.NewRecordBatch()
 }
 
-func (mb *metricsBuilder) release() { mb.b.Release() }
+func (mb *metricsBuilder) release() {
+	mb.b.Release()
+	if mb.probe != nil {
+		mb.probe.release()
+	}
+}
+
+// pointCount is how many rows (data points) a metric makes.
+func pointCount(m pmetric.Metric) int {
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		return m.Gauge().DataPoints().Len()
+	case pmetric.MetricTypeSum:
+		return m.Sum().DataPoints().Len()
+	case pmetric.MetricTypeHistogram:
+		return m.Histogram().DataPoints().Len()
+	case pmetric.MetricTypeExponentialHistogram:
+		return m.ExponentialHistogram().DataPoints().Len()
+	case pmetric.MetricTypeSummary:
+		return m.Summary().DataPoints().Len()
+	}
+	return 0
+}
+
+// admit appends one metric with add, as recordsBuilder.admit does items:
+// a metric the client got wrong is refused whole, its points counted.
+func (mb *metricsBuilder) admit(rj *rejects, points int, where func() string, add func(*metricsBuilder) error) error {
+	if rj == nil {
+		if err := add(mb); err != nil {
+			return fmt.Errorf("%s: %w", where(), err)
+		}
+		return nil
+	}
+	if mb.probe == nil {
+		mb.probe = newMetricsBuilder(memory.DefaultAllocator, mb.win, 1)
+	}
+	if err := add(mb.probe); err != nil {
+		mb.probe.release()
+		mb.probe = nil
+		if !isInput(err) {
+			return err
+		}
+		rj.add(points, fmt.Errorf("%s: %w", where(), err))
+		return nil
+	}
+	return add(mb)
+}
 
 // point is what every data point type has.
 type point interface {
@@ -99,24 +147,48 @@ func temporality(t pmetric.AggregationTemporality) string {
 	return ""
 }
 
-func (mb *metricsBuilder) addMetrics(project string, md pmetric.Metrics) error {
+// addMetrics appends the data points of md, as addTraces does spans; the
+// unit refused is a metric.
+func (mb *metricsBuilder) addMetrics(project string, md pmetric.Metrics, rj *rejects) error {
 	rms := md.ResourceMetrics()
 	for i := range rms.Len() {
 		rm := rms.At(i)
 		res, err := newResource(rm.Resource())
 		if err != nil {
-			return fmt.Errorf("resource_metrics[%d].resource: %w", i, err)
+			err = fmt.Errorf("resource_metrics[%d].resource: %w", i, err)
+			if rj == nil {
+				return err
+			}
+			n := 0
+			for j := range rm.ScopeMetrics().Len() {
+				for k := range rm.ScopeMetrics().At(j).Metrics().Len() {
+					n += pointCount(rm.ScopeMetrics().At(j).Metrics().At(k))
+				}
+			}
+			rj.add(n, err)
+			continue
 		}
 		sms := rm.ScopeMetrics()
 		for j := range sms.Len() {
 			sm := sms.At(j)
 			if err := checkScope(sm.Scope()); err != nil {
-				return fmt.Errorf("resource_metrics[%d].scope_metrics[%d]: %w", i, j, err)
+				err = fmt.Errorf("resource_metrics[%d].scope_metrics[%d]: %w", i, j, err)
+				if rj == nil {
+					return err
+				}
+				n := 0
+				for k := range sm.Metrics().Len() {
+					n += pointCount(sm.Metrics().At(k))
+				}
+				rj.add(n, err)
+				continue
 			}
 			ms := sm.Metrics()
 			for k := range ms.Len() {
-				if err := mb.addMetric(project, &res, sm.Scope(), ms.At(k)); err != nil {
-					return fmt.Errorf("resource_metrics[%d].scope_metrics[%d].metrics[%d]: %w", i, j, k, err)
+				err := mb.admit(rj, pointCount(ms.At(k)), func() string { return fmt.Sprintf("resource_metrics[%d].scope_metrics[%d].metrics[%d]", i, j, k) },
+					func(b *metricsBuilder) error { return b.addMetric(project, &res, sm.Scope(), ms.At(k)) })
+				if err != nil {
+					return err
 				}
 			}
 		}

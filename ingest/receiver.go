@@ -149,12 +149,17 @@ func (r *Receiver) Metrics(ctx context.Context, md pmetric.Metrics) error {
 }
 
 // convertAndAppend converts and encodes in a CPU slot, then waits for the
-// WAL outside it, so waiting requests never hold a core.
+// WAL outside it, so waiting requests never hold a core. An export whose
+// bad items were refused and the rest appended returns a *PartialError.
 func (r *Receiver) convertAndAppend(ctx context.Context, table string, convert func(project string) (arrow.RecordBatch, error)) error {
 	project := r.project(ctx)
 	var p *Pending
+	var partial *PartialError
 	err := r.withCPU(func() error {
 		rec, err := convert(project)
+		if errors.As(err, &partial) {
+			err = nil
+		}
 		if err != nil || rec == nil {
 			return err // rec is nil for an export with no rows
 		}
@@ -162,8 +167,11 @@ func (r *Receiver) convertAndAppend(ctx context.Context, table string, convert f
 		p, err = r.in.Prepare(project, table, rec)
 		return err
 	})
-	if err != nil || p == nil {
-		return err
+	if err == nil && p != nil {
+		err = r.in.Commit(ctx, p)
 	}
-	return r.in.Commit(ctx, p)
+	if err == nil && partial != nil {
+		return partial
+	}
+	return err
 }

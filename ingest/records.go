@@ -57,6 +57,10 @@ type recordsBuilder struct {
 	promotedStr                                           []*array.StringBuilder // nil for int columns
 	promotedInt                                           []*array.Int64Builder  // nil for string columns
 
+	// probe takes each item first when rejecting item by item, so a bad
+	// one leaves no half-written row here (nil until needed).
+	probe *recordsBuilder
+
 	// Scratch, reused across rows.
 	buf      []byte
 	hex      [32]byte
@@ -117,7 +121,7 @@ func newRecordsBuilder(mem memory.Allocator, w Window, n int) *recordsBuilder {
 // finish returns the batch built so far (nil if empty) and releases the
 // builder.
 func (rb *recordsBuilder) finish() arrow.RecordBatch {
-	defer rb.b.Release()
+	defer rb.release()
 	n := rb.project.Len()
 	if n == 0 {
 		return nil
@@ -126,7 +130,37 @@ func (rb *recordsBuilder) finish() arrow.RecordBatch {
 	return rb.b.NewRecordBatch()
 }
 
-func (rb *recordsBuilder) release() { rb.b.Release() }
+func (rb *recordsBuilder) release() {
+	rb.b.Release()
+	if rb.probe != nil {
+		rb.probe.release()
+	}
+}
+
+// admit appends one item with add. With rj set (rejecting item by item)
+// it runs add on the probe first: an item the client got wrong is counted
+// in rj, with where it is, and leaves rb untouched.
+func (rb *recordsBuilder) admit(rj *rejects, where func() string, add func(*recordsBuilder) error) error {
+	if rj == nil {
+		if err := add(rb); err != nil {
+			return fmt.Errorf("%s: %w", where(), err)
+		}
+		return nil
+	}
+	if rb.probe == nil {
+		rb.probe = newRecordsBuilder(memory.DefaultAllocator, rb.win, 1)
+	}
+	if err := add(rb.probe); err != nil {
+		rb.probe.release() // it holds half a row
+		rb.probe = nil
+		if !isInput(err) {
+			return err
+		}
+		rj.add(1, fmt.Errorf("%s: %w", where(), err))
+		return nil
+	}
+	return add(rb)
+}
 
 // appendAttributes writes the attributes JSON and fills the promoted
 // columns and tags from the same map.
@@ -223,24 +257,42 @@ var statusCodes = [...]string{
 }
 
 // addTraces appends every span of td.
-func (rb *recordsBuilder) addTraces(project string, td ptrace.Traces) error {
+// addTraces appends the spans of td. With rj nil the first bad span
+// fails it all; with rj set, bad spans are counted there and skipped.
+func (rb *recordsBuilder) addTraces(project string, td ptrace.Traces, rj *rejects) error {
 	rss := td.ResourceSpans()
 	for i := range rss.Len() {
 		rs := rss.At(i)
 		res, err := newResource(rs.Resource())
 		if err != nil {
-			return fmt.Errorf("resource_spans[%d].resource: %w", i, err)
+			err = fmt.Errorf("resource_spans[%d].resource: %w", i, err)
+			if rj == nil {
+				return err
+			}
+			n := 0
+			for j := range rs.ScopeSpans().Len() {
+				n += rs.ScopeSpans().At(j).Spans().Len()
+			}
+			rj.add(n, err)
+			continue
 		}
 		sss := rs.ScopeSpans()
 		for j := range sss.Len() {
 			ss := sss.At(j)
 			if err := checkScope(ss.Scope()); err != nil {
-				return fmt.Errorf("resource_spans[%d].scope_spans[%d]: %w", i, j, err)
+				err = fmt.Errorf("resource_spans[%d].scope_spans[%d]: %w", i, j, err)
+				if rj == nil {
+					return err
+				}
+				rj.add(ss.Spans().Len(), err)
+				continue
 			}
 			spans := ss.Spans()
 			for k := range spans.Len() {
-				if err := rb.addSpan(project, &res, ss.Scope(), spans.At(k)); err != nil {
-					return fmt.Errorf("resource_spans[%d].scope_spans[%d].spans[%d]: %w", i, j, k, err)
+				err := rb.admit(rj, func() string { return fmt.Sprintf("resource_spans[%d].scope_spans[%d].spans[%d]", i, j, k) },
+					func(b *recordsBuilder) error { return b.addSpan(project, &res, ss.Scope(), spans.At(k)) })
+				if err != nil {
+					return err
 				}
 			}
 		}
@@ -401,24 +453,41 @@ func appendHexBytes(b []byte, id []byte) []byte {
 }
 
 // addLogs appends every log record of ld.
-func (rb *recordsBuilder) addLogs(project string, ld plog.Logs) error {
+// addLogs appends the log records of ld, as addTraces does spans.
+func (rb *recordsBuilder) addLogs(project string, ld plog.Logs, rj *rejects) error {
 	rls := ld.ResourceLogs()
 	for i := range rls.Len() {
 		rl := rls.At(i)
 		res, err := newResource(rl.Resource())
 		if err != nil {
-			return fmt.Errorf("resource_logs[%d].resource: %w", i, err)
+			err = fmt.Errorf("resource_logs[%d].resource: %w", i, err)
+			if rj == nil {
+				return err
+			}
+			n := 0
+			for j := range rl.ScopeLogs().Len() {
+				n += rl.ScopeLogs().At(j).LogRecords().Len()
+			}
+			rj.add(n, err)
+			continue
 		}
 		sls := rl.ScopeLogs()
 		for j := range sls.Len() {
 			sl := sls.At(j)
 			if err := checkScope(sl.Scope()); err != nil {
-				return fmt.Errorf("resource_logs[%d].scope_logs[%d]: %w", i, j, err)
+				err = fmt.Errorf("resource_logs[%d].scope_logs[%d]: %w", i, j, err)
+				if rj == nil {
+					return err
+				}
+				rj.add(sl.LogRecords().Len(), err)
+				continue
 			}
 			logs := sl.LogRecords()
 			for k := range logs.Len() {
-				if err := rb.addLog(project, &res, sl.Scope(), logs.At(k)); err != nil {
-					return fmt.Errorf("resource_logs[%d].scope_logs[%d].log_records[%d]: %w", i, j, k, err)
+				err := rb.admit(rj, func() string { return fmt.Sprintf("resource_logs[%d].scope_logs[%d].log_records[%d]", i, j, k) },
+					func(b *recordsBuilder) error { return b.addLog(project, &res, sl.Scope(), logs.At(k)) })
+				if err != nil {
+					return err
 				}
 			}
 		}

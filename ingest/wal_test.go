@@ -30,7 +30,7 @@ func spanBatch(t testing.TB, n int, start time.Time) arrow.RecordBatch {
 		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(ts.Add(time.Millisecond)))
 	}
 	rb := newRecordsBuilder(memory.DefaultAllocator, Window{Now: start.Add(time.Hour)}, n)
-	if err := rb.addTraces("default", td); err != nil {
+	if err := rb.addTraces("default", td, nil); err != nil {
 		t.Fatal(err)
 	}
 	return rb.finish()
