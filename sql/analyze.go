@@ -165,25 +165,24 @@ func cteEntries(v map[string]any) (names []string, bodies []any) {
 
 // recursiveCTE reports whether a CTE body refers to itself.
 func recursiveCTE(body any) bool {
-	var found bool
-	var walk func(any)
-	walk = func(n any) {
-		switch v := n.(type) {
-		case map[string]any:
-			if v["type"] == "RECURSIVE_CTE_NODE" {
-				found = true
-			}
-			for _, c := range v {
-				walk(c)
-			}
-		case []any:
-			for _, c := range v {
-				walk(c)
-			}
+	found := false
+	eachMap(body, func(m map[string]any) { found = found || m["type"] == "RECURSIVE_CTE_NODE" })
+	return found
+}
+
+// eachMap calls fn for every object of a parsed tree, outermost first.
+func eachMap(n any, fn func(m map[string]any)) {
+	switch v := n.(type) {
+	case map[string]any:
+		fn(v)
+		for _, c := range v {
+			eachMap(c, fn)
+		}
+	case []any:
+		for _, c := range v {
+			eachMap(c, fn)
 		}
 	}
-	walk(body)
-	return found
 }
 
 // withScope returns scope plus names, as a new set.

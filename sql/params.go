@@ -37,8 +37,7 @@ func walkParams(n any, fn func(m map[string]any)) {
 
 // walkSelectLists calls fn for every item of every SELECT list.
 func walkSelectLists(n any, fn func(item map[string]any)) {
-	switch v := n.(type) {
-	case map[string]any:
+	eachMap(n, func(v map[string]any) {
 		if items, ok := v["select_list"].([]any); ok && v["type"] == "SELECT_NODE" {
 			for _, it := range items {
 				if m, ok := it.(map[string]any); ok {
@@ -46,14 +45,7 @@ func walkSelectLists(n any, fn func(item map[string]any)) {
 				}
 			}
 		}
-		for _, c := range v {
-			walkSelectLists(c, fn)
-		}
-	case []any:
-		for _, c := range v {
-			walkSelectLists(c, fn)
-		}
-	}
+	})
 }
 
 // paramTypes returns the type OID of each $n parameter of sql (index n-1):
