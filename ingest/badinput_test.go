@@ -347,6 +347,13 @@ func TestPartialSuccess_BadItemsAreRefusedAlone(t *testing.T) {
 	good.Gauge().DataPoints().At(0).SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
 	bad := ms.AppendEmpty()
 	bad.SetName("partial.bad")
+	// A staleness marker carries no value: neither stored nor refused.
+	stale := ms.AppendEmpty()
+	stale.SetName("partial.stale")
+	sp := stale.SetEmptyGauge().DataPoints().AppendEmpty()
+	sp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+	sp.SetDoubleValue(1.5)
+	sp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
 	badPoints := bad.SetEmptyGauge().DataPoints()
 	for range 3 {
 		badPoints.AppendEmpty().SetTimestamp(future)

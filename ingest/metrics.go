@@ -132,6 +132,7 @@ type point interface {
 	Attributes() pcommon.Map
 	StartTimestamp() pcommon.Timestamp
 	Timestamp() pcommon.Timestamp
+	Flags() pmetric.DataPointFlags
 }
 
 var temporalities = [...]string{
@@ -239,6 +240,9 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon
 		dps := m.Gauge().DataPoints()
 		for i := range dps.Len() {
 			p := dps.At(i)
+			if p.Flags().NoRecordedValue() {
+				continue // a staleness marker: no value to store
+			}
 			if err := begin(p, "gauge", "", i); err != nil {
 				return err
 			}
@@ -255,6 +259,9 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon
 		dps := sum.DataPoints()
 		for i := range dps.Len() {
 			p := dps.At(i)
+			if p.Flags().NoRecordedValue() {
+				continue // a staleness marker: no value to store
+			}
 			if err := begin(p, "sum", temporality(sum.AggregationTemporality()), i); err != nil {
 				return err
 			}
@@ -271,6 +278,9 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon
 		dps := h.DataPoints()
 		for i := range dps.Len() {
 			p := dps.At(i)
+			if p.Flags().NoRecordedValue() {
+				continue // a staleness marker: no value to store
+			}
 			if p.BucketCounts().Len() != 0 && p.BucketCounts().Len() != p.ExplicitBounds().Len()+1 {
 				return badInput("data_points[%d]: %d bucket counts for %d explicit bounds, want bounds+1",
 					i, p.BucketCounts().Len(), p.ExplicitBounds().Len())
@@ -298,6 +308,9 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon
 		dps := h.DataPoints()
 		for i := range dps.Len() {
 			p := dps.At(i)
+			if p.Flags().NoRecordedValue() {
+				continue // a staleness marker: no value to store
+			}
 			if err := begin(p, "exponential_histogram", temporality(h.AggregationTemporality()), i); err != nil {
 				return err
 			}
@@ -325,6 +338,9 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon
 		dps := m.Summary().DataPoints()
 		for i := range dps.Len() {
 			p := dps.At(i)
+			if p.Flags().NoRecordedValue() {
+				continue // a staleness marker: no value to store
+			}
 			if err := begin(p, "summary", "", i); err != nil {
 				return err
 			}
