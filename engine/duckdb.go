@@ -125,6 +125,10 @@ func (db *DB) lockDown(ctx context.Context) error {
 	return nil
 }
 
+// TempDir is where this instance spills; other local scratch of the
+// query role can live beside it.
+func (db *DB) TempDir() string { return db.opts.TempDir }
+
 // Timeout is the time limit of every query.
 func (db *DB) Timeout() time.Duration { return db.opts.QueryTimeout }
 

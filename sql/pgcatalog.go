@@ -30,8 +30,14 @@ type pgCatalog struct {
 // Table OIDs as psql sees them.
 var tableOIDs = map[string]int{schema.Records: 16385, schema.Metrics: 16386}
 
-func newPGCatalog(ctx context.Context, _ *engine.DB) (*pgCatalog, error) {
-	dir, err := os.MkdirTemp("", "strata-pgcatalog-")
+func newPGCatalog(ctx context.Context, query *engine.DB) (*pgCatalog, error) {
+	// Beside the query engine's spill directory, in the data dir rather
+	// than /tmp, where a killed process's would pile up.
+	parent := ""
+	if query != nil {
+		parent = query.TempDir()
+	}
+	dir, err := os.MkdirTemp(parent, "pgcatalog-")
 	if err != nil {
 		return nil, fmt.Errorf("postgres catalog: %w", err)
 	}
