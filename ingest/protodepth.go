@@ -62,7 +62,7 @@ var otlpFields = [...][16]otlpMsg{
 	mScopeSpans:         {1: mScope, 2: mSpan},
 	mSpan:               {9: mKeyValue, 11: mEvent, 13: mLink},
 	mEvent:              {3: mKeyValue},
-	mLink:               {5: mKeyValue},
+	mLink:               {4: mKeyValue},
 	mLogs:               {1: mResourceLogs},
 	mResourceLogs:       {1: mResource, 2: mScopeLogs},
 	mScopeLogs:          {1: mScope, 2: mLogRecord},
@@ -87,6 +87,10 @@ var otlpFields = [...][16]otlpMsg{
 	mArrayValue:         {1: mAnyValue},
 	mKeyValueList:       {1: mKeyValue},
 }
+
+// deprecatedScopes is the field number of the InstrumentationLibrary*
+// lists of old OTLP versions, which pdata still decodes like field 2.
+const deprecatedScopes = 1000
 
 // checkProtoDepth refuses an OTLP request body (of type top: mTraces,
 // mLogs or mMetrics) whose messages nest deeper than maxProtoDepth, before
@@ -130,7 +134,11 @@ func withinDepth(b []byte, t otlpMsg, left int) bool {
 			i += n
 			v := b[i : i+int(size)]
 			i += int(size)
-			if num := key >> 3; num < uint64(len(fields)) && fields[num] != mNone {
+			num := key >> 3
+			if num == deprecatedScopes && (t == mResourceSpans || t == mResourceLogs || t == mResourceMetrics) {
+				num = 2 // decoded as the scope spans, logs or metrics of field 2
+			}
+			if num < uint64(len(fields)) && fields[num] != mNone {
 				if left == 0 || !withinDepth(v, fields[num], left-1) {
 					return false
 				}
