@@ -163,11 +163,18 @@ func cteEntries(v map[string]any) (names []string, bodies []any) {
 	return names, bodies
 }
 
-// recursiveCTE reports whether a CTE body refers to itself.
-func recursiveCTE(body any) bool {
-	found := false
-	eachMap(body, func(m map[string]any) { found = found || m["type"] == "RECURSIVE_CTE_NODE" })
-	return found
+// recursiveTerm returns the recursive term of a CTE body that is a
+// recursive union (WITH RECURSIVE t AS (anchor UNION recursive term)), the
+// only place DuckDB binds the CTE's own name to the CTE, or nil.
+func recursiveTerm(body any) map[string]any {
+	b, _ := body.(map[string]any)
+	q, _ := b["query"].(map[string]any)
+	node, _ := q["node"].(map[string]any)
+	if node["type"] != "RECURSIVE_CTE_NODE" {
+		return nil
+	}
+	right, _ := node["right"].(map[string]any)
+	return right
 }
 
 // eachMap calls fn for every object of a parsed tree, outermost first.
@@ -208,8 +215,19 @@ func (a *analysis) check(n any, ctes map[string]bool) *sandboxError {
 		if names, bodies := cteEntries(v); len(names) > 0 {
 			for i, body := range bodies {
 				visible := withScope(ctes, names[:i]...)
-				if recursiveCTE(body) {
-					visible[names[i]] = true
+				if term := recursiveTerm(body); term != nil {
+					// Checked apart: the name is the CTE there only.
+					node := body.(map[string]any)["query"].(map[string]any)["node"].(map[string]any)
+					delete(node, "right")
+					err := a.check(body, visible)
+					node["right"] = term
+					if err == nil {
+						err = a.check(term, withScope(visible, names[i]))
+					}
+					if err != nil {
+						return err
+					}
+					continue
 				}
 				if err := a.check(body, visible); err != nil {
 					return err

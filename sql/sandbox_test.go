@@ -99,6 +99,10 @@ func TestSandbox_AttacksFailWithAClearError(t *testing.T) {
 		{`SELECT * FROM duckdb_views, (WITH duckdb_views AS (SELECT 1) SELECT 1)`, `table "duckdb_views" is not available`},
 		{`WITH a AS (SELECT * FROM duckdb_databases), duckdb_databases AS (SELECT 1) SELECT * FROM a`, `table "duckdb_databases" is not available`},
 		{`WITH duckdb_tables AS (SELECT * FROM duckdb_tables) SELECT * FROM duckdb_tables`, `table "duckdb_tables" is not available`},
+		// A recursive CTE's name is itself only in its recursive term.
+		{`WITH RECURSIVE "` + other + `" AS (SELECT span_name FROM '` + other + `' UNION SELECT 'x') SELECT * FROM "` + other + `"`, "is not available"},
+		{`WITH "` + other + `" AS (SELECT span_name FROM '` + other + `', (WITH RECURSIVE t AS (SELECT 1 UNION SELECT 1) SELECT 1) z) SELECT * FROM "` + other + `"`, "is not available"},
+		{`WITH RECURSIVE duckdb_tables AS (SELECT * FROM duckdb_tables UNION SELECT * FROM duckdb_tables) SELECT 1`, `table "duckdb_tables" is not available`},
 		{"SHOW ALL TABLES", "SHOW of tables and databases is not available"},
 		{"SHOW DATABASES", "SHOW of tables and databases is not available"},
 		{"DESCRIBE SELECT * FROM read_text('/etc/passwd')", "not allowed"},
