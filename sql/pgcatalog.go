@@ -112,7 +112,12 @@ func (c *pgCatalog) close() error {
 	return err
 }
 
-var catalogQuery = regexp.MustCompile(`(?i)\b(pg_[a-z_]+|information_schema|current_setting|current_schema|current_database|has_table_privilege)\b|\bversion\s*\(\s*\)`)
+var catalogQuery = regexp.MustCompile(`(?i)\b(pg_catalog|information_schema|pg_(` + pgCatalogTables + `)|current_setting|current_schema|current_database|has_table_privilege)\b|\bversion\s*\(\s*\)`)
+
+// pgCatalogTables are the pg_catalog tables and views clients query by
+// bare name. A data query may well use other pg_ words (pg_typeof, an
+// alias pg_count), so the list is explicit.
+const pgCatalogTables = `class|namespace|type|attribute|attrdef|database|settings|tables|views|matviews|proc|roles|user|authid|auth_members|am|index|indexes|description|shdescription|extension|available_extensions|constraint|inherits|policy|collation|enum|range|trigger|rewrite|statistic_ext|publication|publication_rel|sequence|sequences|foreign_table|partitioned_table|stat_activity|tablespace|operator|opclass|language|cast|depend|event_trigger|locks|prepared_statements|cursors|timezone_names|timezone_abbrevs`
 
 // isCatalogQuery reports whether a query is about the catalog rather than
 // the data: whether it names a catalog table or function outside string

@@ -343,6 +343,12 @@ func TestPG_CatalogRoutingAndSandbox(t *testing.T) {
 		if n := count(`SELECT count(*) FROM records WHERE span_name <> 'pg_class' -- not information_schema`); n != 2 {
 			t.Errorf("%s: data query with catalog words in literals: %d rows, want 2", name, n)
 		}
+		if n := count(`SELECT count(*) AS pg_count FROM records`); n != 2 {
+			t.Errorf("%s: a data query with a pg_ alias: %d rows, want 2", name, n)
+		}
+		if n := count(`SELECT count(*) FROM records WHERE pg_typeof(span_name) IS NOT NULL`); n != 2 {
+			t.Errorf("%s: a data query calling pg_typeof: %d rows, want 2", name, n)
+		}
 		if n := count(`SELECT count(*) FROM records WHERE span_name LIKE '%pg_class%'`); n != 1 {
 			t.Errorf("%s: LIKE '%%pg_class%%': %d rows, want 1", name, n)
 		}
