@@ -130,20 +130,20 @@ func (s *Store) Get(ctx context.Context, key string, size int64, fill Fill) (pat
 	if err != nil {
 		return "", nil, false, err
 	}
-	if s.pin(key, size) {
+	if e := s.pin(key, size); e != nil {
 		if s.present(key, path) {
 			s.m.hits.Inc()
-			return path, s.unpinner(key), true, nil
+			return path, s.unpinner(e), true, nil
 		}
-		s.unpin(key)
+		s.unpin(e)
 	}
 	s.m.misses.Inc()
 	for {
 		// The fill is shared by every caller waiting for key, so it does not
 		// stop when the caller that started it goes away.
 		ch := s.fills.DoChan(key, func() (any, error) {
-			if s.pin(key, size) {
-				s.unpin(key)
+			if e := s.pin(key, size); e != nil {
+				s.unpin(e)
 				return nil, nil
 			}
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fillTimeout)
@@ -160,8 +160,8 @@ func (s *Store) Get(ctx context.Context, key string, size int64, fill Fill) (pat
 		}
 		// Pinned after the fill; evicted meanwhile only under extreme
 		// pressure, in which case fill again.
-		if s.pin(key, size) {
-			return path, s.unpinner(key), false, nil
+		if e := s.pin(key, size); e != nil {
+			return path, s.unpinner(e), false, nil
 		}
 	}
 }
@@ -212,32 +212,38 @@ func (s *Store) Used() int64 {
 	return s.used
 }
 
-// pin marks key's entry in use if it is cached with the given size; an
-// entry of another size is stale and dropped.
-func (s *Store) pin(key string, size int64) bool {
+// pin marks key's entry in use and returns it, if it is cached with the
+// given size (nil otherwise); an unpinned entry of another size is stale
+// and dropped.
+func (s *Store) pin(key string, size int64) *entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.lru.Get(key)
 	if !ok {
-		return false
+		return nil
 	}
-	if size >= 0 && e.size != size && e.pins == 0 {
-		s.removeLocked(key, e)
-		return false
+	if size >= 0 && e.size != size {
+		if e.pins == 0 {
+			s.removeLocked(key, e)
+		}
+		return nil
 	}
 	e.pins++
-	return true
+	return e
 }
 
-func (s *Store) unpinner(key string) func() {
+// unpinner releases the pin on e, the entry that was pinned: if the key
+// was dropped and filled again meanwhile, its new entry's pins are not
+// this reader's.
+func (s *Store) unpinner(e *entry) func() {
 	var once sync.Once
-	return func() { once.Do(func() { s.unpin(key) }) }
+	return func() { once.Do(func() { s.unpin(e) }) }
 }
 
-func (s *Store) unpin(key string) {
+func (s *Store) unpin(e *entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e, ok := s.lru.Peek(key); ok && e.pins > 0 {
+	if e.pins > 0 {
 		e.pins--
 	}
 }

@@ -293,3 +293,32 @@ func TestStore_DeletedFileIsFilledAgainAndUseOrderSurvivesRestart(t *testing.T) 
 		t.Fatalf("after restart, a (used before b) should go first: a=%v b=%v", s2.Contains("p/a"), s2.Contains("p/b"))
 	}
 }
+
+// A reader of a file deleted under the store, and then filled again for
+// another reader, releases its own pin, not the other's.
+func TestStore_ReleaseAfterRefillKeepsTheOtherReadersPin(t *testing.T) {
+	dir := t.TempDir()
+	s, err := cache.OpenStore(dir, 150, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var calls atomic.Int64
+	ctx := context.Background()
+	_, rel1, _, err := s.Get(ctx, "p/a", 100, fillWith(make([]byte, 100), &calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, "p", "a"))
+	p2, rel2, _, err := s.Get(ctx, "p/a", 100, fillWith(make([]byte, 100), &calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rel2()
+	rel1()
+	// No room for b while a is pinned by reader 2: b must not evict it.
+	s.Get(ctx, "p/b", 100, fillWith(make([]byte, 100), &calls))
+	if _, err := os.Stat(p2); err != nil {
+		t.Fatalf("reader 2's pinned file was evicted: %v", err)
+	}
+}
