@@ -493,6 +493,7 @@ func (sess *pgSession) simpleQuery(text string) {
 var (
 	ignoredStatement = regexp.MustCompile(`(?is)^\s*(SET|RESET|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|DISCARD|DEALLOCATE|UNLISTEN|CLOSE)\b`)
 	showStatement    = regexp.MustCompile(`(?is)^\s*SHOW\s+(.+?)\s*;?\s*$`)
+	rollbackTo       = regexp.MustCompile(`(?is)^\s*ROLLBACK\s+(WORK\s+|TRANSACTION\s+)?TO\b`)
 )
 
 var showValues = map[string]string{
@@ -521,7 +522,10 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 		case "BEGIN":
 			sess.inTx = true
 		case "COMMIT", "ROLLBACK":
-			sess.inTx = false
+			// ROLLBACK TO SAVEPOINT stays in the transaction.
+			if !rollbackTo.MatchString(sql) {
+				sess.inTx = false
+			}
 		}
 		return &pgResult{tag: tag}, nil
 	}
