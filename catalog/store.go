@@ -202,7 +202,24 @@ func (s *store) insertFiles(ctx context.Context, tx *sql.Tx, files []File, now i
 		if err != nil {
 			return 0, err
 		}
-		inserted += n
+		// A purge of the same key may have committed while the insert
+		// waited for it (PostgreSQL, READ COMMITTED); this statement sees it.
+		keys := make([]any, len(batch))
+		for i, f := range batch {
+			keys[i] = f.Key
+		}
+		in := placeholders(len(batch))
+		res, err = tx.ExecContext(ctx, s.d.rebind(`DELETE FROM files WHERE tombstoned_at IS NULL
+			AND object_key IN (`+in+`) AND object_key IN (SELECT object_key FROM purged_files WHERE object_key IN (`+in+`))`),
+			append(keys, keys...)...)
+		if err != nil {
+			return 0, err
+		}
+		gone, err := res.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		inserted += n - gone
 	}
 	return inserted, nil
 }
