@@ -103,9 +103,9 @@ type pgSession struct {
 	secret  []byte
 	project string
 
-	mu     sync.Mutex
-	cancel context.CancelFunc // of the running query
-	hungUp bool               // the client closed the connection
+	mu      sync.Mutex
+	cancels map[*context.CancelFunc]bool // of its open queries: running, or portals not yet read to the end
+	hungUp  bool                         // the client closed the connection
 
 	stmts   map[string]*pgStatement
 	portals map[string]*pgPortal
@@ -218,22 +218,33 @@ func (s *PGServer) cancel(pid uint32, secret []byte) {
 func (sess *pgSession) cancelQuery() {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
-	if sess.cancel != nil {
-		sess.cancel()
+	for c := range sess.cancels {
+		(*c)()
 	}
 }
 
 // queryContext returns the context of a query that a CancelRequest (or the
 // client hanging up) stops.
+// Every open query of the session is stopped, a portal suspended between
+// Executes included; cancel also forgets it.
 func (sess *pgSession) queryContext() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, stop := context.WithCancel(context.Background())
+	key := &stop
 	sess.mu.Lock()
-	sess.cancel = cancel
+	if sess.cancels == nil {
+		sess.cancels = map[*context.CancelFunc]bool{}
+	}
+	sess.cancels[key] = true
 	if sess.hungUp {
-		cancel()
+		stop()
 	}
 	sess.mu.Unlock()
-	return ctx, cancel
+	return ctx, func() {
+		stop()
+		sess.mu.Lock()
+		delete(sess.cancels, key)
+		sess.mu.Unlock()
+	}
 }
 
 // hangUp cancels the running query, and any the session would start.
