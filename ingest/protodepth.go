@@ -94,26 +94,43 @@ const deprecatedScopes = 1000
 
 // checkProtoDepth refuses an OTLP request body (of type top: mTraces,
 // mLogs or mMetrics) whose messages nest deeper than maxProtoDepth, before
-// the decoder sees it. Malformed bodies pass: the decoder reports them.
+// the decoder sees it. A body the walk cannot read is refused too: where
+// the walk stopped, the decoder might go on (it skips groups, say) into
+// nesting the walk never saw.
 func checkProtoDepth(b []byte, top otlpMsg) error {
 	// Each level takes at least two bytes (a tag and a length), so a small
 	// body cannot nest too deep.
-	if len(b) > 2*maxProtoDepth && !withinDepth(b, top, maxProtoDepth) {
+	if len(b) <= 2*maxProtoDepth {
+		return nil
+	}
+	switch walkDepth(b, top, maxProtoDepth) {
+	case tooDeep:
 		return badInput("invalid OTLP protobuf: messages nested more than %d levels deep", maxProtoDepth)
+	case malformed:
+		return badInput("invalid OTLP protobuf: malformed field")
 	}
 	return nil
 }
 
-// withinDepth reports whether the messages in b, of type t, nest at most
-// left levels below it. It reads field headers by hand (most tags and
-// lengths are one byte) and jumps over every value it does not descend
-// into: it runs on every large request.
-func withinDepth(b []byte, t otlpMsg, left int) bool {
+type walkResult int
+
+const (
+	walkedOK walkResult = iota
+	tooDeep
+	malformed
+)
+
+// walkDepth walks the messages in b, of type t, at most left levels deep.
+// It reads field headers by hand (most tags and lengths are one byte) and
+// jumps over every value it does not descend into: it runs on every large
+// request.
+func walkDepth(b []byte, t otlpMsg, left int) walkResult {
 	fields := &otlpFields[t]
-	for i := 0; i < len(b); {
+	i := 0
+	for i < len(b) {
 		key, n := uvarint(b[i:])
 		if n <= 0 {
-			return true // malformed: the decoder says so
+			return malformed
 		}
 		i += n
 		switch key & 7 {
@@ -126,10 +143,16 @@ func withinDepth(b []byte, t otlpMsg, left int) bool {
 			i += 8
 		case 5: // fixed32
 			i += 4
+		case 3: // a group, which OTLP never uses; the decoder skips it
+			m := protowire.ConsumeFieldValue(protowire.Number(key>>3), protowire.StartGroupType, b[i:])
+			if m < 0 {
+				return malformed
+			}
+			i += m
 		case 2: // length-delimited
 			size, n := uvarint(b[i:])
 			if n <= 0 || size > uint64(len(b)-i-n) {
-				return true
+				return malformed
 			}
 			i += n
 			v := b[i : i+int(size)]
@@ -139,15 +162,21 @@ func withinDepth(b []byte, t otlpMsg, left int) bool {
 				num = 2 // decoded as the scope spans, logs or metrics of field 2
 			}
 			if num < uint64(len(fields)) && fields[num] != mNone {
-				if left == 0 || !withinDepth(v, fields[num], left-1) {
-					return false
+				if left == 0 {
+					return tooDeep
+				}
+				if r := walkDepth(v, fields[num], left-1); r != walkedOK {
+					return r
 				}
 			}
 		default:
-			return true
+			return malformed
 		}
 	}
-	return true
+	if i > len(b) {
+		return malformed // a fixed or varint value ran past the end
+	}
+	return walkedOK
 }
 
 // uvarint decodes a varint, with a fast path for one byte.

@@ -60,6 +60,13 @@ func TestCheckProtoDepth_FollowsEveryAttributePath(t *testing.T) {
 			t.Errorf("%s: 30 levels refused: %v", name, err)
 		}
 	}
+	// A group (which the decoder skips) in front must not end the walk.
+	group := protowire.AppendTag(nil, 15, protowire.StartGroupType)
+	group = protowire.AppendTag(group, 15, protowire.EndGroupType)
+	grouped := append(group, wrap(leaf, append([]protowire.Number{1, 1, 1}, arrays(20_000)...)...)...)
+	if err := checkProtoDepth(grouped, mTraces); err == nil {
+		t.Error("a group in front: 20,000 levels passed")
+	}
 	// A log body is an AnyValue itself.
 	body := wrap(leaf, append([]protowire.Number{1, 2, 2, 5}, arrays(20_000)[1:]...)...)
 	if err := checkProtoDepth(body, mLogs); err == nil {
