@@ -365,6 +365,21 @@ func TestPartialSuccess_BadItemsAreRefusedAlone(t *testing.T) {
 	if n := mresp.PartialSuccess().RejectedDataPoints(); n != 3 {
 		t.Fatalf("rejected data points %d (%q), want the bad metric's 3", n, mresp.PartialSuccess().ErrorMessage())
 	}
+	// Nothing to store but a staleness marker, and one bad metric: still a
+	// partial success, not a refusal of the export.
+	md2 := pmetric.NewMetrics()
+	ms2 := md2.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics()
+	stale.CopyTo(ms2.AppendEmpty())
+	bad2 := ms2.AppendEmpty()
+	bad2.SetName("partial.bad2")
+	// A start time after the point's time (2^64-1 wrapped to 1970 before).
+	bp := bad2.SetEmptySum().DataPoints().AppendEmpty()
+	bp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+	bp.SetStartTimestamp(pcommon.Timestamp(1<<64 - 1))
+	mresp, err = pmetricotlp.NewGRPCClient(conn).Export(context.Background(), pmetricotlp.NewExportRequestFromMetrics(md2))
+	if err != nil || mresp.PartialSuccess().RejectedDataPoints() != 1 || !strings.Contains(mresp.PartialSuccess().ErrorMessage(), "start_time_unix_nano") {
+		t.Fatalf("a marker and a bad start time: %v, %d %q", err, mresp.PartialSuccess().RejectedDataPoints(), mresp.PartialSuccess().ErrorMessage())
+	}
 	s.waitFlushed()
 	if n := s.count(`SELECT count(*) FROM records WHERE span_name LIKE 'partial-%'`); n != 2 {
 		t.Fatalf("%d spans stored, want the 2 good ones", n)

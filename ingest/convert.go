@@ -69,11 +69,13 @@ func convert(items int, build func(rj *rejects) (arrow.RecordBatch, error)) (arr
 	switch {
 	case err != nil:
 		return nil, err
-	case rj.n >= int64(items) || rec == nil:
+	case rj.n >= int64(items):
 		if rec != nil {
 			rec.Release()
 		}
 		return nil, rj.first
 	}
+	// rec may be nil with items left: they had nothing to store (metric
+	// points with no recorded value).
 	return rec, &PartialError{Rejected: rj.n, Err: rj.first}
 }

@@ -216,6 +216,11 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon
 		if p.StartTimestamp() == 0 {
 			mb.start.AppendNull()
 		} else {
+			// A counter may have started before the retention window, but
+			// not after the point, nor past 2^63 ns (it would wrap).
+			if st := p.StartTimestamp(); uint64(st) > uint64(p.Timestamp()) {
+				return badInput("data_points[%d].start_time_unix_nano %d is after its time_unix_nano %d", idx, uint64(st), uint64(p.Timestamp()))
+			}
 			mb.start.Append(micros(p.StartTimestamp()))
 		}
 		mb.name.Append(m.Name())

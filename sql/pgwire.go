@@ -502,7 +502,7 @@ func (sess *pgSession) simpleQuery(text string) {
 // strata accepts and ignores (SET, BEGIN…) or answers (SHOW); ok is false
 // for anything else.
 var (
-	ignoredStatement = regexp.MustCompile(`(?is)^\s*(SET|RESET|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|DISCARD|DEALLOCATE|UNLISTEN|CLOSE)\b`)
+	ignoredStatement = regexp.MustCompile(`(?is)^\s*(SET|RESET|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|DISCARD|DEALLOCATE|UNLISTEN|CLOSE|SAVEPOINT|RELEASE)\b`)
 	showStatement    = regexp.MustCompile(`(?is)^\s*SHOW\s+(.+?)\s*;?\s*$`)
 	rollbackTo       = regexp.MustCompile(`(?is)^\s*ROLLBACK\s+(WORK\s+|TRANSACTION\s+)?TO\b`)
 )

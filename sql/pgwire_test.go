@@ -219,7 +219,7 @@ func TestPG_CatalogQueriesOfGrafanaAndDrivers(t *testing.T) {
 	if err := c.QueryRow(ctx, "SELECT current_schema()").Scan(&schemaName); err != nil {
 		t.Fatalf("current_schema(): %v", err)
 	}
-	for _, s := range []string{"SET application_name = 'grafana'", "BEGIN", "COMMIT", "SET TIME ZONE 'UTC'", "DISCARD ALL"} {
+	for _, s := range []string{"SET application_name = 'grafana'", "BEGIN", "SAVEPOINT a", "ROLLBACK TO SAVEPOINT a", "RELEASE SAVEPOINT a", "COMMIT", "SET TIME ZONE 'UTC'", "DISCARD ALL"} {
 		if _, err := c.Exec(ctx, s); err != nil {
 			t.Errorf("%s: %v", s, err)
 		}
