@@ -476,3 +476,45 @@ func TestDB_OutOfMemoryAdvice(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A result over MaxRows ends in an error instead of being built whole
+// (DuckDB builds results outside its memory limit); results at the bound,
+// names and order are as the query wrote them.
+func TestDB_MaxRows(t *testing.T) {
+	db := openDB(t, t.TempDir(), engine.Options{MaxRows: 1000})
+	count := func(sql string) (int64, []string, error) {
+		rows, err := db.Query(context.Background(), engine.Query{SQL: sql})
+		if err != nil {
+			return 0, nil, err
+		}
+		defer rows.Release()
+		var names []string
+		for _, f := range rows.Schema().Fields() {
+			names = append(names, f.Name)
+		}
+		n := int64(0)
+		for rows.Next() {
+			n += rows.RecordBatch().NumRows()
+		}
+		return n, names, rows.Err()
+	}
+	if n, _, err := count("SELECT * FROM range(1000)"); err != nil || n != 1000 {
+		t.Fatalf("at the bound: %d rows, %v", n, err)
+	}
+	var qe *engine.QueryError
+	if _, _, err := count("SELECT * FROM range(20000000000)"); !errors.As(err, &qe) || !strings.Contains(qe.Msg, "more than 1000 rows") {
+		t.Fatalf("over the bound: %v", err)
+	}
+	if n, names, err := count("SELECT 1 AS a, 2 AS a, 3 AS b; -- two a's\n"); err != nil || n != 1 || strings.Join(names, ",") != "a,a,b" {
+		t.Fatalf("names kept: %v %d %v", names, n, err)
+	}
+	rows, err := db.Query(context.Background(), engine.Query{SQL: "SELECT i FROM range(10) t(i) ORDER BY i DESC -- last"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Release()
+	rows.Next()
+	if first := rows.RecordBatch().Column(0).ValueStr(0); first != "9" {
+		t.Fatalf("order lost: first row %s", first)
+	}
+}

@@ -122,3 +122,78 @@ func (db *DB) scalarString(ctx context.Context, query, arg string) (string, erro
 	s, _ := vals[0].(string)
 	return s, nil
 }
+
+// BlankLiterals replaces the contents of string literals and comments
+// with spaces.
+func BlankLiterals(s string) string {
+	b := []byte(s)
+	blank := func(from, to int) {
+		for i := from; i < to && i < len(b); i++ {
+			if b[i] != '\n' {
+				b[i] = ' '
+			}
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\'':
+			j := i + 1
+			for ; j < len(s); j++ {
+				if s[j] == '\'' {
+					if j+1 < len(s) && s[j+1] == '\'' {
+						j++
+						continue
+					}
+					break
+				}
+				if s[j] == '\\' && i > 0 && (s[i-1] == 'E' || s[i-1] == 'e') {
+					j++
+				}
+			}
+			blank(i+1, j)
+			i = j
+		case s[i] == '$':
+			tag := dollarTag(s[i:])
+			if tag == "" {
+				continue
+			}
+			end := strings.Index(s[i+len(tag):], tag)
+			if end < 0 {
+				end = len(s) - i - len(tag)
+			}
+			blank(i+len(tag), i+len(tag)+end)
+			i += len(tag) + end + len(tag) - 1
+		case strings.HasPrefix(s[i:], "--"):
+			j := strings.IndexByte(s[i:], '\n')
+			if j < 0 {
+				j = len(s) - i
+			}
+			blank(i, i+j)
+			i += j
+		case strings.HasPrefix(s[i:], "/*"):
+			j := strings.Index(s[i+2:], "*/")
+			if j < 0 {
+				j = len(s) - i - 2
+			}
+			blank(i, i+j+4)
+			i += j + 3
+		}
+	}
+	return string(b)
+}
+
+// dollarTag returns the opening tag of a dollar-quoted string at the start
+// of s ("$$" or "$name$"), or "" if there is none ($1 is a parameter).
+func dollarTag(s string) string {
+	for j := 1; j < len(s); j++ {
+		c := s[j]
+		switch {
+		case c == '$':
+			return s[:j+1]
+		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || j > 1 && c >= '0' && c <= '9':
+		default:
+			return ""
+		}
+	}
+	return ""
+}

@@ -965,7 +965,7 @@ func (sess *pgSession) execute(m *pgproto3.Execute) error {
 // splitStatements cuts a Query message at semicolons outside string
 // literals, quoted identifiers and comments, dropping empty statements.
 func splitStatements(s string) []string {
-	b := blankLiterals(s)
+	b := engine.BlankLiterals(s)
 	var out []string
 	start := 0
 	for i := 0; i < len(b); i++ {

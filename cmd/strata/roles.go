@@ -155,6 +155,7 @@ type queryConfig struct {
 	queryTimeout time.Duration
 	concurrency  int
 	queue        int
+	maxRows      int64
 }
 
 func (c *queryConfig) register(cmd *command) {
@@ -165,6 +166,7 @@ func (c *queryConfig) register(cmd *command) {
 	cmd.fs.DurationVar(&c.queryTimeout, "query-timeout", 60*time.Second, "longest a query may run (`duration`)")
 	cmd.fs.IntVar(&c.concurrency, "query-concurrency", 2*runtime.GOMAXPROCS(0), "queries that run at once (`n`); more wait in the queue")
 	cmd.fs.IntVar(&c.queue, "query-queue", 64, "queries that may wait for a slot (`n`); beyond it a query is refused with 429")
+	cmd.fs.Int64Var(&c.maxRows, "query-max-rows", 1_000_000, "most rows a query may return (`n`; 0: no limit); DuckDB builds a result whole, outside its memory limit, so a cross join of billions of rows would exhaust the machine's memory")
 }
 
 type queryRole struct {
@@ -176,7 +178,7 @@ type queryRole struct {
 func startQuery(ctx context.Context, c queryConfig, lns map[string]net.Listener, cacheDir string, cat catalog.Store, files *cache.Client, fresh sql.FreshSource) (*queryRole, error) {
 	db, err := engine.Open(ctx, engine.Options{
 		AllowedDirs: files.Dirs(), TempDir: filepath.Join(cacheDir, "spill"),
-		MemoryLimit: c.memoryLimit, Threads: c.threads, QueryTimeout: c.queryTimeout,
+		MemoryLimit: c.memoryLimit, Threads: c.threads, QueryTimeout: c.queryTimeout, MaxRows: c.maxRows,
 	})
 	if err != nil {
 		return nil, settingError{"query-memory-limit", err}
