@@ -133,6 +133,7 @@ type pgPortal struct {
 	sql     string
 	formats []int16
 	result  *pgResult // opened by Describe, read by Execute
+	done    bool      // run to completion: Execute again returns no rows
 }
 
 func (s *PGServer) serveConn(raw net.Conn) {
@@ -421,8 +422,10 @@ func (sess *pgSession) txStatus() byte {
 }
 
 func (sess *pgSession) closeUnnamedPortal() {
-	if p := sess.portals[""]; p != nil && p.result != nil {
-		p.result.release()
+	if p := sess.portals[""]; p != nil {
+		if p.result != nil {
+			p.result.release()
+		}
 		delete(sess.portals, "")
 	}
 }
@@ -930,6 +933,11 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 		if err != nil {
 			return err
 		}
+		if p.done { // described after it ran: nothing more to read
+			res.describe(sess.be, p.formats)
+			res.release()
+			return nil
+		}
 		p.result = res
 	}
 	p.result.describe(sess.be, p.formats)
@@ -940,6 +948,11 @@ func (sess *pgSession) execute(m *pgproto3.Execute) error {
 	p := sess.portals[m.Portal]
 	if p == nil {
 		return &pgError{code: "34000", msg: fmt.Sprintf("portal %q does not exist", m.Portal)}
+	}
+	if p.done {
+		// As PostgreSQL: a portal run to completion has no more rows.
+		sess.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT 0")})
+		return nil
 	}
 	if p.result == nil {
 		if strings.TrimSpace(p.sql) == "" {
@@ -956,9 +969,11 @@ func (sess *pgSession) execute(m *pgproto3.Execute) error {
 	if suspended && err == nil {
 		return nil // the portal stays for the next Execute
 	}
+	// Its result (and query slot) goes now; the portal itself lasts until
+	// Close, the next Bind of its name, or the end of the transaction.
 	p.result.release()
 	p.result = nil
-	delete(sess.portals, m.Portal)
+	p.done = true
 	return err
 }
 

@@ -583,6 +583,17 @@ func TestPG_ValuesAndPortalsAsPostgresSendsThem(t *testing.T) {
 	if rows != 10 || strings.Count(got, "PortalSuspended") != 2 || !strings.Contains(got, "CommandComplete") || strings.Contains(got, "Error") {
 		t.Errorf("Execute with MaxRows 4, three times: %d rows; %s", rows, got)
 	}
+	// A named portal run to completion answers a further Execute with no
+	// rows, as PostgreSQL does, inside a transaction.
+	r.send(&pgproto3.Query{String: "BEGIN"})
+	r.until("*pgproto3.ReadyForQuery")
+	r.send(&pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{DestinationPortal: "p1"},
+		&pgproto3.Execute{Portal: "p1"}, &pgproto3.Execute{Portal: "p1"}, &pgproto3.Sync{})
+	if got := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); strings.Count(got, "CommandComplete") != 2 || strings.Count(got, "DataRow") != 1 || strings.Contains(got, "Error") {
+		t.Errorf("Execute of a finished portal: %s", got)
+	}
+	r.send(&pgproto3.Query{String: "COMMIT"})
+	r.until("*pgproto3.ReadyForQuery")
 	// A Bind with more parameters than the statement has is refused.
 	r.send(&pgproto3.Parse{Query: "SELECT count(*) FROM records WHERE span_name = $1"},
 		&pgproto3.Bind{Parameters: [][]byte{[]byte("a"), []byte("b")}}, &pgproto3.Sync{})
