@@ -28,8 +28,8 @@ func SignContext(secret []byte, project, key string, now time.Time) string {
 	return exp + "." + hex.EncodeToString(contextMAC(secret, project, key, exp))
 }
 
-// checkContext verifies a ContextHeader value for project and key.
-func checkContext(secret []byte, value, project, key string, now time.Time) error {
+// CheckContext verifies a ContextHeader value for project and key.
+func CheckContext(secret []byte, value, project, key string, now time.Time) error {
 	if len(secret) == 0 {
 		return errors.New("this node has no deployment secret to check query contexts with")
 	}

@@ -151,7 +151,7 @@ func (n *Node) file(ctx context.Context, project, key, signed string) (catalog.F
 	if parts.Project != project {
 		return catalog.File{}, http.StatusForbidden, errors.New("object belongs to another project")
 	}
-	if err := checkContext(n.Secret, signed, project, key, time.Now()); err != nil {
+	if err := CheckContext(n.Secret, signed, project, key, time.Now()); err != nil {
 		return catalog.File{}, http.StatusForbidden, err
 	}
 	f, err := n.Catalog.File(ctx, key)

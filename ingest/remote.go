@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 
+	"github.com/strata-db/strata/cache"
 	"github.com/strata-db/strata/catalog"
 	"github.com/strata-db/strata/engine"
 	"github.com/strata-db/strata/engine/schema"
@@ -39,7 +40,11 @@ const pendingMeta = "strata.pending_keys"
 // UnflushedHandler serves in's unflushed rows: GET UnflushedPath?project=P
 // &table=records|metrics[&min=µs][&max=µs][&trace_id=…][&exclude=key]
 // (times in Unix microseconds, trace_id and exclude repeated for several).
-func UnflushedHandler(in *Ingester) http.Handler {
+//
+// Only nodes of the deployment may ask: the request carries a query
+// context (cache.ContextHeader) for the project and table, signed with the
+// deployment's secret.
+func UnflushedHandler(in *Ingester, secret []byte) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		project, table := q.Get("project"), q.Get("table")
@@ -62,6 +67,10 @@ func UnflushedHandler(in *Ingester) http.Handler {
 		f.TraceIDs, f.Exclude = q["trace_id"], q["exclude"]
 		if q.Has("columns") {
 			f.Columns = strings.Split(q.Get("columns"), ",") // "": time column and trace_id only
+		}
+		if err := cache.CheckContext(secret, r.Header.Get(cache.ContextHeader), project, table, time.Now()); err != nil {
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
 		}
 		batches, pending, release, err := in.Snapshot(r.Context(), project, table, f)
 		defer release()
@@ -89,15 +98,17 @@ func UnflushedHandler(in *Ingester) http.Handler {
 // asks each of them for its unflushed rows.
 type Peers struct {
 	client  *http.Client
+	secret  []byte // signs each request's query context
 	nodes   atomic.Pointer[[]string]
 	failed  atomic.Int64
 	lastLog atomic.Int64
 }
 
 // NewPeers asks the ingest nodes at the given admin addresses; Watch adds
-// those announced in the catalog. timeout bounds each node's answer.
-func NewPeers(static []string, timeout time.Duration) *Peers {
-	p := &Peers{client: &http.Client{Timeout: timeout}}
+// those announced in the catalog. timeout bounds each node's answer;
+// secret is the deployment's (catalog.Store.ClusterSecret).
+func NewPeers(static []string, timeout time.Duration, secret []byte) *Peers {
+	p := &Peers{client: &http.Client{Timeout: timeout}, secret: secret}
 	p.nodes.Store(&static)
 	return p
 }
@@ -175,6 +186,7 @@ func (p *Peers) ask(ctx context.Context, addr, project, table string, f engine.N
 	if err != nil {
 		return nil, nil, err
 	}
+	req.Header.Set(cache.ContextHeader, cache.SignContext(p.secret, project, table, time.Now()))
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return nil, nil, err

@@ -117,4 +117,14 @@ func TestMultiNode_QueryNodeBesideServe(t *testing.T) {
 			t.Errorf("%s node: %d rows, want the 200 not yet flushed", n.cmd.Args[1], got)
 		}
 	}
+	// Only nodes of the deployment may read those rows: a request without
+	// a signed query context is refused.
+	resp, err := http.Get("http://" + s.admin + "/v1/unflushed?project=default&table=records")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("unsigned GET /v1/unflushed: %d, want 403", resp.StatusCode)
+	}
 }

@@ -47,8 +47,13 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 		closeAll(lns)
 		return err
 	}
+	secret, err := cat.ClusterSecret(ctx)
+	if err != nil {
+		closeAll(lns)
+		return settingError{"catalog-url", err}
+	}
 	static := splitList(*ingestNodes)
-	peers := ingest.NewPeers(static, *ingestTimeout)
+	peers := ingest.NewPeers(static, *ingestTimeout, secret)
 	peers.Watch(ctx, cat, static, heartbeatEvery, nodeTTL)
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "strata_query_ingest_failures_total",
@@ -106,7 +111,11 @@ func runIngest(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	mux := adminMux(reg)
-	ing.announce(ctx, cat, mux, lns["http-addr"], advertise)
+	if err := ing.announce(ctx, cat, mux, lns["http-addr"], advertise); err != nil {
+		ing.close(context.Background())
+		closeAll(lns)
+		return err
+	}
 	admin := serveHTTP("admin", lns["http-addr"], mux) // healthy once announced
 	<-ctx.Done()
 	slog.Info("shutting down")

@@ -126,10 +126,15 @@ func startIngest(c ingestConfig, lns map[string]net.Listener, dataDir string, ca
 // announce serves the node's unflushed rows on mux, the admin server of
 // admin, and announces that address in the catalog as an ingest node, so
 // query nodes ask it at every query.
-func (r *ingestRole) announce(ctx context.Context, cat catalog.Store, mux *http.ServeMux, admin net.Listener, host string) {
-	mux.Handle("GET "+ingest.UnflushedPath, ingest.UnflushedHandler(r.in))
+func (r *ingestRole) announce(ctx context.Context, cat catalog.Store, mux *http.ServeMux, admin net.Listener, host string) error {
+	secret, err := cat.ClusterSecret(ctx)
+	if err != nil {
+		return settingError{"catalog-url", err}
+	}
+	mux.Handle("GET "+ingest.UnflushedPath, ingest.UnflushedHandler(r.in, secret))
 	self := advertised(admin, host)
 	catalog.Announce(ctx, cat, catalog.Node{ID: ingest.Role + "-" + self, Role: ingest.Role, Address: self, StartedAt: time.Now()}, heartbeatEvery)
+	return nil
 }
 
 // close stops the receivers (in-flight requests finish), then flushes

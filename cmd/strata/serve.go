@@ -92,7 +92,14 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	// Query nodes added beside this one read its unflushed rows too.
-	ing.announce(ctx, cat, mux, lns["http-addr"], kc.advertise)
+	if err := ing.announce(ctx, cat, mux, lns["http-addr"], kc.advertise); err != nil {
+		ing.close(context.Background())
+		qry.close(context.Background())
+		if comp != nil {
+			comp.close()
+		}
+		return err
+	}
 	admin := serveHTTP("admin", lns["http-addr"], mux)
 	slog.Info("strata serving", "http", admin.addr, "data_dir", st.dataDir,
 		"catalog", objstore.Redact(st.catalogURL), "objects", bucket.String())
