@@ -270,6 +270,11 @@ type hangupConn struct {
 	mu      sync.Mutex
 	pending []byte
 	err     error // the connection's end, seen by the background read
+
+	// onIdle, if set, runs (once, in the reading goroutine) when a read
+	// has waited idleAfter for the client.
+	onIdle    func()
+	idleAfter time.Duration
 }
 
 func (c *hangupConn) Read(p []byte) (int, error) {
@@ -285,7 +290,19 @@ func (c *hangupConn) Read(p []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return c.Conn.Read(p)
+	if c.onIdle == nil {
+		return c.Conn.Read(p)
+	}
+	c.Conn.SetReadDeadline(time.Now().Add(c.idleAfter))
+	n, err := c.Conn.Read(p)
+	c.Conn.SetReadDeadline(time.Time{})
+	if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+		idle := c.onIdle
+		c.onIdle = nil
+		idle()
+		return c.Conn.Read(p)
+	}
+	return n, err
 }
 
 // watch reads in the background until stop, calling onHangup if the
@@ -320,6 +337,17 @@ func (c *hangupConn) watch(onHangup func()) (stop func()) {
 	}
 }
 
+// holdsResults reports whether a portal of the session holds an open
+// result (and with it a query slot).
+func (sess *pgSession) holdsResults() bool {
+	for _, p := range sess.portals {
+		if p.result != nil {
+			return true
+		}
+	}
+	return false
+}
+
 func (sess *pgSession) closePortals() {
 	for name, p := range sess.portals {
 		if p.result != nil {
@@ -332,7 +360,16 @@ func (sess *pgSession) closePortals() {
 func (sess *pgSession) loop() {
 	skipToSync := false // after an error in the extended protocol
 	for {
+		// Open portals hold query slots: a client that leaves them idle
+		// (inside BEGIN, or never sending Sync) for longer than a query
+		// may run loses them.
+		conn := sess.conn.(*hangupConn)
+		conn.onIdle, conn.idleAfter = nil, 0
+		if sess.holdsResults() {
+			conn.onIdle, conn.idleAfter = sess.closePortals, sess.srv.exec.Engine.Timeout()
+		}
 		msg, err := sess.be.Receive()
+		conn.onIdle = nil
 		if err != nil {
 			var tooLong *pgproto3.ExceededMaxBodyLenErr
 			switch {

@@ -601,3 +601,40 @@ func TestPG_ValuesAndPortalsAsPostgresSendsThem(t *testing.T) {
 		t.Errorf("Bind with 2 parameters for 1: %s", got)
 	}
 }
+
+// A portal left open inside a transaction holds a query slot only as long
+// as a query may run.
+func TestPG_IdlePortalsLoseTheirSlot(t *testing.T) {
+	e := newEnv(t, envOptions{limiter: sql.NewLimiter(1, 0), queryTimeout: 2 * time.Second})
+	e.send(span{})
+	e.flushed()
+	addr := startPG(t, e)
+	r := dialRawPG(t, addr)
+	r.send(&pgproto3.Query{String: "BEGIN"})
+	r.until("*pgproto3.ReadyForQuery")
+	r.send(&pgproto3.Parse{Name: "s1", Query: "SELECT span_name FROM records"},
+		&pgproto3.Bind{PreparedStatement: "s1", DestinationPortal: "p1"},
+		&pgproto3.Describe{ObjectType: 'P', Name: "p1"}, &pgproto3.Sync{})
+	r.until("*pgproto3.ReadyForQuery")
+	c := pgConnect(t, addr, pgx.QueryExecModeSimpleProtocol)
+	var n int64
+	if err := c.QueryRow(context.Background(), "SELECT count(*) FROM records").Scan(&n); err == nil {
+		t.Fatal("the slot was free while the portal held it")
+	}
+	start := time.Now()
+	var err error
+	for time.Since(start) < 10*time.Second {
+		if err = c.QueryRow(context.Background(), "SELECT count(*) FROM records").Scan(&n); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("the idle portal kept the only slot: %v", err)
+	}
+	// The idle session itself goes on.
+	r.send(&pgproto3.Query{String: "SELECT 1"})
+	if got := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(got, "DataRow") {
+		t.Errorf("the idle session after losing its portal: %s", got)
+	}
+}
