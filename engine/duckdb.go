@@ -404,6 +404,11 @@ func (c *cappedReader) Err() error {
 // ErrTimeout reports a query stopped by the query timeout.
 var ErrTimeout = errors.New("query timed out")
 
+// TimedOut is the error of a query stopped by its time limit.
+func TimedOut(limit time.Duration) *QueryError {
+	return &QueryError{Msg: fmt.Sprintf("query stopped after %v, the time limit", limit), Err: ErrTimeout}
+}
+
 // QueryError is a query that failed because of the SQL itself: a syntax
 // error, an unknown column, a bad cast, a denied file, a memory or time
 // limit. Its message is DuckDB's, which points at the problem.
@@ -418,7 +423,7 @@ func (e *QueryError) Unwrap() error { return e.Err }
 // queryError sorts a failure into the user's (QueryError) or ours.
 func queryError(ctx context.Context, timeout time.Duration, err error) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return &QueryError{Msg: fmt.Sprintf("query stopped after %v, the time limit", timeout), Err: ErrTimeout}
+		return TimedOut(timeout)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()

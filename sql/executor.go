@@ -128,7 +128,7 @@ func (e *Executor) Run(ctx context.Context, project string, req Request) (*Resul
 	res, unpin, err := e.run(ctx, project, req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			err = &engine.QueryError{Msg: fmt.Sprintf("query stopped after %v, the time limit", limit), Err: engine.ErrTimeout}
+			err = engine.TimedOut(limit)
 		}
 		cancel()
 		unpin()
