@@ -61,13 +61,7 @@ type traceService struct {
 
 func (s *traceService) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
 	resp := ptraceotlp.NewExportResponse()
-	err := s.r.Traces(ctx, req.Traces())
-	if pe := (*PartialError)(nil); errors.As(err, &pe) {
-		resp.PartialSuccess().SetRejectedSpans(pe.Rejected)
-		resp.PartialSuccess().SetErrorMessage(pe.Error())
-		return resp, nil
-	}
-	return resp, s.r.grpcError("traces", err)
+	return resp, s.r.grpcError("traces", tracesPartial(resp, s.r.Traces(ctx, req.Traces())))
 }
 
 type logService struct {
@@ -77,13 +71,7 @@ type logService struct {
 
 func (s *logService) Export(ctx context.Context, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
 	resp := plogotlp.NewExportResponse()
-	err := s.r.Logs(ctx, req.Logs())
-	if pe := (*PartialError)(nil); errors.As(err, &pe) {
-		resp.PartialSuccess().SetRejectedLogRecords(pe.Rejected)
-		resp.PartialSuccess().SetErrorMessage(pe.Error())
-		return resp, nil
-	}
-	return resp, s.r.grpcError("logs", err)
+	return resp, s.r.grpcError("logs", logsPartial(resp, s.r.Logs(ctx, req.Logs())))
 }
 
 type metricService struct {
@@ -93,13 +81,7 @@ type metricService struct {
 
 func (s *metricService) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
 	resp := pmetricotlp.NewExportResponse()
-	err := s.r.Metrics(ctx, req.Metrics())
-	if pe := (*PartialError)(nil); errors.As(err, &pe) {
-		resp.PartialSuccess().SetRejectedDataPoints(pe.Rejected)
-		resp.PartialSuccess().SetErrorMessage(pe.Error())
-		return resp, nil
-	}
-	return resp, s.r.grpcError("metrics", err)
+	return resp, s.r.grpcError("metrics", metricsPartial(resp, s.r.Metrics(ctx, req.Metrics())))
 }
 
 // admit refuses a call before its message is even read when ingest is

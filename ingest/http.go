@@ -53,13 +53,8 @@ func (r *Receiver) Handler() http.Handler {
 			return nil, err
 		}
 		resp := ptraceotlp.NewExportResponse()
-		if err := r.Traces(ctx, req.Traces()); err != nil {
-			var pe *PartialError
-			if !errors.As(err, &pe) {
-				return nil, err
-			}
-			resp.PartialSuccess().SetRejectedSpans(pe.Rejected)
-			resp.PartialSuccess().SetErrorMessage(pe.Error())
+		if err := tracesPartial(resp, r.Traces(ctx, req.Traces())); err != nil {
+			return nil, err
 		}
 		return marshal(resp, json)
 	}}))
@@ -69,13 +64,8 @@ func (r *Receiver) Handler() http.Handler {
 			return nil, err
 		}
 		resp := plogotlp.NewExportResponse()
-		if err := r.Logs(ctx, req.Logs()); err != nil {
-			var pe *PartialError
-			if !errors.As(err, &pe) {
-				return nil, err
-			}
-			resp.PartialSuccess().SetRejectedLogRecords(pe.Rejected)
-			resp.PartialSuccess().SetErrorMessage(pe.Error())
+		if err := logsPartial(resp, r.Logs(ctx, req.Logs())); err != nil {
+			return nil, err
 		}
 		return marshal(resp, json)
 	}}))
@@ -85,13 +75,8 @@ func (r *Receiver) Handler() http.Handler {
 			return nil, err
 		}
 		resp := pmetricotlp.NewExportResponse()
-		if err := r.Metrics(ctx, req.Metrics()); err != nil {
-			var pe *PartialError
-			if !errors.As(err, &pe) {
-				return nil, err
-			}
-			resp.PartialSuccess().SetRejectedDataPoints(pe.Rejected)
-			resp.PartialSuccess().SetErrorMessage(pe.Error())
+		if err := metricsPartial(resp, r.Metrics(ctx, req.Metrics())); err != nil {
+			return nil, err
 		}
 		return marshal(resp, json)
 	}}))

@@ -9,8 +9,11 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/strata-db/strata/catalog"
 	"github.com/strata-db/strata/engine/schema"
@@ -174,4 +177,38 @@ func (r *Receiver) convertAndAppend(ctx context.Context, table string, convert f
 		return partial
 	}
 	return err
+}
+
+// Each signal's response records a *PartialError as OTLP's partial
+// success; what remains is the export's error (nil for a partial success).
+// The HTTP and gRPC front ends share them.
+
+func tracesPartial(resp ptraceotlp.ExportResponse, err error) error {
+	var pe *PartialError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	resp.PartialSuccess().SetRejectedSpans(pe.Rejected)
+	resp.PartialSuccess().SetErrorMessage(pe.Error())
+	return nil
+}
+
+func logsPartial(resp plogotlp.ExportResponse, err error) error {
+	var pe *PartialError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	resp.PartialSuccess().SetRejectedLogRecords(pe.Rejected)
+	resp.PartialSuccess().SetErrorMessage(pe.Error())
+	return nil
+}
+
+func metricsPartial(resp pmetricotlp.ExportResponse, err error) error {
+	var pe *PartialError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	resp.PartialSuccess().SetRejectedDataPoints(pe.Rejected)
+	resp.PartialSuccess().SetErrorMessage(pe.Error())
+	return nil
 }
