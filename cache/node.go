@@ -60,8 +60,8 @@ func bucketFill(b *objstore.Bucket, key string, size int64) Fill {
 				return 0, err
 			}
 			defer r.Close()
-			if r.Size() != size {
-				return 0, fmt.Errorf("object is %d bytes, the catalog says %d", r.Size(), size)
+			if err := checkSize(r.Size(), size); err != nil {
+				return 0, err
 			}
 			// Never more than the catalog's size: the store reserved that
 			// much and no more.
@@ -77,8 +77,8 @@ func bucketFill(b *objstore.Bucket, key string, size int64) Fill {
 					return err
 				}
 				defer r.Close()
-				if r.Size() != size {
-					return fmt.Errorf("object is %d bytes, the catalog says %d", r.Size(), size)
+				if err := checkSize(r.Size(), size); err != nil {
+					return err
 				}
 				got, err := io.Copy(io.NewOffsetWriter(f, off), r)
 				if err == nil && got != n {
@@ -192,11 +192,24 @@ func (n *Node) serveObject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer file.Close()
+	n.serve(w, r, hit, file)
+}
+
+// serve sends an object's bytes, ranges included, and counts them.
+func (n *Node) serve(w http.ResponseWriter, r *http.Request, hit bool, content io.ReadSeeker) {
 	w.Header().Set(HitHeader, map[bool]string{true: "hit", false: "miss"}[hit])
 	w.Header().Set("Content-Type", "application/vnd.apache.parquet")
 	cw := &countingWriter{ResponseWriter: w}
-	http.ServeContent(cw, r, "", time.Time{}, file)
+	http.ServeContent(cw, r, "", time.Time{}, content)
 	n.M.served.Add(float64(cw.n))
+}
+
+// checkSize refuses an object whose size is not the catalog's.
+func checkSize(got, want int64) error {
+	if got != want {
+		return fmt.Errorf("object is %d bytes, the catalog says %d", got, want)
+	}
+	return nil
 }
 
 // passThrough serves an object the store has no room for straight from
@@ -208,15 +221,11 @@ func (n *Node) passThrough(w http.ResponseWriter, r *http.Request, key string, s
 		return
 	}
 	defer rd.Close()
-	if rd.Size() != size {
-		httpError(w, http.StatusBadGateway, fmt.Sprintf("object is %d bytes, the catalog says %d", rd.Size(), size))
+	if err := checkSize(rd.Size(), size); err != nil {
+		httpError(w, http.StatusBadGateway, err.Error())
 		return
 	}
-	w.Header().Set(HitHeader, "miss")
-	w.Header().Set("Content-Type", "application/vnd.apache.parquet")
-	cw := &countingWriter{ResponseWriter: w}
-	http.ServeContent(cw, r, "", time.Time{}, rd)
-	n.M.served.Add(float64(cw.n))
+	n.serve(w, r, false, rd)
 }
 
 // WarmRequest asks a node to fetch an object before anyone reads it.
