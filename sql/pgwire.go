@@ -547,6 +547,15 @@ var (
 	rollbackTo       = regexp.MustCompile(`(?is)^\s*ROLLBACK\s+(WORK\s+|TRANSACTION\s+)?TO\b`)
 )
 
+// shownSetting returns the setting a SHOW statement names, lower case.
+func shownSetting(sql string) (string, bool) {
+	m := showStatement.FindStringSubmatch(sql)
+	if m == nil {
+		return "", false
+	}
+	return strings.ToLower(strings.Trim(m[1], `"`)), true
+}
+
 var showValues = map[string]string{
 	"transaction isolation level": "read committed", "server_version": "16.0 (strata)",
 	"timezone": "UTC", "time zone": "UTC", "datestyle": "ISO, MDY", "standard_conforming_strings": "on",
@@ -580,8 +589,7 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 		}
 		return &pgResult{tag: tag}, nil
 	}
-	if m := showStatement.FindStringSubmatch(sql); m != nil {
-		name := strings.ToLower(strings.Trim(m[1], `"`))
+	if name, ok := shownSetting(sql); ok {
 		if name == "all" {
 			rows := make([][]string, 0, len(showValues))
 			for k, v := range showValues {
@@ -931,9 +939,8 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 		}
 		sess.be.Send(&pgproto3.ParameterDescription{ParameterOIDs: oids})
 		if strings.TrimSpace(st.sql) == "" || isSessionStatement(st.sql) {
-			if m := showStatement.FindStringSubmatch(st.sql); m != nil {
+			if name, ok := shownSetting(st.sql); ok {
 				// Named as running it names it (SHOW ALL aside).
-				name := strings.ToLower(strings.Trim(m[1], `"`))
 				sess.be.Send(&pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte(name), DataTypeOID: oidText, DataTypeSize: -1, TypeModifier: -1}}})
 			} else {
 				sess.be.Send(&pgproto3.NoData{})
