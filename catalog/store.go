@@ -174,13 +174,7 @@ func (s *store) insertFiles(ctx context.Context, tx *sql.Tx, files []File, now i
 	const cols = 11
 	var inserted int64
 	for start := 0; start < len(files); start += batchSize {
-		batch, err := s.notPurged(ctx, tx, files[start:min(start+batchSize, len(files))])
-		if err != nil {
-			return 0, err
-		}
-		if len(batch) == 0 {
-			continue
-		}
+		batch := files[start:min(start+batchSize, len(files))]
 		var q strings.Builder
 		q.WriteString(`INSERT INTO files (object_key, project_id, table_name, partition_key, level,
 			min_ts, max_ts, row_count, size_bytes, created_at, trace_filter) VALUES `)
@@ -202,16 +196,16 @@ func (s *store) insertFiles(ctx context.Context, tx *sql.Tx, files []File, now i
 		if err != nil {
 			return 0, err
 		}
-		// A purge of the same key may have committed while the insert
-		// waited for it (PostgreSQL, READ COMMITTED); this statement sees it.
+		// Keys purged (remembered in purged_files) must not come back: drop
+		// them again, in this transaction. After the insert, so that a
+		// purge of the same key that committed while the insert waited for
+		// it (PostgreSQL, READ COMMITTED) is seen too.
 		keys := make([]any, len(batch))
 		for i, f := range batch {
 			keys[i] = f.Key
 		}
-		in := placeholders(len(batch))
 		res, err = tx.ExecContext(ctx, s.d.rebind(`DELETE FROM files WHERE tombstoned_at IS NULL
-			AND object_key IN (`+in+`) AND object_key IN (SELECT object_key FROM purged_files WHERE object_key IN (`+in+`))`),
-			append(keys, keys...)...)
+			AND object_key IN (SELECT object_key FROM purged_files WHERE object_key IN (`+placeholders(len(batch))+`))`), keys...)
 		if err != nil {
 			return 0, err
 		}
@@ -222,41 +216,6 @@ func (s *store) insertFiles(ctx context.Context, tx *sql.Tx, files []File, now i
 		inserted += n - gone
 	}
 	return inserted, nil
-}
-
-// notPurged returns the files of batch whose keys were not purged.
-func (s *store) notPurged(ctx context.Context, tx *sql.Tx, batch []File) ([]File, error) {
-	args := make([]any, len(batch))
-	for i, f := range batch {
-		args[i] = f.Key
-	}
-	rows, err := tx.QueryContext(ctx, s.d.rebind(`SELECT object_key FROM purged_files
-		WHERE object_key IN (`+placeholders(len(batch))+`)`), args...)
-	if err != nil {
-		return nil, err
-	}
-	purged := map[string]bool{}
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		purged[k] = true
-	}
-	if err := rows.Close(); err != nil {
-		return nil, err
-	}
-	if len(purged) == 0 {
-		return batch, nil
-	}
-	out := make([]File, 0, len(batch))
-	for _, f := range batch {
-		if !purged[f.Key] {
-			out = append(out, f)
-		}
-	}
-	return out, nil
 }
 
 func (s *store) RegisterFiles(ctx context.Context, files ...File) error {
