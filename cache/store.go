@@ -131,7 +131,7 @@ func (s *Store) Get(ctx context.Context, key string, size int64, fill Fill) (pat
 		return "", nil, false, err
 	}
 	if e := s.pin(key, size); e != nil {
-		if s.present(key, path) {
+		if s.present(e, key, path) {
 			s.m.hits.Inc()
 			return path, s.unpinner(e), true, nil
 		}
@@ -170,11 +170,10 @@ func (s *Store) Get(ctx context.Context, key string, size int64, fill Fill) (pat
 // have deleted it under the store), forgetting the entry if not, and sets
 // the file's modification time at most once a minute, so that a restart
 // indexes files in the order they were last used.
-func (s *Store) present(key, path string) bool {
+func (s *Store) present(e *entry, key, path string) bool {
 	now := time.Now()
 	s.mu.Lock()
-	e, ok := s.lru.Peek(key)
-	touch := ok && now.Sub(e.touched) > time.Minute
+	touch := now.Sub(e.touched) > time.Minute
 	if touch {
 		e.touched = now
 	}
@@ -189,10 +188,10 @@ func (s *Store) present(key, path string) bool {
 		return true
 	}
 	s.mu.Lock()
-	if e, ok := s.lru.Peek(key); ok {
-		s.lru.Remove(key)
-		s.used -= e.size
-		s.m.used.Set(float64(s.used))
+	// Only this entry: if the key was filled again meanwhile, the new
+	// file is there.
+	if cur, ok := s.lru.Peek(key); ok && cur == e {
+		s.removeLocked(key, e)
 	}
 	s.mu.Unlock()
 	return false
