@@ -19,20 +19,11 @@ import (
 
 // walkParams calls fn for every parameter node of a parsed query.
 func walkParams(n any, fn func(m map[string]any)) {
-	switch v := n.(type) {
-	case map[string]any:
-		if v["class"] == "PARAMETER" {
-			fn(v)
-			return
+	eachMap(n, func(m map[string]any) {
+		if m["class"] == "PARAMETER" {
+			fn(m)
 		}
-		for _, c := range v {
-			walkParams(c, fn)
-		}
-	case []any:
-		for _, c := range v {
-			walkParams(c, fn)
-		}
-	}
+	})
 }
 
 // walkSelectLists calls fn for every item of every SELECT list.

@@ -286,21 +286,17 @@ var catalogFunctions = map[string]bool{"version": true, "current_database": true
 // called as pg_catalog.f resolve to DuckDB's own or the catalog DB's
 // macros, and a function in FROM with an alias names its single column too
 // (PostgreSQL's rule, which Grafana's queries rely on).
-func rewriteCatalogTree(n any) {
-	switch v := n.(type) {
-	case map[string]any:
-		if v["type"] == "SELECT_NODE" {
-			// A bare version() column is named "version", as PostgreSQL
-			// names it, not after the macro that answers it.
-			items, _ := v["select_list"].([]any)
-			for _, it := range items {
-				if f, ok := it.(map[string]any); ok && f["class"] == "FUNCTION" && f["alias"] == "" {
-					if name, _ := f["function_name"].(string); catalogFunctions[name] {
-						f["alias"] = name
-					}
-				}
+func rewriteCatalogTree(tree any) {
+	// A bare version() column is named "version", as PostgreSQL names it,
+	// not after the macro that answers it (before the renaming below).
+	walkSelectLists(tree, func(f map[string]any) {
+		if f["class"] == "FUNCTION" && f["alias"] == "" {
+			if name, _ := f["function_name"].(string); catalogFunctions[name] {
+				f["alias"] = name
 			}
 		}
+	})
+	eachMap(tree, func(v map[string]any) {
 		if v["class"] == "FUNCTION" && (v["schema"] == "pg_catalog" || v["schema"] == "") {
 			v["schema"] = ""
 			if name, _ := v["function_name"].(string); catalogFunctions[name] {
@@ -314,12 +310,5 @@ func rewriteCatalogTree(n any) {
 				}
 			}
 		}
-		for _, c := range v {
-			rewriteCatalogTree(c)
-		}
-	case []any:
-		for _, c := range v {
-			rewriteCatalogTree(c)
-		}
-	}
+	})
 }
