@@ -1049,24 +1049,5 @@ func appendStatement(out []string, stmt string) []string {
 
 // isBlank reports whether a statement holds nothing but space and comments.
 func isBlank(s string) bool {
-	for len(s) > 0 {
-		s = strings.TrimSpace(s)
-		switch {
-		case strings.HasPrefix(s, "--"):
-			if i := strings.IndexByte(s, '\n'); i >= 0 {
-				s = s[i+1:]
-			} else {
-				s = ""
-			}
-		case strings.HasPrefix(s, "/*"):
-			if i := strings.Index(s, "*/"); i >= 0 {
-				s = s[i+2:]
-			} else {
-				s = ""
-			}
-		default:
-			return s == ""
-		}
-	}
-	return true
+	return strings.TrimSpace(engine.BlankLiterals(s)) == ""
 }
