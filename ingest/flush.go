@@ -191,7 +191,7 @@ func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.F
 
 // reuploadAfter is how old a flush's uploads may get while it waits for
 // the catalog; it must stay well under the orphan scan's grace
-// (MinOrphanGrace).
+// (--gc-orphan-grace, an hour at least in production).
 var reuploadAfter = 30 * time.Minute
 
 // file is the catalog row of the Parquet file at key that holds pk's rows.
