@@ -254,20 +254,11 @@ func checkValueSizes(rec arrow.RecordBatch) error {
 		longest := int64(0)
 		switch a := col.(type) {
 		case *array.String:
-			offs := a.ValueOffsets()
-			for i := 1; i < len(offs); i++ {
-				longest = max(longest, int64(offs[i]-offs[i-1]))
-			}
+			longest = longestValue(a.ValueOffsets())
 		case *array.Binary:
-			offs := a.ValueOffsets()
-			for i := 1; i < len(offs); i++ {
-				longest = max(longest, int64(offs[i]-offs[i-1]))
-			}
+			longest = longestValue(a.ValueOffsets())
 		case *array.LargeString:
-			offs := a.ValueOffsets()
-			for i := 1; i < len(offs); i++ {
-				longest = max(longest, offs[i]-offs[i-1])
-			}
+			longest = longestValue(a.ValueOffsets())
 		}
 		if longest > MaxValueBytes {
 			return &engine.QueryError{Msg: fmt.Sprintf("column %q holds a value of %d MiB, over the %d MiB a result value may have; select part of it, e.g. left(%s, 1000)",
@@ -275,4 +266,13 @@ func checkValueSizes(rec arrow.RecordBatch) error {
 		}
 	}
 	return nil
+}
+
+// longestValue is the length of the longest value an offsets buffer spans.
+func longestValue[T int32 | int64](offs []T) int64 {
+	longest := int64(0)
+	for i := 1; i < len(offs); i++ {
+		longest = max(longest, int64(offs[i]-offs[i-1]))
+	}
+	return longest
 }
