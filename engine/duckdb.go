@@ -37,10 +37,8 @@ type Options struct {
 	Threads int
 	// QueryTimeout bounds every query (default 60 s).
 	QueryTimeout time.Duration
-	// MaxRows bounds the rows of a query's result (0: no bound). DuckDB
-	// builds a whole result before the first row is read, outside its
-	// memory limit: a cross join's billions of rows would take the
-	// process down. A query over the bound fails once it is reached.
+	// MaxRows bounds the rows of a query's result (0: no bound): a query
+	// over the bound fails once it is reached, and DuckDB stops.
 	MaxRows int64
 	// Setup statements run once before the lock-down, e.g. to create the
 	// tables and macros of a catalog emulation.
@@ -282,116 +280,37 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 			return nil, fmt.Errorf("query: create view %s: %w", t.Name, err)
 		}
 	}
-	sql := q.SQL
-	var names []string
-	if !q.Raw && db.opts.MaxRows > 0 {
-		// The query's own column names (the wrapper below would rename
-		// duplicates: a, a_1), and its errors pointing at its own text.
-		if names, err = columnNames(ctx, conn, q.SQL); err != nil {
-			err = queryError(ctx, db.opts.QueryTimeout, err)
-			done(ctx.Err() == nil)
-			return nil, err
-		}
-		// One row more than allowed tells a result at the bound from one
-		// over it. The newlines keep a trailing comment inside.
-		sql = "SELECT * FROM (\n" + withoutFinalSemicolon(q.SQL) + "\n) LIMIT " + strconv.FormatInt(db.opts.MaxRows+1, 10)
-	}
-	rr, err := ar.QueryContext(ctx, sql)
+	rr, err := stream(ctx, conn, q.SQL)
 	if err != nil {
 		err = queryError(ctx, db.opts.QueryTimeout, err) // before done cancels ctx
 		done(ctx.Err() == nil)
 		return nil, err
 	}
+	var rd array.RecordReader = rr
 	if !q.Raw && db.opts.MaxRows > 0 {
-		rr = newCappedReader(rr, db.opts.MaxRows, names)
+		rd = &cappedReader{RecordReader: rr, max: db.opts.MaxRows}
 	}
-	return &Rows{RecordReader: rr, release: func() { done(ctx.Err() == nil) }, ctx: ctx, timeout: db.opts.QueryTimeout}, nil
+	return &Rows{RecordReader: rd, release: func() { done(ctx.Err() == nil) }, ctx: ctx, timeout: db.opts.QueryTimeout}, nil
 }
 
-// withoutFinalSemicolon cuts a statement's closing semicolon (outside
-// literals and comments) and what follows it.
-func withoutFinalSemicolon(sql string) string {
-	b := strings.TrimRight(BlankLiterals(sql), " \t\r\n")
-	if strings.HasSuffix(b, ";") {
-		return sql[:len(b)-1]
-	}
-	return sql
-}
-
-// columnNames prepares sql to read the names of its result columns.
-func columnNames(ctx context.Context, conn *duckdb.Conn, sql string) ([]string, error) {
-	st, err := conn.PrepareContext(ctx, sql)
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	ds, ok := st.(*duckdb.Stmt)
-	if !ok {
-		return nil, nil
-	}
-	n, err := ds.ColumnCount()
-	if err != nil {
-		return nil, err
-	}
-	names := make([]string, n)
-	for i := range names {
-		if names[i], err = ds.ColumnName(i); err != nil {
-			return nil, err
-		}
-	}
-	return names, nil
-}
-
-// cappedReader ends a result with an error once it has more than max rows,
-// and gives its columns the query's own names.
+// cappedReader ends a result with an error once it has more than max
+// rows. Reading stops there, and so does DuckDB.
 type cappedReader struct {
 	array.RecordReader
-	schema    *arrow.Schema
-	rec       arrow.RecordBatch
 	max, seen int64
 	err       error
 }
 
-func newCappedReader(rr array.RecordReader, max int64, names []string) *cappedReader {
-	c := &cappedReader{RecordReader: rr, max: max, schema: rr.Schema()}
-	if fields := rr.Schema().Fields(); len(names) == len(fields) {
-		for i := range fields {
-			fields[i].Name = names[i]
-		}
-		c.schema = arrow.NewSchema(fields, nil)
-	}
-	return c
-}
-
-func (c *cappedReader) Schema() *arrow.Schema { return c.schema }
-
 func (c *cappedReader) Next() bool {
-	if c.rec != nil {
-		c.rec.Release()
-		c.rec = nil
-	}
 	if c.err != nil || !c.RecordReader.Next() {
 		return false
 	}
-	b := c.RecordReader.RecordBatch()
-	c.seen += b.NumRows()
+	c.seen += c.RecordReader.RecordBatch().NumRows()
 	if c.seen > c.max {
 		c.err = &QueryError{Msg: fmt.Sprintf("the result has more than %d rows, the most a query may return: aggregate, or add a LIMIT", c.max)}
 		return false
 	}
-	c.rec = array.NewRecordBatch(c.schema, b.Columns(), b.NumRows())
 	return true
-}
-
-func (c *cappedReader) RecordBatch() arrow.RecordBatch { return c.rec }
-func (c *cappedReader) Record() arrow.RecordBatch      { return c.rec }
-
-func (c *cappedReader) Release() {
-	if c.rec != nil {
-		c.rec.Release()
-		c.rec = nil
-	}
-	c.RecordReader.Release()
 }
 
 func (c *cappedReader) Err() error {

@@ -518,3 +518,74 @@ func TestDB_MaxRows(t *testing.T) {
 		t.Fatalf("order lost: first row %s", first)
 	}
 }
+
+// Results are computed as they are read: the first batch of a result of a
+// trillion rows is there at once (a result built whole first would run
+// into the time limit), and releasing the reader stops DuckDB.
+func TestDB_ResultsStream(t *testing.T) {
+	db := openDB(t, t.TempDir(), engine.Options{QueryTimeout: time.Minute})
+	rows, err := db.Query(context.Background(), engine.Query{SQL: "SELECT i FROM range(1000000000000) t(i)"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rows.Next() {
+		t.Fatalf("no first batch: %v", rows.Err())
+	}
+	b := rows.RecordBatch()
+	if b.NumRows() == 0 || b.Column(0).ValueStr(0) != "0" {
+		t.Fatalf("first batch: %d rows, first %s", b.NumRows(), b.Column(0).ValueStr(0))
+	}
+	rows.Release()
+	// The connection serves the next query.
+	if got := query(t, db, engine.Query{SQL: "SELECT 42"}); got[0][0] != "42" {
+		t.Fatalf("after a released stream: %v", got)
+	}
+}
+
+// A failure met while a result streams (here a row far into it) ends the
+// reading with the user's error, after the batches before it.
+func TestDB_ErrorMidStream(t *testing.T) {
+	db := openDB(t, t.TempDir(), engine.Options{})
+	rows, err := db.Query(context.Background(), engine.Query{SQL: "SELECT CASE WHEN i < 500000 THEN i ELSE error('row ' || i || ' is bad') END FROM range(1000000) t(i)"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Release()
+	n := int64(0)
+	for rows.Next() {
+		n += rows.RecordBatch().NumRows()
+	}
+	var qe *engine.QueryError
+	if err := rows.Err(); !errors.As(err, &qe) || !strings.Contains(qe.Msg, "row 500000 is bad") {
+		t.Fatalf("after %d rows: err = %v", n, err)
+	}
+	if n == 0 || n >= 500000+2048 {
+		t.Fatalf("%d rows read before the error", n)
+	}
+}
+
+// Cancelling the context of a query being read stops it; the connection
+// stays usable and no interrupt leaks into its next query.
+func TestDB_CancelWhileReading(t *testing.T) {
+	db := openDB(t, t.TempDir(), engine.Options{QueryTimeout: time.Minute})
+	for range 5 {
+		ctx, cancel := context.WithCancel(context.Background())
+		rows, err := db.Query(ctx, engine.Query{SQL: "SELECT md5(i::VARCHAR) FROM range(1000000000000) t(i)"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rows.Next() {
+			t.Fatalf("no first batch: %v", rows.Err())
+		}
+		cancel()
+		for rows.Next() {
+		}
+		if err := rows.Err(); !errors.Is(err, context.Canceled) {
+			t.Fatalf("err after cancel = %v", err)
+		}
+		rows.Release()
+		if got := query(t, db, engine.Query{SQL: "SELECT count(*) FROM range(3000000)"}); got[0][0] != "3000000" {
+			t.Fatalf("after a cancelled query: %v", got)
+		}
+	}
+}

@@ -1,0 +1,236 @@
+//go:build duckdb_arrow
+
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	bindings "github.com/duckdb/duckdb-go-bindings"
+	duckdb "github.com/duckdb/duckdb-go/v2"
+	"github.com/duckdb/duckdb-go/v2/arrowmapping"
+	"github.com/duckdb/duckdb-go/v2/mapping"
+)
+
+// Streaming execution. duckdb-go runs every query with DuckDB's
+// non-streaming pending API: DuckDB builds the whole result, outside its
+// memory limit, before the first row can be read. A query here runs with
+// the streaming API instead, so a batch is computed when the reader asks
+// for it: the first batch of a big result leaves at once, memory holds a
+// few batches, and a reader that stops (a client hanging up, a row bound)
+// stops DuckDB.
+
+// rawConn is the C connection inside a duckdb-go connection, which
+// duckdb-go does not export. Read by field name and type, so that a
+// duckdb-go whose Conn changed shape fails loudly here (Open checks it)
+// rather than reading the wrong memory.
+func rawConn(c *duckdb.Conn) (mapping.Connection, error) {
+	f := reflect.ValueOf(c).Elem().FieldByName("conn")
+	if !f.IsValid() || f.Type() != reflect.TypeOf(mapping.Connection{}) {
+		return mapping.Connection{}, errors.New("duckdb-go's Conn has no field conn of type mapping.Connection: streaming needs updating for this duckdb-go")
+	}
+	return *(*mapping.Connection)(unsafe.Pointer(f.UnsafeAddr())), nil
+}
+
+// streamReader is a query's result read a DuckDB chunk (2,048 rows) at a
+// time as Arrow record batches.
+type streamReader struct {
+	res    mapping.Result
+	opts   arrowmapping.ArrowOptions
+	schema *arrow.Schema
+	stop   func() // ends the interrupt watch
+	cur    arrow.RecordBatch
+	err    error
+	ended  bool // released: res is gone
+	once   sync.Once
+}
+
+// stream prepares sql on conn and starts it as a streaming query. While
+// the query runs or is read, ctx's end interrupts it.
+func stream(ctx context.Context, conn *duckdb.Conn, sql string) (*streamReader, error) {
+	raw, err := rawConn(conn)
+	if err != nil {
+		return nil, err
+	}
+	stop := watchInterrupt(ctx, raw)
+	fail := func(err error) (*streamReader, error) {
+		stop()
+		return nil, err
+	}
+
+	var stmt mapping.PreparedStatement
+	if mapping.Prepare(raw, sql, &stmt) == mapping.StateError {
+		msg := mapping.PrepareError(stmt)
+		mapping.DestroyPrepare(&stmt)
+		return fail(duckdbError(msg))
+	}
+	defer mapping.DestroyPrepare(&stmt)
+	var pending mapping.PendingResult
+	if bindings.PendingPreparedStreaming( // mapping lacks it; same types
+		stmt, &pending) == mapping.StateError {
+		msg := mapping.PendingError(pending)
+		mapping.DestroyPending(&pending)
+		return fail(duckdbError(msg))
+	}
+	defer mapping.DestroyPending(&pending)
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	var res mapping.Result
+	if mapping.ExecutePending(pending, &res) == mapping.StateError {
+		err := resultError(&res)
+		mapping.DestroyResult(&res)
+		return fail(err)
+	}
+
+	r := &streamReader{res: res, opts: arrowmapping.ResultGetArrowOptions(&res), stop: stop}
+	n := mapping.ColumnCount(&res)
+	names := make([]string, n)
+	types := make([]mapping.LogicalType, n)
+	for i := range n {
+		names[i] = mapping.ColumnName(&res, i)
+		types[i] = mapping.ColumnLogicalType(&res, i)
+	}
+	schema, ed := arrowmapping.NewArrowSchema(r.opts, types, names)
+	for i := range types {
+		mapping.DestroyLogicalType(&types[i])
+	}
+	if err := errorData(ed); err != nil {
+		r.Release()
+		return nil, fmt.Errorf("arrow schema of the result: %w", err)
+	}
+	r.schema = schema
+	return r, nil
+}
+
+func (r *streamReader) Schema() *arrow.Schema { return r.schema }
+
+// Next computes and converts the next chunk.
+func (r *streamReader) Next() bool {
+	if r.cur != nil {
+		r.cur.Release()
+		r.cur = nil
+	}
+	if r.err != nil || r.ended {
+		return false
+	}
+	chunk := mapping.FetchChunk(r.res)
+	if chunk.Ptr == nil {
+		// The end, or a failure DuckDB kept in the result.
+		if msg := mapping.ResultError(&r.res); msg != "" {
+			r.err = resultError(&r.res)
+		}
+		return false
+	}
+	defer mapping.DestroyDataChunk(&chunk)
+	rec, ed := arrowmapping.DataChunkToArrowArray(r.opts, r.schema, chunk)
+	if err := errorData(ed); err != nil {
+		r.err = fmt.Errorf("arrow batch of the result: %w", err)
+		return false
+	}
+	r.cur = rec
+	return true
+}
+
+func (r *streamReader) RecordBatch() arrow.RecordBatch { return r.cur }
+func (r *streamReader) Record() arrow.RecordBatch      { return r.cur }
+func (r *streamReader) Err() error                     { return r.err }
+
+// Retain is not supported: a result has one reader, which releases it.
+func (r *streamReader) Retain() {}
+
+// Release ends the query: DuckDB stops computing it.
+func (r *streamReader) Release() {
+	r.once.Do(func() {
+		if r.cur != nil {
+			r.cur.Release()
+			r.cur = nil
+		}
+		r.ended = true
+		r.stop()
+		arrowmapping.DestroyArrowOptions(&r.opts)
+		mapping.DestroyResult(&r.res)
+	})
+}
+
+// watchInterrupt interrupts the connection's query once ctx ends, again
+// and again until stop returns (DuckDB clears an interrupt it receives
+// between two tasks). stop waits for the watch to end, so an interrupt
+// never reaches the connection's next statement.
+func watchInterrupt(ctx context.Context, conn mapping.Connection) (stop func()) {
+	done, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+		}
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			mapping.Interrupt(conn)
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			<-ended
+		})
+	}
+}
+
+func resultError(res *mapping.Result) error {
+	return &duckdb.Error{Type: duckdb.ErrorType(mapping.ResultErrorType(res)), Msg: mapping.ResultError(res)}
+}
+
+func errorData(ed mapping.ErrorData) error {
+	defer mapping.DestroyErrorData(&ed)
+	if !mapping.ErrorDataHasError(ed) {
+		return nil
+	}
+	return &duckdb.Error{Type: duckdb.ErrorType(mapping.ErrorDataErrorType(ed)), Msg: mapping.ErrorDataMessage(ed)}
+}
+
+// duckdbError types an error DuckDB gave only as text ("Binder Error:
+// ..."), for the kinds queryError tells apart; the rest stay the user's.
+func duckdbError(msg string) error {
+	t := duckdb.ErrorTypeInvalid
+	prefix, _, _ := strings.Cut(msg, ": ")
+	switch prefix {
+	case "INTERNAL Error":
+		t = duckdb.ErrorTypeInternal
+	case "FATAL Error":
+		t = duckdb.ErrorTypeFatal
+	case "IO Error":
+		t = duckdb.ErrorTypeIO
+	case "Connection Error":
+		t = duckdb.ErrorTypeConnection
+	case "Out of Memory Error":
+		t = duckdb.ErrorTypeOutOfMemory
+	case "INTERRUPT Error":
+		t = duckdb.ErrorTypeInterrupt
+	case "Parser Error":
+		t = duckdb.ErrorTypeParser
+	case "Binder Error":
+		t = duckdb.ErrorTypeBinder
+	case "Catalog Error":
+		t = duckdb.ErrorTypeCatalog
+	case "Permission Error":
+		t = duckdb.ErrorTypePermission
+	}
+	return &duckdb.Error{Type: t, Msg: msg}
+}
