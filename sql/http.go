@@ -220,6 +220,9 @@ func classifyError(err error) (int, string) {
 	return http.StatusInternalServerError, err.Error()
 }
 
+// arrowFlushEvery is how long written Arrow batches may wait in buffers.
+const arrowFlushEvery = 50 * time.Millisecond
+
 // rowsLeft returns how many rows of rec to emit under limit (0: no limit).
 func rowsLeft(rec arrow.RecordBatch, sent, limit int64) int64 {
 	if limit <= 0 {
@@ -350,9 +353,12 @@ func csvValue(a arrow.Array, i int) string {
 	return a.ValueStr(i)
 }
 
-// writeArrow streams an Arrow IPC stream, flushing after every batch.
+// writeArrow streams an Arrow IPC stream. The first batch is sent at once
+// and then whatever is written at least every arrowFlushEvery: a client
+// sees rows as they come, without a write per 2,048-row batch.
 func writeArrow(w *bufio.Writer, flusher http.ResponseWriter, res *Result, limit int64) error {
 	iw := ipc.NewWriter(w, ipc.WithSchema(res.Schema()))
+	var flushed time.Time
 	for (limit <= 0 || res.Stats.Rows < limit) && res.Next() {
 		rec := res.RecordBatch()
 		n := rowsLeft(rec, res.Stats.Rows, limit)
@@ -368,9 +374,12 @@ func writeArrow(w *bufio.Writer, flusher http.ResponseWriter, res *Result, limit
 			return err
 		}
 		res.Stats.Rows += n
-		w.Flush()
-		if f, ok := flusher.(http.Flusher); ok {
-			f.Flush()
+		if time.Since(flushed) >= arrowFlushEvery {
+			w.Flush()
+			if f, ok := flusher.(http.Flusher); ok {
+				f.Flush()
+			}
+			flushed = time.Now()
 		}
 	}
 	if err := iw.Close(); err != nil {

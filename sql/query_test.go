@@ -366,3 +366,41 @@ func TestQuery_ConcurrencyLimitAndCancel(t *testing.T) {
 		t.Errorf("queued query: %d %v %s", r.status, r.Rows, r.Error)
 	}
 }
+
+// An Arrow result streams: a client reads the first batch of a result of
+// a trillion rows (one built whole first would never arrive) and hangs
+// up, which ends the query and frees its slot for the next one.
+func TestQuery_ArrowStreamsAndHangUpFreesTheSlot(t *testing.T) {
+	e := newEnv(t, envOptions{limiter: sql.NewLimiter(1, 0), queryTimeout: time.Minute})
+	srv := httptest.NewServer(e.exec.Handler())
+	defer srv.Close()
+	for range 3 {
+		req, _ := http.NewRequest("POST", srv.URL+"/v1/query", strings.NewReader(`{"sql": "SELECT i FROM range(1000000000000) t(i)"}`))
+		req.Header.Set("Accept", "application/vnd.apache.arrow.stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdr, err := ipc.NewReader(resp.Body)
+		if err != nil {
+			t.Fatalf("status %d: %v", resp.StatusCode, err)
+		}
+		if !rdr.Next() || rdr.RecordBatch().NumRows() == 0 || rdr.RecordBatch().Column(0).ValueStr(0) != "0" {
+			t.Fatalf("no first batch: %v", rdr.Err())
+		}
+		rdr.Release()
+		resp.Body.Close()
+		// The one slot comes back once the server sees the hang-up.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			r := e.do("POST", map[string]any{"sql": "SELECT 42 AS x"}, "application/json")
+			if r.status == 200 {
+				break
+			}
+			if r.status != http.StatusTooManyRequests || time.Now().After(deadline) {
+				t.Fatalf("after a hang-up: %d %s", r.status, r.Error)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
