@@ -1,7 +1,9 @@
 package sql
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"regexp"
@@ -25,6 +27,9 @@ import (
 type pgCatalog struct {
 	db  *engine.DB
 	dir string
+	// settings is the parsed FROM item that stands in for pg_settings
+	// (JSON, copied for each query that reads it).
+	settings []byte
 }
 
 // Table OIDs as psql sees them.
@@ -77,7 +82,27 @@ func newPGCatalog(ctx context.Context, query *engine.DB) (*pgCatalog, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("postgres catalog: %w", err)
 	}
-	return &pgCatalog{db: db, dir: dir}, nil
+	c := &pgCatalog{db: db, dir: dir}
+	tree, err := db.Parse(ctx, "SELECT * FROM ("+settingsSelect()+") AS pg_settings")
+	if err == nil {
+		c.settings, err = json.Marshal(fromItem(tree))
+	}
+	if err != nil {
+		c.close()
+		return nil, fmt.Errorf("postgres catalog: pg_settings: %w", err)
+	}
+	return c, nil
+}
+
+// fromItem is the FROM item of a parsed single SELECT.
+func fromItem(tree map[string]any) any {
+	stmts, _ := tree["statements"].([]any)
+	if len(stmts) != 1 {
+		return nil
+	}
+	stmt, _ := stmts[0].(map[string]any)
+	node, _ := stmt["node"].(map[string]any)
+	return node["from_table"]
 }
 
 // pgVersion is what version() answers; clients read the number after
@@ -102,6 +127,25 @@ func settingMacro() string {
 	}
 	b.WriteString(` ELSE error('unrecognized configuration parameter "' || name || '"') END`)
 	return b.String()
+}
+
+// settingsSelect is pg_settings as strata answers it: the settings SHOW
+// gives. DuckDB's own pg_settings lists the catalog instance's settings,
+// the server's directories among them; queries read this instead
+// (rewriteCatalogTree).
+func settingsSelect() string {
+	names := make([]string, 0, len(showValues))
+	for k := range showValues {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	rows := make([]string, len(names))
+	for i, k := range names {
+		v := quoteLiteral(showValues[k])
+		rows[i] = fmt.Sprintf("(%s, %s, NULL, 'strata', '', '', 'internal', 'string', 'default', NULL, NULL, NULL::VARCHAR[], %s, %s, NULL, NULL::INTEGER, false)", quoteLiteral(k), v, v, v)
+	}
+	return "SELECT * FROM (VALUES " + strings.Join(rows, ", ") + ") AS s(name, setting, unit, category, short_desc, extra_desc, " +
+		"context, vartype, source, min_val, max_val, enumvals, boot_val, reset_val, sourcefile, sourceline, pending_restart)"
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
@@ -255,7 +299,7 @@ func (c *pgCatalog) run(ctx context.Context, lim *Limiter, sql string) (*pgResul
 	if err != nil {
 		return nil, err
 	}
-	rewriteCatalogTree(tree)
+	c.rewriteCatalogTree(tree)
 	stmts, _ := tree["statements"].([]any)
 	if len(stmts) != 1 {
 		return nil, &engine.QueryError{Msg: fmt.Sprintf("send one query at a time; this text holds %d statements", len(stmts))}
@@ -286,7 +330,7 @@ var catalogFunctions = map[string]bool{"version": true, "current_database": true
 // called as pg_catalog.f resolve to DuckDB's own or the catalog DB's
 // macros, and a function in FROM with an alias names its single column too
 // (PostgreSQL's rule, which Grafana's queries rely on).
-func rewriteCatalogTree(tree any) {
+func (c *pgCatalog) rewriteCatalogTree(tree any) {
 	// A bare version() column is named "version", as PostgreSQL names it,
 	// not after the macro that answers it (before the renaming below).
 	walkSelectLists(tree, func(f map[string]any) {
@@ -301,6 +345,17 @@ func rewriteCatalogTree(tree any) {
 			v["schema"] = ""
 			if name, _ := v["function_name"].(string); catalogFunctions[name] {
 				v["function_name"] = "strata_" + name
+			}
+		}
+		if v["type"] == "BASE_TABLE" && strings.EqualFold(fmt.Sprint(v["table_name"]), "pg_settings") &&
+			(v["schema_name"] == "" || v["schema_name"] == "pg_catalog") {
+			alias, _ := v["alias"].(string)
+			clear(v)
+			dec := json.NewDecoder(bytes.NewReader(c.settings))
+			dec.UseNumber()
+			dec.Decode(&v)
+			if alias != "" {
+				v["alias"] = alias
 			}
 		}
 		if v["type"] == "TABLE_FUNCTION" {

@@ -638,3 +638,41 @@ func TestPG_IdlePortalsLoseTheirSlot(t *testing.T) {
 		t.Errorf("the idle session after losing its portal: %s", got)
 	}
 }
+
+// pg_settings lists the settings strata shows, not the catalog instance's
+// DuckDB settings (which name the server's directories).
+func TestPG_SettingsShowNoServerPaths(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	addr := startPG(t, e)
+	c := pgConnect(t, addr, pgx.QueryExecModeSimpleProtocol)
+	ctx := context.Background()
+	for _, q := range []string{
+		"SELECT name, setting FROM pg_settings ORDER BY name",
+		"SELECT s.name, s.setting FROM pg_catalog.pg_settings s ORDER BY 1",
+		"SELECT pg_settings.name, pg_settings.setting FROM pg_catalog.PG_SETTINGS ORDER BY 1",
+	} {
+		rows, err := c.Query(ctx, q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		got := map[string]string{}
+		for rows.Next() {
+			var name, setting string
+			if err := rows.Scan(&name, &setting); err != nil {
+				t.Fatal(err)
+			}
+			got[name] = setting
+		}
+		if rows.Err() != nil || got["server_version"] != "16.0 (strata)" || got["TimeZone"] != "" && got["timezone"] != "UTC" {
+			t.Fatalf("%s: %v %v", q, got, rows.Err())
+		}
+		for name, setting := range got {
+			if strings.Contains(setting, e.dir) || strings.Contains(setting, "/") {
+				t.Errorf("%s: %s = %q names a path", q, name, setting)
+			}
+		}
+		if _, ok := got["temp_directory"]; ok {
+			t.Errorf("%s: DuckDB's own settings listed: %v", q, got)
+		}
+	}
+}
