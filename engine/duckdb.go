@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -372,13 +373,20 @@ func queryError(ctx context.Context, timeout time.Duration, err error) error {
 // loadFresh copies batches into a temporary table of the connection and
 // returns its name. A table, not a view over the Arrow stream, because a
 // stream can be read once and a query may read the table twice.
+// streamSeq numbers the Arrow stream views of loadFresh.
+var streamSeq atomic.Uint64
+
 func loadFresh(ctx context.Context, conn *duckdb.Conn, ar *duckdb.Arrow, t *schema.Table, batches []arrow.RecordBatch) (string, error) {
 	rdr, err := array.NewRecordReader(batches[0].Schema(), batches) // the columns the query needs
 	if err != nil {
 		return "", err
 	}
 	defer rdr.Release()
-	stream, table := "__strata_stream_"+t.Name, "__strata_fresh_"+t.Name
+	// duckdb-go registers the stream as a view of the main schema, which
+	// every connection shares: a name of its own per load, or concurrent
+	// queries replace and drop each other's.
+	stream := fmt.Sprintf("__strata_stream_%s_%d", t.Name, streamSeq.Add(1))
+	table := "__strata_fresh_" + t.Name // a temp table: the connection's own
 	release, err := ar.RegisterView(rdr, stream)
 	if err != nil {
 		return "", err

@@ -589,3 +589,43 @@ func TestDB_CancelWhileReading(t *testing.T) {
 		}
 	}
 }
+
+// Queries with fresh rows running at once each read their own rows: the
+// Arrow stream each registers while copying them must not be another's.
+func TestDB_ConcurrentFreshRows(t *testing.T) {
+	db := openDB(t, t.TempDir(), engine.Options{})
+	rec, _ := schema.Lookup(schema.Records)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := fill(rec, 100+g, g)
+			defer b.Release()
+			for range 25 {
+				rows, err := db.Query(context.Background(), engine.Query{SQL: "SELECT count(*) FROM records",
+					Files: map[string][]string{schema.Records: nil}, Fresh: map[string][]arrow.RecordBatch{schema.Records: {b}}})
+				if err != nil {
+					errs <- err
+					return
+				}
+				n := ""
+				if rows.Next() {
+					n = rows.RecordBatch().Column(0).ValueStr(0)
+				}
+				err = rows.Err()
+				rows.Release()
+				if err != nil || n != fmt.Sprint(100+g) {
+					errs <- fmt.Errorf("query %d: count %s, want %d (%v)", g, n, 100+g, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
