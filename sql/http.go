@@ -158,6 +158,7 @@ func negotiate(accept string) string {
 }
 
 func (e *Executor) serveQuery(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	req, herr := parseRequest(w, r)
 	if herr != nil {
 		writeError(w, herr.status, herr.msg)
@@ -178,6 +179,12 @@ func (e *Executor) serveQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer res.Release()
+	// The time limit covers sending: a client that stops reading must not
+	// hold its query slot (DuckDB has stopped at the limit; a write would
+	// block on the socket).
+	rc := http.NewResponseController(w)
+	rc.SetWriteDeadline(start.Add(e.Engine.Timeout() + time.Second))
+	defer rc.SetWriteDeadline(time.Time{})
 	format := negotiate(r.Header.Get("Accept"))
 	w.Header().Set("Content-Type", format)
 	if format != formatJSON {
@@ -196,6 +203,15 @@ func (e *Executor) serveQuery(w http.ResponseWriter, r *http.Request) {
 	bw.Flush()
 	if werr != nil && r.Context().Err() == nil {
 		slog.Warn("query result stream failed", "err", werr)
+		if format != formatJSON {
+			// Too late for a status: a JSON document ends with its error,
+			// but an Arrow stream or CSV that ended cleanly would pass for
+			// a whole, shorter result. Cut the transfer short instead:
+			// the client sees it incomplete (after what was written: CSV's
+			// last line says why).
+			rc.Flush()
+			panic(http.ErrAbortHandler)
+		}
 	}
 	if format != formatJSON {
 		res.Stats.ElapsedMs = time.Since(res.start).Milliseconds()
@@ -382,8 +398,8 @@ func writeArrow(w *bufio.Writer, flusher http.ResponseWriter, res *Result, limit
 			flushed = time.Now()
 		}
 	}
-	if err := iw.Close(); err != nil {
-		return err
+	if err := res.Err(); err != nil {
+		return err // no end-of-stream marker: the stream is not whole
 	}
-	return res.Err()
+	return iw.Close()
 }

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -509,10 +510,21 @@ func sqlState(err error) (string, string) {
 
 func (sess *pgSession) sendError(err error) {
 	code, msg := sqlState(err)
-	if code == "XX000" {
+	switch {
+	case isGone(err):
+		// The client hung up or stopped reading: nothing to answer.
+		slog.Info("postgres wire: client gone while sending a result", "err", err)
+		return
+	case code == "XX000":
 		slog.Error("postgres wire: query failed", "err", err)
 	}
 	sess.be.Send(&pgproto3.ErrorResponse{Severity: "ERROR", Code: code, Message: msg})
+}
+
+// isGone reports a write to a client that hung up or stopped reading.
+func isGone(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed)
 }
 
 // simpleQuery runs the statements of a Query message in turn.
@@ -751,6 +763,11 @@ func (sess *pgSession) sendRows(r *pgResult, formats []int16, max int32) (suspen
 		sess.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(r.tag)})
 		return false, nil
 	}
+	// The time limit covers sending: a client that stops reading must not
+	// hold the query's slot (DuckDB stops at the limit; the write would
+	// block on the socket). The session ends with the failed write.
+	sess.conn.SetWriteDeadline(time.Now().Add(sess.srv.exec.Engine.Timeout()))
+	defer sess.conn.SetWriteDeadline(time.Time{})
 	fields := r.rows.Schema().Fields()
 	cols := make([]pgColumn, len(fields))
 	fmts := make([]int16, len(fields))

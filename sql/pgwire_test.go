@@ -676,3 +676,22 @@ func TestPG_SettingsShowNoServerPaths(t *testing.T) {
 		}
 	}
 }
+
+// A client that stops reading a result does not hold its query slot past
+// the time limit: the write gives up and the session ends.
+func TestPG_StalledReaderLosesItsSlot(t *testing.T) {
+	e := newEnv(t, envOptions{limiter: sql.NewLimiter(1, 0), queryTimeout: time.Second})
+	addr := startPG(t, e)
+	r := dialRawPG(t, addr)
+	r.send(&pgproto3.Query{String: "SELECT i, repeat('x', 100) FROM range(1000000000000) t(i)"})
+	// Never read. The next query gets the one slot once the write gives up.
+	c := pgConnect(t, addr, pgx.QueryExecModeSimpleProtocol)
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var n int
+		if err = c.QueryRow(context.Background(), "SELECT 42").Scan(&n); err == nil && n == 42 {
+			return
+		}
+	}
+	t.Fatalf("the slot stayed with a client that stopped reading: %v", err)
+}

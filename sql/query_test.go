@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -401,6 +402,76 @@ func TestQuery_ArrowStreamsAndHangUpFreesTheSlot(t *testing.T) {
 				t.Fatalf("after a hang-up: %d %s", r.status, r.Error)
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// An Arrow or CSV result that fails after rows were sent does not end like
+// a whole result: the transfer is cut short, so the client sees an error
+// rather than fewer rows.
+func TestQuery_FailureMidStreamIsNotACleanEnd(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	srv := httptest.NewServer(e.exec.Handler())
+	defer srv.Close()
+	q := `{"sql": "SELECT CASE WHEN i < 500000 THEN i ELSE error('row ' || i || ' is bad') END AS v FROM range(1000000) t(i)"}`
+	post := func(accept string) *http.Response {
+		req, _ := http.NewRequest("POST", srv.URL+"/v1/query", strings.NewReader(q))
+		req.Header.Set("Accept", accept)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := post("application/vnd.apache.arrow.stream")
+	rdr, err := ipc.NewReader(resp.Body)
+	if err != nil {
+		t.Fatalf("status %d: %v", resp.StatusCode, err)
+	}
+	n := int64(0)
+	for rdr.Next() {
+		n += rdr.RecordBatch().NumRows()
+	}
+	if rdr.Err() == nil || n >= 1000000 {
+		t.Errorf("arrow: %d rows and a clean end (err %v)", n, rdr.Err())
+	}
+	rdr.Release()
+	resp.Body.Close()
+
+	resp = post("text/csv")
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || !strings.Contains(string(body), "row 500000 is bad") {
+		t.Errorf("csv: read error %v, tail %q", err, body[max(0, len(body)-80):])
+	}
+
+	// JSON ends its document with the error.
+	j := e.do("POST", map[string]any{"sql": "SELECT CASE WHEN i < 500000 THEN i ELSE error('row ' || i || ' is bad') END AS v FROM range(1000000) t(i)"}, "application/json")
+	if !strings.Contains(j.Error, "row 500000 is bad") {
+		t.Errorf("json: %q", j.Error)
+	}
+}
+
+// A client that stops reading does not hold its query slot past the time
+// limit.
+func TestQuery_StalledReaderLosesItsSlot(t *testing.T) {
+	e := newEnv(t, envOptions{limiter: sql.NewLimiter(1, 0), queryTimeout: time.Second})
+	srv := httptest.NewServer(e.exec.Handler())
+	defer srv.Close()
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/query", strings.NewReader(`{"sql": "SELECT i, repeat('x', 100) FROM range(1000000000000) t(i)"}`))
+	req.Header.Set("Accept", "text/csv")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close() // never read until the end of the test
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		r := e.do("POST", map[string]any{"sql": "SELECT 42 AS x"}, "application/json")
+		if r.status == 200 {
+			return
+		}
+		if r.status != http.StatusTooManyRequests || time.Now().After(deadline) {
+			t.Fatalf("the slot stayed with a client that stopped reading: %d %s", r.status, r.Error)
 		}
 	}
 }
