@@ -375,6 +375,15 @@ type Limiter struct {
 // ErrBusy: every query slot is taken and the queue is full.
 var ErrBusy = errors.New("too many queries running; retry shortly")
 
+type noQueueKey struct{}
+
+// withoutQueue makes Acquire under ctx fail with err (which wraps ErrBusy)
+// instead of queueing when no slot is free: for a caller whose own open
+// queries may hold the slots it would wait for.
+func withoutQueue(ctx context.Context, err error) context.Context {
+	return context.WithValue(ctx, noQueueKey{}, err)
+}
+
 // NewLimiter allows running queries at once and queued more waiting.
 func NewLimiter(running, queued int) *Limiter {
 	return &Limiter{slots: make(chan struct{}, max(1, running)), queue: make(chan struct{}, max(0, queued))}
@@ -389,6 +398,9 @@ func (l *Limiter) Acquire(ctx context.Context) (release func(), err error) {
 	case l.slots <- struct{}{}:
 		return func() { <-l.slots }, nil
 	default:
+	}
+	if err, ok := ctx.Value(noQueueKey{}).(error); ok {
+		return nil, err
 	}
 	select {
 	case l.queue <- struct{}{}:

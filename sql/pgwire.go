@@ -338,6 +338,8 @@ func (c *hangupConn) watch(onHangup func()) (stop func()) {
 	}
 }
 
+var errPortalsHoldSlots = fmt.Errorf("%w: this session's open portals hold them; read one to its end or close it", ErrBusy)
+
 // holdsResults reports whether a portal of the session holds an open
 // result (and with it a query slot).
 func (sess *pgSession) holdsResults() bool {
@@ -617,6 +619,11 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 		return constResult([]string{name}, [][]string{{v}}), nil
 	}
 	ctx, cancel := sess.queryContext()
+	if sess.holdsResults() {
+		// Waiting for a slot this session's own portals hold would wait
+		// forever.
+		ctx = withoutQueue(ctx, errPortalsHoldSlots)
+	}
 	if res, ok, err := sess.srv.catalog.answer(ctx, sess.srv.exec.Limiter, sql); ok {
 		if err != nil {
 			cancel()

@@ -695,3 +695,29 @@ func TestPG_StalledReaderLosesItsSlot(t *testing.T) {
 	}
 	t.Fatalf("the slot stayed with a client that stopped reading: %v", err)
 }
+
+// A session whose own suspended portals hold every query slot gets 53300
+// for one more query at once, rather than waiting for itself forever.
+func TestPG_PortalsHoldingEverySlotDoNotDeadlockTheirSession(t *testing.T) {
+	e := newEnv(t, envOptions{limiter: sql.NewLimiter(2, 8), queryTimeout: time.Minute})
+	addr := startPG(t, e)
+	r := dialRawPG(t, addr)
+	r.send(&pgproto3.Query{String: "BEGIN"})
+	r.until("*pgproto3.ReadyForQuery")
+	for i, want := range []string{"PortalSuspended", "PortalSuspended", "ErrorResponse(53300)"} {
+		p := fmt.Sprintf("p%d", i)
+		r.send(&pgproto3.Parse{Name: p, Query: "SELECT i FROM range(1000000) t(i)"},
+			&pgproto3.Bind{PreparedStatement: p, DestinationPortal: p},
+			&pgproto3.Execute{Portal: p, MaxRows: 10}, &pgproto3.Sync{})
+		if seen := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(seen, want) {
+			t.Fatalf("portal %d: %s, want %s", i, seen, want)
+		}
+	}
+	// Reading a portal to its end frees its slot for the next.
+	r.send(&pgproto3.Execute{Portal: "p0"}, &pgproto3.Sync{})
+	r.until("*pgproto3.ReadyForQuery")
+	r.send(&pgproto3.Query{String: "SELECT 1"})
+	if seen := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(seen, "DataRow") {
+		t.Fatalf("after a portal was read to its end: %s", seen)
+	}
+}
