@@ -392,8 +392,11 @@ func loadFresh(ctx context.Context, conn *duckdb.Conn, ar *duckdb.Arrow, t *sche
 		return "", err
 	}
 	defer release()
-	_, err = conn.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE "+table+" AS SELECT * FROM "+stream, nil)
-	if _, derr := conn.ExecContext(ctx, "DROP VIEW IF EXISTS "+stream, nil); err == nil {
+	// Run to its end even when ctx ends (an interrupt stops it early):
+	// the stream is freed on return.
+	err = execute(ctx, conn, "CREATE OR REPLACE TEMP TABLE "+table+" AS SELECT * FROM "+stream)
+	// Whatever happened, the view goes: it names memory freed on return.
+	if _, derr := conn.ExecContext(context.Background(), "DROP VIEW IF EXISTS "+stream, nil); err == nil {
 		err = derr
 	}
 	return table, err

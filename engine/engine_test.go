@@ -629,3 +629,36 @@ func TestDB_ConcurrentFreshRows(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// Queries with fresh rows that end early (their context ends while the
+// rows are copied) neither crash the process (DuckDB reading a stream
+// already freed) nor leave the stream's view behind.
+func TestDB_FreshRowsOfQueriesEndingEarly(t *testing.T) {
+	db := openDB(t, t.TempDir(), engine.Options{})
+	rec, _ := schema.Lookup(schema.Records)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := fill(rec, 20000, g)
+			defer b.Release()
+			for i := range 150 {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration((i*7+g)%30)*time.Millisecond)
+				rows, err := db.Query(ctx, engine.Query{SQL: "SELECT count(*) FROM records",
+					Files: map[string][]string{schema.Records: nil}, Fresh: map[string][]arrow.RecordBatch{schema.Records: {b, b, b}}})
+				if err == nil {
+					for rows.Next() {
+					}
+					rows.Release()
+				}
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	got := query(t, db, engine.Query{SQL: "SELECT count(*) FROM duckdb_views() WHERE view_name LIKE '__strata_stream%'", Raw: true})
+	if got[0][0] != "0" {
+		t.Fatalf("%s stream views left behind", got[0][0])
+	}
+}

@@ -60,36 +60,11 @@ func stream(ctx context.Context, conn *duckdb.Conn, sql string) (*streamReader, 
 		return nil, err
 	}
 	stop := watchInterrupt(ctx, raw)
-	fail := func(err error) (*streamReader, error) {
+	res, err := start(raw, sql, true)
+	if err != nil {
 		stop()
 		return nil, err
 	}
-
-	var stmt mapping.PreparedStatement
-	if mapping.Prepare(raw, sql, &stmt) == mapping.StateError {
-		msg := mapping.PrepareError(stmt)
-		mapping.DestroyPrepare(&stmt)
-		return fail(duckdbError(msg))
-	}
-	defer mapping.DestroyPrepare(&stmt)
-	var pending mapping.PendingResult
-	if bindings.PendingPreparedStreaming( // mapping lacks it; same types
-		stmt, &pending) == mapping.StateError {
-		msg := mapping.PendingError(pending)
-		mapping.DestroyPending(&pending)
-		return fail(duckdbError(msg))
-	}
-	defer mapping.DestroyPending(&pending)
-	if err := ctx.Err(); err != nil {
-		return fail(err)
-	}
-	var res mapping.Result
-	if mapping.ExecutePending(pending, &res) == mapping.StateError {
-		err := resultError(&res)
-		mapping.DestroyResult(&res)
-		return fail(err)
-	}
-
 	r := &streamReader{res: res, opts: arrowmapping.ResultGetArrowOptions(&res), stop: stop}
 	n := mapping.ColumnCount(&res)
 	names := make([]string, n)
@@ -108,6 +83,57 @@ func stream(ctx context.Context, conn *duckdb.Conn, sql string) (*streamReader, 
 	}
 	r.schema = schema
 	return r, nil
+}
+
+// start prepares sql and executes it, streaming or to its end. It never
+// leaves a query behind: once a pending query exists it is executed (an
+// interrupt makes that quick), because a pending query dropped unexecuted
+// goes on running in DuckDB's threads (duckdb-go's own execution does
+// that when its context ends), reading memory its caller frees next.
+func start(raw mapping.Connection, sql string, streaming bool) (mapping.Result, error) {
+	var res mapping.Result
+	var stmt mapping.PreparedStatement
+	if mapping.Prepare(raw, sql, &stmt) == mapping.StateError {
+		msg := mapping.PrepareError(stmt)
+		mapping.DestroyPrepare(&stmt)
+		return res, duckdbError(msg)
+	}
+	defer mapping.DestroyPrepare(&stmt)
+	var pending mapping.PendingResult
+	state := mapping.PendingPrepared(stmt, &pending)
+	if streaming {
+		state = bindings.PendingPreparedStreaming(stmt, &pending) // mapping lacks it; same types
+	}
+	if state == mapping.StateError {
+		msg := mapping.PendingError(pending)
+		mapping.DestroyPending(&pending)
+		return res, duckdbError(msg)
+	}
+	defer mapping.DestroyPending(&pending)
+	if mapping.ExecutePending(pending, &res) == mapping.StateError {
+		err := resultError(&res)
+		mapping.DestroyResult(&res)
+		return res, err
+	}
+	return res, nil
+}
+
+// execute runs sql on conn to its end (ctx's end interrupts it) and
+// returns only once DuckDB is done with it: what the statement reads (an
+// Arrow stream) can be freed then.
+func execute(ctx context.Context, conn *duckdb.Conn, sql string) error {
+	raw, err := rawConn(conn)
+	if err != nil {
+		return err
+	}
+	stop := watchInterrupt(ctx, raw)
+	defer stop()
+	res, err := start(raw, sql, false)
+	if err != nil {
+		return err
+	}
+	mapping.DestroyResult(&res)
+	return nil
 }
 
 func (r *streamReader) Schema() *arrow.Schema { return r.schema }
