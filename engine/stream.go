@@ -100,9 +100,11 @@ func start(raw mapping.Connection, sql string, streaming bool) (mapping.Result, 
 	}
 	defer mapping.DestroyPrepare(&stmt)
 	var pending mapping.PendingResult
-	state := mapping.PendingPrepared(stmt, &pending)
+	var state mapping.State
 	if streaming {
 		state = bindings.PendingPreparedStreaming(stmt, &pending) // mapping lacks it; same types
+	} else {
+		state = mapping.PendingPrepared(stmt, &pending)
 	}
 	if state == mapping.StateError {
 		msg := mapping.PendingError(pending)
