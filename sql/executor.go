@@ -89,6 +89,9 @@ type Result struct {
 	Stats   Stats
 	start   time.Time
 	release func()
+	// Deadline is the end of the query's time limit, which counts from
+	// when it got its slot: sending its result must end by then too.
+	Deadline time.Time
 }
 
 // Release ends the query and frees its slot.
@@ -125,6 +128,7 @@ func (e *Executor) Run(ctx context.Context, project string, req Request) (*Resul
 	// longer than it, so no file is deleted under a query still running.
 	limit := e.Engine.Timeout()
 	ctx, cancel := context.WithTimeout(ctx, limit)
+	deadline, _ := ctx.Deadline()
 	res, unpin, err := e.run(ctx, project, req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -135,7 +139,7 @@ func (e *Executor) Run(ctx context.Context, project string, req Request) (*Resul
 		release()
 		return nil, err
 	}
-	res.start, res.release = start, func() { cancel(); unpin(); release() }
+	res.start, res.Deadline, res.release = start, deadline, func() { cancel(); unpin(); release() }
 	return res, nil
 }
 

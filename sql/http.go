@@ -158,7 +158,6 @@ func negotiate(accept string) string {
 }
 
 func (e *Executor) serveQuery(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
 	req, herr := parseRequest(w, r)
 	if herr != nil {
 		writeError(w, herr.status, herr.msg)
@@ -183,7 +182,7 @@ func (e *Executor) serveQuery(w http.ResponseWriter, r *http.Request) {
 	// hold its query slot (DuckDB has stopped at the limit; a write would
 	// block on the socket).
 	rc := http.NewResponseController(w)
-	rc.SetWriteDeadline(start.Add(e.Engine.Timeout() + time.Second))
+	rc.SetWriteDeadline(res.Deadline.Add(time.Second))
 	defer rc.SetWriteDeadline(time.Time{})
 	format := negotiate(r.Header.Get("Accept"))
 	w.Header().Set("Content-Type", format)

@@ -110,7 +110,9 @@ type pgSession struct {
 
 	stmts   map[string]*pgStatement
 	portals map[string]*pgPortal
-	inTx    bool // between BEGIN and COMMIT/ROLLBACK: portals outlive Sync
+	inTx    bool      // between BEGIN and COMMIT/ROLLBACK: portals outlive Sync
+	gone    bool      // a write failed: the client hung up or stopped reading
+	writeBy time.Time // the write deadline of the message being answered
 }
 
 type pgStatement struct {
@@ -396,6 +398,12 @@ func (sess *pgSession) loop() {
 		switch msg.(type) {
 		case *pgproto3.Query, *pgproto3.Execute, *pgproto3.Describe:
 			stopWatch = sess.conn.(*hangupConn).watch(sess.hangUp)
+			// The time limit covers sending: a client that stops reading
+			// must not hold a query slot (DuckDB stops at the limit; a
+			// write would block on the socket). A write that fails ends
+			// the session: what was written of a message is lost.
+			sess.writeBy = time.Now().Add(sess.srv.exec.Engine.Timeout())
+			sess.conn.SetWriteDeadline(sess.writeBy)
 		}
 		switch m := msg.(type) {
 		case *pgproto3.Query:
@@ -447,9 +455,13 @@ func (sess *pgSession) loop() {
 			sess.sendError(perr)
 			skipToSync = true
 		}
+		if sess.gone {
+			return
+		}
 		if err := sess.be.Flush(); err != nil {
 			return
 		}
+		sess.conn.SetWriteDeadline(time.Time{})
 	}
 }
 
@@ -514,8 +526,10 @@ func (sess *pgSession) sendError(err error) {
 	code, msg := sqlState(err)
 	switch {
 	case isGone(err):
-		// The client hung up or stopped reading: nothing to answer.
+		// The client hung up or stopped reading: nothing to answer, and
+		// the session ends (loop).
 		slog.Info("postgres wire: client gone while sending a result", "err", err)
+		sess.gone = true
 		return
 	case code == "XX000":
 		slog.Error("postgres wire: query failed", "err", err)
@@ -770,11 +784,12 @@ func (sess *pgSession) sendRows(r *pgResult, formats []int16, max int32) (suspen
 		sess.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(r.tag)})
 		return false, nil
 	}
-	// The time limit covers sending: a client that stops reading must not
-	// hold the query's slot (DuckDB stops at the limit; the write would
-	// block on the socket). The session ends with the failed write.
-	sess.conn.SetWriteDeadline(time.Now().Add(sess.srv.exec.Engine.Timeout()))
-	defer sess.conn.SetWriteDeadline(time.Time{})
+	// A query that waited for its slot may send until its own time limit
+	// ends (and a little after, for the error that says so).
+	if d := r.rows.Deadline.Add(time.Second); d.After(sess.writeBy) {
+		sess.writeBy = d
+		sess.conn.SetWriteDeadline(d)
+	}
 	fields := r.rows.Schema().Fields()
 	cols := make([]pgColumn, len(fields))
 	fmts := make([]int16, len(fields))

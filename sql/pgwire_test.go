@@ -721,3 +721,46 @@ func TestPG_PortalsHoldingEverySlotDoNotDeadlockTheirSession(t *testing.T) {
 		t.Fatalf("after a portal was read to its end: %s", seen)
 	}
 }
+
+// A session whose client stopped reading ends once its write gives up: it
+// neither goes on with a half-written message nor keeps its slot, and a
+// suspended portal's rows do not wait for the client without a limit.
+func TestPG_StalledWritesEndTheSession(t *testing.T) {
+	e := newEnv(t, envOptions{limiter: sql.NewLimiter(2, 8), queryTimeout: time.Second})
+	addr := startPG(t, e)
+	// Simple protocol: stop reading, then read again after the limit.
+	r := dialRawPG(t, addr)
+	r.send(&pgproto3.Query{String: "SELECT i, repeat('x', 1000) FROM range(100000000) t(i)"})
+	time.Sleep(3 * time.Second)
+	r.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var err error
+	for err == nil {
+		_, err = r.fe.Receive()
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("the session went on after its write gave up: %v", err)
+	}
+	// Extended protocol: two portals suspended by a row limit, never read,
+	// hold both slots only until their writes give up.
+	for i := range 2 {
+		r := dialRawPG(t, addr)
+		r.send(&pgproto3.Parse{Query: "SELECT i, repeat('x', 10000) FROM range(100000000) t(i)"},
+			&pgproto3.Bind{}, &pgproto3.Execute{MaxRows: 1500 + uint32(i)}, &pgproto3.Sync{})
+	}
+	c := pgConnect(t, addr, pgx.QueryExecModeSimpleProtocol)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var n int
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = c.QueryRow(ctx, "SELECT 42").Scan(&n)
+		cancel()
+		if err == nil && n == 42 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("suspended portals of stalled clients kept the slots: %v", err)
+		}
+		if c.IsClosed() {
+			c = pgConnect(t, addr, pgx.QueryExecModeSimpleProtocol)
+		}
+	}
+}

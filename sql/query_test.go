@@ -475,3 +475,27 @@ func TestQuery_StalledReaderLosesItsSlot(t *testing.T) {
 		}
 	}
 }
+
+// A query's time limit, sending included, counts from when it got its
+// slot: one that waited in the queue behind stalled clients still gets
+// its whole result.
+func TestQuery_QueueWaitDoesNotEatTheSendingTime(t *testing.T) {
+	e := newEnv(t, envOptions{limiter: sql.NewLimiter(1, 8), queryTimeout: time.Second})
+	srv := httptest.NewServer(e.exec.Handler())
+	defer srv.Close()
+	// Three queries that run until the time limit, one after the other.
+	for range 3 {
+		go http.Post(srv.URL+"/v1/query", "application/json", strings.NewReader(`{"sql": "SELECT count(*) FROM range(1000000000000) t(i) WHERE i % 7 = 3"}`))
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Waits for them (about 3 s, more than its own limit) before it runs.
+	resp, err := http.Post(srv.URL+"/v1/query", "application/json", strings.NewReader(`{"sql": "SELECT i FROM range(300000) t(i)"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ Rows [][]any }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 || len(out.Rows) != 300000 {
+		t.Fatalf("status %d, %d rows, %v", resp.StatusCode, len(out.Rows), err)
+	}
+}
