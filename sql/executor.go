@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -391,6 +392,14 @@ func withoutQueue(ctx context.Context, err error) context.Context {
 // NewLimiter allows running queries at once and queued more waiting.
 func NewLimiter(running, queued int) *Limiter {
 	return &Limiter{slots: make(chan struct{}, max(1, running)), queue: make(chan struct{}, max(0, queued))}
+}
+
+// Slots is how many queries may run at once (a nil Limiter: no bound).
+func (l *Limiter) Slots() int {
+	if l == nil {
+		return math.MaxInt
+	}
+	return cap(l.slots)
 }
 
 // Acquire takes a slot, waiting in the queue if need be, until ctx ends.

@@ -342,15 +342,16 @@ func (c *hangupConn) watch(onHangup func()) (stop func()) {
 
 var errPortalsHoldSlots = fmt.Errorf("%w: this session's open portals hold them; read one to its end or close it", ErrBusy)
 
-// holdsResults reports whether a portal of the session holds an open
-// result (and with it a query slot).
-func (sess *pgSession) holdsResults() bool {
+// heldSlots counts the query slots the session's portals hold: those with
+// an open query result (a fixed result holds none).
+func (sess *pgSession) heldSlots() int {
+	n := 0
 	for _, p := range sess.portals {
-		if p.result != nil {
-			return true
+		if p.result != nil && p.result.rows != nil {
+			n++
 		}
 	}
-	return false
+	return n
 }
 
 func (sess *pgSession) closePortals() {
@@ -370,7 +371,7 @@ func (sess *pgSession) loop() {
 		// may run loses them.
 		conn := sess.conn.(*hangupConn)
 		conn.onIdle, conn.idleAfter = nil, 0
-		if sess.holdsResults() {
+		if sess.heldSlots() > 0 {
 			conn.onIdle, conn.idleAfter = sess.closePortals, sess.srv.exec.Engine.Timeout()
 		}
 		msg, err := sess.be.Receive()
@@ -633,7 +634,7 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 		return constResult([]string{name}, [][]string{{v}}), nil
 	}
 	ctx, cancel := sess.queryContext()
-	if sess.holdsResults() {
+	if n := sess.heldSlots(); n > 0 && n >= sess.srv.exec.Limiter.Slots() {
 		// Waiting for a slot this session's own portals hold would wait
 		// forever.
 		ctx = withoutQueue(ctx, errPortalsHoldSlots)

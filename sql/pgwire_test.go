@@ -764,3 +764,26 @@ func TestPG_StalledWritesEndTheSession(t *testing.T) {
 		}
 	}
 }
+
+// The fast 53300 is only for a session whose own portals hold every slot:
+// one whose portal holds a slot while another session holds the rest
+// waits its turn, as does one whose open portal holds no slot.
+func TestPG_QueriesQueueWhenOthersHoldTheSlots(t *testing.T) {
+	e := newEnv(t, envOptions{limiter: sql.NewLimiter(2, 8), queryTimeout: time.Minute})
+	addr := startPG(t, e)
+	a := dialRawPG(t, addr)
+	a.send(&pgproto3.Query{String: "BEGIN"})
+	a.until("*pgproto3.ReadyForQuery")
+	a.send(&pgproto3.Parse{Name: "s", Query: "SELECT i FROM range(1000000) t(i)"},
+		&pgproto3.Bind{PreparedStatement: "s", DestinationPortal: "p"},
+		&pgproto3.Execute{Portal: "p", MaxRows: 10}, &pgproto3.Sync{})
+	a.until("*pgproto3.ReadyForQuery")
+	// Another session takes the other slot for a while.
+	b := dialRawPG(t, addr)
+	b.send(&pgproto3.Query{String: "SELECT count(*) FROM range(1000000000) t(i) WHERE i % 7 = 3"})
+	time.Sleep(200 * time.Millisecond)
+	a.send(&pgproto3.Query{String: "SELECT 42"})
+	if seen := strings.Join(a.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(seen, "DataRow") {
+		t.Fatalf("a query behind another session's: %s", seen)
+	}
+}
