@@ -134,18 +134,24 @@ func settingMacro() string {
 // the server's directories among them; queries read this instead
 // (rewriteCatalogTree).
 func settingsSelect() string {
-	names := make([]string, 0, len(showValues))
-	for k := range showValues {
-		names = append(names, k)
+	var rows []string
+	for name, show := range pgSettingNames {
+		v := quoteLiteral(showValues[show])
+		rows = append(rows, fmt.Sprintf("(%s, %s, NULL, 'strata', '', '', 'internal', 'string', 'default', NULL, NULL, NULL::VARCHAR[], %s, %s, NULL, NULL::INTEGER, false)", quoteLiteral(name), v, v, v))
 	}
-	sort.Strings(names)
-	rows := make([]string, len(names))
-	for i, k := range names {
-		v := quoteLiteral(showValues[k])
-		rows[i] = fmt.Sprintf("(%s, %s, NULL, 'strata', '', '', 'internal', 'string', 'default', NULL, NULL, NULL::VARCHAR[], %s, %s, NULL, NULL::INTEGER, false)", quoteLiteral(k), v, v, v)
-	}
+	sort.Strings(rows)
 	return "SELECT * FROM (VALUES " + strings.Join(rows, ", ") + ") AS s(name, setting, unit, category, short_desc, extra_desc, " +
 		"context, vartype, source, min_val, max_val, enumvals, boot_val, reset_val, sourcefile, sourceline, pending_restart)"
+}
+
+// pgSettingNames maps pg_settings' names (PostgreSQL's spelling) to the
+// SHOW name of their value.
+var pgSettingNames = map[string]string{
+	"TimeZone": "timezone", "DateStyle": "datestyle", "transaction_isolation": "transaction isolation level",
+	"server_version": "server_version", "server_version_num": "server_version_num",
+	"standard_conforming_strings": "standard_conforming_strings", "client_encoding": "client_encoding",
+	"server_encoding": "server_encoding", "search_path": "search_path", "max_identifier_length": "max_identifier_length",
+	"integer_datetimes": "integer_datetimes", "lc_collate": "lc_collate", "lc_ctype": "lc_ctype",
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
@@ -331,6 +337,13 @@ var catalogFunctions = map[string]bool{"version": true, "current_database": true
 // macros, and a function in FROM with an alias names its single column too
 // (PostgreSQL's rule, which Grafana's queries rely on).
 func (c *pgCatalog) rewriteCatalogTree(tree any) {
+	ctes := map[string]bool{}
+	eachMap(tree, func(v map[string]any) {
+		names, _ := cteEntries(v)
+		for _, n := range names {
+			ctes[n] = true
+		}
+	})
 	// A bare version() column is named "version", as PostgreSQL names it,
 	// not after the macro that answers it (before the renaming below).
 	walkSelectLists(tree, func(f map[string]any) {
@@ -347,15 +360,21 @@ func (c *pgCatalog) rewriteCatalogTree(tree any) {
 				v["function_name"] = "strata_" + name
 			}
 		}
+		// pg_settings however it is named (PG_CATALOG.pg_settings,
+		// system.pg_settings…), unless a CTE of that name is meant.
 		if v["type"] == "BASE_TABLE" && strings.EqualFold(fmt.Sprint(v["table_name"]), "pg_settings") &&
-			(v["schema_name"] == "" || v["schema_name"] == "pg_catalog") {
+			(v["schema_name"] != "" || !ctes["pg_settings"]) {
 			alias, _ := v["alias"].(string)
+			cols := v["column_name_alias"]
 			clear(v)
 			dec := json.NewDecoder(bytes.NewReader(c.settings))
 			dec.UseNumber()
 			dec.Decode(&v)
 			if alias != "" {
 				v["alias"] = alias
+			}
+			if cols != nil {
+				v["column_name_alias"] = cols
 			}
 		}
 		if v["type"] == "TABLE_FUNCTION" {
