@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -368,13 +369,45 @@ func csvValue(a arrow.Array, i int) string {
 	return a.ValueStr(i)
 }
 
-// writeArrow streams an Arrow IPC stream. The first batch is sent at once
-// and then whatever is written at least every arrowFlushEvery: a client
-// sees rows as they come, without a write per 2,048-row batch.
+// writeArrow streams an Arrow IPC stream. The first batch is sent at once,
+// then what was written is sent every arrowFlushEvery, also while DuckDB
+// computes the next batch: a client sees rows as they come, without a
+// write per 2,048-row batch.
 func writeArrow(w *bufio.Writer, flusher http.ResponseWriter, res *Result, limit int64) error {
+	var mu sync.Mutex // w, the flusher and dirty, between this and the ticker
+	dirty := false
+	flush := func() {
+		w.Flush()
+		if f, ok := flusher.(http.Flusher); ok {
+			f.Flush()
+		}
+		dirty = false
+	}
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(arrowFlushEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				mu.Lock()
+				if dirty {
+					flush()
+				}
+				mu.Unlock()
+			}
+		}
+	}()
+	defer func() { close(stop); <-stopped }()
+
+	mu.Lock()
+	defer mu.Unlock()
 	iw := ipc.NewWriter(w, ipc.WithSchema(res.Schema()))
-	var flushed time.Time
-	for (limit <= 0 || res.Stats.Rows < limit) && res.Next() {
+	first := true
+	for (limit <= 0 || res.Stats.Rows < limit) && nextUnlocked(&mu, res) {
 		rec := res.RecordBatch()
 		n := rowsLeft(rec, res.Stats.Rows, limit)
 		out := rec
@@ -389,16 +422,22 @@ func writeArrow(w *bufio.Writer, flusher http.ResponseWriter, res *Result, limit
 			return err
 		}
 		res.Stats.Rows += n
-		if time.Since(flushed) >= arrowFlushEvery {
-			w.Flush()
-			if f, ok := flusher.(http.Flusher); ok {
-				f.Flush()
-			}
-			flushed = time.Now()
+		dirty = true
+		if first {
+			flush()
+			first = false
 		}
 	}
 	if err := res.Err(); err != nil {
 		return err // no end-of-stream marker: the stream is not whole
 	}
 	return iw.Close()
+}
+
+// nextUnlocked reads the next batch with mu unlocked, so that what was
+// written can be sent while DuckDB computes it.
+func nextUnlocked(mu *sync.Mutex, res *Result) bool {
+	mu.Unlock()
+	defer mu.Lock()
+	return res.Next()
 }
