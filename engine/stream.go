@@ -236,29 +236,18 @@ func errorData(ed mapping.ErrorData) error {
 // duckdbError types an error DuckDB gave only as text ("Binder Error:
 // ..."), for the kinds queryError tells apart; the rest stay the user's.
 func duckdbError(msg string) error {
-	t := duckdb.ErrorTypeInvalid
 	prefix, _, _ := strings.Cut(msg, ": ")
-	switch prefix {
-	case "INTERNAL Error":
-		t = duckdb.ErrorTypeInternal
-	case "FATAL Error":
-		t = duckdb.ErrorTypeFatal
-	case "IO Error":
-		t = duckdb.ErrorTypeIO
-	case "Connection Error":
-		t = duckdb.ErrorTypeConnection
-	case "Out of Memory Error":
-		t = duckdb.ErrorTypeOutOfMemory
-	case "INTERRUPT Error":
-		t = duckdb.ErrorTypeInterrupt
-	case "Parser Error":
-		t = duckdb.ErrorTypeParser
-	case "Binder Error":
-		t = duckdb.ErrorTypeBinder
-	case "Catalog Error":
-		t = duckdb.ErrorTypeCatalog
-	case "Permission Error":
-		t = duckdb.ErrorTypePermission
+	t, ok := errorPrefixes[prefix]
+	if !ok {
+		t = duckdb.ErrorTypeInvalid
 	}
 	return &duckdb.Error{Type: t, Msg: msg}
+}
+
+var errorPrefixes = map[string]duckdb.ErrorType{
+	"INTERNAL Error": duckdb.ErrorTypeInternal, "FATAL Error": duckdb.ErrorTypeFatal,
+	"IO Error": duckdb.ErrorTypeIO, "Connection Error": duckdb.ErrorTypeConnection,
+	"Out of Memory Error": duckdb.ErrorTypeOutOfMemory, "INTERRUPT Error": duckdb.ErrorTypeInterrupt,
+	"Parser Error": duckdb.ErrorTypeParser, "Binder Error": duckdb.ErrorTypeBinder,
+	"Catalog Error": duckdb.ErrorTypeCatalog, "Permission Error": duckdb.ErrorTypePermission,
 }

@@ -699,15 +699,28 @@ func TestPG_StalledReaderLosesItsSlot(t *testing.T) {
 	r := dialRawPG(t, addr)
 	r.send(&pgproto3.Query{String: "SELECT i, repeat('x', 100) FROM range(1000000000000) t(i)"})
 	// Never read. The next query gets the one slot once the write gives up.
+	eventuallyQueries(t, addr, "the slot stayed with a client that stopped reading")
+}
+
+// eventuallyQueries waits up to 30 s for a query to run, or fails with why.
+func eventuallyQueries(t *testing.T, addr, why string) {
+	t.Helper()
 	c := pgConnect(t, addr, pgx.QueryExecModeSimpleProtocol)
-	var err error
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		var n int
-		if err = c.QueryRow(context.Background(), "SELECT 42").Scan(&n); err == nil && n == 42 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := c.QueryRow(ctx, "SELECT 42").Scan(&n)
+		cancel()
+		if err == nil && n == 42 {
 			return
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", why, err)
+		}
+		if c.IsClosed() {
+			c = pgConnect(t, addr, pgx.QueryExecModeSimpleProtocol)
+		}
 	}
-	t.Fatalf("the slot stayed with a client that stopped reading: %v", err)
 }
 
 // A session whose own suspended portals hold every query slot gets 53300
@@ -761,27 +774,12 @@ func TestPG_StalledWritesEndTheSession(t *testing.T) {
 		r.send(&pgproto3.Parse{Query: "SELECT i, repeat('x', 10000) FROM range(100000000) t(i)"},
 			&pgproto3.Bind{}, &pgproto3.Execute{MaxRows: 1500 + uint32(i)}, &pgproto3.Sync{})
 	}
-	c := pgConnect(t, addr, pgx.QueryExecModeSimpleProtocol)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		var n int
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = c.QueryRow(ctx, "SELECT 42").Scan(&n)
-		cancel()
-		if err == nil && n == 42 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("suspended portals of stalled clients kept the slots: %v", err)
-		}
-		if c.IsClosed() {
-			c = pgConnect(t, addr, pgx.QueryExecModeSimpleProtocol)
-		}
-	}
+	eventuallyQueries(t, addr, "suspended portals of stalled clients kept the slots")
 }
 
 // The fast 53300 is only for a session whose own portals hold every slot:
 // one whose portal holds a slot while another session holds the rest
-// waits its turn, as does one whose open portal holds no slot.
+// waits its turn.
 func TestPG_QueriesQueueWhenOthersHoldTheSlots(t *testing.T) {
 	e := newEnv(t, envOptions{limiter: sql.NewLimiter(2, 8), queryTimeout: time.Minute})
 	addr := startPG(t, e)
