@@ -270,6 +270,7 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 		fresh := ""
 		if len(q.Fresh[t.Name]) > 0 {
 			if fresh, err = loadFresh(ctx, conn, ar, t, q.Fresh[t.Name]); err != nil {
+				err = queryError(ctx, db.opts.QueryTimeout, err) // before done cancels ctx
 				done(false)
 				return nil, fmt.Errorf("query: fresh rows of %s: %w", t.Name, err)
 			}

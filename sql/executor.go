@@ -380,13 +380,20 @@ type Limiter struct {
 // ErrBusy: every query slot is taken and the queue is full.
 var ErrBusy = errors.New("too many queries running; retry shortly")
 
-type noQueueKey struct{}
+type queueLimitKey struct{}
 
-// withoutQueue makes Acquire under ctx fail with err (which wraps ErrBusy)
-// instead of queueing when no slot is free: for a caller whose own open
-// queries may hold the slots it would wait for.
-func withoutQueue(ctx context.Context, err error) context.Context {
-	return context.WithValue(ctx, noQueueKey{}, err)
+var errTimedOutInQueue = errors.New("waited too long in the queue")
+
+type queueLimit struct {
+	wait time.Duration
+	err  error
+}
+
+// withQueueLimit makes Acquire under ctx wait at most wait for a slot, and
+// then fail with err (which wraps ErrBusy): for a caller whose own open
+// queries hold slots, which waiting could deadlock.
+func withQueueLimit(ctx context.Context, wait time.Duration, err error) context.Context {
+	return context.WithValue(ctx, queueLimitKey{}, queueLimit{wait, err})
 }
 
 // NewLimiter allows running queries at once and queued more waiting.
@@ -412,8 +419,19 @@ func (l *Limiter) Acquire(ctx context.Context) (release func(), err error) {
 		return func() { <-l.slots }, nil
 	default:
 	}
-	if err, ok := ctx.Value(noQueueKey{}).(error); ok {
-		return nil, err
+	var timeout <-chan time.Time
+	if ql, ok := ctx.Value(queueLimitKey{}).(queueLimit); ok {
+		if ql.wait <= 0 {
+			return nil, ql.err
+		}
+		t := time.NewTimer(ql.wait)
+		defer t.Stop()
+		timeout = t.C
+		defer func() {
+			if err == errTimedOutInQueue {
+				err = ql.err
+			}
+		}()
 	}
 	select {
 	case l.queue <- struct{}{}:
@@ -426,5 +444,7 @@ func (l *Limiter) Acquire(ctx context.Context) (release func(), err error) {
 		return func() { <-l.slots }, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-timeout:
+		return nil, errTimedOutInQueue
 	}
 }

@@ -337,13 +337,6 @@ var catalogFunctions = map[string]bool{"version": true, "current_database": true
 // macros, and a function in FROM with an alias names its single column too
 // (PostgreSQL's rule, which Grafana's queries rely on).
 func (c *pgCatalog) rewriteCatalogTree(tree any) {
-	ctes := map[string]bool{}
-	eachMap(tree, func(v map[string]any) {
-		names, _ := cteEntries(v)
-		for _, n := range names {
-			ctes[n] = true
-		}
-	})
 	// A bare version() column is named "version", as PostgreSQL names it,
 	// not after the macro that answers it (before the renaming below).
 	walkSelectLists(tree, func(f map[string]any) {
@@ -361,9 +354,10 @@ func (c *pgCatalog) rewriteCatalogTree(tree any) {
 			}
 		}
 		// pg_settings however it is named (PG_CATALOG.pg_settings,
-		// system.pg_settings…), unless a CTE of that name is meant.
-		if v["type"] == "BASE_TABLE" && strings.EqualFold(fmt.Sprint(v["table_name"]), "pg_settings") &&
-			(v["schema_name"] != "" || !ctes["pg_settings"]) {
+		// system.pg_settings…). Also where a CTE of that name is meant:
+		// telling the two apart needs the CTEs' scopes, and getting that
+		// wrong shows DuckDB's own settings; such a query fails instead.
+		if v["type"] == "BASE_TABLE" && strings.EqualFold(fmt.Sprint(v["table_name"]), "pg_settings") {
 			alias, _ := v["alias"].(string)
 			cols := v["column_name_alias"]
 			clear(v)

@@ -110,9 +110,8 @@ type pgSession struct {
 
 	stmts   map[string]*pgStatement
 	portals map[string]*pgPortal
-	inTx    bool      // between BEGIN and COMMIT/ROLLBACK: portals outlive Sync
-	gone    bool      // a write failed: the client hung up or stopped reading
-	writeBy time.Time // the write deadline of the message being answered
+	inTx    bool // between BEGIN and COMMIT/ROLLBACK: portals outlive Sync
+	gone    bool // a write failed: the client hung up or stopped reading
 }
 
 type pgStatement struct {
@@ -340,7 +339,26 @@ func (c *hangupConn) watch(onHangup func()) (stop func()) {
 	}
 }
 
-var errPortalsHoldSlots = fmt.Errorf("%w: this session's open portals hold them; read one to its end or close it", ErrBusy)
+var (
+	errPortalsHoldSlots = fmt.Errorf("%w: this session's open portals hold them; read one to its end or close it", ErrBusy)
+	errPortalsWaited    = fmt.Errorf("%w: no slot came free within the time limit while this session's open portals hold some; read one to its end or close it", ErrBusy)
+)
+
+// slotWait bounds how long a query of a session that holds query slots
+// (open portals) waits for another: not at all when the session holds
+// every slot (it would wait for itself), at most the time limit when it
+// holds some (sessions each holding one and waiting for another would
+// otherwise wait for each other forever).
+func (sess *pgSession) slotWait(ctx context.Context) context.Context {
+	switch n := sess.heldSlots(); {
+	case n == 0:
+		return ctx
+	case n >= sess.srv.exec.Limiter.Slots():
+		return withQueueLimit(ctx, 0, errPortalsHoldSlots)
+	default:
+		return withQueueLimit(ctx, sess.srv.exec.Engine.Timeout(), errPortalsWaited)
+	}
+}
 
 // heldSlots counts the query slots the session's portals hold: those with
 // an open query result (a fixed result holds none).
@@ -399,12 +417,6 @@ func (sess *pgSession) loop() {
 		switch msg.(type) {
 		case *pgproto3.Query, *pgproto3.Execute, *pgproto3.Describe:
 			stopWatch = sess.conn.(*hangupConn).watch(sess.hangUp)
-			// The time limit covers sending: a client that stops reading
-			// must not hold a query slot (DuckDB stops at the limit; a
-			// write would block on the socket). A write that fails ends
-			// the session: what was written of a message is lost.
-			sess.writeBy = time.Now().Add(sess.srv.exec.Engine.Timeout())
-			sess.conn.SetWriteDeadline(sess.writeBy)
 		}
 		switch m := msg.(type) {
 		case *pgproto3.Query:
@@ -456,14 +468,24 @@ func (sess *pgSession) loop() {
 			sess.sendError(perr)
 			skipToSync = true
 		}
-		if sess.gone {
+		if sess.gone || sess.flush() != nil {
 			return
 		}
-		if err := sess.be.Flush(); err != nil {
-			return
-		}
-		sess.conn.SetWriteDeadline(time.Time{})
 	}
+}
+
+// flush writes what was sent. A client that stops reading must not hold
+// the session's query slots (DuckDB stops at the time limit, but a write
+// would block on the socket): a flush that cannot finish within the time
+// limit fails, and a failed write ends the session, since what was
+// written of a message is lost.
+func (sess *pgSession) flush() error {
+	sess.conn.SetWriteDeadline(time.Now().Add(sess.srv.exec.Engine.Timeout()))
+	err := sess.be.Flush()
+	if err != nil {
+		sess.gone = true
+	}
+	return err
 }
 
 // txStatus is ReadyForQuery's transaction status: in a BEGIN block or idle.
@@ -634,11 +656,7 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 		return constResult([]string{name}, [][]string{{v}}), nil
 	}
 	ctx, cancel := sess.queryContext()
-	if n := sess.heldSlots(); n > 0 && n >= sess.srv.exec.Limiter.Slots() {
-		// Waiting for a slot this session's own portals hold would wait
-		// forever.
-		ctx = withoutQueue(ctx, errPortalsHoldSlots)
-	}
+	ctx = sess.slotWait(ctx)
 	if res, ok, err := sess.srv.catalog.answer(ctx, sess.srv.exec.Limiter, sql); ok {
 		if err != nil {
 			cancel()
@@ -785,12 +803,6 @@ func (sess *pgSession) sendRows(r *pgResult, formats []int16, max int32) (suspen
 		sess.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(r.tag)})
 		return false, nil
 	}
-	// A query that waited for its slot may send until its own time limit
-	// ends (and a little after, for the error that says so).
-	if d := r.rows.Deadline.Add(time.Second); d.After(sess.writeBy) {
-		sess.writeBy = d
-		sess.conn.SetWriteDeadline(d)
-	}
 	fields := r.rows.Schema().Fields()
 	cols := make([]pgColumn, len(fields))
 	fmts := make([]int16, len(fields))
@@ -830,7 +842,7 @@ func (sess *pgSession) sendRows(r *pgResult, formats []int16, max int32) (suspen
 			r.sent++
 		}
 		// Keep memory flat on large results.
-		if err := sess.be.Flush(); err != nil {
+		if err := sess.flush(); err != nil {
 			return false, err
 		}
 	}
@@ -989,6 +1001,7 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 		}
 		ctx, cancel := sess.queryContext()
 		defer cancel()
+		ctx = sess.slotWait(ctx)
 		if res, ok, err := sess.srv.catalog.answer(ctx, sess.srv.exec.Limiter, st.sql); ok {
 			if err != nil {
 				return err
