@@ -430,6 +430,23 @@ func (r *rawPG) send(msgs ...pgproto3.FrontendMessage) {
 	}
 }
 
+// ask sends a simple query and returns what the server answered.
+func (r *rawPG) ask(sql string) string {
+	r.t.Helper()
+	r.send(&pgproto3.Query{String: sql})
+	return strings.Join(r.until("*pgproto3.ReadyForQuery"), " ")
+}
+
+// portal opens portal name over a million
+// rows, suspended after maxRows; it returns what the server answered.
+func (r *rawPG) portal(name string, maxRows uint32) string {
+	r.t.Helper()
+	r.send(&pgproto3.Parse{Name: name, Query: "SELECT i FROM range(1000000) t(i)"},
+		&pgproto3.Bind{PreparedStatement: name, DestinationPortal: name},
+		&pgproto3.Execute{Portal: name, MaxRows: maxRows}, &pgproto3.Sync{})
+	return strings.Join(r.until("*pgproto3.ReadyForQuery"), " ")
+}
+
 // until reads messages up to one of the given type and returns their types.
 func (r *rawPG) until(typ string) []string {
 	r.t.Helper()
@@ -585,8 +602,7 @@ func TestPG_ValuesAndPortalsAsPostgresSendsThem(t *testing.T) {
 	}
 	// A named portal run to completion answers a further Execute with no
 	// rows, as PostgreSQL does, inside a transaction.
-	r.send(&pgproto3.Query{String: "BEGIN"})
-	r.until("*pgproto3.ReadyForQuery")
+	r.ask("BEGIN")
 	r.send(&pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{DestinationPortal: "p1"},
 		&pgproto3.Execute{Portal: "p1"}, &pgproto3.Execute{Portal: "p1"}, &pgproto3.Sync{})
 	if got := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); strings.Count(got, "CommandComplete") != 2 || strings.Count(got, "DataRow") != 1 || strings.Contains(got, "Error") {
@@ -610,8 +626,7 @@ func TestPG_IdlePortalsLoseTheirSlot(t *testing.T) {
 	e.flushed()
 	addr := startPG(t, e)
 	r := dialRawPG(t, addr)
-	r.send(&pgproto3.Query{String: "BEGIN"})
-	r.until("*pgproto3.ReadyForQuery")
+	r.ask("BEGIN")
 	r.send(&pgproto3.Parse{Name: "s1", Query: "SELECT span_name FROM records"},
 		&pgproto3.Bind{PreparedStatement: "s1", DestinationPortal: "p1"},
 		&pgproto3.Describe{ObjectType: 'P', Name: "p1"}, &pgproto3.Sync{})
@@ -743,22 +758,16 @@ func TestPG_PortalsHoldingEverySlotDoNotDeadlockTheirSession(t *testing.T) {
 	e := newEnv(t, envOptions{limiter: sql.NewLimiter(2, 8), queryTimeout: time.Minute})
 	addr := startPG(t, e)
 	r := dialRawPG(t, addr)
-	r.send(&pgproto3.Query{String: "BEGIN"})
-	r.until("*pgproto3.ReadyForQuery")
+	r.ask("BEGIN")
 	for i, want := range []string{"PortalSuspended", "PortalSuspended", "ErrorResponse(53300)"} {
-		p := fmt.Sprintf("p%d", i)
-		r.send(&pgproto3.Parse{Name: p, Query: "SELECT i FROM range(1000000) t(i)"},
-			&pgproto3.Bind{PreparedStatement: p, DestinationPortal: p},
-			&pgproto3.Execute{Portal: p, MaxRows: 10}, &pgproto3.Sync{})
-		if seen := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(seen, want) {
+		if seen := r.portal(fmt.Sprintf("p%d", i), 10); !strings.Contains(seen, want) {
 			t.Fatalf("portal %d: %s, want %s", i, seen, want)
 		}
 	}
 	// Reading a portal to its end frees its slot for the next.
 	r.send(&pgproto3.Execute{Portal: "p0"}, &pgproto3.Sync{})
 	r.until("*pgproto3.ReadyForQuery")
-	r.send(&pgproto3.Query{String: "SELECT 1"})
-	if seen := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(seen, "DataRow") {
+	if seen := r.ask("SELECT 1"); !strings.Contains(seen, "DataRow") {
 		t.Fatalf("after a portal was read to its end: %s", seen)
 	}
 }
@@ -798,18 +807,13 @@ func TestPG_QueriesQueueWhenOthersHoldTheSlots(t *testing.T) {
 	e := newEnv(t, envOptions{limiter: sql.NewLimiter(2, 8), queryTimeout: time.Minute})
 	addr := startPG(t, e)
 	a := dialRawPG(t, addr)
-	a.send(&pgproto3.Query{String: "BEGIN"})
-	a.until("*pgproto3.ReadyForQuery")
-	a.send(&pgproto3.Parse{Name: "s", Query: "SELECT i FROM range(1000000) t(i)"},
-		&pgproto3.Bind{PreparedStatement: "s", DestinationPortal: "p"},
-		&pgproto3.Execute{Portal: "p", MaxRows: 10}, &pgproto3.Sync{})
-	a.until("*pgproto3.ReadyForQuery")
+	a.ask("BEGIN")
+	a.portal("p", 10)
 	// Another session takes the other slot for a while.
 	b := dialRawPG(t, addr)
 	b.send(&pgproto3.Query{String: "SELECT count(*) FROM range(1000000000) t(i) WHERE i % 7 = 3"})
 	time.Sleep(200 * time.Millisecond)
-	a.send(&pgproto3.Query{String: "SELECT 42"})
-	if seen := strings.Join(a.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(seen, "DataRow") {
+	if seen := a.ask("SELECT 42"); !strings.Contains(seen, "DataRow") {
 		t.Fatalf("a query behind another session's: %s", seen)
 	}
 }
@@ -820,12 +824,10 @@ func TestPG_TimeLimitBeforeTheFirstRowKeepsTheSession(t *testing.T) {
 	e := newEnv(t, envOptions{queryTimeout: time.Second})
 	addr := startPG(t, e)
 	r := dialRawPG(t, addr)
-	r.send(&pgproto3.Query{String: "SELECT count(*) FROM range(100000000000) t(i) WHERE i % 7 = 3"})
-	if seen := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(seen, "ErrorResponse(57014)") {
+	if seen := r.ask("SELECT count(*) FROM range(100000000000) t(i) WHERE i % 7 = 3"); !strings.Contains(seen, "ErrorResponse(57014)") {
 		t.Fatalf("a query past its time limit: %s", seen)
 	}
-	r.send(&pgproto3.Query{String: "SELECT 1"})
-	if seen := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(seen, "DataRow") {
+	if seen := r.ask("SELECT 1"); !strings.Contains(seen, "DataRow") {
 		t.Fatalf("the session after it: %s", seen)
 	}
 }
@@ -838,13 +840,8 @@ func TestPG_SessionsWaitingForEachOtherGiveUp(t *testing.T) {
 	var sessions []*rawPG
 	for i := range 2 {
 		r := dialRawPG(t, addr)
-		r.send(&pgproto3.Query{String: "BEGIN"})
-		r.until("*pgproto3.ReadyForQuery")
-		p := fmt.Sprintf("p%d", i)
-		r.send(&pgproto3.Parse{Name: p, Query: "SELECT i FROM range(1000000) t(i)"},
-			&pgproto3.Bind{PreparedStatement: p, DestinationPortal: p},
-			&pgproto3.Execute{Portal: p, MaxRows: 1}, &pgproto3.Sync{})
-		r.until("*pgproto3.ReadyForQuery")
+		r.ask("BEGIN")
+		r.portal(fmt.Sprintf("p%d", i), 1)
 		sessions = append(sessions, r)
 	}
 	for _, r := range sessions {
