@@ -112,6 +112,9 @@ type pgSession struct {
 	portals map[string]*pgPortal
 	inTx    bool // between BEGIN and COMMIT/ROLLBACK: portals outlive Sync
 	gone    bool // a write failed: the client hung up or stopped reading
+	// idleClosed names the portals closed for sitting idle with open
+	// results, until the name is bound again.
+	idleClosed map[string]bool
 }
 
 type pgStatement struct {
@@ -372,6 +375,29 @@ func (sess *pgSession) heldSlots() int {
 	return n
 }
 
+// closeIdlePortals closes the portals of a session idle with open results
+// for longer than a query may run, remembering their names for the error.
+func (sess *pgSession) closeIdlePortals() {
+	if sess.idleClosed == nil {
+		sess.idleClosed = map[string]bool{}
+	}
+	for name, p := range sess.portals {
+		if p.result != nil {
+			sess.idleClosed[name] = true
+		}
+	}
+	sess.closePortals()
+}
+
+// missingPortal is the error for a portal the session does not have.
+func (sess *pgSession) missingPortal(name string) error {
+	if sess.idleClosed[name] {
+		return &pgError{code: "57014", msg: fmt.Sprintf("portal %q was closed: the session left it open and idle for longer than a query may run (%v)",
+			name, sess.srv.exec.Engine.Timeout())}
+	}
+	return &pgError{code: "34000", msg: fmt.Sprintf("portal %q does not exist", name)}
+}
+
 func (sess *pgSession) closePortals() {
 	for name, p := range sess.portals {
 		if p.result != nil {
@@ -390,7 +416,7 @@ func (sess *pgSession) loop() {
 		conn := sess.conn.(*hangupConn)
 		conn.onIdle, conn.idleAfter = nil, 0
 		if sess.heldSlots() > 0 {
-			conn.onIdle, conn.idleAfter = sess.closePortals, sess.srv.exec.Engine.Timeout()
+			conn.onIdle, conn.idleAfter = sess.closeIdlePortals, sess.srv.exec.Engine.Timeout()
 		}
 		msg, err := sess.be.Receive()
 		conn.onIdle = nil
@@ -914,6 +940,7 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 		old.result.release()
 	}
 	sess.portals[m.DestinationPortal] = &pgPortal{sql: sql, formats: m.ResultFormatCodes}
+	delete(sess.idleClosed, m.DestinationPortal)
 	sess.be.Send(&pgproto3.BindComplete{})
 	return nil
 }
@@ -1019,7 +1046,7 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 	}
 	p := sess.portals[m.Name]
 	if p == nil {
-		return &pgError{code: "34000", msg: fmt.Sprintf("portal %q does not exist", m.Name)}
+		return sess.missingPortal(m.Name)
 	}
 	if p.result == nil {
 		if strings.TrimSpace(p.sql) == "" {
@@ -1044,7 +1071,7 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 func (sess *pgSession) execute(m *pgproto3.Execute) error {
 	p := sess.portals[m.Portal]
 	if p == nil {
-		return &pgError{code: "34000", msg: fmt.Sprintf("portal %q does not exist", m.Portal)}
+		return sess.missingPortal(m.Portal)
 	}
 	if p.done {
 		// As PostgreSQL: a portal run to completion has no more rows.

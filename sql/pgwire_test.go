@@ -647,10 +647,13 @@ func TestPG_IdlePortalsLoseTheirSlot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the idle portal kept the only slot: %v", err)
 	}
-	// The idle session itself goes on.
-	r.send(&pgproto3.Query{String: "SELECT 1"})
-	if got := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(got, "DataRow") {
+	// The idle session itself goes on; its portal's end says why.
+	if got := r.ask("SELECT 1"); !strings.Contains(got, "DataRow") {
 		t.Errorf("the idle session after losing its portal: %s", got)
+	}
+	r.send(&pgproto3.Execute{Portal: "p1"}, &pgproto3.Sync{})
+	if got := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(got, "ErrorResponse(57014)") {
+		t.Errorf("executing the portal closed for idling: %s", got)
 	}
 }
 
