@@ -280,6 +280,26 @@ func (c *pgCatalog) answer(ctx context.Context, lim *Limiter, sql string) (*pgRe
 	return res, true, nil
 }
 
+// subqueryColumn is the name of a subquery expression's single column: its
+// alias, or the column it reads; "" if neither.
+func subqueryColumn(f map[string]any) string {
+	sq, _ := f["subquery"].(map[string]any)
+	node, _ := sq["node"].(map[string]any)
+	list, _ := node["select_list"].([]any)
+	if len(list) != 1 {
+		return ""
+	}
+	item, _ := list[0].(map[string]any)
+	if alias, _ := item["alias"].(string); alias != "" {
+		return alias
+	}
+	if cols, _ := item["column_names"].([]any); item["class"] == "COLUMN_REF" && len(cols) > 0 {
+		name, _ := cols[len(cols)-1].(string)
+		return name
+	}
+	return ""
+}
+
 func tableByOID(oid string) *schema.Table {
 	for name, o := range tableOIDs {
 		if strconv.Itoa(o) == oid {
@@ -342,6 +362,13 @@ func (c *pgCatalog) rewriteCatalogTree(tree any) {
 	walkSelectLists(tree, func(f map[string]any) {
 		if f["class"] == "FUNCTION" && f["alias"] == "" {
 			if name, _ := f["function_name"].(string); catalogFunctions[name] {
+				f["alias"] = name
+			}
+		}
+		// A scalar subquery's column is named after the subquery's own
+		// column, as PostgreSQL names it, not after its text.
+		if f["class"] == "SUBQUERY" && f["subquery_type"] == "SCALAR" && f["alias"] == "" {
+			if name := subqueryColumn(f); name != "" {
 				f["alias"] = name
 			}
 		}

@@ -721,6 +721,15 @@ func TestPG_SettingsShowNoServerPaths(t *testing.T) {
 	if err := c.QueryRow(ctx, "SELECT setting FROM pg_settings WHERE name = 'TimeZone'").Scan(&tz); err != nil || tz != "UTC" {
 		t.Errorf("TimeZone by its PostgreSQL name: %q %v", tz, err)
 	}
+	// A scalar subquery's column is named after its own column.
+	rows, err := c.Query(ctx, "SELECT (SELECT setting FROM pg_catalog.pg_settings WHERE name = 'TimeZone')")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := rows.FieldDescriptions(); len(names) != 1 || names[0].Name != "setting" {
+		t.Errorf("scalar subquery column: %v", names)
+	}
+	rows.Close()
 }
 
 // A client that stops reading a result does not hold its query slot past
