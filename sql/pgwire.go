@@ -20,7 +20,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -509,6 +508,7 @@ func (sess *pgSession) flush() error {
 	sess.conn.SetWriteDeadline(time.Now().Add(sess.srv.exec.Engine.Timeout()))
 	err := sess.be.Flush()
 	if err != nil {
+		slog.Info("postgres wire: client gone or not reading; session ended", "err", err)
 		sess.gone = true
 	}
 	return err
@@ -574,22 +574,14 @@ func sqlState(err error) (string, string) {
 func (sess *pgSession) sendError(err error) {
 	code, msg := sqlState(err)
 	switch {
-	case isGone(err):
-		// The client hung up or stopped reading: nothing to answer, and
-		// the session ends (loop).
-		slog.Info("postgres wire: client gone while sending a result", "err", err)
-		sess.gone = true
+	case sess.gone:
+		// A write failed: nothing more can be answered, and the session
+		// ends (loop).
 		return
 	case code == "XX000":
 		slog.Error("postgres wire: query failed", "err", err)
 	}
 	sess.be.Send(&pgproto3.ErrorResponse{Severity: "ERROR", Code: code, Message: msg})
-}
-
-// isGone reports a write to a client that hung up or stopped reading.
-func isGone(err error) bool {
-	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed)
 }
 
 // simpleQuery runs the statements of a Query message in turn.
