@@ -382,8 +382,6 @@ var ErrBusy = errors.New("too many queries running; retry shortly")
 
 type queueLimitKey struct{}
 
-var errTimedOutInQueue = errors.New("waited too long in the queue")
-
 type queueLimit struct {
 	wait time.Duration
 	err  error
@@ -419,19 +417,15 @@ func (l *Limiter) Acquire(ctx context.Context) (release func(), err error) {
 		return func() { <-l.slots }, nil
 	default:
 	}
-	var timeout <-chan time.Time
-	if ql, ok := ctx.Value(queueLimitKey{}).(queueLimit); ok {
+	ql, limited := ctx.Value(queueLimitKey{}).(queueLimit)
+	var timeout <-chan time.Time // nil: no limit
+	if limited {
 		if ql.wait <= 0 {
 			return nil, ql.err
 		}
 		t := time.NewTimer(ql.wait)
 		defer t.Stop()
 		timeout = t.C
-		defer func() {
-			if err == errTimedOutInQueue {
-				err = ql.err
-			}
-		}()
 	}
 	select {
 	case l.queue <- struct{}{}:
@@ -445,6 +439,6 @@ func (l *Limiter) Acquire(ctx context.Context) (release func(), err error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-timeout:
-		return nil, errTimedOutInQueue
+		return nil, ql.err
 	}
 }
