@@ -371,12 +371,12 @@ func queryError(ctx context.Context, timeout time.Duration, err error) error {
 	return err
 }
 
-// loadFresh copies batches into a temporary table of the connection and
-// returns its name. A table, not a view over the Arrow stream, because a
-// stream can be read once and a query may read the table twice.
 // streamSeq numbers the Arrow stream views of loadFresh.
 var streamSeq atomic.Uint64
 
+// loadFresh copies batches into a temporary table of the connection and
+// returns its name. A table, not a view over the Arrow stream, because a
+// stream can be read once and a query may read the table twice.
 func loadFresh(ctx context.Context, conn *duckdb.Conn, ar *duckdb.Arrow, t *schema.Table, batches []arrow.RecordBatch) (string, error) {
 	rdr, err := array.NewRecordReader(batches[0].Schema(), batches) // the columns the query needs
 	if err != nil {
