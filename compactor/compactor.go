@@ -30,6 +30,12 @@ type Options struct {
 	// (default 5 s): a pass's merge still takes ~20 files of 1 s flushes,
 	// and level-0 files wait less — they are most of what a query opens.
 	MinAge time.Duration
+	// MaxInputs caps the files one merge reads at once (default 32). A
+	// merge holds a page and a batch of every column of every input, so
+	// its memory grows with this, not with the inputs' sizes: 5–15 MB an
+	// input on realistic spans. A partition with more files to merge
+	// (a compactor catching up) merges them over several rounds.
+	MaxInputs int
 	// Fanout: tiny compacted files of about the same size are merged
 	// when there are this many (default 4).
 	Fanout int
@@ -81,6 +87,9 @@ func (o *Options) setDefaults() {
 		o.MinAge = 0
 	} else if o.MinAge == 0 {
 		o.MinAge = 5 * time.Second
+	}
+	if o.MaxInputs < 2 {
+		o.MaxInputs = 32
 	}
 	if o.Fanout < 2 {
 		o.Fanout = 4
@@ -418,14 +427,14 @@ func dayPlan(files []catalog.File, now, cutoff time.Time, o Options) []catalog.F
 }
 
 // capInputs orders picked files oldest data first and caps them near the
-// target size (but at least two); fewer than two is nothing to merge,
-// unless one file must be rewritten alone.
+// target size (but at least two) and at MaxInputs; fewer than two is
+// nothing to merge, unless one file must be rewritten alone.
 func capInputs(pick []catalog.File, o Options, rewrite bool) []catalog.File {
 	sort.Slice(pick, func(i, j int) bool { return pick[i].MinTime.Before(pick[j].MinTime) })
 	var total int64
 	for i, f := range pick {
 		total += f.Bytes
-		if total >= o.TargetBytes && i >= 1 {
+		if total >= o.TargetBytes && i >= 1 || i+1 == o.MaxInputs {
 			pick = pick[:i+1]
 			break
 		}

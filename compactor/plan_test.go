@@ -89,3 +89,29 @@ func TestPlan_HourSettlesWhenQuiet(t *testing.T) {
 		t.Fatalf("quiet for ColdAfter: picked %d of 3 small files", len(got))
 	}
 }
+
+// A merge reads at most MaxInputs files, whatever their sizes: its memory
+// grows with its inputs. A compactor catching up on hundreds of level-0
+// files merges them over several rounds, the oldest data first.
+func TestPlan_MergeReadsAtMostMaxInputs(t *testing.T) {
+	o := Options{MaxInputs: 16}
+	o.setDefaults()
+	hour := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	var files []catalog.File
+	for i := range 300 {
+		at := hour.Add(time.Duration(300-i) * time.Second) // listed newest first
+		files = append(files, catalog.File{Key: at.String(), Partition: "date=2026-11-01/hour=10", MinTime: at, MaxTime: at.Add(time.Second),
+			Bytes: 1 << 20, CreatedAt: at.Add(time.Second)})
+	}
+	for _, now := range []time.Time{hour.Add(10 * time.Minute), hour.Add(3 * time.Hour)} { // current hour, settled hour
+		got := plan(files, now, time.Time{}, o)
+		if len(got) != o.MaxInputs {
+			t.Fatalf("at %v: picked %d of 300 level-0 files, want MaxInputs (%d)", now, len(got), o.MaxInputs)
+		}
+		for i := 1; i < len(got); i++ {
+			if got[i].MinTime.Before(got[i-1].MinTime) || got[i].MinTime.After(hour.Add(time.Duration(o.MaxInputs)*time.Second)) {
+				t.Fatalf("at %v: picked %v after %v; want the oldest %d files in time order", now, got[i].MinTime, got[i-1].MinTime, o.MaxInputs)
+			}
+		}
+	}
+}

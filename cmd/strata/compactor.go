@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -20,6 +21,7 @@ type compactorConfig struct {
 	minAge      time.Duration
 	leaseTTL    time.Duration
 	target      byteSize
+	maxInputs   int
 	grace       time.Duration
 	orphanGrace time.Duration
 	disabled    bool
@@ -30,6 +32,7 @@ func (c *compactorConfig) register(cmd *command, withDisable bool) {
 	c.target = 256 << 20
 	cmd.fs.DurationVar(&c.interval, "compact-interval", 20*time.Second, "pause between compaction passes (`duration`)")
 	cmd.fs.Var(&c.target, "compact-target-size", "`size` merged files grow to")
+	cmd.fs.IntVar(&c.maxInputs, "compact-max-inputs", 32, "files one merge reads at once (`n`, at least 2); a merge's memory grows with it, 5–15 MB a file")
 	cmd.fs.DurationVar(&c.minAge, "compact-min-age", 5*time.Second, "level-0 files younger than this wait for a later pass, so each merge takes several (`duration`)")
 	cmd.fs.DurationVar(&c.leaseTTL, "compact-lease-ttl", 2*time.Minute, "how long a partition job stays leased to a compactor that stopped renewing it, e.g. one that died (`duration`)")
 	cmd.fs.DurationVar(&c.grace, "gc-grace", 10*time.Minute, "how long merged-away files stay readable before deletion (`duration`); longer than --query-timeout")
@@ -44,7 +47,24 @@ type compactorRole struct {
 	wg     sync.WaitGroup
 }
 
+// check refuses settings the compactor cannot work with (durations are
+// checked positive when flags are read).
+func (c compactorConfig) check() error {
+	switch {
+	case c.leaseTTL < time.Second:
+		return settingError{"compact-lease-ttl", fmt.Errorf("%v is under 1s: a lease is renewed every third of it, through the catalog", c.leaseTTL)}
+	case c.target < 1<<20:
+		return settingError{"compact-target-size", fmt.Errorf("%v is under 1 MiB", c.target)}
+	case c.maxInputs < 2:
+		return settingError{"compact-max-inputs", fmt.Errorf("%d: a merge needs at least 2 files", c.maxInputs)}
+	}
+	return nil
+}
+
 func startCompactor(c compactorConfig, dataDir string, cat catalog.Store, bucket *objstore.Bucket, reg *prometheus.Registry) (*compactorRole, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
 	minAge := c.minAge
 	if minAge == 0 {
 		minAge = -1 // Options: zero is the default, negative is none
@@ -52,7 +72,7 @@ func startCompactor(c compactorConfig, dataDir string, cat catalog.Store, bucket
 	if c.orphanGrace < time.Hour {
 		slog.Warn("--gc-orphan-grace under 1h: files of a flush or merge that waits that long for the catalog can be deleted as orphans", "gc-orphan-grace", c.orphanGrace)
 	}
-	comp, err := compactor.New(cat, bucket, compactor.Options{Interval: c.interval, TargetBytes: int64(c.target),
+	comp, err := compactor.New(cat, bucket, compactor.Options{Interval: c.interval, TargetBytes: int64(c.target), MaxInputs: c.maxInputs,
 		MinAge: minAge, LeaseTTL: c.leaseTTL, Grace: c.grace, OrphanGrace: c.orphanGrace, WorkDir: filepath.Join(dataDir, "compactor"),
 		OnMerged: c.onMerged})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 )
 
 // command is one subcommand: its flags, each bound to an environment
@@ -69,7 +70,31 @@ func (c *command) parse(args []string, stdout io.Writer) error {
 	if len(errs) > 0 {
 		return usageError{errors.Join(errs...)}
 	}
-	return nil
+	return c.checkDurations()
+}
+
+// zeroDurationOK names the duration flags for which zero means something
+// (none); every other duration must be positive — a zero or negative one
+// used to fall back to a default without a word.
+var zeroDurationOK = map[string]bool{"compact-min-age": true, "outage": true}
+
+func (c *command) checkDurations() error {
+	var err error
+	c.fs.VisitAll(func(f *flag.Flag) {
+		g, ok := f.Value.(flag.Getter)
+		if !ok || err != nil {
+			return
+		}
+		d, ok := g.Get().(time.Duration)
+		switch {
+		case !ok:
+		case d < 0:
+			err = settingError{f.Name, fmt.Errorf("%v is negative", d)}
+		case d == 0 && !zeroDurationOK[f.Name]:
+			err = settingError{f.Name, errors.New("must be longer than 0")}
+		}
+	})
+	return err
 }
 
 func (c *command) usage(w io.Writer) {
