@@ -70,14 +70,8 @@ func localLake(t testing.TB) *lake {
 // load writes spans of the realistic workload as level-0 files of at most
 // fileRows rows, over the given hours before l.now.
 func (l *lake) load(project string, spans int64, hours float64, fileRows int64) {
-	l.loadOpts(project, spans, hours, fileRows, engine.ParquetOptions{RowGroupRows: 1000})
-}
-func (l *lake) loadRG(project string, spans int64, hours float64, fileRows int64) {
-	l.loadOpts(project, spans, hours, fileRows, engine.ParquetOptions{})
-}
-func (l *lake) loadOpts(project string, spans int64, hours float64, fileRows int64, po engine.ParquetOptions) {
 	ctx := context.Background()
-	w := ingest.NewBulkWriter(l.cat, l.bucket, 0, fileRows, po)
+	w := ingest.NewBulkWriter(l.cat, l.bucket, 0, fileRows, engine.ParquetOptions{RowGroupRows: 1000})
 	end := l.now.Add(-time.Minute)
 	o := bench.LoadOptions{Workload: bench.DefaultWorkload(), Spans: spans, Start: end.Add(-time.Duration(hours * float64(time.Hour))), End: end}
 	o.Workload.SpansPerRequest = 50
