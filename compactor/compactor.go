@@ -129,6 +129,14 @@ type Compactor struct {
 
 	scanMu   sync.Mutex
 	lastScan time.Time // when the orphan scan last listed the bucket
+
+	// unreadable holds the keys of files a merge could not read (their
+	// object is missing, not Parquet, or not of the table's schema), with
+	// why. Plans leave them out, so one bad file does not stop its
+	// partition's merges at every pass; they stay in the catalog, for
+	// retention to expire or an operator to look at.
+	unreadableMu sync.Mutex
+	unreadable   map[string]error
 }
 
 // New returns a compactor; call Run or RunOnce.
@@ -137,7 +145,35 @@ func New(cat catalog.Store, bucket *objstore.Bucket, opts Options) (*Compactor, 
 	if err := os.MkdirAll(opts.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("compactor work dir: %w", err)
 	}
-	return &Compactor{cat: cat, bucket: bucket, opts: opts, Metrics: newMetrics()}, nil
+	return &Compactor{cat: cat, bucket: bucket, opts: opts, Metrics: newMetrics(), unreadable: map[string]error{}}, nil
+}
+
+// markUnreadable leaves the file out of later plans.
+func (c *Compactor) markUnreadable(f catalog.File, err error) {
+	c.unreadableMu.Lock()
+	defer c.unreadableMu.Unlock()
+	if _, ok := c.unreadable[f.Key]; ok {
+		return
+	}
+	c.unreadable[f.Key] = err
+	c.Metrics.unreadable.Set(float64(len(c.unreadable)))
+	slog.Error("compactor: a file cannot be read; its partition is merged without it from now on", "key", f.Key, "err", err)
+}
+
+// readable drops the files marked unreadable.
+func (c *Compactor) readable(files []catalog.File) []catalog.File {
+	c.unreadableMu.Lock()
+	defer c.unreadableMu.Unlock()
+	if len(c.unreadable) == 0 {
+		return files
+	}
+	out := files[:0:0]
+	for _, f := range files {
+		if _, bad := c.unreadable[f.Key]; !bad {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // Run makes a pass every Interval until ctx ends.
@@ -234,11 +270,15 @@ func (c *Compactor) table(ctx context.Context, proj catalog.Project, t *schema.T
 	var expired []string
 	byPart := map[string][]catalog.File{}
 	var oldestL0 time.Time
+	var kept []catalog.File
 	for _, f := range files {
 		if f.MaxTime.Before(cutoff) {
 			expired = append(expired, f.Key)
-			continue
+		} else {
+			kept = append(kept, f)
 		}
+	}
+	for _, f := range c.readable(kept) {
 		byPart[f.Partition] = append(byPart[f.Partition], f)
 		if f.Level == 0 && (oldestL0.IsZero() || f.CreatedAt.Before(oldestL0)) {
 			oldestL0 = f.CreatedAt

@@ -264,6 +264,61 @@ func TestCompactor_MaxInputsMergesOverRounds(t *testing.T) {
 	}
 }
 
+// A catalog row whose object is missing, and an object that is not
+// Parquet, fail the merge that meets them once; later passes merge the
+// rest of their partition without them, instead of failing at every pass.
+func TestCompactor_UnreadableFilesAreLeftOut(t *testing.T) {
+	ctx := context.Background()
+	l := localLake(t)
+	l.load(catalog.DefaultProject, 6000, 2, 300)
+	before := l.fingerprint(catalog.DefaultProject)
+	files, _ := l.cat.ListFiles(ctx, catalog.FileFilter{Project: catalog.DefaultProject, Table: schema.Records})
+	missing, garbage := files[0], files[len(files)-1]
+	missing.Key = strings.Replace(missing.Key, ".parquet", "-missing.parquet", 1)
+	garbage.Key = strings.Replace(garbage.Key, ".parquet", "-garbage.parquet", 1)
+	junk := filepath.Join(t.TempDir(), "junk")
+	os.WriteFile(junk, []byte("not parquet at all"), 0o644)
+	if err := l.bucket.PutFile(ctx, garbage.Key, junk); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.cat.RegisterFiles(ctx, missing, garbage); err != nil {
+		t.Fatal(err)
+	}
+	c := l.compactor(compactor.Options{})
+	var errs []error
+	for range 6 {
+		_, err := c.RunOnce(ctx)
+		errs = append(errs, err)
+		l.now = l.now.Add(30 * time.Minute) // the hours end and settle
+	}
+	if errs[0] == nil {
+		t.Fatal("the first pass met two unreadable files without an error")
+	}
+	for i, err := range errs[2:] {
+		if err != nil {
+			t.Errorf("pass %d failed again: %v", i+3, err)
+		}
+	}
+	left, _ := l.cat.ListFiles(ctx, catalog.FileFilter{Project: catalog.DefaultProject, Table: schema.Records})
+	perPart := map[string]int{}
+	for _, f := range left {
+		if f.Key != missing.Key && f.Key != garbage.Key {
+			perPart[f.Partition]++
+		}
+	}
+	for p, n := range perPart {
+		if n != 1 {
+			t.Errorf("partition %s: %d readable files left, want them merged into 1", p, n)
+		}
+	}
+	if err := l.cat.TombstoneFiles(ctx, missing.Key, garbage.Key); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.fingerprint(catalog.DefaultProject); got != before {
+		t.Fatalf("rows changed: before %s, after %s", before, got)
+	}
+}
+
 func TestCompactor_ColdDaysBecomeDayFiles(t *testing.T) {
 	l := localLake(t)
 	now := l.now

@@ -91,7 +91,7 @@ func (c *Compactor) mergeOnce(ctx context.Context, p *pass, proj catalog.Project
 		return false, err
 	}
 	var files []catalog.File
-	for _, f := range listed {
+	for _, f := range c.readable(listed) {
 		if (f.Partition == part || day && strings.HasPrefix(f.Partition, part+"/")) && !f.MaxTime.Before(cutoff) {
 			files = append(files, f)
 		}
@@ -193,6 +193,9 @@ func (c *Compactor) merge(ctx context.Context, proj catalog.Project, t *schema.T
 		}
 		paths[i] = filepath.Join(dir, fmt.Sprintf("in-%d.parquet", i))
 		if err := c.bucket.GetFile(ctx, f.Key, paths[i]); err != nil {
+			if errors.Is(err, objstore.ErrNotExist) {
+				c.markUnreadable(f, err)
+			}
 			return nil, err
 		}
 	}
@@ -210,6 +213,14 @@ func (c *Compactor) merge(ctx context.Context, proj catalog.Project, t *schema.T
 	info, err := engine.MergeParquet(ctx, w, t, paths, keepFrom, opts)
 	if cerr := w.Close(); err == nil {
 		err = cerr
+	}
+	var bad *engine.InputError
+	if errors.As(err, &bad) {
+		for i, p := range paths {
+			if p == bad.Path {
+				c.markUnreadable(inputs[i], err)
+			}
+		}
 	}
 	if err != nil {
 		return nil, err

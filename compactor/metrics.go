@@ -10,7 +10,7 @@ type Metrics struct {
 	filesIn, bytesIn, filesOut, bytesOut *prometheus.CounterVec
 	jobs                                 *prometheus.CounterVec
 	expired, deleted, orphans            prometheus.Counter
-	backlog, lag                         prometheus.Gauge
+	backlog, lag, unreadable             prometheus.Gauge
 }
 
 func newMetrics() *Metrics {
@@ -34,6 +34,8 @@ func newMetrics() *Metrics {
 			Help: "Partitions that wanted a merge at the end of the last pass."}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_compactor_lag_seconds",
 			Help: "Age of the oldest level-0 file not yet merged."}),
+		unreadable: prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_compactor_unreadable_files",
+			Help: "Files a merge could not read (object missing, not Parquet, wrong schema), left out of merges since; see the log."}),
 	}
 }
 
@@ -43,7 +45,7 @@ func (m *Metrics) Collectors() []prometheus.Collector {
 	wa := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_compactor_write_amplification",
 		Help: "(level-0 bytes merged + bytes written by merges) / level-0 bytes merged, since start."},
 		func() float64 { return m.WriteAmplification() })
-	return []prometheus.Collector{m.filesIn, m.bytesIn, m.filesOut, m.bytesOut, m.jobs, m.expired, m.deleted, m.orphans, m.backlog, m.lag, wa}
+	return []prometheus.Collector{m.filesIn, m.bytesIn, m.filesOut, m.bytesOut, m.jobs, m.expired, m.deleted, m.orphans, m.backlog, m.lag, m.unreadable, wa}
 }
 
 // WriteAmplification is what the write_amplification gauge reports (0

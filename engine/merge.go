@@ -136,6 +136,16 @@ func MergeParquet(ctx context.Context, w io.Writer, t *schema.Table, inputs []st
 	return pw.Close()
 }
 
+// InputError is a merge failing on one of its inputs: a file that cannot
+// be opened, is not of the table's schema, or is not valid Parquet.
+type InputError struct {
+	Path string
+	Err  error
+}
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
 // readTraceKeys adds the TraceKeys of the rows of path kept by keepFrom.
 func readTraceKeys(ctx context.Context, t *schema.Table, path string, keepFrom time.Time, keys map[uint64]struct{}) error {
 	c, err := openCursor(ctx, t, path, []string{"trace_id", t.TimeColumn})
@@ -161,6 +171,7 @@ func readTraceKeys(ctx context.Context, t *schema.Table, path string, keepFrom t
 
 // cursor walks the rows of one sorted Parquet file.
 type cursor struct {
+	ctx   context.Context
 	path  string
 	f     *file.Reader
 	rr    pqarrow.RecordReader
@@ -177,12 +188,12 @@ type cursor struct {
 func openCursor(ctx context.Context, t *schema.Table, path string, columns []string) (*cursor, error) {
 	f, err := file.OpenParquetFile(path, false)
 	if err != nil {
-		return nil, fmt.Errorf("merge: open %s: %w", path, err)
+		return nil, &InputError{path, fmt.Errorf("merge: open %s: %w", path, err)}
 	}
 	fr, err := pqarrow.NewFileReader(f, pqarrow.ArrowReadProperties{BatchSize: mergeBatchRows}, memory.DefaultAllocator)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("merge: read %s: %w", path, err)
+		return nil, &InputError{path, fmt.Errorf("merge: read %s: %w", path, err)}
 	}
 	var idx []int
 	if columns != nil {
@@ -190,7 +201,7 @@ func openCursor(ctx context.Context, t *schema.Table, path string, columns []str
 			i := f.MetaData().Schema.ColumnIndexByName(name)
 			if i < 0 {
 				f.Close()
-				return nil, fmt.Errorf("merge: %s has no column %s", path, name)
+				return nil, &InputError{path, fmt.Errorf("merge: %s has no column %s", path, name)}
 			}
 			idx = append(idx, i)
 		}
@@ -198,16 +209,22 @@ func openCursor(ctx context.Context, t *schema.Table, path string, columns []str
 	rr, err := fr.GetRecordReader(ctx, idx, nil)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("merge: read %s: %w", path, err)
+		return nil, &InputError{path, fmt.Errorf("merge: read %s: %w", path, err)}
 	}
-	if columns == nil {
-		if diff := schemaDiff(rr.Schema(), t.Schema); diff != "" {
-			rr.Release()
-			f.Close()
-			return nil, fmt.Errorf("merge: %s does not have the %s table's schema: %s", path, t.Name, diff)
+	want := t.Schema
+	if columns != nil {
+		fields := make([]arrow.Field, len(columns))
+		for i, name := range columns {
+			fields[i] = t.Schema.Field(t.Index(name))
 		}
+		want = arrow.NewSchema(fields, nil)
 	}
-	c := &cursor{path: path, f: f, rr: rr, t: t, cols: columns}
+	if diff := schemaDiff(rr.Schema(), want); diff != "" {
+		rr.Release()
+		f.Close()
+		return nil, &InputError{path, fmt.Errorf("merge: %s does not have the %s table's schema: %s", path, t.Name, diff)}
+	}
+	c := &cursor{ctx: ctx, path: path, f: f, rr: rr, t: t, cols: columns}
 	return c, c.nextBatch()
 }
 
@@ -233,14 +250,17 @@ func (c *cursor) nextBatch() error {
 		c.batch, c.row = b, 0
 		key, err := sortKeyOf(c.t, b)
 		if err != nil {
-			return fmt.Errorf("merge: %w", err)
+			return &InputError{c.path, fmt.Errorf("merge: %s: %w", c.path, err)}
 		}
 		c.key = key
 		c.time = b.Column(c.t.Index(c.t.TimeColumn)).(*array.Timestamp)
 		return nil
 	}
 	if err := c.rr.Err(); err != nil && err != io.EOF {
-		return fmt.Errorf("merge: read %s: %w", c.path, err)
+		if c.ctx.Err() != nil { // the merge was stopped, not the file's fault
+			return fmt.Errorf("merge: read %s: %w", c.path, err)
+		}
+		return &InputError{c.path, fmt.Errorf("merge: read %s: %w", c.path, err)}
 	}
 	return nil
 }

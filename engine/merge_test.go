@@ -3,6 +3,7 @@ package engine_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,9 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/strata-db/strata/engine"
 	"github.com/strata-db/strata/engine/schema"
@@ -86,5 +90,41 @@ func TestMergeParquet_SameRowsSortedAndFiltered(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A file in the lake that is not of the table's schema — here trace_id
+// as a number — fails the merge with an error naming the column; it
+// used to end the process (a type assertion while reading trace ids).
+func TestMergeParquet_ForeignSchemaIsAnError(t *testing.T) {
+	tbl := schema.Tables()[0] // records
+	dir := t.TempDir()
+	good := fill(tbl, 100, 0)
+	goodPath, _ := writeFile(t, dir, "good.parquet", tbl, []arrow.RecordBatch{good}, engine.ParquetOptions{})
+	good.Release()
+
+	s := arrow.NewSchema([]arrow.Field{{Name: "trace_id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: tbl.TimeColumn, Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}}}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, s)
+	defer b.Release()
+	for i := range 10 {
+		b.Field(0).(*array.Int64Builder).Append(int64(i))
+		b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(time.Now().UnixMicro()))
+	}
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	foreign := filepath.Join(dir, "foreign.parquet")
+	f, err := os.Create(foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pqarrow.WriteTable(array.NewTableFromRecords(s, []arrow.RecordBatch{rec}), f, 10, nil, pqarrow.DefaultWriterProps()); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	_, err = engine.MergeParquet(context.Background(), io.Discard, tbl, []string{goodPath, foreign}, time.Time{}, engine.ParquetOptions{})
+	if err == nil || !strings.Contains(err.Error(), "foreign.parquet does not have the records table's schema") || !strings.Contains(err.Error(), "trace_id") {
+		t.Fatalf("merge with a foreign file: %v", err)
 	}
 }
