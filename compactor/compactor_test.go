@@ -319,6 +319,48 @@ func TestCompactor_UnreadableFilesAreLeftOut(t *testing.T) {
 	}
 }
 
+// An object that cannot be deleted (here a directory in its place, on
+// S3 an object lock) stays tombstoned; every other merged-away object is
+// still deleted, and the orphan scan still runs.
+func TestCompactor_UndeletableObjectDoesNotStopGC(t *testing.T) {
+	ctx := context.Background()
+	l := localLake(t)
+	l.load(catalog.DefaultProject, 3000, 1, 300)
+	c := l.compactor(compactor.Options{})
+	if _, err := c.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tomb, err := l.cat.Tombstoned(ctx, l.now.Add(time.Hour), 0)
+	if err != nil || len(tomb) < 3 {
+		t.Fatalf("tombstoned after a merge: %d, %v", len(tomb), err)
+	}
+	stuck, _ := l.bucket.LocalPath(tomb[0].Key)
+	os.Remove(stuck)
+	if err := os.MkdirAll(filepath.Join(stuck, "held"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	orphan := objstore.DataKey(catalog.DefaultProject, schema.Records, tomb[1].MinTime, 0, objstore.NewID(tomb[1].MinTime))
+	if err := l.bucket.Put(ctx, orphan, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-7 * time.Hour)
+	op, _ := l.bucket.LocalPath(orphan)
+	os.Chtimes(op, old, old)
+
+	l.now = l.now.Add(2 * time.Hour) // past the grace period, and an orphan scan due
+	p, err := c.RunOnce(ctx)
+	if err == nil || !strings.Contains(err.Error(), "1 objects could not be deleted") {
+		t.Errorf("pass error %v, want one object that could not be deleted", err)
+	}
+	if p.Deleted != len(tomb)-1 || p.Orphans != 1 {
+		t.Errorf("deleted %d of %d tombstoned objects and %d orphans; want all but the stuck one, and the orphan", p.Deleted, len(tomb), p.Orphans)
+	}
+	left, _ := l.cat.Tombstoned(ctx, l.now.Add(time.Hour), 0)
+	if len(left) != 1 || left[0].Key != tomb[0].Key {
+		t.Errorf("tombstoned files left: %v, want only %s", left, tomb[0].Key)
+	}
+}
+
 func TestCompactor_ColdDaysBecomeDayFiles(t *testing.T) {
 	l := localLake(t)
 	now := l.now

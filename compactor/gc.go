@@ -18,35 +18,75 @@ import (
 const purgeBatch = 1000
 
 // collect deletes the files tombstoned more than Grace ago, a batch at a
-// time, then orphans.
+// time, then orphans. An object that cannot be deleted (a permission, an
+// object lock) stays tombstoned and is tried again next pass; it does not
+// hold up the others or the orphan scan.
 func (c *Compactor) collect(ctx context.Context, p *pass) error {
 	before := c.opts.Now().Add(-c.opts.Grace)
+	var failed deleteErrors
 	for {
-		tomb, err := c.cat.Tombstoned(ctx, before, purgeBatch)
+		// The files that failed head every listing (oldest first): ask
+		// for as many more.
+		tomb, err := c.cat.Tombstoned(ctx, before, purgeBatch+len(failed.keys))
 		if err != nil {
-			return errors.Join(err, c.orphans(ctx, p))
+			oerr := c.orphans(ctx, p, &failed)
+			return errors.Join(err, oerr, failed.err())
 		}
-		if err := c.purge(ctx, tomb, p); err != nil {
-			return err
+		todo := tomb[:0:0]
+		for _, f := range tomb {
+			if !failed.keys[f.Key] {
+				todo = append(todo, f)
+			}
 		}
-		if len(tomb) < purgeBatch {
-			return c.orphans(ctx, p)
+		if err := c.purge(ctx, todo, p, &failed); err != nil {
+			return errors.Join(err, failed.err())
+		}
+		if len(todo) < purgeBatch {
+			return errors.Join(c.orphans(ctx, p, &failed), failed.err())
 		}
 	}
 }
 
-// purge deletes the objects of tombstoned files, then forgets the files.
-// A crash between the two steps only repeats the deletion next time.
-func (c *Compactor) purge(ctx context.Context, tomb []catalog.File, p *pass) error {
-	if len(tomb) == 0 {
+// deleteErrors gathers the objects a pass could not delete.
+type deleteErrors struct {
+	keys  map[string]bool
+	first error
+}
+
+func (d *deleteErrors) add(key string, err error) {
+	if d.keys == nil {
+		d.keys = map[string]bool{}
+	}
+	d.keys[key] = true
+	if d.first == nil {
+		d.first = fmt.Errorf("delete %s: %w", key, err)
+	}
+}
+
+func (d *deleteErrors) err() error {
+	if len(d.keys) == 0 {
 		return nil
 	}
+	return fmt.Errorf("%d objects could not be deleted (tried again next pass); the first: %w", len(d.keys), d.first)
+}
+
+// purge deletes the objects of tombstoned files, then forgets the files
+// whose objects are gone. A crash between the two steps only repeats the
+// deletion next time.
+func (c *Compactor) purge(ctx context.Context, tomb []catalog.File, p *pass, failed *deleteErrors) error {
 	keys := make([]string, 0, len(tomb))
 	for _, f := range tomb {
 		if err := c.bucket.Delete(ctx, f.Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
-			return fmt.Errorf("delete %s: %w", f.Key, err)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			failed.add(f.Key, err)
+			continue
 		}
 		keys = append(keys, f.Key)
+	}
+	if len(keys) == 0 {
+		return nil
 	}
 	if err := c.opts.Hook("deleted"); err != nil {
 		return err
@@ -72,7 +112,7 @@ func (c *Compactor) orphanScanDue() bool {
 // does not know, live or tombstoned, if the pass has a scan due. The pass
 // listed the live files before the bucket and added its merges' outputs,
 // so a file another writer registered since has a young object.
-func (c *Compactor) orphans(ctx context.Context, p *pass) error {
+func (c *Compactor) orphans(ctx context.Context, p *pass, failed *deleteErrors) error {
 	if p.live == nil {
 		return nil
 	}
@@ -102,7 +142,11 @@ func (c *Compactor) orphans(ctx context.Context, p *pass) error {
 				continue // not ours to delete
 			}
 			if err := c.bucket.Delete(ctx, obj.Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
-				return fmt.Errorf("delete orphan %s: %w", obj.Key, err)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				failed.add(obj.Key, err)
+				continue
 			}
 			p.Orphans++
 			c.Metrics.orphans.Inc()
