@@ -443,27 +443,61 @@ func dayPlan(files []catalog.File, now, cutoff time.Time, o Options) []catalog.F
 		return nil
 	}
 	hours := map[string][]catalog.File{}
-	var pick, expired []catalog.File
+	var late, days, expired []catalog.File
+	var newest time.Time
 	for _, f := range files {
+		if f.CreatedAt.After(newest) {
+			newest = f.CreatedAt
+		}
 		if strings.Contains(f.Partition, "/") {
 			hours[f.Partition] = append(hours[f.Partition], f)
 		}
 		switch {
 		case f.Partition == dayPart && rewriteExpired(f, cutoff):
 			expired = append(expired, f)
-		case o.small(f.Bytes):
-			pick = append(pick, f)
+		case !o.small(f.Bytes):
+		case f.Partition == dayPart:
+			days = append(days, f)
+		default:
+			late = append(late, f)
 		}
+	}
+	if len(expired) > 0 {
+		return capInputs(expired, o, true)
+	}
+	// Like an hour, a day settles once nothing arrived in it for ColdAfter.
+	if now.Sub(newest) < o.ColdAfter {
+		return nil
 	}
 	for _, fs := range hours {
 		if plan(fs, now, cutoff, o) != nil {
 			return nil
 		}
 	}
-	if len(expired) > 0 {
-		pick = expired
+	return capInputs(joinDays(late, days), o, false)
+}
+
+// joinDays adds to the hour files of a settled day (what its hours were
+// merged into, or data that came late) the day files that are at most
+// four times as large as what they would be merged with, smallest first:
+// a few late rows must not rewrite a large day file (at every pass they
+// arrived, once), yet the files a day keeps stay few — each a quarter of
+// the next at most.
+func joinDays(late, days []catalog.File) []catalog.File {
+	sort.Slice(days, func(i, j int) bool { return days[i].Bytes < days[j].Bytes })
+	var sum int64
+	for _, f := range late {
+		sum += f.Bytes
 	}
-	return capInputs(pick, o, len(expired) > 0)
+	pick := late
+	for _, d := range days {
+		if len(pick) > 0 && d.Bytes > 4*sum {
+			break
+		}
+		pick = append(pick, d)
+		sum += d.Bytes
+	}
+	return pick
 }
 
 // capInputs orders picked files oldest data first and caps them near the

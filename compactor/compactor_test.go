@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -377,6 +378,7 @@ func TestCompactor_ColdDaysBecomeDayFiles(t *testing.T) {
 		if _, err := c.RunOnce(context.Background()); err != nil {
 			t.Fatal(err)
 		}
+		l.now = l.now.Add(2 * time.Second) // a day settles once quiet for ColdAfter
 	}
 	yesterday := today.Add(-24 * time.Hour).Format("date=2006-01-02")
 	todayPart := today.Format("date=2006-01-02")
@@ -407,6 +409,53 @@ func TestCompactor_ColdDaysBecomeDayFiles(t *testing.T) {
 		t.Fatalf("rows changed by compaction: before %s, after %s", before, got)
 	}
 	t.Logf("write amplification %.2f", c.Metrics.WriteAmplification())
+}
+
+// Rows that come late for a day already merged into a day file do not
+// rewrite that file each time they come: they gather in a smaller day
+// file until it is a quarter of the large one's size.
+func TestCompactor_LateRowsDoNotRewriteADayFile(t *testing.T) {
+	ctx := context.Background()
+	l := localLake(t)
+	today := l.now.UTC().Truncate(24 * time.Hour)
+	yesterday := today.Add(-24 * time.Hour).Format("date=2006-01-02")
+	l.now = today
+	l.load(catalog.DefaultProject, 6000, 20, 300)
+	c := l.compactor(compactor.Options{ColdAfter: time.Second})
+	passes := func() {
+		for range 4 {
+			if _, err := c.RunOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+			l.now = l.now.Add(2 * time.Second)
+		}
+	}
+	passes()
+	dayFiles := func() (keys []string) {
+		files, _ := l.cat.ListFiles(ctx, catalog.FileFilter{Project: catalog.DefaultProject, Table: schema.Records})
+		for _, f := range files {
+			if f.Partition == yesterday {
+				keys = append(keys, f.Key)
+			}
+		}
+		return keys
+	}
+	first := dayFiles()
+	if len(first) != 1 {
+		t.Fatalf("yesterday merged into %d day files, want 1", len(first))
+	}
+	for range 5 {
+		l.now = today
+		l.load(catalog.DefaultProject, 60, 0.5, 300) // the last half hour of yesterday
+		passes()
+	}
+	days := dayFiles()
+	if !slices.Contains(days, first[0]) {
+		t.Errorf("the day file was rewritten for 300 late rows: day files now %v", days)
+	}
+	if parts := l.partitions(catalog.DefaultProject); len(days) > 2 || parts[yesterday] != len(days) {
+		t.Errorf("yesterday's files: %v", parts)
+	}
 }
 
 // A compactor that dies at any step (a hook error stands for the crash)
