@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"os"
 	"sort"
 	"strings"
@@ -74,8 +75,10 @@ type Options struct {
 
 func (o *Options) setDefaults() {
 	if o.Holder == "" {
+		// Random too: containers each run as PID 1 under one host name,
+		// and a lease's holder may take it again.
 		host, _ := os.Hostname()
-		o.Holder = fmt.Sprintf("%s-%d", host, os.Getpid())
+		o.Holder = fmt.Sprintf("%s-%d-%08x", host, os.Getpid(), rand.Uint32())
 	}
 	if o.Interval <= 0 {
 		o.Interval = 20 * time.Second
@@ -145,6 +148,7 @@ func New(cat catalog.Store, bucket *objstore.Bucket, opts Options) (*Compactor, 
 	if err := os.MkdirAll(opts.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("compactor work dir: %w", err)
 	}
+	sweepWorkDir(opts.WorkDir)
 	return &Compactor{cat: cat, bucket: bucket, opts: opts, Metrics: newMetrics(), unreadable: map[string]error{}}, nil
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/strata-db/strata/engine"
 	"github.com/strata-db/strata/engine/schema"
 	"github.com/strata-db/strata/ingest"
+	"github.com/strata-db/strata/internal/flock"
 	"github.com/strata-db/strata/internal/testenv"
 	"github.com/strata-db/strata/objstore"
 )
@@ -455,6 +456,66 @@ func TestCompactor_LateRowsDoNotRewriteADayFile(t *testing.T) {
 	}
 	if parts := l.partitions(catalog.DefaultProject); len(days) > 2 || parts[yesterday] != len(days) {
 		t.Errorf("yesterday's files: %v", parts)
+	}
+}
+
+// Two compactors of one process (or of two containers with one host name
+// and PID) do not share a holder name: while one merges a partition, the
+// other skips it instead of taking the same lease again.
+func TestCompactor_DefaultHoldersDiffer(t *testing.T) {
+	ctx := context.Background()
+	l := localLake(t)
+	l.now = l.now.Truncate(time.Hour) // one partition: the last half of the hour before
+	l.load(catalog.DefaultProject, 600, 0.5, 300)
+	started, release := make(chan struct{}), make(chan struct{})
+	a := l.compactor(compactor.Options{Hook: func(step string) error {
+		if step == "start" {
+			close(started)
+			<-release
+		}
+		return nil
+	}})
+	b := l.compactor(compactor.Options{})
+	done := make(chan compactor.Pass)
+	go func() {
+		p, err := a.RunOnce(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- p
+	}()
+	<-started
+	p, err := b.RunOnce(ctx)
+	close(release)
+	pa := <-done
+	if err != nil || p.Jobs != 0 || p.Skipped != 1 || pa.Jobs != 1 {
+		t.Fatalf("while one compactor merged the partition, the other did %+v (%v); the first %+v", p, err, pa)
+	}
+}
+
+// What the merges of a killed compactor left in the work directory is
+// deleted when a compactor starts; a merge still running keeps its own.
+func TestCompactor_StartDeletesWhatKilledMergesLeft(t *testing.T) {
+	l := localLake(t)
+	work := filepath.Join(l.dir, "work")
+	dead, live := filepath.Join(work, "merge-123"), filepath.Join(work, "merge-456")
+	for _, d := range []string{dead, live} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(d, "in-0.parquet"), make([]byte, 1<<20), 0o644)
+	}
+	unlock, err := flock.TryLock(filepath.Join(live, ".lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	l.compactor(compactor.Options{})
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("a dead merge's directory is still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(live, "in-0.parquet")); err != nil {
+		t.Errorf("a running merge lost its input: %v", err)
 	}
 }
 

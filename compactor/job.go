@@ -14,6 +14,7 @@ import (
 	"github.com/strata-db/strata/catalog"
 	"github.com/strata-db/strata/engine"
 	"github.com/strata-db/strata/engine/schema"
+	"github.com/strata-db/strata/internal/flock"
 	"github.com/strata-db/strata/objstore"
 )
 
@@ -156,6 +157,32 @@ func (c *Compactor) mergeOnce(ctx context.Context, p *pass, proj catalog.Project
 	return true, nil
 }
 
+// A merge works in a directory of its own under WorkDir, locked while it
+// runs: a compactor starting up deletes those no live merge holds — what
+// merges of a killed process left (up to twice the target size each).
+const (
+	mergeDirPrefix = "merge-"
+	mergeDirLock   = ".lock"
+)
+
+// sweepWorkDir deletes the merge directories of dead merges.
+func sweepWorkDir(workDir string) {
+	dirs, _ := filepath.Glob(filepath.Join(workDir, mergeDirPrefix+"*"))
+	for _, dir := range dirs {
+		unlock, err := flock.TryLock(filepath.Join(dir, mergeDirLock))
+		if err != nil {
+			continue // a live merge, or not ours to touch
+		}
+		err = os.RemoveAll(dir)
+		unlock()
+		if err != nil {
+			slog.Warn("compactor: cannot delete what a killed merge left", "dir", dir, "err", err)
+		} else {
+			slog.Info("compactor: deleted what a killed merge left", "dir", dir)
+		}
+	}
+}
+
 // partitionSpan parses an hour partition (date=…/hour=…) or a day
 // partition (date=…).
 func partitionSpan(part string) (start time.Time, span time.Duration, day bool, err error) {
@@ -172,11 +199,16 @@ func partitionSpan(part string) (start time.Time, span time.Duration, day bool, 
 // partition starting at start, or the day's if day; it returns the catalog
 // rows to register (none if retention dropped every row).
 func (c *Compactor) merge(ctx context.Context, proj catalog.Project, t *schema.Table, start time.Time, day bool, inputs []catalog.File, cutoff time.Time) ([]catalog.File, error) {
-	dir, err := os.MkdirTemp(c.opts.WorkDir, "merge-")
+	dir, err := os.MkdirTemp(c.opts.WorkDir, mergeDirPrefix)
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
+	unlock, err := flock.TryLock(filepath.Join(dir, mergeDirLock))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	paths := make([]string, len(inputs))
 	keepFrom := time.Time{}
 	level := 1
