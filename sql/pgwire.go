@@ -110,7 +110,11 @@ type pgSession struct {
 	stmts   map[string]*pgStatement
 	portals map[string]*pgPortal
 	inTx    bool // between BEGIN and COMMIT/ROLLBACK: portals outlive Sync
-	gone    bool // a write failed: the client hung up or stopped reading
+	// txFailed: an error inside the BEGIN block; as in PostgreSQL, only
+	// ROLLBACK (or ROLLBACK TO a savepoint) or COMMIT, which rolls back, is
+	// accepted until then.
+	txFailed bool
+	gone     bool // a write failed: the client hung up or stopped reading
 	// idleClosed names the portals closed for sitting idle with open
 	// results, until the name is bound again.
 	idleClosed map[string]bool
@@ -514,9 +518,13 @@ func (sess *pgSession) flush() error {
 	return err
 }
 
-// txStatus is ReadyForQuery's transaction status: in a BEGIN block or idle.
+// txStatus is ReadyForQuery's transaction status: in a failed BEGIN
+// block, in one, or idle.
 func (sess *pgSession) txStatus() byte {
-	if sess.inTx {
+	switch {
+	case sess.inTx && sess.txFailed:
+		return 'E'
+	case sess.inTx:
 		return 'T'
 	}
 	return 'I'
@@ -581,6 +589,7 @@ func (sess *pgSession) sendError(err error) {
 	case code == "XX000":
 		slog.Error("postgres wire: query failed", "err", err)
 	}
+	sess.txFailed = sess.inTx
 	sess.be.Send(&pgproto3.ErrorResponse{Severity: "ERROR", Code: code, Message: msg})
 }
 
@@ -635,6 +644,9 @@ var showValues = map[string]string{
 // run executes one statement: a session statement, a catalog query, or a
 // query over the project's data.
 func (sess *pgSession) run(sql string) (*pgResult, error) {
+	if err := sess.checkFailedTx(sql); err != nil {
+		return nil, err
+	}
 	if m := ignoredStatement.FindStringSubmatch(sql); m != nil {
 		tag := strings.ToUpper(strings.Fields(m[1])[0])
 		switch tag {
@@ -647,14 +659,16 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 		case "DISCARD":
 			tag = "DISCARD ALL"
 		}
-		switch tag {
-		case "BEGIN":
+		switch {
+		case tag == "BEGIN":
 			sess.inTx = true
-		case "COMMIT", "ROLLBACK":
-			// ROLLBACK TO SAVEPOINT stays in the transaction.
-			if !rollbackTo.MatchString(sql) {
-				sess.inTx = false
+		case tag == "ROLLBACK" && rollbackTo.MatchString(sql):
+			sess.txFailed = false // back to the savepoint, in the transaction
+		case tag == "COMMIT" || tag == "ROLLBACK":
+			if sess.inTx && sess.txFailed {
+				tag = "ROLLBACK" // a failed transaction cannot commit
 			}
+			sess.inTx, sess.txFailed = false, false
 		}
 		return &pgResult{tag: tag}, nil
 	}
@@ -875,6 +889,9 @@ func (sess *pgSession) parse(m *pgproto3.Parse) error {
 	if len(m.Query) > MaxSQLBytes {
 		return ErrTooLong
 	}
+	if err := sess.checkFailedTx(m.Query); err != nil {
+		return err
+	}
 	st := &pgStatement{sql: m.Query, paramOIDs: m.ParameterOIDs}
 	if strings.TrimSpace(m.Query) != "" && !isSessionStatement(m.Query) {
 		oids, err := sess.srv.exec.paramTypes(context.Background(), m.Query)
@@ -888,6 +905,17 @@ func (sess *pgSession) parse(m *pgproto3.Parse) error {
 	return nil
 }
 
+// checkFailedTx refuses, inside a failed transaction, every statement
+// but those that end it or roll back to a savepoint.
+func (sess *pgSession) checkFailedTx(sql string) error {
+	if !sess.inTx || !sess.txFailed || endsFailedTx.MatchString(sql) {
+		return nil
+	}
+	return &pgError{code: "25P02", msg: "current transaction is aborted, commands ignored until end of transaction block"}
+}
+
+var endsFailedTx = regexp.MustCompile(`(?is)^\s*(ROLLBACK|ABORT|COMMIT|END)\b`)
+
 func isSessionStatement(sql string) bool {
 	return ignoredStatement.MatchString(sql) || showStatement.MatchString(sql)
 }
@@ -896,6 +924,9 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 	st := sess.stmts[m.PreparedStatement]
 	if st == nil {
 		return &pgError{code: "26000", msg: fmt.Sprintf("prepared statement %q does not exist", m.PreparedStatement)}
+	}
+	if err := sess.checkFailedTx(st.sql); err != nil {
+		return err
 	}
 	sql := st.sql
 	if want := max(len(st.inferred), len(st.paramOIDs)); st.inferred != nil && len(m.Parameters) != want {
@@ -1064,6 +1095,9 @@ func (sess *pgSession) execute(m *pgproto3.Execute) error {
 	p := sess.portals[m.Portal]
 	if p == nil {
 		return sess.missingPortal(m.Portal)
+	}
+	if err := sess.checkFailedTx(p.sql); err != nil {
+		return err
 	}
 	if p.done {
 		// As PostgreSQL: a portal run to completion has no more rows.

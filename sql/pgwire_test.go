@@ -771,16 +771,19 @@ func TestPG_PortalsHoldingEverySlotDoNotDeadlockTheirSession(t *testing.T) {
 	addr := startPG(t, e)
 	r := dialRawPG(t, addr)
 	r.ask("BEGIN")
-	for i, want := range []string{"PortalSuspended", "PortalSuspended", "ErrorResponse(53300)"} {
-		if seen := r.portal(fmt.Sprintf("p%d", i), 10); !strings.Contains(seen, want) {
-			t.Fatalf("portal %d: %s, want %s", i, seen, want)
+	for i := range 2 {
+		if seen := r.portal(fmt.Sprintf("p%d", i), 10); !strings.Contains(seen, "PortalSuspended") {
+			t.Fatalf("portal %d: %s", i, seen)
 		}
 	}
 	// Reading a portal to its end frees its slot for the next.
 	r.send(&pgproto3.Execute{Portal: "p0"}, &pgproto3.Sync{})
 	r.until("*pgproto3.ReadyForQuery")
-	if seen := r.ask("SELECT 1"); !strings.Contains(seen, "DataRow") {
+	if seen := r.portal("p2", 10); !strings.Contains(seen, "PortalSuspended") {
 		t.Fatalf("after a portal was read to its end: %s", seen)
+	}
+	if seen := r.portal("p3", 10); !strings.Contains(seen, "ErrorResponse(53300)") {
+		t.Fatalf("a third portal while two hold both slots: %s, want 53300", seen)
 	}
 }
 
@@ -862,6 +865,49 @@ func TestPG_SessionsWaitingForEachOtherGiveUp(t *testing.T) {
 	for i, r := range sessions {
 		if seen := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(seen, "ErrorResponse(53300)") {
 			t.Fatalf("session %d: %s", i, seen)
+		}
+	}
+}
+
+// An error inside a transaction fails it, as in PostgreSQL: the session
+// reports status E, refuses other statements with 25P02 until ROLLBACK
+// (or ROLLBACK TO a savepoint), and a COMMIT rolls back.
+func TestPG_AnErrorFailsTheTransaction(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.send(span{})
+	e.flushed()
+	addr := startPG(t, e)
+	ctx := context.Background()
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+		c := pgConnect(t, addr, mode)
+		var pe *pgconn.PgError
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "SELECT no_such_column FROM records"); err == nil {
+			t.Fatalf("%v: an unknown column was no error", mode)
+		}
+		if st := c.PgConn().TxStatus(); st != 'E' {
+			t.Errorf("%v: status %q after an error in a transaction, want E", mode, st)
+		}
+		var n int
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM records").Scan(&n); !errors.As(err, &pe) || pe.Code != "25P02" {
+			t.Errorf("%v: a query in a failed transaction: %v, want 25P02", mode, err)
+		}
+		if err := tx.Commit(ctx); !errors.Is(err, pgx.ErrTxCommitRollback) {
+			t.Errorf("%v: COMMIT of a failed transaction: %v, want it rolled back", mode, err)
+		}
+		if err := c.QueryRow(ctx, "SELECT count(*) FROM records").Scan(&n); err != nil || n != 1 || c.PgConn().TxStatus() != 'I' {
+			t.Errorf("%v: after the rollback: %d rows, %v, status %q", mode, n, err, c.PgConn().TxStatus())
+		}
+		// psql's ON_ERROR_ROLLBACK: a savepoint before each statement, rolled
+		// back to after an error, keeps the transaction going.
+		for _, s := range []string{"BEGIN", "SAVEPOINT s", "SELECT 1/'x'", "ROLLBACK TO SAVEPOINT s", "SELECT count(*) FROM records", "COMMIT"} {
+			_, err := c.Exec(ctx, s)
+			if (err != nil) != (s == "SELECT 1/'x'") {
+				t.Errorf("%v: %s: %v", mode, s, err)
+			}
 		}
 	}
 }
