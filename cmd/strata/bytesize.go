@@ -27,10 +27,12 @@ func (s *byteSize) Set(v string) error {
 		}
 	}
 	n, err := strconv.ParseFloat(u, 64)
-	if err != nil || n < 0 {
+	b := n * float64(mult)
+	// NaN fails every comparison; 2^63 bytes and more overflow int64.
+	if err != nil || !(b >= 0 && b < 1<<63) {
 		return fmt.Errorf("invalid size %q: want a number of bytes with an optional unit, like 512MiB or 2GB", v)
 	}
-	*s = byteSize(n * float64(mult))
+	*s = byteSize(b)
 	return nil
 }
 

@@ -39,10 +39,12 @@ type cacheConfig struct {
 	nodes     string
 	localSize byteSize
 	advertise string
+	// which of the flags above the command has
+	hasNode, hasLocal bool
 }
 
 func (c *cacheConfig) registerNode(cmd *command) {
-	c.size = 10 << 30
+	c.size, c.hasNode = 10<<30, true
 	cmd.fs.StringVar(&c.addr, "cache-addr", "127.0.0.1:9001", "`address` of the cache node (GET /objects/{key}, POST /warm)")
 	registerAdvertise(cmd, &c.advertise)
 	cmd.fs.Var(&c.size, "cache-size", "most bytes of Parquet the cache node keeps on local SSD (`size`); least recently used files are evicted")
@@ -55,12 +57,15 @@ func (c *cacheConfig) registerDir(cmd *command) {
 func (c *cacheConfig) registerRing(cmd *command, query bool) {
 	cmd.fs.StringVar(&c.nodes, "cache-nodes", "", "comma-separated `addresses` of cache nodes, besides those announced in the catalog")
 	if query {
-		c.localSize = 1 << 30
+		c.localSize, c.hasLocal = 1<<30, true
 		cmd.fs.Var(&c.localSize, "query-cache-size", "local copies a query node keeps of files owned by other cache nodes (`size`)")
 	}
 }
 
 func (c *cacheConfig) resolveDir(dataDir string) error {
+	if err := c.check(); err != nil {
+		return err
+	}
 	if c.dir == "" {
 		c.dir = filepath.Join(dataDir, "cache")
 	}
@@ -94,11 +99,11 @@ func apartFromObjects(cacheDir string, bucket *objstore.Bucket) error {
 	if !ok {
 		return nil
 	}
-	a, err := filepath.Abs(cacheDir)
+	a, err := realPath(cacheDir)
 	if err != nil {
 		return err
 	}
-	b, err := filepath.Abs(objects)
+	b, err := realPath(objects)
 	if err != nil {
 		return err
 	}
@@ -112,12 +117,51 @@ func apartFromObjects(cacheDir string, bucket *objstore.Bucket) error {
 	return nil
 }
 
+// realPath is path made absolute with every symbolic link resolved — a
+// link must not hide that two directories are one — as far as it exists.
+func realPath(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	rest := ""
+	for dir := abs; ; dir = filepath.Dir(dir) {
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(real, rest), nil
+		}
+		if dir == filepath.Dir(dir) {
+			return abs, nil
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+	}
+}
+
+// check refuses cache sizes and node addresses the tier cannot work with.
+func (c cacheConfig) check() error {
+	switch {
+	case c.hasNode && c.size < 1<<20:
+		return settingError{"cache-size", fmt.Errorf("%v is under 1 MiB", &c.size)}
+	case c.hasLocal && c.localSize < 1<<20:
+		return settingError{"query-cache-size", fmt.Errorf("%v is under 1 MiB: a query node keeps its copies of other nodes' files there", &c.localSize)}
+	}
+	for _, a := range c.staticNodes() {
+		host, port, err := net.SplitHostPort(a)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			return settingError{"cache-nodes", fmt.Errorf("%q is not a host:port address", a)}
+		}
+	}
+	return nil
+}
+
 func startCacheNode(ctx context.Context, c cacheConfig, ln net.Listener, cat catalog.Store, bucket *objstore.Bucket, reg *prometheus.Registry) (*cacheNode, error) {
 	if err := apartFromObjects(c.dir, bucket); err != nil {
 		return nil, err
 	}
 	m := cache.NewMetrics()
 	reg.MustRegister(m.Collectors()...)
+	if err := c.check(); err != nil {
+		return nil, err
+	}
 	store, err := cache.OpenStore(filepath.Join(c.dir, "objects"), int64(c.size), m)
 	if err != nil {
 		return nil, settingError{"cache-dir", err}
@@ -156,6 +200,9 @@ func advertised(ln net.Listener, host string) string {
 // tier: the ring of --cache-nodes and the nodes announced in the catalog,
 // with self (may be nil) as the in-process node.
 func newCacheClient(ctx context.Context, c cacheConfig, cat catalog.Store, bucket *objstore.Bucket, self *cacheNode, reg *prometheus.Registry) (*cache.Client, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
 	secret, err := cat.ClusterSecret(ctx)
 	if err != nil {
 		return nil, settingError{"catalog-url", err}

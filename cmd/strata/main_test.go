@@ -163,6 +163,10 @@ func TestServe_BadSettingsFailWithOneClearLine(t *testing.T) {
 	aFile := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(aFile, nil, 0o644)
 	dataDir := t.TempDir()
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dataDir, link); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		env  []string
@@ -186,6 +190,13 @@ func TestServe_BadSettingsFailWithOneClearLine(t *testing.T) {
 			[]string{"STRATA_DATA_DIR", "/proc/strata-test"}, 1},
 		{"cache dir holding the objects", nil, []string{"--cache-dir", dataDir},
 			[]string{"STRATA_CACHE_DIR", "overlaps the object store"}, 1},
+		{"cache dir linked to the data dir", nil, []string{"--cache-dir", link},
+			[]string{"STRATA_CACHE_DIR", "overlaps the object store"}, 1},
+		{"cache size not a number", nil, []string{"--cache-size", "NaN"}, []string{"invalid size", "cache-size"}, 2},
+		{"cache size past int64", nil, []string{"--cache-size", "9999999999999999999999"}, []string{"invalid size", "cache-size"}, 2},
+		{"cache size of zero", nil, []string{"--cache-size", "0"}, []string{"STRATA_CACHE_SIZE", "under 1 MiB"}, 1},
+		{"query cache size of zero", nil, []string{"--query-cache-size", "0"}, []string{"STRATA_QUERY_CACHE_SIZE", "under 1 MiB"}, 1},
+		{"cache node given as a URL", nil, []string{"--cache-nodes", "http://127.0.0.1:9002"}, []string{"STRATA_CACHE_NODES", "host:port"}, 1},
 		{"gc grace shorter than a query", nil, []string{"--gc-grace", "30s"},
 			[]string{"STRATA_GC_GRACE", "query-timeout"}, 1},
 		{"query timeout of zero", nil, []string{"--query-timeout", "0"},
