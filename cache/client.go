@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,8 +20,16 @@ import (
 )
 
 // downFor is how long a cache node that failed a request is skipped:
-// reads go straight to the object store meanwhile.
-const downFor = 5 * time.Second
+// reads go straight to the object store meanwhile. It is long against the
+// time a failure can take to show (a node that stopped answering costs a
+// request its header or body timeout), so a hung node that still
+// heartbeats stalls queries once a minute at most, not at every retry.
+const downFor = time.Minute
+
+// bodyIdle is how long a transfer from a cache node may go without a
+// byte before the node counts as failed (a node paused mid-body). A
+// variable for tests.
+var bodyIdle = 10 * time.Second
 
 // Client makes objects local for a query node's DuckDB through the cache
 // tier: each object is read from the node that owns it on the ring and
@@ -111,37 +120,40 @@ func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (
 		return p, func() {}, false, nil // a local directory is read in place
 	}
 	owner := c.ring.Owner(key)
-	if c.ownedHere(owner) {
-		if c.node == nil {
-			return "", nil, false, fmt.Errorf("fetch %s: no cache node", key)
-		}
+	if c.node != nil && (owner == "" || owner == c.self) {
 		path, release, hit, err := c.node.Get(ctx, key, size)
 		if errors.Is(err, ErrFull) {
 			path, release, err = c.transient(ctx, key, size, bucketFill(c.bucket, key, size))
 		}
 		return path, release, hit, err
 	}
-	if c.local == nil {
-		return "", nil, false, fmt.Errorf("fetch %s: no local store for objects of cache node %s", key, owner)
-	}
 	var ownerHit atomic.Bool
 	fill := func(ctx context.Context, f *os.File) (int64, error) {
+		if owner == "" {
+			// No cache node at all (all gone, or none deployed).
+			return bucketFill(c.bucket, key, size)(ctx, f)
+		}
 		if c.isDown(owner) {
 			c.m.fallbacks.Inc()
 			return bucketFill(c.bucket, key, size)(ctx, f)
 		}
-		n, h, err := c.fromNode(ctx, owner, project, key, f)
+		n, h, err := c.fromNode(ctx, owner, project, key, size, f)
 		if err == nil {
 			ownerHit.Store(h)
 			return n, nil
 		}
 		// The owner failed: mark it down and read the object store.
+		slog.Warn("cache: a cache node failed; reading from the object store", "node", owner, "key", key, "err", err)
 		c.markDown(owner)
 		c.m.fallbacks.Inc()
 		if err := restart(f); err != nil {
 			return 0, err
 		}
 		return bucketFill(c.bucket, key, size)(ctx, f)
+	}
+	if c.local == nil {
+		path, release, err := c.transient(ctx, key, size, fill)
+		return path, release, ownerHit.Load(), err
 	}
 	path, release, hit, err := c.local.Get(ctx, key, size, fill)
 	if errors.Is(err, ErrFull) {
@@ -167,8 +179,11 @@ func (c *Client) transient(ctx context.Context, key string, size int64, fill Fil
 	return path, func() { once.Do(func() { os.Remove(path) }) }, nil
 }
 
-// fromNode copies key from the cache node at addr into f.
-func (c *Client) fromNode(ctx context.Context, addr, project, key string, f *os.File) (n int64, hit bool, err error) {
+// fromNode copies key, of size bytes, from the cache node at addr into f.
+// A node that sends anything else, or stops sending for bodyIdle, fails.
+func (c *Client) fromNode(ctx context.Context, addr, project, key string, size int64, f *os.File) (n int64, hit bool, err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	u := url.URL{Scheme: "http", Host: addr, Path: "/objects/" + key}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -185,8 +200,31 @@ func (c *Client) fromNode(ctx context.Context, addr, project, key string, f *os.
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		return 0, false, fmt.Errorf("cache node %s: %s: %s", addr, resp.Status, bytes.TrimSpace(msg))
 	}
-	n, err = io.Copy(f, resp.Body)
+	stalled := errors.New("no byte for " + bodyIdle.String())
+	idle := time.AfterFunc(bodyIdle, func() { cancel(stalled) })
+	defer idle.Stop()
+	n, err = io.Copy(f, io.LimitReader(progress{resp.Body, func() { idle.Reset(bodyIdle) }}, size+1))
+	if err != nil && context.Cause(ctx) == stalled {
+		err = fmt.Errorf("cache node %s: %w", addr, stalled)
+	}
+	if err == nil && n != size {
+		err = fmt.Errorf("cache node %s sent %d bytes, the catalog says %d", addr, n, size)
+	}
 	return n, resp.Header.Get(HitHeader) == "hit", err
+}
+
+// progress calls moved after every read that returned bytes.
+type progress struct {
+	r     io.Reader
+	moved func()
+}
+
+func (p progress) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.moved()
+	}
+	return n, err
 }
 
 // Warm asks key's owner to fetch it now, so the first query after a flush
@@ -196,7 +234,7 @@ func (c *Client) Warm(ctx context.Context, project, key string, size int64) {
 		return
 	}
 	owner := c.ring.Owner(key)
-	if c.ownedHere(owner) {
+	if owner == "" || c.node != nil && owner == c.self {
 		if c.node != nil {
 			go c.node.Warm(key, size)
 		}
@@ -219,12 +257,6 @@ func (c *Client) Warm(ctx context.Context, project, key string, size int64) {
 		return
 	}
 	resp.Body.Close()
-}
-
-// ownedHere reports that owner is the in-process node, or that the ring is
-// empty and only an in-process node can serve.
-func (c *Client) ownedHere(owner string) bool {
-	return owner == "" || (c.node != nil && owner == c.self)
 }
 
 func (c *Client) isDown(addr string) bool {

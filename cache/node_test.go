@@ -409,3 +409,90 @@ func TestNode_PassThroughHonoursRangesAndSizes(t *testing.T) {
 		t.Fatalf("object of 100000 bytes the catalog says is 50000: %d, want 502", code)
 	}
 }
+
+// With no cache node left (all gone, or none deployed), a query node
+// reads from the object store.
+func TestClient_NoCacheNodeReadsTheObjectStore(t *testing.T) {
+	w := newWorld(t, testenv.S3URL(t), 3, 10_000)
+	local, err := cache.OpenStore(t.TempDir(), 1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := cache.NewClient(w.bucket, cache.ClientOptions{Ring: cache.NewRing(), Local: local, TransientDir: t.TempDir(), Secret: w.secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range w.files {
+		p, release, _, err := client.Acquire(context.Background(), f.Project, f.Key, f.Bytes)
+		if err != nil {
+			t.Fatalf("with no cache node: %v", err)
+		}
+		got, _ := os.ReadFile(p)
+		release()
+		if !bytes.Equal(got, w.data[f.Key]) {
+			t.Fatalf("%s: %d bytes, not the object", f.Key, len(got))
+		}
+	}
+}
+
+// An owner that stalls mid-body, sends more bytes than the object has, or
+// fewer, counts as failed: the read falls back to the object store, and
+// the local copy stays within its limit.
+func TestClient_MisbehavingOwnerFallsBack(t *testing.T) {
+	defer cache.SetBodyIdle(300 * time.Millisecond)()
+	w := newWorld(t, testenv.S3URL(t), 3, 100_000)
+	for _, mode := range []string{"stall", "long", "short"} {
+		t.Run(mode, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			release := make(chan struct{})
+			srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+				switch mode {
+				case "stall":
+					rw.Header().Set("Content-Length", "100000")
+					rw.Write(make([]byte, 1000))
+					rw.(http.Flusher).Flush()
+					select {
+					case <-release:
+					case <-r.Context().Done():
+					}
+				case "long":
+					rw.Write(make([]byte, 5<<20))
+				case "short":
+					rw.Write(make([]byte, 10))
+				}
+			})}
+			go srv.Serve(ln)
+			defer srv.Close()
+			defer close(release)
+			dir := t.TempDir()
+			m := cache.NewMetrics()
+			local, err := cache.OpenStore(dir, 1<<20, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			client, err := cache.NewClient(w.bucket, cache.ClientOptions{Ring: cache.NewRing(ln.Addr().String()), Local: local,
+				TransientDir: t.TempDir(), Metrics: m, Secret: w.secret})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := w.files[0]
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			p, rel, _, err := client.Acquire(ctx, f.Project, f.Key, f.Bytes)
+			if err != nil {
+				t.Fatalf("read through an owner that misbehaves (%s): %v", mode, err)
+			}
+			got, _ := os.ReadFile(p)
+			rel()
+			if !bytes.Equal(got, w.data[f.Key]) || m.Fallbacks() != 1 {
+				t.Fatalf("%s: %d bytes, object's: %v; %v fallbacks", mode, len(got), bytes.Equal(got, w.data[f.Key]), m.Fallbacks())
+			}
+			if n := dirBytes(t, dir); n > 1<<20 {
+				t.Fatalf("%s: the local store holds %d bytes, over its 1 MiB", mode, n)
+			}
+		})
+	}
+}

@@ -166,10 +166,11 @@ func (s *Store) Get(ctx context.Context, key string, size int64, fill Fill) (pat
 	}
 }
 
-// present checks that a pinned entry's file is still there (someone may
-// have deleted it under the store), forgetting the entry if not, and sets
-// the file's modification time at most once a minute, so that a restart
-// indexes files in the order they were last used.
+// present checks that a pinned entry's file is still there, whole
+// (someone may have deleted or cut it under the store), forgetting the
+// entry and the file if not, and sets the file's modification time at
+// most once a minute, so that a restart indexes files in the order they
+// were last used.
 func (s *Store) present(e *entry, key, path string) bool {
 	now := time.Now()
 	s.mu.Lock()
@@ -178,14 +179,15 @@ func (s *Store) present(e *entry, key, path string) bool {
 		e.touched = now
 	}
 	s.mu.Unlock()
-	var err error
-	if touch {
-		err = os.Chtimes(path, now, now)
-	} else {
-		_, err = os.Stat(path)
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
+	fi, err := os.Stat(path)
+	if err == nil && fi.Size() == e.size {
+		if touch {
+			os.Chtimes(path, now, now)
+		}
 		return true
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return true // cannot tell; DuckDB's read will say
 	}
 	s.mu.Lock()
 	// Only this entry: if the key was filled again meanwhile, the new

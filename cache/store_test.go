@@ -322,3 +322,35 @@ func TestStore_ReleaseAfterRefillKeepsTheOtherReadersPin(t *testing.T) {
 		t.Fatalf("reader 2's pinned file was evicted: %v", err)
 	}
 }
+
+// A cached file cut short under the store is not served as a hit: it is
+// filled again.
+func TestStore_TruncatedFileIsFilledAgain(t *testing.T) {
+	dir := t.TempDir()
+	s, err := cache.OpenStore(dir, 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var calls atomic.Int64
+	data := bytes.Repeat([]byte("x"), 100)
+	get := func() (int64, bool) {
+		p, rel, hit, err := s.Get(context.Background(), "p/a", 100, fillWith(data, &calls))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rel()
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size(), hit
+	}
+	get()
+	if err := os.Truncate(filepath.Join(dir, "p", "a"), 10); err != nil {
+		t.Fatal(err)
+	}
+	if n, hit := get(); hit || n != 100 || calls.Load() != 2 {
+		t.Fatalf("after the file was cut to 10 bytes: %d bytes, hit=%v, %d fills; want it filled again", n, hit, calls.Load())
+	}
+}
