@@ -142,6 +142,9 @@ func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (
 			ownerHit.Store(h)
 			return n, nil
 		}
+		if ctx.Err() != nil {
+			return 0, err // the query ended, not the node's fault
+		}
 		// The owner failed: mark it down and read the object store.
 		slog.Warn("cache: a cache node failed; reading from the object store", "node", owner, "key", key, "err", err)
 		c.markDown(owner)

@@ -496,3 +496,45 @@ func TestClient_MisbehavingOwnerFallsBack(t *testing.T) {
 		})
 	}
 }
+
+// A read given up by its query (cancelled, timed out) does not count
+// against the node it was reading from: the next read still goes there.
+func TestClient_CancelledReadKeepsTheOwnerUp(t *testing.T) {
+	w := newWorld(t, testenv.S3URL(t), 3, 100_000)
+	var served atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		key := strings.TrimPrefix(r.URL.Path, "/objects/")
+		if served.Load() == 1 {
+			time.Sleep(300 * time.Millisecond) // the first read outlasts its query
+		}
+		rw.Write(w.data[key])
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	m := cache.NewMetrics()
+	// No local store: reads go through per-query copies, on the query's context.
+	client, err := cache.NewClient(w.bucket, cache.ClientOptions{Ring: cache.NewRing(ln.Addr().String()), TransientDir: t.TempDir(), Metrics: m, Secret: w.secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	f := w.files[0]
+	if _, _, _, err := client.Acquire(ctx, f.Project, f.Key, f.Bytes); err == nil {
+		t.Fatal("a read past its query's deadline succeeded")
+	}
+	f = w.files[1]
+	_, rel, _, err := client.Acquire(context.Background(), f.Project, f.Key, f.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel()
+	if m.Fallbacks() != 0 || served.Load() != 2 {
+		t.Fatalf("after a cancelled read: %v fallbacks, the node served %d reads; want it still used", m.Fallbacks(), served.Load())
+	}
+}
