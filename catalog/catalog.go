@@ -127,6 +127,11 @@ type Store interface {
 	// Tombstoned lists files tombstoned before the given time, oldest first,
 	// at most limit of them (all if limit <= 0).
 	Tombstoned(ctx context.Context, before time.Time, limit int) ([]File, error)
+	// PostponePurge dates tombstoned files as if tombstoned now, so that
+	// Tombstoned lists them after the others: their objects could not be
+	// deleted, and are tried again a grace period later. Live or unknown
+	// keys are ignored.
+	PostponePurge(ctx context.Context, keys ...string) error
 	// TraceFilters returns the trace filters of the given files that have
 	// one, by key.
 	TraceFilters(ctx context.Context, keys ...string) (map[string][]byte, error)

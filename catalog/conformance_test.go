@@ -297,6 +297,16 @@ func TestStore_TombstoneAndPurge(t *testing.T) {
 		equalKeys(t, "all tombstoned", all, "a", "b")
 		one, _ := s.Tombstoned(ctx, clk.Now(), 1)
 		equalKeys(t, "limit 1", one, "a")
+		// A postponed purge dates a tombstoned file now, behind the others;
+		// a live file stays live.
+		clk.Advance(time.Minute)
+		if err := s.PostponePurge(ctx, "a", "c"); err != nil {
+			t.Fatal(err)
+		}
+		one, _ = s.Tombstoned(ctx, clk.Now(), 1)
+		equalKeys(t, "limit 1 after a's purge was postponed", one, "b")
+		old, _ = s.Tombstoned(ctx, clk.Now().Add(-90*time.Minute), 0)
+		equalKeys(t, "tombstoned > 90m ago after a's purge was postponed", old)
 		live, _ := s.ListFiles(ctx, catalog.FileFilter{Project: "default", Table: "records"})
 		equalKeys(t, "live", live, "c")
 		// Purge forgets tombstoned files but never a live one.

@@ -291,6 +291,12 @@ func collectFiles(rows *sql.Rows) ([]File, error) {
 
 // tombstone marks up to len(keys) live files and returns how many it marked.
 func (s *store) tombstone(ctx context.Context, tx *sql.Tx, keys []string, now int64) (int64, error) {
+	return s.setTombstoned(ctx, tx, keys, now, "tombstoned_at IS NULL")
+}
+
+// setTombstoned sets tombstoned_at to now on the files of keys that
+// match cond, and returns how many it changed.
+func (s *store) setTombstoned(ctx context.Context, tx *sql.Tx, keys []string, now int64, cond string) (int64, error) {
 	var n int64
 	for start := 0; start < len(keys); start += batchSize {
 		batch := keys[start:min(start+batchSize, len(keys))]
@@ -300,7 +306,7 @@ func (s *store) tombstone(ctx context.Context, tx *sql.Tx, keys []string, now in
 			args = append(args, k)
 		}
 		res, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE files SET tombstoned_at = ?
-			WHERE tombstoned_at IS NULL AND object_key IN (`+placeholders(len(batch))+`)`), args...)
+			WHERE `+cond+` AND object_key IN (`+placeholders(len(batch))+`)`), args...)
 		if err != nil {
 			return n, err
 		}
@@ -350,6 +356,17 @@ func (s *store) TombstoneFiles(ctx context.Context, keys ...string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("tombstone %d files: %w", len(keys), err)
+	}
+	return nil
+}
+
+func (s *store) PostponePurge(ctx context.Context, keys ...string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := s.setTombstoned(ctx, tx, unique(keys), micros(s.opts.now()), "tombstoned_at IS NOT NULL")
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postpone the purge of %d files: %w", len(keys), err)
 	}
 	return nil
 }

@@ -19,55 +19,47 @@ const purgeBatch = 1000
 
 // collect deletes the files tombstoned more than Grace ago, a batch at a
 // time, then orphans. An object that cannot be deleted (a permission, an
-// object lock) stays tombstoned and is tried again next pass; it does not
-// hold up the others or the orphan scan.
+// object lock) has its purge postponed by a grace period: it is tried
+// again later, and does not hold up the others or the orphan scan.
 func (c *Compactor) collect(ctx context.Context, p *pass) error {
 	before := c.opts.Now().Add(-c.opts.Grace)
 	var failed deleteErrors
 	for {
-		// The files that failed head every listing (oldest first): ask
-		// for as many more.
-		tomb, err := c.cat.Tombstoned(ctx, before, purgeBatch+len(failed.keys))
+		tomb, err := c.cat.Tombstoned(ctx, before, purgeBatch)
 		if err != nil {
 			oerr := c.orphans(ctx, p, &failed)
 			return errors.Join(err, oerr, failed.err())
 		}
-		todo := tomb[:0:0]
-		for _, f := range tomb {
-			if !failed.keys[f.Key] {
-				todo = append(todo, f)
-			}
-		}
-		if err := c.purge(ctx, todo, p, &failed); err != nil {
+		failedBefore := failed.n
+		if err := c.purge(ctx, tomb, p, &failed); err != nil {
 			return errors.Join(err, failed.err())
 		}
-		if len(todo) < purgeBatch {
+		// A batch of nothing but failures ends the pass's purge: postponed
+		// files are listed again at once if the catalog's clock is behind.
+		if len(tomb) < purgeBatch || failed.n-failedBefore == len(tomb) {
 			return errors.Join(c.orphans(ctx, p, &failed), failed.err())
 		}
 	}
 }
 
-// deleteErrors gathers the objects a pass could not delete.
+// deleteErrors counts the objects a pass could not delete.
 type deleteErrors struct {
-	keys  map[string]bool
+	n     int
 	first error
 }
 
 func (d *deleteErrors) add(key string, err error) {
-	if d.keys == nil {
-		d.keys = map[string]bool{}
-	}
-	d.keys[key] = true
+	d.n++
 	if d.first == nil {
 		d.first = fmt.Errorf("delete %s: %w", key, err)
 	}
 }
 
 func (d *deleteErrors) err() error {
-	if len(d.keys) == 0 {
+	if d.n == 0 {
 		return nil
 	}
-	return fmt.Errorf("%d objects could not be deleted (tried again next pass); the first: %w", len(d.keys), d.first)
+	return fmt.Errorf("%d objects could not be deleted (tried again later); the first: %w", d.n, d.first)
 }
 
 // purge deletes the objects of tombstoned files, then forgets the files
@@ -75,15 +67,22 @@ func (d *deleteErrors) err() error {
 // deletion next time.
 func (c *Compactor) purge(ctx context.Context, tomb []catalog.File, p *pass, failed *deleteErrors) error {
 	keys := make([]string, 0, len(tomb))
+	var stuck []string
 	for _, f := range tomb {
 		if err := c.bucket.Delete(ctx, f.Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			failed.add(f.Key, err)
+			stuck = append(stuck, f.Key)
 			continue
 		}
 		keys = append(keys, f.Key)
+	}
+	if len(stuck) > 0 {
+		if err := c.cat.PostponePurge(ctx, stuck...); err != nil {
+			return err
+		}
 	}
 	if len(keys) == 0 {
 		return nil
