@@ -346,8 +346,8 @@ func (c *hangupConn) watch(onHangup func()) (stop func()) {
 }
 
 var (
-	errPortalsHoldSlots = fmt.Errorf("%w: this session's open portals hold them; read one to its end or close it", ErrBusy)
-	errPortalsWaited    = fmt.Errorf("%w: no slot came free within the time limit while this session's open portals hold some; read one to its end or close it", ErrBusy)
+	errPortalsHoldSlots = fmt.Errorf("%w: this session's open portals hold them; read one to its end or close it (in a transaction block, which this error fails: ROLLBACK)", ErrBusy)
+	errPortalsWaited    = fmt.Errorf("%w: no slot came free within the time limit while this session's open portals hold some; read one to its end or close it (in a transaction block, which this error fails: ROLLBACK)", ErrBusy)
 )
 
 // slotWait bounds how long a query of a session that holds query slots
@@ -620,10 +620,15 @@ func (sess *pgSession) simpleQuery(text string) {
 // strata accepts and ignores (SET, BEGIN…) or answers (SHOW); ok is false
 // for anything else.
 var (
-	ignoredStatement = regexp.MustCompile(`(?is)^\s*(SET|RESET|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|DISCARD|DEALLOCATE|UNLISTEN|CLOSE|SAVEPOINT|RELEASE)\b`)
-	showStatement    = regexp.MustCompile(`(?is)^\s*SHOW\s+(.+?)\s*;?\s*$`)
-	rollbackTo       = regexp.MustCompile(`(?is)^\s*ROLLBACK\s+(WORK\s+|TRANSACTION\s+)?TO\b`)
+	ignoredStatement = regexp.MustCompile(leading + `(SET|RESET|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|DISCARD|DEALLOCATE|UNLISTEN|CLOSE|SAVEPOINT|RELEASE)\b`)
+	showStatement    = regexp.MustCompile(leading + `SHOW\s+(.+?)\s*;?\s*$`)
+	rollbackTo       = regexp.MustCompile(leading + `ROLLBACK\s+(WORK\s+|TRANSACTION\s+)?TO\b`)
+	endsFailedTx     = regexp.MustCompile(leading + `(ROLLBACK|ABORT|COMMIT|END)\b`)
 )
+
+// leading matches what may come before a statement's first word: space
+// and comments (drivers and tools prefix their own).
+const leading = `(?is)^(?:\s+|--[^\n]*|/\*.*?\*/)*`
 
 // shownSetting returns the setting a SHOW statement names, lower case.
 func shownSetting(sql string) (string, bool) {
@@ -667,6 +672,11 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 		case tag == "COMMIT" || tag == "ROLLBACK":
 			if sess.inTx && sess.txFailed {
 				tag = "ROLLBACK" // a failed transaction cannot commit
+			}
+			if sess.inTx {
+				// The transaction's portals end with it, and free their
+				// query slots (one executing this statement has none).
+				sess.closePortals()
 			}
 			sess.inTx, sess.txFailed = false, false
 		}
@@ -913,8 +923,6 @@ func (sess *pgSession) checkFailedTx(sql string) error {
 	}
 	return &pgError{code: "25P02", msg: "current transaction is aborted, commands ignored until end of transaction block"}
 }
-
-var endsFailedTx = regexp.MustCompile(`(?is)^\s*(ROLLBACK|ABORT|COMMIT|END)\b`)
 
 func isSessionStatement(sql string) bool {
 	return ignoredStatement.MatchString(sql) || showStatement.MatchString(sql)

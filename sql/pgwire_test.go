@@ -785,6 +785,14 @@ func TestPG_PortalsHoldingEverySlotDoNotDeadlockTheirSession(t *testing.T) {
 	if seen := r.portal("p3", 10); !strings.Contains(seen, "ErrorResponse(53300)") {
 		t.Fatalf("a third portal while two hold both slots: %s, want 53300", seen)
 	}
+	// The error failed the transaction; its ROLLBACK ends the portals, and
+	// their slots come free.
+	if seen := r.ask("/* app */ ROLLBACK"); !strings.Contains(seen, "CommandComplete") {
+		t.Fatalf("ROLLBACK after the busy error: %s", seen)
+	}
+	if seen := r.ask("SELECT 1"); !strings.Contains(seen, "DataRow") {
+		t.Fatalf("a query after the ROLLBACK: %s", seen)
+	}
 }
 
 // A session whose client stopped reading ends once its write gives up: it
