@@ -135,12 +135,16 @@ type Compactor struct {
 
 	// unreadable holds the keys of files a merge could not read (their
 	// object is missing, not Parquet, or not of the table's schema), with
-	// why. Plans leave them out, so one bad file does not stop its
-	// partition's merges at every pass; they stay in the catalog, for
-	// retention to expire or an operator to look at.
+	// when. Plans leave them out for unreadableFor, so one bad file does
+	// not fail its partition's merges at every pass; they stay in the
+	// catalog, for retention to expire or an operator to look at (or
+	// restore: they are tried again).
 	unreadableMu sync.Mutex
-	unreadable   map[string]error
+	unreadable   map[string]time.Time
 }
+
+// unreadableFor is how long a file a merge could not read is left out.
+const unreadableFor = time.Hour
 
 // New returns a compactor; call Run or RunOnce.
 func New(cat catalog.Store, bucket *objstore.Bucket, opts Options) (*Compactor, error) {
@@ -149,28 +153,33 @@ func New(cat catalog.Store, bucket *objstore.Bucket, opts Options) (*Compactor, 
 		return nil, fmt.Errorf("compactor work dir: %w", err)
 	}
 	sweepWorkDir(opts.WorkDir)
-	return &Compactor{cat: cat, bucket: bucket, opts: opts, Metrics: newMetrics(), unreadable: map[string]error{}}, nil
+	return &Compactor{cat: cat, bucket: bucket, opts: opts, Metrics: newMetrics(), unreadable: map[string]time.Time{}}, nil
 }
 
-// markUnreadable leaves the file out of later plans.
+// markUnreadable leaves the file out of plans for unreadableFor.
 func (c *Compactor) markUnreadable(f catalog.File, err error) {
 	c.unreadableMu.Lock()
 	defer c.unreadableMu.Unlock()
-	if _, ok := c.unreadable[f.Key]; ok {
-		return
-	}
-	c.unreadable[f.Key] = err
+	c.unreadable[f.Key] = c.opts.Now()
 	c.Metrics.unreadable.Set(float64(len(c.unreadable)))
-	slog.Error("compactor: a file cannot be read; its partition is merged without it from now on", "key", f.Key, "err", err)
+	slog.Error("compactor: a file cannot be read; its partition is merged without it for an hour", "key", f.Key, "err", err)
 }
 
-// readable drops the files marked unreadable.
+// readable drops the files marked unreadable, and forgets marks made
+// unreadableFor ago.
 func (c *Compactor) readable(files []catalog.File) []catalog.File {
 	c.unreadableMu.Lock()
 	defer c.unreadableMu.Unlock()
 	if len(c.unreadable) == 0 {
 		return files
 	}
+	now := c.opts.Now()
+	for key, at := range c.unreadable {
+		if now.Sub(at) >= unreadableFor {
+			delete(c.unreadable, key)
+		}
+	}
+	c.Metrics.unreadable.Set(float64(len(c.unreadable)))
 	out := files[:0:0]
 	for _, f := range files {
 		if _, bad := c.unreadable[f.Key]; !bad {

@@ -35,7 +35,7 @@ func newMetrics() *Metrics {
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_compactor_lag_seconds",
 			Help: "Age of the oldest level-0 file not yet merged."}),
 		unreadable: prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_compactor_unreadable_files",
-			Help: "Files a merge could not read (object missing, not Parquet, wrong schema), left out of merges since; see the log."}),
+			Help: "Files a merge could not read (object missing, not Parquet, wrong schema) in the last hour, left out of merges meanwhile; see the log."}),
 	}
 }
 
