@@ -546,23 +546,33 @@ func TestCompactor_StartDeletesWhatKilledMergesLeft(t *testing.T) {
 	l := localLake(t)
 	work := filepath.Join(l.dir, "work")
 	dead, live := filepath.Join(work, "merge-123"), filepath.Join(work, "merge-456")
-	for _, d := range []string{dead, live} {
+	// Not locked yet: a merge starting (kept), or killed before it locked,
+	// long ago (deleted).
+	starting, deadEarly := filepath.Join(work, "merge-789"), filepath.Join(work, "merge-012")
+	for _, d := range []string{dead, live, starting, deadEarly} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		os.WriteFile(filepath.Join(d, "in-0.parquet"), make([]byte, 1<<20), 0o644)
 	}
+	os.WriteFile(filepath.Join(dead, ".lock"), nil, 0o644)
+	long := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(deadEarly, long, long)
 	unlock, err := flock.TryLock(filepath.Join(live, ".lock"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unlock()
 	l.compactor(compactor.Options{})
-	if _, err := os.Stat(dead); !os.IsNotExist(err) {
-		t.Errorf("a dead merge's directory is still there: %v", err)
+	for _, d := range []string{dead, deadEarly} {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("a dead merge's directory %s is still there: %v", d, err)
+		}
 	}
-	if _, err := os.Stat(filepath.Join(live, "in-0.parquet")); err != nil {
-		t.Errorf("a running merge lost its input: %v", err)
+	for _, d := range []string{live, starting} {
+		if _, err := os.Stat(filepath.Join(d, "in-0.parquet")); err != nil {
+			t.Errorf("a running merge lost its input: %v", err)
+		}
 	}
 }
 

@@ -169,7 +169,15 @@ const (
 func sweepWorkDir(workDir string) {
 	dirs, _ := filepath.Glob(filepath.Join(workDir, mergeDirPrefix+"*"))
 	for _, dir := range dirs {
-		unlock, err := flock.TryLock(filepath.Join(dir, mergeDirLock))
+		lock := filepath.Join(dir, mergeDirLock)
+		if _, err := os.Stat(lock); err != nil {
+			// No lock yet: a merge between making its directory and locking
+			// it, unless that was long ago.
+			if fi, err := os.Stat(dir); err != nil || time.Since(fi.ModTime()) < time.Hour {
+				continue
+			}
+		}
+		unlock, err := flock.TryLock(lock)
 		if err != nil {
 			continue // a live merge, or not ours to touch
 		}
