@@ -142,8 +142,12 @@ func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (
 			ownerHit.Store(h)
 			return n, nil
 		}
-		if ctx.Err() != nil {
-			return 0, err // the query ended, not the node's fault
+		if errors.Is(ctx.Err(), context.Canceled) {
+			// The query was given up (a client hang-up, a dashboard
+			// refresh): not the node's fault. A query that ran out of time
+			// waiting for the node counts against it — a node that hangs
+			// would otherwise be asked again by every query.
+			return 0, err
 		}
 		// The owner failed: mark it down and read the object store.
 		slog.Warn("cache: a cache node failed; reading from the object store", "node", owner, "key", key, "err", err)

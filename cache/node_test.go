@@ -497,8 +497,9 @@ func TestClient_MisbehavingOwnerFallsBack(t *testing.T) {
 	}
 }
 
-// A read given up by its query (cancelled, timed out) does not count
-// against the node it was reading from: the next read still goes there.
+// A read its query gave up (a hang-up, a dashboard refresh) does not
+// count against the node it was reading from: the next read still goes
+// there.
 func TestClient_CancelledReadKeepsTheOwnerUp(t *testing.T) {
 	w := newWorld(t, testenv.S3URL(t), 3, 100_000)
 	var served atomic.Int64
@@ -522,11 +523,11 @@ func TestClient_CancelledReadKeepsTheOwnerUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel) // the client hangs up
 	f := w.files[0]
 	if _, _, _, err := client.Acquire(ctx, f.Project, f.Key, f.Bytes); err == nil {
-		t.Fatal("a read past its query's deadline succeeded")
+		t.Fatal("a read cancelled by its query succeeded")
 	}
 	f = w.files[1]
 	_, rel, _, err := client.Acquire(context.Background(), f.Project, f.Key, f.Bytes)
@@ -536,5 +537,57 @@ func TestClient_CancelledReadKeepsTheOwnerUp(t *testing.T) {
 	rel()
 	if m.Fallbacks() != 0 || served.Load() != 2 {
 		t.Fatalf("after a cancelled read: %v fallbacks, the node served %d reads; want it still used", m.Fallbacks(), served.Load())
+	}
+}
+
+// A node that takes connections but never answers is marked down by a
+// read that ran out of time waiting for it, even when the query's time
+// limit is shorter than the client's own timeouts: the next reads fall
+// back to the object store instead of timing out too.
+func TestClient_HungOwnerIsMarkedDownByATimedOutRead(t *testing.T) {
+	w := newWorld(t, testenv.S3URL(t), 3, 10_000)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held, never answered
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	m := cache.NewMetrics()
+	client, err := cache.NewClient(w.bucket, cache.ClientOptions{Ring: cache.NewRing(ln.Addr().String()), TransientDir: t.TempDir(), Metrics: m, Secret: w.secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for _, f := range w.files {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, rel, _, err := client.Acquire(ctx, f.Project, f.Key, f.Bytes)
+		cancel()
+		if err != nil {
+			failed++
+			continue
+		}
+		rel()
+	}
+	if failed > 1 {
+		t.Fatalf("%d of %d reads timed out on a hung node; want only the first", failed, len(w.files))
 	}
 }
