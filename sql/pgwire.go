@@ -21,6 +21,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -109,7 +110,8 @@ type pgSession struct {
 
 	stmts   map[string]*pgStatement
 	portals map[string]*pgPortal
-	inTx    bool // between BEGIN and COMMIT/ROLLBACK: portals outlive Sync
+	inTx    bool      // between BEGIN and COMMIT/ROLLBACK: portals outlive Sync
+	running *pgPortal // the portal whose statement is running, if any
 	// txFailed: an error inside the BEGIN block; as in PostgreSQL, only
 	// ROLLBACK (or ROLLBACK TO a savepoint) or COMMIT, which rolls back, is
 	// accepted until then.
@@ -401,8 +403,14 @@ func (sess *pgSession) missingPortal(name string) error {
 	return &pgError{code: "34000", msg: fmt.Sprintf("portal %q does not exist", name)}
 }
 
-func (sess *pgSession) closePortals() {
+func (sess *pgSession) closePortals() { sess.closePortalsBut(nil) }
+
+// closePortalsBut closes every portal but keep.
+func (sess *pgSession) closePortalsBut(keep *pgPortal) {
 	for name, p := range sess.portals {
+		if p == keep {
+			continue
+		}
 		if p.result != nil {
 			p.result.release()
 		}
@@ -620,19 +628,52 @@ func (sess *pgSession) simpleQuery(text string) {
 // strata accepts and ignores (SET, BEGIN…) or answers (SHOW); ok is false
 // for anything else.
 var (
-	ignoredStatement = regexp.MustCompile(leading + `(SET|RESET|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|DISCARD|DEALLOCATE|UNLISTEN|CLOSE|SAVEPOINT|RELEASE)\b`)
-	showStatement    = regexp.MustCompile(leading + `SHOW\s+(.+?)\s*;?\s*$`)
-	rollbackTo       = regexp.MustCompile(leading + `ROLLBACK\s+(WORK\s+|TRANSACTION\s+)?TO\b`)
-	endsFailedTx     = regexp.MustCompile(leading + `(ROLLBACK|ABORT|COMMIT|END)\b`)
+	ignoredStatement = regexp.MustCompile(`(?is)^(SET|RESET|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|DISCARD|DEALLOCATE|UNLISTEN|CLOSE|SAVEPOINT|RELEASE)\b`)
+	showStatement    = regexp.MustCompile(`(?is)^SHOW\s+(.+?)\s*;?\s*$`)
+	rollbackTo       = regexp.MustCompile(`(?is)^ROLLBACK\s+(WORK\s+|TRANSACTION\s+)?TO\b`)
+	endsFailedTx     = regexp.MustCompile(`(?is)^(ROLLBACK|ABORT|COMMIT|END)\b`)
 )
 
-// leading matches what may come before a statement's first word: space
-// and comments (drivers and tools prefix their own).
-const leading = `(?is)^(?:\s+|--[^\n]*|/\*.*?\*/)*`
+// firstWord returns sql from its first word on: without the space and
+// comments in front (drivers and tools prefix their own). Block comments
+// nest, as in PostgreSQL; an unterminated one leaves nothing.
+func firstWord(sql string) string {
+	for {
+		sql = strings.TrimLeftFunc(sql, unicode.IsSpace)
+		switch {
+		case strings.HasPrefix(sql, "--"):
+			i := strings.IndexByte(sql, '\n')
+			if i < 0 {
+				return ""
+			}
+			sql = sql[i+1:]
+		case strings.HasPrefix(sql, "/*"):
+			depth, i := 0, 0
+			for ; i < len(sql); i++ {
+				if strings.HasPrefix(sql[i:], "/*") {
+					depth++
+					i++
+				} else if strings.HasPrefix(sql[i:], "*/") {
+					depth--
+					i++
+					if depth == 0 {
+						break
+					}
+				}
+			}
+			if depth > 0 {
+				return ""
+			}
+			sql = sql[i+1:]
+		default:
+			return sql
+		}
+	}
+}
 
 // shownSetting returns the setting a SHOW statement names, lower case.
 func shownSetting(sql string) (string, bool) {
-	m := showStatement.FindStringSubmatch(sql)
+	m := showStatement.FindStringSubmatch(firstWord(sql))
 	if m == nil {
 		return "", false
 	}
@@ -652,7 +693,7 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 	if err := sess.checkFailedTx(sql); err != nil {
 		return nil, err
 	}
-	if m := ignoredStatement.FindStringSubmatch(sql); m != nil {
+	if m := ignoredStatement.FindStringSubmatch(firstWord(sql)); m != nil {
 		tag := strings.ToUpper(strings.Fields(m[1])[0])
 		switch tag {
 		case "START":
@@ -667,16 +708,17 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 		switch {
 		case tag == "BEGIN":
 			sess.inTx = true
-		case tag == "ROLLBACK" && rollbackTo.MatchString(sql):
+		case tag == "ROLLBACK" && rollbackTo.MatchString(firstWord(sql)):
 			sess.txFailed = false // back to the savepoint, in the transaction
 		case tag == "COMMIT" || tag == "ROLLBACK":
 			if sess.inTx && sess.txFailed {
 				tag = "ROLLBACK" // a failed transaction cannot commit
 			}
 			if sess.inTx {
-				// The transaction's portals end with it, and free their
-				// query slots (one executing this statement has none).
-				sess.closePortals()
+				// The transaction's portals end with it and free their
+				// query slots — but the one running this statement, whose
+				// Execute may follow (after a Describe).
+				sess.closePortalsBut(sess.running)
 			}
 			sess.inTx, sess.txFailed = false, false
 		}
@@ -918,14 +960,15 @@ func (sess *pgSession) parse(m *pgproto3.Parse) error {
 // checkFailedTx refuses, inside a failed transaction, every statement
 // but those that end it or roll back to a savepoint.
 func (sess *pgSession) checkFailedTx(sql string) error {
-	if !sess.inTx || !sess.txFailed || endsFailedTx.MatchString(sql) {
+	if !sess.inTx || !sess.txFailed || endsFailedTx.MatchString(firstWord(sql)) {
 		return nil
 	}
 	return &pgError{code: "25P02", msg: "current transaction is aborted, commands ignored until end of transaction block"}
 }
 
 func isSessionStatement(sql string) bool {
-	return ignoredStatement.MatchString(sql) || showStatement.MatchString(sql)
+	w := firstWord(sql)
+	return ignoredStatement.MatchString(w) || showStatement.MatchString(w)
 }
 
 func (sess *pgSession) bind(m *pgproto3.Bind) error {
@@ -1084,7 +1127,9 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 			sess.be.Send(&pgproto3.NoData{})
 			return nil
 		}
+		sess.running = p
 		res, err := sess.run(p.sql)
+		sess.running = nil
 		if err != nil {
 			return err
 		}
@@ -1117,7 +1162,9 @@ func (sess *pgSession) execute(m *pgproto3.Execute) error {
 			sess.be.Send(&pgproto3.EmptyQueryResponse{})
 			return nil
 		}
+		sess.running = p
 		res, err := sess.run(p.sql)
+		sess.running = nil
 		if err != nil {
 			return err
 		}

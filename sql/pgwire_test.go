@@ -919,3 +919,34 @@ func TestPG_AnErrorFailsTheTransaction(t *testing.T) {
 		}
 	}
 }
+
+// A statement's leading comments are skipped whole, nested ones too, so a
+// word in a comment does not make a query a session statement; and a
+// COMMIT sent as libpq's PQexecParams sends it (Parse, Bind, Describe,
+// Execute) completes, its portal kept while it runs.
+func TestPG_LeadingCommentsAndExtendedCommit(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	addr := startPG(t, e)
+	ctx := context.Background()
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+		c := pgConnect(t, addr, mode)
+		for _, q := range []string{"-- set the time range\nSELECT 42", "-- show me\nSELECT 42", "/* a /* nested */ SET x */ SELECT 42",
+			"/* app */ -- end of day\n SELECT 42"} {
+			var n int
+			if err := c.QueryRow(ctx, q).Scan(&n); err != nil || n != 42 {
+				t.Errorf("%v: %q: %d, %v", mode, q, n, err)
+			}
+		}
+		if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := c.QueryRow(ctx, "-- count to the end of the day\nSELECT 42").Scan(&n); err != nil || n != 42 || c.PgConn().TxStatus() != 'T' {
+			t.Errorf("%v: a query whose comment says end, in BEGIN: %d, %v, status %q", mode, n, err, c.PgConn().TxStatus())
+		}
+		res := c.PgConn().ExecParams(ctx, "/* app */ COMMIT", nil, nil, nil, nil).Read()
+		if res.Err != nil || res.CommandTag.String() != "COMMIT" || c.PgConn().TxStatus() != 'I' {
+			t.Errorf("%v: COMMIT through Parse/Bind/Describe/Execute: %v %q, status %q", mode, res.Err, res.CommandTag, c.PgConn().TxStatus())
+		}
+	}
+}
