@@ -199,6 +199,14 @@ func (n *Node) serveObject(w http.ResponseWriter, r *http.Request) {
 func (n *Node) serve(w http.ResponseWriter, r *http.Request, hit bool, content io.ReadSeeker) {
 	w.Header().Set(HitHeader, map[bool]string{true: "hit", false: "miss"}[hit])
 	w.Header().Set("Content-Type", "application/vnd.apache.parquet")
+	if strings.TrimSpace(r.Header.Get("Range")) == "bytes=-0" {
+		// A zero-length suffix is unsatisfiable (RFC 9110); Go's
+		// ServeContent answers it 206 with an invalid Content-Range.
+		size, _ := content.Seek(0, io.SeekEnd)
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+		httpError(w, http.StatusRequestedRangeNotSatisfiable, "the range bytes=-0 asks for no bytes")
+		return
+	}
 	cw := &countingWriter{ResponseWriter: w}
 	http.ServeContent(cw, r, "", time.Time{}, content)
 	n.M.served.Add(float64(cw.n))

@@ -179,6 +179,12 @@ func TestNode_ServesObjectsWithRanges(t *testing.T) {
 	if node.M.Hits() != 2 || node.M.Misses() != 1 || node.M.Fills() != 1 {
 		t.Fatalf("hits %v misses %v fills %v, want 2, 1, 1", node.M.Hits(), node.M.Misses(), node.M.Fills())
 	}
+	// The last zero bytes: unsatisfiable.
+	resp = get("bytes=-0")
+	resp.Body.Close()
+	if want := fmt.Sprintf("bytes */%d", len(w.data[f.Key])); resp.StatusCode != http.StatusRequestedRangeNotSatisfiable || resp.Header.Get("Content-Range") != want {
+		t.Fatalf("bytes=-0: %s, Content-Range %q, want 416 and %q", resp.Status, resp.Header.Get("Content-Range"), want)
+	}
 }
 
 // Objects of several fill parts come from the S3 server as parallel
