@@ -164,19 +164,29 @@ func BlankLiterals(s string) string {
 			blank(i+len(tag), i+len(tag)+end)
 			i += len(tag) + end + len(tag) - 1
 		case strings.HasPrefix(s[i:], "--"):
-			j := strings.IndexByte(s[i:], '\n')
+			j := strings.IndexAny(s[i:], "\n\r")
 			if j < 0 {
 				j = len(s) - i
 			}
 			blank(i, i+j)
 			i += j
 		case strings.HasPrefix(s[i:], "/*"):
-			j := strings.Index(s[i+2:], "*/")
-			if j < 0 {
-				j = len(s) - i - 2
+			// Block comments nest, in DuckDB as in PostgreSQL.
+			j, depth := i, 0
+			for ; j < len(s); j++ {
+				if strings.HasPrefix(s[j:], "/*") {
+					depth++
+					j++
+				} else if strings.HasPrefix(s[j:], "*/") {
+					depth--
+					j++
+					if depth == 0 {
+						break
+					}
+				}
 			}
-			blank(i, i+j+4)
-			i += j + 3
+			blank(i, j+1)
+			i = j
 		}
 	}
 	return string(b)

@@ -21,7 +21,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -634,46 +633,17 @@ var (
 	endsFailedTx     = regexp.MustCompile(`(?is)^(ROLLBACK|ABORT|COMMIT|END)\b`)
 )
 
-// firstWord returns sql from its first word on: without the space and
-// comments in front (drivers and tools prefix their own). Block comments
-// nest, as in PostgreSQL; an unterminated one leaves nothing.
-func firstWord(sql string) string {
-	for {
-		sql = strings.TrimLeftFunc(sql, unicode.IsSpace)
-		switch {
-		case strings.HasPrefix(sql, "--"):
-			i := strings.IndexByte(sql, '\n')
-			if i < 0 {
-				return ""
-			}
-			sql = sql[i+1:]
-		case strings.HasPrefix(sql, "/*"):
-			depth, i := 0, 0
-			for ; i < len(sql); i++ {
-				if strings.HasPrefix(sql[i:], "/*") {
-					depth++
-					i++
-				} else if strings.HasPrefix(sql[i:], "*/") {
-					depth--
-					i++
-					if depth == 0 {
-						break
-					}
-				}
-			}
-			if depth > 0 {
-				return ""
-			}
-			sql = sql[i+1:]
-		default:
-			return sql
-		}
-	}
+// sessionText is sql as the session-statement patterns read it: comments
+// (anywhere, nested too) and the contents of string literals blanked, and
+// the space around trimmed — tools put comments in front, between words
+// (ROLLBACK /* why */ TO s) and after.
+func sessionText(sql string) string {
+	return strings.Trim(engine.BlankLiterals(sql), " \t\n\r\f\v")
 }
 
 // shownSetting returns the setting a SHOW statement names, lower case.
 func shownSetting(sql string) (string, bool) {
-	m := showStatement.FindStringSubmatch(firstWord(sql))
+	m := showStatement.FindStringSubmatch(sessionText(sql))
 	if m == nil {
 		return "", false
 	}
@@ -693,7 +663,7 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 	if err := sess.checkFailedTx(sql); err != nil {
 		return nil, err
 	}
-	if m := ignoredStatement.FindStringSubmatch(firstWord(sql)); m != nil {
+	if m := ignoredStatement.FindStringSubmatch(sessionText(sql)); m != nil {
 		tag := strings.ToUpper(strings.Fields(m[1])[0])
 		switch tag {
 		case "START":
@@ -708,7 +678,7 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 		switch {
 		case tag == "BEGIN":
 			sess.inTx = true
-		case tag == "ROLLBACK" && rollbackTo.MatchString(firstWord(sql)):
+		case tag == "ROLLBACK" && rollbackTo.MatchString(sessionText(sql)):
 			sess.txFailed = false // back to the savepoint, in the transaction
 		case tag == "COMMIT" || tag == "ROLLBACK":
 			if sess.inTx && sess.txFailed {
@@ -945,7 +915,7 @@ func (sess *pgSession) parse(m *pgproto3.Parse) error {
 		return err
 	}
 	st := &pgStatement{sql: m.Query, paramOIDs: m.ParameterOIDs}
-	if strings.TrimSpace(m.Query) != "" && !isSessionStatement(m.Query) {
+	if !isBlank(m.Query) && !isSessionStatement(m.Query) {
 		oids, err := sess.srv.exec.paramTypes(context.Background(), m.Query)
 		if err != nil && !sess.srv.catalog.isCatalogQuery(m.Query) {
 			return err
@@ -960,14 +930,14 @@ func (sess *pgSession) parse(m *pgproto3.Parse) error {
 // checkFailedTx refuses, inside a failed transaction, every statement
 // but those that end it or roll back to a savepoint.
 func (sess *pgSession) checkFailedTx(sql string) error {
-	if !sess.inTx || !sess.txFailed || endsFailedTx.MatchString(firstWord(sql)) {
+	if !sess.inTx || !sess.txFailed || isBlank(sql) || endsFailedTx.MatchString(sessionText(sql)) {
 		return nil
 	}
 	return &pgError{code: "25P02", msg: "current transaction is aborted, commands ignored until end of transaction block"}
 }
 
 func isSessionStatement(sql string) bool {
-	w := firstWord(sql)
+	w := sessionText(sql)
 	return ignoredStatement.MatchString(w) || showStatement.MatchString(w)
 }
 
@@ -1091,7 +1061,7 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 			oids[i] = st.paramOID(i)
 		}
 		sess.be.Send(&pgproto3.ParameterDescription{ParameterOIDs: oids})
-		if strings.TrimSpace(st.sql) == "" || isSessionStatement(st.sql) {
+		if isBlank(st.sql) || isSessionStatement(st.sql) {
 			if name, ok := shownSetting(st.sql); ok {
 				// Named as running it names it (SHOW ALL aside).
 				sess.be.Send(&pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte(name), DataTypeOID: oidText, DataTypeSize: -1, TypeModifier: -1}}})
@@ -1123,7 +1093,9 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 		return sess.missingPortal(m.Name)
 	}
 	if p.result == nil {
-		if strings.TrimSpace(p.sql) == "" {
+		if _, show := shownSetting(p.sql); isBlank(p.sql) || isSessionStatement(p.sql) && !show {
+			// No rows to describe; and a COMMIT or ROLLBACK runs at its
+			// Execute, not here.
 			sess.be.Send(&pgproto3.NoData{})
 			return nil
 		}
@@ -1158,7 +1130,7 @@ func (sess *pgSession) execute(m *pgproto3.Execute) error {
 		return nil
 	}
 	if p.result == nil {
-		if strings.TrimSpace(p.sql) == "" {
+		if isBlank(p.sql) {
 			sess.be.Send(&pgproto3.EmptyQueryResponse{})
 			return nil
 		}

@@ -948,5 +948,47 @@ func TestPG_LeadingCommentsAndExtendedCommit(t *testing.T) {
 		if res.Err != nil || res.CommandTag.String() != "COMMIT" || c.PgConn().TxStatus() != 'I' {
 			t.Errorf("%v: COMMIT through Parse/Bind/Describe/Execute: %v %q, status %q", mode, res.Err, res.CommandTag, c.PgConn().TxStatus())
 		}
+		// Comments between and after words, nested, or ended by a CR.
+		var path string
+		for _, q := range []string{"SHOW search_path -- c", "SHOW /* c */ search_path"} {
+			if err := c.QueryRow(ctx, q).Scan(&path); err != nil || path != "main" {
+				t.Errorf("%v: %q: %q, %v", mode, q, path, err)
+			}
+		}
+		steps := []struct {
+			sql    string
+			status byte
+		}{
+			{"START /* x */ TRANSACTION", 'T'},
+			{"SAVEPOINT s", 'T'},
+			{"SELECT no_such_column", 'E'},
+			{"ROLLBACK /* why */ TO s", 'T'},
+			{"/* a /* b */ ; COMMIT */ SELECT 42", 'T'},
+			{"SELECT no_such_column", 'E'},
+			{"-- note\rROLLBACK", 'I'},
+		}
+		for _, st := range steps {
+			c.Exec(ctx, st.sql)
+			if got := c.PgConn().TxStatus(); got != st.status {
+				t.Errorf("%v: after %q: status %q, want %q", mode, st.sql, got, st.status)
+			}
+		}
+	}
+	// Describe does not run a COMMIT: its Execute does (here, never).
+	r := dialRawPG(t, addr)
+	r.ask("BEGIN")
+	r.send(&pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{DestinationPortal: "p"}, &pgproto3.Describe{ObjectType: 'P', Name: "p"},
+		&pgproto3.Close{ObjectType: 'P', Name: "p"}, &pgproto3.Execute{Portal: "p"}, &pgproto3.Sync{})
+	if got := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(got, "NoData") || !strings.Contains(got, "ErrorResponse(34000)") {
+		t.Errorf("Describe, Close, Execute of COMMIT: %s", got)
+	}
+	if got := r.ask("SELECT 1"); !strings.Contains(got, "ErrorResponse(25P02)") {
+		t.Errorf("after an Execute of a closed portal in BEGIN, the transaction should be failed, not committed: %s", got)
+	}
+	// A statement of nothing but a comment is an empty query.
+	r.ask("ROLLBACK")
+	r.send(&pgproto3.Parse{Query: "-- nothing"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if got := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(got, "EmptyQueryResponse") || strings.Contains(got, "Error") {
+		t.Errorf("a comment alone, extended protocol: %s", got)
 	}
 }
