@@ -137,16 +137,22 @@ func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (
 			c.m.fallbacks.Inc()
 			return bucketFill(c.bucket, key, size)(ctx, f)
 		}
-		n, h, err := c.fromNode(ctx, owner, project, key, size, f)
+		start := time.Now()
+		n, h, answered, err := c.fromNode(ctx, owner, project, key, size, f)
 		if err == nil {
 			ownerHit.Store(h)
 			return n, nil
 		}
-		if errors.Is(ctx.Err(), context.Canceled) {
-			// The query was given up (a client hang-up, a dashboard
-			// refresh): not the node's fault. A query that ran out of time
-			// waiting for the node counts against it — a node that hangs
-			// would otherwise be asked again by every query.
+		if ctx.Err() != nil {
+			// The query ended first (given up, or out of time). That counts
+			// against the node only if it had not answered at all for
+			// bodyIdle: a hung node, which every query with a time limit
+			// under the client's timeouts would ask again. A node that was
+			// merely slow for a short query is not blamed.
+			if !answered && time.Since(start) >= bodyIdle {
+				slog.Warn("cache: a cache node did not answer; skipping it", "node", owner, "waited", time.Since(start))
+				c.markDown(owner)
+			}
 			return 0, err
 		}
 		// The owner failed: mark it down and read the object store.
@@ -188,24 +194,25 @@ func (c *Client) transient(ctx context.Context, key string, size int64, fill Fil
 
 // fromNode copies key, of size bytes, from the cache node at addr into f.
 // A node that sends anything else, or stops sending for bodyIdle, fails.
-func (c *Client) fromNode(ctx context.Context, addr, project, key string, size int64, f *os.File) (n int64, hit bool, err error) {
+// answered reports that the node sent a response.
+func (c *Client) fromNode(ctx context.Context, addr, project, key string, size int64, f *os.File) (n int64, hit, answered bool, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	u := url.URL{Scheme: "http", Host: addr, Path: "/objects/" + key}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return 0, false, err
+		return 0, false, false, err
 	}
 	req.Header.Set(ProjectHeader, project)
 	req.Header.Set(ContextHeader, SignContext(c.secret, project, key, time.Now()))
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, false, err
+		return 0, false, false, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return 0, false, fmt.Errorf("cache node %s: %s: %s", addr, resp.Status, bytes.TrimSpace(msg))
+		return 0, false, true, fmt.Errorf("cache node %s: %s: %s", addr, resp.Status, bytes.TrimSpace(msg))
 	}
 	stalled := errors.New("no byte for " + bodyIdle.String())
 	idle := time.AfterFunc(bodyIdle, func() { cancel(stalled) })
@@ -217,7 +224,7 @@ func (c *Client) fromNode(ctx context.Context, addr, project, key string, size i
 	if err == nil && n != size {
 		err = fmt.Errorf("cache node %s sent %d bytes, the catalog says %d", addr, n, size)
 	}
-	return n, resp.Header.Get(HitHeader) == "hit", err
+	return n, resp.Header.Get(HitHeader) == "hit", true, err
 }
 
 // progress calls moved after every read that returned bytes.

@@ -503,9 +503,9 @@ func TestClient_MisbehavingOwnerFallsBack(t *testing.T) {
 	}
 }
 
-// A read its query gave up (a hang-up, a dashboard refresh) does not
-// count against the node it was reading from: the next read still goes
-// there.
+// A read its query gave up (a hang-up, a dashboard refresh) or ran out of
+// time for, on a node that is slow but answers, does not count against the
+// node: the next read still goes there.
 func TestClient_CancelledReadKeepsTheOwnerUp(t *testing.T) {
 	w := newWorld(t, testenv.S3URL(t), 3, 100_000)
 	var served atomic.Int64
@@ -516,8 +516,8 @@ func TestClient_CancelledReadKeepsTheOwnerUp(t *testing.T) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		served.Add(1)
 		key := strings.TrimPrefix(r.URL.Path, "/objects/")
-		if served.Load() == 1 {
-			time.Sleep(300 * time.Millisecond) // the first read outlasts its query
+		if served.Load() <= 2 {
+			time.Sleep(300 * time.Millisecond) // the first reads outlast their queries
 		}
 		rw.Write(w.data[key])
 	})}
@@ -535,22 +535,29 @@ func TestClient_CancelledReadKeepsTheOwnerUp(t *testing.T) {
 	if _, _, _, err := client.Acquire(ctx, f.Project, f.Key, f.Bytes); err == nil {
 		t.Fatal("a read cancelled by its query succeeded")
 	}
+	// A query with a short time limit, on a node slower than that.
+	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, _, _, err := client.Acquire(ctx, f.Project, f.Key, f.Bytes); err == nil {
+		t.Fatal("a read past its query's time limit succeeded")
+	}
 	f = w.files[1]
 	_, rel, _, err := client.Acquire(context.Background(), f.Project, f.Key, f.Bytes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rel()
-	if m.Fallbacks() != 0 || served.Load() != 2 {
-		t.Fatalf("after a cancelled read: %v fallbacks, the node served %d reads; want it still used", m.Fallbacks(), served.Load())
+	if m.Fallbacks() != 0 || served.Load() != 3 {
+		t.Fatalf("after a cancelled and a timed-out read: %v fallbacks, the node served %d reads; want it still used", m.Fallbacks(), served.Load())
 	}
 }
 
 // A node that takes connections but never answers is marked down by a
-// read that ran out of time waiting for it, even when the query's time
+// read that waited bodyIdle for it in vain, even when the query's time
 // limit is shorter than the client's own timeouts: the next reads fall
 // back to the object store instead of timing out too.
 func TestClient_HungOwnerIsMarkedDownByATimedOutRead(t *testing.T) {
+	defer cache.SetBodyIdle(200 * time.Millisecond)() // a wait this long without an answer blames the node
 	w := newWorld(t, testenv.S3URL(t), 3, 10_000)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
