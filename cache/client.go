@@ -31,6 +31,10 @@ const downFor = time.Minute
 // variable for tests.
 var bodyIdle = 10 * time.Second
 
+// probeTimeout is how long a node has to answer a probe (see probe). A
+// variable for tests.
+var probeTimeout = 2 * time.Second
+
 // Client makes objects local for a query node's DuckDB through the cache
 // tier: each object is read from the node that owns it on the ring and
 // kept in a small local store; when the owner fails, from the object
@@ -47,8 +51,9 @@ type Client struct {
 	http         *http.Client
 	secret       []byte // signs query contexts (ContextHeader)
 
-	mu   sync.Mutex
-	down map[string]time.Time // owner address → skipped until
+	mu      sync.Mutex
+	down    map[string]time.Time // owner address → skipped until
+	probing map[string]bool      // owner address → a probe is under way
 }
 
 // ClientOptions configure a Client.
@@ -88,7 +93,7 @@ func NewClient(bucket *objstore.Bucket, o ClientOptions) (*Client, error) {
 		}
 	}
 	return &Client{bucket: bucket, ring: o.Ring, self: o.Self, node: o.Node, local: o.Local, transientDir: o.TransientDir,
-		m: o.Metrics, http: &http.Client{Transport: tr}, down: map[string]time.Time{}, secret: o.Secret}, nil
+		m: o.Metrics, http: &http.Client{Transport: tr}, down: map[string]time.Time{}, probing: map[string]bool{}, secret: o.Secret}, nil
 }
 
 // Dirs are the directories local paths can be in; DuckDB must be allowed
@@ -137,21 +142,19 @@ func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (
 			c.m.fallbacks.Inc()
 			return bucketFill(c.bucket, key, size)(ctx, f)
 		}
-		start := time.Now()
 		n, h, answered, err := c.fromNode(ctx, owner, project, key, size, f)
 		if err == nil {
 			ownerHit.Store(h)
 			return n, nil
 		}
 		if ctx.Err() != nil {
-			// The query ended first (given up, or out of time). That counts
-			// against the node only if it had not answered at all for
-			// bodyIdle: a hung node, which every query with a time limit
-			// under the client's timeouts would ask again. A node that was
-			// merely slow for a short query is not blamed.
-			if !answered && time.Since(start) >= bodyIdle {
-				slog.Warn("cache: a cache node did not answer; skipping it", "node", owner, "waited", time.Since(start))
-				c.markDown(owner)
+			// The query ended first (given up, or out of time). A node that
+			// had not answered may be filling a large miss — or hung, and
+			// then every query with a time limit under the client's
+			// timeouts would wait for it again: ask it whether it answers
+			// at all.
+			if !answered {
+				c.probe(owner)
 			}
 			return 0, err
 		}
@@ -271,6 +274,39 @@ func (c *Client) Warm(ctx context.Context, project, key string, size int64) {
 		return
 	}
 	resp.Body.Close()
+}
+
+// probe marks the node at addr down unless it answers a request it can
+// answer at once (an empty key: 400) within probeTimeout. One at a time
+// per node.
+func (c *Client) probe(addr string) {
+	c.mu.Lock()
+	if c.probing[addr] {
+		c.mu.Unlock()
+		return
+	}
+	c.probing[addr] = true
+	c.mu.Unlock()
+	go func() {
+		defer func() {
+			c.mu.Lock()
+			delete(c.probing, addr)
+			c.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/objects/", nil)
+		if err != nil {
+			return
+		}
+		resp, err := c.http.Do(req)
+		if err != nil {
+			slog.Warn("cache: a cache node does not answer; skipping it", "node", addr, "err", err)
+			c.markDown(addr)
+			return
+		}
+		resp.Body.Close()
+	}()
 }
 
 func (c *Client) isDown(addr string) bool {

@@ -8,3 +8,10 @@ func SetBodyIdle(d time.Duration) (restore func()) {
 	bodyIdle = d
 	return func() { bodyIdle = old }
 }
+
+// SetProbeTimeout shortens how long a probed node has to answer, for a test.
+func SetProbeTimeout(d time.Duration) (restore func()) {
+	old := probeTimeout
+	probeTimeout = d
+	return func() { probeTimeout = old }
+}
