@@ -124,7 +124,7 @@ func (db *DB) scalarString(ctx context.Context, query, arg string) (string, erro
 }
 
 // BlankLiterals replaces the contents of string literals and comments
-// with spaces.
+// with spaces; quoted identifiers are kept whole.
 func BlankLiterals(s string) string {
 	b := []byte(s)
 	blank := func(from, to int) {
@@ -136,6 +136,18 @@ func BlankLiterals(s string) string {
 	}
 	for i := 0; i < len(s); i++ {
 		switch {
+		case s[i] == '"':
+			// A quoted identifier is kept, and so is what is in it: a quote
+			// or "--" there opens nothing.
+			for i++; i < len(s); i++ {
+				if s[i] == '"' {
+					if i+1 < len(s) && s[i+1] == '"' {
+						i++
+						continue
+					}
+					break
+				}
+			}
 		case s[i] == '\'':
 			j := i + 1
 			for ; j < len(s); j++ {
@@ -200,7 +212,7 @@ func dollarTag(s string) string {
 		switch {
 		case c == '$':
 			return s[:j+1]
-		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || j > 1 && c >= '0' && c <= '9':
+		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80 || j > 1 && c >= '0' && c <= '9':
 		default:
 			return ""
 		}

@@ -647,7 +647,9 @@ func shownSetting(sql string) (string, bool) {
 	if m == nil {
 		return "", false
 	}
-	return strings.ToLower(strings.Trim(m[1], `"`)), true
+	// Words are compared with single spaces (a comment between them was
+	// blanked to several).
+	return strings.ToLower(strings.Join(strings.Fields(strings.Trim(m[1], `"`)), " ")), true
 }
 
 var showValues = map[string]string{
@@ -915,7 +917,7 @@ func (sess *pgSession) parse(m *pgproto3.Parse) error {
 		return err
 	}
 	st := &pgStatement{sql: m.Query, paramOIDs: m.ParameterOIDs}
-	if !isBlank(m.Query) && !isSessionStatement(m.Query) {
+	if !isEmptyQuery(m.Query) && !isSessionStatement(m.Query) {
 		oids, err := sess.srv.exec.paramTypes(context.Background(), m.Query)
 		if err != nil && !sess.srv.catalog.isCatalogQuery(m.Query) {
 			return err
@@ -930,7 +932,7 @@ func (sess *pgSession) parse(m *pgproto3.Parse) error {
 // checkFailedTx refuses, inside a failed transaction, every statement
 // but those that end it or roll back to a savepoint.
 func (sess *pgSession) checkFailedTx(sql string) error {
-	if !sess.inTx || !sess.txFailed || isBlank(sql) || endsFailedTx.MatchString(sessionText(sql)) {
+	if !sess.inTx || !sess.txFailed || isEmptyQuery(sql) || endsFailedTx.MatchString(sessionText(sql)) {
 		return nil
 	}
 	return &pgError{code: "25P02", msg: "current transaction is aborted, commands ignored until end of transaction block"}
@@ -1061,10 +1063,18 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 			oids[i] = st.paramOID(i)
 		}
 		sess.be.Send(&pgproto3.ParameterDescription{ParameterOIDs: oids})
-		if isBlank(st.sql) || isSessionStatement(st.sql) {
+		if isEmptyQuery(st.sql) || isSessionStatement(st.sql) {
 			if name, ok := shownSetting(st.sql); ok {
-				// Named as running it names it (SHOW ALL aside).
-				sess.be.Send(&pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte(name), DataTypeOID: oidText, DataTypeSize: -1, TypeModifier: -1}}})
+				// Named as running it names it.
+				names := []string{name}
+				if name == "all" {
+					names = []string{"name", "setting", "description"}
+				}
+				var fields []pgproto3.FieldDescription
+				for _, n := range names {
+					fields = append(fields, pgproto3.FieldDescription{Name: []byte(n), DataTypeOID: oidText, DataTypeSize: -1, TypeModifier: -1})
+				}
+				sess.be.Send(&pgproto3.RowDescription{Fields: fields})
 			} else {
 				sess.be.Send(&pgproto3.NoData{})
 			}
@@ -1093,7 +1103,7 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 		return sess.missingPortal(m.Name)
 	}
 	if p.result == nil {
-		if _, show := shownSetting(p.sql); isBlank(p.sql) || isSessionStatement(p.sql) && !show {
+		if _, show := shownSetting(p.sql); isEmptyQuery(p.sql) || isSessionStatement(p.sql) && !show {
 			// No rows to describe; and a COMMIT or ROLLBACK runs at its
 			// Execute, not here.
 			sess.be.Send(&pgproto3.NoData{})
@@ -1130,7 +1140,7 @@ func (sess *pgSession) execute(m *pgproto3.Execute) error {
 		return nil
 	}
 	if p.result == nil {
-		if isBlank(p.sql) {
+		if isEmptyQuery(p.sql) {
 			sess.be.Send(&pgproto3.EmptyQueryResponse{})
 			return nil
 		}
@@ -1179,6 +1189,10 @@ func appendStatement(out []string, stmt string) []string {
 	}
 	return append(out, strings.TrimSpace(stmt))
 }
+
+// isEmptyQuery reports whether a query text holds no statement: nothing
+// but space, comments and semicolons.
+func isEmptyQuery(s string) bool { return len(splitStatements(s)) == 0 }
 
 // isBlank reports whether a statement holds nothing but space and comments.
 func isBlank(s string) bool {

@@ -985,10 +985,45 @@ func TestPG_LeadingCommentsAndExtendedCommit(t *testing.T) {
 	if got := r.ask("SELECT 1"); !strings.Contains(got, "ErrorResponse(25P02)") {
 		t.Errorf("after an Execute of a closed portal in BEGIN, the transaction should be failed, not committed: %s", got)
 	}
-	// A statement of nothing but a comment is an empty query.
+	// A statement of nothing but a comment, or semicolons, is an empty query.
 	r.ask("ROLLBACK")
-	r.send(&pgproto3.Parse{Query: "-- nothing"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
-	if got := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(got, "EmptyQueryResponse") || strings.Contains(got, "Error") {
-		t.Errorf("a comment alone, extended protocol: %s", got)
+	for _, q := range []string{"-- nothing", "/* c */ ;"} {
+		r.send(&pgproto3.Parse{Query: q}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		if got := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(got, "EmptyQueryResponse") || strings.Contains(got, "Error") {
+			t.Errorf("%q, extended protocol: %s", q, got)
+		}
 	}
+	// A quote or "--" inside a quoted identifier opens nothing; a
+	// dollar-quoted string's tag may be any letter.
+	r.ask("BEGIN")
+	if got := r.ask("SELECT 'a' AS \"x'\" -- ' \"; COMMIT\n"); strings.Count(got, "DataRow") != 1 || strings.Contains(got, "Error") {
+		t.Errorf("a COMMIT in a comment after a quoted identifier: %s", got)
+	}
+	if got := r.ask("SELECT no_such_column"); !strings.Contains(got, "ErrorResponse") {
+		t.Errorf("%s", got)
+	}
+	if got := r.ask("SELECT 1"); !strings.Contains(got, "ErrorResponse(25P02)") {
+		t.Errorf("the transaction was committed by a COMMIT in a comment: %s", got)
+	}
+	r.ask("ROLLBACK")
+	if got := r.ask("SELECT 1 AS \"a--b\"; SELECT 2"); strings.Count(got, "DataRow") != 2 {
+		t.Errorf("two statements, the first with \"a--b\": %s", got)
+	}
+	if got := r.ask("SELECT $ä$x;y$ä$"); strings.Count(got, "DataRow") != 1 || strings.Contains(got, "Error") {
+		t.Errorf("a dollar-quoted string tagged ä: %s", got)
+	}
+	// SHOW with a comment between its words; SHOW ALL described in full.
+	c := pgConnect(t, addr, pgx.QueryExecModeDescribeExec)
+	var level string
+	if err := c.QueryRow(ctx, "SHOW transaction /* c */ isolation level").Scan(&level); err != nil || level != "read committed" {
+		t.Errorf("SHOW with a comment inside its name: %q %v", level, err)
+	}
+	rows, err := c.Query(ctx, "SHOW ALL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rows.FieldDescriptions()); n != 3 {
+		t.Errorf("SHOW ALL, described: %d columns, want 3", n)
+	}
+	rows.Close()
 }
