@@ -172,6 +172,12 @@ func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (
 		return path, release, ownerHit.Load(), err
 	}
 	path, release, hit, err := c.local.Get(ctx, key, size, fill)
+	if err != nil && ctx.Err() != nil && owner != "" {
+		// The query ended while the shared fill (detached from it) waited:
+		// ask the owner whether it answers at all, rather than leave the
+		// next queries to wait for it until the fill's own timeouts.
+		c.probe(owner)
+	}
 	if errors.Is(err, ErrFull) {
 		path, release, err = c.transient(ctx, key, size, fill)
 	}

@@ -588,7 +588,13 @@ func TestClient_HungOwnerIsMarkedDownByAProbe(t *testing.T) {
 		mu.Unlock()
 	}()
 	m := cache.NewMetrics()
-	client, err := cache.NewClient(w.bucket, cache.ClientOptions{Ring: cache.NewRing(ln.Addr().String()), TransientDir: t.TempDir(), Metrics: m, Secret: w.secret})
+	// With a local store, as a query node has: its fills outlive queries.
+	local, err := cache.OpenStore(t.TempDir(), 1<<20, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := cache.NewClient(w.bucket, cache.ClientOptions{Ring: cache.NewRing(ln.Addr().String()), Local: local,
+		TransientDir: t.TempDir(), Metrics: m, Secret: w.secret})
 	if err != nil {
 		t.Fatal(err)
 	}
