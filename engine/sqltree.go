@@ -165,6 +165,9 @@ func BlankLiterals(s string) string {
 			blank(i+1, j)
 			i = j
 		case s[i] == '$':
+			if i > 0 && isIdentByte(s[i-1]) {
+				continue // a '$' inside an identifier (x$1, a$b$) opens nothing
+			}
 			tag := dollarTag(s[i:])
 			if tag == "" {
 				continue
@@ -202,6 +205,11 @@ func BlankLiterals(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// isIdentByte reports whether c may be part of an unquoted identifier.
+func isIdentByte(c byte) bool {
+	return c == '_' || c == '$' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
 }
 
 // dollarTag returns the opening tag of a dollar-quoted string at the start

@@ -171,10 +171,15 @@ const pgCatalogTables = `class|namespace|type|attribute|attrdef|database|setting
 
 // isCatalogQuery reports whether a query is about the catalog rather than
 // the data: whether it names a catalog table or function outside string
-// literals and comments (a query for spans named 'pg_class' is about data).
+// literals and comments (a query for spans named 'pg_class' is about
+// data), and not the data's tables (SELECT count(*) AS pg_type FROM
+// records is about data too).
 func (c *pgCatalog) isCatalogQuery(sql string) bool {
-	return catalogQuery.MatchString(engine.BlankLiterals(sql))
+	b := engine.BlankLiterals(sql)
+	return catalogQuery.MatchString(b) && !dataTable.MatchString(b)
 }
+
+var dataTable = regexp.MustCompile(`(?i)\b(records|metrics)\b`)
 
 var (
 	// psql's \d NAME, step 1: find the relation by name pattern.

@@ -916,6 +916,9 @@ func (sess *pgSession) parse(m *pgproto3.Parse) error {
 	if err := sess.checkFailedTx(m.Query); err != nil {
 		return err
 	}
+	if len(splitStatements(m.Query)) > 1 {
+		return &pgError{code: "42601", msg: "cannot insert multiple commands into a prepared statement"}
+	}
 	st := &pgStatement{sql: m.Query, paramOIDs: m.ParameterOIDs}
 	if !isEmptyQuery(m.Query) && !isSessionStatement(m.Query) {
 		oids, err := sess.srv.exec.paramTypes(context.Background(), m.Query)

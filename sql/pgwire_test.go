@@ -341,6 +341,12 @@ func TestPG_CatalogRoutingAndSandbox(t *testing.T) {
 		if n := count("SELECT count(*) FROM metrics"); n != 1 {
 			t.Errorf("%s: %d unflushed metric points, want 1", name, n)
 		}
+		for _, q := range []string{`SELECT count(*) AS "pg_class" FROM records`, `SELECT count(*) AS pg_type FROM records`,
+			`SELECT count(*) AS "n" FROM records AS "pg_namespace"`} {
+			if n := count(q); n != 2 {
+				t.Errorf("%s: %s: %d rows, want 2 (a data query naming a catalog table)", name, q, n)
+			}
+		}
 		if n := count(`SELECT count(*) FROM records WHERE span_name <> 'pg_class' -- not information_schema`); n != 2 {
 			t.Errorf("%s: data query with catalog words in literals: %d rows, want 2", name, n)
 		}
@@ -1011,6 +1017,14 @@ func TestPG_LeadingCommentsAndExtendedCommit(t *testing.T) {
 	}
 	if got := r.ask("SELECT $ä$x;y$ä$"); strings.Count(got, "DataRow") != 1 || strings.Contains(got, "Error") {
 		t.Errorf("a dollar-quoted string tagged ä: %s", got)
+	}
+	if got := r.ask("SELECT 1 AS x$ä$; SELECT 2 AS y$ä$"); strings.Count(got, "DataRow") != 2 {
+		t.Errorf("'$' inside identifiers: %s", got)
+	}
+	// A prepared statement holds one command, as in PostgreSQL.
+	r.send(&pgproto3.Parse{Query: "COMMIT; SELECT 1"}, &pgproto3.Sync{})
+	if got := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(got, "ErrorResponse(42601)") {
+		t.Errorf("Parse of two statements: %s", got)
 	}
 	// SHOW with a comment between its words; SHOW ALL described in full.
 	c := pgConnect(t, addr, pgx.QueryExecModeDescribeExec)
