@@ -662,3 +662,24 @@ func TestDB_FreshRowsOfQueriesEndingEarly(t *testing.T) {
 		t.Fatalf("%s stream views left behind", got[0][0])
 	}
 }
+
+// BlankLiterals blanks what is inside string literals and comments, and
+// only that: the semicolons between statements stay, whatever quotes,
+// dollars or comment marks come before them in identifiers.
+func TestBlankLiterals_KeepsWhatIsNotALiteral(t *testing.T) {
+	for in, semicolons := range map[string]int{
+		`SELECT 'a;b', 1; SELECT 2`:                  1,
+		`SELECT 1 AS "x'" -- ' "; COMMIT` + "\n":     0,
+		`SELECT 1 AS "a--b"; SELECT 2`:               1,
+		`SELECT 1 AS typE'\'; SELECT 2 --'`:          1,
+		`SELECT E'\';' ; SELECT 2`:                   1,
+		`SELECT 1 AS x$ä$; SELECT 2 AS y$ä$`:         1,
+		`SELECT $a$;$a$; /* a /* b */ ; */ SELECT 2`: 1,
+		"SELECT 1 -- x\r; SELECT 2":                  1,
+	} {
+		got := engine.BlankLiterals(in)
+		if n := strings.Count(got, ";"); n != semicolons || len(got) != len(in) {
+			t.Errorf("BlankLiterals(%q) = %q: %d semicolons left, want %d", in, got, n, semicolons)
+		}
+	}
+}

@@ -158,7 +158,7 @@ func BlankLiterals(s string) string {
 					}
 					break
 				}
-				if s[j] == '\\' && i > 0 && (s[i-1] == 'E' || s[i-1] == 'e') {
+				if s[j] == '\\' && escapeString(s, i) {
 					j++
 				}
 			}
@@ -205,6 +205,13 @@ func BlankLiterals(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// escapeString reports whether the string literal opening at i is an E''
+// string (backslash escapes): an E or e in front, not ending an
+// identifier (typE'…' is the identifier typE, then a plain string).
+func escapeString(s string, i int) bool {
+	return i > 0 && (s[i-1] == 'E' || s[i-1] == 'e') && (i < 2 || !isIdentByte(s[i-2]))
 }
 
 // isIdentByte reports whether c may be part of an unquoted identifier.
