@@ -172,14 +172,16 @@ const pgCatalogTables = `class|namespace|type|attribute|attrdef|database|setting
 // isCatalogQuery reports whether a query is about the catalog rather than
 // the data: whether it names a catalog table or function outside string
 // literals and comments (a query for spans named 'pg_class' is about
-// data), and not the data's tables (SELECT count(*) AS pg_type FROM
-// records is about data too).
+// data), and reads no data table (SELECT count(*) AS pg_type FROM records
+// is about data too; SELECT relname AS records FROM pg_class is not).
 func (c *pgCatalog) isCatalogQuery(sql string) bool {
 	b := engine.BlankLiterals(sql)
-	return catalogQuery.MatchString(b) && !dataTable.MatchString(b)
+	return catalogQuery.MatchString(b) && !readsDataTable.MatchString(b)
 }
 
-var dataTable = regexp.MustCompile(`(?i)\b(records|metrics)\b`)
+// readsDataTable matches records or metrics where a table is read: after
+// FROM or JOIN, schema-qualified or quoted or not.
+var readsDataTable = regexp.MustCompile(`(?i)\b(FROM|JOIN)\s+("?main"?\s*\.\s*)?"?(records|metrics)\b`)
 
 var (
 	// psql's \d NAME, step 1: find the relation by name pattern.

@@ -347,6 +347,13 @@ func TestPG_CatalogRoutingAndSandbox(t *testing.T) {
 				t.Errorf("%s: %s: %d rows, want 2 (a data query naming a catalog table)", name, q, n)
 			}
 		}
+		// And a catalog query naming a data table, but not reading it.
+		for _, q := range []string{`SELECT count(*) AS records FROM pg_class WHERE relname = 'records'`,
+			`SELECT count(*) AS metrics FROM information_schema.columns WHERE table_name = 'metrics'`} {
+			if n := count(q); n < 1 {
+				t.Errorf("%s: %s: %d, want the catalog's answer", name, q, n)
+			}
+		}
 		if n := count(`SELECT count(*) FROM records WHERE span_name <> 'pg_class' -- not information_schema`); n != 2 {
 			t.Errorf("%s: data query with catalog words in literals: %d rows, want 2", name, n)
 		}
