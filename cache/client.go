@@ -132,7 +132,7 @@ func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (
 		}
 		return path, release, hit, err
 	}
-	var ownerHit atomic.Bool
+	var ownerHit, answered atomic.Bool
 	fill := func(ctx context.Context, f *os.File) (int64, error) {
 		if owner == "" {
 			// No cache node at all (all gone, or none deployed).
@@ -142,21 +142,14 @@ func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (
 			c.m.fallbacks.Inc()
 			return bucketFill(c.bucket, key, size)(ctx, f)
 		}
-		n, h, answered, err := c.fromNode(ctx, owner, project, key, size, f)
+		n, h, a, err := c.fromNode(ctx, owner, project, key, size, f)
+		answered.Store(a)
 		if err == nil {
 			ownerHit.Store(h)
 			return n, nil
 		}
 		if ctx.Err() != nil {
-			// The query ended first (given up, or out of time). A node that
-			// had not answered may be filling a large miss — or hung, and
-			// then every query with a time limit under the client's
-			// timeouts would wait for it again: ask it whether it answers
-			// at all.
-			if !answered {
-				c.probe(owner)
-			}
-			return 0, err
+			return 0, err // the query ended first: not the node's fault (see below)
 		}
 		// The owner failed: mark it down and read the object store.
 		slog.Warn("cache: a cache node failed; reading from the object store", "node", owner, "key", key, "err", err)
@@ -167,21 +160,24 @@ func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (
 		}
 		return bucketFill(c.bucket, key, size)(ctx, f)
 	}
-	if c.local == nil {
-		path, release, err := c.transient(ctx, key, size, fill)
-		return path, release, ownerHit.Load(), err
-	}
-	path, release, hit, err := c.local.Get(ctx, key, size, fill)
-	if err != nil && ctx.Err() != nil && owner != "" {
-		// The query ended while the shared fill (detached from it) waited:
-		// ask the owner whether it answers at all, rather than leave the
-		// next queries to wait for it until the fill's own timeouts.
-		c.probe(owner)
+	// A copy in the local store, shared by the queries reading key and
+	// filled detached from them; or one of this query's own when there is
+	// no store or no room in it.
+	path, release, hit, err := "", func() {}, false, error(ErrFull)
+	if c.local != nil {
+		path, release, hit, err = c.local.Get(ctx, key, size, fill)
 	}
 	if errors.Is(err, ErrFull) {
 		path, release, err = c.transient(ctx, key, size, fill)
 	}
 	if err != nil {
+		if ctx.Err() != nil && owner != "" && !answered.Load() {
+			// The query ended before the owner answered. It may be filling
+			// a large miss — or hung, and then every query with a time
+			// limit under the client's timeouts (or the shared fill's) would
+			// wait for it again: ask it whether it answers at all.
+			c.probe(owner)
+		}
 		return "", nil, false, err
 	}
 	return path, release, hit || ownerHit.Load(), nil
