@@ -121,6 +121,28 @@ func startNode(t *testing.T, w *world, size int64) (addr string, node *cache.Nod
 	return ln.Addr().String(), node, stop
 }
 
+// newClient reads w's objects through a ring of addrs, keeping copies in
+// a local store of localBytes (none if 0; its directory is returned) and
+// per-query copies in a directory of their own.
+func newClient(t *testing.T, w *world, localBytes int64, addrs ...string) (*cache.Client, *cache.Metrics, string) {
+	t.Helper()
+	m := cache.NewMetrics()
+	o := cache.ClientOptions{Ring: cache.NewRing(addrs...), TransientDir: t.TempDir(), Metrics: m, Secret: w.secret}
+	dir := t.TempDir()
+	if localBytes > 0 {
+		local, err := cache.OpenStore(dir, localBytes, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Local = local
+	}
+	client, err := cache.NewClient(w.bucket, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client, m, dir
+}
+
 // rawGet sends path exactly as given (no client-side cleaning) and returns
 // the status and body.
 func rawGet(t *testing.T, addr, path string, header map[string]string) (int, string) {
@@ -324,16 +346,7 @@ func TestClient_NodeKilledUnderLoad(t *testing.T) {
 		addrs = append(addrs, a)
 		stops = append(stops, stop)
 	}
-	m := cache.NewMetrics()
-	local, err := cache.OpenStore(t.TempDir(), 400_000, m) // room for a fraction: reads keep going to the nodes
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := cache.NewClient(w.bucket, cache.ClientOptions{Ring: cache.NewRing(addrs...), Local: local,
-		TransientDir: t.TempDir(), Metrics: m, Secret: w.secret})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, m, _ := newClient(t, w, 400_000, addrs...) // room for a fraction: reads keep going to the nodes
 	ctx := context.Background()
 	var reads, failures atomic.Int64
 	var wg sync.WaitGroup
@@ -420,14 +433,7 @@ func TestNode_PassThroughHonoursRangesAndSizes(t *testing.T) {
 // reads from the object store.
 func TestClient_NoCacheNodeReadsTheObjectStore(t *testing.T) {
 	w := newWorld(t, testenv.S3URL(t), 3, 10_000)
-	local, err := cache.OpenStore(t.TempDir(), 1<<20, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := cache.NewClient(w.bucket, cache.ClientOptions{Ring: cache.NewRing(), Local: local, TransientDir: t.TempDir(), Secret: w.secret})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, _, _ := newClient(t, w, 1<<20)
 	for _, f := range w.files {
 		p, release, _, err := client.Acquire(context.Background(), f.Project, f.Key, f.Bytes)
 		if err != nil {
@@ -473,17 +479,7 @@ func TestClient_MisbehavingOwnerFallsBack(t *testing.T) {
 			go srv.Serve(ln)
 			defer srv.Close()
 			defer close(release)
-			dir := t.TempDir()
-			m := cache.NewMetrics()
-			local, err := cache.OpenStore(dir, 1<<20, m)
-			if err != nil {
-				t.Fatal(err)
-			}
-			client, err := cache.NewClient(w.bucket, cache.ClientOptions{Ring: cache.NewRing(ln.Addr().String()), Local: local,
-				TransientDir: t.TempDir(), Metrics: m, Secret: w.secret})
-			if err != nil {
-				t.Fatal(err)
-			}
+			client, m, dir := newClient(t, w, 1<<20, ln.Addr().String())
 			f := w.files[0]
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -526,12 +522,8 @@ func TestClient_CancelledReadKeepsTheOwnerUp(t *testing.T) {
 	})}
 	go srv.Serve(ln)
 	defer srv.Close()
-	m := cache.NewMetrics()
 	// No local store: reads go through per-query copies, on the query's context.
-	client, err := cache.NewClient(w.bucket, cache.ClientOptions{Ring: cache.NewRing(ln.Addr().String()), TransientDir: t.TempDir(), Metrics: m, Secret: w.secret})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, m, _ := newClient(t, w, 0, ln.Addr().String())
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel) // the client hangs up
 	f := w.files[0]
@@ -587,17 +579,8 @@ func TestClient_HungOwnerIsMarkedDownByAProbe(t *testing.T) {
 		}
 		mu.Unlock()
 	}()
-	m := cache.NewMetrics()
 	// With a local store, as a query node has: its fills outlive queries.
-	local, err := cache.OpenStore(t.TempDir(), 1<<20, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := cache.NewClient(w.bucket, cache.ClientOptions{Ring: cache.NewRing(ln.Addr().String()), Local: local,
-		TransientDir: t.TempDir(), Metrics: m, Secret: w.secret})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, _, _ := newClient(t, w, 1<<20, ln.Addr().String())
 	read := func(f catalog.File) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
