@@ -227,7 +227,7 @@ func dollarTag(s string) string {
 		switch {
 		case c == '$':
 			return s[:j+1]
-		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80 || j > 1 && c >= '0' && c <= '9':
+		case isIdentByte(c) && (j > 1 || c < '0' || c > '9'): // no digit first: $1 is a parameter
 		default:
 			return ""
 		}
