@@ -659,13 +659,22 @@ var showValues = map[string]string{
 	"integer_datetimes": "on", "lc_collate": "C", "lc_ctype": "C", "server_version_num": "160000",
 }
 
+// runPortal runs a portal's statement, as the one running: a COMMIT or
+// ROLLBACK it holds closes the other portals, not this one.
+func (sess *pgSession) runPortal(p *pgPortal) (*pgResult, error) {
+	sess.running = p
+	defer func() { sess.running = nil }()
+	return sess.run(p.sql)
+}
+
 // run executes one statement: a session statement, a catalog query, or a
 // query over the project's data.
 func (sess *pgSession) run(sql string) (*pgResult, error) {
 	if err := sess.checkFailedTx(sql); err != nil {
 		return nil, err
 	}
-	if m := ignoredStatement.FindStringSubmatch(sessionText(sql)); m != nil {
+	text := sessionText(sql)
+	if m := ignoredStatement.FindStringSubmatch(text); m != nil {
 		tag := strings.ToUpper(strings.Fields(m[1])[0])
 		switch tag {
 		case "START":
@@ -680,7 +689,7 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 		switch {
 		case tag == "BEGIN":
 			sess.inTx = true
-		case tag == "ROLLBACK" && rollbackTo.MatchString(sessionText(sql)):
+		case tag == "ROLLBACK" && rollbackTo.MatchString(text):
 			sess.txFailed = false // back to the savepoint, in the transaction
 		case tag == "COMMIT" || tag == "ROLLBACK":
 			if sess.inTx && sess.txFailed {
@@ -916,11 +925,12 @@ func (sess *pgSession) parse(m *pgproto3.Parse) error {
 	if err := sess.checkFailedTx(m.Query); err != nil {
 		return err
 	}
-	if len(splitStatements(m.Query)) > 1 {
+	n := len(splitStatements(m.Query))
+	if n > 1 {
 		return &pgError{code: "42601", msg: "cannot insert multiple commands into a prepared statement"}
 	}
 	st := &pgStatement{sql: m.Query, paramOIDs: m.ParameterOIDs}
-	if !isEmptyQuery(m.Query) && !isSessionStatement(m.Query) {
+	if n == 1 && !isSessionStatement(m.Query) {
 		oids, err := sess.srv.exec.paramTypes(context.Background(), m.Query)
 		if err != nil && !sess.srv.catalog.isCatalogQuery(m.Query) {
 			return err
@@ -1112,9 +1122,7 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 			sess.be.Send(&pgproto3.NoData{})
 			return nil
 		}
-		sess.running = p
-		res, err := sess.run(p.sql)
-		sess.running = nil
+		res, err := sess.runPortal(p)
 		if err != nil {
 			return err
 		}
@@ -1147,9 +1155,7 @@ func (sess *pgSession) execute(m *pgproto3.Execute) error {
 			sess.be.Send(&pgproto3.EmptyQueryResponse{})
 			return nil
 		}
-		sess.running = p
-		res, err := sess.run(p.sql)
-		sess.running = nil
+		res, err := sess.runPortal(p)
 		if err != nil {
 			return err
 		}
