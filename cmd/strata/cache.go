@@ -159,9 +159,6 @@ func startCacheNode(ctx context.Context, c cacheConfig, ln net.Listener, cat cat
 	}
 	m := cache.NewMetrics()
 	reg.MustRegister(m.Collectors()...)
-	if err := c.check(); err != nil {
-		return nil, err
-	}
 	store, err := cache.OpenStore(filepath.Join(c.dir, "objects"), int64(c.size), m)
 	if err != nil {
 		return nil, settingError{"cache-dir", err}
@@ -200,8 +197,10 @@ func advertised(ln net.Listener, host string) string {
 // tier: the ring of --cache-nodes and the nodes announced in the catalog,
 // with self (may be nil) as the in-process node.
 func newCacheClient(ctx context.Context, c cacheConfig, cat catalog.Store, bucket *objstore.Bucket, self *cacheNode, reg *prometheus.Registry) (*cache.Client, error) {
-	if err := c.check(); err != nil {
-		return nil, err
+	if c.dir == "" { // roles without a cache dir; resolveDir checked the others'
+		if err := c.check(); err != nil {
+			return nil, err
+		}
 	}
 	secret, err := cat.ClusterSecret(ctx)
 	if err != nil {

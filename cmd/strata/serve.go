@@ -54,11 +54,13 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer cat.Close()
 	defer bucket.Close()
-	if err := cc.check(); err != nil && !cc.disabled {
-		return err
-	}
-	if !cc.disabled && cc.grace <= qc.queryTimeout {
-		return settingError{"gc-grace", fmt.Errorf("%v is not longer than --query-timeout (%v): merged-away files could be deleted under a running query", cc.grace, qc.queryTimeout)}
+	if !cc.disabled { // before any role starts
+		if err := cc.check(); err != nil {
+			return err
+		}
+		if cc.grace <= qc.queryTimeout {
+			return settingError{"gc-grace", fmt.Errorf("%v is not longer than --query-timeout (%v): merged-away files could be deleted under a running query", cc.grace, qc.queryTimeout)}
+		}
 	}
 
 	reg := newRegistry()
