@@ -115,7 +115,10 @@ type pgSession struct {
 	// ROLLBACK (or ROLLBACK TO a savepoint) or COMMIT, which rolls back, is
 	// accepted until then.
 	txFailed bool
-	gone     bool // a write failed: the client hung up or stopped reading
+	// savepoints of the transaction, oldest first, so that rolling back
+	// to or releasing one never made is an error, as in PostgreSQL.
+	savepoints []string
+	gone       bool // a write failed: the client hung up or stopped reading
 	// idleClosed names the portals closed for sitting idle with open
 	// results, until the name is bound again.
 	idleClosed map[string]bool
@@ -630,7 +633,12 @@ var (
 	ignoredStatement = regexp.MustCompile(`(?is)^(SET|RESET|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|DISCARD|DEALLOCATE|UNLISTEN|CLOSE|SAVEPOINT|RELEASE)\b`)
 	showStatement    = regexp.MustCompile(`(?is)^SHOW\s+(.+?)\s*;?\s*$`)
 	rollbackTo       = regexp.MustCompile(`(?is)^ROLLBACK\s+(WORK\s+|TRANSACTION\s+)?TO\b`)
-	endsFailedTx     = regexp.MustCompile(`(?is)^(ROLLBACK|ABORT|COMMIT|END)\b`)
+	// savepointStatement names the savepoint of SAVEPOINT, RELEASE and
+	// ROLLBACK TO: a quoted identifier, or a word PostgreSQL folds to lower
+	// case.
+	savepointStatement = regexp.MustCompile(`(?is)^(?:SAVEPOINT|RELEASE(?:\s+SAVEPOINT)?|ROLLBACK(?:\s+(?:WORK|TRANSACTION))?\s+TO(?:\s+SAVEPOINT)?)\s+("(?:[^"]|"")+"|[^\s;"]+)\s*;?$`)
+	andChain           = regexp.MustCompile(`(?is)\sAND\s+CHAIN\s*;?$`)
+	endsFailedTx       = regexp.MustCompile(`(?is)^(ROLLBACK|ABORT|COMMIT|END)\b`)
 )
 
 // sessionText is sql as the session-statement patterns read it: comments
@@ -688,10 +696,18 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 		}
 		switch {
 		case tag == "BEGIN":
-			sess.inTx = true
-		case tag == "ROLLBACK" && rollbackTo.MatchString(text):
-			sess.txFailed = false // back to the savepoint, in the transaction
+			if !sess.inTx {
+				sess.inTx, sess.savepoints = true, nil
+			}
+		case tag == "SAVEPOINT" || tag == "RELEASE" || tag == "ROLLBACK" && rollbackTo.MatchString(text):
+			if err := sess.savepoint(tag, text); err != nil {
+				return nil, err
+			}
 		case tag == "COMMIT" || tag == "ROLLBACK":
+			chain := andChain.MatchString(text)
+			if chain && !sess.inTx {
+				return nil, &pgError{code: "25P01", msg: tag + " AND CHAIN can only be used in transaction blocks"}
+			}
 			if sess.inTx && sess.txFailed {
 				tag = "ROLLBACK" // a failed transaction cannot commit
 			}
@@ -701,7 +717,8 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 				// Execute may follow (after a Describe).
 				sess.closePortalsBut(sess.running)
 			}
-			sess.inTx, sess.txFailed = false, false
+			// AND CHAIN starts the next transaction at once.
+			sess.inTx, sess.txFailed, sess.savepoints = chain, false, nil
 		}
 		return &pgResult{tag: tag}, nil
 	}
@@ -939,6 +956,44 @@ func (sess *pgSession) parse(m *pgproto3.Parse) error {
 	}
 	sess.stmts[m.Name] = st
 	sess.be.Send(&pgproto3.ParseComplete{})
+	return nil
+}
+
+// savepoint runs SAVEPOINT, RELEASE or ROLLBACK TO (tag) against the
+// transaction's savepoints. Rolling back to one leaves the failed state
+// and drops those made after it; releasing one drops it too.
+func (sess *pgSession) savepoint(tag, text string) error {
+	what := map[string]string{"SAVEPOINT": "SAVEPOINT", "RELEASE": "RELEASE SAVEPOINT", "ROLLBACK": "ROLLBACK TO SAVEPOINT"}[tag]
+	if !sess.inTx {
+		return &pgError{code: "25P01", msg: what + " can only be used in transaction blocks"}
+	}
+	m := savepointStatement.FindStringSubmatch(text)
+	if m == nil {
+		return &pgError{code: "42601", msg: fmt.Sprintf("syntax error: %s takes one savepoint name", what)}
+	}
+	name := m[1]
+	if strings.HasPrefix(name, `"`) {
+		name = strings.ReplaceAll(name[1:len(name)-1], `""`, `"`)
+	} else {
+		name = strings.ToLower(name)
+	}
+	if tag == "SAVEPOINT" {
+		sess.savepoints = append(sess.savepoints, name)
+		return nil
+	}
+	i := len(sess.savepoints) - 1
+	for i >= 0 && sess.savepoints[i] != name {
+		i--
+	}
+	if i < 0 {
+		return &pgError{code: "3B001", msg: fmt.Sprintf("savepoint %q does not exist", name)}
+	}
+	if tag == "RELEASE" {
+		sess.savepoints = sess.savepoints[:i]
+		return nil
+	}
+	sess.savepoints = sess.savepoints[:i+1]
+	sess.txFailed = false // back to the savepoint, in the transaction
 	return nil
 }
 

@@ -933,6 +933,56 @@ func TestPG_AnErrorFailsTheTransaction(t *testing.T) {
 	}
 }
 
+// Savepoints are kept as PostgreSQL keeps them: one never made cannot be
+// rolled back to or released, none can be made outside a transaction, and
+// COMMIT AND CHAIN starts the next transaction.
+func TestPG_Savepoints(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	addr := startPG(t, e)
+	ctx := context.Background()
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+		c := pgConnect(t, addr, mode)
+		steps := []struct {
+			sql    string
+			code   string // SQLSTATE of the error, "" for none
+			status byte
+		}{
+			{"SAVEPOINT a", "25P01", 'I'},
+			{"RELEASE a", "25P01", 'I'},
+			{"ROLLBACK TO a", "25P01", 'I'},
+			{"COMMIT AND CHAIN", "25P01", 'I'},
+			{"BEGIN", "", 'T'},
+			{"SAVEPOINT a", "", 'T'},
+			{`SAVEPOINT "B b"`, "", 'T'},
+			{"SELECT no_such_column", "42703", 'E'},
+			{"ROLLBACK TO nosuch", "3B001", 'E'}, // the failed state stays: only a known savepoint ends it
+			{"SELECT 1", "25P02", 'E'},
+			{`ROLLBACK TO SAVEPOINT "B b"`, "", 'T'},
+			{"RELEASE SAVEPOINT A", "", 'T'}, // releases "B b" too
+			{`ROLLBACK TO "B b"`, "3B001", 'E'},
+			{"ROLLBACK AND CHAIN", "", 'T'},
+			{"ROLLBACK TO a", "3B001", 'E'}, // the chained transaction has no savepoints
+			{"COMMIT AND NO CHAIN", "", 'I'},
+			{"BEGIN", "", 'T'},
+			{"COMMIT AND CHAIN", "", 'T'},
+			{"COMMIT", "", 'I'},
+		}
+		for _, st := range steps {
+			_, err := c.Exec(ctx, st.sql)
+			code := ""
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) {
+				code = pe.Code
+			} else if err != nil {
+				t.Fatalf("%v: %q: %v", mode, st.sql, err)
+			}
+			if code != st.code || c.PgConn().TxStatus() != st.status {
+				t.Errorf("%v: %q: error %q, status %q; want %q, %q", mode, st.sql, code, c.PgConn().TxStatus(), st.code, st.status)
+			}
+		}
+	}
+}
+
 // A statement's leading comments are skipped whole, nested ones too, so a
 // word in a comment does not make a query a session statement; and a
 // COMMIT sent as libpq's PQexecParams sends it (Parse, Bind, Describe,
