@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/strata-db/strata/internal/jsontext"
 )
 
 // Limits on what one attribute may hold. Beyond them a request is refused
@@ -173,40 +175,11 @@ func appendString(b []byte, s string) ([]byte, error) {
 	if len(s) > maxValueBytes {
 		return b, badInput("string value of %d bytes exceeds the limit of %d", len(s), maxValueBytes)
 	}
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			return b, badInput("invalid UTF-8 at byte %d of a string value", i)
-		}
-		i += size
+	b, bad := jsontext.AppendString(b, s, true)
+	if bad >= 0 {
+		return b, badInput("invalid UTF-8 at byte %d of a string value", bad)
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"'), nil
+	return b, nil
 }
 
 // checkString validates a plain string field (not inside JSON).
