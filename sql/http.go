@@ -362,7 +362,12 @@ func csvValue(a arrow.Array, i int) string {
 	case *array.String:
 		return c.Value(i)
 	case *array.Timestamp:
-		return c.Value(i).ToTime(c.DataType().(*arrow.TimestampType).Unit).UTC().Format("2006-01-02T15:04:05.999999Z07:00")
+		return string(appendTimestamp(nil, c.Value(i), c.DataType().(*arrow.TimestampType).Unit))
+	case *array.Date32:
+		return string(appendDate(nil, c.Value(i)))
+	case *array.Float64, *array.Float32:
+		// As PostgreSQL and the JSON output write them, not Go's +Inf.
+		return strings.Trim(string(encoderFor(a)(nil, i)), `"`)
 	case *array.List, *array.Struct:
 		return string(encoderFor(a)(nil, i))
 	}

@@ -71,13 +71,11 @@ func encoderFor(a arrow.Array) valueEncoder {
 	case *array.Timestamp:
 		unit := c.DataType().(*arrow.TimestampType).Unit
 		return withNulls(func(b []byte, i int) []byte {
-			b = append(b, '"')
-			b = c.Value(i).ToTime(unit).UTC().AppendFormat(b, "2006-01-02T15:04:05.999999Z07:00")
-			return append(b, '"')
+			return append(appendTimestamp(append(b, '"'), c.Value(i), unit), '"')
 		})
 	case *array.Date32:
 		return withNulls(func(b []byte, i int) []byte {
-			return append(c.Value(i).ToTime().AppendFormat(append(b, '"'), time.DateOnly), '"')
+			return append(appendDate(append(b, '"'), c.Value(i)), '"')
 		})
 	case *array.Binary:
 		return withNulls(func(b []byte, i int) []byte {
@@ -125,6 +123,30 @@ func listEncoder(l array.ListLike) valueEncoder {
 		}
 		return append(b, ']')
 	}
+}
+
+// appendTimestamp writes a timestamp as RFC 3339 in UTC, and DuckDB's
+// infinities as PostgreSQL writes them.
+func appendTimestamp(b []byte, v arrow.Timestamp, unit arrow.TimeUnit) []byte {
+	switch int64(v) {
+	case math.MaxInt64:
+		return append(b, "infinity"...)
+	case -math.MaxInt64, math.MinInt64:
+		return append(b, "-infinity"...)
+	}
+	return v.ToTime(unit).UTC().AppendFormat(b, "2006-01-02T15:04:05.999999Z07:00")
+}
+
+// appendDate writes a date as YYYY-MM-DD, and DuckDB's infinities as
+// PostgreSQL writes them.
+func appendDate(b []byte, d arrow.Date32) []byte {
+	switch int32(d) {
+	case math.MaxInt32:
+		return append(b, "infinity"...)
+	case -math.MaxInt32, math.MinInt32:
+		return append(b, "-infinity"...)
+	}
+	return d.ToTime().AppendFormat(b, time.DateOnly)
 }
 
 // appendJSONFloat writes a number; NaN and infinities, which JSON lacks,

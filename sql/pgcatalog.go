@@ -180,8 +180,11 @@ func (c *pgCatalog) isCatalogQuery(sql string) bool {
 }
 
 // readsDataTable matches records or metrics where a table is read: after
-// FROM or JOIN, schema-qualified or quoted or not.
-var readsDataTable = regexp.MustCompile(`(?i)\b(FROM|JOIN)\s+("?main"?\s*\.\s*)?"?(records|metrics)\b`)
+// FROM, JOIN or a comma (FROM x, records), schema-qualified or quoted or
+// not, spaced or not. A catalog query it takes for a data query fails
+// loudly on the data path; the other way round, a data query would read
+// the catalog's empty tables and answer nothing, silently.
+var readsDataTable = regexp.MustCompile(`(?i)(\b(FROM|JOIN)|,)\s*("?main"?\s*\.\s*)?"?(records|metrics)\b`)
 
 var (
 	// psql's \d NAME, step 1: find the relation by name pattern.

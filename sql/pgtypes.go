@@ -120,11 +120,16 @@ func pgColumnFor(t arrow.DataType) pgColumn {
 			bin: func(a arrow.Array, i int) []byte { return append([]byte(nil), a.(*array.Binary).Value(i)...) }}
 	case *arrow.Date32Type:
 		return pgColumn{oid: oidDate, size: 4,
-			text: func(a arrow.Array, i int) []byte {
-				return []byte(a.(*array.Date32).Value(i).ToTime().Format(time.DateOnly))
-			},
+			text: func(a arrow.Array, i int) []byte { return appendDate(nil, a.(*array.Date32).Value(i)) },
 			bin: func(a arrow.Array, i int) []byte {
-				days := int32(a.(*array.Date32).Value(i)) - int32(pgEpoch.Unix()/86400)
+				days := int32(a.(*array.Date32).Value(i))
+				switch days {
+				case math.MaxInt32: // infinity, as in PostgreSQL
+				case -math.MaxInt32, math.MinInt32:
+					days = math.MinInt32
+				default:
+					days -= int32(pgEpoch.Unix() / 86400)
+				}
 				return binary.BigEndian.AppendUint32(nil, uint32(days))
 			}}
 	case *arrow.TimestampType:

@@ -1099,6 +1099,21 @@ func decodeParam(p []byte, format int16, oid uint32) (string, error) {
 		if len(p) == 8 {
 			return strconv.FormatFloat(math.Float64frombits(binary.BigEndian.Uint64(p)), 'g', -1, 64), nil
 		}
+	case oidFloat4:
+		if len(p) == 4 {
+			return strconv.FormatFloat(float64(math.Float32frombits(binary.BigEndian.Uint32(p))), 'g', -1, 32), nil
+		}
+	case oidDate:
+		if len(p) == 4 {
+			switch d := int32(binary.BigEndian.Uint32(p)); d {
+			case math.MaxInt32:
+				return "infinity", nil
+			case math.MinInt32:
+				return "-infinity", nil
+			default:
+				return time.UnixMicro(pgEpochMicros).UTC().AddDate(0, 0, int(d)).Format(time.DateOnly), nil
+			}
+		}
 	case oidBool:
 		if len(p) == 1 {
 			return strconv.FormatBool(p[0] != 0), nil

@@ -342,7 +342,8 @@ func TestPG_CatalogRoutingAndSandbox(t *testing.T) {
 			t.Errorf("%s: %d unflushed metric points, want 1", name, n)
 		}
 		for _, q := range []string{`SELECT count(*) AS "pg_class" FROM records`, `SELECT count(*) AS pg_type FROM records`,
-			`SELECT count(*) AS "n" FROM records AS "pg_namespace"`} {
+			`SELECT count(*) AS "n" FROM records AS "pg_namespace"`,
+			`SELECT count(*) FROM (SELECT version()) x, records`, `SELECT count(*) FROM"records" WHERE current_database() IS NOT NULL`} {
 			if n := count(q); n != 2 {
 				t.Errorf("%s: %s: %d rows, want 2 (a data query naming a catalog table)", name, q, n)
 			}
@@ -581,6 +582,25 @@ func TestPG_ValuesAndPortalsAsPostgresSendsThem(t *testing.T) {
 	var inf pgtype.Timestamptz
 	if err := c.QueryRow(ctx, "SELECT 'infinity'::TIMESTAMPTZ").Scan(&inf); err != nil || inf.InfinityModifier != pgtype.Infinity {
 		t.Errorf("infinity: %+v %v", inf, err)
+	}
+	// Dates, infinite ones too, and DATE and REAL parameters in binary.
+	for lit, want := range map[string]pgtype.Date{
+		"'2024-02-29'": {Time: time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC), Valid: true},
+		"'infinity'":   {InfinityModifier: pgtype.Infinity, Valid: true},
+		"'-infinity'":  {InfinityModifier: pgtype.NegativeInfinity, Valid: true},
+	} {
+		var got pgtype.Date
+		if err := c.QueryRow(ctx, "SELECT DATE "+lit).Scan(&got); err != nil || got != want {
+			t.Errorf("DATE %s: %+v %v", lit, got, err)
+		}
+	}
+	var day string
+	if err := c.QueryRow(ctx, "SELECT strftime($1::DATE, '%Y-%m-%d')", time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC)).Scan(&day); err != nil || day != "1999-12-31" {
+		t.Errorf("DATE parameter: %q %v", day, err)
+	}
+	var real float32
+	if err := c.QueryRow(ctx, "SELECT $1::REAL * 2", float32(1.25)).Scan(&real); err != nil || real != 2.5 {
+		t.Errorf("REAL parameter: %v %v", real, err)
 	}
 	// Text floats as PostgreSQL prints them.
 	s := pgConnect(t, addr, pgx.QueryExecModeSimpleProtocol)

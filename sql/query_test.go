@@ -69,6 +69,14 @@ func TestQuery_FormatsAndStats(t *testing.T) {
 	if rows != 3 || rdr.Schema().NumFields() != 5 {
 		t.Fatalf("arrow stream: %d rows, %d columns", rows, rdr.Schema().NumFields())
 	}
+	// Infinities as PostgreSQL writes them, in JSON and CSV alike.
+	inf := "SELECT DATE 'infinity' AS d, TIMESTAMP '-infinity' AS ts, TIMESTAMPTZ 'infinity' AS tz, 'Infinity'::DOUBLE AS f"
+	if j := e.do("POST", map[string]any{"sql": inf}, "application/json"); fmt.Sprint(j.Rows) != "[[infinity -infinity infinity Infinity]]" {
+		t.Errorf("infinities in JSON: %v %s", j.Rows, j.Error)
+	}
+	if c := e.do("POST", map[string]any{"sql": inf}, "text/csv"); c.body != "d,ts,tz,f\ninfinity,-infinity,infinity,Infinity\n" {
+		t.Errorf("infinities in CSV: %q", c.body)
+	}
 	g := e.do("GET", "sql="+url.QueryEscape("SELECT count(*) FROM records")+"&limit=10", "")
 	if g.status != 200 || num(g.Rows[0][0]) != 5 {
 		t.Fatalf("GET: %d %v %s", g.status, g.Rows, g.Error)
@@ -111,6 +119,15 @@ func TestQuery_PruningByTimeAndTraceID(t *testing.T) {
 		{"trace id", map[string]any{"sql": "SELECT count(*) FROM records WHERE trace_id = 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'"}, 1, 1},
 		{"trace ids IN", map[string]any{"sql": "SELECT count(*) FROM records WHERE trace_id IN ('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'cccccccccccccccccccccccccccccccc')"}, 2, 2},
 		{"missing trace id", map[string]any{"sql": "SELECT count(*) FROM records WHERE trace_id = 'dddddddddddddddddddddddddddddddd'"}, 0, 0},
+		// Readings the pruner cannot bound read every file: the source of
+		// an UNPIVOT, and a reference whose columns are renamed (the
+		// bare name is then another FROM item's, or the outer query's).
+		{"unpivot", map[string]any{"sql": `SELECT (SELECT count(*) FROM (UNPIVOT records ON span_name, kind INTO NAME k VALUE v))
+			+ (SELECT count(*) FROM records WHERE start_timestamp > now() - INTERVAL 1 HOUR)`}, 7, 3},
+		{"renamed columns", map[string]any{"sql": `SELECT count(*) FROM records r(p, st), (SELECT TIMESTAMPTZ '2000-01-01 00:00:00+00' AS start_timestamp) o
+			WHERE start_timestamp < '2001-01-01'`}, 3, 3},
+		{"renamed columns, outer name", map[string]any{"sql": `SELECT count(*) FROM (SELECT TIMESTAMPTZ '2000-01-01 00:00:00+00' AS start_timestamp) o
+			WHERE EXISTS (SELECT 1 FROM records r(p, st) WHERE start_timestamp < '2001-01-01')`}, 1, 3},
 		{"trace id with time hint", map[string]any{"sql": "SELECT count(*) FROM records WHERE trace_id = 'cccccccccccccccccccccccccccccccc' AND start_timestamp > now() - INTERVAL 1 HOUR"}, 1, 1},
 	}
 	for _, tc := range cases {

@@ -106,6 +106,13 @@ func TestSandbox_AttacksFailWithAClearError(t *testing.T) {
 		{"SHOW ALL TABLES", "SHOW of tables and databases is not available"},
 		{"SHOW DATABASES", "SHOW of tables and databases is not available"},
 		{"DESCRIBE SELECT * FROM read_text('/etc/passwd')", "not allowed"},
+		// Built-in macros whose bodies read system tables, and a CTE whose
+		// name only Unicode folding makes a system view's (KELVIN SIGN).
+		{"SELECT pg_get_viewdef(x) FROM range(0, 100000) t(x), records", "function pg_get_viewdef is not allowed"},
+		{"SELECT format_type(x, 0) FROM range(0, 100) t(x)", "function format_type is not allowed"},
+		{"SELECT get_block_size('memory')", "function get_block_size is not allowed"},
+		{"SELECT pg_get_constraintdef(1)", "function pg_get_constraintdef is not allowed"},
+		{"WITH \"duc\u212adb_views\" AS (SELECT 1) SELECT sql FROM duckdb_views", `table "duckdb_views" is not available`},
 	}
 	if len(attacks) < 25 {
 		t.Fatalf("the corpus must hold at least 25 attempts")
