@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"github.com/klauspost/compress/zstd"
 	"io"
 	"net/http"
 	"strings"
@@ -110,6 +111,22 @@ func gz(b []byte) []byte {
 	return buf.Bytes()
 }
 
+// zstdWindow compresses b as one zstd frame and makes its header declare
+// a window of 2^log2 bytes (the encoder itself picks a window the size of
+// small inputs).
+func zstdWindow(b []byte, log2 byte) []byte {
+	w, err := zstd.NewWriter(nil, zstd.WithSingleSegment(false))
+	if err != nil {
+		panic(err)
+	}
+	out := w.EncodeAll(b, nil)
+	if out[4]&0x20 != 0 {
+		panic("single-segment frame: no window descriptor")
+	}
+	out[5] = (log2 - 10) << 3 // Window_Descriptor: exponent, mantissa 0
+	return out
+}
+
 func nested(depth int) func(ptrace.Span) {
 	return func(sp ptrace.Span) {
 		m := sp.Attributes().PutEmptyMap("deep")
@@ -141,6 +158,7 @@ func TestHTTP_BadInputGetsAClear4xxAndServingContinues(t *testing.T) {
 		{"GET instead of POST", "GET", "/v1/traces", "", "", nil, 405, "use POST"},
 		{"oversized body", "POST", "/v1/traces", "application/x-protobuf", "", make([]byte, 17<<20), 413, "exceeds the limit"},
 		{"gzip bomb", "POST", "/v1/traces", "application/x-protobuf", "gzip", gz(make([]byte, 64<<20)), 413, "exceeds the limit"},
+		{"zstd frame declaring a 512 MiB window", "POST", "/v1/traces", "application/x-protobuf", "zstd", zstdWindow(goodSpans(nil), 29), 400, "window size exceeded"},
 		{"trace id of 5 bytes", "POST", "/v1/traces", "application/x-protobuf", "", rawSpanRequest(tid[:5], sid, "x", now, now+1), 400, "invalid OTLP protobuf"},
 		{"span id of 9 bytes", "POST", "/v1/traces", "application/x-protobuf", "", rawSpanRequest(tid, append(sid, 1), "x", now, now+1), 400, "invalid OTLP protobuf"},
 		{"trace id hex too short (JSON)", "POST", "/v1/traces", "application/json", "",

@@ -168,7 +168,7 @@ func (c *zstdCodec) Decompress(r io.Reader) (io.Reader, error) {
 	dec, _ := c.decoders.Get().(*zstd.Decoder)
 	if dec == nil {
 		var err error
-		if dec, err = zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true)); err != nil {
+		if dec, err = zstd.NewReader(r, zstdDecoderOptions...); err != nil {
 			return nil, err
 		}
 	} else if err := dec.Reset(r); err != nil {

@@ -187,8 +187,15 @@ func (r *Receiver) httpExport(e exporter) http.Handler {
 	})
 }
 
+// zstdDecoderOptions cap a frame's window at 8 MiB, what the zstd format
+// asks every decoder to support: the decoder allocates the window a frame
+// declares, and a 159-byte body declaring 512 MiB (zstd --long=29) made
+// each request hold that much.
+var zstdDecoderOptions = []zstd.DOption{zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+	zstd.WithDecoderMaxWindow(8 << 20)}
+
 var zstdPool = sync.Pool{New: func() any {
-	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+	d, err := zstd.NewReader(nil, zstdDecoderOptions...)
 	if err != nil {
 		panic(err)
 	}
