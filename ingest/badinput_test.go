@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/strata-db/strata/ingest"
 	"github.com/strata-db/strata/internal/otlptest"
 )
 
@@ -294,7 +295,7 @@ func TestGRPC_BadInputIsInvalidArgument(t *testing.T) {
 			for range 20_000 {
 				s = s.AppendEmpty().SetEmptySlice()
 			}
-		}, codes.Internal, "nested more than"},
+		}, codes.InvalidArgument, "nested more than"},
 	} {
 		req := ptraceotlp.NewExportRequest()
 		if err := req.UnmarshalProto(goodSpans(tc.mutate)); err != nil {
@@ -310,6 +311,39 @@ func TestGRPC_BadInputIsInvalidArgument(t *testing.T) {
 		if _, err := client.Export(ctx, good); err != nil {
 			t.Fatalf("good export after %s: %v", name, err)
 		}
+	}
+}
+
+// Messages that do not decode are INVALID_ARGUMENT too, as over HTTP, and
+// counted: gRPC's own decoding would have made them INTERNAL.
+func TestGRPC_UndecodableMessagesAreInvalidArgument(t *testing.T) {
+	s := newStack(t, stackOptions{maxRequest: 1 << 20})
+	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	now := uint64(time.Now().UnixNano())
+	tid, sid := bytes.Repeat([]byte{7}, 16), bytes.Repeat([]byte{8}, 8)
+	for name, body := range map[string][]byte{
+		"truncated":           goodSpans(nil)[:20],
+		"garbage":             bytes.Repeat([]byte{0xff}, 100),
+		"trace id of 5 bytes": rawSpanRequest(tid[:5], sid, "x", now, now+1),
+	} {
+		var out ingest.RawMessage
+		err := conn.Invoke(context.Background(), "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+			ingest.RawMessage(body), &out, grpc.ForceCodecV2(ingest.RawCodec{}))
+		if st, _ := status.FromError(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "invalid OTLP protobuf") {
+			t.Errorf("%s: %v, want InvalidArgument", name, err)
+		}
+	}
+	var out ingest.RawMessage
+	if err := conn.Invoke(context.Background(), "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+		ingest.RawMessage(goodSpans(nil)), &out, grpc.ForceCodecV2(ingest.RawCodec{})); err != nil {
+		t.Fatalf("a good export after the bad ones: %v", err)
+	}
+	if got := s.in.RequestsCounted("traces", "grpc", "InvalidArgument"); got != 3 {
+		t.Errorf("%v refused exports counted, want 3", got)
 	}
 }
 

@@ -3,15 +3,13 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
-	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
-	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -26,62 +24,60 @@ import (
 // NewGRPCServer returns a gRPC server with the three OTLP services
 // registered. It accepts gzip- and zstd-compressed messages up to the
 // receiver's request limit.
+//
+// The services take each message as bytes and decode it themselves, as
+// the HTTP front end does, with the same checks and in a CPU slot: a
+// message gRPC decoded itself would fail as INTERNAL, not as the
+// INVALID_ARGUMENT a malformed export is.
 func (r *Receiver) NewGRPCServer() *grpc.Server {
 	s := grpc.NewServer(grpc.MaxRecvMsgSize(int(r.MaxRequestBytes)), grpc.InTapHandle(r.admit),
-		grpc.ForceServerCodecV2(depthCodec{encoding.GetCodecV2("proto")}))
-	ptraceotlp.RegisterGRPCServer(s, &traceService{r: r})
-	plogotlp.RegisterGRPCServer(s, &logService{r: r})
-	pmetricotlp.RegisterGRPCServer(s, &metricService{r: r})
+		grpc.ForceServerCodecV2(rawCodec{}))
+	for _, e := range r.exporters() {
+		s.RegisterService(&grpc.ServiceDesc{
+			ServiceName: e.service,
+			HandlerType: (*any)(nil),
+			Methods:     []grpc.MethodDesc{{MethodName: "Export", Handler: r.grpcExport(e)}},
+		}, r)
+	}
 	return s
 }
 
-// depthCodec is the proto codec (pdata's, for OTLP messages) with
-// checkProtoDepth in front of it.
-type depthCodec struct{ encoding.CodecV2 }
-
-func (c depthCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	m, ok := v.(interface{ UnmarshalProto([]byte) error })
-	if !ok {
-		return c.CodecV2.Unmarshal(data, v)
-	}
-	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
-	defer buf.Free()
-	if top := grpcRequestType(v); top != mNone {
-		if err := checkProtoDepth(buf.ReadOnlyData(), top); err != nil {
-			return err
+func (r *Receiver) grpcExport(e exporter) grpc.MethodHandler {
+	return func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+		var body rawMessage
+		if err := dec(&body); err != nil {
+			return nil, err
 		}
+		resp, err := e.export(ctx, body, false)
+		if err := r.grpcError(e.signal, err); err != nil {
+			return nil, err
+		}
+		return rawMessage(resp), nil
 	}
-	return m.UnmarshalProto(buf.ReadOnlyData())
 }
 
-type traceService struct {
-	ptraceotlp.UnimplementedGRPCServer
-	r *Receiver
+// rawMessage is a protobuf message as bytes; rawCodec passes it through.
+type rawMessage []byte
+
+type rawCodec struct{}
+
+func (rawCodec) Name() string { return "proto" }
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	m, ok := v.(rawMessage)
+	if !ok {
+		return nil, fmt.Errorf("otlp/grpc: cannot send a %T", v)
+	}
+	return mem.BufferSlice{mem.SliceBuffer(m)}, nil
 }
 
-func (s *traceService) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	resp := ptraceotlp.NewExportResponse()
-	return resp, s.r.grpcError("traces", tracesPartial(resp, s.r.Traces(ctx, req.Traces())))
-}
-
-type logService struct {
-	plogotlp.UnimplementedGRPCServer
-	r *Receiver
-}
-
-func (s *logService) Export(ctx context.Context, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
-	resp := plogotlp.NewExportResponse()
-	return resp, s.r.grpcError("logs", logsPartial(resp, s.r.Logs(ctx, req.Logs())))
-}
-
-type metricService struct {
-	pmetricotlp.UnimplementedGRPCServer
-	r *Receiver
-}
-
-func (s *metricService) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
-	resp := pmetricotlp.NewExportResponse()
-	return resp, s.r.grpcError("metrics", metricsPartial(resp, s.r.Metrics(ctx, req.Metrics())))
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	m, ok := v.(*rawMessage)
+	if !ok {
+		return fmt.Errorf("otlp/grpc: cannot receive a %T", v)
+	}
+	*m = data.Materialize()
+	return nil
 }
 
 // admit refuses a call before its message is even read when ingest is

@@ -37,49 +37,63 @@ const (
 )
 
 // exporter decodes one signal's request and feeds it to the receiver.
+// The HTTP and gRPC front ends share them.
 type exporter struct {
-	signal string
+	signal  string
+	service string // the OTLP gRPC service
 	// export decodes body (protobuf or JSON) and appends its rows; it
 	// returns the encoded success response.
 	export func(ctx context.Context, body []byte, json bool) ([]byte, error)
 }
 
+// exporters are the three signals' exporters.
+func (r *Receiver) exporters() []exporter {
+	return []exporter{
+		{signal: "traces", service: "opentelemetry.proto.collector.trace.v1.TraceService",
+			export: func(ctx context.Context, body []byte, json bool) ([]byte, error) {
+				req := ptraceotlp.NewExportRequest()
+				if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json, mTraces); err != nil {
+					return nil, err
+				}
+				resp := ptraceotlp.NewExportResponse()
+				if err := tracesPartial(resp, r.Traces(ctx, req.Traces())); err != nil {
+					return nil, err
+				}
+				return marshal(resp, json)
+			}},
+		{signal: "logs", service: "opentelemetry.proto.collector.logs.v1.LogsService",
+			export: func(ctx context.Context, body []byte, json bool) ([]byte, error) {
+				req := plogotlp.NewExportRequest()
+				if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json, mLogs); err != nil {
+					return nil, err
+				}
+				resp := plogotlp.NewExportResponse()
+				if err := logsPartial(resp, r.Logs(ctx, req.Logs())); err != nil {
+					return nil, err
+				}
+				return marshal(resp, json)
+			}},
+		{signal: "metrics", service: "opentelemetry.proto.collector.metrics.v1.MetricsService",
+			export: func(ctx context.Context, body []byte, json bool) ([]byte, error) {
+				req := pmetricotlp.NewExportRequest()
+				if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json, mMetrics); err != nil {
+					return nil, err
+				}
+				resp := pmetricotlp.NewExportResponse()
+				if err := metricsPartial(resp, r.Metrics(ctx, req.Metrics())); err != nil {
+					return nil, err
+				}
+				return marshal(resp, json)
+			}},
+	}
+}
+
 // Handler serves OTLP/HTTP.
 func (r *Receiver) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/v1/traces", r.httpExport(exporter{signal: "traces", export: func(ctx context.Context, body []byte, json bool) ([]byte, error) {
-		req := ptraceotlp.NewExportRequest()
-		if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json, mTraces); err != nil {
-			return nil, err
-		}
-		resp := ptraceotlp.NewExportResponse()
-		if err := tracesPartial(resp, r.Traces(ctx, req.Traces())); err != nil {
-			return nil, err
-		}
-		return marshal(resp, json)
-	}}))
-	mux.Handle("/v1/logs", r.httpExport(exporter{signal: "logs", export: func(ctx context.Context, body []byte, json bool) ([]byte, error) {
-		req := plogotlp.NewExportRequest()
-		if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json, mLogs); err != nil {
-			return nil, err
-		}
-		resp := plogotlp.NewExportResponse()
-		if err := logsPartial(resp, r.Logs(ctx, req.Logs())); err != nil {
-			return nil, err
-		}
-		return marshal(resp, json)
-	}}))
-	mux.Handle("/v1/metrics", r.httpExport(exporter{signal: "metrics", export: func(ctx context.Context, body []byte, json bool) ([]byte, error) {
-		req := pmetricotlp.NewExportRequest()
-		if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json, mMetrics); err != nil {
-			return nil, err
-		}
-		resp := pmetricotlp.NewExportResponse()
-		if err := metricsPartial(resp, r.Metrics(ctx, req.Metrics())); err != nil {
-			return nil, err
-		}
-		return marshal(resp, json)
-	}}))
+	for _, e := range r.exporters() {
+		mux.Handle("/v1/"+e.signal, r.httpExport(e))
+	}
 	return mux
 }
 

@@ -157,9 +157,9 @@ func Open(cat catalog.Store, bucket *objstore.Bucket, opts Options) (*Ingester, 
 		return nil, fmt.Errorf("open ingester: %w", err)
 	}
 	var replayed int64
-	for _, seq := range seqs {
+	for i, seq := range seqs {
 		in.nextSeq = seq + 1
-		seg, err := readSegment(opts.ScratchDir, seq)
+		seg, err := readSegment(opts.ScratchDir, seq, i == len(seqs)-1)
 		if err != nil {
 			return nil, fmt.Errorf("open ingester: replay: %w", err)
 		}
@@ -175,7 +175,7 @@ func Open(cat catalog.Store, bucket *objstore.Bucket, opts Options) (*Ingester, 
 	if replayed > 0 {
 		slog.Info("wal replayed", "segments", len(in.sealed), "rows", replayed)
 	}
-	if err := in.newActive(); err != nil {
+	if err := in.newActive(nil); err != nil {
 		return nil, fmt.Errorf("open ingester: %w", err)
 	}
 	go in.writeLoop()
@@ -413,29 +413,31 @@ func (in *Ingester) rotate() {
 	if in.active.rows == 0 {
 		return
 	}
-	old, oldFile := in.active, in.file
-	if err := in.newActive(); err != nil {
+	oldFile := in.file
+	if err := in.newActive(in.active); err != nil {
 		slog.Error("wal: cannot start a new segment; keeping the current one", "err", err)
 		return
 	}
 	oldFile.f.Close()
-	in.mu.Lock()
-	in.sealed = append(in.sealed, old)
-	in.mu.Unlock()
 	select {
 	case in.flushc <- struct{}{}:
 	default:
 	}
 }
 
-// newActive creates the next segment and makes it active.
-func (in *Ingester) newActive() error {
+// newActive creates the next segment and makes it active; sealed, if not
+// nil, is the segment it replaces, which joins the sealed ones in the same
+// step — a snapshot between the two would see its rows nowhere.
+func (in *Ingester) newActive(sealed *segment) error {
 	f, seg, err := createSegment(in.opts.ScratchDir, in.nextSeq, in.opts.Now())
 	if err != nil {
 		return err
 	}
 	in.nextSeq++
 	in.mu.Lock()
+	if sealed != nil {
+		in.sealed = append(in.sealed, sealed)
+	}
 	in.active, in.file = seg, f
 	in.mu.Unlock()
 	in.disk.Add(headerSize)

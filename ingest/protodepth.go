@@ -1,8 +1,6 @@
 package ingest
 
 import (
-	"reflect"
-
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -186,22 +184,4 @@ func uvarint(b []byte) (uint64, int) {
 	}
 	v, n := protowire.ConsumeVarint(b)
 	return v, n
-}
-
-// grpcRequestType names the OTLP request type of a gRPC message by its Go
-// type (pdata's request types are internal to it).
-func grpcRequestType(v any) otlpMsg {
-	t := reflect.TypeOf(v)
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Name() {
-	case "ExportTraceServiceRequest":
-		return mTraces
-	case "ExportLogsServiceRequest":
-		return mLogs
-	case "ExportMetricsServiceRequest":
-		return mMetrics
-	}
-	return mNone
 }

@@ -335,27 +335,35 @@ func segmentHeader(r io.Reader) (nonce [16]byte, created time.Time, ok bool) {
 }
 
 // scanFrames calls fn for each whole, valid frame of a segment after its
-// header, with the offset and length of its payload in the file, and
-// returns the length of the valid prefix of the file. It stops quietly at
-// the first torn or damaged frame: only whole frames can have been
-// acknowledged. rec is read in place from a buffer the next frame reuses:
-// it is valid only during fn.
-func scanFrames(r io.Reader, seq uint64, fn func(key bufKey, rec arrow.RecordBatch, off int64, n int)) int64 {
+// header, with the offset and length of its payload in the file. A whole
+// frame whose checksum or contents are wrong is skipped (its rows are
+// lost: the disk damaged them), and counted in skipped; the scan stops at
+// a torn frame or an impossible length, whose place in the file it
+// returns as good. rec is read in place from a buffer the next frame
+// reuses: it is valid only during fn.
+func scanFrames(r io.Reader, seq uint64, fn func(key bufKey, rec arrow.RecordBatch, off int64, n int)) (good int64, skipped int) {
 	br := bufio.NewReaderSize(r, 1<<20)
-	good := int64(headerSize)
+	good = int64(headerSize)
 	var fh [frameHeader]byte
 	var payload []byte
+	skip := func(n uint32, why string, err error) {
+		if skipped == 0 {
+			slog.Error("wal: damaged frame skipped, its rows are lost", "segment", seq, "offset", good, "why", why, "err", err)
+		}
+		skipped++
+		good += frameHeader + int64(n)
+	}
 	for {
 		if _, err := io.ReadFull(br, fh[:]); err != nil {
 			if err != io.EOF {
 				slog.Warn("wal: torn frame header at segment tail", "segment", seq, "offset", good)
 			}
-			return good
+			return good, skipped
 		}
 		n := binary.LittleEndian.Uint32(fh[0:4])
-		if n > maxFrame {
-			slog.Warn("wal: bad frame length", "segment", seq, "offset", good)
-			return good
+		if n == 0 || n > maxFrame {
+			slog.Warn("wal: bad frame length", "segment", seq, "offset", good, "length", n)
+			return good, skipped
 		}
 		if cap(payload) < int(n) {
 			payload = make([]byte, n)
@@ -363,11 +371,11 @@ func scanFrames(r io.Reader, seq uint64, fn func(key bufKey, rec arrow.RecordBat
 		payload = payload[:n]
 		if _, err := io.ReadFull(br, payload); err != nil {
 			slog.Warn("wal: torn frame at segment tail", "segment", seq, "offset", good)
-			return good
+			return good, skipped
 		}
 		if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(fh[4:8]) {
-			slog.Warn("wal: frame checksum mismatch", "segment", seq, "offset", good)
-			return good
+			skip(n, "checksum mismatch", nil)
+			continue
 		}
 		key, msg, err := messageInPlace(payload)
 		var recs []arrow.RecordBatch
@@ -375,8 +383,8 @@ func scanFrames(r io.Reader, seq uint64, fn func(key bufKey, rec arrow.RecordBat
 			recs, err = readInPlace(key.table, []*ipc.Message{msg})
 		}
 		if err != nil {
-			slog.Warn("wal: undecodable frame", "segment", seq, "offset", good, "err", err)
-			return good
+			skip(n, "undecodable", err)
+			continue
 		}
 		fn(key, recs[0], good+frameHeader, int(n))
 		recs[0].Release()
@@ -385,28 +393,65 @@ func scanFrames(r io.Reader, seq uint64, fn func(key bufKey, rec arrow.RecordBat
 }
 
 // readSegment replays a segment file at start: it counts its rows and cuts
-// a damaged or torn tail off the file, so the segment is a sequence of
-// whole frames again. It returns nil for a file without a valid header.
-func readSegment(dir string, seq uint64) (*segment, error) {
+// a torn tail off the file, so the segment is a sequence of whole frames
+// again. Only the newest segment can have been torn by a crash (the others
+// were written whole and fsynced before the next began): damage anywhere
+// else, or frames skipped as damaged, is the disk's doing, and a copy of
+// the file as it was is kept beside it (segment.wal.damaged) for an
+// operator. It returns nil for a file without a valid header.
+func readSegment(dir string, seq uint64, newest bool) (*segment, error) {
 	path := filepath.Join(dir, segmentName(seq))
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open segment %d: %w", seq, err)
 	}
 	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("open segment %d: %w", seq, err)
+	}
 	nonce, created, ok := segmentHeader(f)
 	if !ok {
+		if !newest {
+			keepDamaged(path, seq, "no valid header")
+		}
 		return nil, nil
 	}
 	seg := newSegment(seq, nonce, created, path)
-	good := scanFrames(f, seq, func(key bufKey, rec arrow.RecordBatch, off int64, n int) {
+	good, skipped := scanFrames(f, seq, func(key bufKey, rec arrow.RecordBatch, off int64, n int) {
 		seg.count(key, rec, off, n)
 	})
+	if skipped > 0 || (good < st.Size() && !newest) {
+		keepDamaged(path, seq, fmt.Sprintf("%d damaged frames skipped, %d bytes cut after offset %d", skipped, st.Size()-good, good))
+	}
 	if err := f.Truncate(good); err != nil {
 		return nil, fmt.Errorf("truncate segment %d: %w", seq, err)
 	}
 	seg.diskBytes = good
 	return seg, nil
+}
+
+// keepDamaged copies a damaged segment to path.damaged, which replay
+// ignores, and says so loudly.
+func keepDamaged(path string, seq uint64, what string) {
+	dst := path + ".damaged"
+	err := copyFile(path, dst)
+	slog.Error("wal: segment damaged by the disk; its valid frames are replayed and a copy of it is kept for an operator",
+		"segment", seq, "damage", what, "copy", dst, "copy_err", err)
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	return errors.Join(err, out.Sync(), out.Close())
 }
 
 func releaseParts(parts map[partKey][]arrow.RecordBatch) {

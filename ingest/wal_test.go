@@ -74,14 +74,17 @@ func TestWAL_ReplayKeepsWholeFramesAndCutsATornTail(t *testing.T) {
 			dir := t.TempDir()
 			path, sizes := writeSegment(t, dir, batches)
 			tear(path, sizes)
-			seg, err := readSegment(dir, 7)
+			seg, err := readSegment(dir, 7, true)
 			if err != nil {
 				t.Fatal(err)
 			}
 			want := int64(60)
 			wantSize := int64(headerSize + sizes[0] + sizes[1] + sizes[2])
-			if name != "intact" && name != "garbage appended" && name != "huge length prefix" {
+			switch name {
+			case "half a frame", "half a header":
 				want, wantSize = 30, wantSize-int64(sizes[2])
+			case "bit flip in frame": // skipped whole, left in place
+				want = 30
 			}
 			if seg.rows != want {
 				t.Fatalf("replayed %d rows, want %d", seg.rows, want)
@@ -94,10 +97,66 @@ func TestWAL_ReplayKeepsWholeFramesAndCutsATornTail(t *testing.T) {
 	}
 }
 
+// Damage the disk did — a bad frame with good ones after it, or any
+// damage to a segment that was sealed before the crash — is not a torn
+// write: the frames after it are replayed and a copy of the file is kept.
+func TestWAL_DamageBeforeTheTailKeepsTheRestAndACopy(t *testing.T) {
+	start := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	batches := []arrow.RecordBatch{spanBatch(t, 10, start), spanBatch(t, 20, start), spanBatch(t, 30, start)}
+	for name, c := range map[string]struct {
+		damage func(path string, sizes []int)
+		newest bool
+		rows   int64
+	}{
+		"bit flip in the first frame":                  {func(p string, s []int) { flip(t, p, -int64(s[2]+s[1]+s[0]/2)) }, true, 50},
+		"bit flip in the first frame, sealed segment":  {func(p string, s []int) { flip(t, p, -int64(s[2]+s[1]+s[0]/2)) }, false, 50},
+		"torn tail of a sealed segment":                {func(p string, s []int) { truncate(t, p, -int64(s[2]/2)) }, false, 30},
+		"impossible length in the middle, sealed file": {func(p string, s []int) { flip(t, p, -int64(s[2]+s[1]-1)) }, false, 10},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path, sizes := writeSegment(t, dir, batches)
+			c.damage(path, sizes)
+			before, _ := os.ReadFile(path)
+			seg, err := readSegment(dir, 7, c.newest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if seg.rows != c.rows {
+				t.Errorf("replayed %d rows, want %d", seg.rows, c.rows)
+			}
+			if kept, err := os.ReadFile(path + ".damaged"); err != nil || !bytes.Equal(kept, before) {
+				t.Errorf("no copy of the damaged segment as it was: %v", err)
+			}
+			if seqs, _ := listSegments(dir); len(seqs) != 1 {
+				t.Errorf("segments listed after replay: %v, want the one", seqs)
+			}
+		})
+	}
+	// A sealed segment whose header is damaged is kept too.
+	dir := t.TempDir()
+	path, _ := writeSegment(t, dir, batches)
+	flip(t, path, -int64(len(mustRead(t, path))-1))
+	if seg, err := readSegment(dir, 7, false); err != nil || seg != nil {
+		t.Fatalf("damaged header: %v %v", seg, err)
+	}
+	if _, err := os.Stat(path + ".damaged"); err != nil {
+		t.Errorf("a sealed segment with a damaged header was not kept: %v", err)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestWAL_SegmentWithoutHeaderIsIgnored(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, segmentName(3)), []byte("STRA"), 0o644)
-	seg, err := readSegment(dir, 3)
+	seg, err := readSegment(dir, 3, true)
 	if err != nil || seg != nil {
 		t.Fatalf("torn header: %v, %v", seg, err)
 	}
@@ -107,8 +166,8 @@ func TestWAL_FileKeysAreDeterministic(t *testing.T) {
 	start := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	dir := t.TempDir()
 	path, _ := writeSegment(t, dir, []arrow.RecordBatch{spanBatch(t, 5, start)})
-	a, _ := readSegment(dir, 7)
-	b, _ := readSegment(dir, 7)
+	a, _ := readSegment(dir, 7, true)
+	b, _ := readSegment(dir, 7, true)
 	for pk := range a.parts {
 		if a.fileKey(pk) != b.fileKey(pk) {
 			t.Fatalf("replays of %s give keys %s and %s", path, a.fileKey(pk), b.fileKey(pk))
@@ -149,7 +208,7 @@ func FuzzReadSegment(f *testing.F) {
 		dir := t.TempDir()
 		p := filepath.Join(dir, segmentName(1))
 		os.WriteFile(p, append(append([]byte{}, good[:headerSize]...), tail...), 0o644)
-		seg, err := readSegment(dir, 1)
+		seg, err := readSegment(dir, 1, true)
 		if err != nil {
 			t.Fatal(err)
 		}
