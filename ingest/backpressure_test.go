@@ -3,9 +3,13 @@ package ingest_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/strata-db/strata/ingest"
 	"github.com/strata-db/strata/internal/faultproxy"
@@ -72,4 +76,58 @@ func TestBackpressure_429WhileFlushIsStuckThenRecovers(t *testing.T) {
 	}
 	s.waitFlushed()
 	checkExactlyOnce(t, s, sender)
+}
+
+// The memory of requests being read and decoded counts against
+// --max-buffer-bytes: a request that would pass it while another holds
+// memory gets 429, and a request larger than the limit still goes through
+// when it is alone.
+func TestBackpressure_RequestMemoryIsBounded(t *testing.T) {
+	s := newStack(t, stackOptions{ingest: ingest.Options{MaxMemoryBytes: 4 << 20}})
+	client := s.httpClient()
+	big := func(id byte) []byte {
+		return goodSpans(func(sp ptrace.Span) {
+			sp.SetSpanID([8]byte{9, id})
+			sp.Attributes().PutStr("a", strings.Repeat("x", 900<<10))
+			sp.Attributes().PutStr("b", strings.Repeat("y", 900<<10))
+		})
+	}
+	post := func(body io.Reader) *http.Response {
+		t.Helper()
+		resp, err := client.Post(s.httpURL+"/v1/traces", "application/x-protobuf", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	// A's body arrives slowly: the first MiB, then nothing for a while.
+	a := big(1)
+	pr, pw := io.Pipe()
+	done := make(chan *http.Response)
+	go func() { done <- post(pr) }()
+	pw.Write(a[:1<<20])
+	for deadline := time.Now().Add(10 * time.Second); s.in.Stats().InflightBytes < 1<<20; {
+		if time.Now().After(deadline) {
+			t.Fatal("the server never held the first MiB of the body")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// B, whole, would take ~18 MiB decoded: refused while A holds memory.
+	if resp := post(bytes.NewReader(big(2))); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("a request past the memory limit while another holds memory: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	// A, alone, goes through, and then B does.
+	pw.Write(a[1<<20:])
+	pw.Close()
+	if resp := <-done; resp.StatusCode != http.StatusOK {
+		t.Errorf("the slow request, alone: %d", resp.StatusCode)
+	}
+	if resp := post(bytes.NewReader(big(2))); resp.StatusCode != http.StatusOK {
+		t.Errorf("the big request, alone: %d", resp.StatusCode)
+	}
+	if got := s.in.Stats().InflightBytes; got != 0 {
+		t.Errorf("%d bytes still reserved after every request ended", got)
+	}
 }

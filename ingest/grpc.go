@@ -48,6 +48,11 @@ func (r *Receiver) grpcExport(e exporter) grpc.MethodHandler {
 		if err := dec(&body); err != nil {
 			return nil, err
 		}
+		held := requestMemoryFactor * int64(len(body))
+		if !r.in.Reserve(held, 0) {
+			return nil, r.grpcError(e.signal, ErrOverloaded)
+		}
+		defer r.in.Release(held)
 		resp, err := e.export(ctx, body, false)
 		if err := r.grpcError(e.signal, err); err != nil {
 			return nil, err

@@ -170,7 +170,16 @@ func (r *Receiver) httpExport(e exporter) http.Handler {
 		buf := bufPool.Get().(*bytes.Buffer)
 		buf.Reset()
 		defer bufPool.Put(buf)
-		if herr := r.readBody(w, req, buf); herr != nil {
+		var held int64 // memory reserved for this request
+		defer func() { r.in.Release(held) }()
+		herr := r.readBody(w, req, buf, &held)
+		if herr == nil && !r.reserveDecoding(int64(buf.Len()), &held) {
+			herr = &httpError{http.StatusTooManyRequests, ErrOverloaded.Error()}
+		}
+		if herr != nil {
+			if herr.status == http.StatusTooManyRequests {
+				w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
+			}
 			fail(herr.status, herr.msg)
 			return
 		}
@@ -216,9 +225,45 @@ var zstdPool = sync.Pool{New: func() any {
 	return d
 }}
 
+// requestMemoryFactor is the memory a request holds while it is decoded
+// and converted, per byte of its decompressed protobuf body: ~10× measured
+// for spans (pdata's objects, then Arrow builders and WAL frames).
+const requestMemoryFactor = 10
+
+// reserveDecoding reserves what decoding a body of n bytes, already read
+// and held, takes on top of it.
+func (r *Receiver) reserveDecoding(n int64, held *int64) bool {
+	extra := (requestMemoryFactor - 1) * n
+	if !r.in.Reserve(extra, *held) {
+		return false
+	}
+	*held += extra
+	return true
+}
+
+// budgetReader reserves the memory of each byte it reads: the bodies being
+// read at once fit the ingester's memory limit, however many clients send.
+type budgetReader struct {
+	r    io.Reader
+	in   *Ingester
+	held *int64
+}
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if n > 0 {
+		if !b.in.Reserve(int64(n), *b.held) {
+			return 0, ErrOverloaded
+		}
+		*b.held += int64(n)
+	}
+	return n, err
+}
+
 // readBody reads the (possibly compressed) body into buf, enforcing the
-// size limit both before and after decompression.
-func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, buf *bytes.Buffer) *httpError {
+// size limit both before and after decompression, and reserving its
+// memory in held.
+func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, buf *bytes.Buffer, held *int64) *httpError {
 	limit := r.MaxRequestBytes
 	if req.ContentLength > limit {
 		return &httpError{http.StatusRequestEntityTooLarge,
@@ -247,7 +292,10 @@ func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, buf *bytes
 			fmt.Sprintf("unsupported Content-Encoding %q: want gzip, zstd or none", enc)}
 	}
 	// One byte over the limit tells a body that is too large once decoded.
-	n, err := buf.ReadFrom(io.LimitReader(src, limit+1))
+	n, err := buf.ReadFrom(io.LimitReader(&budgetReader{r: src, in: r.in, held: held}, limit+1))
+	if errors.Is(err, ErrOverloaded) {
+		return &httpError{http.StatusTooManyRequests, err.Error()}
+	}
 	if err != nil {
 		return readError(err, limit, "body")
 	}

@@ -105,7 +105,7 @@ type Ingester struct {
 
 	stopMu   sync.RWMutex // held to set stopping, read-held to send to reqs
 	stopping atomic.Bool
-	inflight atomic.Int64 // frame bytes waiting for the writer
+	inflight atomic.Int64 // request memory held (Reserve) and frame bytes waiting for the writer
 	disk     atomic.Int64 // WAL bytes on disk
 	pending  atomic.Int64 // rows acknowledged but not yet in the catalog
 
@@ -190,6 +190,9 @@ func Open(cat catalog.Store, bucket *objstore.Bucket, opts Options) (*Ingester, 
 // return the rows survive a crash and will be flushed exactly once. rec
 // must have the table's schema; Append does not take ownership of it.
 func (in *Ingester) Append(ctx context.Context, project, table string, rec arrow.RecordBatch) error {
+	if err := in.Admit(); err != nil {
+		return err
+	}
 	p, err := in.Prepare(project, table, rec)
 	if err != nil {
 		return err
@@ -204,10 +207,13 @@ type Pending struct {
 }
 
 // Prepare does Append's CPU work: it splits rec by hour and encodes the WAL
-// frames. rec may be released once it returns.
+// frames. rec may be released once it returns. The caller admitted the
+// request's memory (Admit, Reserve); Prepare refuses only if the WAL filled
+// up meanwhile.
 func (in *Ingester) Prepare(project, table string, rec arrow.RecordBatch) (*Pending, error) {
-	if err := in.Admit(); err != nil {
-		return nil, err
+	if in.disk.Load() > in.opts.MaxScratchBytes {
+		in.m.refused.Inc()
+		return nil, ErrOverloaded
 	}
 	t, err := schema.Lookup(table)
 	if err != nil {
@@ -266,6 +272,28 @@ func (in *Ingester) Admit() error {
 	}
 	return nil
 }
+
+// Reserve counts n more bytes of a request's memory — its body, then what
+// decoding and converting it take — against MaxMemoryBytes, beside the
+// frames waiting for the WAL; own is what the caller holds already. It
+// says false, and counts a refusal, when that would pass the limit, except
+// for a request that is alone: one larger than the limit still goes
+// through, by itself. Every byte reserved is given back with Release.
+func (in *Ingester) Reserve(n, own int64) bool {
+	for {
+		cur := in.inflight.Load()
+		if cur-own > 0 && cur+n > in.opts.MaxMemoryBytes {
+			in.m.refused.Inc()
+			return false
+		}
+		if in.inflight.CompareAndSwap(cur, cur+n) {
+			return true
+		}
+	}
+}
+
+// Release gives back bytes counted by Reserve.
+func (in *Ingester) Release(n int64) { in.inflight.Add(-n) }
 
 // send queues req for the writer. The read lock makes the check of
 // stopping and the send one step, so Close can never leave a request in the

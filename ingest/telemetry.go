@@ -50,7 +50,7 @@ func (in *Ingester) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.rows, m.commits, m.walWritten, m.refused, m.fsync, m.flushSeconds,
 		m.flushedFiles, m.flushedBytes, m.flushErrors, m.requests,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "strata_ingest_inflight_bytes", Help: "Request data in memory waiting for the WAL."},
+			Name: "strata_ingest_inflight_bytes", Help: "Memory held by requests being read, decoded and converted, and by frames waiting for the WAL."},
 			func() float64 { return float64(in.inflight.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "strata_ingest_unflushed_rows", Help: "Rows acknowledged but not yet flushed to the catalog."},

@@ -90,7 +90,7 @@ func (c *ingestConfig) register(cmd *command) {
 	c.flushBytes, c.maxScratch, c.maxBuffer, c.maxRequest = 16<<20, 1<<30, 256<<20, 16<<20
 	cmd.fs.Var(&c.flushBytes, "flush-bytes", "flush before the interval once the WAL segment reaches this `size`")
 	cmd.fs.Var(&c.maxScratch, "max-scratch-bytes", "refuse new data (429) while the WAL on disk exceeds this `size`")
-	cmd.fs.Var(&c.maxBuffer, "max-buffer-bytes", "refuse new data (429) while rows buffered in memory exceed this `size`")
+	cmd.fs.Var(&c.maxBuffer, "max-buffer-bytes", "refuse new data (429) while requests being read and decoded, and rows waiting for the WAL, hold more than this `size` of memory")
 	cmd.fs.Var(&c.maxRequest, "max-request-bytes", "largest OTLP request accepted (413 beyond), before and after decompression, in `size`")
 }
 
