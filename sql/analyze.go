@@ -107,6 +107,9 @@ func analyze(ctx context.Context, db *engine.DB, sql string) (*analysis, error) 
 		return nil, err
 	}
 	stmts, _ := tree["statements"].([]any)
+	if len(stmts) == 0 {
+		return nil, &engine.QueryError{Msg: "the query is empty: it holds only comments or semicolons"}
+	}
 	if len(stmts) != 1 {
 		return nil, &engine.QueryError{Msg: fmt.Sprintf("send one query at a time; this text holds %d statements", len(stmts))}
 	}

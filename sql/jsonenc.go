@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -217,12 +218,22 @@ func typeName(t arrow.DataType) string {
 		return typeName(t.Elem()) + "[]"
 	case *arrow.LargeListType:
 		return typeName(t.Elem()) + "[]"
+	case *arrow.FixedSizeListType:
+		return fmt.Sprintf("%s[%d]", typeName(t.Elem()), t.Len())
+	case *arrow.MapType:
+		return fmt.Sprintf("MAP(%s, %s)", typeName(t.KeyType()), typeName(t.ItemType()))
 	case *arrow.StructType:
 		return "STRUCT"
+	case *arrow.DictionaryType: // DuckDB's ENUM
+		return typeName(t.ValueType)
+	case *arrow.MonthDayNanoIntervalType, *arrow.DayTimeIntervalType, *arrow.MonthIntervalType:
+		return "INTERVAL"
+	case *arrow.Time64Type, *arrow.Time32Type:
+		return "TIME"
 	case *arrow.Decimal128Type:
 		return fmt.Sprintf("DECIMAL(%d,%d)", t.Precision, t.Scale)
 	}
-	return t.String()
+	return strings.ToUpper(t.String())
 }
 
 // MaxValueBytes bounds one text or binary value of a result sent as JSON,

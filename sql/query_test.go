@@ -69,6 +69,16 @@ func TestQuery_FormatsAndStats(t *testing.T) {
 	if rows != 3 || rdr.Schema().NumFields() != 5 {
 		t.Fatalf("arrow stream: %d rows, %d columns", rows, rdr.Schema().NumFields())
 	}
+	// Column types as DuckDB names them.
+	typed := e.do("POST", map[string]any{"sql": `SELECT INTERVAL 1 DAY AS i, MAP {'a': 1} AS m, [1, 2]::INTEGER[2] AS a,
+		'x'::ENUM('x', 'y') AS e, TIME '10:00' AS t`}, "application/json")
+	var types []string
+	for _, c := range typed.Columns {
+		types = append(types, c.Type)
+	}
+	if got := strings.Join(types, ", "); got != "INTERVAL, MAP(VARCHAR, INTEGER), INTEGER[2], VARCHAR, TIME" {
+		t.Errorf("column types: %s (%s)", got, typed.Error)
+	}
 	// Infinities as PostgreSQL writes them, in JSON and CSV alike.
 	inf := "SELECT DATE 'infinity' AS d, TIMESTAMP '-infinity' AS ts, TIMESTAMPTZ 'infinity' AS tz, 'Infinity'::DOUBLE AS f"
 	if j := e.do("POST", map[string]any{"sql": inf}, "application/json"); fmt.Sprint(j.Rows) != "[[infinity -infinity infinity Infinity]]" {
@@ -319,6 +329,7 @@ func TestQuery_BadInput(t *testing.T) {
 		{"max before min", map[string]any{"sql": "SELECT 1", "min_timestamp": "2026-01-02T00:00:00Z", "max_timestamp": "2026-01-01T00:00:00Z"}, 400, "before"},
 		{"negative limit", map[string]any{"sql": "SELECT 1", "limit": -1}, 400, "limit"},
 		{"missing sql", map[string]any{}, 400, "missing"},
+		{"only a comment", map[string]any{"sql": "-- nothing\n;"}, 400, "the query is empty"},
 		{"not JSON", "{not json", 400, "invalid JSON"},
 		{"two JSON objects", `{"sql": "SELECT 1"} {"sql": "SELECT 2"}`, 400, "one query per request"},
 		// 400 kB of SQL, 1.2 MB of JSON: the limit is on the SQL.
