@@ -365,6 +365,8 @@ func csvValue(a arrow.Array, i int) string {
 		return string(appendTimestamp(nil, c.Value(i), c.DataType().(*arrow.TimestampType).Unit))
 	case *array.Date32:
 		return string(appendDate(nil, c.Value(i)))
+	case *array.Decimal128:
+		return string(appendDecimal(nil, c.Value(i), c.DataType().(*arrow.Decimal128Type).Scale))
 	case *array.Float64, *array.Float32:
 		// As PostgreSQL and the JSON output write them, not Go's +Inf.
 		return strings.Trim(string(encoderFor(a)(nil, i)), `"`)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
 
 	"github.com/strata-db/strata/engine"
 	"github.com/strata-db/strata/internal/jsontext"
@@ -106,8 +107,13 @@ func encoderFor(a arrow.Array) valueEncoder {
 			}
 			return append(b, '}')
 		})
+	case *array.Decimal128:
+		scale := c.DataType().(*arrow.Decimal128Type).Scale
+		return withNulls(func(b []byte, i int) []byte {
+			return append(appendDecimal(append(b, '"'), c.Value(i), scale), '"')
+		})
 	}
-	// Anything else (decimals, intervals, maps, …) as its string form.
+	// Anything else (intervals, maps, …) as its string form.
 	return withNulls(func(b []byte, i int) []byte { return appendJSONString(b, a.ValueStr(i)) })
 }
 
@@ -148,6 +154,24 @@ func appendDate(b []byte, d arrow.Date32) []byte {
 		return append(b, "-infinity"...)
 	}
 	return d.ToTime().AppendFormat(b, time.DateOnly)
+}
+
+// appendDecimal writes a decimal exactly (DuckDB sends HUGEINT as a
+// decimal of 38 digits, beyond a float's precision).
+func appendDecimal(b []byte, v decimal128.Num, scale int32) []byte {
+	digits := v.BigInt().String()
+	neg := strings.HasPrefix(digits, "-")
+	if neg {
+		b, digits = append(b, '-'), digits[1:]
+	}
+	if scale <= 0 {
+		return append(b, digits...)
+	}
+	if pad := int(scale) + 1 - len(digits); pad > 0 {
+		digits = strings.Repeat("0", pad) + digits
+	}
+	point := len(digits) - int(scale)
+	return append(append(append(b, digits[:point]...), '.'), digits[point:]...)
 }
 
 // appendJSONFloat writes a number; NaN and infinities, which JSON lacks,

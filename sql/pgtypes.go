@@ -23,6 +23,7 @@ const (
 	oidFloat8      = 701
 	oidVarchar     = 1043
 	oidDate        = 1082
+	oidNumeric     = 1700
 	oidTimestamp   = 1114
 	oidTimestamptz = 1184
 )
@@ -152,6 +153,10 @@ func pgColumnFor(t arrow.DataType) pgColumn {
 			bin: func(a arrow.Array, i int) []byte {
 				return binary.BigEndian.AppendUint64(nil, uint64(pgMicros(int64(a.(*array.Timestamp).Value(i)), unit)))
 			}}
+	case *arrow.Decimal128Type:
+		return pgColumn{oid: oidNumeric, size: -1, text: func(a arrow.Array, i int) []byte {
+			return appendDecimal(nil, a.(*array.Decimal128).Value(i), t.Scale)
+		}}
 	case arrow.ExtensionType:
 		c := pgColumnFor(t.StorageType())
 		text, bin := c.text, c.bin

@@ -79,6 +79,14 @@ func TestQuery_FormatsAndStats(t *testing.T) {
 	if got := strings.Join(types, ", "); got != "INTERVAL, MAP(VARCHAR, INTEGER), INTEGER[2], VARCHAR, TIME" {
 		t.Errorf("column types: %s (%s)", got, typed.Error)
 	}
+	// Decimals, and HUGEINT (sent by DuckDB as a 38-digit decimal), exactly.
+	dec := "SELECT 170141183460469231731687303715884105727::HUGEINT AS h, 12.345::DECIMAL(10,3) AS d, -0.05::DECIMAL(4,2) AS n"
+	if j := e.do("POST", map[string]any{"sql": dec}, "application/json"); fmt.Sprint(j.Rows) != "[[170141183460469231731687303715884105727 12.345 -0.05]]" {
+		t.Errorf("decimals in JSON: %v %s", j.Rows, j.Error)
+	}
+	if c := e.do("POST", map[string]any{"sql": dec}, "text/csv"); c.body != "h,d,n\n170141183460469231731687303715884105727,12.345,-0.05\n" {
+		t.Errorf("decimals in CSV: %q", c.body)
+	}
 	// Infinities as PostgreSQL writes them, in JSON and CSV alike.
 	inf := "SELECT DATE 'infinity' AS d, TIMESTAMP '-infinity' AS ts, TIMESTAMPTZ 'infinity' AS tz, 'Infinity'::DOUBLE AS f"
 	if j := e.do("POST", map[string]any{"sql": inf}, "application/json"); fmt.Sprint(j.Rows) != "[[infinity -infinity infinity Infinity]]" {
