@@ -328,9 +328,11 @@ type tableRef struct {
 	table string
 	alias string
 	use   int // index into the table's per-reference slices
-	// renamed: the reference renames columns (records r(a, b)), so no
-	// column name is sure to mean the table's column of that name.
-	renamed bool
+	// unbounded: no conjunct may bound this reading — its columns are
+	// renamed (records r(a, b)), so no name is sure to mean the table's
+	// column; or which rows it yields depends on all the rows (TABLESAMPLE,
+	// POSITIONAL JOIN), so reading fewer files would change them.
+	unbounded bool
 }
 
 // bounds finds, for every reading of a table, the conjuncts of its SELECT's
@@ -393,6 +395,7 @@ func isDataTable(name string) bool {
 
 func (a *analysis) selectNode(sel map[string]any) {
 	var refs []tableRef
+	positional := false
 	var collect func(any)
 	collect = func(n any) {
 		m, ok := n.(map[string]any)
@@ -407,15 +410,17 @@ func (a *analysis) selectNode(sel map[string]any) {
 			}
 			alias, _ := m["alias"].(string)
 			renamed, _ := m["column_name_alias"].([]any)
-			refs = append(refs, tableRef{table: name, alias: asciiLower(alias), use: a.addReading(name), renamed: len(renamed) > 0})
+			refs = append(refs, tableRef{table: name, alias: asciiLower(alias), use: a.addReading(name),
+				unbounded: len(renamed) > 0 || m["sample"] != nil})
 		case "JOIN":
+			positional = positional || m["ref_type"] == "POSITIONAL"
 			collect(m["left"])
 			collect(m["right"])
 		}
 	}
 	collect(sel["from_table"])
-	if len(refs) == 0 {
-		return
+	if len(refs) == 0 || positional || sel["sample"] != nil {
+		return // USING SAMPLE samples the joined rows before WHERE
 	}
 	for _, c := range conjuncts(sel["where_clause"]) {
 		a.conjunct(c, refs)
@@ -446,7 +451,7 @@ func refFor(col map[string]any, refs []tableRef) (*tableRef, string) {
 	names, _ := col["column_names"].([]any)
 	switch len(names) {
 	case 1:
-		if len(refs) != 1 || refs[0].renamed {
+		if len(refs) != 1 || refs[0].unbounded {
 			// In a join, or with the table's columns renamed (the name
 			// may then be another FROM item's, or an outer query's): not
 			// sure whose it is.
@@ -456,7 +461,7 @@ func refFor(col map[string]any, refs []tableRef) (*tableRef, string) {
 	case 2:
 		q := ident(names[0])
 		for i := range refs {
-			if (refs[i].alias == q || (refs[i].alias == "" && refs[i].table == q)) && !refs[i].renamed {
+			if (refs[i].alias == q || (refs[i].alias == "" && refs[i].table == q)) && !refs[i].unbounded {
 				return &refs[i], ident(names[1])
 			}
 		}
@@ -464,14 +469,27 @@ func refFor(col map[string]any, refs []tableRef) (*tableRef, string) {
 	return nil, ""
 }
 
+// volatileFunctions give another value at each call: a bound computed
+// from one before the query runs may not be the query's.
+// TestPruner_VolatileFunctionsAreKnown keeps the list whole.
+var volatileFunctions = map[string]bool{
+	"random": true, "setseed": true, "uuid": true, "gen_random_uuid": true, "uuidv4": true, "uuidv7": true,
+	"nextval": true, "currval": true, "current_connection_id": true, "current_query": true, "current_query_id": true,
+	"current_transaction_id": true, "error": true, "sleep_ms": true, "stats": true, "write_log": true,
+}
+
 // constant reports whether an expression reads no column and no subquery,
-// so it can be evaluated before the query runs.
+// and calls nothing volatile, so it can be evaluated before the query runs.
 func constant(n any) bool {
 	switch v := n.(type) {
 	case map[string]any:
 		switch v["class"] {
 		case "COLUMN_REF", "SUBQUERY", "STAR", "WINDOW", "PARAMETER":
 			return false
+		case "FUNCTION":
+			if volatileFunctions[ident(v["function_name"])] {
+				return false
+			}
 		}
 		for _, c := range v {
 			if !constant(c) {

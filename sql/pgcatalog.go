@@ -176,7 +176,32 @@ const pgCatalogTables = `class|namespace|type|attribute|attrdef|database|setting
 // is about data too; SELECT relname AS records FROM pg_class is not).
 func (c *pgCatalog) isCatalogQuery(sql string) bool {
 	b := engine.BlankLiterals(sql)
-	return catalogQuery.MatchString(b) && !readsDataTable.MatchString(b)
+	if !catalogQuery.MatchString(b) {
+		return false
+	}
+	if reads, ok := c.parsedReadsData(sql); ok {
+		return !reads
+	}
+	return !readsDataTable.MatchString(b)
+}
+
+// parsedReadsData reports whether DuckDB's syntax tree of sql reads records
+// or metrics anywhere (UNPIVOT records, SUMMARIZE records, FROM records
+// after any whitespace DuckDB takes as such); ok is false when DuckDB
+// cannot parse it — PostgreSQL's own syntax, which the catalog rewrites —
+// and the pattern decides.
+func (c *pgCatalog) parsedReadsData(sql string) (reads, ok bool) {
+	tree, err := c.db.Parse(context.Background(), sql)
+	if err != nil {
+		return false, false
+	}
+	eachMap(tree, func(m map[string]any) {
+		if m["type"] == "BASE_TABLE" && isDataTable(ident(m["table_name"])) && m["catalog_name"] == "" &&
+			(m["schema_name"] == "" || ident(m["schema_name"]) == "main") {
+			reads = true
+		}
+	})
+	return reads, true
 }
 
 // readsDataTable matches records or metrics where a table is read: after

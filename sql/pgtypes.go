@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -46,6 +47,44 @@ var pgEpochMicros = pgEpoch.UnixMicro()
 // microseconds since 2000-01-01, in integer arithmetic: time.Time
 // differences saturate at ±292 years (the year 1500 came out as 1707).
 // Infinities stay infinities.
+// pgNumeric encodes a decimal's text (-123.45) in PostgreSQL's binary
+// numeric: base-10000 digits after a header of their count, the weight of
+// the first, the sign and the display scale.
+func pgNumeric(text []byte) []byte {
+	s := string(text)
+	sign := uint16(0)
+	if strings.HasPrefix(s, "-") {
+		sign, s = 0x4000, s[1:]
+	}
+	intPart, frac, _ := strings.Cut(s, ".")
+	intPart = strings.Repeat("0", (4-len(intPart)%4)%4) + intPart
+	scale := len(frac)
+	frac += strings.Repeat("0", (4-len(frac)%4)%4)
+	var digits []uint16
+	for d := intPart + frac; len(d) > 0; d = d[4:] {
+		n, _ := strconv.Atoi(d[:4])
+		digits = append(digits, uint16(n))
+	}
+	weight := len(intPart)/4 - 1
+	for len(digits) > 0 && digits[0] == 0 {
+		digits, weight = digits[1:], weight-1
+	}
+	for len(digits) > 0 && digits[len(digits)-1] == 0 {
+		digits = digits[:len(digits)-1]
+	}
+	if len(digits) == 0 {
+		sign, weight = 0, 0
+	}
+	out := binary.BigEndian.AppendUint16(nil, uint16(len(digits)))
+	out = binary.BigEndian.AppendUint16(out, uint16(int16(weight)))
+	out = binary.BigEndian.AppendUint16(out, sign)
+	out = binary.BigEndian.AppendUint16(out, uint16(scale))
+	for _, d := range digits {
+		out = binary.BigEndian.AppendUint16(out, d)
+	}
+	return out
+}
+
 func pgMicros(v int64, unit arrow.TimeUnit) int64 {
 	switch v {
 	case math.MaxInt64:
@@ -154,9 +193,9 @@ func pgColumnFor(t arrow.DataType) pgColumn {
 				return binary.BigEndian.AppendUint64(nil, uint64(pgMicros(int64(a.(*array.Timestamp).Value(i)), unit)))
 			}}
 	case *arrow.Decimal128Type:
-		return pgColumn{oid: oidNumeric, size: -1, text: func(a arrow.Array, i int) []byte {
-			return appendDecimal(nil, a.(*array.Decimal128).Value(i), t.Scale)
-		}}
+		return pgColumn{oid: oidNumeric, size: -1,
+			text: func(a arrow.Array, i int) []byte { return appendDecimal(nil, a.(*array.Decimal128).Value(i), t.Scale) },
+			bin:  func(a arrow.Array, i int) []byte { return pgNumeric(appendDecimal(nil, a.(*array.Decimal128).Value(i), t.Scale)) }}
 	case arrow.ExtensionType:
 		c := pgColumnFor(t.StorageType())
 		text, bin := c.text, c.bin
@@ -166,21 +205,22 @@ func pgColumnFor(t arrow.DataType) pgColumn {
 		}
 		return c
 	}
-	return pgColumn{oid: oidText, size: -1,
-		text: func(a arrow.Array, i int) []byte {
-			if s, ok := a.(*array.String); ok {
-				return []byte(s.Value(i))
+	// Anything else as text, whose binary form is the same bytes: a client
+	// that asks for binary gets what it asked for.
+	text := func(a arrow.Array, i int) []byte {
+		if s, ok := a.(*array.String); ok {
+			return []byte(s.Value(i))
+		}
+		b := encoderFor(a)(nil, i)
+		if len(b) >= 2 && b[0] == '"' {
+			// A JSON string: send its text, not its quotes.
+			if s, err := strconv.Unquote(string(b)); err == nil {
+				return []byte(s)
 			}
-			b := encoderFor(a)(nil, i)
-			if len(b) >= 2 && b[0] == '"' {
-				// A JSON string: send its text, not its quotes.
-				if s, err := strconv.Unquote(string(b)); err == nil {
-					return []byte(s)
-				}
-			}
-			return b
-		},
+		}
+		return b
 	}
+	return pgColumn{oid: oidText, size: -1, text: text, bin: text}
 }
 
 func intColumn(oid uint32, size int16, get func(arrow.Array, int) int64) pgColumn {

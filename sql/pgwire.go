@@ -975,7 +975,7 @@ func (sess *pgSession) savepoint(tag, text string) error {
 	if strings.HasPrefix(name, `"`) {
 		name = strings.ReplaceAll(name[1:len(name)-1], `""`, `"`)
 	} else {
-		name = strings.ToLower(name)
+		name = asciiLower(name) // as PostgreSQL folds names in UTF-8
 	}
 	if tag == "SAVEPOINT" {
 		sess.savepoints = append(sess.savepoints, name)

@@ -343,7 +343,9 @@ func TestPG_CatalogRoutingAndSandbox(t *testing.T) {
 		}
 		for _, q := range []string{`SELECT count(*) AS "pg_class" FROM records`, `SELECT count(*) AS pg_type FROM records`,
 			`SELECT count(*) AS "n" FROM records AS "pg_namespace"`,
-			`SELECT count(*) FROM (SELECT version()) x, records`, `SELECT count(*) FROM"records" WHERE current_database() IS NOT NULL`} {
+			`SELECT count(*) FROM (SELECT version()) x, records`, `SELECT count(*) FROM"records" WHERE current_database() IS NOT NULL`,
+			"SELECT count(*) FROM\u00a0records WHERE current_database() IS NOT NULL",
+			`SELECT count(*) / 3 FROM (UNPIVOT records ON span_name, kind, otel_status_code INTO NAME k VALUE v) WHERE current_database() IS NOT NULL`} {
 			if n := count(q); n != 2 {
 				t.Errorf("%s: %s: %d rows, want 2 (a data query naming a catalog table)", name, q, n)
 			}
@@ -582,6 +584,26 @@ func TestPG_ValuesAndPortalsAsPostgresSendsThem(t *testing.T) {
 	var inf pgtype.Timestamptz
 	if err := c.QueryRow(ctx, "SELECT 'infinity'::TIMESTAMPTZ").Scan(&inf); err != nil || inf.InfinityModifier != pgtype.Infinity {
 		t.Errorf("infinity: %+v %v", inf, err)
+	}
+	// Decimals in binary (pgx asks for numeric so), exactly; sum() of an
+	// integer column is a HUGEINT, sent as numeric too.
+	for lit, want := range map[string]string{
+		"2.50::DECIMAL(5,2)": "2.50", "-0.05::DECIMAL(4,2)": "-0.05", "0::DECIMAL(3,1)": "0",
+		"12345678.9::DECIMAL(12,1)": "12345678.9", "10000::DECIMAL(9,0)": "10000",
+		"170141183460469231731687303715884105727::HUGEINT": "170141183460469231731687303715884105727",
+	} {
+		var n pgtype.Numeric
+		if err := c.QueryRow(ctx, "SELECT "+lit).Scan(&n); err != nil {
+			t.Errorf("%s: %v", lit, err)
+			continue
+		}
+		if got, _ := n.Value(); got != want {
+			t.Errorf("%s: %v, want %s", lit, got, want)
+		}
+	}
+	var total int64
+	if err := c.QueryRow(ctx, "SELECT sum(level) FROM records").Scan(&total); err != nil || total != 90 {
+		t.Errorf("sum of an integer column: %d %v", total, err)
 	}
 	// Dates, infinite ones too, and DATE and REAL parameters in binary.
 	for lit, want := range map[string]pgtype.Date{
