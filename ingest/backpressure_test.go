@@ -2,7 +2,9 @@ package ingest_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -130,4 +132,51 @@ func TestBackpressure_RequestMemoryIsBounded(t *testing.T) {
 	if got := s.in.Stats().InflightBytes; got != 0 {
 		t.Errorf("%d bytes still reserved after every request ended", got)
 	}
+}
+
+// A compressed body is received whole before it is decompressed: a client
+// that stalls holds the bytes it sent against the memory limit, not what
+// they expand to, and others keep being served.
+func TestBackpressure_StalledCompressedBodyHoldsItsWireBytes(t *testing.T) {
+	s := newStack(t, stackOptions{ingest: ingest.Options{MaxMemoryBytes: 16 << 20}})
+	client := s.httpClient()
+	// 12 MB of attributes in ~12 kB of gzip, sent but for its trailer.
+	body := goodSpans(func(sp ptrace.Span) {
+		sp.SetSpanID([8]byte{7, 7})
+		for i := range 12 {
+			sp.Attributes().PutStr(fmt.Sprint("a", i), strings.Repeat("x", 1_000_000))
+		}
+	})
+	var gzBuf bytes.Buffer
+	zw := gzip.NewWriter(&gzBuf)
+	zw.Write(body)
+	zw.Flush() // all of it decodable, without the trailer
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", s.httpURL+"/v1/traces", pr)
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Encoding", "gzip")
+	go func() {
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	pw.Write(gzBuf.Bytes())
+	time.Sleep(300 * time.Millisecond)
+	if held := s.in.Stats().InflightBytes; held > 1<<20 {
+		t.Errorf("a stalled gzip body of %d bytes holds %d bytes of the memory limit", gzBuf.Len(), held)
+	}
+	// Another client's 1 MB export (10 MB to decode) fits beside it.
+	other := goodSpans(func(sp ptrace.Span) {
+		sp.SetSpanID([8]byte{7, 8})
+		sp.Attributes().PutStr("a", strings.Repeat("y", 1_000_000))
+	})
+	resp, err := client.Post(s.httpURL+"/v1/traces", "application/x-protobuf", bytes.NewReader(other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("an export beside a stalled client: %d", resp.StatusCode)
+	}
+	pw.CloseWithError(io.ErrUnexpectedEOF)
 }

@@ -244,15 +244,16 @@ func (r *Receiver) reserveDecoding(n int64, held *int64) bool {
 // budgetReader reserves the memory of each byte it reads: the bodies being
 // read at once fit the ingester's memory limit, however many clients send.
 type budgetReader struct {
-	r    io.Reader
-	in   *Ingester
-	held *int64
+	r     io.Reader
+	in    *Ingester
+	held  *int64
+	other int64 // what the same request holds besides
 }
 
 func (b *budgetReader) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if n > 0 {
-		if !b.in.Reserve(int64(n), *b.held) {
+		if !b.in.Reserve(int64(n), *b.held+b.other) {
 			return 0, ErrOverloaded
 		}
 		*b.held += int64(n)
@@ -269,12 +270,33 @@ func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, buf *bytes
 		return &httpError{http.StatusRequestEntityTooLarge,
 			fmt.Sprintf("request body of %d bytes exceeds the limit of %d", req.ContentLength, limit)}
 	}
+	enc := strings.ToLower(strings.TrimSpace(req.Header.Get("Content-Encoding")))
+	switch enc {
+	case "", "identity", "gzip", "zstd":
+	default:
+		return &httpError{http.StatusUnsupportedMediaType,
+			fmt.Sprintf("unsupported Content-Encoding %q: want gzip, zstd or none", enc)}
+	}
 	body := http.MaxBytesReader(w, req.Body, limit)
-	var src io.Reader = body
-	switch enc := strings.ToLower(strings.TrimSpace(req.Header.Get("Content-Encoding"))); enc {
-	case "", "identity":
+	if enc == "" || enc == "identity" {
+		return readLimited(buf, &budgetReader{r: body, in: r.in, held: held}, limit, "body")
+	}
+	// A compressed body is received whole before it is decompressed, so
+	// that a client that stalls holds the bytes it sent, not the 1000×
+	// they may expand to: 15 kB of gzip, sent but for its last byte, held
+	// 16 MB of the memory limit until the read timeout.
+	wire := bufPool.Get().(*bytes.Buffer)
+	wire.Reset()
+	defer bufPool.Put(wire)
+	var wireHeld int64
+	defer func() { r.in.Release(wireHeld) }()
+	if herr := readLimited(wire, &budgetReader{r: body, in: r.in, held: &wireHeld}, limit, "body"); herr != nil {
+		return herr
+	}
+	var src io.Reader
+	switch enc {
 	case "gzip":
-		zr, err := gzip.NewReader(body)
+		zr, err := gzip.NewReader(bytes.NewReader(wire.Bytes()))
 		if err != nil {
 			return readError(err, limit, "gzip")
 		}
@@ -283,25 +305,30 @@ func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request, buf *bytes
 	case "zstd":
 		zr := zstdPool.Get().(*zstd.Decoder)
 		defer func() { zr.Reset(nil); zstdPool.Put(zr) }()
-		if err := zr.Reset(body); err != nil {
+		if err := zr.Reset(bytes.NewReader(wire.Bytes())); err != nil {
 			return readError(err, limit, "zstd")
 		}
 		src = zr
-	default:
-		return &httpError{http.StatusUnsupportedMediaType,
-			fmt.Sprintf("unsupported Content-Encoding %q: want gzip, zstd or none", enc)}
 	}
-	// One byte over the limit tells a body that is too large once decoded.
-	n, err := buf.ReadFrom(io.LimitReader(&budgetReader{r: src, in: r.in, held: held}, limit+1))
+	herr := readLimited(buf, &budgetReader{r: src, in: r.in, held: held, other: wireHeld}, limit, enc)
+	if herr != nil && herr.status == http.StatusRequestEntityTooLarge {
+		herr.msg = fmt.Sprintf("decompressed request body exceeds the limit of %d bytes", limit)
+	}
+	return herr
+}
+
+// readLimited reads src into buf, refusing more than limit bytes.
+func readLimited(buf *bytes.Buffer, src io.Reader, limit int64, what string) *httpError {
+	// One byte over the limit tells a body that is too large.
+	n, err := buf.ReadFrom(io.LimitReader(src, limit+1))
 	if errors.Is(err, ErrOverloaded) {
 		return &httpError{http.StatusTooManyRequests, err.Error()}
 	}
 	if err != nil {
-		return readError(err, limit, "body")
+		return readError(err, limit, what)
 	}
 	if n > limit {
-		return &httpError{http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("decompressed request body exceeds the limit of %d bytes", limit)}
+		return &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the limit of %d bytes", limit)}
 	}
 	return nil
 }
