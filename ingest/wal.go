@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
@@ -334,107 +333,122 @@ func segmentHeader(r io.Reader) (nonce [16]byte, created time.Time, ok bool) {
 	return nonce, time.UnixMilli(int64(binary.LittleEndian.Uint64(hdr[8:16]))), true
 }
 
-// scanFrames calls fn for each whole, valid frame of a segment after its
-// header, with the offset and length of its payload in the file. A whole
-// frame whose checksum or contents are wrong is skipped (its rows are
-// lost: the disk damaged them), and counted in skipped; the scan stops at
-// a torn frame or an impossible length, whose place in the file it
-// returns as good. rec is read in place from a buffer the next frame
-// reuses: it is valid only during fn.
-func scanFrames(r io.Reader, seq uint64, fn func(key bufKey, rec arrow.RecordBatch, off int64, n int)) (good int64, skipped int) {
-	br := bufio.NewReaderSize(r, 1<<20)
-	good = int64(headerSize)
-	var fh [frameHeader]byte
-	var payload []byte
-	skip := func(n uint32, why string, err error) {
+// scanFrames calls fn for each whole, valid frame of a segment's bytes
+// after its header, with the offset and length of its payload. Where the
+// bytes are not a valid frame — a bad checksum or length, undecodable
+// contents — it looks further on for the next valid frame: finding one,
+// the bytes between were damaged by the disk (their rows are lost; counted
+// in skipped) and the scan goes on there; finding none, they are a torn
+// tail, whose offset it returns as good. rec is read in place from data:
+// it is valid only during fn.
+func scanFrames(data []byte, seq uint64, fn func(key bufKey, rec arrow.RecordBatch, off int64, n int)) (good int64, skipped int) {
+	off := int64(headerSize)
+	for off < int64(len(data)) {
+		if n, ok := validFrame(data, off); ok {
+			key, msg, err := messageInPlace(data[off+frameHeader : off+frameHeader+n])
+			var recs []arrow.RecordBatch
+			if err == nil {
+				recs, err = readInPlace(key.table, []*ipc.Message{msg})
+			}
+			if err == nil {
+				fn(key, recs[0], off+frameHeader, int(n))
+				recs[0].Release()
+				off += frameHeader + n
+				continue
+			}
+		}
+		next := nextFrame(data, off+1)
+		if next < 0 {
+			slog.Warn("wal: torn frame at segment tail", "segment", seq, "offset", off, "bytes", int64(len(data))-off)
+			return off, skipped
+		}
 		if skipped == 0 {
-			slog.Error("wal: damaged frame skipped, its rows are lost", "segment", seq, "offset", good, "why", why, "err", err)
+			slog.Error("wal: damaged bytes skipped, their rows are lost; valid frames follow", "segment", seq,
+				"offset", off, "bytes", next-off)
 		}
 		skipped++
-		good += frameHeader + int64(n)
+		off = next
 	}
-	for {
-		if _, err := io.ReadFull(br, fh[:]); err != nil {
-			if err != io.EOF {
-				slog.Warn("wal: torn frame header at segment tail", "segment", seq, "offset", good)
-			}
-			return good, skipped
-		}
-		n := binary.LittleEndian.Uint32(fh[0:4])
-		if n == 0 || n > maxFrame {
-			slog.Warn("wal: bad frame length", "segment", seq, "offset", good, "length", n)
-			return good, skipped
-		}
-		if cap(payload) < int(n) {
-			payload = make([]byte, n)
-		}
-		payload = payload[:n]
-		if _, err := io.ReadFull(br, payload); err != nil {
-			slog.Warn("wal: torn frame at segment tail", "segment", seq, "offset", good)
-			return good, skipped
-		}
-		if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(fh[4:8]) {
-			skip(n, "checksum mismatch", nil)
+	return off, skipped
+}
+
+// validFrame reports whether a whole frame with a matching checksum starts
+// at off, and its payload's length.
+func validFrame(data []byte, off int64) (int64, bool) {
+	if off+frameHeader > int64(len(data)) {
+		return 0, false
+	}
+	n := int64(binary.LittleEndian.Uint32(data[off:]))
+	if n == 0 || n > maxFrame || off+frameHeader+n > int64(len(data)) {
+		return 0, false
+	}
+	payload := data[off+frameHeader : off+frameHeader+n]
+	return n, crc32.Checksum(payload, crcTable) == binary.LittleEndian.Uint32(data[off+4:])
+}
+
+// nextFrame finds the first offset from from on where a valid frame
+// starts, or -1. A cheap look at the payload's first bytes (table id,
+// project, IPC continuation) comes before the checksum.
+func nextFrame(data []byte, from int64) int64 {
+	for o := from; o+frameHeader+7 <= int64(len(data)); o++ {
+		n := int64(binary.LittleEndian.Uint32(data[o:]))
+		if n < 7 || o+frameHeader+n > int64(len(data)) {
 			continue
 		}
-		key, msg, err := messageInPlace(payload)
-		var recs []arrow.RecordBatch
-		if err == nil {
-			recs, err = readInPlace(key.table, []*ipc.Message{msg})
-		}
-		if err != nil {
-			skip(n, "undecodable", err)
+		p := data[o+frameHeader:]
+		plen := int64(binary.LittleEndian.Uint16(p[1:3]))
+		if int(p[0]) >= len(tableNames) || 3+plen+4 > n || binary.LittleEndian.Uint32(p[3+plen:]) != ipcContinuation {
 			continue
 		}
-		fn(key, recs[0], good+frameHeader, int(n))
-		recs[0].Release()
-		good += frameHeader + int64(n)
+		if _, ok := validFrame(data, o); ok {
+			return o
+		}
 	}
+	return -1
 }
 
 // readSegment replays a segment file at start: it counts its rows and cuts
 // a torn tail off the file, so the segment is a sequence of whole frames
 // again. Only the newest segment can have been torn by a crash (the others
 // were written whole and fsynced before the next began): damage anywhere
-// else, or frames skipped as damaged, is the disk's doing, and a copy of
-// the file as it was is kept beside it (segment.wal.damaged) for an
+// else, or bytes skipped as damaged, is the disk's doing, and a copy of
+// the file as it was is kept beside it (segment.wal.damaged-TIME) for an
 // operator. It returns nil for a file without a valid header.
 func readSegment(dir string, seq uint64, newest bool) (*segment, error) {
 	path := filepath.Join(dir, segmentName(seq))
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("open segment %d: %w", seq, err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("open segment %d: %w", seq, err)
-	}
-	nonce, created, ok := segmentHeader(f)
+	nonce, created, ok := segmentHeader(bytes.NewReader(data))
 	if !ok {
 		if !newest {
-			keepDamaged(path, seq, "no valid header")
+			keepDamaged(path, seq, "no valid header: none of its rows are replayed")
 		}
 		return nil, nil
 	}
 	seg := newSegment(seq, nonce, created, path)
-	good, skipped := scanFrames(f, seq, func(key bufKey, rec arrow.RecordBatch, off int64, n int) {
+	good, skipped := scanFrames(data, seq, func(key bufKey, rec arrow.RecordBatch, off int64, n int) {
 		seg.count(key, rec, off, n)
 	})
-	if skipped > 0 || (good < st.Size() && !newest) {
-		keepDamaged(path, seq, fmt.Sprintf("%d damaged frames skipped, %d bytes cut after offset %d", skipped, st.Size()-good, good))
+	size := int64(len(data))
+	if skipped > 0 || (good < size && !newest) {
+		keepDamaged(path, seq, fmt.Sprintf("%d damaged stretches skipped, %d bytes cut after offset %d", skipped, size-good, good))
 	}
-	if err := f.Truncate(good); err != nil {
-		return nil, fmt.Errorf("truncate segment %d: %w", seq, err)
+	if good < size {
+		if err := os.Truncate(path, good); err != nil {
+			return nil, fmt.Errorf("truncate segment %d: %w", seq, err)
+		}
 	}
 	seg.diskBytes = good
 	return seg, nil
 }
 
-// keepDamaged copies a damaged segment to path.damaged, which replay
-// ignores, and says so loudly.
+// keepDamaged copies a damaged segment to path.damaged-TIME, which replay
+// ignores (segment numbers start again from 0 once the WAL is empty, so
+// the name carries the time), and says so loudly.
 func keepDamaged(path string, seq uint64, what string) {
-	dst := path + ".damaged"
+	dst := path + ".damaged-" + time.Now().UTC().Format("20060102T150405.000000000")
 	err := copyFile(path, dst)
 	slog.Error("wal: segment damaged by the disk; its valid frames are replayed and a copy of it is kept for an operator",
 		"segment", seq, "damage", what, "copy", dst, "copy_err", err)

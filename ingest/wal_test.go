@@ -81,10 +81,9 @@ func TestWAL_ReplayKeepsWholeFramesAndCutsATornTail(t *testing.T) {
 			want := int64(60)
 			wantSize := int64(headerSize + sizes[0] + sizes[1] + sizes[2])
 			switch name {
-			case "half a frame", "half a header":
+			case "half a frame", "half a header", "bit flip in frame":
+				// The last frame of the newest segment: a torn write.
 				want, wantSize = 30, wantSize-int64(sizes[2])
-			case "bit flip in frame": // skipped whole, left in place
-				want = 30
 			}
 			if seg.rows != want {
 				t.Fatalf("replayed %d rows, want %d", seg.rows, want)
@@ -111,7 +110,12 @@ func TestWAL_DamageBeforeTheTailKeepsTheRestAndACopy(t *testing.T) {
 		"bit flip in the first frame":                  {func(p string, s []int) { flip(t, p, -int64(s[2]+s[1]+s[0]/2)) }, true, 50},
 		"bit flip in the first frame, sealed segment":  {func(p string, s []int) { flip(t, p, -int64(s[2]+s[1]+s[0]/2)) }, false, 50},
 		"torn tail of a sealed segment":                {func(p string, s []int) { truncate(t, p, -int64(s[2]/2)) }, false, 30},
-		"impossible length in the middle, sealed file": {func(p string, s []int) { flip(t, p, -int64(s[2]+s[1]-1)) }, false, 10},
+		"impossible length in the middle, sealed file": {func(p string, s []int) { flip(t, p, -int64(s[2]+s[1]-1)) }, false, 40},
+		"zeroed header in the middle, newest segment": {func(p string, s []int) {
+			b := mustRead(t, p)
+			copy(b[len(b)-s[2]-s[1]:], make([]byte, 8))
+			os.WriteFile(p, b, 0o644)
+		}, true, 40},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -125,8 +129,8 @@ func TestWAL_DamageBeforeTheTailKeepsTheRestAndACopy(t *testing.T) {
 			if seg.rows != c.rows {
 				t.Errorf("replayed %d rows, want %d", seg.rows, c.rows)
 			}
-			if kept, err := os.ReadFile(path + ".damaged"); err != nil || !bytes.Equal(kept, before) {
-				t.Errorf("no copy of the damaged segment as it was: %v", err)
+			if kept := damagedCopies(t, path); len(kept) != 1 || !bytes.Equal(mustRead(t, kept[0]), before) {
+				t.Errorf("copies of the damaged segment as it was: %v", kept)
 			}
 			if seqs, _ := listSegments(dir); len(seqs) != 1 {
 				t.Errorf("segments listed after replay: %v, want the one", seqs)
@@ -140,9 +144,23 @@ func TestWAL_DamageBeforeTheTailKeepsTheRestAndACopy(t *testing.T) {
 	if seg, err := readSegment(dir, 7, false); err != nil || seg != nil {
 		t.Fatalf("damaged header: %v %v", seg, err)
 	}
-	if _, err := os.Stat(path + ".damaged"); err != nil {
-		t.Errorf("a sealed segment with a damaged header was not kept: %v", err)
+	if kept := damagedCopies(t, path); len(kept) != 1 {
+		t.Errorf("a sealed segment with a damaged header was not kept: %v", kept)
 	}
+	// Damaged again later, under the same number: kept apart.
+	time.Sleep(time.Millisecond)
+	readSegment(dir, 7, false)
+	if kept := damagedCopies(t, path); len(kept) != 2 {
+		t.Errorf("a second damage of a segment numbered alike: copies %v", kept)
+	}
+}
+
+func damagedCopies(t *testing.T, path string) []string {
+	m, err := filepath.Glob(path + ".damaged-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func mustRead(t *testing.T, path string) []byte {
