@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -44,6 +45,7 @@ func (r *Receiver) NewGRPCServer() *grpc.Server {
 
 func (r *Receiver) grpcExport(e exporter) grpc.MethodHandler {
 	return func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+		defer releaseSlot(ctx)
 		var body rawMessage
 		if err := dec(&body); err != nil {
 			return nil, err
@@ -86,19 +88,52 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 }
 
 // admit refuses a call before its message is even read when ingest is
-// over its limits, so an overloaded node spends nothing on it.
+// over its limits, or when as many exports as grpcSlots holds are being
+// received already, so an overloaded node spends nothing on it. An
+// admitted export holds its slot until its service returns; one whose
+// message never reaches the service (refused on receipt, cancelled) gets
+// it back after slotBackstop.
 func (r *Receiver) admit(ctx context.Context, info *tap.Info) (context.Context, error) {
+	signal := "traces"
+	switch {
+	case strings.Contains(info.FullMethodName, "logs"):
+		signal = "logs"
+	case strings.Contains(info.FullMethodName, "metrics"):
+		signal = "metrics"
+	}
 	if err := r.in.Admit(); err != nil {
-		signal := "traces"
-		switch {
-		case strings.Contains(info.FullMethodName, "logs"):
-			signal = "logs"
-		case strings.Contains(info.FullMethodName, "metrics"):
-			signal = "metrics"
-		}
 		return ctx, r.grpcError(signal, err)
 	}
-	return ctx, nil
+	if !exportMethods[info.FullMethodName] {
+		return ctx, nil // unimplemented: answered without reading a message
+	}
+	select {
+	case r.grpcSlots <- struct{}{}:
+	default:
+		return ctx, r.grpcError(signal, ErrOverloaded)
+	}
+	var once sync.Once
+	give := func() { once.Do(func() { <-r.grpcSlots }) }
+	backstop := time.AfterFunc(slotBackstop, give)
+	return context.WithValue(ctx, slotKey{}, func() { backstop.Stop(); give() }), nil
+}
+
+var exportMethods = map[string]bool{
+	"/opentelemetry.proto.collector.trace.v1.TraceService/Export":     true,
+	"/opentelemetry.proto.collector.logs.v1.LogsService/Export":       true,
+	"/opentelemetry.proto.collector.metrics.v1.MetricsService/Export": true,
+}
+
+// slotBackstop returns the slot of an export whose service never ran.
+const slotBackstop = 30 * time.Second
+
+type slotKey struct{}
+
+// releaseSlot gives back the gRPC slot admit took for ctx's call.
+func releaseSlot(ctx context.Context) {
+	if give, ok := ctx.Value(slotKey{}).(func()); ok {
+		give()
+	}
 }
 
 // grpcError maps an export error onto the OTLP/gRPC status codes:

@@ -30,6 +30,8 @@ type Receiver struct {
 	// MaxRequestBytes bounds a request body, compressed or not (default
 	// 16 MiB). Larger requests get 413 / RESOURCE_EXHAUSTED.
 	MaxRequestBytes int64
+	// grpcSlots holds one token per gRPC export being received or served.
+	grpcSlots chan struct{}
 
 	retention sync.Map // project → *retentionOf
 }
@@ -90,7 +92,13 @@ func NewReceiver(in *Ingester, maxRequestBytes int64) *Receiver {
 	if maxRequestBytes <= 0 {
 		maxRequestBytes = 16 << 20
 	}
-	return &Receiver{in: in, MaxRequestBytes: maxRequestBytes, cpu: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	// grpc-go reads (and decompresses) a message, up to the request limit,
+	// before the service sees it and can count it against the memory
+	// limit: the exports gRPC receives at once are bounded instead, to
+	// what the limit holds at their largest (at least 8).
+	slots := max(8, in.opts.MaxMemoryBytes/maxRequestBytes)
+	return &Receiver{in: in, MaxRequestBytes: maxRequestBytes, cpu: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		grpcSlots: make(chan struct{}, slots)}
 }
 
 // project picks the project of a request. Until tokens exist every request

@@ -1,0 +1,45 @@
+package ingest
+
+import (
+	"context"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
+)
+
+// The exports gRPC receives at once are bounded (grpc-go holds each message
+// before the service can count it against the memory limit); a slot comes
+// back when the service returns.
+func TestGRPC_ExportsReceivedAtOnceAreBounded(t *testing.T) {
+	in, err := Open(nil, nil, Options{ScratchDir: t.TempDir(), MaxMemoryBytes: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close(context.Background())
+	r := NewReceiver(in, 1<<20) // 8 slots
+	info := &tap.Info{FullMethodName: "/opentelemetry.proto.collector.trace.v1.TraceService/Export"}
+	var held []context.Context
+	for range 8 {
+		ctx, err := r.admit(context.Background(), info)
+		if err != nil {
+			t.Fatalf("export %d refused: %v", len(held)+1, err)
+		}
+		held = append(held, ctx)
+	}
+	if _, err := r.admit(context.Background(), info); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a ninth export at once: %v, want RESOURCE_EXHAUSTED", err)
+	}
+	if _, err := r.admit(context.Background(), &tap.Info{FullMethodName: "/x.Y/Z"}); err != nil {
+		t.Errorf("an unknown method takes no slot and is left to gRPC: %v", err)
+	}
+	releaseSlot(held[0])
+	releaseSlot(held[0]) // once only
+	if _, err := r.admit(context.Background(), info); err != nil {
+		t.Errorf("after one export ended: %v", err)
+	}
+	if _, err := r.admit(context.Background(), info); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("a slot given back twice: %v", err)
+	}
+}
