@@ -282,7 +282,7 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 			return nil, fmt.Errorf("query: create view %s: %w", t.Name, err)
 		}
 	}
-	rr, err := stream(ctx, conn, q.SQL)
+	rr, err := stream(ctx, conn, q.SQL, func() bool { return db.memoryFreed(ctx) })
 	if err != nil {
 		err = queryError(ctx, db.opts.QueryTimeout, err) // before done cancels ctx
 		done(ctx.Err() == nil)
@@ -293,6 +293,37 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 		rd = &cappedReader{RecordReader: rr, max: db.opts.MaxRows}
 	}
 	return &Rows{RecordReader: rd, release: func() { done(ctx.Err() == nil) }, ctx: ctx, timeout: db.opts.QueryTimeout}, nil
+}
+
+func isOutOfMemory(err error) bool {
+	var de *duckdb.Error
+	return errors.As(err, &de) && de.Type == duckdb.ErrorTypeOutOfMemory
+}
+
+// memoryFreed waits, up to 5 s and while ctx lasts, for the memory DuckDB
+// holds to fall to half of what it holds now, and says whether it did.
+func (db *DB) memoryFreed(ctx context.Context) bool {
+	const usage = "SELECT sum(memory_usage_bytes)::BIGINT FROM duckdb_memory()"
+	held := func() (int64, bool) {
+		row, err := db.Row(ctx, usage)
+		if err != nil || len(row) != 1 || row[0] == nil {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(*row[0], 10, 64)
+		return n, err == nil
+	}
+	before, ok := held()
+	if !ok {
+		return false
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+		if now, ok := held(); ok && now <= before/2 {
+			return true
+		}
+	}
+	return false
 }
 
 // cappedReader ends a result with an error once it has more than max

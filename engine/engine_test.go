@@ -683,3 +683,31 @@ func TestBlankLiterals_KeepsWhatIsNotALiteral(t *testing.T) {
 		}
 	}
 }
+
+// DuckDB's memory limit is one pool: a query that fails at its start for
+// want of memory another query holds runs again once that memory is given
+// back, instead of failing.
+func TestQuery_OutOfMemoryAtStartWaitsForAnotherQuerysMemory(t *testing.T) {
+	db := openDB(t, t.TempDir(), engine.Options{MemoryLimit: "200MB", Threads: 1})
+	ctx := context.Background()
+	// A result of one 60 MB row, not yet read: its memory stays held.
+	holder, err := db.Query(ctx, engine.Query{SQL: "SELECT list(repeat('x', 1000)) AS l FROM range(60000)", Raw: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		holder.Release()
+		close(released)
+	}()
+	rows, err := db.Query(ctx, engine.Query{SQL: "SELECT length(list(repeat('y', 1000))) AS n FROM range(60000)", Raw: true})
+	if err != nil {
+		t.Fatalf("a query that needed the memory another held, once it was given back: %v", err)
+	}
+	_, got := collect(t, rows)
+	if len(got) != 1 || got[0][0] != "60000" {
+		t.Errorf("result %v", got)
+	}
+	<-released
+}

@@ -50,22 +50,42 @@ type streamReader struct {
 	err    error
 	ended  bool // released: res is gone
 	once   sync.Once
+	// again starts the query once more, after waitMemory: DuckDB's memory
+	// limit is one pool for all queries, and a query that failed for want
+	// of memory before its first row, most often because another held it,
+	// runs again once memory was given back. nil once used.
+	again   func() (mapping.Result, bool)
+	fetched bool // a chunk was returned: too late to start again
 }
 
 // stream prepares sql on conn and starts it as a streaming query. While
-// the query runs or is read, ctx's end interrupts it.
-func stream(ctx context.Context, conn *duckdb.Conn, sql string) (*streamReader, error) {
+// the query runs or is read, ctx's end interrupts it. If it fails for want
+// of memory before its first row, and waitMemory (nil: never) says memory
+// was given back since, it starts once more.
+func stream(ctx context.Context, conn *duckdb.Conn, sql string, waitMemory func() bool) (*streamReader, error) {
 	raw, err := rawConn(conn)
 	if err != nil {
 		return nil, err
 	}
 	stop := watchInterrupt(ctx, raw)
+	again := func() (mapping.Result, bool) {
+		if waitMemory == nil || !waitMemory() {
+			return mapping.Result{}, false
+		}
+		res, err := start(raw, sql, true)
+		return res, err == nil
+	}
 	res, err := start(raw, sql, true)
+	if isOutOfMemory(err) {
+		if retried, ok := again(); ok {
+			res, err, again = retried, nil, nil
+		}
+	}
 	if err != nil {
 		stop()
 		return nil, err
 	}
-	r := &streamReader{res: res, opts: arrowmapping.ResultGetArrowOptions(&res), stop: stop}
+	r := &streamReader{res: res, opts: arrowmapping.ResultGetArrowOptions(&res), stop: stop, again: again}
 	n := mapping.ColumnCount(&res)
 	names := make([]string, n)
 	types := make([]mapping.LogicalType, n)
@@ -155,8 +175,17 @@ func (r *streamReader) Next() bool {
 		if msg := mapping.ResultError(&r.res); msg != "" {
 			r.err = resultError(&r.res)
 		}
+		if again := r.again; again != nil && !r.fetched && isOutOfMemory(r.err) {
+			r.again = nil
+			if res, ok := again(); ok {
+				mapping.DestroyResult(&r.res)
+				r.res, r.err = res, nil
+				return r.Next()
+			}
+		}
 		return false
 	}
+	r.fetched = true
 	defer mapping.DestroyDataChunk(&chunk)
 	rec, ed := arrowmapping.DataChunkToArrowArray(r.opts, r.schema, chunk)
 	if err := errorData(ed); err != nil {
