@@ -195,7 +195,9 @@ func pgColumnFor(t arrow.DataType) pgColumn {
 	case *arrow.Decimal128Type:
 		return pgColumn{oid: oidNumeric, size: -1,
 			text: func(a arrow.Array, i int) []byte { return appendDecimal(nil, a.(*array.Decimal128).Value(i), t.Scale) },
-			bin:  func(a arrow.Array, i int) []byte { return pgNumeric(appendDecimal(nil, a.(*array.Decimal128).Value(i), t.Scale)) }}
+			bin: func(a arrow.Array, i int) []byte {
+				return pgNumeric(appendDecimal(nil, a.(*array.Decimal128).Value(i), t.Scale))
+			}}
 	case arrow.ExtensionType:
 		c := pgColumnFor(t.StorageType())
 		text, bin := c.text, c.bin
