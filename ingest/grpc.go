@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -45,13 +44,17 @@ func (r *Receiver) NewGRPCServer() *grpc.Server {
 
 func (r *Receiver) grpcExport(e exporter) grpc.MethodHandler {
 	return func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-		defer releaseSlot(ctx)
 		var body rawMessage
-		if err := dec(&body); err != nil {
+		err := dec(&body)
+		held := requestMemoryFactor * int64(len(body))
+		reserved := err == nil && r.in.Reserve(held, 0)
+		// The message is in hand and, if reserved, counted against the
+		// memory limit: the receive slot is free for the next one.
+		releaseSlot(ctx)
+		if err != nil {
 			return nil, err
 		}
-		held := requestMemoryFactor * int64(len(body))
-		if !r.in.Reserve(held, 0) {
+		if !reserved {
 			return nil, r.grpcError(e.signal, ErrOverloaded)
 		}
 		defer r.in.Release(held)
@@ -89,10 +92,11 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 
 // admit refuses a call before its message is even read when ingest is
 // over its limits, or when as many exports as grpcSlots holds are being
-// received already, so an overloaded node spends nothing on it. An
-// admitted export holds its slot until its service returns; one whose
-// message never reaches the service (refused on receipt, cancelled) gets
-// it back after slotBackstop.
+// received already (grpc-go reads and decompresses a message before the
+// service can count it against the memory limit), so an overloaded node
+// spends nothing on it. An admitted export holds its slot until its
+// message is received and counted, or until its stream ends, however it
+// ends (grpc-go ends some streams without calling the service).
 func (r *Receiver) admit(ctx context.Context, info *tap.Info) (context.Context, error) {
 	signal := "traces"
 	switch {
@@ -110,22 +114,24 @@ func (r *Receiver) admit(ctx context.Context, info *tap.Info) (context.Context, 
 	select {
 	case r.grpcSlots <- struct{}{}:
 	default:
-		return ctx, r.grpcError(signal, ErrOverloaded)
+		r.in.m.refused.Inc()
+		return ctx, r.grpcError(signal, errBusy)
 	}
 	var once sync.Once
 	give := func() { once.Do(func() { <-r.grpcSlots }) }
-	backstop := time.AfterFunc(slotBackstop, give)
-	return context.WithValue(ctx, slotKey{}, func() { backstop.Stop(); give() }), nil
+	context.AfterFunc(ctx, give) // ctx is the stream's: it ends with the call
+	return context.WithValue(ctx, slotKey{}, give), nil
 }
+
+// errBusy refuses a gRPC export while the most that may be received at
+// once are being received.
+var errBusy = fmt.Errorf("%w: too many exports being received at once", ErrOverloaded)
 
 var exportMethods = map[string]bool{
 	"/opentelemetry.proto.collector.trace.v1.TraceService/Export":     true,
 	"/opentelemetry.proto.collector.logs.v1.LogsService/Export":       true,
 	"/opentelemetry.proto.collector.metrics.v1.MetricsService/Export": true,
 }
-
-// slotBackstop returns the slot of an export whose service never ran.
-const slotBackstop = 30 * time.Second
 
 type slotKey struct{}
 

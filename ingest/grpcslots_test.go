@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -41,5 +42,21 @@ func TestGRPC_ExportsReceivedAtOnceAreBounded(t *testing.T) {
 	}
 	if _, err := r.admit(context.Background(), info); status.Code(err) != codes.ResourceExhausted {
 		t.Errorf("a slot given back twice: %v", err)
+	}
+	// A stream that ends without its service running (grpc-go refuses an
+	// unknown compressor, or the deadline passed) gives its slot back.
+	releaseSlot(held[1])
+	stream, end := context.WithCancel(context.Background())
+	if _, err := r.admit(stream, info); err != nil {
+		t.Fatal(err)
+	}
+	end()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, err := r.admit(context.Background(), info); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slot of a stream that ended stayed taken")
+		}
 	}
 }

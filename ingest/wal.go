@@ -343,6 +343,7 @@ func segmentHeader(r io.Reader) (nonce [16]byte, created time.Time, ok bool) {
 // it is valid only during fn.
 func scanFrames(data []byte, seq uint64, fn func(key bufKey, rec arrow.RecordBatch, off int64, n int)) (good int64, skipped int) {
 	off := int64(headerSize)
+	search := &resync{budget: resyncBudget}
 	for off < int64(len(data)) {
 		if n, ok := validFrame(data, off); ok {
 			key, msg, err := messageInPlace(data[off+frameHeader : off+frameHeader+n])
@@ -357,7 +358,7 @@ func scanFrames(data []byte, seq uint64, fn func(key bufKey, rec arrow.RecordBat
 				continue
 			}
 		}
-		next := nextFrame(data, off+1)
+		next := search.next(data, off+1)
 		if next < 0 {
 			slog.Warn("wal: torn frame at segment tail", "segment", seq, "offset", off, "bytes", int64(len(data))-off)
 			return off, skipped
@@ -370,6 +371,16 @@ func scanFrames(data []byte, seq uint64, fn func(key bufKey, rec arrow.RecordBat
 		off = next
 	}
 	return off, skipped
+}
+
+// wholeFrameAt reports whether the header at off gives a length that fits
+// in data, checksum aside.
+func wholeFrameAt(data []byte, off int64) bool {
+	if off+frameHeader > int64(len(data)) {
+		return false
+	}
+	n := int64(binary.LittleEndian.Uint32(data[off:]))
+	return n > 0 && n <= maxFrame && off+frameHeader+n <= int64(len(data))
 }
 
 // validFrame reports whether a whole frame with a matching checksum starts
@@ -386,11 +397,20 @@ func validFrame(data []byte, off int64) (int64, bool) {
 	return n, crc32.Checksum(payload, crcTable) == binary.LittleEndian.Uint32(data[off+4:])
 }
 
-// nextFrame finds the first offset from from on where a valid frame
-// starts, or -1. A cheap look at the payload's first bytes (table id,
-// project, IPC continuation) comes before the checksum.
-func nextFrame(data []byte, from int64) int64 {
-	for o := from; o+frameHeader+7 <= int64(len(data)); o++ {
+// resync looks for valid frames after damaged bytes, checksumming at most
+// budget bytes in all: bytes crafted to pass the cheap look at every offset
+// would make the search quadratic.
+type resync struct{ budget int64 }
+
+// resyncBudget bounds the bytes one segment's replay checksums while
+// searching: past it, the rest is treated as a torn tail (and copied).
+const resyncBudget = 1 << 30
+
+// next finds the first offset from from on where a valid frame starts, or
+// -1. A cheap look at the payload's first bytes (table id, project, IPC
+// continuation) comes before the checksum.
+func (r *resync) next(data []byte, from int64) int64 {
+	for o := from; o+frameHeader+7 <= int64(len(data)) && r.budget > 0; o++ {
 		n := int64(binary.LittleEndian.Uint32(data[o:]))
 		if n < 7 || o+frameHeader+n > int64(len(data)) {
 			continue
@@ -400,6 +420,7 @@ func nextFrame(data []byte, from int64) int64 {
 		if int(p[0]) >= len(tableNames) || 3+plen+4 > n || binary.LittleEndian.Uint32(p[3+plen:]) != ipcContinuation {
 			continue
 		}
+		r.budget -= n
 		if _, ok := validFrame(data, o); ok {
 			return o
 		}
@@ -432,7 +453,10 @@ func readSegment(dir string, seq uint64, newest bool) (*segment, error) {
 		seg.count(key, rec, off, n)
 	})
 	size := int64(len(data))
-	if skipped > 0 || (good < size && !newest) {
+	// In the newest segment a cut is a torn write — unless what is cut
+	// holds a whole frame by its length, which a write that reached the
+	// disk only in part rarely leaves: then it is kept too.
+	if skipped > 0 || (good < size && (!newest || wholeFrameAt(data, good))) {
 		keepDamaged(path, seq, fmt.Sprintf("%d damaged stretches skipped, %d bytes cut after offset %d", skipped, size-good, good))
 	}
 	if good < size {

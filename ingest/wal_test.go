@@ -82,8 +82,12 @@ func TestWAL_ReplayKeepsWholeFramesAndCutsATornTail(t *testing.T) {
 			wantSize := int64(headerSize + sizes[0] + sizes[1] + sizes[2])
 			switch name {
 			case "half a frame", "half a header", "bit flip in frame":
-				// The last frame of the newest segment: a torn write.
+				// The last frame of the newest segment: cut as a torn
+				// write (a whole one, by its length, copied first).
 				want, wantSize = 30, wantSize-int64(sizes[2])
+			}
+			if kept := damagedCopies(t, path); (len(kept) == 1) != (name == "bit flip in frame") {
+				t.Errorf("copies kept: %v", kept)
 			}
 			if seg.rows != want {
 				t.Fatalf("replayed %d rows, want %d", seg.rows, want)
