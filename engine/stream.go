@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/extensions"
 	bindings "github.com/duckdb/duckdb-go-bindings"
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/duckdb/duckdb-go/v2/arrowmapping"
@@ -45,11 +47,15 @@ type streamReader struct {
 	res    mapping.Result
 	opts   arrowmapping.ArrowOptions
 	schema *arrow.Schema
-	stop   func() // ends the interrupt watch
-	cur    arrow.RecordBatch
-	err    error
-	ended  bool // released: res is gone
-	once   sync.Once
+	// chunkSchema is the schema chunks convert to; schema differs from it
+	// in the JSON columns at jsonCols, which carry the arrow.json type.
+	chunkSchema *arrow.Schema
+	jsonCols    []int
+	stop        func() // ends the interrupt watch
+	cur         arrow.RecordBatch
+	err         error
+	ended       bool // released: res is gone
+	once        sync.Once
 	// again starts the query once more, after waitMemory: DuckDB's memory
 	// limit is one pool for all queries, and a query that failed for want
 	// of memory before its first row, most often because another held it,
@@ -93,6 +99,12 @@ func stream(ctx context.Context, conn *duckdb.Conn, sql string, waitMemory func(
 		names[i] = mapping.ColumnName(&res, i)
 		types[i] = mapping.ColumnLogicalType(&res, i)
 	}
+	var jsonCols []int
+	for i := range types {
+		if mapping.LogicalTypeGetAlias(types[i]) == "JSON" {
+			jsonCols = append(jsonCols, i)
+		}
+	}
 	schema, ed := arrowmapping.NewArrowSchema(r.opts, types, names)
 	for i := range types {
 		mapping.DestroyLogicalType(&types[i])
@@ -101,7 +113,21 @@ func stream(ctx context.Context, conn *duckdb.Conn, sql string, waitMemory func(
 		r.Release()
 		return nil, fmt.Errorf("arrow schema of the result: %w", err)
 	}
-	r.schema = schema
+	r.schema, r.chunkSchema = schema, schema
+	if len(jsonCols) > 0 {
+		// DuckDB sends JSON as plain text (only its lossless mode, which
+		// changes booleans too, keeps the type): mark those columns JSON
+		// again, so that results embed their values as JSON.
+		fields := schema.Fields()
+		for _, i := range jsonCols {
+			if jt, err := extensions.NewJSONType(fields[i].Type); err == nil {
+				fields[i].Type = jt
+				r.jsonCols = append(r.jsonCols, i)
+			}
+		}
+		md := schema.Metadata()
+		r.schema = arrow.NewSchema(fields, &md)
+	}
 	return r, nil
 }
 
@@ -187,10 +213,20 @@ func (r *streamReader) Next() bool {
 	}
 	r.fetched = true
 	defer mapping.DestroyDataChunk(&chunk)
-	rec, ed := arrowmapping.DataChunkToArrowArray(r.opts, r.schema, chunk)
+	rec, ed := arrowmapping.DataChunkToArrowArray(r.opts, r.chunkSchema, chunk)
 	if err := errorData(ed); err != nil {
 		r.err = fmt.Errorf("arrow batch of the result: %w", err)
 		return false
+	}
+	if len(r.jsonCols) > 0 {
+		cols := append([]arrow.Array(nil), rec.Columns()...)
+		for _, i := range r.jsonCols {
+			cols[i] = array.NewExtensionArrayWithStorage(r.schema.Field(i).Type.(arrow.ExtensionType), cols[i])
+			defer cols[i].Release()
+		}
+		wrapped := array.NewRecordBatch(r.schema, cols, rec.NumRows())
+		rec.Release()
+		rec = wrapped
 	}
 	r.cur = rec
 	return true

@@ -43,8 +43,12 @@ func TestQuery_FormatsAndStats(t *testing.T) {
 	if j.status != 200 || len(j.Rows) != 5 || j.Rows[0][0] != "op-0" || j.Rows[0][1] != "/r" {
 		t.Fatalf("json: %d %v %s", j.status, j.Rows, j.Error)
 	}
-	if len(j.Columns) != 5 || j.Columns[2].Type != "TIMESTAMP WITH TIME ZONE" || j.Columns[3].Type != "DOUBLE" {
+	if len(j.Columns) != 5 || j.Columns[2].Type != "TIMESTAMP WITH TIME ZONE" || j.Columns[3].Type != "DOUBLE" || j.Columns[4].Type != "JSON" {
 		t.Errorf("columns: %+v", j.Columns)
+	}
+	// JSON columns are embedded as JSON, not as strings holding JSON.
+	if attrs, ok := j.Rows[0][4].(map[string]any); !ok || attrs["http.route"] != "/r" {
+		t.Errorf("attributes in JSON: %#v", j.Rows[0][4])
 	}
 	if j.Stats.FilesScanned < 1 || j.Stats.Rows != 5 || j.Stats.BytesScanned == 0 {
 		t.Errorf("stats: %+v", j.Stats)
