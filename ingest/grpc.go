@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -45,7 +46,7 @@ func (r *Receiver) NewGRPCServer() *grpc.Server {
 func (r *Receiver) grpcExport(e exporter) grpc.MethodHandler {
 	return func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
 		var body rawMessage
-		err := dec(&body)
+		err := receive(dec, &body)
 		held := requestMemoryFactor * int64(len(body))
 		reserved := err == nil && r.in.Reserve(held, 0)
 		// The message is in hand and, if reserved, counted against the
@@ -63,6 +64,29 @@ func (r *Receiver) grpcExport(e exporter) grpc.MethodHandler {
 			return nil, err
 		}
 		return rawMessage(resp), nil
+	}
+}
+
+// receiveTimeout bounds how long an admitted export may take to send its
+// message: streams that sent only headers held their slots as long as
+// their connection lasted, and 16 of them refused every exporter.
+var receiveTimeout = 15 * time.Second
+
+// receive reads the call's message (grpc-go reads it when the service asks)
+// unless it takes longer than receiveTimeout; the call then ends, and
+// with it the read and the slot.
+func receive(dec func(any) error, m *rawMessage) error {
+	var got rawMessage
+	done := make(chan error, 1)
+	go func() { done <- dec(&got) }()
+	t := time.NewTimer(receiveTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		*m = got
+		return err
+	case <-t.C:
+		return status.Errorf(codes.DeadlineExceeded, "the export's message did not arrive within %v", receiveTimeout)
 	}
 }
 

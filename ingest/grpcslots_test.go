@@ -60,3 +60,21 @@ func TestGRPC_ExportsReceivedAtOnceAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// An admitted export whose message does not arrive in time ends, and its
+// slot with it: streams that sent only headers held slots as long as their
+// connection lasted.
+func TestGRPC_AMessageThatDoesNotArriveEndsTheCall(t *testing.T) {
+	defer func(d time.Duration) { receiveTimeout = d }(receiveTimeout)
+	receiveTimeout = 50 * time.Millisecond
+	never := make(chan struct{})
+	defer close(never)
+	var m rawMessage
+	err := receive(func(any) error { <-never; return nil }, &m)
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("a message that never came: %v, want DEADLINE_EXCEEDED", err)
+	}
+	if err := receive(func(v any) error { *v.(*rawMessage) = rawMessage("x"); return nil }, &m); err != nil || string(m) != "x" {
+		t.Errorf("a message that came: %q %v", m, err)
+	}
+}

@@ -2,6 +2,7 @@ package sql
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -42,9 +43,16 @@ func encoderFor(a arrow.Array) valueEncoder {
 		return withNulls(func(b []byte, i int) []byte { return appendJSONString(b, c.Value(i)) })
 	case array.ExtensionArray:
 		if c.ExtensionType().ExtensionName() == "arrow.json" {
-			// JSON values are embedded as JSON, not as strings holding JSON.
+			// JSON values are embedded as JSON, not as strings holding
+			// JSON — those that are valid JSON: DuckDB's also allows NaN,
+			// Infinity and trailing commas, which go out as strings.
 			if s, ok := c.Storage().(*array.String); ok {
-				return withNulls(func(b []byte, i int) []byte { return append(b, s.Value(i)...) })
+				return withNulls(func(b []byte, i int) []byte {
+					if v := s.Value(i); json.Valid([]byte(v)) {
+						return append(b, v...)
+					}
+					return appendJSONString(b, s.Value(i))
+				})
 			}
 		}
 		return encoderFor(c.Storage())
