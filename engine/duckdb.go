@@ -397,6 +397,12 @@ func queryError(ctx context.Context, timeout time.Duration, err error) error {
 			}
 			msg += "\nThe query needs more memory than a query may have: narrow its time range, aggregate before joining, or select fewer columns."
 		}
+		if de.Type == duckdb.ErrorTypeInterrupt {
+			// Nothing of ours interrupted it (ctx is alive): a failure in
+			// one of DuckDB's threads stopped the others, and now and then
+			// DuckDB reports their interruption instead of the failure.
+			msg = "the query failed in one of DuckDB's threads, which reported only that it was interrupted (" + msg + "); run it again to see the error"
+		}
 		return &QueryError{Msg: msg, Err: err}
 	}
 	return err

@@ -555,8 +555,10 @@ func TestDB_ErrorMidStream(t *testing.T) {
 	for rows.Next() {
 		n += rows.RecordBatch().NumRows()
 	}
+	// Now and then DuckDB reports the interruption of its other threads
+	// instead of the failure: an error still, never a clean end.
 	var qe *engine.QueryError
-	if err := rows.Err(); !errors.As(err, &qe) || !strings.Contains(qe.Msg, "row 500000 is bad") {
+	if err := rows.Err(); !errors.As(err, &qe) || !(strings.Contains(qe.Msg, "row 500000 is bad") || strings.Contains(qe.Msg, "one of DuckDB's threads")) {
 		t.Fatalf("after %d rows: err = %v", n, err)
 	}
 	if n == 0 || n >= 500000+2048 {

@@ -506,13 +506,18 @@ func TestQuery_FailureMidStreamIsNotACleanEnd(t *testing.T) {
 	resp = post("text/csv")
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if err == nil || !strings.Contains(string(body), "row 500000 is bad") {
+	// (DuckDB now and then reports its other threads' interruption instead
+	// of the failure: still an error, never a clean end.)
+	failed := func(s string) bool {
+		return strings.Contains(s, "row 500000 is bad") || strings.Contains(s, "one of DuckDB's threads")
+	}
+	if err == nil || !failed(string(body)) {
 		t.Errorf("csv: read error %v, tail %q", err, body[max(0, len(body)-80):])
 	}
 
 	// JSON ends its document with the error.
 	j := e.do("POST", map[string]any{"sql": "SELECT CASE WHEN i < 500000 THEN i ELSE error('row ' || i || ' is bad') END AS v FROM range(1000000) t(i)"}, "application/json")
-	if !strings.Contains(j.Error, "row 500000 is bad") {
+	if !failed(j.Error) {
 		t.Errorf("json: %q", j.Error)
 	}
 }
