@@ -367,13 +367,23 @@ func csvValue(a arrow.Array, i int) string {
 		return string(appendDate(nil, c.Value(i)))
 	case *array.Decimal128:
 		return string(appendDecimal(nil, c.Value(i), c.DataType().(*arrow.Decimal128Type).Scale))
-	case *array.Float64, *array.Float32:
-		// As PostgreSQL and the JSON output write them, not Go's +Inf.
-		return strings.Trim(string(encoderFor(a)(nil, i)), `"`)
+	case *array.Float64:
+		return csvFloat(c.Value(i), 64)
+	case *array.Float32:
+		return csvFloat(float64(c.Value(i)), 32)
 	case *array.List, *array.Struct:
 		return string(encoderFor(a)(nil, i))
 	}
 	return a.ValueStr(i)
+}
+
+// csvFloat writes NaN and the infinities by name, as PostgreSQL and the
+// JSON output do, not as Go's +Inf.
+func csvFloat(f float64, bits int) string {
+	if name := floatName(f); name != "" {
+		return name
+	}
+	return strconv.FormatFloat(f, 'g', -1, bits)
 }
 
 // writeArrow streams an Arrow IPC stream. The first batch is sent at once,

@@ -48,10 +48,11 @@ func encoderFor(a arrow.Array) valueEncoder {
 			// Infinity and trailing commas, which go out as strings.
 			if s, ok := c.Storage().(*array.String); ok {
 				return withNulls(func(b []byte, i int) []byte {
-					if v := s.Value(i); json.Valid([]byte(v)) {
+					v := s.Value(i)
+					if json.Valid([]byte(v)) {
 						return append(b, v...)
 					}
-					return appendJSONString(b, s.Value(i))
+					return appendJSONString(b, v)
 				})
 			}
 		}
@@ -182,16 +183,24 @@ func appendDecimal(b []byte, v decimal128.Num, scale int32) []byte {
 	return append(append(append(b, digits[:point]...), '.'), digits[point:]...)
 }
 
-// appendJSONFloat writes a number; NaN and infinities, which JSON lacks,
-// become strings.
-func appendJSONFloat(b []byte, f float64, bits int) []byte {
+// floatName is how NaN and the infinities are written (as PostgreSQL
+// writes them; JSON numbers lack them), or "" for any other float.
+func floatName(f float64) string {
 	switch {
 	case math.IsNaN(f):
-		return append(b, `"NaN"`...)
+		return "NaN"
 	case math.IsInf(f, 1):
-		return append(b, `"Infinity"`...)
+		return "Infinity"
 	case math.IsInf(f, -1):
-		return append(b, `"-Infinity"`...)
+		return "-Infinity"
+	}
+	return ""
+}
+
+// appendJSONFloat writes a number; NaN and infinities become strings.
+func appendJSONFloat(b []byte, f float64, bits int) []byte {
+	if name := floatName(f); name != "" {
+		return append(append(append(b, '"'), name...), '"')
 	}
 	return strconv.AppendFloat(b, f, 'g', -1, bits)
 }

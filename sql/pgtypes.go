@@ -47,6 +47,24 @@ var pgEpochMicros = pgEpoch.UnixMicro()
 // microseconds since 2000-01-01, in integer arithmetic: time.Time
 // differences saturate at ±292 years (the year 1500 came out as 1707).
 // Infinities stay infinities.
+func pgMicros(v int64, unit arrow.TimeUnit) int64 {
+	switch v {
+	case math.MaxInt64:
+		return math.MaxInt64
+	case -math.MaxInt64, math.MinInt64:
+		return math.MinInt64
+	}
+	switch unit {
+	case arrow.Second:
+		v *= 1_000_000
+	case arrow.Millisecond:
+		v *= 1000
+	case arrow.Nanosecond:
+		v = floorDiv(v, 1000)
+	}
+	return v - pgEpochMicros
+}
+
 // pgNumeric encodes a decimal's text (-123.45) in PostgreSQL's binary
 // numeric: base-10000 digits after a header of their count, the weight of
 // the first, the sign and the display scale.
@@ -83,24 +101,6 @@ func pgNumeric(text []byte) []byte {
 		out = binary.BigEndian.AppendUint16(out, d)
 	}
 	return out
-}
-
-func pgMicros(v int64, unit arrow.TimeUnit) int64 {
-	switch v {
-	case math.MaxInt64:
-		return math.MaxInt64
-	case -math.MaxInt64, math.MinInt64:
-		return math.MinInt64
-	}
-	switch unit {
-	case arrow.Second:
-		v *= 1_000_000
-	case arrow.Millisecond:
-		v *= 1000
-	case arrow.Nanosecond:
-		v = floorDiv(v, 1000)
-	}
-	return v - pgEpochMicros
 }
 
 func floorDiv(a, b int64) int64 {
@@ -248,13 +248,8 @@ func floatColumn(oid uint32, get func(arrow.Array, int) float64) pgColumn {
 	return pgColumn{oid: oid, size: size,
 		text: func(a arrow.Array, i int) []byte {
 			v := get(a, i)
-			switch {
-			case math.IsNaN(v):
-				return []byte("NaN")
-			case math.IsInf(v, 1):
-				return []byte("Infinity")
-			case math.IsInf(v, -1):
-				return []byte("-Infinity")
+			if name := floatName(v); name != "" {
+				return []byte(name)
 			}
 			return appendPGFloat(nil, v, int(size)*8)
 		},
