@@ -95,14 +95,12 @@ func stream(ctx context.Context, conn *duckdb.Conn, sql string, waitMemory func(
 	n := mapping.ColumnCount(&res)
 	names := make([]string, n)
 	types := make([]mapping.LogicalType, n)
+	var jsonCols []int
 	for i := range n {
 		names[i] = mapping.ColumnName(&res, i)
 		types[i] = mapping.ColumnLogicalType(&res, i)
-	}
-	var jsonCols []int
-	for i := range types {
 		if mapping.LogicalTypeGetAlias(types[i]) == "JSON" {
-			jsonCols = append(jsonCols, i)
+			jsonCols = append(jsonCols, int(i))
 		}
 	}
 	schema, ed := arrowmapping.NewArrowSchema(r.opts, types, names)
