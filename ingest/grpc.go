@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -37,16 +36,18 @@ func (r *Receiver) NewGRPCServer() *grpc.Server {
 		s.RegisterService(&grpc.ServiceDesc{
 			ServiceName: e.service,
 			HandlerType: (*any)(nil),
-			Methods:     []grpc.MethodDesc{{MethodName: "Export", Handler: r.grpcExport(e)}},
+			Methods:     []grpc.MethodDesc{{MethodName: exportMethod, Handler: r.grpcExport(e)}},
 		}, r)
 	}
 	return s
 }
 
+// exportMethod is the one method of each OTLP service.
+const exportMethod = "Export"
+
 func (r *Receiver) grpcExport(e exporter) grpc.MethodHandler {
 	return func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-		var body rawMessage
-		err := receive(dec, &body)
+		body, err := receive(dec)
 		held := requestMemoryFactor * int64(len(body))
 		reserved := err == nil && r.in.Reserve(held, 0)
 		// The message is in hand and, if reserved, counted against the
@@ -75,18 +76,17 @@ var receiveTimeout = 15 * time.Second
 // receive reads the call's message (grpc-go reads it when the service asks)
 // unless it takes longer than receiveTimeout; the call then ends, and
 // with it the read and the slot.
-func receive(dec func(any) error, m *rawMessage) error {
-	var got rawMessage
+func receive(dec func(any) error) (rawMessage, error) {
+	var m rawMessage
 	done := make(chan error, 1)
-	go func() { done <- dec(&got) }()
+	go func() { done <- dec(&m) }()
 	t := time.NewTimer(receiveTimeout)
 	defer t.Stop()
 	select {
 	case err := <-done:
-		*m = got
-		return err
+		return m, err
 	case <-t.C:
-		return status.Errorf(codes.DeadlineExceeded, "the export's message did not arrive within %v", receiveTimeout)
+		return nil, status.Errorf(codes.DeadlineExceeded, "the export's message did not arrive within %v", receiveTimeout)
 	}
 }
 
@@ -122,17 +122,14 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 // message is received and counted, or until its stream ends, however it
 // ends (grpc-go ends some streams without calling the service).
 func (r *Receiver) admit(ctx context.Context, info *tap.Info) (context.Context, error) {
-	signal := "traces"
-	switch {
-	case strings.Contains(info.FullMethodName, "logs"):
-		signal = "logs"
-	case strings.Contains(info.FullMethodName, "metrics"):
-		signal = "metrics"
+	signal, export := r.grpcMethods[info.FullMethodName]
+	if !export {
+		signal = "traces" // counted somewhere
 	}
 	if err := r.in.Admit(); err != nil {
 		return ctx, r.grpcError(signal, err)
 	}
-	if !exportMethods[info.FullMethodName] {
+	if !export {
 		return ctx, nil // unimplemented: answered without reading a message
 	}
 	select {
@@ -150,12 +147,6 @@ func (r *Receiver) admit(ctx context.Context, info *tap.Info) (context.Context, 
 // errBusy refuses a gRPC export while the most that may be received at
 // once are being received.
 var errBusy = fmt.Errorf("%w: too many exports being received at once", ErrOverloaded)
-
-var exportMethods = map[string]bool{
-	"/opentelemetry.proto.collector.trace.v1.TraceService/Export":     true,
-	"/opentelemetry.proto.collector.logs.v1.LogsService/Export":       true,
-	"/opentelemetry.proto.collector.metrics.v1.MetricsService/Export": true,
-}
 
 type slotKey struct{}
 

@@ -30,8 +30,10 @@ type Receiver struct {
 	// MaxRequestBytes bounds a request body, compressed or not (default
 	// 16 MiB). Larger requests get 413 / RESOURCE_EXHAUSTED.
 	MaxRequestBytes int64
-	// grpcSlots holds one token per gRPC export being received or served.
+	// grpcSlots holds one token per gRPC export being received.
 	grpcSlots chan struct{}
+	// grpcMethods maps each OTLP export method's full name to its signal.
+	grpcMethods map[string]string
 
 	retention sync.Map // project → *retentionOf
 }
@@ -97,8 +99,12 @@ func NewReceiver(in *Ingester, maxRequestBytes int64) *Receiver {
 	// limit: the exports gRPC receives at once are bounded instead, to
 	// what the limit holds at their largest (at least 8).
 	slots := max(8, in.opts.MaxMemoryBytes/maxRequestBytes)
-	return &Receiver{in: in, MaxRequestBytes: maxRequestBytes, cpu: make(chan struct{}, runtime.GOMAXPROCS(0)),
-		grpcSlots: make(chan struct{}, slots)}
+	r := &Receiver{in: in, MaxRequestBytes: maxRequestBytes, cpu: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		grpcSlots: make(chan struct{}, slots), grpcMethods: map[string]string{}}
+	for _, e := range r.exporters() {
+		r.grpcMethods["/"+e.service+"/"+exportMethod] = e.signal
+	}
+	return r
 }
 
 // project picks the project of a request. Until tokens exist every request

@@ -373,24 +373,21 @@ func scanFrames(data []byte, seq uint64, fn func(key bufKey, rec arrow.RecordBat
 	return off, skipped
 }
 
-// wholeFrameAt reports whether the header at off gives a length that fits
-// in data, checksum aside.
-func wholeFrameAt(data []byte, off int64) bool {
+// frameLen returns the payload length the frame header at off gives, if
+// the whole frame fits in data (its checksum aside).
+func frameLen(data []byte, off int64) (int64, bool) {
 	if off+frameHeader > int64(len(data)) {
-		return false
+		return 0, false
 	}
 	n := int64(binary.LittleEndian.Uint32(data[off:]))
-	return n > 0 && n <= maxFrame && off+frameHeader+n <= int64(len(data))
+	return n, n > 0 && n <= maxFrame && off+frameHeader+n <= int64(len(data))
 }
 
 // validFrame reports whether a whole frame with a matching checksum starts
 // at off, and its payload's length.
 func validFrame(data []byte, off int64) (int64, bool) {
-	if off+frameHeader > int64(len(data)) {
-		return 0, false
-	}
-	n := int64(binary.LittleEndian.Uint32(data[off:]))
-	if n == 0 || n > maxFrame || off+frameHeader+n > int64(len(data)) {
+	n, ok := frameLen(data, off)
+	if !ok {
 		return 0, false
 	}
 	payload := data[off+frameHeader : off+frameHeader+n]
@@ -444,7 +441,7 @@ func readSegment(dir string, seq uint64, newest bool) (*segment, error) {
 	nonce, created, ok := segmentHeader(bytes.NewReader(data))
 	if !ok {
 		if !newest {
-			keepDamaged(path, seq, "no valid header: none of its rows are replayed")
+			keepDamaged(path, data, seq, "no valid header: none of its rows are replayed")
 		}
 		return nil, nil
 	}
@@ -456,8 +453,9 @@ func readSegment(dir string, seq uint64, newest bool) (*segment, error) {
 	// In the newest segment a cut is a torn write — unless what is cut
 	// holds a whole frame by its length, which a write that reached the
 	// disk only in part rarely leaves: then it is kept too.
-	if skipped > 0 || (good < size && (!newest || wholeFrameAt(data, good))) {
-		keepDamaged(path, seq, fmt.Sprintf("%d damaged stretches skipped, %d bytes cut after offset %d", skipped, size-good, good))
+	_, wholeTail := frameLen(data, good)
+	if skipped > 0 || (good < size && (!newest || wholeTail)) {
+		keepDamaged(path, data, seq, fmt.Sprintf("%d damaged stretches skipped, %d bytes cut after offset %d", skipped, size-good, good))
 	}
 	if good < size {
 		if err := os.Truncate(path, good); err != nil {
@@ -468,28 +466,24 @@ func readSegment(dir string, seq uint64, newest bool) (*segment, error) {
 	return seg, nil
 }
 
-// keepDamaged copies a damaged segment to path.damaged-TIME, which replay
-// ignores (segment numbers start again from 0 once the WAL is empty, so
-// the name carries the time), and says so loudly.
-func keepDamaged(path string, seq uint64, what string) {
+// keepDamaged writes data, a damaged segment as read, to path.damaged-TIME,
+// which replay ignores (segment numbers start again from 0 once the WAL
+// is empty, so the name carries the time), and says so loudly.
+func keepDamaged(path string, data []byte, seq uint64, what string) {
 	dst := path + ".damaged-" + time.Now().UTC().Format("20060102T150405.000000000")
-	err := copyFile(path, dst)
+	err := writeNew(dst, data)
 	slog.Error("wal: segment damaged by the disk; its valid frames are replayed and a copy of it is kept for an operator",
 		"segment", seq, "damage", what, "copy", dst, "copy_err", err)
 }
 
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
+// writeNew writes data to a file that must not exist yet, and syncs it.
+func writeNew(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(out, in)
-	return errors.Join(err, out.Sync(), out.Close())
+	_, err = f.Write(data)
+	return errors.Join(err, f.Sync(), f.Close())
 }
 
 func releaseParts(parts map[partKey][]arrow.RecordBatch) {
