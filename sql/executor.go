@@ -187,40 +187,17 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 			}
 			q.Where[t.Name] = w
 		}
-		var pending map[string]bool
-		if e.Fresh != nil {
-			need := engine.Need{Min: lo, Max: hi, TraceIDs: use.traces(), Columns: a.columns}
-			batches, keys, done, err := e.Fresh.Snapshot(ctx, project, t.Name, need)
-			if err == nil && len(keys) > 0 {
-				// Ingest holds rows until it knows their registration went
-				// through; meanwhile the compactor may have merged them into
-				// a file this query will list. Asked before the listing, so
-				// a file merged away now has its merge listed.
-				var retired map[string]bool
-				if retired, err = e.Catalog.RetiredFiles(ctx, keys...); err == nil && len(retired) > 0 {
-					done()
-					for k := range retired {
-						need.Exclude = append(need.Exclude, k)
-					}
-					batches, keys, done, err = e.Fresh.Snapshot(ctx, project, t.Name, need)
-				}
-			}
-			pins = append(pins, done)
-			if err != nil {
-				return nil, unpin, fmt.Errorf("read unflushed rows: %w", err)
-			}
-			q.Fresh[t.Name] = batches
-			pending = map[string]bool{}
-			for _, k := range keys {
-				pending[k] = true
-			}
-			for _, b := range batches {
-				stats.FreshRows += b.NumRows()
-			}
-		}
-		files, pruned, err := e.plan(ctx, project, t.Name, lo, hi, use.traces(), pending)
+		need := engine.Need{Min: lo, Max: hi, TraceIDs: use.traces(), Columns: a.columns}
+		batches, done, files, pruned, err := e.freshAndFiles(ctx, project, t.Name, need)
+		pins = append(pins, done)
 		if err != nil {
 			return nil, unpin, err
+		}
+		if e.Fresh != nil {
+			q.Fresh[t.Name] = batches
+		}
+		for _, b := range batches {
+			stats.FreshRows += b.NumRows()
 		}
 		stats.FilesPruned += pruned
 		paths, filePins, err := e.acquire(ctx, project, files, &stats)
@@ -236,6 +213,53 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 	}
 	return &Result{Rows: rows, Stats: stats}, unpin, nil
 }
+
+// freshAndFiles reads ingest's unflushed rows of a table that pass need,
+// and lists the catalog's files for the rest; done releases the rows.
+//
+// Ingest holds rows until it knows their registration went through, and
+// the compactor may merge such a file meanwhile: a listing taken after the
+// merge holds the merged file, so those rows must not be read from ingest
+// too. A merge registers its output in the transaction that retires its
+// inputs, and a file once retired stays so; if none of ingest's pending
+// files is retired after the listing, none was when it was taken, and the
+// listing holds no copy of their rows.
+func (e *Executor) freshAndFiles(ctx context.Context, project, table string, need engine.Need) (batches []arrow.RecordBatch, done func(), files []catalog.File, pruned int, err error) {
+	if e.Fresh == nil {
+		files, pruned, err = e.plan(ctx, project, table, need.Min, need.Max, need.TraceIDs, nil)
+		return nil, func() {}, files, pruned, err
+	}
+	for attempt := 1; ; attempt++ {
+		batches, keys, done, err := e.Fresh.Snapshot(ctx, project, table, need)
+		if err != nil {
+			return nil, done, nil, 0, fmt.Errorf("read unflushed rows: %w", err)
+		}
+		pending := make(map[string]bool, len(keys))
+		for _, k := range keys {
+			pending[k] = true
+		}
+		files, pruned, err = e.plan(ctx, project, table, need.Min, need.Max, need.TraceIDs, pending)
+		if err != nil || len(keys) == 0 {
+			return batches, done, files, pruned, err
+		}
+		retired, err := e.Catalog.RetiredFiles(ctx, keys...)
+		if err != nil || len(retired) == 0 {
+			return batches, done, files, pruned, err
+		}
+		done()
+		if attempt == maxFreshAttempts {
+			return nil, func() {}, nil, 0, fmt.Errorf("ingest's files were merged %d times while the query was planned; run it again", attempt)
+		}
+		for k := range retired {
+			need.Exclude = append(need.Exclude, k)
+		}
+	}
+}
+
+// maxFreshAttempts bounds how often freshAndFiles starts over because the
+// compactor merged files ingest still held. Each attempt excludes the
+// files found merged, so more than one is rare and three are rarer still.
+const maxFreshAttempts = 3
 
 // acquire makes files local, several at once, and counts them in stats.
 // The releases are returned even on error.
