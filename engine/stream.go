@@ -59,32 +59,45 @@ type streamReader struct {
 	// again starts the query once more, after waitMemory: DuckDB's memory
 	// limit is one pool for all queries, and a query that failed for want
 	// of memory before its first row, most often because another held it,
-	// runs again once memory was given back. nil once used.
+	// runs again once memory was given back, up to maxReruns times in all.
 	again   func() (mapping.Result, bool)
 	fetched bool // a chunk was returned: too late to start again
 }
 
+// maxReruns bounds how often a query starts again for want of memory:
+// while several big queries take turns at the pool, a small one may lose
+// more than one race for it (seen in the sandbox test, with three big
+// queries beside it), and a query too big on its own fails at each try.
+const maxReruns = 3
+
 // stream prepares sql on conn and starts it as a streaming query. While
 // the query runs or is read, ctx's end interrupts it. If it fails for want
 // of memory before its first row, and waitMemory (nil: never) says memory
-// was given back since, it starts once more.
+// was given back since, it starts again (up to maxReruns times).
 func stream(ctx context.Context, conn *duckdb.Conn, sql string, waitMemory func() bool) (*streamReader, error) {
 	raw, err := rawConn(conn)
 	if err != nil {
 		return nil, err
 	}
 	stop := watchInterrupt(ctx, raw)
+	reruns := 0
 	again := func() (mapping.Result, bool) {
-		if waitMemory == nil || !waitMemory() {
-			return mapping.Result{}, false
+		for reruns < maxReruns && waitMemory != nil && waitMemory() {
+			reruns++
+			res, err := start(raw, sql, true)
+			if err == nil {
+				return res, true
+			}
+			if !isOutOfMemory(err) {
+				break
+			}
 		}
-		res, err := start(raw, sql, true)
-		return res, err == nil
+		return mapping.Result{}, false
 	}
 	res, err := start(raw, sql, true)
 	if isOutOfMemory(err) {
 		if retried, ok := again(); ok {
-			res, err, again = retried, nil, nil
+			res, err = retried, nil
 		}
 	}
 	if err != nil {
@@ -199,9 +212,8 @@ func (r *streamReader) Next() bool {
 		if msg := mapping.ResultError(&r.res); msg != "" {
 			r.err = resultError(&r.res)
 		}
-		if again := r.again; again != nil && !r.fetched && isOutOfMemory(r.err) {
-			r.again = nil
-			if res, ok := again(); ok {
+		if r.again != nil && !r.fetched && isOutOfMemory(r.err) {
+			if res, ok := r.again(); ok {
 				mapping.DestroyResult(&r.res)
 				r.res, r.err = res, nil
 				return r.Next()
