@@ -385,7 +385,8 @@ func TestPartialSuccess_BadItemsAreRefusedAlone(t *testing.T) {
 	if ps.RejectedSpans() != 1 || !strings.Contains(ps.ErrorMessage(), "spans[1]") || !strings.Contains(ps.ErrorMessage(), "future") {
 		t.Fatalf("partial success %d %q", ps.RejectedSpans(), ps.ErrorMessage())
 	}
-	// Over gRPC too, for metrics: the bad metric's points are refused.
+	// Over gRPC too, for metrics: the bad points are refused, not the
+	// good point of the same metric.
 	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -410,12 +411,14 @@ func TestPartialSuccess_BadItemsAreRefusedAlone(t *testing.T) {
 	for range 3 {
 		badPoints.AppendEmpty().SetTimestamp(future)
 	}
+	badPoints.AppendEmpty().SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+	badPoints.At(3).SetDoubleValue(7)
 	mresp, err := pmetricotlp.NewGRPCClient(conn).Export(context.Background(), pmetricotlp.NewExportRequestFromMetrics(md))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n := mresp.PartialSuccess().RejectedDataPoints(); n != 3 {
-		t.Fatalf("rejected data points %d (%q), want the bad metric's 3", n, mresp.PartialSuccess().ErrorMessage())
+		t.Fatalf("rejected data points %d (%q), want the bad metric's 3 bad ones", n, mresp.PartialSuccess().ErrorMessage())
 	}
 	// Nothing to store but a staleness marker, and one bad metric: still a
 	// partial success, not a refusal of the export.
@@ -436,7 +439,10 @@ func TestPartialSuccess_BadItemsAreRefusedAlone(t *testing.T) {
 	if n := s.count(`SELECT count(*) FROM records WHERE span_name LIKE 'partial-%'`); n != 2 {
 		t.Fatalf("%d spans stored, want the 2 good ones", n)
 	}
-	if n := s.count(`SELECT count(*) FROM metrics WHERE metric_name LIKE 'partial.%'`); n != 1 {
-		t.Fatalf("%d points stored, want the good one", n)
+	if n := s.count(`SELECT count(*) FROM metrics WHERE metric_name LIKE 'partial.%'`); n != 2 {
+		t.Fatalf("%d points stored, want the 2 good ones", n)
+	}
+	if n := s.count(`SELECT count(*) FROM metrics WHERE metric_name = 'partial.bad' AND scalar_value = 7`); n != 1 {
+		t.Fatalf("the bad metric's good point: %d stored, want 1", n)
 	}
 }

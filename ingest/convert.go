@@ -45,7 +45,8 @@ func ConvertLogs(project string, ld plog.Logs, w Window) (arrow.RecordBatch, err
 }
 
 // ConvertMetrics turns the data points of one export into a metrics
-// batch, as ConvertTraces does spans; a bad metric is refused whole.
+// batch, as ConvertTraces does spans: the unit refused is a data point, or
+// a whole metric if what its points share is bad (no name, no data).
 func ConvertMetrics(project string, md pmetric.Metrics, w Window) (arrow.RecordBatch, error) {
 	return convert(md.DataPointCount(), func(rj *rejects) (arrow.RecordBatch, error) {
 		mb := newMetricsBuilder(memory.DefaultAllocator, w, md.DataPointCount())

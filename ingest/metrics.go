@@ -103,8 +103,8 @@ func pointCount(m pmetric.Metric) int {
 	return 0
 }
 
-// admit appends one metric with add, as recordsBuilder.admit does items:
-// a metric the client got wrong is refused whole, its points counted.
+// admit appends one metric or data point with add, as recordsBuilder.admit
+// does items: what the client got wrong is refused, its points counted.
 func (mb *metricsBuilder) admit(rj *rejects, points int, where func() string, add func(*metricsBuilder) error) error {
 	if rj == nil {
 		if err := add(mb); err != nil {
@@ -186,10 +186,19 @@ func (mb *metricsBuilder) addMetrics(project string, md pmetric.Metrics, rj *rej
 			}
 			ms := sm.Metrics()
 			for k := range ms.Len() {
-				err := mb.admit(rj, pointCount(ms.At(k)), func() string { return fmt.Sprintf("resource_metrics[%d].scope_metrics[%d].metrics[%d]", i, j, k) },
-					func(b *metricsBuilder) error { return b.addMetric(project, &res, sm.Scope(), ms.At(k)) })
-				if err != nil {
-					return err
+				m := ms.At(k)
+				where := func() string { return fmt.Sprintf("resource_metrics[%d].scope_metrics[%d].metrics[%d]", i, j, k) }
+				if rj == nil || checkMetric(m) != nil {
+					if err := mb.admit(rj, pointCount(m), where, func(b *metricsBuilder) error { return b.addMetric(project, &res, sm.Scope(), m, -1) }); err != nil {
+						return err
+					}
+					continue
+				}
+				// Rejecting one by one, a good metric's bad points are.
+				for p := range pointCount(m) {
+					if err := mb.admit(rj, 1, where, func(b *metricsBuilder) error { return b.addMetric(project, &res, sm.Scope(), m, p) }); err != nil {
+						return err
+					}
 				}
 			}
 		}
@@ -197,7 +206,8 @@ func (mb *metricsBuilder) addMetrics(project string, md pmetric.Metrics, rj *rej
 	return nil
 }
 
-func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon.InstrumentationScope, m pmetric.Metric) error {
+// checkMetric checks what a metric's points share.
+func checkMetric(m pmetric.Metric) error {
 	if m.Name() == "" {
 		return badInput("metric name is empty")
 	}
@@ -206,6 +216,19 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon
 			return err
 		}
 	}
+	if m.Type() == pmetric.MetricTypeEmpty {
+		return badInput("metric %q has no data", m.Name())
+	}
+	return nil
+}
+
+// addMetric appends m's data points: all of them, or with only ≥ 0 the
+// point at that index alone.
+func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon.InstrumentationScope, m pmetric.Metric, only int) error {
+	if err := checkMetric(m); err != nil {
+		return err
+	}
+	skip := func(i int) bool { return only >= 0 && i != only }
 	// begin appends the columns every point has; each type then appends its own.
 	begin := func(p point, typ, temp string, idx int) error {
 		if err := checkTime(fmt.Sprintf("data_points[%d].time_unix_nano", idx), p.Timestamp(), mb.win); err != nil {
@@ -245,7 +268,7 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon
 		dps := m.Gauge().DataPoints()
 		for i := range dps.Len() {
 			p := dps.At(i)
-			if p.Flags().NoRecordedValue() {
+			if skip(i) || p.Flags().NoRecordedValue() {
 				continue // a staleness marker: no value to store
 			}
 			if err := begin(p, "gauge", "", i); err != nil {
@@ -264,7 +287,7 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon
 		dps := sum.DataPoints()
 		for i := range dps.Len() {
 			p := dps.At(i)
-			if p.Flags().NoRecordedValue() {
+			if skip(i) || p.Flags().NoRecordedValue() {
 				continue // a staleness marker: no value to store
 			}
 			if err := begin(p, "sum", temporality(sum.AggregationTemporality()), i); err != nil {
@@ -283,7 +306,7 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon
 		dps := h.DataPoints()
 		for i := range dps.Len() {
 			p := dps.At(i)
-			if p.Flags().NoRecordedValue() {
+			if skip(i) || p.Flags().NoRecordedValue() {
 				continue // a staleness marker: no value to store
 			}
 			if p.BucketCounts().Len() != 0 && p.BucketCounts().Len() != p.ExplicitBounds().Len()+1 {
@@ -313,7 +336,7 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon
 		dps := h.DataPoints()
 		for i := range dps.Len() {
 			p := dps.At(i)
-			if p.Flags().NoRecordedValue() {
+			if skip(i) || p.Flags().NoRecordedValue() {
 				continue // a staleness marker: no value to store
 			}
 			if err := begin(p, "exponential_histogram", temporality(h.AggregationTemporality()), i); err != nil {
@@ -343,7 +366,7 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon
 		dps := m.Summary().DataPoints()
 		for i := range dps.Len() {
 			p := dps.At(i)
-			if p.Flags().NoRecordedValue() {
+			if skip(i) || p.Flags().NoRecordedValue() {
 				continue // a staleness marker: no value to store
 			}
 			if err := begin(p, "summary", "", i); err != nil {
@@ -374,8 +397,6 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon
 			mb.quantiles.BinaryBuilder.Append(mb.buf)
 			mb.exemplars.AppendNull()
 		}
-	case pmetric.MetricTypeEmpty:
-		return badInput("metric %q has no data", m.Name())
 	}
 	return nil
 }
