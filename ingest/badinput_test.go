@@ -7,6 +7,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -444,5 +445,43 @@ func TestPartialSuccess_BadItemsAreRefusedAlone(t *testing.T) {
 	}
 	if n := s.count(`SELECT count(*) FROM metrics WHERE metric_name = 'partial.bad' AND scalar_value = 7`); n != 1 {
 		t.Fatalf("the bad metric's good point: %d stored, want 1", n)
+	}
+}
+
+// A message flagged compressed whose bytes do not decompress is refused
+// and counted. grpc-go answers it before the service can, with INTERNAL
+// (INVALID_ARGUMENT would be right: the client's error); both codes are
+// permanent failures to an OTLP exporter, which drops the export.
+func TestGRPC_CorruptCompressionIsRefusedAndCounted(t *testing.T) {
+	s := newStack(t, stackOptions{maxRequest: 1 << 20})
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	client := &http.Client{Transport: &http.Transport{Protocols: &protocols}}
+	for _, encoding := range []string{"gzip", "zstd"} {
+		garbage := bytes.Repeat([]byte{0x5a}, 64)
+		msg := append([]byte{1, 0, 0, 0, byte(len(garbage))}, garbage...) // compressed flag, length, bytes
+		req, err := http.NewRequest("POST", "http://"+s.grpcAddr+"/opentelemetry.proto.collector.trace.v1.TraceService/Export", bytes.NewReader(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/grpc")
+		req.Header.Set("Grpc-Encoding", encoding)
+		req.Header.Set("Te", "trailers")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		code, message := resp.Trailer.Get("Grpc-Status"), resp.Trailer.Get("Grpc-Message")
+		if code == "" {
+			code, message = resp.Header.Get("Grpc-Status"), resp.Header.Get("Grpc-Message")
+		}
+		if code != strconv.Itoa(int(codes.Internal)) || !strings.Contains(message, "decompress") {
+			t.Errorf("%s: grpc-status %q %q, want grpc-go's Internal saying the message does not decompress", encoding, code, message)
+		}
+	}
+	if got := s.in.RequestsCounted("traces", "grpc", "Internal"); got != 2 {
+		t.Errorf("%v refused exports counted, want 2", got)
 	}
 }

@@ -54,7 +54,7 @@ func (r *Receiver) grpcExport(e exporter) grpc.MethodHandler {
 		// memory limit: the receive slot is free for the next one.
 		releaseSlot(ctx)
 		if err != nil {
-			return nil, err
+			return nil, r.receiveError(e.signal, err)
 		}
 		if !reserved {
 			return nil, r.grpcError(e.signal, ErrOverloaded)
@@ -187,6 +187,14 @@ func (r *Receiver) grpcError(signal string, err error) error {
 		return status.Error(code, err.Error())
 	}
 	return st.Err()
+}
+
+// receiveError counts a call whose message could not be received. grpc-go
+// has already answered it: a message that does not decompress gets
+// INTERNAL (it writes the status itself, before the service returns).
+func (r *Receiver) receiveError(signal string, err error) error {
+	r.in.m.requests.WithLabelValues(signal, "grpc", status.Code(err).String()).Inc()
+	return err
 }
 
 // zstdCodec lets gRPC clients send zstd-compressed messages
