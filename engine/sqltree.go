@@ -207,7 +207,7 @@ func BlankLiterals(s string) string {
 	return string(b)
 }
 
-// escapeString reports whether the string literal opening at i is an E''
+// escapeString reports whether the string literal opening at i is an E'…'
 // string (backslash escapes): an E or e in front, not ending an
 // identifier (typE'…' is the identifier typE, then a plain string).
 func escapeString(s string, i int) bool {
