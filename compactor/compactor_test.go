@@ -674,6 +674,65 @@ func TestCompactor_OrphanScanThrottled(t *testing.T) {
 	}
 }
 
+// A pass can run for hours. A file another writer registers meanwhile is
+// not among the keys the pass listed at its start, and its object may be
+// older than OrphanGrace already (ingest registers uploads up to 30 min
+// old): the orphan scan must not delete the object of a live file. An
+// upload killed midway leaves a temporary file, which it does delete.
+func TestCompactor_OrphanScanKeepsFilesRegisteredDuringThePass(t *testing.T) {
+	l := localLake(t)
+	ctx := context.Background()
+	l.load(catalog.DefaultProject, 2000, 0.5, 200) // level-0 files: a merge job
+	hour := l.now.Add(-48 * time.Hour).Truncate(time.Hour)
+	aged := func(key string) {
+		path, ok := l.bucket.LocalPath(key)
+		if !ok {
+			t.Fatal("no local path for a file:// bucket")
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("PAR1"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		old := time.Now().Add(-2 * time.Hour)
+		if err := os.Chtimes(path, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	late := objstore.DataKey(catalog.DefaultProject, schema.Records, hour, 0, objstore.NewID(hour))
+	stranded := objstore.DataKey(catalog.DefaultProject, schema.Records, hour, 1, objstore.NewID(hour)) + ".18eaee7efd69ffae.tmp"
+	aged(stranded)
+	var once sync.Once
+	c := l.compactor(compactor.Options{OrphanGrace: time.Hour, Hook: func(step string) error {
+		if step == "start" { // while the pass merges, another node registers a flush
+			once.Do(func() {
+				aged(late)
+				err := l.cat.RegisterFiles(ctx, catalog.File{Key: late, Project: catalog.DefaultProject, Table: schema.Records,
+					Partition: objstore.Partition(hour), MinTime: hour, MaxTime: hour.Add(time.Minute), Rows: 1, Bytes: 4})
+				if err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		return nil
+	}})
+	p, err := c.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Jobs == 0 {
+		t.Fatal("no merge job ran")
+	}
+	objs := l.objects(catalog.DefaultProject)
+	if !objs[late] {
+		t.Errorf("the orphan scan deleted the object of live file %s", late)
+	}
+	if objs[stranded] || p.Orphans != 1 {
+		t.Errorf("stranded upload still there: %v; %d orphans deleted, want it alone", objs[stranded], p.Orphans)
+	}
+}
+
 func TestCompactor_Retention(t *testing.T) {
 	l := localLake(t)
 	ctx := context.Background()

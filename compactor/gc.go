@@ -108,9 +108,13 @@ func (c *Compactor) orphanScanDue() bool {
 }
 
 // orphans deletes data objects older than OrphanGrace that the catalog
-// does not know, live or tombstoned, if the pass has a scan due. The pass
-// listed the live files before the bucket and added its merges' outputs,
-// so a file another writer registered since has a young object.
+// does not know, live or tombstoned, if the pass has a scan due, and the
+// temporary files uploads killed midway left behind (fileblob writes
+// KEY.HEX.tmp beside KEY). The keys the pass listed at its start only
+// narrow the search: a pass can run for hours, and files other writers
+// registered meanwhile (flushes of uploads up to 30 min old, other
+// compactors' merges) are not among them, so each object about to be
+// deleted is looked up in the catalog again first.
 func (c *Compactor) orphans(ctx context.Context, p *pass, failed *deleteErrors) error {
 	if p.live == nil {
 		return nil
@@ -137,8 +141,16 @@ func (c *Compactor) orphans(ctx context.Context, p *pass, failed *deleteErrors) 
 			if obj.IsDir || known[obj.Key] || now.Sub(obj.ModTime) < c.opts.OrphanGrace {
 				continue
 			}
-			if _, err := objstore.ParseDataKey(obj.Key); err != nil {
-				continue // not ours to delete
+			if !objstore.StrandedUpload(obj.Key) {
+				if _, err := objstore.ParseDataKey(obj.Key); err != nil {
+					continue // not ours to delete
+				}
+				if _, err := c.cat.File(ctx, obj.Key); !errors.Is(err, catalog.ErrNotFound) {
+					if err != nil {
+						return err
+					}
+					continue // registered since the pass listed its files
+				}
 			}
 			if err := c.bucket.Delete(ctx, obj.Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 				if ctx.Err() != nil {

@@ -85,3 +85,23 @@ func ParseDataKey(key string) (DataKeyParts, error) {
 	}
 	return p, nil
 }
+
+// StrandedUpload reports whether key names the temporary file a file://
+// bucket writes an upload to, beside the data key it is renamed to once
+// whole (KEY.HEX.tmp): one that is still there long after was left by a
+// process killed midway, and is never registered.
+func StrandedUpload(key string) bool {
+	rest, ok := strings.CutSuffix(key, ".tmp")
+	if !ok {
+		return false
+	}
+	i := strings.LastIndexByte(rest, '.')
+	if i < 0 || i == len(rest)-1 {
+		return false
+	}
+	if _, err := strconv.ParseUint(rest[i+1:], 16, 64); err != nil {
+		return false
+	}
+	_, err := ParseDataKey(rest[:i])
+	return err == nil
+}

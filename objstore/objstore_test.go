@@ -160,3 +160,22 @@ func TestDataKey_RoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// What a file:// upload killed midway leaves is recognised as such, and
+// nothing else is.
+func TestStrandedUpload(t *testing.T) {
+	hour := time.Date(2026, 11, 23, 7, 42, 0, 0, time.UTC)
+	key := objstore.DataKey("default", "records", hour, 1, objstore.NewID(hour))
+	for name, want := range map[string]bool{
+		key + ".18eaee7efd69ffae.tmp":        true,
+		key:                                  false,
+		key + ".tmp":                         false,
+		key + "..tmp":                        false,
+		key + ".xyz.tmp":                     false,
+		"default/notes.18eaee7efd69ffae.tmp": false,
+	} {
+		if got := objstore.StrandedUpload(name); got != want {
+			t.Errorf("StrandedUpload(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
