@@ -275,13 +275,17 @@ func (c *Compactor) RunOnce(ctx context.Context) (Pass, error) {
 
 // table expires the live files of one project's table, then runs the
 // merge jobs its partitions want. It returns the creation time of the
-// oldest level-0 file (zero if none), for the lag metric.
+// oldest level-0 file in a partition left with work to do (zero if none),
+// for the lag metric, and counts those partitions in p.Backlog. Level-0
+// files the plan holds on purpose (one alone in the current hour) are
+// not lag.
 func (c *Compactor) table(ctx context.Context, proj catalog.Project, t *schema.Table, files []catalog.File, p *pass) (time.Time, error) {
 	now := c.opts.Now()
 	cutoff := now.Add(-proj.KeepFor())
 	// Files wholly older than retention go at once; no rewrite needed.
 	var expired []string
 	byPart := map[string][]catalog.File{}
+	oldestIn := map[string]time.Time{} // oldest level-0 file, by hour and by day partition
 	var oldestL0 time.Time
 	var kept []catalog.File
 	for _, f := range files {
@@ -293,8 +297,20 @@ func (c *Compactor) table(ctx context.Context, proj catalog.Project, t *schema.T
 	}
 	for _, f := range c.readable(kept) {
 		byPart[f.Partition] = append(byPart[f.Partition], f)
-		if f.Level == 0 && (oldestL0.IsZero() || f.CreatedAt.Before(oldestL0)) {
-			oldestL0 = f.CreatedAt
+		if f.Level == 0 {
+			dayPart, _, _ := strings.Cut(f.Partition, "/")
+			for _, part := range []string{f.Partition, dayPart} {
+				if o, ok := oldestIn[part]; !ok || f.CreatedAt.Before(o) {
+					oldestIn[part] = f.CreatedAt
+				}
+			}
+		}
+	}
+	// left notes a partition still wanting work after this pass.
+	left := func(part string) {
+		p.Backlog++
+		if o, ok := oldestIn[part]; ok && (oldestL0.IsZero() || o.Before(oldestL0)) {
+			oldestL0 = o
 		}
 	}
 	if len(expired) > 0 {
@@ -324,22 +340,27 @@ func (c *Compactor) table(ctx context.Context, proj catalog.Project, t *schema.T
 	// what dashboards query; the long merge that settles a finished hour
 	// must not keep the current hour's level-0 files waiting.
 	sort.Sort(sort.Reverse(sort.StringSlice(parts)))
-	p.Backlog += len(parts)
 	var errs []error
-	for _, part := range parts {
+	for i, part := range parts {
 		if ctx.Err() != nil {
+			for _, part := range parts[i:] {
+				left(part)
+			}
 			return oldestL0, ctx.Err()
 		}
-		done, err := c.job(ctx, p, proj, t, part, cutoff)
+		did, more, err := c.job(ctx, p, proj, t, part, cutoff)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("partition %s: %w", part, err))
 			c.Metrics.jobs.WithLabelValues("failed").Inc()
-		case done:
+			left(part)
+		case did:
 			p.Jobs++
-			p.Backlog--
 			c.Metrics.jobs.WithLabelValues("done").Inc()
-		default:
+			if more {
+				left(part)
+			}
+		default: // another compactor holds it, or did it first
 			p.Skipped++
 			c.Metrics.jobs.WithLabelValues("skipped").Inc()
 		}

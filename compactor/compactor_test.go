@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"gocloud.dev/blob"
 
@@ -730,6 +731,61 @@ func TestCompactor_OrphanScanKeepsFilesRegisteredDuringThePass(t *testing.T) {
 	}
 	if objs[stranded] || p.Orphans != 1 {
 		t.Errorf("stranded upload still there: %v; %d orphans deleted, want it alone", objs[stranded], p.Orphans)
+	}
+}
+
+// The backlog and lag gauges say what the pass left to do, not what it
+// found: a job that stops at its round limit leaves work, and a pass
+// that merged every level-0 file leaves no lag.
+func TestCompactor_BacklogAndLagAreWhatThePassLeft(t *testing.T) {
+	l := localLake(t)
+	ctx := context.Background()
+	l.load(catalog.DefaultProject, 6000, 0.5, 100) // ~60 level-0 files in one or two hours
+	l.now = l.now.Add(10 * time.Minute)
+	gauge := func(c *compactor.Compactor, name string) float64 {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(c.Metrics.Collectors()...)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatalf("no metric %s", name)
+		return 0
+	}
+	level0 := func() int {
+		files, err := l.cat.ListFiles(ctx, catalog.FileFilter{Project: catalog.DefaultProject, Table: schema.Records})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, f := range files {
+			if f.Level == 0 {
+				n++
+			}
+		}
+		return n
+	}
+	slow := l.compactor(compactor.Options{MaxInputs: 2}) // 8 rounds of 2 inputs cannot merge ~60 files
+	p, err := slow.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := level0(); n < 10 || p.Backlog == 0 || gauge(slow, "strata_compactor_backlog_partitions") == 0 ||
+		gauge(slow, "strata_compactor_lag_seconds") < 600 {
+		t.Errorf("%d level-0 files left: backlog %d (gauge %v), lag %v s, want work left and a lag of at least 10 min", n, p.Backlog,
+			gauge(slow, "strata_compactor_backlog_partitions"), gauge(slow, "strata_compactor_lag_seconds"))
+	}
+	all := l.compactor(compactor.Options{})
+	if _, err := all.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, lag, backlog := level0(), gauge(all, "strata_compactor_lag_seconds"), gauge(all, "strata_compactor_backlog_partitions"); n != 0 || lag != 0 || backlog != 0 {
+		t.Errorf("after a pass that merged everything: %d level-0 files, lag %v s, backlog %v; want all 0", n, lag, backlog)
 	}
 }
 

@@ -19,15 +19,16 @@ import (
 )
 
 // job merges what plan picks in one partition, under a lease so no other
-// compactor does the same work. It reports false when there was nothing
-// to do (the lease was held, or another compactor got there first).
-func (c *Compactor) job(ctx context.Context, p *pass, proj catalog.Project, t *schema.Table, part string, cutoff time.Time) (bool, error) {
+// compactor does the same work. did is false when there was nothing to do
+// (the lease was held, or another compactor got there first); more says
+// the job stopped at maxRounds with merges left to do.
+func (c *Compactor) job(ctx context.Context, p *pass, proj catalog.Project, t *schema.Table, part string, cutoff time.Time) (did, more bool, err error) {
 	name := "compact/" + proj.ID + "/" + t.Name + "/" + part
 	if _, err := c.cat.AcquireLease(ctx, name, c.opts.Holder, c.opts.LeaseTTL); err != nil {
 		if errors.Is(err, catalog.ErrLeaseHeld) {
-			return false, nil
+			return false, false, nil
 		}
-		return false, err
+		return false, false, err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -62,15 +63,15 @@ func (c *Compactor) job(ctx context.Context, p *pass, proj catalog.Project, t *s
 	// Every round plans as of the job's start: level-0 files that come of
 	// age meanwhile wait for the next pass, rather than making a small
 	// merge of their own that costs another merge later.
-	did, asOf := false, c.opts.Now()
-	for round := 0; round < maxRounds; round++ {
+	asOf := c.opts.Now()
+	for range maxRounds {
 		merged, err := c.mergeOnce(ctx, p, proj, t, name, part, cutoff, asOf)
 		if err != nil || !merged {
-			return did, err
+			return did, false, err
 		}
 		did = true
 	}
-	return did, nil
+	return did, true, nil
 }
 
 // maxRounds bounds the merges of one job, so one busy partition cannot

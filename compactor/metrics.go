@@ -33,7 +33,7 @@ func newMetrics() *Metrics {
 		backlog: prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_compactor_backlog_partitions",
 			Help: "Partitions that wanted a merge at the end of the last pass."}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_compactor_lag_seconds",
-			Help: "Age of the oldest level-0 file not yet merged."}),
+			Help: "Age of the oldest level-0 file in a partition the last pass left with merges to do (0: caught up; a level-0 file kept alone on purpose does not count)."}),
 		unreadable: prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_compactor_unreadable_files",
 			Help: "Files a merge could not read (object missing, not Parquet, wrong schema) in the last hour, left out of merges meanwhile; see the log."}),
 	}

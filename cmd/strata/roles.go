@@ -22,6 +22,11 @@ import (
 )
 
 // httpServer is one listening HTTP server.
+// defaultQueryTimeout is --query-timeout's default. A standalone
+// compactor cannot know the query nodes' setting, and warns of a
+// --gc-grace that is not longer than this.
+const defaultQueryTimeout = time.Minute
+
 type httpServer struct {
 	name string
 	srv  *http.Server
@@ -168,7 +173,7 @@ func (c *queryConfig) register(cmd *command) {
 	cmd.fs.StringVar(&c.pgAddr, "pg-addr", "127.0.0.1:5433", "`address` of the PostgreSQL wire protocol (psql, pgx, Grafana)")
 	cmd.fs.StringVar(&c.memoryLimit, "query-memory-limit", "2GB", "DuckDB memory `limit`; larger queries spill to disk or fail")
 	cmd.fs.IntVar(&c.threads, "query-threads", 0, "DuckDB worker `threads` (0: one per core)")
-	cmd.fs.DurationVar(&c.queryTimeout, "query-timeout", 60*time.Second, "longest a query may run, sending its result included (`duration`)")
+	cmd.fs.DurationVar(&c.queryTimeout, "query-timeout", defaultQueryTimeout, "longest a query may run, sending its result included (`duration`)")
 	cmd.fs.IntVar(&c.concurrency, "query-concurrency", 2*runtime.GOMAXPROCS(0), "queries that run at once (`n`); more wait in the queue")
 	cmd.fs.IntVar(&c.queue, "query-queue", 64, "queries that may wait for a slot (`n`); beyond it a query is refused with 429")
 	cmd.fs.Int64Var(&c.maxRows, "query-max-rows", 0, "most rows a query may return (`n`; 0: no limit); results stream, so this is a policy, not a memory bound: --query-timeout ends a query that sends for too long")
