@@ -122,8 +122,8 @@ type Store interface {
 	// changes nothing and returns an error wrapping ErrConflict.
 	ReplaceFiles(ctx context.Context, old []string, new []File) error
 	// TombstoneFiles marks live files as deleted; unknown or already
-	// tombstoned keys are ignored.
-	TombstoneFiles(ctx context.Context, keys ...string) error
+	// tombstoned keys are ignored. It returns how many it marked.
+	TombstoneFiles(ctx context.Context, keys ...string) (int64, error)
 	// Tombstoned lists files tombstoned before the given time, oldest first,
 	// at most limit of them (all if limit <= 0).
 	Tombstoned(ctx context.Context, before time.Time, limit int) ([]File, error)

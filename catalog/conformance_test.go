@@ -282,12 +282,12 @@ func TestStore_TombstoneAndPurge(t *testing.T) {
 		if err := s.RegisterFiles(ctx, file("a", t0, t0), file("b", t0, t0), file("c", t0, t0)); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.TombstoneFiles(ctx, "a", "unknown"); err != nil {
-			t.Fatal(err)
+		if n, err := s.TombstoneFiles(ctx, "a", "unknown"); err != nil || n != 1 {
+			t.Fatal(n, err)
 		}
 		clk.Advance(time.Hour)
-		if err := s.TombstoneFiles(ctx, "b", "a"); err != nil {
-			t.Fatal(err)
+		if n, err := s.TombstoneFiles(ctx, "b", "a"); err != nil || n != 1 { // a was already
+			t.Fatal(n, err)
 		}
 		clk.Advance(time.Hour)
 		// Only files tombstoned before the grace cut-off are listed.
@@ -333,7 +333,7 @@ func TestStore_TombstoneAndPurge(t *testing.T) {
 			t.Error("a merge whose output key was purged replaced its input")
 		}
 		clk.Advance(catalog.PurgedKeyMemory + time.Hour)
-		if err := s.TombstoneFiles(ctx, "b"); err != nil {
+		if _, err := s.TombstoneFiles(ctx, "b"); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.PurgeFiles(ctx, "b"); err != nil { // forgets keys purged too long ago

@@ -349,15 +349,16 @@ func (s *store) ReplaceFiles(ctx context.Context, old []string, new []File) erro
 	return nil
 }
 
-func (s *store) TombstoneFiles(ctx context.Context, keys ...string) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := s.tombstone(ctx, tx, unique(keys), micros(s.opts.now()))
+func (s *store) TombstoneFiles(ctx context.Context, keys ...string) (int64, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) (err error) {
+		n, err = s.tombstone(ctx, tx, unique(keys), micros(s.opts.now()))
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("tombstone %d files: %w", len(keys), err)
+		return 0, fmt.Errorf("tombstone %d files: %w", len(keys), err)
 	}
-	return nil
+	return n, nil
 }
 
 func (s *store) PostponePurge(ctx context.Context, keys ...string) error {

@@ -314,11 +314,12 @@ func (c *Compactor) table(ctx context.Context, proj catalog.Project, t *schema.T
 		}
 	}
 	if len(expired) > 0 {
-		if err := c.cat.TombstoneFiles(ctx, expired...); err != nil {
+		n, err := c.cat.TombstoneFiles(ctx, expired...)
+		if err != nil {
 			return oldestL0, err
 		}
-		p.Expired += len(expired)
-		c.Metrics.expired.Add(float64(len(expired)))
+		p.Expired += int(n) // not those another compactor expired first
+		c.Metrics.expired.Add(float64(n))
 	}
 	// Hour partitions first; a day is merged once none of its hours has
 	// work left (dayPlan checks), so a day job waits for a later pass.

@@ -314,7 +314,7 @@ func TestCompactor_UnreadableFilesAreLeftOut(t *testing.T) {
 			t.Errorf("partition %s: %d readable files left, want them merged into 1", p, n)
 		}
 	}
-	if err := l.cat.TombstoneFiles(ctx, missing.Key, garbage.Key); err != nil {
+	if _, err := l.cat.TombstoneFiles(ctx, missing.Key, garbage.Key); err != nil {
 		t.Fatal(err)
 	}
 	if got := l.fingerprint(catalog.DefaultProject); got != before {

@@ -68,14 +68,19 @@ func (d *deleteErrors) err() error {
 func (c *Compactor) purge(ctx context.Context, tomb []catalog.File, p *pass, failed *deleteErrors) error {
 	keys := make([]string, 0, len(tomb))
 	var stuck []string
+	deleted := 0 // not those another compactor deleted first (S3 does not tell)
 	for _, f := range tomb {
-		if err := c.bucket.Delete(ctx, f.Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		err := c.bucket.Delete(ctx, f.Key)
+		if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			failed.add(f.Key, err)
 			stuck = append(stuck, f.Key)
 			continue
+		}
+		if err == nil {
+			deleted++
 		}
 		keys = append(keys, f.Key)
 	}
@@ -93,8 +98,8 @@ func (c *Compactor) purge(ctx context.Context, tomb []catalog.File, p *pass, fai
 	if err := c.cat.PurgeFiles(ctx, keys...); err != nil {
 		return err
 	}
-	p.Deleted += len(keys)
-	c.Metrics.deleted.Add(float64(len(keys)))
+	p.Deleted += deleted
+	c.Metrics.deleted.Add(float64(deleted))
 	return nil
 }
 

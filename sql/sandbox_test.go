@@ -40,7 +40,7 @@ func otherProjectFile(t *testing.T, e *env) string {
 	if err := e.cat.RegisterFiles(ctx, f); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.cat.TombstoneFiles(ctx, files[0].Key); err != nil {
+	if _, err := e.cat.TombstoneFiles(ctx, files[0].Key); err != nil {
 		t.Fatal(err)
 	}
 	p, _ := e.bucket.LocalPath(key)
