@@ -35,6 +35,18 @@ var bodyIdle = 10 * time.Second
 // variable for tests.
 var probeTimeout = 2 * time.Second
 
+// answerWithin is how long a request to a cache node waits for an answer
+// before the node is asked, on the side, whether it answers at all: a
+// miss on the owner fetches from the object store before it answers, but
+// a hung node would hold every query for the transport's 30 s. A variable
+// for tests.
+var answerWithin = time.Second
+
+// errRefused wraps a cache node's answer other than the object: about one
+// object (not in the catalog, a fill that failed), it says nothing of the
+// node's health, and the node is not skipped for it.
+var errRefused = errors.New("refused")
+
 // Client makes objects local for a query node's DuckDB through the cache
 // tier: each object is read from the node that owns it on the ring and
 // kept in a small local store; when the owner fails, from the object
@@ -151,9 +163,12 @@ func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (
 		if ctx.Err() != nil {
 			return 0, err // the query ended first: not the node's fault (see below)
 		}
-		// The owner failed: mark it down and read the object store.
+		// The owner failed: read the object store, and skip the owner
+		// for a while unless it only refused this object.
 		slog.Warn("cache: a cache node failed; reading from the object store", "node", owner, "key", key, "err", err)
-		c.markDown(owner)
+		if !errors.Is(err, errRefused) {
+			c.markDown(owner)
+		}
 		c.m.fallbacks.Inc()
 		if err := restart(f); err != nil {
 			return 0, err
@@ -210,14 +225,26 @@ func (c *Client) fromNode(ctx context.Context, addr, project, key string, size i
 	}
 	req.Header.Set(ProjectHeader, project)
 	req.Header.Set(ContextHeader, SignContext(c.secret, project, key, time.Now()))
+	hung := errors.New("no answer, and none to a probe within " + probeTimeout.String())
+	var headers atomic.Bool
+	watch := time.AfterFunc(answerWithin, func() {
+		if !c.answers(addr) && !headers.Load() {
+			cancel(hung)
+		}
+	})
 	resp, err := c.http.Do(req)
+	headers.Store(true)
+	watch.Stop()
 	if err != nil {
+		if context.Cause(ctx) == hung {
+			err = fmt.Errorf("cache node %s: %w", addr, hung)
+		}
 		return 0, false, false, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return 0, false, true, fmt.Errorf("cache node %s: %s: %s", addr, resp.Status, bytes.TrimSpace(msg))
+		return 0, false, true, fmt.Errorf("cache node %s: %s: %s: %w", addr, resp.Status, bytes.TrimSpace(msg), errRefused)
 	}
 	stalled := errors.New("no byte for " + bodyIdle.String())
 	idle := time.AfterFunc(bodyIdle, func() { cancel(stalled) })
@@ -278,9 +305,8 @@ func (c *Client) Warm(ctx context.Context, project, key string, size int64) {
 	resp.Body.Close()
 }
 
-// probe marks the node at addr down unless it answers a request it can
-// answer at once (an empty key: 400) within probeTimeout. One at a time
-// per node.
+// probe marks the node at addr down unless it answers (see answers). One
+// at a time per node.
 func (c *Client) probe(addr string) {
 	c.mu.Lock()
 	if c.probing[addr] {
@@ -295,20 +321,28 @@ func (c *Client) probe(addr string) {
 			delete(c.probing, addr)
 			c.mu.Unlock()
 		}()
-		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
-		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/objects/", nil)
-		if err != nil {
-			return
-		}
-		resp, err := c.http.Do(req)
-		if err != nil {
-			slog.Warn("cache: a cache node does not answer; skipping it", "node", addr, "err", err)
+		if !c.answers(addr) {
 			c.markDown(addr)
-			return
 		}
-		resp.Body.Close()
 	}()
+}
+
+// answers reports whether the node at addr answers, within probeTimeout,
+// a request it can answer at once (an empty key: 400).
+func (c *Client) answers(addr string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/objects/", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		slog.Warn("cache: a cache node does not answer; skipping it", "node", addr, "err", err)
+		return false
+	}
+	resp.Body.Close()
+	return true
 }
 
 func (c *Client) isDown(addr string) bool {

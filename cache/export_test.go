@@ -15,3 +15,11 @@ func SetProbeTimeout(d time.Duration) (restore func()) {
 	probeTimeout = d
 	return func() { probeTimeout = old }
 }
+
+// SetAnswerWithin shortens how long a read waits for a node's answer
+// before probing it, for a test.
+func SetAnswerWithin(d time.Duration) (restore func()) {
+	old := answerWithin
+	answerWithin = d
+	return func() { answerWithin = old }
+}

@@ -600,3 +600,90 @@ func TestClient_HungOwnerIsMarkedDownByAProbe(t *testing.T) {
 		}
 	}
 }
+
+// An owner that answers, but refuses one object (not in its catalog, a
+// fill that failed there), is not skipped for the others: one bad object
+// sent every query's reads to the object store for a minute.
+func TestClient_OwnerRefusingOneObjectStaysUp(t *testing.T) {
+	w := newWorld(t, testenv.S3URL(t), 3, 10_000)
+	refused := w.files[0].Key
+	var served atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		key := strings.TrimPrefix(r.URL.Path, "/objects/")
+		if key == refused {
+			http.Error(rw, "no such file in the catalog", http.StatusNotFound)
+			return
+		}
+		served.Add(1)
+		rw.Write(w.data[key])
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	client, m, _ := newClient(t, w, 1<<20, ln.Addr().String())
+	for _, f := range w.files {
+		p, rel, _, err := client.Acquire(context.Background(), f.Project, f.Key, f.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(p)
+		rel()
+		if !bytes.Equal(got, w.data[f.Key]) {
+			t.Fatalf("%s: wrong bytes", f.Key)
+		}
+	}
+	if m.Fallbacks() != 1 || served.Load() != int64(len(w.files)-1) {
+		t.Fatalf("%v fallbacks, the owner served %d of the %d other objects; want only the refused one from the object store",
+			m.Fallbacks(), served.Load(), len(w.files)-1)
+	}
+}
+
+// A read from a node that takes connections but never answers falls back
+// to the object store once a probe finds the node silent, within the
+// query's time limit: it used to wait for the transport's 30 s.
+func TestClient_HungOwnerFallsBackWithinTheQuery(t *testing.T) {
+	defer cache.SetProbeTimeout(200 * time.Millisecond)()
+	defer cache.SetAnswerWithin(100 * time.Millisecond)()
+	w := newWorld(t, testenv.S3URL(t), 2, 10_000)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held, never answered
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	client, m, _ := newClient(t, w, 1<<20, ln.Addr().String())
+	f := w.files[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // under the transport's 30 s
+	defer cancel()
+	p, rel, _, err := client.Acquire(ctx, f.Project, f.Key, f.Bytes)
+	if err != nil {
+		t.Fatalf("a read whose owner hangs: %v", err)
+	}
+	got, _ := os.ReadFile(p)
+	rel()
+	if !bytes.Equal(got, w.data[f.Key]) || m.Fallbacks() != 1 {
+		t.Fatalf("%d bytes (object's: %v), %v fallbacks", len(got), bytes.Equal(got, w.data[f.Key]), m.Fallbacks())
+	}
+}
