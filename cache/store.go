@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +31,7 @@ var ErrFull = errors.New("cache full")
 // under them.
 type Store struct {
 	dir    string
+	root   *os.Root // dir: every file operation goes through it, so none leaves dir (by a symlink)
 	max    int64
 	m      *Metrics
 	fills  singleflight.Group
@@ -73,34 +76,38 @@ func OpenStore(dir string, maxBytes int64, m *Metrics) (*Store, error) {
 	if m == nil {
 		m = NewMetrics()
 	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		unlock()
+		return nil, fmt.Errorf("cache dir: %w", err)
+	}
 	lru, _ := simplelru.NewLRU[string, *entry](1<<62, nil) // bounded by bytes, not count
-	s := &Store{dir: dir, max: maxBytes, m: m, lru: lru, unlock: unlock}
+	s := &Store{dir: dir, root: root, max: maxBytes, m: m, lru: lru, unlock: func() { root.Close(); unlock() }}
 	type found struct {
 		key   string
 		size  int64
 		mtime time.Time
 	}
 	var files []found
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || path == filepath.Join(dir, lockFile) {
+	err = fs.WalkDir(root.FS(), ".", func(rel string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || rel == lockFile {
 			return err
 		}
-		if strings.HasSuffix(path, ".tmp") {
-			return os.Remove(path)
+		if !d.Type().IsRegular() {
+			return nil // a symlink, a device: no file of ours, never served
+		}
+		if strings.HasSuffix(rel, ".tmp") {
+			return root.Remove(rel)
 		}
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
-		rel, err := filepath.Rel(dir, path)
-		if err != nil {
-			return err
-		}
-		files = append(files, found{filepath.ToSlash(rel), info.Size(), info.ModTime()})
+		files = append(files, found{rel, info.Size(), info.ModTime()})
 		return nil
 	})
 	if err != nil {
-		unlock()
+		s.unlock()
 		return nil, fmt.Errorf("index cache dir %s: %w", dir, err)
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].mtime.Before(files[j].mtime) })
@@ -131,7 +138,7 @@ func (s *Store) Get(ctx context.Context, key string, size int64, fill Fill) (pat
 		return "", nil, false, err
 	}
 	if e := s.pin(key, size); e != nil {
-		if s.present(e, key, path) {
+		if s.present(e, key) {
 			s.m.hits.Inc()
 			return path, s.unpinner(e), true, nil
 		}
@@ -148,7 +155,7 @@ func (s *Store) Get(ctx context.Context, key string, size int64, fill Fill) (pat
 			}
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fillTimeout)
 			defer cancel()
-			return nil, s.fill(fctx, key, path, size, fill)
+			return nil, s.fill(fctx, key, size, fill)
 		})
 		select {
 		case res := <-ch:
@@ -166,12 +173,12 @@ func (s *Store) Get(ctx context.Context, key string, size int64, fill Fill) (pat
 	}
 }
 
-// present checks that a pinned entry's file is still there, whole
+// present checks that a pinned entry's file is still there, whole, a regular file
 // (someone may have deleted or cut it under the store), forgetting the
 // entry and the file if not, and sets the file's modification time at
 // most once a minute, so that a restart indexes files in the order they
 // were last used.
-func (s *Store) present(e *entry, key, path string) bool {
+func (s *Store) present(e *entry, key string) bool {
 	now := time.Now()
 	s.mu.Lock()
 	touch := now.Sub(e.touched) > time.Minute
@@ -179,15 +186,14 @@ func (s *Store) present(e *entry, key, path string) bool {
 		e.touched = now
 	}
 	s.mu.Unlock()
-	fi, err := os.Stat(path)
-	if err == nil && fi.Size() == e.size {
+	// Not followed if a symlink, and no symlink on the way may leave the
+	// directory: the path handed out is then a file of the store's.
+	fi, err := s.root.Lstat(filepath.FromSlash(key))
+	if err == nil && fi.Mode().IsRegular() && fi.Size() == e.size {
 		if touch {
-			os.Chtimes(path, now, now)
+			s.root.Chtimes(filepath.FromSlash(key), now, now)
 		}
 		return true
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return true // cannot tell; DuckDB's read will say
 	}
 	s.mu.Lock()
 	// Only this entry: if the key was filled again meanwhile, the new
@@ -249,12 +255,12 @@ func (s *Store) unpin(e *entry) {
 	}
 }
 
-func (s *Store) fill(ctx context.Context, key, path string, size int64, fill Fill) error {
+func (s *Store) fill(ctx context.Context, key string, size int64, fill Fill) error {
 	if err := s.reserve(size); err != nil {
 		return fmt.Errorf("cache %s (%d bytes): %w", key, size, err)
 	}
 	start := time.Now()
-	err := s.write(ctx, path, size, fill)
+	err := s.write(ctx, filepath.FromSlash(key), size, fill)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
@@ -262,37 +268,57 @@ func (s *Store) fill(ctx context.Context, key, path string, size int64, fill Fil
 		s.m.used.Set(float64(s.used))
 		return fmt.Errorf("fill %s: %w", key, err)
 	}
+	if old, ok := s.lru.Peek(key); ok {
+		// A pinned entry of another size, filled again: its bytes go too.
+		s.used -= old.size
+		s.m.used.Set(float64(s.used))
+	}
 	s.lru.Add(key, &entry{size: size})
 	s.m.fills.Observe(time.Since(start).Seconds())
 	s.m.filled.Add(float64(size))
 	return nil
 }
 
-// write runs fill into a temporary file renamed to path when complete, so
-// a crash never leaves a partial file under a real name.
-func (s *Store) write(ctx context.Context, path string, size int64, fill Fill) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+// write runs fill into a temporary file renamed to rel (a path in the
+// store's directory) when complete, so a crash never leaves a partial file
+// under a real name.
+func (s *Store) write(ctx context.Context, rel string, size int64, fill Fill) error {
+	if err := s.root.MkdirAll(filepath.Dir(rel), 0o755); err != nil {
 		return err
 	}
-	tmp, err := fillTemp(ctx, filepath.Dir(path), filepath.Base(path)+".*.tmp", size, fill)
+	tmp := rel + "." + strconv.FormatUint(rand.Uint64(), 36) + ".tmp"
+	f, err := s.root.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := fillFile(ctx, f, size, fill); err != nil {
+		s.root.Remove(tmp)
+		return err
+	}
+	if err := s.root.Rename(tmp, rel); err != nil {
+		s.root.Remove(tmp)
 		return err
 	}
 	return nil
 }
 
 // fillTemp runs fill into a new file in dir (named by os.CreateTemp's
-// pattern), checks that it wrote exactly size bytes, and returns its path;
-// on error the file is removed.
+// pattern) and returns its path; on error the file is removed.
 func fillTemp(ctx context.Context, dir, pattern string, size int64, fill Fill) (string, error) {
 	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
 		return "", err
 	}
+	if err := fillFile(ctx, f, size, fill); err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// fillFile runs fill into f, checks that it wrote exactly size bytes, and
+// syncs and closes f.
+func fillFile(ctx context.Context, f *os.File, size int64, fill Fill) error {
 	n, err := fill(ctx, f)
 	if err == nil && n != size {
 		err = fmt.Errorf("got %d bytes, the catalog says %d", n, size)
@@ -303,11 +329,7 @@ func fillTemp(ctx context.Context, dir, pattern string, size int64, fill Fill) (
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
+	return err
 }
 
 // reserve makes room for size bytes, evicting unpinned entries from the
@@ -342,8 +364,8 @@ func (s *Store) evictLocked(need int64) bool {
 }
 
 func (s *Store) removeLocked(key string, e *entry) {
-	if path, err := s.pathFor(key); err == nil {
-		os.Remove(path)
+	if CheckKey(key) == nil {
+		s.root.Remove(filepath.FromSlash(key))
 	}
 	s.lru.Remove(key)
 	s.used -= e.size

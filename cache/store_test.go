@@ -354,3 +354,92 @@ func TestStore_TruncatedFileIsFilledAgain(t *testing.T) {
 		t.Fatalf("after the file was cut to 10 bytes: %d bytes, hit=%v, %d fills; want it filled again", n, hit, calls.Load())
 	}
 }
+
+// Nothing outside the store's directory is read or written through
+// symlinks placed in it: a symlinked directory on a key's path, a symlink
+// in place of a cached file, or one found when the store opens.
+func TestStore_SymlinksDoNotLeadOutOfTheDirectory(t *testing.T) {
+	ctx := context.Background()
+	dir, outside := t.TempDir(), t.TempDir()
+	s, err := cache.OpenStore(dir, 1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var calls atomic.Int64
+	data := bytes.Repeat([]byte{'x'}, 100)
+	if err := os.Symlink(outside, filepath.Join(dir, "p")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := s.Get(ctx, "p/q/a", 100, fillWith(data, &calls)); err == nil {
+		t.Error("a fill through a directory symlinked out of the store succeeded")
+	}
+	secret := filepath.Join(outside, "secret")
+	if err := os.WriteFile(secret, append([]byte("SECRET"), make([]byte, 94)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path, release, _, err := s.Get(ctx, "r/a", 100, fillWith(data, &calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, path); err != nil {
+		t.Fatal(err)
+	}
+	path, release, hit, err := s.Get(ctx, "r/a", 100, fillWith(data, &calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	release()
+	if hit || !bytes.Equal(got, data) {
+		t.Errorf("a symlink in place of a cached file: hit %v, read %q…", hit, got[:6])
+	}
+	if err := os.Symlink(secret, filepath.Join(dir, "r", "b")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = cache.OpenStore(dir, 1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Contains("r/b") || s.Used() != 100 {
+		t.Errorf("reopened: symlink indexed %v, %d bytes used, want only r/a's 100", s.Contains("r/b"), s.Used())
+	}
+	entries, _ := os.ReadDir(outside)
+	if len(entries) != 1 {
+		t.Errorf("outside the store: %d entries, want only the secret", len(entries))
+	}
+	if b, _ := os.ReadFile(secret); !bytes.HasPrefix(b, []byte("SECRET")) {
+		t.Error("the file outside was overwritten")
+	}
+}
+
+// A file filled again at another size while a reader pins the old entry
+// does not leave the old size counted.
+func TestStore_RefillAtAnotherSizeWhilePinned(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := cache.OpenStore(dir, 1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var calls atomic.Int64
+	_, rel1, _, err := s.Get(ctx, "p/a", 100, fillWith(make([]byte, 100), &calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rel2, _, err := s.Get(ctx, "p/a", 200, fillWith(make([]byte, 200), &calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel1()
+	rel2()
+	if used, disk := s.Used(), dirBytes(t, dir); used != disk {
+		t.Errorf("%d bytes counted, %d on disk", used, disk)
+	}
+}
