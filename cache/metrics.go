@@ -6,7 +6,9 @@ import (
 )
 
 // Metrics are a cache's Prometheus metrics. One set serves a store, the
-// node around it and the clients reading through it.
+// node around it and the clients reading through it; each set carries a
+// store label, so a process with two stores (strata serve's node, and
+// copies of objects other nodes own) reports them apart.
 type Metrics struct {
 	hits, misses, evictions prometheus.Counter
 	filled, served          prometheus.Counter
@@ -15,10 +17,18 @@ type Metrics struct {
 	fills                   prometheus.Histogram
 }
 
-// NewMetrics makes a set of unregistered metrics.
-func NewMetrics() *Metrics {
+// NewMetrics makes a set of unregistered metrics for a cache node's store
+// (store="node").
+func NewMetrics() *Metrics { return newMetrics("node") }
+
+// NewCopyMetrics makes a set of unregistered metrics for a query node's
+// copies of objects other nodes own, and its reads (store="copies").
+func NewCopyMetrics() *Metrics { return newMetrics("copies") }
+
+func newMetrics(store string) *Metrics {
+	labels := prometheus.Labels{"store": store}
 	counter := func(name, help string) prometheus.Counter {
-		return prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_cache_" + name, Help: help})
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: "strata_cache_" + name, Help: help, ConstLabels: labels})
 	}
 	return &Metrics{
 		hits:      counter("hits_total", "Object reads answered from local SSD."),
@@ -28,9 +38,9 @@ func NewMetrics() *Metrics {
 		served:    counter("served_bytes_total", "Bytes sent to clients by the cache node's HTTP server."),
 		fallbacks: counter("fallbacks_total", "Reads that went to the object store because the owning cache node failed."),
 		transient: counter("transient_copies_total", "Objects copied for one query only, because the cache had no room (raise --cache-size)."),
-		used: prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_cache_used_bytes",
+		used: prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_cache_used_bytes", ConstLabels: labels,
 			Help: "Bytes of cached objects plus those reserved by fills in progress."}),
-		fills: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "strata_cache_fill_seconds",
+		fills: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "strata_cache_fill_seconds", ConstLabels: labels,
 			Help: "Time to fill one object on a miss.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)}),
 	}
 }

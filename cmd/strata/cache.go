@@ -207,7 +207,7 @@ func newCacheClient(ctx context.Context, c cacheConfig, cat catalog.Store, bucke
 		return nil, settingError{"catalog-url", err}
 	}
 	ring := cache.NewRing(c.staticNodes()...)
-	opts := cache.ClientOptions{Ring: ring, Metrics: cache.NewMetrics(), Secret: secret}
+	opts := cache.ClientOptions{Ring: ring, Metrics: cache.NewCopyMetrics(), Secret: secret}
 	if c.dir != "" { // roles that read files (not ingest, which only warms)
 		opts.TransientDir = filepath.Join(c.dir, "transient")
 	}
@@ -221,7 +221,12 @@ func newCacheClient(ctx context.Context, c cacheConfig, cat catalog.Store, bucke
 		if err := apartFromObjects(c.dir, bucket); err != nil {
 			return nil, err
 		}
-		local, err := cache.OpenStore(filepath.Join(c.dir, "copies"), int64(c.localSize), opts.Metrics)
+		m := opts.Metrics
+		if self != nil { // the node's metrics are its own store's
+			m = cache.NewCopyMetrics()
+			reg.MustRegister(m.Collectors()...)
+		}
+		local, err := cache.OpenStore(filepath.Join(c.dir, "copies"), int64(c.localSize), m)
 		if err != nil {
 			return nil, settingError{"cache-dir", err}
 		}
