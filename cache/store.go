@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -261,11 +263,17 @@ func (s *Store) fill(ctx context.Context, key string, size int64, fill Fill) err
 	}
 	start := time.Now()
 	err := s.write(ctx, filepath.FromSlash(key), size, fill)
+	if errors.Is(err, syscall.ENOSPC) && s.shrink(size) {
+		err = s.write(ctx, filepath.FromSlash(key), size, fill)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
 		s.used -= size
 		s.m.used.Set(float64(s.used))
+		if errors.Is(err, syscall.ENOSPC) {
+			err = fmt.Errorf("%w: the disk is full (%v)", ErrFull, err)
+		}
 		return fmt.Errorf("fill %s: %w", key, err)
 	}
 	if old, ok := s.lru.Peek(key); ok {
@@ -277,6 +285,25 @@ func (s *Store) fill(ctx context.Context, key string, size int64, fill Fill) err
 	s.m.fills.Observe(time.Since(start).Seconds())
 	s.m.filled.Add(float64(size))
 	return nil
+}
+
+// shrink lowers the store's limit to the bytes its disk turned out to
+// hold, when a fill of size bytes (reserved) found the disk full below
+// the limit, and evicts to make room for the fill again; false if pins
+// prevent it. Otherwise every miss would fail, and the node never evict.
+func (s *Store) shrink(size int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	held := s.used - size // on disk, or reserved by other fills
+	if held <= 0 {
+		return false // nothing to make room from: the disk is full of others' files
+	}
+	slog.Warn("cache: the disk is full below the cache size; caching at most what it held", "cache_size", s.max, "now", held)
+	s.max = held
+	s.used -= size
+	ok := s.evictLocked(size)
+	s.used += size
+	return ok
 }
 
 // write runs fill into a temporary file renamed to rel (a path in the

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -441,5 +442,52 @@ func TestStore_RefillAtAnotherSizeWhilePinned(t *testing.T) {
 	rel2()
 	if used, disk := s.Used(), dirBytes(t, dir); used != disk {
 		t.Errorf("%d bytes counted, %d on disk", used, disk)
+	}
+}
+
+// A disk that fills up below the store's limit makes the store shrink its
+// limit to what the disk held and evict for the fill, instead of failing
+// every miss without ever evicting; when nothing can make room, the miss
+// is ErrFull, which a node serves straight from the object store.
+func TestStore_DiskFullBelowTheLimitShrinksIt(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := cache.OpenStore(dir, 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var calls atomic.Int64
+	for _, k := range []string{"p/a", "p/b", "p/c"} {
+		_, rel, _, err := s.Get(ctx, k, 300, fillWith(make([]byte, 300), &calls))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel()
+	}
+	full := &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}
+	var tries atomic.Int64
+	diskFullOnce := func(ctx context.Context, f *os.File) (int64, error) {
+		if tries.Add(1) == 1 {
+			return 0, full
+		}
+		n, err := f.Write(make([]byte, 100))
+		return int64(n), err
+	}
+	_, rel, _, err := s.Get(ctx, "p/d", 100, diskFullOnce)
+	if err != nil {
+		t.Fatalf("a fill that found the disk full once: %v", err)
+	}
+	rel()
+	if s.Contains("p/a") || !s.Contains("p/d") || s.Used() > 900 {
+		t.Errorf("after the disk filled at 900 bytes: p/a kept %v, p/d cached %v, %d bytes used", s.Contains("p/a"), s.Contains("p/d"), s.Used())
+	}
+	// A disk that stays full: the miss is ErrFull.
+	alwaysFull := func(ctx context.Context, f *os.File) (int64, error) { return 0, full }
+	if _, _, _, err := s.Get(ctx, "p/e", 100, alwaysFull); !errors.Is(err, cache.ErrFull) {
+		t.Errorf("a fill on a disk that stays full: %v, want ErrFull", err)
+	}
+	if n := dirBytes(t, dir); n != s.Used() {
+		t.Errorf("%d bytes on disk, %d counted", n, s.Used())
 	}
 }
