@@ -162,6 +162,13 @@ type Store interface {
 	// heartbeat is newer than the given time, ordered by ID.
 	Nodes(ctx context.Context, role string, since time.Time) ([]Node, error)
 
+	// Now is the catalog's clock: the database's (PostgreSQL; SQLite's is
+	// the host's), read through the host's with an offset measured every
+	// minute. Times compared with those the catalog stamps — creation,
+	// tombstones, heartbeats — must come from it, or a host whose clock
+	// runs ahead would, say, delete merged-away files before their grace.
+	Now() time.Time
+
 	// Close releases the database handles.
 	Close() error
 }
@@ -171,15 +178,9 @@ type Options struct {
 	// Schema puts every table in this PostgreSQL schema, so several
 	// deployments can share one database. Ignored by SQLite.
 	Schema string
-	// Now replaces the clock, for tests. Defaults to time.Now.
+	// Now replaces the clock, for tests. Defaults to the database's (see
+	// Store.Now).
 	Now func() time.Time
-}
-
-func (o Options) now() time.Time {
-	if o.Now != nil {
-		return o.Now()
-	}
-	return time.Now()
 }
 
 // Announce records n's heartbeat: once before it returns, so other nodes
@@ -199,7 +200,7 @@ func Announce(ctx context.Context, s Store, n Node, interval time.Duration) {
 // in the background until ctx ends. A failed listing keeps the last set.
 func WatchNodes(ctx context.Context, s Store, role string, static []string, interval, ttl time.Duration, set func(addrs []string)) {
 	runEvery(ctx, interval, func() {
-		nodes, err := s.Nodes(ctx, role, time.Now().Add(-ttl))
+		nodes, err := s.Nodes(ctx, role, s.Now().Add(-ttl))
 		if err != nil {
 			if ctx.Err() == nil {
 				slog.Warn("list nodes", "role", role, "err", err)

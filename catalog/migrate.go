@@ -76,7 +76,7 @@ func (s *store) migrate(ctx context.Context, dir string) error {
 				return err
 			}
 			_, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
-				m.version, m.name, micros(s.opts.now()))
+				m.version, m.name, micros(s.now()))
 			return err
 		})
 		if err != nil {

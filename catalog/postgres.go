@@ -118,5 +118,9 @@ func OpenPostgres(ctx context.Context, url string, opts Options) (Store, error) 
 		db.Close()
 		return nil, fmt.Errorf("migrate postgres catalog: %w", err)
 	}
+	if err := s.followClock(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return s, nil
 }

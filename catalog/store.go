@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,6 +35,10 @@ type store struct {
 	read  *sql.DB
 	d     dialect
 	opts  Options
+	// offset corrects the host's clock to the database's (nanoseconds,
+	// PostgreSQL only), measured at open and every clockSync after.
+	offset    atomic.Int64
+	stopClock context.CancelFunc
 }
 
 var _ Store = (*store)(nil)
@@ -55,7 +61,65 @@ func fromMicros(us int64) time.Time {
 	return time.UnixMicro(us).UTC()
 }
 
+// now is the catalog's clock: the host's, corrected to the database's
+// (PostgreSQL), so that every node stamps and compares the times the
+// catalog keeps (created, tombstoned, leases, heartbeats) on one clock,
+// however far their hosts' clocks drift apart.
+func (s *store) now() time.Time {
+	if s.opts.Now != nil {
+		return s.opts.Now()
+	}
+	return time.Now().Add(time.Duration(s.offset.Load()))
+}
+
+func (s *store) Now() time.Time { return s.now() }
+
+// clockSync is how often the offset to the database's clock is measured.
+const clockSync = time.Minute
+
+// followClock measures the database's clock against the host's now and
+// every clockSync until Close; a failed measurement keeps the last one.
+func (s *store) followClock(ctx context.Context) error {
+	if err := s.syncClock(ctx); err != nil {
+		return err
+	}
+	ctx, s.stopClock = context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		tick := time.NewTicker(clockSync)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				if err := s.syncClock(sctx); err != nil && ctx.Err() == nil {
+					slog.Warn("catalog: cannot read the database's clock; keeping the last offset", "err", err)
+				}
+				cancel()
+			}
+		}
+	}()
+	return nil
+}
+
+// syncClock sets the offset from one reading of the database's clock,
+// taken as read halfway through the round trip.
+func (s *store) syncClock(ctx context.Context) error {
+	t0 := time.Now()
+	var us int64
+	if err := s.read.QueryRowContext(ctx, `SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint`).Scan(&us); err != nil {
+		return fmt.Errorf("read the database's clock: %w", err)
+	}
+	mid := t0.Add(time.Since(t0) / 2)
+	s.offset.Store(int64(time.UnixMicro(us).Sub(mid)))
+	return nil
+}
+
 func (s *store) Close() error {
+	if s.stopClock != nil {
+		s.stopClock()
+	}
 	if s.write == s.read {
 		return s.write.Close()
 	}
@@ -87,7 +151,7 @@ func (s *store) CreateProject(ctx context.Context, p Project) error {
 	_, err := s.write.ExecContext(ctx, s.d.rebind(
 		`INSERT INTO projects (id, name, retention_seconds, created_at) VALUES (?, ?, ?, ?)
 		 ON CONFLICT (id) DO NOTHING`),
-		p.ID, p.Name, int64(p.Retention/time.Second), micros(s.opts.now()))
+		p.ID, p.Name, int64(p.Retention/time.Second), micros(s.now()))
 	if err != nil {
 		return fmt.Errorf("create project %s: %w", p.ID, err)
 	}
@@ -225,7 +289,7 @@ func (s *store) RegisterFiles(ctx context.Context, files ...File) error {
 		}
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := s.insertFiles(ctx, tx, files, micros(s.opts.now()))
+		_, err := s.insertFiles(ctx, tx, files, micros(s.now()))
 		return err
 	})
 	if err != nil {
@@ -326,7 +390,7 @@ func (s *store) ReplaceFiles(ctx context.Context, old []string, new []File) erro
 		}
 	}
 	old = unique(old)
-	now := micros(s.opts.now())
+	now := micros(s.now())
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		n, err := s.tombstone(ctx, tx, old, now)
 		if err != nil {
@@ -352,7 +416,7 @@ func (s *store) ReplaceFiles(ctx context.Context, old []string, new []File) erro
 func (s *store) TombstoneFiles(ctx context.Context, keys ...string) (int64, error) {
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) (err error) {
-		n, err = s.tombstone(ctx, tx, unique(keys), micros(s.opts.now()))
+		n, err = s.tombstone(ctx, tx, unique(keys), micros(s.now()))
 		return err
 	})
 	if err != nil {
@@ -363,7 +427,7 @@ func (s *store) TombstoneFiles(ctx context.Context, keys ...string) (int64, erro
 
 func (s *store) PostponePurge(ctx context.Context, keys ...string) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := s.setTombstoned(ctx, tx, unique(keys), micros(s.opts.now()), "tombstoned_at IS NOT NULL")
+		_, err := s.setTombstoned(ctx, tx, unique(keys), micros(s.now()), "tombstoned_at IS NOT NULL")
 		return err
 	})
 	if err != nil {
@@ -473,7 +537,7 @@ const PurgedKeyMemory = 30 * 24 * time.Hour
 
 func (s *store) PurgeFiles(ctx context.Context, keys ...string) error {
 	keys = unique(keys)
-	now := micros(s.opts.now())
+	now := micros(s.now())
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for start := 0; start < len(keys); start += batchSize {
 			batch := keys[start:min(start+batchSize, len(keys))]
@@ -508,7 +572,7 @@ func (s *store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 	if name == "" || holder == "" {
 		return Lease{}, errors.New("acquire lease: empty name or holder")
 	}
-	now := s.opts.now()
+	now := s.now()
 	expires := now.Add(ttl)
 	var won bool
 	err := s.inTx(ctx, func(tx *sql.Tx) (err error) {
@@ -525,7 +589,7 @@ func (s *store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 }
 
 func (s *store) RenewLease(ctx context.Context, name, holder string, ttl time.Duration) (Lease, error) {
-	now := s.opts.now()
+	now := s.now()
 	expires := now.Add(ttl)
 	res, err := s.write.ExecContext(ctx, s.d.rebind(`UPDATE leases SET expires_at = ?
 		WHERE name = ? AND holder = ? AND expires_at > ?`), micros(expires), name, holder, micros(now))
@@ -550,7 +614,7 @@ func (s *store) Heartbeat(ctx context.Context, n Node) error {
 	if n.ID == "" || n.Role == "" {
 		return errors.New("heartbeat: empty node id or role")
 	}
-	now := micros(s.opts.now())
+	now := micros(s.now())
 	started := micros(n.StartedAt)
 	if started == 0 {
 		started = now

@@ -66,7 +66,7 @@ type Options struct {
 	// each merge once the catalog has them, e.g. to warm the cache tier so
 	// the first query after a merge does not fetch them cold.
 	OnMerged func(files []catalog.File)
-	// Now is the clock (default time.Now).
+	// Now is the clock (default: the catalog's, Store.Now).
 	Now func() time.Time
 	// Hooks, for tests: called at each step of a job; an error aborts it
 	// as a crash there would.
@@ -148,6 +148,9 @@ const unreadableFor = time.Hour
 
 // New returns a compactor; call Run or RunOnce.
 func New(cat catalog.Store, bucket *objstore.Bucket, opts Options) (*Compactor, error) {
+	if opts.Now == nil {
+		opts.Now = cat.Now // the clock of the times it compares: created, tombstoned
+	}
 	opts.setDefaults()
 	if err := os.MkdirAll(opts.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("compactor work dir: %w", err)

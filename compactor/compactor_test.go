@@ -789,6 +789,42 @@ func TestCompactor_BacklogAndLagAreWhatThePassLeft(t *testing.T) {
 	}
 }
 
+// Times the catalog stamps are compared on the catalog's clock: a
+// compactor whose host's clock runs an hour ahead of the database's must
+// not take files merged away a moment ago for files past their grace.
+func TestCompactor_GraceIsMeasuredOnTheCatalogsClock(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	databaseClock := func() time.Time { return time.Now().Add(-time.Hour) }
+	cat, err := catalog.OpenSQLite(ctx, filepath.Join(dir, "catalog.db"), catalog.Options{Now: databaseClock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	bucket, err := objstore.Open(ctx, "file://"+filepath.Join(dir, "objects"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bucket.Close()
+	l := newLake(t, cat, bucket)
+	l.load(catalog.DefaultProject, 2000, 0.5, 200)
+	want := l.fingerprint(catalog.DefaultProject)
+	c, err := compactor.New(cat, bucket, compactor.Options{WorkDir: filepath.Join(dir, "work"), MinAge: -1, Grace: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Jobs == 0 || p.Deleted != 0 {
+		t.Fatalf("%d jobs; %d objects of just merged-away files deleted, want none within the 10 min grace", p.Jobs, p.Deleted)
+	}
+	if got := l.fingerprint(catalog.DefaultProject); got != want {
+		t.Fatalf("rows %s after the merge, want %s", got, want)
+	}
+}
+
 func TestCompactor_Retention(t *testing.T) {
 	l := localLake(t)
 	ctx := context.Background()
