@@ -36,7 +36,7 @@ const (
 // the number of inputs and one output row group, whatever their size —
 // but for the trace ids, which it reads first so the output's bloom and
 // trace filters are sized exactly: a set of 8-byte keys of every distinct
-// trace id (about 40 bytes each in the map: ~25 MB for a 256 MB file of
+// trace id (about 40 bytes each in the map: ~30 MB for a 256 MB file of
 // realistic spans, more for logs that each carry a trace of their own). A merge that keeps no row returns FileInfo{Rows: 0}.
 func MergeParquet(ctx context.Context, w io.Writer, t *schema.Table, inputs []string, keepFrom time.Time, opts ParquetOptions) (FileInfo, error) {
 	opts = opts.withDefaults()
