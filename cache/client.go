@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/strata-db/strata/objstore"
 )
 
@@ -63,6 +65,11 @@ type Client struct {
 	http         *http.Client
 	secret       []byte // signs query contexts (ContextHeader)
 
+	// filledFrom says, for keys filled lately, whether the fill's bytes
+	// came from the owner's cache: queries that waited for another's fill
+	// count their bytes where that fill got them.
+	filledFrom *lru.Cache[string, bool]
+
 	mu      sync.Mutex
 	down    map[string]time.Time // owner address → skipped until
 	probing map[string]bool      // owner address → a probe is under way
@@ -104,8 +111,10 @@ func NewClient(bucket *objstore.Bucket, o ClientOptions) (*Client, error) {
 			return nil, fmt.Errorf("cache transient dir: %w", err)
 		}
 	}
+	filledFrom, _ := lru.New[string, bool](4096)
 	return &Client{bucket: bucket, ring: o.Ring, self: o.Self, node: o.Node, local: o.Local, transientDir: o.TransientDir,
-		m: o.Metrics, http: &http.Client{Transport: tr}, down: map[string]time.Time{}, probing: map[string]bool{}, secret: o.Secret}, nil
+		m: o.Metrics, http: &http.Client{Transport: tr}, down: map[string]time.Time{}, probing: map[string]bool{}, secret: o.Secret,
+		filledFrom: filledFrom}, nil
 }
 
 // Dirs are the directories local paths can be in; DuckDB must be allowed
@@ -144,8 +153,14 @@ func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (
 		}
 		return path, release, hit, err
 	}
-	var ownerHit, answered atomic.Bool
-	fill := func(ctx context.Context, f *os.File) (int64, error) {
+	var ran, ownerHit, answered atomic.Bool
+	fill := func(ctx context.Context, f *os.File) (n int64, err error) {
+		ran.Store(true)
+		defer func() {
+			if err == nil {
+				c.filledFrom.Add(key, ownerHit.Load())
+			}
+		}()
 		if owner == "" {
 			// No cache node at all (all gone, or none deployed).
 			return bucketFill(c.bucket, key, size)(ctx, f)
@@ -195,7 +210,11 @@ func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (
 		}
 		return "", nil, false, err
 	}
-	return path, release, hit || ownerHit.Load(), nil
+	cached = hit || ownerHit.Load()
+	if !hit && !ran.Load() {
+		cached, _ = c.filledFrom.Get(key) // another query's fill, awaited
+	}
+	return path, release, cached, nil
 }
 
 // transient fills a file of its own for key, removed on release.

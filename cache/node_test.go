@@ -696,3 +696,46 @@ func TestClient_HungOwnerFallsBackWithinTheQuery(t *testing.T) {
 		t.Fatalf("%d bytes (object's: %v), %v fallbacks", len(got), bytes.Equal(got, w.data[f.Key]), m.Fallbacks())
 	}
 }
+
+// Queries that read one object at once share one fill; each counts the
+// bytes where that fill got them: from the owner's cache here, for all of
+// them (only the query whose fill ran did).
+func TestClient_WaitersCountBytesWhereTheSharedFillGotThem(t *testing.T) {
+	w := newWorld(t, testenv.S3URL(t), 1, 10_000)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		key := strings.TrimPrefix(r.URL.Path, "/objects/")
+		time.Sleep(300 * time.Millisecond) // long enough for every reader to wait on the one fill
+		rw.Header().Set(cache.HitHeader, "hit")
+		rw.Write(w.data[key])
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	client, _, _ := newClient(t, w, 1<<20, ln.Addr().String())
+	f := w.files[0]
+	var wg sync.WaitGroup
+	cached := make([]bool, 4)
+	for i := range cached {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, rel, c, err := client.Acquire(context.Background(), f.Project, f.Key, f.Bytes)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			rel()
+			cached[i] = c
+		}()
+	}
+	wg.Wait()
+	for i, c := range cached {
+		if !c {
+			t.Errorf("reader %d: bytes counted as from the object store; the owner's cache sent them (%v)", i, cached)
+			break
+		}
+	}
+}
