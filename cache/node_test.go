@@ -43,19 +43,11 @@ func (w *world) headers(project, key string) map[string]string {
 func newWorld(t *testing.T, bucketURL string, n, size int) *world {
 	t.Helper()
 	ctx := context.Background()
-	cat, err := catalog.OpenSQLite(ctx, filepath.Join(t.TempDir(), "catalog.db"), catalog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cat.Close() })
+	cat := testenv.SQLiteCatalog(t, t.TempDir(), catalog.Options{})
 	if err := cat.CreateProject(ctx, catalog.Project{ID: "other", Name: "other"}); err != nil {
 		t.Fatal(err)
 	}
-	bucket, err := objstore.Open(ctx, bucketURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bucket.Close() })
+	bucket := testenv.Bucket(t, bucketURL)
 	secret, err := cat.ClusterSecret(ctx)
 	if err != nil || len(secret) < 16 {
 		t.Fatalf("cluster secret: %x %v", secret, err)
@@ -563,33 +555,9 @@ func TestClient_CancelledReadKeepsTheOwnerUp(t *testing.T) {
 func TestClient_HungOwnerIsMarkedDownByAProbe(t *testing.T) {
 	defer cache.SetProbeTimeout(200 * time.Millisecond)()
 	w := newWorld(t, testenv.S3URL(t), 4, 10_000)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var conns []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c) // held, never answered
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	}()
+	addr := silentNode(t)
 	// With a local store, as a query node has: its fills outlive queries.
-	client, _, _ := newClient(t, w, 1<<20, ln.Addr().String())
+	client, _, _ := newClient(t, w, 1<<20, addr)
 	read := func(f catalog.File) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
@@ -657,32 +625,8 @@ func TestClient_HungOwnerFallsBackWithinTheQuery(t *testing.T) {
 	defer cache.SetProbeTimeout(200 * time.Millisecond)()
 	defer cache.SetAnswerWithin(100 * time.Millisecond)()
 	w := newWorld(t, testenv.S3URL(t), 2, 10_000)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var conns []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c) // held, never answered
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	}()
-	client, m, _ := newClient(t, w, 1<<20, ln.Addr().String())
+	addr := silentNode(t)
+	client, m, _ := newClient(t, w, 1<<20, addr)
 	f := w.files[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // under the transport's 30 s
 	defer cancel()
@@ -738,4 +682,35 @@ func TestClient_WaitersCountBytesWhereTheSharedFillGotThem(t *testing.T) {
 			break
 		}
 	}
+}
+
+// silentNode is the address of a node that takes connections and never
+// answers on them.
+func silentNode(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held, never answered
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return ln.Addr().String()
 }

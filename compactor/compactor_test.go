@@ -55,19 +55,8 @@ func newLake(t testing.TB, cat catalog.Store, bucket *objstore.Bucket) *lake {
 }
 
 func localLake(t testing.TB) *lake {
-	ctx := context.Background()
 	dir := t.TempDir()
-	cat, err := catalog.OpenSQLite(ctx, filepath.Join(dir, "catalog.db"), catalog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cat.Close() })
-	bucket, err := objstore.Open(ctx, "file://"+filepath.Join(dir, "objects"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bucket.Close() })
-	return newLake(t, cat, bucket)
+	return newLake(t, testenv.SQLiteCatalog(t, dir, catalog.Options{}), testenv.Bucket(t, testenv.FileURL(dir)))
 }
 
 // load writes spans of the realistic workload as level-0 files of at most
@@ -796,16 +785,8 @@ func TestCompactor_GraceIsMeasuredOnTheCatalogsClock(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	databaseClock := func() time.Time { return time.Now().Add(-time.Hour) }
-	cat, err := catalog.OpenSQLite(ctx, filepath.Join(dir, "catalog.db"), catalog.Options{Now: databaseClock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
-	bucket, err := objstore.Open(ctx, "file://"+filepath.Join(dir, "objects"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bucket.Close()
+	cat := testenv.SQLiteCatalog(t, dir, catalog.Options{Now: databaseClock})
+	bucket := testenv.Bucket(t, testenv.FileURL(dir))
 	l := newLake(t, cat, bucket)
 	l.load(catalog.DefaultProject, 2000, 0.5, 200)
 	want := l.fingerprint(catalog.DefaultProject)

@@ -21,6 +21,7 @@ import (
 	"github.com/strata-db/strata/engine"
 	"github.com/strata-db/strata/engine/schema"
 	"github.com/strata-db/strata/ingest"
+	"github.com/strata-db/strata/internal/testenv"
 	"github.com/strata-db/strata/objstore"
 	"github.com/strata-db/strata/sql"
 )
@@ -61,19 +62,8 @@ type lake struct {
 }
 
 func newLake(t *testing.T) *lake {
-	ctx := context.Background()
 	dir := t.TempDir()
-	cat, err := catalog.OpenSQLite(ctx, filepath.Join(dir, "catalog.db"), catalog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cat.Close() })
-	bucket, err := objstore.Open(ctx, "file://"+filepath.Join(dir, "objects"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bucket.Close() })
-	return &lake{cat: cat, bucket: bucket, dir: dir}
+	return &lake{cat: testenv.SQLiteCatalog(t, dir, catalog.Options{}), bucket: testenv.Bucket(t, testenv.FileURL(dir)), dir: dir}
 }
 
 // appendSpans appends n spans starting at `at` to in, as a receiver would.

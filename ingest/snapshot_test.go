@@ -13,22 +13,14 @@ import (
 	"github.com/strata-db/strata/catalog"
 	"github.com/strata-db/strata/engine"
 	"github.com/strata-db/strata/engine/schema"
-	"github.com/strata-db/strata/objstore"
+	"github.com/strata-db/strata/internal/testenv"
 )
 
 func TestSnapshot_ReadsTheWALInPlaceAndOutlivesTheFlush(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	cat, err := catalog.Open(ctx, filepath.Join(dir, "catalog.db"), catalog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
-	bucket, err := objstore.Open(ctx, "file://"+filepath.Join(dir, "objects"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bucket.Close()
+	cat := testenv.SQLiteCatalog(t, dir, catalog.Options{})
+	bucket := testenv.Bucket(t, testenv.FileURL(dir))
 	// Small segments, so the rows span sealed segments and the active one.
 	// The projects are not in the catalog yet, so no flush can register
 	// its files (it retries) until the test creates them.

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/strata-db/strata/catalog"
-	"github.com/strata-db/strata/objstore"
+	"github.com/strata-db/strata/internal/testenv"
 )
 
 // In strata serve, the cache node's store and the copies of objects
@@ -17,16 +17,8 @@ func TestCacheMetrics_NodeAndCopiesReportedApart(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := t.TempDir()
-	cat, err := catalog.OpenSQLite(ctx, filepath.Join(dir, "catalog.db"), catalog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
-	bucket, err := objstore.Open(ctx, "file://"+filepath.Join(dir, "objects"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bucket.Close()
+	cat := testenv.SQLiteCatalog(t, dir, catalog.Options{})
+	bucket := testenv.Bucket(t, testenv.FileURL(dir))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

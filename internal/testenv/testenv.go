@@ -11,11 +11,15 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/objstore"
 )
 
 func need(t testing.TB, env, what string) string {
@@ -81,3 +85,30 @@ func RandomHex(n int) string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// SQLiteCatalog opens a catalog at dir/catalog.db, closed when the test
+// ends.
+func SQLiteCatalog(t testing.TB, dir string, opts catalog.Options) catalog.Store {
+	t.Helper()
+	cat, err := catalog.OpenSQLite(context.Background(), filepath.Join(dir, "catalog.db"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	return cat
+}
+
+// Bucket opens the object store at url (file:///dir/objects for a local
+// one: see FileURL), closed when the test ends.
+func Bucket(t testing.TB, url string) *objstore.Bucket {
+	t.Helper()
+	bucket, err := objstore.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bucket.Close() })
+	return bucket
+}
+
+// FileURL names a local object store in dir/objects.
+func FileURL(dir string) string { return "file://" + filepath.Join(dir, "objects") }
