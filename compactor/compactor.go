@@ -129,6 +129,8 @@ type Compactor struct {
 	bucket  *objstore.Bucket
 	opts    Options
 	Metrics *Metrics
+	// objectNow is the clock objects' ages are measured on (orphans).
+	objectNow func() time.Time
 
 	scanMu   sync.Mutex
 	lastScan time.Time // when the orphan scan last listed the bucket
@@ -148,15 +150,19 @@ const unreadableFor = time.Hour
 
 // New returns a compactor; call Run or RunOnce.
 func New(cat catalog.Store, bucket *objstore.Bucket, opts Options) (*Compactor, error) {
+	// Objects' ages come from the object store's clock, closer to the
+	// host's than to the database's; the times the catalog stamps
+	// (created, tombstoned) from the catalog's.
+	objectNow := opts.Now
 	if opts.Now == nil {
-		opts.Now = cat.Now // the clock of the times it compares: created, tombstoned
+		opts.Now, objectNow = cat.Now, time.Now
 	}
 	opts.setDefaults()
 	if err := os.MkdirAll(opts.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("compactor work dir: %w", err)
 	}
 	sweepWorkDir(opts.WorkDir)
-	return &Compactor{cat: cat, bucket: bucket, opts: opts, Metrics: newMetrics(), unreadable: map[string]time.Time{}}, nil
+	return &Compactor{cat: cat, bucket: bucket, opts: opts, objectNow: objectNow, Metrics: newMetrics(), unreadable: map[string]time.Time{}}, nil
 }
 
 // markUnreadable leaves the file out of plans for unreadableFor.

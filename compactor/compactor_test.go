@@ -806,6 +806,38 @@ func TestCompactor_GraceIsMeasuredOnTheCatalogsClock(t *testing.T) {
 	}
 }
 
+// An object's age is measured on the clock it was stamped with (the
+// object store's, near the host's), not the catalog's: with a database 40
+// minutes ahead, an upload 35 minutes old, still waiting to be registered,
+// is not an orphan yet under a 1 h grace.
+func TestCompactor_OrphanAgeIsNotMeasuredOnTheCatalogsClock(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cat := testenv.SQLiteCatalog(t, dir, catalog.Options{Now: func() time.Time { return time.Now().Add(40 * time.Minute) }})
+	bucket := testenv.Bucket(t, testenv.FileURL(dir))
+	hour := time.Now().Add(-2 * time.Hour).Truncate(time.Hour)
+	key := objstore.DataKey(catalog.DefaultProject, schema.Records, hour, 0, objstore.NewID(hour))
+	if err := bucket.Put(ctx, key, []byte("PAR1")); err != nil {
+		t.Fatal(err)
+	}
+	path, _ := bucket.LocalPath(key)
+	uploaded := time.Now().Add(-35 * time.Minute)
+	if err := os.Chtimes(path, uploaded, uploaded); err != nil {
+		t.Fatal(err)
+	}
+	c, err := compactor.New(cat, bucket, compactor.Options{WorkDir: filepath.Join(dir, "work"), OrphanGrace: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil || p.Orphans != 0 {
+		t.Fatalf("a 35-minute-old upload under a 1 h grace: %d orphans deleted, %v", p.Orphans, err)
+	}
+}
+
 func TestCompactor_Retention(t *testing.T) {
 	l := localLake(t)
 	ctx := context.Background()

@@ -109,7 +109,7 @@ func (c *Compactor) purge(ctx context.Context, tomb []catalog.File, p *pass, fai
 func (c *Compactor) orphanScanDue() bool {
 	c.scanMu.Lock()
 	defer c.scanMu.Unlock()
-	return c.lastScan.IsZero() || c.opts.Now().Sub(c.lastScan) >= c.opts.OrphanGrace/4
+	return c.lastScan.IsZero() || c.objectNow().Sub(c.lastScan) >= c.opts.OrphanGrace/4
 }
 
 // orphans deletes data objects older than OrphanGrace that the catalog
@@ -124,9 +124,9 @@ func (c *Compactor) orphans(ctx context.Context, p *pass, failed *deleteErrors) 
 	if p.live == nil {
 		return nil
 	}
-	now := c.opts.Now()
+	now := c.objectNow()
 	known := p.live
-	tomb, err := c.cat.Tombstoned(ctx, now.Add(100*365*24*time.Hour), 0)
+	tomb, err := c.cat.Tombstoned(ctx, c.opts.Now().Add(100*365*24*time.Hour), 0)
 	if err != nil {
 		return err
 	}
@@ -157,15 +157,18 @@ func (c *Compactor) orphans(ctx context.Context, p *pass, failed *deleteErrors) 
 					continue // registered since the pass listed its files
 				}
 			}
-			if err := c.bucket.Delete(ctx, obj.Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+			err = c.bucket.Delete(ctx, obj.Key)
+			if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				failed.add(obj.Key, err)
 				continue
 			}
-			p.Orphans++
-			c.Metrics.orphans.Inc()
+			if err == nil { // not one another compactor deleted first
+				p.Orphans++
+				c.Metrics.orphans.Inc()
+			}
 		}
 	}
 	c.scanMu.Lock()
