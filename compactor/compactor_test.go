@@ -773,8 +773,9 @@ func TestCompactor_BacklogAndLagAreWhatThePassLeft(t *testing.T) {
 	if _, err := all.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n, lag, backlog := level0(), gauge(all, "strata_compactor_lag_seconds"), gauge(all, "strata_compactor_backlog_partitions"); n != 0 || lag != 0 || backlog != 0 {
-		t.Errorf("after a pass that merged everything: %d level-0 files, lag %v s, backlog %v; want all 0", n, lag, backlog)
+	// A level-0 file alone in the current hour may stay, on purpose.
+	if n, lag, backlog := level0(), gauge(all, "strata_compactor_lag_seconds"), gauge(all, "strata_compactor_backlog_partitions"); n > 1 || lag != 0 || backlog != 0 {
+		t.Errorf("after a pass that merged everything: %d level-0 files, lag %v s, backlog %v; want at most one file, no lag or backlog", n, lag, backlog)
 	}
 }
 
