@@ -51,6 +51,7 @@ type Options struct {
 type DB struct {
 	connector *duckdb.Connector
 	opts      Options
+	memLimit  int64 // DuckDB's memory limit in bytes, as it reports it (0: unknown)
 
 	mu   sync.Mutex
 	idle []*duckdb.Conn
@@ -126,7 +127,22 @@ func (db *DB) lockDown(ctx context.Context) error {
 		}
 	}
 	db.put(conn)
+	if row, err := db.Row(ctx, "SELECT current_setting('memory_limit')"); err == nil && len(row) == 1 && row[0] != nil {
+		db.memLimit, _ = parseSize(*row[0])
+	}
 	return nil
+}
+
+// parseSize reads a size as DuckDB prints it: "61.0 MiB", "1.8 GiB".
+func parseSize(s string) (int64, bool) {
+	num, unit, ok := strings.Cut(strings.TrimSpace(s), " ")
+	f, err := strconv.ParseFloat(num, 64)
+	mult := map[string]float64{"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+		"KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}[unit]
+	if !ok || err != nil || mult == 0 {
+		return 0, false
+	}
+	return int64(f * mult), true
 }
 
 // TempDir is where this instance spills; other local scratch of the
@@ -282,7 +298,7 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 			return nil, fmt.Errorf("query: create view %s: %w", t.Name, err)
 		}
 	}
-	rr, err := stream(ctx, conn, q.SQL, func() bool { return db.memoryFreed(ctx) })
+	rr, err := stream(ctx, conn, q.SQL, func(reruns int) bool { return db.memoryFreed(ctx, reruns) })
 	if err != nil {
 		err = queryError(ctx, db.opts.QueryTimeout, err) // before done cancels ctx
 		done(ctx.Err() == nil)
@@ -302,7 +318,11 @@ func isOutOfMemory(err error) bool {
 
 // memoryFreed waits, up to 5 s and while ctx lasts, for the memory DuckDB
 // holds to fall to half of what it holds now, and says whether it did.
-func (db *DB) memoryFreed(ctx context.Context) bool {
+// reruns is how often the query failing for want of memory already ran
+// again: a query that failed while others held under a quarter of the
+// limit is too big on its own, and runs again once at most (for a failure
+// that came as another query ended), not until its time limit.
+func (db *DB) memoryFreed(ctx context.Context, reruns int) bool {
 	const usage = "SELECT sum(memory_usage_bytes)::BIGINT FROM duckdb_memory()"
 	held := func() (int64, bool) {
 		row, err := db.Row(ctx, usage)
@@ -313,7 +333,7 @@ func (db *DB) memoryFreed(ctx context.Context) bool {
 		return n, err == nil
 	}
 	before, ok := held()
-	if !ok {
+	if !ok || reruns > 0 && before < db.memLimit/4 {
 		return false
 	}
 	deadline := time.Now().Add(5 * time.Second)

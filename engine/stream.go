@@ -70,11 +70,14 @@ type streamReader struct {
 // queries beside it), and a query too big on its own fails at each try.
 const maxReruns = 3
 
+// rerunHook, if set, is called at each rerun (tests count them).
+var rerunHook func()
+
 // stream prepares sql on conn and starts it as a streaming query. While
 // the query runs or is read, ctx's end interrupts it. If it fails for want
 // of memory before its first row, and waitMemory (nil: never) says memory
 // was given back since, it starts again (up to maxReruns times).
-func stream(ctx context.Context, conn *duckdb.Conn, sql string, waitMemory func() bool) (*streamReader, error) {
+func stream(ctx context.Context, conn *duckdb.Conn, sql string, waitMemory func(reruns int) bool) (*streamReader, error) {
 	raw, err := rawConn(conn)
 	if err != nil {
 		return nil, err
@@ -82,8 +85,11 @@ func stream(ctx context.Context, conn *duckdb.Conn, sql string, waitMemory func(
 	stop := watchInterrupt(ctx, raw)
 	reruns := 0
 	again := func() (mapping.Result, bool) {
-		for reruns < maxReruns && waitMemory != nil && waitMemory() {
+		for reruns < maxReruns && waitMemory != nil && waitMemory(reruns) {
 			reruns++
+			if rerunHook != nil {
+				rerunHook()
+			}
 			res, err := start(raw, sql, true)
 			if err == nil {
 				return res, true
