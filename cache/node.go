@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/textproto"
 	"os"
 	"strconv"
 	"strings"
@@ -200,14 +201,16 @@ func (n *Node) serveObject(w http.ResponseWriter, r *http.Request) {
 func (n *Node) serve(w http.ResponseWriter, r *http.Request, hit bool, content io.ReadSeeker) {
 	w.Header().Set(HitHeader, map[bool]string{true: "hit", false: "miss"}[hit])
 	w.Header().Set("Content-Type", "application/vnd.apache.parquet")
-	if rng, ok := withoutEmptySuffixes(r.Header.Get("Range")); !ok {
+	// With If-Range (no validator here can match it) ServeContent ignores
+	// Range and sends the whole object.
+	if rng, ok := withoutEmptySuffixes(r.Header.Get("Range")); !ok && r.Header.Get("If-Range") == "" {
 		// A zero-length suffix is unsatisfiable (RFC 9110); Go's
 		// ServeContent answers it 206 with an invalid Content-Range.
 		size, _ := content.Seek(0, io.SeekEnd)
 		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
 		httpError(w, http.StatusRequestedRangeNotSatisfiable, "the range asks for no bytes (a suffix of 0)")
 		return
-	} else if rng != r.Header.Get("Range") {
+	} else if ok && rng != r.Header.Get("Range") {
 		r.Header.Set("Range", rng)
 	}
 	cw := &countingWriter{ResponseWriter: w}
@@ -215,27 +218,30 @@ func (n *Node) serve(w http.ResponseWriter, r *http.Request, hit bool, content i
 	n.M.served.Add(float64(cw.n))
 }
 
-// withoutEmptySuffixes drops the zero-length suffix ranges (-0, -00…) from
-// a Range header, which Go's ServeContent would answer with an empty,
-// invalid part; ok is false when nothing else is left. Other headers are
-// returned as they are, for ServeContent to judge.
+// withoutEmptySuffixes drops the zero-length suffix ranges (-0, -+0, - 0…)
+// from a Range header, read as Go's ServeContent reads it, which would
+// answer them with an empty, invalid part; ok is false when nothing else
+// is left. Other headers are returned as they are, for ServeContent to
+// judge.
 func withoutEmptySuffixes(header string) (string, bool) {
-	unit, set, found := strings.Cut(header, "=")
-	if !found || strings.TrimSpace(unit) != "bytes" {
+	const prefix = "bytes="
+	if !strings.HasPrefix(header, prefix) {
 		return header, true
 	}
 	var kept []string
-	for _, spec := range strings.Split(set, ",") {
-		spec = strings.TrimSpace(spec)
-		if n, err := strconv.ParseUint(strings.TrimPrefix(spec, "-"), 10, 64); strings.HasPrefix(spec, "-") && err == nil && n == 0 {
-			continue
+	for _, spec := range strings.Split(header[len(prefix):], ",") {
+		start, end, found := strings.Cut(textproto.TrimString(spec), "-")
+		if found && textproto.TrimString(start) == "" {
+			if n, err := strconv.ParseInt(textproto.TrimString(end), 10, 64); err == nil && n == 0 {
+				continue
+			}
 		}
 		kept = append(kept, spec)
 	}
 	if len(kept) == 0 {
 		return "", false
 	}
-	return "bytes=" + strings.Join(kept, ","), true
+	return prefix + strings.Join(kept, ","), true
 }
 
 // checkSize refuses an object whose size is not the catalog's.
