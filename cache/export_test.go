@@ -23,3 +23,11 @@ func SetAnswerWithin(d time.Duration) (restore func()) {
 	answerWithin = d
 	return func() { answerWithin = old }
 }
+
+// SetRegrowAfter sets how long a store shrunk by a full disk keeps its
+// lower limit, for a test.
+func SetRegrowAfter(d time.Duration) (restore func()) {
+	old := regrowAfter
+	regrowAfter = d
+	return func() { regrowAfter = old }
+}

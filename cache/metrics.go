@@ -13,7 +13,7 @@ type Metrics struct {
 	hits, misses, evictions prometheus.Counter
 	filled, served          prometheus.Counter
 	fallbacks, transient    prometheus.Counter
-	used                    prometheus.Gauge
+	used, limit             prometheus.Gauge
 	fills                   prometheus.Histogram
 }
 
@@ -40,6 +40,8 @@ func newMetrics(store string) *Metrics {
 		transient: counter("transient_copies_total", "Objects copied for one query only, because the cache had no room (raise --cache-size)."),
 		used: prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_cache_used_bytes", ConstLabels: labels,
 			Help: "Bytes of cached objects plus those reserved by fills in progress."}),
+		limit: prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_cache_limit_bytes", ConstLabels: labels,
+			Help: "Bytes the cache may hold: its configured size, or less for a while after its disk filled up below it."}),
 		fills: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "strata_cache_fill_seconds", ConstLabels: labels,
 			Help: "Time to fill one object on a miss.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)}),
 	}
@@ -47,7 +49,7 @@ func newMetrics(store string) *Metrics {
 
 // Collectors returns the metrics to register.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.hits, m.misses, m.evictions, m.filled, m.served, m.fallbacks, m.transient, m.used, m.fills}
+	return []prometheus.Collector{m.hits, m.misses, m.evictions, m.filled, m.served, m.fallbacks, m.transient, m.used, m.limit, m.fills}
 }
 
 // Hits, Misses and Fallbacks read the counters, for tests and reports.

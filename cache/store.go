@@ -34,13 +34,15 @@ var ErrFull = errors.New("cache full")
 type Store struct {
 	dir    string
 	root   *os.Root // dir: every file operation goes through it, so none leaves dir (by a symlink)
+	limit  int64    // the configured size; max is below it for a while after the disk filled up
 	max    int64
 	m      *Metrics
 	fills  singleflight.Group
 	unlock func()
 
-	mu   sync.Mutex
-	lru  *simplelru.LRU[string, *entry]
+	mu       sync.Mutex
+	shrunkAt time.Time // when max was last lowered to what the disk held
+	lru      *simplelru.LRU[string, *entry]
 	used int64 // bytes of entries plus reservations of fills in progress
 }
 
@@ -84,7 +86,8 @@ func OpenStore(dir string, maxBytes int64, m *Metrics) (*Store, error) {
 		return nil, fmt.Errorf("cache dir: %w", err)
 	}
 	lru, _ := simplelru.NewLRU[string, *entry](1<<62, nil) // bounded by bytes, not count
-	s := &Store{dir: dir, root: root, max: maxBytes, m: m, lru: lru, unlock: func() { root.Close(); unlock() }}
+	s := &Store{dir: dir, root: root, limit: maxBytes, max: maxBytes, m: m, lru: lru, unlock: func() { root.Close(); unlock() }}
+	m.limit.Set(float64(maxBytes))
 	type found struct {
 		key   string
 		size  int64
@@ -287,6 +290,10 @@ func (s *Store) fill(ctx context.Context, key string, size int64, fill Fill) err
 	return nil
 }
 
+// regrowAfter is how long a store shrunk by a full disk keeps its lower
+// limit. A variable for tests.
+var regrowAfter = time.Minute
+
 // shrink lowers the store's limit to the bytes its disk turned out to
 // hold, when a fill of size bytes (reserved) found the disk full below
 // the limit, and evicts to make room for the fill again; false if pins
@@ -298,8 +305,9 @@ func (s *Store) shrink(size int64) bool {
 	if held <= 0 {
 		return false // nothing to make room from: the disk is full of others' files
 	}
-	slog.Warn("cache: the disk is full below the cache size; caching at most what it held", "cache_size", s.max, "now", held)
-	s.max = held
+	slog.Warn("cache: the disk is full below the cache size; caching at most what it held for a while", "cache_size", s.limit, "now", held, "for", regrowAfter)
+	s.max, s.shrunkAt = held, time.Now()
+	s.m.limit.Set(float64(s.max))
 	s.used -= size
 	ok := s.evictLocked(size)
 	s.used += size
@@ -364,6 +372,12 @@ func fillFile(ctx context.Context, f *os.File, size int64, fill Fill) error {
 func (s *Store) reserve(size int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.max < s.limit && time.Since(s.shrunkAt) >= regrowAfter {
+		// The disk may have room again (a query's spill, gone): try the
+		// configured size; a full disk shrinks it again.
+		s.max = s.limit
+		s.m.limit.Set(float64(s.max))
+	}
 	if size > s.max {
 		return fmt.Errorf("%w: object larger than the cache (%d bytes)", ErrFull, s.max)
 	}

@@ -491,3 +491,46 @@ func TestStore_DiskFullBelowTheLimitShrinksIt(t *testing.T) {
 		t.Errorf("%d bytes on disk, %d counted", n, s.Used())
 	}
 }
+
+// A limit shrunk by a full disk (another process's files, a query's
+// spill) goes back to the configured size after a while: the disk may
+// have room again.
+func TestStore_ShrunkLimitRegrows(t *testing.T) {
+	ctx := context.Background()
+	s, err := cache.OpenStore(t.TempDir(), 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var calls atomic.Int64
+	for _, k := range []string{"p/a", "p/b"} {
+		_, rel, _, err := s.Get(ctx, k, 300, fillWith(make([]byte, 300), &calls))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel()
+	}
+	var tries atomic.Int64
+	diskFullOnce := func(ctx context.Context, f *os.File) (int64, error) {
+		if tries.Add(1) == 1 {
+			return 0, &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}
+		}
+		n, err := f.Write(make([]byte, 100))
+		return int64(n), err
+	}
+	if _, rel, _, err := s.Get(ctx, "p/c", 100, diskFullOnce); err != nil {
+		t.Fatal(err)
+	} else {
+		rel()
+	}
+	big := fillWith(make([]byte, 900), &calls)
+	if _, _, _, err := s.Get(ctx, "p/big", 900, big); !errors.Is(err, cache.ErrFull) {
+		t.Fatalf("900 bytes in a store shrunk to 600: %v, want ErrFull", err)
+	}
+	defer cache.SetRegrowAfter(0)()
+	_, rel, _, err := s.Get(ctx, "p/big", 900, big)
+	if err != nil {
+		t.Fatalf("900 bytes once the limit may regrow to 1000: %v", err)
+	}
+	rel()
+}
