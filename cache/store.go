@@ -43,7 +43,7 @@ type Store struct {
 	mu       sync.Mutex
 	shrunkAt time.Time // when max was last lowered to what the disk held
 	lru      *simplelru.LRU[string, *entry]
-	used int64 // bytes of entries plus reservations of fills in progress
+	used     int64 // bytes of entries plus reservations of fills in progress
 }
 
 type entry struct {
