@@ -17,6 +17,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/strata-db/strata/objstore"
 )
@@ -44,9 +45,13 @@ var probeTimeout = 2 * time.Second
 // for tests.
 var answerWithin = time.Second
 
-// errRefused wraps a cache node's answer other than the object: about one
-// object (not in the catalog, a fill that failed), it says nothing of the
-// node's health, and the node is not skipped for it.
+// errLocal wraps a failure to write the local copy (a full disk): the
+// node is not at fault, and the object store would not do better.
+var errLocal = errors.New("local copy")
+
+// errRefused wraps a cache node's answer about one object (not in the
+// catalog, a fill that failed): it says nothing of the node's health, and
+// the node is not skipped for it.
 var errRefused = errors.New("refused")
 
 // Client makes objects local for a query node's DuckDB through the cache
@@ -69,6 +74,7 @@ type Client struct {
 	// came from the owner's cache: queries that waited for another's fill
 	// count their bytes where that fill got them.
 	filledFrom *lru.Cache[string, bool]
+	probes     singleflight.Group
 
 	mu      sync.Mutex
 	down    map[string]time.Time // owner address → skipped until
@@ -175,8 +181,8 @@ func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (
 			ownerHit.Store(h)
 			return n, nil
 		}
-		if ctx.Err() != nil {
-			return 0, err // the query ended first: not the node's fault (see below)
+		if ctx.Err() != nil || errors.Is(err, errLocal) {
+			return 0, err // the query ended first, or the disk is full: not the node's fault
 		}
 		// The owner failed: read the object store, and skip the owner
 		// for a while unless it only refused this object.
@@ -263,19 +269,45 @@ func (c *Client) fromNode(ctx context.Context, addr, project, key string, size i
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return 0, false, true, fmt.Errorf("cache node %s: %s: %s: %w", addr, resp.Status, bytes.TrimSpace(msg), errRefused)
+		err := fmt.Errorf("cache node %s: %s: %s", addr, resp.Status, bytes.TrimSpace(msg))
+		if resp.StatusCode < 500 || resp.StatusCode == http.StatusBadGateway {
+			// About this object: not in the catalog, a bad range, a fill
+			// from the object store that failed. Other 5xx (the node's
+			// catalog is down) are about the node.
+			err = fmt.Errorf("%w: %w", err, errRefused)
+		}
+		return 0, false, true, err
 	}
 	stalled := errors.New("no byte for " + bodyIdle.String())
 	idle := time.AfterFunc(bodyIdle, func() { cancel(stalled) })
 	defer idle.Stop()
-	n, err = io.Copy(f, io.LimitReader(progress{resp.Body, func() { idle.Reset(bodyIdle) }}, size+1))
-	if err != nil && context.Cause(ctx) == stalled {
+	dst := &localFile{f: f}
+	n, err = io.Copy(dst, io.LimitReader(progress{resp.Body, func() { idle.Reset(bodyIdle) }}, size+1))
+	switch {
+	case dst.err != nil:
+		err = fmt.Errorf("%w: %w", errLocal, dst.err)
+	case err != nil && context.Cause(ctx) == stalled:
 		err = fmt.Errorf("cache node %s: %w", addr, stalled)
 	}
 	if err == nil && n != size {
 		err = fmt.Errorf("cache node %s sent %d bytes, the catalog says %d", addr, n, size)
 	}
 	return n, resp.Header.Get(HitHeader) == "hit", true, err
+}
+
+// localFile is the local copy being written, keeping its write error
+// apart from the node's read errors.
+type localFile struct {
+	f   *os.File
+	err error
+}
+
+func (l *localFile) Write(b []byte) (int, error) {
+	n, err := l.f.Write(b)
+	if err != nil {
+		l.err = err
+	}
+	return n, err
 }
 
 // progress calls moved after every read that returned bytes.
@@ -347,8 +379,14 @@ func (c *Client) probe(addr string) {
 }
 
 // answers reports whether the node at addr answers, within probeTimeout,
-// a request it can answer at once (an empty key: 400).
+// a request it can answer at once (an empty key: 400). Reads waiting on
+// one node share one probe.
 func (c *Client) answers(addr string) bool {
+	ok, _, _ := c.probes.Do(addr, func() (any, error) { return c.answersNow(addr), nil })
+	return ok.(bool)
+}
+
+func (c *Client) answersNow(addr string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/objects/", nil)

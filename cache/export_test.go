@@ -31,3 +31,10 @@ func SetRegrowAfter(d time.Duration) (restore func()) {
 	regrowAfter = d
 	return func() { regrowAfter = old }
 }
+
+// SetCatalogTimeout shortens a node's catalog lookups, for a test.
+func SetCatalogTimeout(d time.Duration) (restore func()) {
+	old := catalogTimeout
+	catalogTimeout = d
+	return func() { catalogTimeout = old }
+}

@@ -139,6 +139,10 @@ func (n *Node) Handler(next http.Handler) http.Handler {
 // file checks that key is a plain data key of project that the catalog
 // knows and that the request's query context (signed) is for it, and
 // returns its catalog row; status is the HTTP code of a refusal.
+// catalogTimeout bounds a node's lookup of an object in the catalog. A
+// variable for tests.
+var catalogTimeout = 5 * time.Second
+
 func (n *Node) file(ctx context.Context, project, key, signed string) (catalog.File, int, error) {
 	if err := CheckKey(key); err != nil {
 		return catalog.File{}, http.StatusBadRequest, err
@@ -156,7 +160,11 @@ func (n *Node) file(ctx context.Context, project, key, signed string) (catalog.F
 	if err := CheckContext(n.Secret, signed, project, key, time.Now()); err != nil {
 		return catalog.File{}, http.StatusForbidden, err
 	}
-	f, err := n.Catalog.File(ctx, key)
+	// A catalog that does not answer makes this node answer 503 soon, which
+	// its clients take as the node being unwell (not about one object).
+	cctx, cancel := context.WithTimeout(ctx, catalogTimeout)
+	defer cancel()
+	f, err := n.Catalog.File(cctx, key)
 	if errors.Is(err, catalog.ErrNotFound) {
 		return catalog.File{}, http.StatusNotFound, errors.New("no such file in the catalog")
 	}

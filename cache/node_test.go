@@ -732,3 +732,43 @@ func silentNode(t *testing.T) string {
 	})
 	return ln.Addr().String()
 }
+
+// hungCatalog never answers File, as a catalog whose database hangs.
+type hungCatalog struct {
+	catalog.Store
+	calls *atomic.Int64
+}
+
+func (h hungCatalog) File(ctx context.Context, key string) (catalog.File, error) {
+	h.calls.Add(1)
+	<-ctx.Done()
+	return catalog.File{}, ctx.Err()
+}
+
+// A node whose catalog hangs answers 503 soon, and its clients skip it as
+// unwell, where they used to wait for it, read after read: it answers
+// probes, so it is not taken for a hung node.
+func TestClient_NodeWhoseCatalogHangsIsSkipped(t *testing.T) {
+	defer cache.SetCatalogTimeout(100 * time.Millisecond)()
+	w := newWorld(t, testenv.S3URL(t), 3, 10_000)
+	addr, node, _ := startNode(t, w, 1<<20)
+	var calls atomic.Int64
+	node.Catalog = hungCatalog{Store: w.cat, calls: &calls}
+	client, _, _ := newClient(t, w, 1<<20, addr)
+	for _, f := range w.files {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		p, rel, _, err := client.Acquire(ctx, f.Project, f.Key, f.Bytes)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(p)
+		rel()
+		if !bytes.Equal(got, w.data[f.Key]) {
+			t.Fatalf("%s: wrong bytes", f.Key)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("the node was asked %d times; want once, then skipped", n)
+	}
+}
