@@ -71,26 +71,27 @@ func (c *Compactor) job(ctx context.Context, p *pass, proj catalog.Project, t *s
 		}
 		did = true
 	}
-	return did, true, nil
+	// The last round allowed: is there more? (Unknown counts as more.)
+	left, err := c.planNow(ctx, proj, t, part, cutoff, asOf)
+	return did, left != nil || err != nil, nil
 }
 
 // maxRounds bounds the merges of one job, so one busy partition cannot
 // hold a compactor forever.
 const maxRounds = 8
 
-// mergeOnce does one merge of the partition's plan under the job's lease,
-// reporting false when there was nothing to merge.
-func (c *Compactor) mergeOnce(ctx context.Context, p *pass, proj catalog.Project, t *schema.Table, name, part string, cutoff, asOf time.Time) (bool, error) {
-	// Read the partition again under the lease: another compactor may
-	// have merged it since the listing, and so may an earlier round. A day
-	// partition's job reads the day's hour partitions too.
+// planNow reads the partition again (under the job's lease: another
+// compactor may have merged it since the pass's listing, and so may an
+// earlier round; a day partition's job reads the day's hour partitions
+// too) and returns what its plan merges now, or nil.
+func (c *Compactor) planNow(ctx context.Context, proj catalog.Project, t *schema.Table, part string, cutoff, asOf time.Time) ([]catalog.File, error) {
 	start, span, day, err := partitionSpan(part)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	listed, err := c.cat.ListFiles(ctx, catalog.FileFilter{Project: proj.ID, Table: t.Name, Min: start, Max: start.Add(span - time.Microsecond)})
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	var files []catalog.File
 	for _, f := range c.readable(listed) {
@@ -99,16 +100,24 @@ func (c *Compactor) mergeOnce(ctx context.Context, p *pass, proj catalog.Project
 		}
 	}
 	if len(files) == 0 {
-		return false, nil
+		return nil, nil
 	}
-	var inputs []catalog.File
 	if day {
-		inputs = dayPlan(files, asOf, cutoff, c.opts)
-	} else {
-		inputs = plan(files, asOf, cutoff, c.opts)
+		return dayPlan(files, asOf, cutoff, c.opts), nil
 	}
-	if inputs == nil {
-		return false, nil
+	return plan(files, asOf, cutoff, c.opts), nil
+}
+
+// mergeOnce does one merge of the partition's plan under the job's lease,
+// reporting false when there was nothing to merge.
+func (c *Compactor) mergeOnce(ctx context.Context, p *pass, proj catalog.Project, t *schema.Table, name, part string, cutoff, asOf time.Time) (bool, error) {
+	inputs, err := c.planNow(ctx, proj, t, part, cutoff, asOf)
+	if err != nil || inputs == nil {
+		return false, err
+	}
+	start, _, day, err := partitionSpan(part)
+	if err != nil {
+		return false, err
 	}
 	if err := c.opts.Hook("start"); err != nil {
 		return false, err
