@@ -136,12 +136,13 @@ func (n *Node) Handler(next http.Handler) http.Handler {
 	})
 }
 
-// file checks that key is a plain data key of project that the catalog
-// knows and that the request's query context (signed) is for it, and
-// returns its catalog row; status is the HTTP code of a refusal.
 // catalogTimeout bounds a node's lookup of an object in the catalog. A
 // variable for tests.
 var catalogTimeout = 5 * time.Second
+
+// file checks that key is a plain data key of project that the catalog
+// knows and that the request's query context (signed) is for it, and
+// returns its catalog row; status is the HTTP code of a refusal.
 
 func (n *Node) file(ctx context.Context, project, key, signed string) (catalog.File, int, error) {
 	if err := CheckKey(key); err != nil {
@@ -161,15 +162,20 @@ func (n *Node) file(ctx context.Context, project, key, signed string) (catalog.F
 		return catalog.File{}, http.StatusForbidden, err
 	}
 	// A catalog that does not answer makes this node answer 503 soon, which
-	// its clients take as the node being unwell (not about one object).
+	// its clients take as the node being unwell. A lookup that failed
+	// otherwise (a connection reset) is a 502, about this object: one blip
+	// of the catalog must not send every query node to the object store
+	// for everything this node owns.
 	cctx, cancel := context.WithTimeout(ctx, catalogTimeout)
 	defer cancel()
 	f, err := n.Catalog.File(cctx, key)
-	if errors.Is(err, catalog.ErrNotFound) {
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
 		return catalog.File{}, http.StatusNotFound, errors.New("no such file in the catalog")
-	}
-	if err != nil {
-		return catalog.File{}, http.StatusServiceUnavailable, err
+	case err != nil && cctx.Err() != nil && ctx.Err() == nil:
+		return catalog.File{}, http.StatusServiceUnavailable, fmt.Errorf("the catalog did not answer within %v: %w", catalogTimeout, err)
+	case err != nil:
+		return catalog.File{}, http.StatusBadGateway, fmt.Errorf("catalog lookup: %w", err)
 	}
 	return f, 0, nil
 }
@@ -210,8 +216,10 @@ func (n *Node) serve(w http.ResponseWriter, r *http.Request, hit bool, content i
 	w.Header().Set(HitHeader, map[bool]string{true: "hit", false: "miss"}[hit])
 	w.Header().Set("Content-Type", "application/vnd.apache.parquet")
 	// With If-Range (no validator here can match it) ServeContent ignores
-	// Range and sends the whole object.
-	if rng, ok := withoutEmptySuffixes(r.Header.Get("Range")); !ok && r.Header.Get("If-Range") == "" {
+	// Range and sends the whole object; If-Match and If-None-Match come
+	// before Range (412, 304).
+	conditional := r.Header.Get("If-Range") != "" || r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != ""
+	if rng, ok := withoutEmptySuffixes(r.Header.Get("Range")); !ok && !conditional {
 		// A zero-length suffix is unsatisfiable (RFC 9110); Go's
 		// ServeContent answers it 206 with an invalid Content-Range.
 		size, _ := content.Seek(0, io.SeekEnd)
@@ -239,8 +247,9 @@ func withoutEmptySuffixes(header string) (string, bool) {
 	var kept []string
 	for _, spec := range strings.Split(header[len(prefix):], ",") {
 		start, end, found := strings.Cut(textproto.TrimString(spec), "-")
-		if found && textproto.TrimString(start) == "" {
-			if n, err := strconv.ParseInt(textproto.TrimString(end), 10, 64); err == nil && n == 0 {
+		end = textproto.TrimString(end)
+		if found && textproto.TrimString(start) == "" && end != "" && end[0] != '-' {
+			if n, err := strconv.ParseInt(end, 10, 64); err == nil && n == 0 {
 				continue
 			}
 		}

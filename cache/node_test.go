@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"crypto/rand"
 	"fmt"
 	"github.com/oklog/ulid/v2"
@@ -210,21 +211,34 @@ func TestNode_ServesObjectsWithRanges(t *testing.T) {
 			t.Fatalf("%s: %s, Content-Range %q, %d bytes; want 206 %q and the first byte", rng, resp.Status, resp.Header.Get("Content-Range"), len(body), want)
 		}
 	}
-	// If-Range that cannot match: Range is ignored, the whole object sent.
-	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/objects/"+f.Key, nil)
-	for k, v := range w.headers(f.Project, f.Key) {
-		req.Header.Set(k, v)
-	}
-	req.Header.Set("Range", "bytes=-0")
-	req.Header.Set("If-Range", `"x"`)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ = io.ReadAll(resp.Body)
+	// A suffix that is not one (--0) is net/http's to refuse.
+	resp = get("bytes=--0, 0-1")
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, w.data[f.Key]) {
-		t.Fatalf("bytes=-0 with If-Range: %s, %d bytes; want 200 and the whole object", resp.Status, len(body))
+	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
+		t.Fatalf("bytes=--0, 0-1: %s, want 416 (an invalid range)", resp.Status)
+	}
+	// Preconditions come before Range: If-Range that cannot match sends
+	// the whole object, If-None-Match: * is 304, a failed If-Match 412.
+	for header, want := range map[[2]string]int{
+		{"If-Range", `"x"`}:    http.StatusOK,
+		{"If-None-Match", "*"}: http.StatusNotModified,
+		{"If-Match", `"x"`}:    http.StatusPreconditionFailed,
+	} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/objects/"+f.Key, nil)
+		for k, v := range w.headers(f.Project, f.Key) {
+			req.Header.Set(k, v)
+		}
+		req.Header.Set("Range", "bytes=-0")
+		req.Header.Set(header[0], header[1])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || want == http.StatusOK && !bytes.Equal(body, w.data[f.Key]) {
+			t.Fatalf("bytes=-0 with %s: %s: %s, %d bytes; want %d", header[0], header[1], resp.Status, len(body), want)
+		}
 	}
 }
 
@@ -770,5 +784,41 @@ func TestClient_NodeWhoseCatalogHangsIsSkipped(t *testing.T) {
 	}
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("the node was asked %d times; want once, then skipped", n)
+	}
+}
+
+// flakyCatalog fails File the first fails times, as a catalog whose
+// connection was reset.
+type flakyCatalog struct {
+	catalog.Store
+	fails *atomic.Int64
+}
+
+func (f flakyCatalog) File(ctx context.Context, key string) (catalog.File, error) {
+	if f.fails.Add(-1) >= 0 {
+		return catalog.File{}, errors.New("connection reset by peer")
+	}
+	return f.Store.File(ctx, key)
+}
+
+// One failed catalog lookup on a node (not a catalog that hangs) is about
+// that read: the node is not skipped for the others.
+func TestClient_OneCatalogErrorOnANodeDoesNotSkipIt(t *testing.T) {
+	w := newWorld(t, testenv.S3URL(t), 4, 10_000)
+	addr, node, _ := startNode(t, w, 1<<20)
+	var fails atomic.Int64
+	fails.Store(1)
+	node.Catalog = flakyCatalog{Store: w.cat, fails: &fails}
+	client, m, _ := newClient(t, w, 1<<20, addr)
+	for _, f := range w.files {
+		_, rel, _, err := client.Acquire(context.Background(), f.Project, f.Key, f.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel()
+	}
+	if m.Fallbacks() != 1 || node.M.Misses() != float64(len(w.files)-1) {
+		t.Fatalf("%v fallbacks, the node filled %v of %d; want only the first read from the object store",
+			m.Fallbacks(), node.M.Misses(), len(w.files))
 	}
 }

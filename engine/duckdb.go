@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -128,17 +129,21 @@ func (db *DB) lockDown(ctx context.Context) error {
 	}
 	db.put(conn)
 	if row, err := db.Row(ctx, "SELECT current_setting('memory_limit')"); err == nil && len(row) == 1 && row[0] != nil {
-		db.memLimit, _ = parseSize(*row[0])
+		var ok bool
+		if db.memLimit, ok = parseSize(*row[0]); !ok {
+			slog.Warn("duckdb: memory limit not understood; queries out of memory may run again up to 3 times", "memory_limit", *row[0])
+		}
 	}
 	return nil
 }
 
-// parseSize reads a size as DuckDB prints it: "61.0 MiB", "1.8 GiB".
+// parseSize reads a size as DuckDB prints it, in units of 1024: "61.0 MiB",
+// "1.8 GiB", "16383.9 PiB" (no limit).
 func parseSize(s string) (int64, bool) {
 	num, unit, ok := strings.Cut(strings.TrimSpace(s), " ")
 	f, err := strconv.ParseFloat(num, 64)
-	mult := map[string]float64{"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
-		"KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}[unit]
+	mult := map[string]float64{"byte": 1, "bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+		"PiB": 1 << 50}[unit]
 	if !ok || err != nil || mult == 0 {
 		return 0, false
 	}

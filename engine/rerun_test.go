@@ -41,12 +41,12 @@ func TestQuery_TooBigOnItsOwnRunsAgainOnceAtMost(t *testing.T) {
 }
 
 func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"61.0 MiB": 61 << 20, "1.5 GiB": 3 << 29, "512 bytes": 512, "2.0 GB": 2e9} {
+	for in, want := range map[string]int64{"61.0 MiB": 61 << 20, "1.5 GiB": 3 << 29, "512 bytes": 512, "1 byte": 1, "2.0 PiB": 2 << 50} {
 		if got, ok := parseSize(in); !ok || got != want {
 			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, ok, want)
 		}
 	}
-	for _, bad := range []string{"", "61.0", "x MiB", "61.0 parsecs"} {
+	for _, bad := range []string{"", "61.0", "x MiB", "61.0 parsecs", "2.0 GB"} {
 		if _, ok := parseSize(bad); ok {
 			t.Errorf("parseSize(%q) accepted", bad)
 		}

@@ -131,7 +131,7 @@ func runCompactor(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	cc.onMerged = warmer(files)
-	if cc.grace > 0 && cc.grace <= defaultQueryTimeout { // 0 is the default; strata serve checks against its own --query-timeout
+	if cc.grace > 0 && cc.grace <= defaultQueryTimeout { // 0 or less means the default, 10 min; strata serve checks against its own --query-timeout
 		slog.Warn("--gc-grace is not longer than the query nodes' default --query-timeout: merged-away files can be deleted under a running query", "gc-grace", cc.grace, "default-query-timeout", defaultQueryTimeout)
 	}
 	comp, err := startCompactor(cc, st.dataDir, cat, bucket, reg)
