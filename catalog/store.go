@@ -84,22 +84,13 @@ func (s *store) followClock(ctx context.Context) error {
 		return err
 	}
 	ctx, s.stopClock = context.WithCancel(context.WithoutCancel(ctx))
-	go func() {
-		tick := time.NewTicker(clockSync)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				if err := s.syncClock(sctx); err != nil && ctx.Err() == nil {
-					slog.Warn("catalog: cannot read the database's clock; keeping the last offset", "err", err)
-				}
-				cancel()
-			}
+	runEvery(ctx, clockSync, func() { // at once too: a second reading, as cheap
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := s.syncClock(sctx); err != nil && ctx.Err() == nil {
+			slog.Warn("catalog: cannot read the database's clock; keeping the last offset", "err", err)
 		}
-	}()
+	})
 	return nil
 }
 
