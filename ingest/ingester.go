@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/strata-db/strata/catalog"
 	"github.com/strata-db/strata/engine"
 	"github.com/strata-db/strata/engine/schema"
+	"github.com/strata-db/strata/internal/flock"
 	"github.com/strata-db/strata/objstore"
 )
 
@@ -92,6 +94,7 @@ type Ingester struct {
 	opts   Options
 	cat    catalog.Store
 	bucket *objstore.Bucket
+	unlock func() // the scratch dir's lock
 
 	reqs     chan *appendReq
 	rotatec  chan struct{} // cap 1: ask the writer to seal the active segment
@@ -140,7 +143,24 @@ func Open(cat catalog.Store, bucket *objstore.Bucket, opts Options) (*Ingester, 
 	if err := os.MkdirAll(opts.ScratchDir, 0o755); err != nil {
 		return nil, fmt.Errorf("open ingester: %w", err)
 	}
+	// Two processes on one WAL would replay, flush and delete each
+	// other's segments, the active one included: rows acknowledged into a
+	// deleted file are lost.
+	unlock, err := flock.TryLock(filepath.Join(opts.ScratchDir, lockFile))
+	if errors.Is(err, flock.ErrLocked) {
+		return nil, fmt.Errorf("open ingester: scratch dir %s is in use by another ingest process: give each its own (--scratch-dir, or --data-dir)", opts.ScratchDir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open ingester: lock scratch dir: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unlock()
+		}
+	}()
 	in := &Ingester{
+		unlock: unlock,
 		opts: opts, cat: cat, bucket: bucket,
 		reqs:    make(chan *appendReq, 1024),
 		rotatec: make(chan struct{}, 1),
@@ -183,8 +203,12 @@ func Open(cat catalog.Store, bucket *objstore.Bucket, opts Options) (*Ingester, 
 	if len(in.sealed) > 0 {
 		in.flushc <- struct{}{}
 	}
+	ok = true
 	return in, nil
 }
+
+// lockFile is the WAL directory's lock, held while an Ingester is open.
+const lockFile = "wal.lock"
 
 // Append makes rec durable and returns once it is fsynced: after a nil
 // return the rows survive a crash and will be flushed exactly once. rec
@@ -498,6 +522,7 @@ func (in *Ingester) Close(ctx context.Context) error {
 		s.unmapLocked()
 	}
 	in.mu.Unlock()
+	in.unlock()
 	if left > 0 {
 		return fmt.Errorf("close ingester: %d segments left in the WAL for the next start: %w", left, ctx.Err())
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
@@ -361,4 +362,31 @@ func countRecords(t *testing.T, l *lake, cat catalog.Store, in *ingest.Ingester)
 		t.Fatal(res.Err())
 	}
 	return res.RecordBatch().Column(0).ValueStr(0)
+}
+
+// Two ingest processes on one WAL would replay, flush and delete each
+// other's segments, losing what one acknowledged into a file the other
+// deleted: the second open is refused, and works once the first closed.
+func TestOpen_ScratchDirOfAnotherIngesterIsRefused(t *testing.T) {
+	l := newLake(t)
+	ctx := context.Background()
+	opts := ingest.Options{ScratchDir: filepath.Join(l.dir, "scratch")}
+	first, err := ingest.Open(l.cat, l.bucket, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second, err := ingest.Open(l.cat, l.bucket, opts); err == nil || !strings.Contains(err.Error(), "in use by another ingest process") {
+		if second != nil {
+			second.Close(ctx)
+		}
+		t.Fatalf("a second ingester on the same scratch dir: %v, want it refused", err)
+	}
+	if err := first.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again, err := ingest.Open(l.cat, l.bucket, opts)
+	if err != nil {
+		t.Fatalf("after the first closed: %v", err)
+	}
+	again.Close(ctx)
 }
