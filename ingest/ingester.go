@@ -161,7 +161,7 @@ func Open(cat catalog.Store, bucket *objstore.Bucket, opts Options) (*Ingester, 
 	}()
 	in := &Ingester{
 		unlock: unlock,
-		opts: opts, cat: cat, bucket: bucket,
+		opts:   opts, cat: cat, bucket: bucket,
 		reqs:    make(chan *appendReq, 1024),
 		rotatec: make(chan struct{}, 1),
 		flushc:  make(chan struct{}, 1),
