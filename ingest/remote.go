@@ -102,6 +102,7 @@ type Peers struct {
 	nodes   atomic.Pointer[[]string]
 	failed  atomic.Int64
 	lastLog atomic.Int64
+	lastDup atomic.Int64 // when a node answering twice was last logged (Unix s)
 }
 
 // NewPeers asks the ingest nodes at the given admin addresses; Watch adds
@@ -148,10 +149,24 @@ func (p *Peers) Snapshot(ctx context.Context, project, table string, f engine.Ne
 	var batches []arrow.RecordBatch
 	var pending []string
 	var errs []error
+	seen := map[string]string{} // pending key → the node that answered with it
 	for i, a := range answers {
 		if a.err != nil {
 			errs = append(errs, fmt.Errorf("ingest node %s: %w", nodes[i], a.err))
 			continue
+		}
+		// One node listed under two addresses (a name and the IP it
+		// announces) answers twice; a WAL segment is one node's, so an
+		// answer naming a segment another answer named is that node again.
+		if other, dup := firstSeen(seen, a.pending); dup {
+			release(a.batches)
+			if now := time.Now().Unix(); p.lastDup.Swap(now) < now-60 { // at most once a minute
+				slog.Warn("query: one ingest node is listed under two addresses; its rows are read once", "addresses", []string{other, nodes[i]})
+			}
+			continue
+		}
+		for _, k := range a.pending {
+			seen[k] = nodes[i]
 		}
 		batches = append(batches, a.batches...)
 		pending = append(pending, a.pending...)
@@ -168,6 +183,16 @@ func (p *Peers) Snapshot(ctx context.Context, project, table string, f engine.Ne
 		}
 	}
 	return batches, pending, release, nil
+}
+
+// firstSeen returns the node that answered first with one of keys, if any.
+func firstSeen(seen map[string]string, keys []string) (string, bool) {
+	for _, k := range keys {
+		if node, ok := seen[k]; ok {
+			return node, true
+		}
+	}
+	return "", false
 }
 
 // ask fetches one node's unflushed rows.

@@ -3,6 +3,7 @@ package main_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"path/filepath"
 	"syscall"
@@ -62,6 +63,14 @@ func TestMultiNode_QueryNodeSeesUnflushedRowsOfIngestNodes(t *testing.T) {
 	if got := countOf(t, q, "SELECT count(*) FROM records WHERE service_name = 'svc-b'"); got != 300 {
 		t.Fatalf("rows of node b: %d, want 300", got)
 	}
+	// Listed under another name too (a DNS name beside the address it
+	// announces), a node's rows are read once.
+	_, port, _ := net.SplitHostPort(a.admin)
+	q2 := startRole(t, "query", dir, "--ingest-nodes", "localhost:"+port, "--cache-dir", filepath.Join(dir, "cache-q2"))
+	if got := countOf(t, q2, all); got != 600 {
+		t.Fatalf("with node a also listed as localhost:%s: %d rows, want 600", port, got)
+	}
+	q2.kill()
 	// A trace lookup (its ids pushed down to the ingest nodes) finds what a
 	// scan finds.
 	trace := q.query(t, "SELECT trace_id FROM records WHERE service_name = 'svc-b' LIMIT 1")[0][0].(string)
