@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -101,6 +102,11 @@ type Peers struct {
 	secret  []byte // signs each request's query context
 	nodes   atomic.Pointer[[]string]
 	failed  atomic.Int64
+	// kept are nodes that left the list (no fresh heartbeat: they may
+	// have lost the catalog, and hold all they acknowledged since), asked
+	// until one fails to answer.
+	keptMu sync.Mutex
+	kept   map[string]bool
 	lastLog atomic.Int64
 	lastDup atomic.Int64 // when a node answering twice was last logged (Unix s)
 }
@@ -109,7 +115,7 @@ type Peers struct {
 // those announced in the catalog. timeout bounds each node's answer;
 // secret is the deployment's (catalog.Store.ClusterSecret).
 func NewPeers(static []string, timeout time.Duration, secret []byte) *Peers {
-	p := &Peers{client: &http.Client{Timeout: timeout}, secret: secret}
+	p := &Peers{client: &http.Client{Timeout: timeout}, secret: secret, kept: map[string]bool{}}
 	p.nodes.Store(&static)
 	return p
 }
@@ -118,7 +124,48 @@ func NewPeers(static []string, timeout time.Duration, secret []byte) *Peers {
 // heartbeat younger than ttl: set once before it returns, then polled in
 // the background until ctx ends.
 func (p *Peers) Watch(ctx context.Context, cat catalog.Store, static []string, interval, ttl time.Duration) {
-	catalog.WatchNodes(ctx, cat, Role, static, interval, ttl, func(addrs []string) { p.nodes.Store(&addrs) })
+	catalog.WatchNodes(ctx, cat, Role, static, interval, ttl, p.setNodes)
+}
+
+// setNodes makes addrs the listed nodes. A node that leaves the list is
+// kept and asked while it answers: a node cut off from the catalog stops
+// its heartbeat but goes on acknowledging rows it cannot flush.
+func (p *Peers) setNodes(addrs []string) {
+	p.keptMu.Lock()
+	defer p.keptMu.Unlock()
+	for _, a := range *p.nodes.Load() {
+		if !slices.Contains(addrs, a) && !p.kept[a] {
+			p.kept[a] = true
+			slog.Warn("query: an ingest node has no fresh heartbeat in the catalog; still asked for its unflushed rows while it answers", "node", a)
+		}
+	}
+	for _, a := range addrs {
+		delete(p.kept, a)
+	}
+	p.nodes.Store(&addrs)
+}
+
+// asked is the listed nodes and the kept ones.
+func (p *Peers) asked() []string {
+	nodes := slices.Clone(*p.nodes.Load())
+	p.keptMu.Lock()
+	defer p.keptMu.Unlock()
+	for a := range p.kept {
+		if !slices.Contains(nodes, a) {
+			nodes = append(nodes, a)
+		}
+	}
+	return nodes
+}
+
+// drop forgets a kept node that failed to answer.
+func (p *Peers) drop(addr string) {
+	p.keptMu.Lock()
+	defer p.keptMu.Unlock()
+	if p.kept[addr] {
+		delete(p.kept, addr)
+		slog.Warn("query: an ingest node without a heartbeat stopped answering; no longer asked", "node", addr)
+	}
 }
 
 // Failures counts node requests that failed (their rows were left out).
@@ -129,7 +176,7 @@ func (p *Peers) Failures() int64 { return p.failed.Load() }
 // files and on the other nodes is served — and logged and counted. It
 // never fails: a dead ingest node must not stop dashboards over the lake.
 func (p *Peers) Snapshot(ctx context.Context, project, table string, f engine.Need) ([]arrow.RecordBatch, []string, func(), error) {
-	nodes := *p.nodes.Load()
+	nodes := p.asked()
 	type answer struct {
 		batches []arrow.RecordBatch
 		pending []string
@@ -153,6 +200,9 @@ func (p *Peers) Snapshot(ctx context.Context, project, table string, f engine.Ne
 	for i, a := range answers {
 		if a.err != nil {
 			errs = append(errs, fmt.Errorf("ingest node %s: %w", nodes[i], a.err))
+			if ctx.Err() == nil {
+				p.drop(nodes[i])
+			}
 			continue
 		}
 		// One node listed under two addresses (a name and the IP it

@@ -2,7 +2,9 @@ package ingest
 
 import (
 	"context"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,5 +119,51 @@ func TestSnapshot_ReadsUnalignedFramesOfOlderSegments(t *testing.T) {
 			t.Fatalf("shift %d: rows differ", shift)
 		}
 		release(got)
+	}
+}
+
+// A query node keeps asking an ingest node that lost its heartbeat (cut
+// off from the catalog, it goes on acknowledging rows it cannot flush)
+// until the node stops answering.
+func TestPeers_NodeWithoutAHeartbeatIsAskedWhileItAnswers(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cat := testenv.SQLiteCatalog(t, dir, catalog.Options{})
+	bucket := testenv.Bucket(t, testenv.FileURL(dir))
+	in, err := Open(cat, bucket, Options{ScratchDir: filepath.Join(dir, "wal"), FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close(ctx)
+	b := spanBatch(t, 25, time.Now().UTC().Add(-time.Minute))
+	defer b.Release()
+	if err := in.Append(ctx, catalog.DefaultProject, schema.Records, b); err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("secret")
+	srv := httptest.NewServer(UnflushedHandler(in, secret))
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	p := NewPeers(nil, 2*time.Second, secret)
+	rows := func() int64 {
+		batches, _, done, _ := p.Snapshot(ctx, catalog.DefaultProject, schema.Records, engine.Need{})
+		defer done()
+		n := int64(0)
+		for _, b := range batches {
+			n += b.NumRows()
+		}
+		return n
+	}
+	p.setNodes([]string{addr})
+	if n := rows(); n != 25 {
+		t.Fatalf("listed: %d rows, want 25", n)
+	}
+	p.setNodes(nil) // its heartbeat aged out
+	if n := rows(); n != 25 {
+		t.Fatalf("no longer listed, still answering: %d rows, want 25", n)
+	}
+	srv.Close()
+	rows()
+	if asked := p.asked(); len(asked) != 0 {
+		t.Fatalf("after it stopped answering, still asked: %v", asked)
 	}
 }
