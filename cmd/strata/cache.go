@@ -144,11 +144,31 @@ func (c cacheConfig) check() error {
 	case c.hasLocal && c.localSize < 1<<20:
 		return settingError{"query-cache-size", fmt.Errorf("%v is under 1 MiB: a query node keeps its copies of other nodes' files there", &c.localSize)}
 	}
-	for _, a := range c.staticNodes() {
+	if err := checkHost(c.advertise); err != nil {
+		return err
+	}
+	return checkAddrs("cache-nodes", c.staticNodes())
+}
+
+// checkAddrs refuses a list flag's addresses that are not host:port.
+func checkAddrs(flag string, addrs []string) error {
+	for _, a := range addrs {
 		host, port, err := net.SplitHostPort(a)
-		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
-			return settingError{"cache-nodes", fmt.Errorf("%q is not a host:port address", a)}
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || strings.Contains(host, "/") || perr != nil || n < 1 || n > 65535 {
+			return settingError{flag, fmt.Errorf("%q is not a host:port address", a)}
 		}
+	}
+	return nil
+}
+
+// checkHost refuses an --advertise-host that is not a bare host: the port
+// comes from each listener.
+func checkHost(host string) error {
+	if host == "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(host); err == nil || strings.ContainsAny(host, "/[]") {
+		return settingError{"advertise-host", fmt.Errorf("%q is not a bare host name or address: each listener's port is added to it", host)}
 	}
 	return nil
 }

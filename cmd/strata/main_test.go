@@ -197,6 +197,7 @@ func TestServe_BadSettingsFailWithOneClearLine(t *testing.T) {
 		{"cache size of zero", nil, []string{"--cache-size", "0"}, []string{"STRATA_CACHE_SIZE", "under 1 MiB"}, 1},
 		{"query cache size of zero", nil, []string{"--query-cache-size", "0"}, []string{"STRATA_QUERY_CACHE_SIZE", "under 1 MiB"}, 1},
 		{"cache node given as a URL", nil, []string{"--cache-nodes", "http://127.0.0.1:9002"}, []string{"STRATA_CACHE_NODES", "host:port"}, 1},
+		{"advertised host with a port", nil, []string{"--advertise-host", "10.0.0.5:9999"}, []string{"STRATA_ADVERTISE_HOST", "bare host"}, 1},
 		{"gc grace shorter than a query", nil, []string{"--gc-grace", "30s"},
 			[]string{"STRATA_GC_GRACE", "query-timeout"}, 1},
 		{"query timeout of zero", nil, []string{"--query-timeout", "0"},
@@ -232,6 +233,32 @@ func TestServe_BadSettingsFailWithOneClearLine(t *testing.T) {
 				t.Errorf("stack trace on stderr:\n%s", stderr)
 			}
 		})
+	}
+}
+
+// The address flags of the other roles are checked like --cache-nodes:
+// an ingest node given without a port, or as a URL, was taken and then
+// failed every query's request to it.
+func TestRoles_BadAddressesFailWithOneClearLine(t *testing.T) {
+	dataDir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"query", "--ingest-nodes", "127.0.0.1"}, "STRATA_INGEST_NODES"},
+		{[]string{"query", "--ingest-nodes", "http://127.0.0.1:41201"}, "STRATA_INGEST_NODES"},
+		{[]string{"ingest", "--advertise-host", "127.0.0.1:9999"}, "STRATA_ADVERTISE_HOST"},
+	} {
+		args := append(tc.args, "--data-dir", dataDir, "--http-addr", "127.0.0.1:0")
+		if tc.args[0] == "query" {
+			args = append(args, "--query-addr", "127.0.0.1:0", "--pg-addr", "127.0.0.1:0")
+		} else {
+			args = append(args, "--otlp-http-addr", "127.0.0.1:0", "--otlp-grpc-addr", "127.0.0.1:0")
+		}
+		_, stderr, code := strata(t, nil, args...)
+		if code != 1 || !strings.Contains(stderr, tc.want) || strings.Contains(strings.TrimSpace(stderr), "\n") {
+			t.Errorf("%v: exit %d, %q; want 1 and one line naming %s", tc.args, code, stderr, tc.want)
+		}
 	}
 }
 

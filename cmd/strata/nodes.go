@@ -35,7 +35,7 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	httpAddr := c.fs.String("http-addr", "127.0.0.1:8082", "`address` of the health check and Prometheus metrics")
 	lns, cat, bucket, err := boot(ctx, c, &st, args, stdout, func() map[string]string {
 		return map[string]string{"http-addr": *httpAddr, "query-addr": qc.addr, "pg-addr": qc.pgAddr}
-	}, kc.resolveDir)
+	}, kc.resolveDir, func(string) error { return checkAddrs("ingest-nodes", splitList(*ingestNodes)) })
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func runIngest(ctx context.Context, args []string, stdout io.Writer) error {
 	shutdownTimeout := c.fs.Duration("shutdown-timeout", time.Second, "how long shutdown may take (`duration`)")
 	lns, cat, bucket, err := boot(ctx, c, &st, args, stdout, func() map[string]string {
 		return map[string]string{"http-addr": *httpAddr, "otlp-http-addr": ic.httpAddr, "otlp-grpc-addr": ic.grpcAddr}
-	})
+	}, func(string) error { return checkHost(advertise) })
 	if err != nil {
 		return err
 	}
