@@ -31,6 +31,20 @@ type Need struct {
 	Exclude []string
 }
 
+// SourcesMissing comes with the rows of a snapshot some of whose sources
+// (ingest nodes) did not answer: the rows are the others', and the query
+// goes on without the rest, saying so.
+type SourcesMissing struct {
+	N   int
+	Err error
+}
+
+func (e *SourcesMissing) Error() string {
+	return fmt.Sprintf("unflushed rows of %d ingest nodes left out: %v", e.N, e.Err)
+}
+
+func (e *SourcesMissing) Unwrap() error { return e.Err }
+
 // Apply returns the rows of batches that pass f, with f's columns (and
 // the table's time column and trace_id, which views filter on), as new
 // references (the caller releases them; the input batches stay the

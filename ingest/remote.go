@@ -173,8 +173,9 @@ func (p *Peers) Failures() int64 { return p.failed.Load() }
 
 // Snapshot asks every ingest node at once. A node that does not answer is
 // left out — its unflushed rows are missing from this query, what is in
-// files and on the other nodes is served — and logged and counted. It
-// never fails: a dead ingest node must not stop dashboards over the lake.
+// files and on the other nodes is served — and logged and counted, and the
+// error is an *engine.SourcesMissing beside the rows. It fails no other
+// way: a dead ingest node must not stop dashboards over the lake.
 func (p *Peers) Snapshot(ctx context.Context, project, table string, f engine.Need) ([]arrow.RecordBatch, []string, func(), error) {
 	nodes := p.asked()
 	type answer struct {
@@ -231,6 +232,7 @@ func (p *Peers) Snapshot(ctx context.Context, project, table string, f engine.Ne
 		if now := time.Now().Unix(); p.lastLog.Swap(now) != now { // at most once a second
 			slog.Warn("query: unflushed rows of some ingest nodes left out", "err", errors.Join(errs...))
 		}
+		return batches, pending, release, &engine.SourcesMissing{N: len(errs), Err: errors.Join(errs...)}
 	}
 	return batches, pending, release, nil
 }

@@ -80,8 +80,11 @@ type Stats struct {
 	BytesFromCache       int64 `json:"bytes_from_cache"`
 	BytesFromObjectStore int64 `json:"bytes_from_object_store"`
 	FreshRows            int64 `json:"fresh_rows"`
-	Rows                 int64 `json:"rows"`
-	ElapsedMs            int64 `json:"elapsed_ms"`
+	// IngestNodesMissing counts ingest nodes that did not answer: the rows
+	// they acknowledged but had not flushed are not in the result.
+	IngestNodesMissing int   `json:"ingest_nodes_missing"`
+	Rows               int64 `json:"rows"`
+	ElapsedMs          int64 `json:"elapsed_ms"`
 }
 
 // Result is a running query: read Rows, then Release.
@@ -188,19 +191,20 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 			q.Where[t.Name] = w
 		}
 		need := engine.Need{Min: lo, Max: hi, TraceIDs: use.traces(), Columns: a.columns}
-		batches, done, files, pruned, err := e.freshAndFiles(ctx, project, t.Name, need)
-		pins = append(pins, done)
+		in, err := e.freshAndFiles(ctx, project, t.Name, need)
+		pins = append(pins, in.done)
 		if err != nil {
 			return nil, unpin, err
 		}
 		if e.Fresh != nil {
-			q.Fresh[t.Name] = batches
+			q.Fresh[t.Name] = in.batches
 		}
-		for _, b := range batches {
+		for _, b := range in.batches {
 			stats.FreshRows += b.NumRows()
 		}
-		stats.FilesPruned += pruned
-		paths, filePins, err := e.acquire(ctx, project, files, &stats)
+		stats.IngestNodesMissing = max(stats.IngestNodesMissing, in.missing)
+		stats.FilesPruned += in.pruned
+		paths, filePins, err := e.acquire(ctx, project, in.files, &stats)
 		pins = append(pins, filePins...)
 		if err != nil {
 			return nil, unpin, err
@@ -224,36 +228,53 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 // inputs, and a file once retired stays so; if none of ingest's pending
 // files is retired after the listing, none was when it was taken, and the
 // listing holds no copy of their rows.
-func (e *Executor) freshAndFiles(ctx context.Context, project, table string, need engine.Need) (batches []arrow.RecordBatch, done func(), files []catalog.File, pruned int, err error) {
+func (e *Executor) freshAndFiles(ctx context.Context, project, table string, need engine.Need) (in tableInput, err error) {
+	in.done = func() {}
 	if e.Fresh == nil {
-		files, pruned, err = e.plan(ctx, project, table, need.Min, need.Max, need.TraceIDs, nil)
-		return nil, func() {}, files, pruned, err
+		in.files, in.pruned, err = e.plan(ctx, project, table, need.Min, need.Max, need.TraceIDs, nil)
+		return in, err
 	}
 	for attempt := 1; ; attempt++ {
-		batches, keys, done, err := e.Fresh.Snapshot(ctx, project, table, need)
+		var keys []string
+		in.batches, keys, in.done, err = e.Fresh.Snapshot(ctx, project, table, need)
+		in.missing = 0
+		if sm := (*engine.SourcesMissing)(nil); errors.As(err, &sm) {
+			in.missing, err = sm.N, nil // the rows of the others, said in the stats
+		}
 		if err != nil {
-			return nil, done, nil, 0, fmt.Errorf("read unflushed rows: %w", err)
+			return in, fmt.Errorf("read unflushed rows: %w", err)
 		}
 		pending := make(map[string]bool, len(keys))
 		for _, k := range keys {
 			pending[k] = true
 		}
-		files, pruned, err = e.plan(ctx, project, table, need.Min, need.Max, need.TraceIDs, pending)
+		in.files, in.pruned, err = e.plan(ctx, project, table, need.Min, need.Max, need.TraceIDs, pending)
 		if err != nil || len(keys) == 0 {
-			return batches, done, files, pruned, err
+			return in, err
 		}
 		retired, err := e.Catalog.RetiredFiles(ctx, keys...)
 		if err != nil || len(retired) == 0 {
-			return batches, done, files, pruned, err
+			return in, err
 		}
-		done()
+		in.done()
+		in = tableInput{done: func() {}}
 		if attempt == maxFreshAttempts {
-			return nil, func() {}, nil, 0, fmt.Errorf("ingest's files were merged %d times while the query was planned; run it again", attempt)
+			return in, fmt.Errorf("ingest's files were merged %d times while the query was planned; run it again", attempt)
 		}
 		for k := range retired {
 			need.Exclude = append(need.Exclude, k)
 		}
 	}
+}
+
+// tableInput is what a query reads of one table: unflushed rows (released
+// by done) and the catalog's files.
+type tableInput struct {
+	batches []arrow.RecordBatch
+	done    func()
+	files   []catalog.File
+	pruned  int
+	missing int // ingest nodes that did not answer: their unflushed rows are not in batches
 }
 
 // maxFreshAttempts bounds how often freshAndFiles starts over because the

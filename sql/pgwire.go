@@ -931,6 +931,11 @@ func (sess *pgSession) sendRows(r *pgResult, formats []int16, max int32) (suspen
 	if err := r.rows.Err(); err != nil {
 		return false, err
 	}
+	if n := r.rows.Stats.IngestNodesMissing; n > 0 {
+		// psql shows it; the HTTP API has it in its stats.
+		sess.be.Send(&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: "01000",
+			Message: fmt.Sprintf("%d ingest node(s) did not answer: the rows they acknowledged but had not flushed yet are not in this result", n)})
+	}
 	sess.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(r.sent, 10))})
 	return false, nil
 }

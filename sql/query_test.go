@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,12 +17,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/strata-db/strata/cache"
 	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/engine"
 	"github.com/strata-db/strata/engine/schema"
 	"github.com/strata-db/strata/ingest"
 	"github.com/strata-db/strata/sql"
@@ -567,5 +573,52 @@ func TestQuery_QueueWaitDoesNotEatTheSendingTime(t *testing.T) {
 	var out struct{ Rows [][]any }
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 || len(out.Rows) != 300000 {
 		t.Fatalf("status %d, %d rows, %v", resp.StatusCode, len(out.Rows), err)
+	}
+}
+
+// partialFresh answers as a query node's peers do when one ingest node of
+// several did not: the others' rows, and SourcesMissing.
+type partialFresh struct{ sql.FreshSource }
+
+func (p partialFresh) Snapshot(ctx context.Context, project, table string, need engine.Need) ([]arrow.RecordBatch, []string, func(), error) {
+	b, keys, done, err := p.FreshSource.Snapshot(ctx, project, table, need)
+	if err != nil {
+		return b, keys, done, err
+	}
+	return b, keys, done, &engine.SourcesMissing{N: 1, Err: errors.New("ingest node 10.0.0.7:8083: connection refused")}
+}
+
+// A result without the unflushed rows of an ingest node that did not
+// answer says so: in the HTTP API's stats, and as a warning over the
+// Postgres protocol (it looked complete).
+func TestQuery_RowsOfAnIngestNodeThatDidNotAnswerAreSaidMissing(t *testing.T) {
+	e := newEnv(t, envOptions{flushInterval: time.Hour})
+	e.send(span{name: "fresh"})
+	local, err := cache.NewClient(e.bucket, cache.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.exec = sql.NewExecutor(e.cat, e.db, local, partialFresh{e.in}, nil)
+	r := e.query("SELECT count(*) FROM records")
+	if n, _ := r.Rows[0][0].(json.Number).Int64(); n != 1 || r.Stats.IngestNodesMissing != 1 {
+		t.Fatalf("%d rows, stats %+v; want the 1 answered and ingest_nodes_missing 1", n, r.Stats)
+	}
+	cfg, err := pgx.ParseConfig("postgres://grafana@" + startPG(t, e) + "/strata?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notices []string
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices = append(notices, n.Severity+": "+n.Message) }
+	c, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	var n int64
+	if err := c.QueryRow(context.Background(), "SELECT count(*) FROM records").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("pgwire: %d, %v", n, err)
+	}
+	if len(notices) != 1 || !strings.Contains(notices[0], "WARNING: 1 ingest node(s) did not answer") {
+		t.Fatalf("notices %q, want one warning of the missing rows", notices)
 	}
 }
