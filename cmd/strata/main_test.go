@@ -197,6 +197,7 @@ func TestServe_BadSettingsFailWithOneClearLine(t *testing.T) {
 		{"cache size of zero", nil, []string{"--cache-size", "0"}, []string{"STRATA_CACHE_SIZE", "under 1 MiB"}, 1},
 		{"query cache size of zero", nil, []string{"--query-cache-size", "0"}, []string{"STRATA_QUERY_CACHE_SIZE", "under 1 MiB"}, 1},
 		{"cache node given as a URL", nil, []string{"--cache-nodes", "http://127.0.0.1:9002"}, []string{"STRATA_CACHE_NODES", "host:port"}, 1},
+		{"no query may run", nil, []string{"--query-concurrency", "0"}, []string{"STRATA_QUERY_CONCURRENCY", "at least 1"}, 1},
 		{"advertised host with a port", nil, []string{"--advertise-host", "10.0.0.5:9999"}, []string{"STRATA_ADVERTISE_HOST", "bare host"}, 1},
 		{"gc grace shorter than a query", nil, []string{"--gc-grace", "30s"},
 			[]string{"STRATA_GC_GRACE", "query-timeout"}, 1},

@@ -35,7 +35,7 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	httpAddr := c.fs.String("http-addr", "127.0.0.1:8082", "`address` of the health check and Prometheus metrics")
 	lns, cat, bucket, err := boot(ctx, c, &st, args, stdout, func() map[string]string {
 		return map[string]string{"http-addr": *httpAddr, "query-addr": qc.addr, "pg-addr": qc.pgAddr}
-	}, kc.resolveDir, func(string) error { return checkAddrs("ingest-nodes", splitList(*ingestNodes)) })
+	}, kc.resolveDir, qc.check, func(string) error { return checkAddrs("ingest-nodes", splitList(*ingestNodes)) })
 	if err != nil {
 		return err
 	}

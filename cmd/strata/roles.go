@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -177,6 +178,17 @@ func (c *queryConfig) register(cmd *command) {
 	cmd.fs.IntVar(&c.concurrency, "query-concurrency", 2*runtime.GOMAXPROCS(0), "queries that run at once (`n`); more wait in the queue")
 	cmd.fs.IntVar(&c.queue, "query-queue", 64, "queries that may wait for a slot (`n`); beyond it a query is refused with 429")
 	cmd.fs.Int64Var(&c.maxRows, "query-max-rows", 0, "most rows a query may return (`n`; 0: no limit); results stream, so this is a policy, not a memory bound: --query-timeout ends a query that sends for too long")
+}
+
+// check refuses query settings no query could run with.
+func (c *queryConfig) check(string) error {
+	switch {
+	case c.concurrency < 1:
+		return settingError{"query-concurrency", fmt.Errorf("%d: at least 1 query must be able to run", c.concurrency)}
+	case c.queue < 0:
+		return settingError{"query-queue", fmt.Errorf("%d is negative", c.queue)}
+	}
+	return nil
 }
 
 type queryRole struct {
