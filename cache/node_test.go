@@ -488,12 +488,9 @@ func TestClient_MisbehavingOwnerFallsBack(t *testing.T) {
 	w := newWorld(t, testenv.S3URL(t), 3, 100_000)
 	for _, mode := range []string{"stall", "long", "short"} {
 		t.Run(mode, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
 			release := make(chan struct{})
-			srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			defer close(release) // the stalled handler returns as the subtest ends
+			addr := fakeNode(t, func(rw http.ResponseWriter, r *http.Request) {
 				switch mode {
 				case "stall":
 					rw.Header().Set("Content-Length", "100000")
@@ -508,11 +505,8 @@ func TestClient_MisbehavingOwnerFallsBack(t *testing.T) {
 				case "short":
 					rw.Write(make([]byte, 10))
 				}
-			})}
-			go srv.Serve(ln)
-			defer srv.Close()
-			defer close(release)
-			client, m, dir := newClient(t, w, 1<<20, ln.Addr().String())
+			})
+			client, m, dir := newClient(t, w, 1<<20, addr)
 			f := w.files[0]
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -538,11 +532,7 @@ func TestClient_MisbehavingOwnerFallsBack(t *testing.T) {
 func TestClient_CancelledReadKeepsTheOwnerUp(t *testing.T) {
 	w := newWorld(t, testenv.S3URL(t), 3, 100_000)
 	var served atomic.Int64
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+	addr := fakeNode(t, func(rw http.ResponseWriter, r *http.Request) {
 		key := strings.TrimPrefix(r.URL.Path, "/objects/")
 		if key == "" {
 			return // a probe: answered at once (200 here, 400 from a node)
@@ -552,11 +542,9 @@ func TestClient_CancelledReadKeepsTheOwnerUp(t *testing.T) {
 			time.Sleep(300 * time.Millisecond) // the first reads outlast their queries
 		}
 		rw.Write(w.data[key])
-	})}
-	go srv.Serve(ln)
-	defer srv.Close()
+	})
 	// No local store: reads go through per-query copies, on the query's context.
-	client, m, _ := newClient(t, w, 0, ln.Addr().String())
+	client, m, _ := newClient(t, w, 0, addr)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel) // the client hangs up
 	f := w.files[0]
@@ -617,11 +605,7 @@ func TestClient_OwnerRefusingOneObjectStaysUp(t *testing.T) {
 	w := newWorld(t, testenv.S3URL(t), 3, 10_000)
 	refused := w.files[0].Key
 	var served atomic.Int64
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+	addr := fakeNode(t, func(rw http.ResponseWriter, r *http.Request) {
 		key := strings.TrimPrefix(r.URL.Path, "/objects/")
 		if key == refused {
 			http.Error(rw, "no such file in the catalog", http.StatusNotFound)
@@ -629,10 +613,8 @@ func TestClient_OwnerRefusingOneObjectStaysUp(t *testing.T) {
 		}
 		served.Add(1)
 		rw.Write(w.data[key])
-	})}
-	go srv.Serve(ln)
-	defer srv.Close()
-	client, m, _ := newClient(t, w, 1<<20, ln.Addr().String())
+	})
+	client, m, _ := newClient(t, w, 1<<20, addr)
 	for _, f := range w.files {
 		p, rel, _, err := client.Acquire(context.Background(), f.Project, f.Key, f.Bytes)
 		if err != nil {
@@ -678,19 +660,13 @@ func TestClient_HungOwnerFallsBackWithinTheQuery(t *testing.T) {
 // them (only the query whose fill ran did).
 func TestClient_WaitersCountBytesWhereTheSharedFillGotThem(t *testing.T) {
 	w := newWorld(t, testenv.S3URL(t), 1, 10_000)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+	addr := fakeNode(t, func(rw http.ResponseWriter, r *http.Request) {
 		key := strings.TrimPrefix(r.URL.Path, "/objects/")
 		time.Sleep(300 * time.Millisecond) // long enough for every reader to wait on the one fill
 		rw.Header().Set(cache.HitHeader, "hit")
 		rw.Write(w.data[key])
-	})}
-	go srv.Serve(ln)
-	defer srv.Close()
-	client, _, _ := newClient(t, w, 1<<20, ln.Addr().String())
+	})
+	client, _, _ := newClient(t, w, 1<<20, addr)
 	f := w.files[0]
 	var wg sync.WaitGroup
 	cached := make([]bool, 4)
@@ -714,6 +690,19 @@ func TestClient_WaitersCountBytesWhereTheSharedFillGotThem(t *testing.T) {
 			break
 		}
 	}
+}
+
+// fakeNode serves handler as a cache node would be reached, until the
+// test ends, and returns its address.
+func fakeNode(t *testing.T, handler http.HandlerFunc) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: handler}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
 }
 
 // silentNode is the address of a node that takes connections and never
