@@ -615,17 +615,7 @@ func TestClient_OwnerRefusingOneObjectStaysUp(t *testing.T) {
 		rw.Write(w.data[key])
 	})
 	client, m, _ := newClient(t, w, 1<<20, addr)
-	for _, f := range w.files {
-		p, rel, _, err := client.Acquire(context.Background(), f.Project, f.Key, f.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _ := os.ReadFile(p)
-		rel()
-		if !bytes.Equal(got, w.data[f.Key]) {
-			t.Fatalf("%s: wrong bytes", f.Key)
-		}
-	}
+	readEach(t, w, client)
 	if m.Fallbacks() != 1 || served.Load() != int64(len(w.files)-1) {
 		t.Fatalf("%v fallbacks, the owner served %d of the %d other objects; want only the refused one from the object store",
 			m.Fallbacks(), served.Load(), len(w.files)-1)
@@ -688,6 +678,25 @@ func TestClient_WaitersCountBytesWhereTheSharedFillGotThem(t *testing.T) {
 		if !c {
 			t.Errorf("reader %d: bytes counted as from the object store; the owner's cache sent them (%v)", i, cached)
 			break
+		}
+	}
+}
+
+// readEach reads every object of w through client, each within 10 s (under
+// the client's transport timeout), and checks its bytes.
+func readEach(t *testing.T, w *world, client *cache.Client) {
+	t.Helper()
+	for _, f := range w.files {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		p, rel, _, err := client.Acquire(ctx, f.Project, f.Key, f.Bytes)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(p)
+		rel()
+		if !bytes.Equal(got, w.data[f.Key]) {
+			t.Fatalf("%s: wrong bytes", f.Key)
 		}
 	}
 }
@@ -758,19 +767,7 @@ func TestClient_NodeWhoseCatalogHangsIsSkipped(t *testing.T) {
 	var calls atomic.Int64
 	node.Catalog = hungCatalog{Store: w.cat, calls: &calls}
 	client, _, _ := newClient(t, w, 1<<20, addr)
-	for _, f := range w.files {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		p, rel, _, err := client.Acquire(ctx, f.Project, f.Key, f.Bytes)
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _ := os.ReadFile(p)
-		rel()
-		if !bytes.Equal(got, w.data[f.Key]) {
-			t.Fatalf("%s: wrong bytes", f.Key)
-		}
-	}
+	readEach(t, w, client)
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("the node was asked %d times; want once, then skipped", n)
 	}
@@ -799,13 +796,7 @@ func TestClient_OneCatalogErrorOnANodeDoesNotSkipIt(t *testing.T) {
 	fails.Store(1)
 	node.Catalog = flakyCatalog{Store: w.cat, fails: &fails}
 	client, m, _ := newClient(t, w, 1<<20, addr)
-	for _, f := range w.files {
-		_, rel, _, err := client.Acquire(context.Background(), f.Project, f.Key, f.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rel()
-	}
+	readEach(t, w, client)
 	if m.Fallbacks() != 1 || node.M.Misses() != float64(len(w.files)-1) {
 		t.Fatalf("%v fallbacks, the node filled %v of %d; want only the first read from the object store",
 			m.Fallbacks(), node.M.Misses(), len(w.files))
