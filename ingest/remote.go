@@ -104,9 +104,10 @@ type Peers struct {
 	failed  atomic.Int64
 	// kept are nodes that left the list (no fresh heartbeat: they may
 	// have lost the catalog, and hold all they acknowledged since), asked
-	// until one fails to answer.
+	// until they have failed to answer for keptFor, with when they began
+	// to fail (zero while they answer).
 	keptMu sync.Mutex
-	kept   map[string]bool
+	kept   map[string]time.Time
 	lastLog atomic.Int64
 	lastDup atomic.Int64 // when a node answering twice was last logged (Unix s)
 }
@@ -115,7 +116,7 @@ type Peers struct {
 // those announced in the catalog. timeout bounds each node's answer;
 // secret is the deployment's (catalog.Store.ClusterSecret).
 func NewPeers(static []string, timeout time.Duration, secret []byte) *Peers {
-	p := &Peers{client: &http.Client{Timeout: timeout}, secret: secret, kept: map[string]bool{}}
+	p := &Peers{client: &http.Client{Timeout: timeout}, secret: secret, kept: map[string]time.Time{}}
 	p.nodes.Store(&static)
 	return p
 }
@@ -134,8 +135,8 @@ func (p *Peers) setNodes(addrs []string) {
 	p.keptMu.Lock()
 	defer p.keptMu.Unlock()
 	for _, a := range *p.nodes.Load() {
-		if !slices.Contains(addrs, a) && !p.kept[a] {
-			p.kept[a] = true
+		if _, kept := p.kept[a]; !kept && !slices.Contains(addrs, a) {
+			p.kept[a] = time.Time{}
 			slog.Warn("query: an ingest node has no fresh heartbeat in the catalog; still asked for its unflushed rows while it answers", "node", a)
 		}
 	}
@@ -158,13 +159,26 @@ func (p *Peers) asked() []string {
 	return nodes
 }
 
-// drop forgets a kept node that failed to answer.
-func (p *Peers) drop(addr string) {
+// keptFor is how long a node without a heartbeat may fail to answer (each
+// of those queries counting its rows missing) before it is no longer
+// asked: one slow answer or restart must not hide its rows for good.
+var keptFor = time.Minute
+
+// answered notes how a kept node answered, and forgets one that has
+// failed for keptFor.
+func (p *Peers) answered(addr string, ok bool) {
 	p.keptMu.Lock()
 	defer p.keptMu.Unlock()
-	if p.kept[addr] {
+	since, kept := p.kept[addr]
+	switch {
+	case !kept:
+	case ok:
+		p.kept[addr] = time.Time{}
+	case since.IsZero():
+		p.kept[addr] = time.Now()
+	case time.Since(since) >= keptFor:
 		delete(p.kept, addr)
-		slog.Warn("query: an ingest node without a heartbeat stopped answering; no longer asked", "node", addr)
+		slog.Warn("query: an ingest node without a heartbeat has not answered for a while; no longer asked", "node", addr, "for", time.Since(since).Round(time.Second))
 	}
 }
 
@@ -199,11 +213,9 @@ func (p *Peers) Snapshot(ctx context.Context, project, table string, f engine.Ne
 	var errs []error
 	seen := map[string]string{} // pending key → the node that answered with it
 	for i, a := range answers {
+		p.answered(nodes[i], a.err == nil)
 		if a.err != nil {
 			errs = append(errs, fmt.Errorf("ingest node %s: %w", nodes[i], a.err))
-			if ctx.Err() == nil {
-				p.drop(nodes[i])
-			}
 			continue
 		}
 		// One node listed under two addresses (a name and the IP it

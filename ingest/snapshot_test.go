@@ -2,9 +2,12 @@ package ingest
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,7 +127,8 @@ func TestSnapshot_ReadsUnalignedFramesOfOlderSegments(t *testing.T) {
 
 // A query node keeps asking an ingest node that lost its heartbeat (cut
 // off from the catalog, it goes on acknowledging rows it cannot flush)
-// until the node stops answering.
+// through a failed answer or two, and stops once it has failed for
+// keptFor.
 func TestPeers_NodeWithoutAHeartbeatIsAskedWhileItAnswers(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -141,29 +145,51 @@ func TestPeers_NodeWithoutAHeartbeatIsAskedWhileItAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret := []byte("secret")
-	srv := httptest.NewServer(UnflushedHandler(in, secret))
+	var hiccup atomic.Bool
+	handler := UnflushedHandler(in, secret)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hiccup.Swap(false) {
+			http.Error(w, "restarting", http.StatusServiceUnavailable)
+			return
+		}
+		handler.ServeHTTP(w, r)
+	}))
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	p := NewPeers(nil, 2*time.Second, secret)
-	rows := func() int64 {
-		batches, _, done, _ := p.Snapshot(ctx, catalog.DefaultProject, schema.Records, engine.Need{})
+	rows := func() (int64, int) {
+		batches, _, done, err := p.Snapshot(ctx, catalog.DefaultProject, schema.Records, engine.Need{})
 		defer done()
 		n := int64(0)
 		for _, b := range batches {
 			n += b.NumRows()
 		}
-		return n
+		var sm *engine.SourcesMissing
+		if errors.As(err, &sm) {
+			return n, sm.N
+		}
+		return n, 0
 	}
 	p.setNodes([]string{addr})
-	if n := rows(); n != 25 {
+	if n, _ := rows(); n != 25 {
 		t.Fatalf("listed: %d rows, want 25", n)
 	}
 	p.setNodes(nil) // its heartbeat aged out
-	if n := rows(); n != 25 {
+	if n, _ := rows(); n != 25 {
 		t.Fatalf("no longer listed, still answering: %d rows, want 25", n)
 	}
+	hiccup.Store(true)
+	if n, missing := rows(); n != 0 || missing != 1 {
+		t.Fatalf("one failed answer: %d rows, %d nodes missing; want 0 and 1", n, missing)
+	}
+	if n, _ := rows(); n != 25 {
+		t.Fatalf("after one failed answer: %d rows, want 25 (still asked)", n)
+	}
 	srv.Close()
-	rows()
+	defer func(d time.Duration) { keptFor = d }(keptFor)
+	keptFor = 0
+	rows() // fails: failing since now
+	rows() // failed for keptFor: forgotten
 	if asked := p.asked(); len(asked) != 0 {
-		t.Fatalf("after it stopped answering, still asked: %v", asked)
+		t.Fatalf("after it failed for keptFor, still asked: %v", asked)
 	}
 }

@@ -167,7 +167,10 @@ func checkHost(host string) error {
 	if host == "" {
 		return nil
 	}
-	if _, _, err := net.SplitHostPort(host); err == nil || strings.ContainsAny(host, "/[]") {
+	bad := strings.ContainsFunc(host, func(r rune) bool { // a host name, an IPv4 or IPv6 address (zone included)
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(".-_:%", r))
+	})
+	if _, _, err := net.SplitHostPort(host); err == nil || bad {
 		return settingError{"advertise-host", fmt.Errorf("%q is not a bare host name or address: each listener's port is added to it", host)}
 	}
 	return nil

@@ -249,6 +249,8 @@ func TestRoles_BadAddressesFailWithOneClearLine(t *testing.T) {
 		{[]string{"query", "--ingest-nodes", "127.0.0.1"}, "STRATA_INGEST_NODES"},
 		{[]string{"query", "--ingest-nodes", "http://127.0.0.1:41201"}, "STRATA_INGEST_NODES"},
 		{[]string{"ingest", "--advertise-host", "127.0.0.1:9999"}, "STRATA_ADVERTISE_HOST"},
+		{[]string{"ingest", "--advertise-host", "h name"}, "STRATA_ADVERTISE_HOST"},
+		{[]string{"query", "--ingest-timeout", "1m", "--query-timeout", "30s"}, "STRATA_INGEST_TIMEOUT"},
 	} {
 		args := append(tc.args, "--data-dir", dataDir, "--http-addr", "127.0.0.1:0")
 		if tc.args[0] == "query" {

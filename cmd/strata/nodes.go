@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -35,7 +36,12 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	httpAddr := c.fs.String("http-addr", "127.0.0.1:8082", "`address` of the health check and Prometheus metrics")
 	lns, cat, bucket, err := boot(ctx, c, &st, args, stdout, func() map[string]string {
 		return map[string]string{"http-addr": *httpAddr, "query-addr": qc.addr, "pg-addr": qc.pgAddr}
-	}, kc.resolveDir, qc.check, func(string) error { return checkAddrs("ingest-nodes", splitList(*ingestNodes)) })
+	}, kc.resolveDir, qc.check, func(string) error {
+		if *ingestTimeout >= qc.queryTimeout {
+			return settingError{"ingest-timeout", fmt.Errorf("%v is not shorter than --query-timeout (%v): a hung ingest node would use up every query's time", *ingestTimeout, qc.queryTimeout)}
+		}
+		return checkAddrs("ingest-nodes", splitList(*ingestNodes))
+	})
 	if err != nil {
 		return err
 	}
