@@ -98,16 +98,16 @@ func UnflushedHandler(in *Ingester, secret []byte) http.Handler {
 // Peers is a query node's view of the ingest nodes: a FreshSource that
 // asks each of them for its unflushed rows.
 type Peers struct {
-	client  *http.Client
-	secret  []byte // signs each request's query context
-	nodes   atomic.Pointer[[]string]
-	failed  atomic.Int64
+	client *http.Client
+	secret []byte // signs each request's query context
+	nodes  atomic.Pointer[[]string]
+	failed atomic.Int64
 	// kept are nodes that left the list (no fresh heartbeat: they may
 	// have lost the catalog, and hold all they acknowledged since), asked
 	// until they have failed to answer for keptFor, with when they began
 	// to fail (zero while they answer).
-	keptMu sync.Mutex
-	kept   map[string]time.Time
+	keptMu  sync.Mutex
+	kept    map[string]time.Time
 	lastLog atomic.Int64
 	lastDup atomic.Int64 // when a node answering twice was last logged (Unix s)
 }
