@@ -76,9 +76,8 @@ type Client struct {
 	filledFrom *lru.Cache[string, bool]
 	probes     singleflight.Group
 
-	mu      sync.Mutex
-	down    map[string]time.Time // owner address → skipped until
-	probing map[string]bool      // owner address → a probe is under way
+	mu   sync.Mutex
+	down map[string]time.Time // owner address → skipped until
 }
 
 // ClientOptions configure a Client.
@@ -119,7 +118,7 @@ func NewClient(bucket *objstore.Bucket, o ClientOptions) (*Client, error) {
 	}
 	filledFrom, _ := lru.New[string, bool](4096)
 	return &Client{bucket: bucket, ring: o.Ring, self: o.Self, node: o.Node, local: o.Local, transientDir: o.TransientDir,
-		m: o.Metrics, http: &http.Client{Transport: tr}, down: map[string]time.Time{}, probing: map[string]bool{}, secret: o.Secret,
+		m: o.Metrics, http: &http.Client{Transport: tr}, down: map[string]time.Time{}, secret: o.Secret,
 		filledFrom: filledFrom}, nil
 }
 
@@ -356,22 +355,10 @@ func (c *Client) Warm(ctx context.Context, project, key string, size int64) {
 	resp.Body.Close()
 }
 
-// probe marks the node at addr down unless it answers (see answers). One
-// at a time per node.
+// probe marks the node at addr down unless it answers (see answers, which
+// runs one probe at a time per node).
 func (c *Client) probe(addr string) {
-	c.mu.Lock()
-	if c.probing[addr] {
-		c.mu.Unlock()
-		return
-	}
-	c.probing[addr] = true
-	c.mu.Unlock()
 	go func() {
-		defer func() {
-			c.mu.Lock()
-			delete(c.probing, addr)
-			c.mu.Unlock()
-		}()
 		if !c.answers(addr) {
 			c.markDown(addr)
 		}

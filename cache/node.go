@@ -143,7 +143,6 @@ var catalogTimeout = 5 * time.Second
 // file checks that key is a plain data key of project that the catalog
 // knows and that the request's query context (signed) is for it, and
 // returns its catalog row; status is the HTTP code of a refusal.
-
 func (n *Node) file(ctx context.Context, project, key, signed string) (catalog.File, int, error) {
 	if err := CheckKey(key); err != nil {
 		return catalog.File{}, http.StatusBadRequest, err

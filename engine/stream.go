@@ -67,7 +67,7 @@ type streamReader struct {
 // maxReruns bounds how often a query starts again for want of memory:
 // while several big queries take turns at the pool, a small one may lose
 // more than one race for it (seen in the sandbox test, with three big
-// queries beside it), and a query too big on its own fails at each try.
+// queries beside it). One too big on its own waitMemory stops after one.
 const maxReruns = 3
 
 // rerunHook, if set, is called at each rerun (tests count them).

@@ -196,9 +196,7 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 		if err != nil {
 			return nil, unpin, err
 		}
-		if e.Fresh != nil {
-			q.Fresh[t.Name] = in.batches
-		}
+		q.Fresh[t.Name] = in.batches
 		for _, b := range in.batches {
 			stats.FreshRows += b.NumRows()
 		}
@@ -237,7 +235,6 @@ func (e *Executor) freshAndFiles(ctx context.Context, project, table string, nee
 	for attempt := 1; ; attempt++ {
 		var keys []string
 		in.batches, keys, in.done, err = e.Fresh.Snapshot(ctx, project, table, need)
-		in.missing = 0
 		if sm := (*engine.SourcesMissing)(nil); errors.As(err, &sm) {
 			in.missing, err = sm.N, nil // the rows of the others, said in the stats
 		}
