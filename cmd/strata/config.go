@@ -101,9 +101,10 @@ func unwrapPath(err error) error {
 // boot is the start of every service command: parse args, resolve the
 // storage settings, bind the addresses that addrs returns (flag name →
 // address, read once the flags are parsed), open the catalog and the object
-// store, then resolve the command's local directories (dirs, given the data
-// dir, which exists by then). On error nothing is left open.
-func boot(ctx context.Context, c *command, st *storage, args []string, stdout io.Writer, addrs func() map[string]string, dirs ...func(dataDir string) error) (map[string]net.Listener, catalog.Store, *objstore.Bucket, error) {
+// store, then run the command's checks: they resolve its local
+// directories (given the data dir, which exists by then) and refuse
+// settings it cannot run with. On error nothing is left open.
+func boot(ctx context.Context, c *command, st *storage, args []string, stdout io.Writer, addrs func() map[string]string, checks ...func(dataDir string) error) (map[string]net.Listener, catalog.Store, *objstore.Bucket, error) {
 	if err := c.parse(args, stdout); err != nil {
 		return nil, nil, nil, err
 	}
@@ -119,8 +120,8 @@ func boot(ctx context.Context, c *command, st *storage, args []string, stdout io
 		closeAll(lns)
 		return nil, nil, nil, err
 	}
-	for _, resolve := range dirs {
-		if err := resolve(st.dataDir); err != nil {
+	for _, check := range checks {
+		if err := check(st.dataDir); err != nil {
 			closeAll(lns)
 			cat.Close()
 			bucket.Close()

@@ -22,12 +22,12 @@ import (
 	"github.com/strata-db/strata/sql"
 )
 
-// httpServer is one listening HTTP server.
 // defaultQueryTimeout is --query-timeout's default. A standalone
 // compactor cannot know the query nodes' setting, and warns of a
 // --gc-grace that is not longer than this.
 const defaultQueryTimeout = time.Minute
 
+// httpServer is one listening HTTP server.
 type httpServer struct {
 	name string
 	srv  *http.Server
