@@ -223,14 +223,16 @@ func checkMetric(m pmetric.Metric) error {
 }
 
 // addMetric appends m's data points: all of them, or with only ≥ 0 the
-// point at that index alone.
+// point at that index alone, of a metric the caller checked.
 func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon.InstrumentationScope, m pmetric.Metric, only int) error {
-	if err := checkMetric(m); err != nil {
-		return err
+	if only < 0 {
+		if err := checkMetric(m); err != nil {
+			return err
+		}
 	}
 	// points is the range of indices to append: one, when only is set (a
 	// loop over all of them that skipped the others made rejecting point by
-	// point quadratic: 14 s for one bad point among 100,000).
+	// point quadratic: 12 s for one bad point among 100,000).
 	points := func(n int) (lo, hi int) {
 		if only >= 0 {
 			return only, min(only+1, n)
