@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/pprof"
 	"time"
 
 	"github.com/strata-db/strata/objstore"
@@ -93,9 +92,6 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	mux := adminMux(reg)
-	// Profiles, for finding where time and memory go under load.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	// Query nodes added beside this one read its unflushed rows too.
 	if err := ing.announce(ctx, cat, mux, lns["http-addr"], kc.advertise); err != nil {
 		ing.close(context.Background())
