@@ -179,8 +179,16 @@ func checkScope(scope pcommon.InstrumentationScope) error {
 
 // sizeHints remember how many bytes of string data a row of each column
 // took in recent batches, so the next batch's builders are allocated once
-// at about the right size instead of doubling their way up.
+// at about the right size instead of doubling their way up. A hint is
+// only a guess: a batch moves it in proportion to its rows, and no column
+// reserves more than maxReserve up front, so a few rows with huge values
+// cannot make the next large batch allocate gigabytes before holding any.
 type sizeHints struct{ perRow []atomic.Int64 }
+
+const (
+	hintRows   = 1024    // a batch of this many rows or more sets a hint alone
+	maxReserve = 4 << 20 // bytes one column reserves at most
+)
 
 func newSizeHints(t *schema.Table) *sizeHints {
 	return &sizeHints{perRow: make([]atomic.Int64, t.Schema.NumFields())}
@@ -191,7 +199,8 @@ func (h *sizeHints) reserve(b *array.RecordBuilder, n int) {
 	b.Reserve(n)
 	for i, f := range b.Fields() {
 		if sb := storageString(f); sb != nil {
-			sb.ReserveData(int(h.perRow[i].Load()*int64(n)) * 9 / 8)
+			want := h.perRow[i].Load() * int64(n) * 9 / 8
+			sb.ReserveData(int(min(want, maxReserve)))
 		}
 	}
 }
@@ -201,11 +210,12 @@ func (h *sizeHints) learn(b *array.RecordBuilder, rows int) {
 	if rows == 0 {
 		return
 	}
+	w := int64(min(rows, hintRows))
 	for i, f := range b.Fields() {
 		if sb := storageString(f); sb != nil {
 			cur := int64(sb.DataLen() / rows)
 			old := h.perRow[i].Load()
-			h.perRow[i].Store((old*3 + cur) / 4) // a moving average
+			h.perRow[i].Store(old + (cur-old)*w/hintRows)
 		}
 	}
 }
