@@ -127,11 +127,7 @@ func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.F
 	parts, release, err := in.loadSegment(seg)
 	defer release()
 	if err != nil {
-		// The segment on disk no longer matches what was acknowledged: a
-		// disk fault. Keep it for an operator rather than lose rows.
-		slog.Error("flush: cannot read segment back; kept in the WAL", "segment", seg.seq, "err", err)
-		<-ctx.Done()
-		return nil, ctx.Err()
+		return nil, in.keepSegment(seg, "cannot read segment back", err)
 	}
 	keys := make([]partKey, 0, len(parts))
 	for pk := range parts {
@@ -154,11 +150,7 @@ func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.F
 		var buf bytes.Buffer
 		info, err := engine.WriteParquet(&buf, t, parts[pk], in.opts.Parquet)
 		if err != nil {
-			// Not retryable: the rows themselves cannot be written. This is a
-			// bug; keep the segment so no data is lost, and say so loudly.
-			slog.Error("flush: cannot write parquet; segment kept in the WAL", "segment", seg.seq, "err", err)
-			<-ctx.Done()
-			return nil, ctx.Err()
+			return nil, in.keepSegment(seg, "cannot write parquet", err)
 		}
 		key := seg.fileKey(pk)
 		err = in.retry(ctx, "upload "+key, func(ctx context.Context) error {
@@ -169,6 +161,9 @@ func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.F
 		}
 		files = append(files, pk.file(key, 0, info, int64(buf.Len())))
 		bodies = append(bodies, buf.Bytes())
+	}
+	if len(files) == 0 {
+		return nil, nil // every frame was damaged
 	}
 	uploaded := time.Now()
 	err = in.retry(ctx, fmt.Sprintf("register %d files of segment %d", len(files), seg.seq), func(ctx context.Context) error {
@@ -187,6 +182,16 @@ func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.F
 		return in.cat.RegisterFiles(ctx, files...)
 	})
 	return files, err
+}
+
+// keepSegment leaves a segment its flush cannot turn into Parquet in the
+// WAL, claimed, so no flush takes it again before the next start (which
+// replays it) and the flush workers go on with the other segments. Not
+// retryable, this is a bug: it is said loudly and counted.
+func (in *Ingester) keepSegment(seg *segment, what string, err error) error {
+	slog.Error("flush: "+what+"; the segment is kept in the WAL until the next start", "segment", seg.seq, "err", err)
+	in.m.keptSegments.Inc()
+	return fmt.Errorf("flush segment %d: %s: %w", seg.seq, what, err)
 }
 
 // reuploadAfter is how old a flush's uploads may get while it waits for

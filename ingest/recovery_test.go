@@ -390,3 +390,78 @@ func TestOpen_ScratchDirOfAnotherIngesterIsRefused(t *testing.T) {
 	}
 	again.Close(ctx)
 }
+
+// walSegments lists the WAL segment files of dir, oldest first.
+func walSegments(t *testing.T, dir string) []string {
+	t.Helper()
+	segs, err := filepath.Glob(filepath.Join(dir, "*.wal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return segs
+}
+
+// The disk damaging a sealed segment before its flush used to hold the
+// flush worker for good (one on two cores): every later segment stayed
+// in the WAL until a restart, and queries of fresh rows read the damaged
+// frame unchecked (an error, or wrong values). Now a query leaves the
+// damaged frame out, and the flush writes the segment's intact frames,
+// keeps a copy of the file, and goes on with the next segment.
+func TestFlush_DamagedSegmentFlushesItsIntactFramesAndOthersFollow(t *testing.T) {
+	l := newLake(t)
+	ctx := context.Background()
+	at := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Hour).Add(10 * time.Minute)
+	fc := &flakyCatalog{Store: l.cat}
+	fc.failRegister.Store(true)
+	scratch := filepath.Join(l.dir, "scratch")
+	in, err := ingest.Open(fc, l.bucket, ingest.Options{ScratchDir: scratch, FlushWorkers: 1,
+		FlushInterval: 50 * time.Millisecond, OpTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second) // a flush stuck on the segment would hold Close
+		defer cancel()
+		in.Close(ctx)
+	})
+	appendSpans(t, in, 10, at) // segment 0: its flush retries the catalog, holding the one worker
+	time.Sleep(200 * time.Millisecond)
+	appendSpans(t, in, 30, at.Add(time.Second)) // segment 1, two frames
+	appendSpans(t, in, 40, at.Add(2*time.Second))
+	time.Sleep(200 * time.Millisecond)
+	appendSpans(t, in, 50, at.Add(3*time.Second)) // segment 2
+	time.Sleep(200 * time.Millisecond)
+
+	segs := walSegments(t, scratch)
+	if len(segs) < 3 {
+		t.Fatalf("want 3 segments, got %v", segs)
+	}
+	// Damage the payload of segment 1's second frame, as the disk would.
+	f, err := os.OpenFile(segs[1], os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := f.Stat()
+	if _, err := f.WriteAt([]byte{0xde, 0xad, 0xbe, 0xef}, st.Size()-64); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	if got := countRecords(t, l, l.cat, in); got != "90" {
+		t.Fatalf("fresh rows with a damaged frame: count %s, want 90 (10 + 30 + 50)", got)
+	}
+	fc.failRegister.Store(false)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		rows, _ := l.liveRows(t)
+		left := walSegments(t, scratch)
+		if rows == 90 && len(left) > 0 && left[0] > segs[2] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10 s: %d rows in the catalog, segments left %v; want 90 and only the active one", rows, left)
+		}
+	}
+	if kept, _ := filepath.Glob(segs[1] + ".damaged-*"); len(kept) != 1 {
+		t.Fatalf("want one copy of the damaged segment, got %v", kept)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"hash/crc32"
 	"os"
 	"syscall"
@@ -151,9 +152,11 @@ func (in *Ingester) Snapshot(_ context.Context, project, table string, filter en
 			if !v.parts[f.part] {
 				continue
 			}
-			_, msg, err := messageInPlace(v.m.data[f.off : f.off+int64(f.n)])
+			msg, err := frameMessage(v.m.data, f)
 			if err != nil {
-				return nil, nil, release, fmt.Errorf("read wal frame at %d: %w", f.off, err)
+				// Damaged by the disk: its flush will lose these rows too.
+				slog.Error("wal: a damaged frame is left out of a query", "err", err)
+				continue
 			}
 			msgs = append(msgs, msg)
 		}
@@ -176,7 +179,8 @@ func (in *Ingester) Snapshot(_ context.Context, project, table string, filter en
 // the file each part becomes, in place like a snapshot: the batches point
 // into the mapped file (no copy, no heap), and release lets the mapping go
 // once the Parquet files are written. Every frame's checksum is verified
-// again: the disk may have damaged the file since it was written.
+// again: the disk may have damaged the file since it was written, and
+// then only the intact frames are flushed.
 func (in *Ingester) loadSegment(seg *segment) (parts map[partKey][]arrow.RecordBatch, release func(), err error) {
 	in.mu.Lock()
 	m, err := in.mapLocked(seg)
@@ -195,17 +199,13 @@ func (in *Ingester) loadSegment(seg *segment) (parts map[partKey][]arrow.RecordB
 	}
 	msgs := map[partKey][]*ipc.Message{}
 	var order []partKey
+	damaged := 0
 	for _, f := range frames {
-		if f.off < frameHeader || f.off+int64(f.n) > int64(len(m.data)) {
-			return nil, release, fmt.Errorf("load segment %d: frame at %d is past the end of the file", seg.seq, f.off)
-		}
-		payload := m.data[f.off : f.off+int64(f.n)]
-		if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(m.data[f.off-4:f.off]) {
-			return nil, release, fmt.Errorf("load segment %d: frame at %d fails its checksum", seg.seq, f.off)
-		}
-		_, msg, err := messageInPlace(payload)
+		msg, err := frameMessage(m.data, f)
 		if err != nil {
-			return nil, release, fmt.Errorf("load segment %d: frame at %d: %w", seg.seq, f.off, err)
+			damaged++
+			slog.Error("flush: a frame of the segment is damaged; its rows are lost", "segment", seg.seq, "err", err)
+			continue
 		}
 		if _, ok := msgs[f.part]; !ok {
 			order = append(order, f.part)
@@ -223,8 +223,31 @@ func (in *Ingester) loadSegment(seg *segment) (parts map[partKey][]arrow.RecordB
 			rows += b.NumRows()
 		}
 	}
-	if rows != seg.rows {
+	if damaged > 0 {
+		// The disk damaged the file after it was written: flush what is
+		// intact, as a replay would, and keep a copy for an operator.
+		keepDamaged(seg.path, m.data, seg.seq, fmt.Sprintf("%d of %d frames fail their checksum at flush, %d of %d rows lost",
+			damaged, len(frames), seg.rows-rows, seg.rows))
+		in.m.damagedRows.Add(float64(seg.rows - rows))
+	} else if rows != seg.rows {
 		return nil, release, fmt.Errorf("load segment %d: read %d rows, it holds %d", seg.seq, rows, seg.rows)
 	}
 	return parts, release, nil
+}
+
+// frameMessage returns the IPC message of the frame f of a mapped segment,
+// checking that the frame lies in data and that its checksum matches.
+func frameMessage(data []byte, f frameRef) (*ipc.Message, error) {
+	if f.off < frameHeader || f.off+int64(f.n) > int64(len(data)) {
+		return nil, fmt.Errorf("frame at %d is past the end of the file", f.off)
+	}
+	payload := data[f.off : f.off+int64(f.n)]
+	if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(data[f.off-4:f.off]) {
+		return nil, fmt.Errorf("frame at %d fails its checksum", f.off)
+	}
+	_, msg, err := messageInPlace(payload)
+	if err != nil {
+		return nil, fmt.Errorf("frame at %d: %w", f.off, err)
+	}
+	return msg, nil
 }

@@ -13,6 +13,8 @@ type ingestMetrics struct {
 	flushedFiles prometheus.Counter
 	flushedBytes prometheus.Counter
 	flushErrors  prometheus.Counter
+	damagedRows  prometheus.Counter
+	keptSegments prometheus.Counter
 	requests     *prometheus.CounterVec
 }
 
@@ -38,6 +40,10 @@ func newIngestMetrics() *ingestMetrics {
 			Name: "strata_ingest_flushed_bytes_total", Help: "Bytes of Parquet flushed."}),
 		flushErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_ingest_flush_errors_total", Help: "Failed upload or registration attempts (each is retried)."}),
+		damagedRows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingest_wal_damaged_rows_total", Help: "Acknowledged rows lost because the disk damaged their WAL frames before their flush (a copy of the segment is kept beside it)."}),
+		keptSegments: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingest_flush_kept_segments_total", Help: "WAL segments a flush could not turn into Parquet: kept in the WAL, flushed again at the next start."}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_ingest_requests_total", Help: "OTLP export requests by signal, protocol and result code."},
 			[]string{"signal", "protocol", "code"}),
@@ -48,7 +54,7 @@ func newIngestMetrics() *ingestMetrics {
 func (in *Ingester) Collectors() []prometheus.Collector {
 	m := in.m
 	return []prometheus.Collector{m.rows, m.commits, m.walWritten, m.refused, m.fsync, m.flushSeconds,
-		m.flushedFiles, m.flushedBytes, m.flushErrors, m.requests,
+		m.flushedFiles, m.flushedBytes, m.flushErrors, m.damagedRows, m.keptSegments, m.requests,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "strata_ingest_inflight_bytes", Help: "Memory held by requests being read, decoded and converted, and by frames waiting for the WAL."},
 			func() float64 { return float64(in.inflight.Load()) }),

@@ -472,7 +472,7 @@ func readSegment(dir string, seq uint64, newest bool) (*segment, error) {
 func keepDamaged(path string, data []byte, seq uint64, what string) {
 	dst := path + ".damaged-" + time.Now().UTC().Format("20060102T150405.000000000")
 	err := writeNew(dst, data)
-	slog.Error("wal: segment damaged by the disk; its valid frames are replayed and a copy of it is kept for an operator",
+	slog.Error("wal: segment damaged by the disk; only its intact frames are kept, and a copy of the file for an operator",
 		"segment", seq, "damage", what, "copy", dst, "copy_err", err)
 }
 
