@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -114,11 +115,47 @@ const MaxSQLBytes = 1 << 20
 // ErrTooLong: the SQL text is over MaxSQLBytes.
 var ErrTooLong = fmt.Errorf("query text is longer than %d bytes", MaxSQLBytes)
 
+// ErrNUL: text holds a NUL byte, where DuckDB would silently cut it.
+var ErrNUL = &engine.QueryError{Msg: "invalid byte sequence: text cannot hold a NUL byte (0x00)"}
+
+// checkText refuses SQL text DuckDB cannot take whole.
+func checkText(sql string) error {
+	if len(sql) > MaxSQLBytes {
+		return ErrTooLong
+	}
+	if strings.IndexByte(sql, 0) >= 0 {
+		return ErrNUL
+	}
+	return nil
+}
+
+// bounded runs fn — work on a statement before it runs: parsing it,
+// typing its parameters, describing its columns — within a query's
+// bounds: a slot of the Limiter and the time limit. Parsing a long text
+// takes DuckDB seconds, and a describe evaluates constant expressions.
+func (e *Executor) bounded(ctx context.Context, fn func(ctx context.Context) error) error {
+	release, err := e.Limiter.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	limit := e.Engine.Timeout()
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	if err := fn(ctx); err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return engine.TimedOut(limit)
+		}
+		return err
+	}
+	return nil
+}
+
 // Run starts a query for project.
 func (e *Executor) Run(ctx context.Context, project string, req Request) (*Result, error) {
 	start := time.Now()
-	if len(req.SQL) > MaxSQLBytes {
-		return nil, ErrTooLong
+	if err := checkText(req.SQL); err != nil {
+		return nil, err
 	}
 	if req.MinTimestamp != nil && req.MaxTimestamp != nil && req.MaxTimestamp.Before(*req.MinTimestamp) {
 		return nil, &engine.QueryError{Msg: "max_timestamp is before min_timestamp"}

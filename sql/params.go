@@ -3,6 +3,7 @@ package sql
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -53,6 +54,9 @@ func (e *Executor) paramTypes(ctx context.Context, sql string) ([]uint32, error)
 			n = i
 		}
 	})
+	if n > maxParams {
+		return nil, &pgError{code: "54023", msg: fmt.Sprintf("query has parameter $%d; the protocol allows at most $%d", n, maxParams)}
+	}
 	oids := make([]uint32, n)
 	for i := range oids {
 		oids[i] = oidText
@@ -60,6 +64,9 @@ func (e *Executor) paramTypes(ctx context.Context, sql string) ([]uint32, error)
 	inferParamTypes(tree, oids)
 	return oids, nil
 }
+
+// maxParams is the most parameters a Bind can carry (a 16-bit count).
+const maxParams = math.MaxUint16
 
 func paramIndex(m map[string]any) int {
 	id, _ := m["identifier"].(string)

@@ -174,12 +174,12 @@ const pgCatalogTables = `class|namespace|type|attribute|attrdef|database|setting
 // literals and comments (a query for spans named 'pg_class' is about
 // data), and reads no data table (SELECT count(*) AS pg_type FROM records
 // is about data too; SELECT relname AS records FROM pg_class is not).
-func (c *pgCatalog) isCatalogQuery(sql string) bool {
+func (c *pgCatalog) isCatalogQuery(ctx context.Context, sql string) bool {
 	b := engine.BlankLiterals(sql)
 	if !catalogQuery.MatchString(b) {
 		return false
 	}
-	if reads, ok := c.parsedReadsData(sql); ok {
+	if reads, ok := c.parsedReadsData(ctx, sql); ok {
 		return !reads
 	}
 	return !readsDataTable.MatchString(b)
@@ -190,8 +190,8 @@ func (c *pgCatalog) isCatalogQuery(sql string) bool {
 // after any whitespace DuckDB takes as such); ok is false when DuckDB
 // cannot parse it — PostgreSQL's own syntax, which the catalog rewrites —
 // and the pattern decides.
-func (c *pgCatalog) parsedReadsData(sql string) (reads, ok bool) {
-	tree, err := c.db.Parse(context.Background(), sql)
+func (c *pgCatalog) parsedReadsData(ctx context.Context, sql string) (reads, ok bool) {
+	tree, err := c.db.Parse(ctx, sql)
 	if err != nil {
 		return false, false
 	}
@@ -232,7 +232,7 @@ var (
 // query that runs holds a slot of lim until its result is released, and
 // stops with ctx.
 func (c *pgCatalog) answer(ctx context.Context, lim *Limiter, sql string) (*pgResult, bool, error) {
-	if !c.isCatalogQuery(sql) {
+	if !c.isCatalogQuery(ctx, sql) {
 		return nil, false, nil
 	}
 	if m := psqlFindRelation.FindStringSubmatch(sql); m != nil {

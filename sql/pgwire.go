@@ -454,7 +454,7 @@ func (sess *pgSession) loop() {
 		var perr error
 		var stopWatch func()
 		switch msg.(type) {
-		case *pgproto3.Query, *pgproto3.Execute, *pgproto3.Describe:
+		case *pgproto3.Query, *pgproto3.Parse, *pgproto3.Bind, *pgproto3.Describe, *pgproto3.Execute:
 			stopWatch = sess.conn.(*hangupConn).watch(sess.hangUp)
 		}
 		switch m := msg.(type) {
@@ -561,6 +561,9 @@ func sqlState(err error) (string, string) {
 	var pe *pgError
 	if errors.As(err, &pe) {
 		return pe.code, pe.msg
+	}
+	if errors.Is(err, ErrNUL) {
+		return "22021", ErrNUL.Msg // character_not_in_repertoire
 	}
 	var qe *engine.QueryError
 	switch {
@@ -941,8 +944,8 @@ func (sess *pgSession) sendRows(r *pgResult, formats []int16, max int32) (suspen
 }
 
 func (sess *pgSession) parse(m *pgproto3.Parse) error {
-	if len(m.Query) > MaxSQLBytes {
-		return ErrTooLong
+	if err := checkText(m.Query); err != nil {
+		return err
 	}
 	if err := sess.checkFailedTx(m.Query); err != nil {
 		return err
@@ -953,11 +956,19 @@ func (sess *pgSession) parse(m *pgproto3.Parse) error {
 	}
 	st := &pgStatement{sql: m.Query, paramOIDs: m.ParameterOIDs}
 	if n == 1 && !isSessionStatement(m.Query) {
-		oids, err := sess.srv.exec.paramTypes(context.Background(), m.Query)
-		if err != nil && !sess.srv.catalog.isCatalogQuery(m.Query) {
+		ctx, cancel := sess.queryContext()
+		defer cancel()
+		err := sess.srv.exec.bounded(sess.slotWait(ctx), func(ctx context.Context) error {
+			oids, err := sess.srv.exec.paramTypes(ctx, m.Query)
+			if err != nil && !sess.srv.catalog.isCatalogQuery(ctx, m.Query) {
+				return err
+			}
+			st.inferred = oids
+			return nil
+		})
+		if err != nil {
 			return err
 		}
-		st.inferred = oids
 	}
 	sess.stmts[m.Name] = st
 	sess.be.Send(&pgproto3.ParseComplete{})
@@ -1048,10 +1059,19 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 			if err != nil {
 				return &pgError{code: "22P02", msg: fmt.Sprintf("parameter $%d: %v", i+1, err)}
 			}
+			if strings.IndexByte(v, 0) >= 0 { // DuckDB would cut the value there
+				return &pgError{code: "22021", msg: fmt.Sprintf("parameter $%d: invalid byte sequence: text cannot hold a NUL byte (0x00)", i+1)}
+			}
 			values[i] = &v
 		}
-		var err error
-		if sql, err = sess.srv.exec.bindParams(context.Background(), sql, values); err != nil {
+		ctx, cancel := sess.queryContext()
+		defer cancel()
+		err := sess.srv.exec.bounded(sess.slotWait(ctx), func(ctx context.Context) error {
+			var err error
+			sql, err = sess.srv.exec.bindParams(ctx, sql, values)
+			return err
+		})
+		if err != nil {
 			return err
 		}
 	}
@@ -1179,7 +1199,12 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 			res.release()
 			return nil
 		}
-		schema, err := sess.srv.exec.describe(context.Background(), st.sql)
+		var schema *arrow.Schema
+		err := sess.srv.exec.bounded(ctx, func(ctx context.Context) error {
+			var err error
+			schema, err = sess.srv.exec.describe(ctx, st.sql)
+			return err
+		})
 		if err != nil {
 			return err
 		}

@@ -1140,3 +1140,48 @@ func TestPG_LeadingCommentsAndExtendedCommit(t *testing.T) {
 	}
 	rows.Close()
 }
+
+// Parse, Bind and Describe run user SQL through DuckDB before any Execute:
+// they used to do it with no slot, no time limit and no care for a client
+// gone, and a Parse of `$200000000` allocated gigabytes of parameter types.
+func TestPG_StatementWorkBeforeExecuteIsBounded(t *testing.T) {
+	e := newEnv(t, envOptions{limiter: sql.NewLimiter(1, 0), queryTimeout: 500 * time.Millisecond})
+	addr := startPG(t, e)
+	r := dialRawPG(t, addr)
+	extended := func(sql string, params ...[]byte) string {
+		r.send(&pgproto3.Parse{Query: sql}, &pgproto3.Bind{Parameters: params}, &pgproto3.Describe{ObjectType: 'P'},
+			&pgproto3.Execute{}, &pgproto3.Sync{})
+		return strings.Join(r.until("*pgproto3.ReadyForQuery"), " ")
+	}
+	for _, c := range []struct{ name, sql, want string }{
+		{"a parameter past the protocol's 65535", "SELECT $200000000 AS x", "ErrorResponse(54023)"},
+		{"constant bounds past the time limit",
+			"SELECT span_name FROM records WHERE start_timestamp > to_timestamp(list_sum(list_transform(range(20000000), x -> x % 2)))",
+			"ErrorResponse(57014)"},
+	} {
+		r.send(&pgproto3.Parse{Query: c.sql}, &pgproto3.Describe{ObjectType: 'S'}, &pgproto3.Sync{})
+		if seen := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(seen, c.want) {
+			t.Errorf("%s: got %s, want %s", c.name, seen, c.want)
+		}
+	}
+	// (Query and Parse end their text at a NUL: only parameters carry one.)
+	if seen := extended("SELECT $1::VARCHAR AS x", []byte("a\x00b")); !strings.Contains(seen, "ErrorResponse(22021)") {
+		t.Errorf("a NUL byte in a parameter: got %s", seen)
+	}
+	if seen := extended("SELECT $1::VARCHAR AS x", []byte("ab")); !strings.Contains(seen, "DataRow") {
+		t.Errorf("the session after them: %s", seen)
+	}
+	if r := e.do("POST", map[string]any{"sql": "SELECT 42 AS a --\x00\n, 2"}, ""); r.status != 400 {
+		t.Errorf("a NUL byte over HTTP: %d %s", r.status, r.Error)
+	}
+
+	// While another session's query holds the only slot, a statement's
+	// Parse waits in no queue (of size 0) but gets 53300 as a query would.
+	b := dialRawPG(t, addr)
+	b.send(&pgproto3.Query{String: "SELECT count(*) FROM range(1000000000) t(i) WHERE i % 7 = 3"})
+	time.Sleep(100 * time.Millisecond)
+	r.send(&pgproto3.Parse{Query: "SELECT span_name FROM records WHERE span_name = $1"}, &pgproto3.Describe{ObjectType: 'S'}, &pgproto3.Sync{})
+	if seen := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(seen, "ErrorResponse(53300)") {
+		t.Errorf("Parse and Describe while the only slot is taken: %s", seen)
+	}
+}
