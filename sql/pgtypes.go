@@ -56,13 +56,29 @@ func pgMicros(v int64, unit arrow.TimeUnit) int64 {
 	}
 	switch unit {
 	case arrow.Second:
-		v *= 1_000_000
+		v = mulClamped(v, 1_000_000)
 	case arrow.Millisecond:
-		v *= 1000
+		v = mulClamped(v, 1000)
 	case arrow.Nanosecond:
 		v = floorDiv(v, 1000)
 	}
+	if v < math.MinInt64+pgEpochMicros {
+		// Before 290308 BC: past what the binary form holds, shown as
+		// -infinity rather than wrapped around into the far future.
+		return math.MinInt64
+	}
 	return v - pgEpochMicros
+}
+
+// mulClamped multiplies, saturating at the infinities instead of wrapping.
+func mulClamped(v, by int64) int64 {
+	switch {
+	case v > math.MaxInt64/by:
+		return math.MaxInt64
+	case v < math.MinInt64/by:
+		return math.MinInt64
+	}
+	return v * by
 }
 
 // pgNumeric encodes a decimal's text (-123.45) in PostgreSQL's binary
@@ -168,7 +184,11 @@ func pgColumnFor(t arrow.DataType) pgColumn {
 				case -math.MaxInt32, math.MinInt32:
 					days = math.MinInt32
 				default:
-					days -= int32(pgEpoch.Unix() / 86400)
+					if epoch := int32(pgEpoch.Unix() / 86400); days < math.MinInt32+epoch {
+						days = math.MinInt32 // wrapped, it would read as a date far ahead
+					} else {
+						days -= epoch
+					}
 				}
 				return binary.BigEndian.AppendUint32(nil, uint32(days))
 			}}

@@ -1185,3 +1185,24 @@ func TestPG_StatementWorkBeforeExecuteIsBounded(t *testing.T) {
 		t.Errorf("Parse and Describe while the only slot is taken: %s", seen)
 	}
 }
+
+// Dates and timestamps before what PostgreSQL's binary forms hold used to
+// wrap around into the far future (290308 BC read as 294248 AD); they are
+// sent as -infinity.
+func TestPG_BinaryDatesPastTheirRangeAreInfinite(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c := pgConnect(t, startPG(t, e), pgx.QueryExecModeCacheStatement) // binary results
+	ctx := context.Background()
+	var ts pgtype.Timestamp
+	var d pgtype.Date
+	var ok pgtype.Timestamp
+	if err := c.QueryRow(ctx, "SELECT '290308-12-22 (BC)'::TIMESTAMP, '5877642-06-25 (BC)'::DATE, '1500-03-01 12:00:00'::TIMESTAMP").Scan(&ts, &d, &ok); err != nil {
+		t.Fatal(err)
+	}
+	if ts.InfinityModifier != pgtype.NegativeInfinity || d.InfinityModifier != pgtype.NegativeInfinity {
+		t.Errorf("timestamp %v (%v), date %v (%v): want -infinity", ts.Time, ts.InfinityModifier, d.Time, d.InfinityModifier)
+	}
+	if want := time.Date(1500, 3, 1, 12, 0, 0, 0, time.UTC); !ok.Time.Equal(want) {
+		t.Errorf("a timestamp within range: %v, want %v", ok.Time, want)
+	}
+}
