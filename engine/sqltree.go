@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -31,8 +32,15 @@ func (db *DB) Parse(ctx context.Context, sql string) (map[string]any, error) {
 	if tree["error"] == true {
 		msg, _ := tree["error_message"].(string)
 		if tree["error_type"] == "not implemented" {
+			if dynamicPivot.MatchString(BlankLiterals(sql)) {
+				return nil, &QueryError{Msg: "PIVOT without an IN list first creates a type of the values it finds, which cannot run here; " +
+					"name the values instead: SELECT * FROM records PIVOT (count(*) FOR span_kind IN ('server', 'client'))"}
+			}
 			return nil, &QueryError{Msg: "only queries (SELECT, WITH, VALUES…) can run here; " +
 				"statements that change data, files or settings are not allowed"}
+		}
+		if strings.Contains(msg, "Max expression depth") {
+			return nil, &QueryError{Msg: fmt.Sprintf("query too complex: expressions nest deeper than DuckDB's limit of %s levels", maxDepthOf(msg))}
 		}
 		if pos, err := strconv.Atoi(fmt.Sprint(tree["position"])); err == nil {
 			msg += "\n" + pointAt(sql, pos)
@@ -40,6 +48,19 @@ func (db *DB) Parse(ctx context.Context, sql string) (map[string]any, error) {
 		return nil, &QueryError{Msg: "syntax error: " + msg}
 	}
 	return tree, nil
+}
+
+// dynamicPivot matches DuckDB's PIVOT statement (PIVOT x ON …), which
+// runs a query to find its columns before the statement itself.
+var dynamicPivot = regexp.MustCompile(`(?i)\bPIVOT(_WIDER)?\b`)
+
+// maxDepthOf picks the limit out of DuckDB's "Max expression depth limit
+// of N exceeded" message.
+func maxDepthOf(msg string) string {
+	if m := regexp.MustCompile(`limit of (\d+)`).FindStringSubmatch(msg); m != nil {
+		return m[1]
+	}
+	return "some"
 }
 
 // pointAt quotes the line of sql holding byte offset pos with a caret under

@@ -574,6 +574,8 @@ func sqlState(err error) (string, string) {
 			return "57014", msg // query_canceled
 		case strings.HasPrefix(msg, "syntax error"):
 			return "42601", msg
+		case strings.HasPrefix(msg, "query too complex"):
+			return "54001", msg // statement_too_complex
 		case strings.Contains(msg, "not allowed") || strings.Contains(msg, "is not available") || strings.HasPrefix(msg, "only queries"):
 			return "42501", msg // insufficient_privilege
 		case strings.Contains(msg, "Out of Memory"):

@@ -374,6 +374,10 @@ func TestQuery_BadInput(t *testing.T) {
 		{"missing sql", map[string]any{}, 400, "missing"},
 		{"only a comment", map[string]any{"sql": "-- nothing\n;"}, 400, "the query is empty"},
 		{"not JSON", "{not json", 400, "invalid JSON"},
+		{"a NUL byte", map[string]any{"sql": "SELECT 42 AS a --\x00\n, 2"}, 400, "NUL byte"},
+		{"expressions nested too deep", map[string]any{"sql": "SELECT " + strings.Repeat("1+", 5000) + "1"}, 400, "query too complex"},
+		{"PIVOT without an IN list", map[string]any{"sql": "PIVOT records ON span_kind USING count(*)"}, 400, "name the values instead"},
+		{"PIVOT with one", map[string]any{"sql": "SELECT * FROM (SELECT span_kind FROM records) PIVOT (count(*) FOR span_kind IN ('server'))"}, 200, ""},
 		{"two JSON objects", `{"sql": "SELECT 1"} {"sql": "SELECT 2"}`, 400, "one query per request"},
 		// 400 kB of SQL, 1.2 MB of JSON: the limit is on the SQL.
 		{"escaped SQL under the limit", `{"sql": "SELECT length('` + strings.Repeat(`\u00e9`, 200_000) + `')"}`, 200, ""},
