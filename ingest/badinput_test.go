@@ -158,6 +158,7 @@ func TestHTTP_BadInputGetsAClear4xxAndServingContinues(t *testing.T) {
 		{"unknown encoding", "POST", "/v1/traces", "application/x-protobuf", "br", goodSpans(nil), 415, "unsupported Content-Encoding"},
 		{"corrupt gzip", "POST", "/v1/traces", "application/x-protobuf", "gzip", []byte("not gzip at all"), 400, "cannot read gzip"},
 		{"GET instead of POST", "GET", "/v1/traces", "", "", nil, 405, "use POST"},
+		{"PUT of JSON", "PUT", "/v1/traces", "application/json", "", []byte(`{}`), 405, "use POST"},
 		{"oversized body", "POST", "/v1/traces", "application/x-protobuf", "", make([]byte, 17<<20), 413, "exceeds the limit"},
 		{"gzip bomb", "POST", "/v1/traces", "application/x-protobuf", "gzip", gz(make([]byte, 64<<20)), 413, "exceeds the limit"},
 		{"zstd frame declaring a 512 MiB window", "POST", "/v1/traces", "application/x-protobuf", "zstd", zstdWindow(goodSpans(nil), 29), 400, "window size exceeded"},

@@ -2,12 +2,15 @@ package ingest
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -58,5 +61,62 @@ func TestConvert_HugeRowsDoNotInflateTheNextBatch(t *testing.T) {
 	// reserved 675 MB.
 	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
 		t.Fatalf("converting 2,000 small spans allocated %d MiB", got>>20)
+	}
+}
+
+// Values kept in the form they were sent (review): a double log body's NaN
+// is the message NaN, not "NaN" with its JSON quotes; an int exemplar is
+// exact past 2^53; a promoted key of the wrong type does not hide the
+// next key for its column.
+func TestConvert_ValuesKeepTheirForm(t *testing.T) {
+	now := time.Now()
+	w := Window{Now: now.Add(time.Hour)}
+	ld := plog.NewLogs()
+	lr := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+	lr.SetTimestamp(pcommon.NewTimestampFromTime(now))
+	lr.Body().SetDouble(math.NaN())
+	logs, err := ConvertLogs("default", ld, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Release()
+	if got := logs.Column(recordsTable.Index("message")).ValueStr(0); got != "NaN" {
+		t.Errorf("message of a NaN body: %q, want NaN", got)
+	}
+	if got := logs.Column(recordsTable.Index("log_body")).ValueStr(0); got != `"NaN"` {
+		t.Errorf("log_body of a NaN body: %q, want the JSON string \"NaN\"", got)
+	}
+
+	td := ptrace.NewTraces()
+	sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	sp.SetTraceID([16]byte{1})
+	sp.SetSpanID([8]byte{1})
+	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
+	sp.Attributes().PutStr("http.response.status_code", "200")
+	sp.Attributes().PutInt("http.status_code", 201)
+	spans, err := ConvertTraces("default", td, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spans.Release()
+	if got := spans.Column(recordsTable.Index("http_status_code")).ValueStr(0); got != "201" {
+		t.Errorf("http_status_code: %s, want 201 (the int key after a string one)", got)
+	}
+
+	md := pmetric.NewMetrics()
+	m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("g")
+	p := m.SetEmptyGauge().DataPoints().AppendEmpty()
+	p.SetTimestamp(pcommon.NewTimestampFromTime(now))
+	p.SetIntValue(1)
+	p.Exemplars().AppendEmpty().SetIntValue(9007199254740993)
+	points, err := ConvertMetrics("default", md, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer points.Release()
+	if got := points.Column(metricsTable.Index("exemplars")).ValueStr(0); !strings.Contains(got, `"value":9007199254740993`) {
+		t.Errorf("exemplars: %s, want the int value exactly", got)
 	}
 }

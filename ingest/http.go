@@ -147,16 +147,15 @@ func (r *Receiver) httpExport(e exporter) http.Handler {
 			code = status
 			writeStatus(w, status, msg, json)
 		}
+		mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
+		json = err == nil && mt == contentJSON // errors answer in the request's encoding
 		if req.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			fail(http.StatusMethodNotAllowed, "use POST to export "+e.signal)
 			return
 		}
-		mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
 		switch {
-		case err == nil && mt == contentProto:
-		case err == nil && mt == contentJSON:
-			json = true
+		case err == nil && (mt == contentProto || mt == contentJSON):
 		default:
 			fail(http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Type %q: want %s or %s",
 				req.Header.Get("Content-Type"), contentProto, contentJSON))

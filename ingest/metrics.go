@@ -3,6 +3,7 @@ package ingest
 import (
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -479,7 +480,7 @@ func (mb *metricsBuilder) appendExemplars(es pmetric.ExemplarSlice, idx int) err
 		b = appendTime(b, uint64(e.Timestamp()))
 		b = append(b, `,"value":`...)
 		if e.ValueType() == pmetric.ExemplarValueTypeInt {
-			b = appendFloat(b, float64(e.IntValue()))
+			b = strconv.AppendInt(b, e.IntValue(), 10) // exact: JSON numbers are not doubles
 		} else {
 			b = appendFloat(b, e.DoubleValue())
 		}

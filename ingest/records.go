@@ -24,15 +24,23 @@ const (
 	levelError = 17
 )
 
-// promotedSlot says which promoted column an attribute key fills, and with
-// what priority (0 wins over 1) when several keys map to one column.
-type promotedSlot struct{ col, prio int }
+// promotedSlot says which promoted column an attribute key fills, with
+// what priority (0 wins over 1) when several keys map to one column, and
+// the value type the column takes.
+type promotedSlot struct {
+	col, prio int
+	want      pcommon.ValueType
+}
 
 var promotedKeys = func() map[string]promotedSlot {
 	m := map[string]promotedSlot{}
 	for i, p := range schema.PromotedAttributes {
+		want := pcommon.ValueTypeStr
+		if p.Int {
+			want = pcommon.ValueTypeInt
+		}
 		for prio, k := range p.Keys {
-			m[k] = promotedSlot{col: i, prio: prio}
+			m[k] = promotedSlot{col: i, prio: prio, want: want}
 		}
 	}
 	return m
@@ -176,7 +184,9 @@ func (rb *recordsBuilder) appendAttributes(attrs pcommon.Map) error {
 	} else {
 		var err error
 		rb.buf, err = appendMapVisit(rb.buf[:0], attrs, 0, func(k string, v pcommon.Value) {
-			if slot, ok := promotedKeys[k]; ok && slot.prio < rb.foundPri[slot.col] {
+			// A key of the wrong type does not hide a later one of the right
+			// type (http.response.status_code "200" before http.status_code 200).
+			if slot, ok := promotedKeys[k]; ok && slot.prio < rb.foundPri[slot.col] && v.Type() == slot.want {
 				rb.found[slot.col], rb.foundPri[slot.col] = v, slot.prio
 			}
 			if (k == "tags" || k == "logfire.tags") && v.Type() == pcommon.ValueTypeSlice {
@@ -191,14 +201,14 @@ func (rb *recordsBuilder) appendAttributes(attrs pcommon.Map) error {
 	for i, p := range schema.PromotedAttributes {
 		v := rb.found[i]
 		if p.Int {
-			if rb.foundPri[i] < 1<<30 && v.Type() == pcommon.ValueTypeInt {
+			if rb.foundPri[i] < 1<<30 {
 				rb.promotedInt[i].Append(v.Int())
 			} else {
 				rb.promotedInt[i].AppendNull()
 			}
 			continue
 		}
-		if rb.foundPri[i] < 1<<30 && v.Type() == pcommon.ValueTypeStr {
+		if rb.foundPri[i] < 1<<30 {
 			rb.promotedStr[i].Append(v.Str())
 		} else {
 			rb.promotedStr[i].AppendNull()
@@ -543,21 +553,19 @@ func (rb *recordsBuilder) addLog(project string, res *resource, scope pcommon.In
 			return err
 		}
 		rb.logBody.BinaryBuilder.Append(rb.buf)
-	case pcommon.ValueTypeBytes:
-		// The message is the base64 text, like a string body's; the JSON
-		// body quotes it.
-		var err error
-		if rb.buf, err = appendValue(rb.buf[:0], body, 0); err != nil {
-			return fmt.Errorf("body: %w", err)
-		}
-		rb.message.BinaryBuilder.Append(rb.buf[1 : len(rb.buf)-1])
-		rb.logBody.BinaryBuilder.Append(rb.buf)
 	default:
 		var err error
 		if rb.buf, err = appendValue(rb.buf[:0], body, 0); err != nil {
 			return fmt.Errorf("body: %w", err)
 		}
-		rb.message.BinaryBuilder.Append(rb.buf)
+		msg := rb.buf
+		if msg[0] == '"' {
+			// Bytes as base64, a double's NaN or Infinity: the JSON body
+			// quotes them; the message is the text itself, like a string
+			// body's (neither needs an escape).
+			msg = msg[1 : len(msg)-1]
+		}
+		rb.message.BinaryBuilder.Append(msg)
 		rb.logBody.BinaryBuilder.Append(rb.buf)
 	}
 	rb.statusCode.AppendNull()
