@@ -162,6 +162,9 @@ func appendFloat(b []byte, f float64) []byte {
 }
 
 func appendTime(b []byte, ns uint64) []byte {
+	if ns == 0 {
+		return append(b, "null"...) // OTLP's "unknown", not 1970
+	}
 	b = append(b, '"')
 	b = time.Unix(0, int64(ns)).UTC().AppendFormat(b, time.RFC3339Nano)
 	return append(b, '"')
