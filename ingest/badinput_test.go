@@ -182,6 +182,7 @@ func TestHTTP_BadInputGetsAClear4xxAndServingContinues(t *testing.T) {
 		{"attributes nested 100 deep", "POST", "/v1/traces", "application/x-protobuf", "", goodSpans(nested(100)), 400, "nested deeper than"},
 		{"10 MB attribute value", "POST", "/v1/traces", "application/x-protobuf", "",
 			goodSpans(func(sp ptrace.Span) { sp.Attributes().PutStr("big", strings.Repeat("x", 10<<20)) }), 400, "exceeds the limit"},
+		{"1 MB resource repeated on 400 spans", "POST", "/v1/traces", "application/x-protobuf", "", bigResource(), 400, "send fewer items per export"},
 		{"histogram with mismatched buckets", "POST", "/v1/metrics", "application/x-protobuf", "", badHistogram(), 400, "bucket counts"},
 	}
 	sender := otlptest.NewSender("good")
@@ -251,6 +252,24 @@ func postProto(client *http.Client, url string, body []byte) (int, error) {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// bigResource is one export of 1 MB: a resource with a 1 MB attribute
+// over 400 spans, each of whose rows would repeat it.
+func bigResource() []byte {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("big", strings.Repeat("x", 1_000_000))
+	now := time.Now()
+	for i := range 400 {
+		sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.SetTraceID([16]byte{9, byte(i), byte(i >> 8)})
+		sp.SetSpanID([8]byte{9, byte(i), byte(i >> 8)})
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
+	}
+	b, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	return b
 }
 
 func badHistogram() []byte {

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/hex"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -83,6 +84,7 @@ func appendHex(b *array.StringBuilder, id []byte, scratch []byte) {
 
 // resource is what every row of one OTLP resource shares, computed once.
 type resource struct {
+	size                                    int    // bytes each row repeats
 	attrs                                   []byte // JSON, nil if none
 	service, version, namespace, instance   string
 	environment, sdkName, sdkLang, sdkVersn string
@@ -123,19 +125,24 @@ func newResource(r pcommon.Resource) (resource, error) {
 	if v, ok := attrs.Get("process.pid"); ok && v.Type() == pcommon.ValueTypeInt {
 		res.pid, res.hasPID = v.Int(), true
 	}
+	res.size = len(res.attrs) + len(res.service) + len(res.version) + len(res.namespace) + len(res.instance) +
+		len(res.environment) + len(res.sdkName) + len(res.sdkLang) + len(res.sdkVersn)
 	return res, nil
 }
 
 // resourceCols are the builders of the columns both tables share.
 type resourceCols struct {
+	repeated, limit int64 // bytes repeated on rows so far, and their bound (Window.RepeatBytes)
+
 	scopeName, scopeVersion, attrs                     *array.StringBuilder
 	service, version, namespace, instance, environment *array.StringBuilder
 	pid                                                *array.Int64Builder
 	sdkName, sdkLang, sdkVersion                       *array.StringBuilder
 }
 
-func newResourceCols(b *array.RecordBuilder, t *schema.Table) resourceCols {
+func newResourceCols(b *array.RecordBuilder, t *schema.Table, limit int64) resourceCols {
 	return resourceCols{
+		limit:        limit,
 		scopeName:    stringCol(b, t, "otel_scope_name"),
 		scopeVersion: stringCol(b, t, "otel_scope_version"),
 		attrs:        stringCol(b, t, "otel_resource_attributes"),
@@ -151,7 +158,22 @@ func newResourceCols(b *array.RecordBuilder, t *schema.Table) resourceCols {
 	}
 }
 
-func (c *resourceCols) append(r *resource, scope pcommon.InstrumentationScope) {
+// charge counts n more bytes repeated on the rows, refusing the export
+// past the limit.
+func (c *resourceCols) charge(n int) error {
+	c.repeated += int64(n)
+	if c.limit > 0 && c.repeated > c.limit {
+		return &exportError{fmt.Sprintf("the export's rows would repeat more than %d bytes of its resources, scopes and metric names "+
+			"(each span, log record or data point holds a copy of them): send fewer items per export, or smaller resource attributes", c.limit)}
+	}
+	return nil
+}
+
+// append writes the resource and scope columns of a row.
+func (c *resourceCols) append(r *resource, scope pcommon.InstrumentationScope) error {
+	if err := c.charge(r.size + len(scope.Name()) + len(scope.Version())); err != nil {
+		return err
+	}
 	appendOpt(c.scopeName, scope.Name())
 	appendOpt(c.scopeVersion, scope.Version())
 	appendJSON(c.attrs, r.attrs)
@@ -168,6 +190,7 @@ func (c *resourceCols) append(r *resource, scope pcommon.InstrumentationScope) {
 	appendOpt(c.sdkName, r.sdkName)
 	appendOpt(c.sdkLang, r.sdkLang)
 	appendOpt(c.sdkVersion, r.sdkVersn)
+	return nil
 }
 
 func checkScope(scope pcommon.InstrumentationScope) error {

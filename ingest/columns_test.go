@@ -121,3 +121,57 @@ func TestConvert_ValuesKeepTheirForm(t *testing.T) {
 		t.Errorf("exemplars: %s, want the int value exactly and no timestamp", got)
 	}
 }
+
+// Each row repeats its resource's attributes and its scope, and a data
+// point its metric's name, unit and description: a 1 MB resource over 400
+// spans made one 1 MB export take 2.4 GB. Past Window.RepeatBytes the
+// export is refused whole (a 400), before the memory is taken.
+func TestConvert_RepeatedResourcesAreBounded(t *testing.T) {
+	now := time.Now()
+	w := Window{Now: now.Add(time.Hour), RepeatBytes: 64 << 20}
+	traces := func(resourceBytes, spans int) ptrace.Traces {
+		td := ptrace.NewTraces()
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", "svc")
+		rs.Resource().Attributes().PutStr("k8s.labels", strings.Repeat("x", resourceBytes))
+		ss := rs.ScopeSpans().AppendEmpty().Spans()
+		for i := range spans {
+			sp := ss.AppendEmpty()
+			sp.SetTraceID([16]byte{1, byte(i), byte(i >> 8)})
+			sp.SetSpanID([8]byte{1, byte(i), byte(i >> 8)})
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
+		}
+		return td
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := ConvertTraces("default", traces(1_000_000, 400), w)
+	runtime.ReadMemStats(&after)
+	if err == nil || classify(err) != kindInput || !strings.Contains(err.Error(), "send fewer items per export") {
+		t.Fatalf("a 1 MB resource over 400 spans: %v, want the export refused as the client's", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 256<<20 {
+		t.Errorf("refusing it allocated %d MiB", got>>20)
+	}
+	// What real resources repeat is well within: 5 kB over 8,192 spans.
+	rec, err := ConvertTraces("default", traces(5_000, 8192), w)
+	if err != nil {
+		t.Fatalf("a 5 kB resource over 8,192 spans: %v", err)
+	}
+	rec.Release()
+
+	md := pmetric.NewMetrics()
+	m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("g")
+	m.SetDescription(strings.Repeat("d", 1_000_000))
+	dps := m.SetEmptyGauge().DataPoints()
+	for i := range 100 {
+		p := dps.AppendEmpty()
+		p.SetTimestamp(pcommon.NewTimestampFromTime(now))
+		p.SetIntValue(int64(i))
+	}
+	if _, err := ConvertMetrics("default", md, w); err == nil || classify(err) != kindInput {
+		t.Fatalf("a 1 MB description over 100 points: %v, want the export refused", err)
+	}
+}

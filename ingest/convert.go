@@ -10,10 +10,18 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
-// Window is the span of time ingest accepts rows in: timestamps from
-// Oldest (zero: no lower bound, e.g. the project's retention) to maxFuture
-// past Now. Others are refused: kept, they would be stored and deleted.
-type Window struct{ Now, Oldest time.Time }
+// Window is what a conversion accepts. Rows' timestamps run from Oldest
+// (zero: no lower bound, e.g. the project's retention) to maxFuture past
+// Now; others are refused: kept, they would be stored and deleted.
+type Window struct {
+	Now, Oldest time.Time
+	// RepeatBytes bounds the bytes an export's rows repeat (zero: no
+	// bound). Each row holds a copy of its resource's attributes and its
+	// scope, and a data point its metric's name, unit and description: a
+	// megabyte resource over thousands of small spans would take gigabytes
+	// from a body of one. Past it the whole export is refused.
+	RepeatBytes int64
+}
 
 // ConvertTraces turns the spans of one export into a batch of the records
 // table for project, refusing timestamps outside w. It returns nil for an

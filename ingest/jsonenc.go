@@ -32,6 +32,12 @@ func badInput(format string, args ...any) error {
 	return &inputError{msg: fmt.Sprintf(format, args...)}
 }
 
+// exportError is the client's mistake in a whole export, which refusing
+// items one by one would not cure; it becomes a 400 too.
+type exportError struct{ msg string }
+
+func (e *exportError) Error() string { return e.msg }
+
 // PartialError reports an export whose bad items were refused while the
 // others were accepted: OTLP's partial success (200, with the count of
 // rejected spans, log records or data points and the first reason).

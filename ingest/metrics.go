@@ -51,7 +51,7 @@ func newMetricsBuilder(mem memory.Allocator, w Window, n int) *metricsBuilder {
 	list := func(n string) *array.ListBuilder { return b.Field(t.Index(n)).(*array.ListBuilder) }
 	str := func(n string) *array.StringBuilder { return stringCol(b, t, n) }
 	return &metricsBuilder{
-		b: b, res: newResourceCols(b, t),
+		b: b, res: newResourceCols(b, t, w.RepeatBytes),
 		project: str("project_id"), name: str("metric_name"), typ: str("metric_type"), unit: str("unit"),
 		description: str("metric_description"), temporality: str("aggregation_temporality"),
 		recorded:  b.Field(t.Index("recorded_timestamp")).(*array.TimestampBuilder),
@@ -124,6 +124,10 @@ func (mb *metricsBuilder) admit(rj *rejects, points int, where func() string, ad
 		}
 		rj.add(points, fmt.Errorf("%s: %w", where(), err))
 		return nil
+	}
+	if mb.probe.b.Field(0).Len() >= probeRows {
+		mb.probe.release() // its rows are only a check: keep few
+		mb.probe = nil
 	}
 	return add(mb)
 }
@@ -271,8 +275,10 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon
 			}
 			mb.attrs.BinaryBuilder.Append(mb.buf)
 		}
-		mb.res.append(res, scope)
-		return nil
+		if err := mb.res.charge(len(m.Name()) + len(m.Unit()) + len(m.Description())); err != nil {
+			return err
+		}
+		return mb.res.append(res, scope)
 	}
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:

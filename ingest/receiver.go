@@ -65,7 +65,7 @@ func (r *Receiver) window(project string) Window {
 	}
 	d := ro.d
 	ro.mu.Unlock()
-	w := Window{Now: now}
+	w := Window{Now: now, RepeatBytes: r.in.opts.MaxMemoryBytes}
 	if d > 0 {
 		w.Oldest = now.Add(-d)
 	}
@@ -123,8 +123,9 @@ const (
 
 func classify(err error) errKind {
 	var ie *inputError
+	var ee *exportError
 	switch {
-	case errors.As(err, &ie):
+	case errors.As(err, &ie), errors.As(err, &ee):
 		return kindInput
 	case errors.Is(err, ErrOverloaded):
 		return kindOverloaded

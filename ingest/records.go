@@ -84,7 +84,7 @@ func newRecordsBuilder(mem memory.Allocator, w Window, n int) *recordsBuilder {
 	recordsHints.reserve(b, n)
 	rb := &recordsBuilder{
 		b:             b,
-		res:           newResourceCols(b, t),
+		res:           newResourceCols(b, t, w.RepeatBytes),
 		project:       stringCol(b, t, "project_id"),
 		startTS:       b.Field(t.Index("start_timestamp")).(*array.TimestampBuilder),
 		endTS:         b.Field(t.Index("end_timestamp")).(*array.TimestampBuilder),
@@ -145,6 +145,9 @@ func (rb *recordsBuilder) release() {
 	}
 }
 
+// probeRows is how many rows a probe holds before it starts again.
+const probeRows = 256
+
 // admit appends one item with add. With rj set (rejecting item by item)
 // it runs add on the probe first: an item the client got wrong is counted
 // in rj, with where it is, and leaves rb untouched.
@@ -166,6 +169,10 @@ func (rb *recordsBuilder) admit(rj *rejects, where func() string, add func(*reco
 		}
 		rj.add(1, fmt.Errorf("%s: %w", where(), err))
 		return nil
+	}
+	if rb.probe.b.Field(0).Len() >= probeRows {
+		rb.probe.release() // its rows are only a check: keep few
+		rb.probe = nil
 	}
 	return add(rb)
 }
@@ -373,8 +380,7 @@ func (rb *recordsBuilder) addSpan(project string, res *resource, scope pcommon.I
 	if err := rb.appendLinks(s.Links()); err != nil {
 		return err
 	}
-	rb.res.append(res, scope)
-	return nil
+	return rb.res.append(res, scope)
 }
 
 // appendEvents writes otel_events and returns the first exception event.
@@ -576,6 +582,5 @@ func (rb *recordsBuilder) addLog(project string, res *resource, scope pcommon.In
 	}
 	rb.events.AppendNull()
 	rb.links.AppendNull()
-	rb.res.append(res, scope)
-	return nil
+	return rb.res.append(res, scope)
 }
