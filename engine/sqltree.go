@@ -51,8 +51,9 @@ func (db *DB) Parse(ctx context.Context, sql string) (map[string]any, error) {
 }
 
 // dynamicPivot matches DuckDB's PIVOT statement (PIVOT x ON …), which
-// runs a query to find its columns before the statement itself.
-var dynamicPivot = regexp.MustCompile(`(?i)\bPIVOT(_WIDER)?\b`)
+// runs a query to find its columns before the statement itself: as the
+// statement, or as a subquery in FROM.
+var dynamicPivot = regexp.MustCompile(`(?i)(^[\s(]*|\bFROM[\s(]+)PIVOT(_WIDER)?\s`)
 
 // maxDepthOf picks the limit out of DuckDB's "Max expression depth limit
 // of N exceeded" message.

@@ -139,6 +139,11 @@ func (e *Executor) bounded(ctx context.Context, fn func(ctx context.Context) err
 		return err
 	}
 	defer release()
+	return e.timed(ctx, fn)
+}
+
+// timed runs fn within a query's time limit.
+func (e *Executor) timed(ctx context.Context, fn func(ctx context.Context) error) error {
 	limit := e.Engine.Timeout()
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()

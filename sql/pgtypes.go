@@ -62,13 +62,25 @@ func pgMicros(v int64, unit arrow.TimeUnit) int64 {
 	case arrow.Nanosecond:
 		v = floorDiv(v, 1000)
 	}
-	if v < math.MinInt64+pgEpochMicros {
-		// Before 290308 BC: past what the binary form holds, shown as
-		// -infinity rather than wrapped around into the far future.
+	// Past PostgreSQL's range, clients refuse a timestamp (or, past the
+	// int64's, read it wrapped into the far future): send an infinity.
+	switch {
+	case v < math.MinInt64+pgEpochMicros || v-pgEpochMicros < pgMinMicros:
 		return math.MinInt64
+	case v-pgEpochMicros >= pgEndMicros:
+		return math.MaxInt64
 	}
 	return v - pgEpochMicros
 }
+
+// PostgreSQL's range of timestamps (4714-11-24 BC up to 294277-01-01) and
+// dates (4714-11-24 BC up to 5874898-01-01), from 2000-01-01.
+const (
+	pgMinMicros = -211813488000000000
+	pgEndMicros = 9223371331200000000
+	pgMinDays   = -2451545
+	pgEndDays   = 2145031949
+)
 
 // mulClamped multiplies, saturating at the infinities instead of wrapping.
 func mulClamped(v, by int64) int64 {
@@ -184,10 +196,15 @@ func pgColumnFor(t arrow.DataType) pgColumn {
 				case -math.MaxInt32, math.MinInt32:
 					days = math.MinInt32
 				default:
-					if epoch := int32(pgEpoch.Unix() / 86400); days < math.MinInt32+epoch {
-						days = math.MinInt32 // wrapped, it would read as a date far ahead
-					} else {
-						days -= epoch
+					// Past PostgreSQL's range: an infinity, not a date a
+					// client refuses (or, wrapped, one far ahead).
+					switch rel := int64(days) - pgEpoch.Unix()/86400; {
+					case rel < pgMinDays:
+						days = math.MinInt32
+					case rel >= pgEndDays:
+						days = math.MaxInt32
+					default:
+						days = int32(rel)
 					}
 				}
 				return binary.BigEndian.AppendUint32(nil, uint32(days))

@@ -945,6 +945,25 @@ func (sess *pgSession) sendRows(r *pgResult, formats []int16, max int32) (suspen
 	return false, nil
 }
 
+// longText is the length of SQL text past which parsing it takes DuckDB
+// long enough to count as a query (a chain of 10,000 ORs, 50 kB: 0.2 s).
+const longText = 16 << 10
+
+// statementWork runs fn — parsing, binding or describing a statement —
+// within a query's time limit, stopped by a CancelRequest or the client
+// hanging up. Costly work (a describe runs the query's constant
+// expressions; a long text takes seconds to parse) also takes a slot of
+// the limiter, unless the session holds one already: its messages run one
+// at a time, so the session uses one core either way.
+func (sess *pgSession) statementWork(costly bool, fn func(ctx context.Context) error) error {
+	ctx, cancel := sess.queryContext()
+	defer cancel()
+	if !costly || sess.heldSlots() > 0 {
+		return sess.srv.exec.timed(ctx, fn)
+	}
+	return sess.srv.exec.bounded(sess.slotWait(ctx), fn)
+}
+
 func (sess *pgSession) parse(m *pgproto3.Parse) error {
 	if err := checkText(m.Query); err != nil {
 		return err
@@ -958,9 +977,7 @@ func (sess *pgSession) parse(m *pgproto3.Parse) error {
 	}
 	st := &pgStatement{sql: m.Query, paramOIDs: m.ParameterOIDs}
 	if n == 1 && !isSessionStatement(m.Query) {
-		ctx, cancel := sess.queryContext()
-		defer cancel()
-		err := sess.srv.exec.bounded(sess.slotWait(ctx), func(ctx context.Context) error {
+		err := sess.statementWork(len(m.Query) > longText, func(ctx context.Context) error {
 			oids, err := sess.srv.exec.paramTypes(ctx, m.Query)
 			if err != nil && !sess.srv.catalog.isCatalogQuery(ctx, m.Query) {
 				return err
@@ -1037,6 +1054,14 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 	if err := sess.checkFailedTx(st.sql); err != nil {
 		return err
 	}
+	// The portal this replaces goes first: a suspended one holds a slot
+	// this Bind may need.
+	if old := sess.portals[m.DestinationPortal]; old != nil {
+		if old.result != nil {
+			old.result.release()
+		}
+		delete(sess.portals, m.DestinationPortal)
+	}
 	sql := st.sql
 	if want := max(len(st.inferred), len(st.paramOIDs)); st.inferred != nil && len(m.Parameters) != want {
 		return &pgError{code: "08P01", msg: fmt.Sprintf("bind message supplies %d parameters, but prepared statement %q requires %d",
@@ -1066,9 +1091,7 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 			}
 			values[i] = &v
 		}
-		ctx, cancel := sess.queryContext()
-		defer cancel()
-		err := sess.srv.exec.bounded(sess.slotWait(ctx), func(ctx context.Context) error {
+		err := sess.statementWork(len(sql) > longText, func(ctx context.Context) error {
 			var err error
 			sql, err = sess.srv.exec.bindParams(ctx, sql, values)
 			return err
@@ -1076,9 +1099,6 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 		if err != nil {
 			return err
 		}
-	}
-	if old := sess.portals[m.DestinationPortal]; old != nil && old.result != nil {
-		old.result.release()
 	}
 	sess.portals[m.DestinationPortal] = &pgPortal{sql: sql, formats: m.ResultFormatCodes}
 	delete(sess.idleClosed, m.DestinationPortal)
@@ -1172,8 +1192,10 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 		for i := range oids {
 			oids[i] = st.paramOID(i)
 		}
-		sess.be.Send(&pgproto3.ParameterDescription{ParameterOIDs: oids})
+		// Sent with the row description, not before an error.
+		params := &pgproto3.ParameterDescription{ParameterOIDs: oids}
 		if isEmptyQuery(st.sql) || isSessionStatement(st.sql) {
+			sess.be.Send(params)
 			if name, ok := shownSetting(st.sql); ok {
 				// Named as running it names it.
 				names := []string{name}
@@ -1197,12 +1219,13 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 			if err != nil {
 				return err
 			}
+			sess.be.Send(params)
 			res.describe(sess.be, nil)
 			res.release()
 			return nil
 		}
 		var schema *arrow.Schema
-		err := sess.srv.exec.bounded(ctx, func(ctx context.Context) error {
+		err := sess.statementWork(true, func(ctx context.Context) error {
 			var err error
 			schema, err = sess.srv.exec.describe(ctx, st.sql)
 			return err
@@ -1210,6 +1233,7 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 		if err != nil {
 			return err
 		}
+		sess.be.Send(params)
 		sess.be.Send(rowDescription(schema, nil))
 		return nil
 	}

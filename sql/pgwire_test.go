@@ -1172,14 +1172,44 @@ func TestPG_StatementWorkBeforeExecuteIsBounded(t *testing.T) {
 		t.Errorf("the session after them: %s", seen)
 	}
 
-	// While another session's query holds the only slot, a statement's
-	// Parse waits in no queue (of size 0) but gets 53300 as a query would.
+	// While another session's query holds the only slot, parsing a short
+	// text needs none, but a Describe (it runs the query's constant
+	// expressions) waits in no queue (of size 0) and gets 53300, as a
+	// query would; and it sends no parameter description before its error.
 	b := dialRawPG(t, addr)
 	b.send(&pgproto3.Query{String: "SELECT count(*) FROM range(1000000000) t(i) WHERE i % 7 = 3"})
 	time.Sleep(100 * time.Millisecond)
-	r.send(&pgproto3.Parse{Query: "SELECT span_name FROM records WHERE span_name = $1"}, &pgproto3.Describe{ObjectType: 'S'}, &pgproto3.Sync{})
-	if seen := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(seen, "ErrorResponse(53300)") {
-		t.Errorf("Parse and Describe while the only slot is taken: %s", seen)
+	r.send(&pgproto3.Parse{Name: "s", Query: "SELECT span_name FROM records WHERE span_name = $1"}, &pgproto3.Sync{})
+	if seen := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(seen, "ParseComplete") {
+		t.Errorf("Parse of a short text while the only slot is taken: %s", seen)
+	}
+	r.send(&pgproto3.Describe{ObjectType: 'S', Name: "s"}, &pgproto3.Sync{})
+	if seen := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); seen != "*pgproto3.ErrorResponse(53300) *pgproto3.ReadyForQuery" {
+		t.Errorf("Describe while the only slot is taken: %s", seen)
+	}
+}
+
+// A session whose suspended portal holds the only slot can still describe
+// a statement and bind its portal again (the Bind replaces the portal, and
+// with it the slot it held), as before statement work took slots.
+func TestPG_SessionHoldingTheOnlySlotDescribesAndBinds(t *testing.T) {
+	e := newEnv(t, envOptions{limiter: sql.NewLimiter(1, 0), queryTimeout: 10 * time.Second})
+	r := dialRawPG(t, startPG(t, e))
+	r.ask("BEGIN")
+	r.send(&pgproto3.Parse{Name: "a", Query: "SELECT * FROM range($1::BIGINT) t(i)"},
+		&pgproto3.Bind{PreparedStatement: "a", DestinationPortal: "p", Parameters: [][]byte{[]byte("100000000")}},
+		&pgproto3.Execute{Portal: "p", MaxRows: 2}, &pgproto3.Sync{})
+	if seen := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(seen, "PortalSuspended") {
+		t.Fatalf("opening the portal: %s", seen)
+	}
+	r.send(&pgproto3.Describe{ObjectType: 'S', Name: "a"}, &pgproto3.Sync{})
+	if seen := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(seen, "RowDescription") {
+		t.Errorf("Describe while the session's portal holds the slot: %s", seen)
+	}
+	r.send(&pgproto3.Bind{PreparedStatement: "a", DestinationPortal: "p", Parameters: [][]byte{[]byte("3")}},
+		&pgproto3.Execute{Portal: "p"}, &pgproto3.Sync{})
+	if seen := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); strings.Count(seen, "DataRow") != 3 {
+		t.Errorf("Bind of the same portal again: %s", seen)
 	}
 }
 
@@ -1198,6 +1228,14 @@ func TestPG_BinaryDatesPastTheirRangeAreInfinite(t *testing.T) {
 	}
 	if ts.InfinityModifier != pgtype.NegativeInfinity || d.InfinityModifier != pgtype.NegativeInfinity {
 		t.Errorf("timestamp %v (%v), date %v (%v): want -infinity", ts.Time, ts.InfinityModifier, d.Time, d.InfinityModifier)
+	}
+	// Within the int64's range but before PostgreSQL's 4714 BC: clients
+	// refuse them (the whole query failed).
+	if err := c.QueryRow(ctx, "SELECT TIMESTAMP '0001-01-01' - INTERVAL 5000 YEAR, CAST(DATE '0001-01-01' - 2000000 AS DATE)").Scan(&ts, &d); err != nil {
+		t.Fatal(err)
+	}
+	if ts.InfinityModifier != pgtype.NegativeInfinity || d.InfinityModifier != pgtype.NegativeInfinity {
+		t.Errorf("5000 BC: timestamp %v (%v), date %v (%v): want -infinity", ts.Time, ts.InfinityModifier, d.Time, d.InfinityModifier)
 	}
 	if want := time.Date(1500, 3, 1, 12, 0, 0, 0, time.UTC); !ok.Time.Equal(want) {
 		t.Errorf("a timestamp within range: %v, want %v", ok.Time, want)

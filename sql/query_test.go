@@ -377,6 +377,8 @@ func TestQuery_BadInput(t *testing.T) {
 		{"a NUL byte", map[string]any{"sql": "SELECT 42 AS a --\x00\n, 2"}, 400, "NUL byte"},
 		{"expressions nested too deep", map[string]any{"sql": "SELECT " + strings.Repeat("1+", 5000) + "1"}, 400, "query too complex"},
 		{"PIVOT without an IN list", map[string]any{"sql": "PIVOT records ON span_kind USING count(*)"}, 400, "name the values instead"},
+		{"PIVOT without an IN list, as a subquery", map[string]any{"sql": "SELECT * FROM (PIVOT records ON span_kind USING count(*))"}, 400, "name the values instead"},
+		{"a column named pivot in a statement refused", map[string]any{"sql": "CREATE TABLE x AS SELECT 1 AS pivot"}, 400, "only queries"},
 		{"PIVOT with one", map[string]any{"sql": "SELECT * FROM (SELECT span_kind FROM records) PIVOT (count(*) FOR span_kind IN ('server'))"}, 200, ""},
 		{"two JSON objects", `{"sql": "SELECT 1"} {"sql": "SELECT 2"}`, 400, "one query per request"},
 		// 400 kB of SQL, 1.2 MB of JSON: the limit is on the SQL.
