@@ -3,11 +3,13 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"sort"
+	"syscall"
 	"time"
 
 	"github.com/strata-db/strata/catalog"
@@ -124,6 +126,21 @@ func (in *Ingester) flushOne(ctx context.Context, seg *segment) {
 // are deterministic, so a retry overwrites the same objects and registers
 // nothing twice.
 func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.File, error) {
+	// Mapping the file can fail for passing reasons (too many open files
+	// or mappings): those are retried, like an upload.
+	var mapErr error
+	err := in.retry(ctx, fmt.Sprintf("map segment %d", seg.seq), func(context.Context) error {
+		if mapErr = in.mapSealed(seg); passing(mapErr) {
+			return mapErr
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if mapErr != nil {
+		return nil, in.keepSegment(seg, "cannot map segment", mapErr)
+	}
 	parts, release, err := in.loadSegment(seg)
 	defer release()
 	if err != nil {
@@ -183,6 +200,15 @@ func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.F
 	})
 	return files, err
 }
+
+// passing reports whether a failure to map a file may go away by itself.
+func passing(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.EAGAIN)
+}
+
+// errKept: a segment's flush failed in a way retrying does not cure.
+var errKept = errors.New("a segment could not be flushed (see the log)")
 
 // keepSegment leaves a segment its flush cannot turn into Parquet in the
 // WAL, claimed, so no flush takes it again before the next start (which

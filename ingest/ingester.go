@@ -524,7 +524,11 @@ func (in *Ingester) Close(ctx context.Context) error {
 	in.mu.Unlock()
 	in.unlock()
 	if left > 0 {
-		return fmt.Errorf("close ingester: %d segments left in the WAL for the next start: %w", left, ctx.Err())
+		why := error(errKept) // a flush could not turn one into Parquet
+		if ctx.Err() != nil {
+			why = ctx.Err()
+		}
+		return fmt.Errorf("close ingester: %d segments left in the WAL for the next start: %w", left, why)
 	}
 	return nil
 }

@@ -407,35 +407,56 @@ func walSegments(t *testing.T, dir string) []string {
 // frame unchecked (an error, or wrong values). Now a query leaves the
 // damaged frame out, and the flush writes the segment's intact frames,
 // keeps a copy of the file, and goes on with the next segment.
-func TestFlush_DamagedSegmentFlushesItsIntactFramesAndOthersFollow(t *testing.T) {
-	l := newLake(t)
-	ctx := context.Background()
+// threeSegments leaves one flush worker retrying the catalog on segment 0
+// (10 spans) while segments 1 (two frames: 30 and 40 spans) and 2 (50)
+// wait, sealed; fc.failRegister lets the flushes go on.
+func threeSegments(t *testing.T) (l *lake, fc *flakyCatalog, in *ingest.Ingester, scratch string, segs []string) {
+	l = newLake(t)
 	at := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Hour).Add(10 * time.Minute)
-	fc := &flakyCatalog{Store: l.cat}
+	fc = &flakyCatalog{Store: l.cat}
 	fc.failRegister.Store(true)
-	scratch := filepath.Join(l.dir, "scratch")
+	scratch = filepath.Join(l.dir, "scratch")
 	in, err := ingest.Open(fc, l.bucket, ingest.Options{ScratchDir: scratch, FlushWorkers: 1,
 		FlushInterval: 50 * time.Millisecond, OpTimeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second) // a flush stuck on the segment would hold Close
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a flush stuck on a segment would hold Close
 		defer cancel()
 		in.Close(ctx)
 	})
-	appendSpans(t, in, 10, at) // segment 0: its flush retries the catalog, holding the one worker
+	appendSpans(t, in, 10, at)
 	time.Sleep(200 * time.Millisecond)
-	appendSpans(t, in, 30, at.Add(time.Second)) // segment 1, two frames
+	appendSpans(t, in, 30, at.Add(time.Second))
 	appendSpans(t, in, 40, at.Add(2*time.Second))
 	time.Sleep(200 * time.Millisecond)
-	appendSpans(t, in, 50, at.Add(3*time.Second)) // segment 2
+	appendSpans(t, in, 50, at.Add(3*time.Second))
 	time.Sleep(200 * time.Millisecond)
-
-	segs := walSegments(t, scratch)
-	if len(segs) < 3 {
+	if segs = walSegments(t, scratch); len(segs) < 3 {
 		t.Fatalf("want 3 segments, got %v", segs)
 	}
+	return l, fc, in, scratch, segs
+}
+
+// waitLiveRows waits until the catalog holds rows rows and the WAL only
+// segments after segs[2] (the active one).
+func waitLiveRows(t *testing.T, l *lake, scratch string, segs []string, rows int64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got, _ := l.liveRows(t)
+		left := walSegments(t, scratch)
+		if got == rows && len(left) > 0 && left[0] > segs[2] {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10 s: %d rows in the catalog, segments left %v; want %d and only the active one", got, left, rows)
+		}
+	}
+}
+
+func TestFlush_DamagedSegmentFlushesItsIntactFramesAndOthersFollow(t *testing.T) {
+	l, fc, in, scratch, segs := threeSegments(t)
 	// Damage the payload of segment 1's second frame, as the disk would.
 	f, err := os.OpenFile(segs[1], os.O_WRONLY, 0)
 	if err != nil {
@@ -451,17 +472,32 @@ func TestFlush_DamagedSegmentFlushesItsIntactFramesAndOthersFollow(t *testing.T)
 		t.Fatalf("fresh rows with a damaged frame: count %s, want 90 (10 + 30 + 50)", got)
 	}
 	fc.failRegister.Store(false)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		rows, _ := l.liveRows(t)
-		left := walSegments(t, scratch)
-		if rows == 90 && len(left) > 0 && left[0] > segs[2] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 10 s: %d rows in the catalog, segments left %v; want 90 and only the active one", rows, left)
-		}
-	}
+	waitLiveRows(t, l, scratch, segs, 90)
 	if kept, _ := filepath.Glob(segs[1] + ".damaged-*"); len(kept) != 1 {
 		t.Fatalf("want one copy of the damaged segment, got %v", kept)
+	}
+}
+
+// A segment whose file went (removed by hand) cannot be flushed: it is
+// kept for the next start while the worker goes on with the others, and
+// Close says so.
+func TestFlush_SegmentThatCannotBeReadIsKeptAndOthersFollow(t *testing.T) {
+	l, fc, in, _, segs := threeSegments(t)
+	if err := os.Remove(segs[1]); err != nil {
+		t.Fatal(err)
+	}
+	fc.failRegister.Store(false)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if rows, _ := l.liveRows(t); rows == 60 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("after 10 s: %d rows in the catalog, want 60 (segments 0 and 2)", rows)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := in.Close(ctx)
+	if err == nil || !strings.Contains(err.Error(), "1 segments left in the WAL") || !strings.Contains(err.Error(), "could not be flushed") {
+		t.Fatalf("Close: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"log/slog"
@@ -57,6 +58,22 @@ func mapFile(path string, size int64) ([]byte, error) {
 	}
 	defer f.Close()
 	return syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
+}
+
+// mapSealed maps a sealed segment's file for its flush, unless it is
+// already (a snapshot may have).
+func (in *Ingester) mapSealed(seg *segment) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if seg.mapping != nil {
+		return nil
+	}
+	data, err := mapFile(seg.path, seg.diskBytes)
+	if err != nil {
+		return fmt.Errorf("map wal segment %d: %w", seg.seq, err)
+	}
+	seg.mapping = &walMap{data: data, keep: true}
+	return nil
 }
 
 // mapLocked returns a mapping of seg's committed bytes with a reference
@@ -202,6 +219,10 @@ func (in *Ingester) loadSegment(seg *segment) (parts map[partKey][]arrow.RecordB
 	damaged := 0
 	for _, f := range frames {
 		msg, err := frameMessage(m.data, f)
+		if errors.Is(err, errUndecodable) {
+			// It passed its checksum: written so, a bug, not the disk.
+			return nil, release, fmt.Errorf("load segment %d: %w", seg.seq, err)
+		}
 		if err != nil {
 			damaged++
 			slog.Error("flush: a frame of the segment is damaged; its rows are lost", "segment", seg.seq, "err", err)
@@ -247,7 +268,10 @@ func frameMessage(data []byte, f frameRef) (*ipc.Message, error) {
 	}
 	_, msg, err := messageInPlace(payload)
 	if err != nil {
-		return nil, fmt.Errorf("frame at %d: %w", f.off, err)
+		return nil, fmt.Errorf("frame at %d: %w: %w", f.off, errUndecodable, err)
 	}
 	return msg, nil
 }
+
+// errUndecodable: a frame that passes its checksum but cannot be read.
+var errUndecodable = errors.New("cannot decode a frame that passes its checksum")
