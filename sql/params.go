@@ -48,6 +48,11 @@ func (e *Executor) paramTypes(ctx context.Context, sql string) ([]uint32, error)
 	if err != nil {
 		return nil, err
 	}
+	return paramOIDs(tree)
+}
+
+// paramOIDs infers the types of the parameters of a parsed query.
+func paramOIDs(tree map[string]any) ([]uint32, error) {
 	n := 0
 	walkParams(tree, func(m map[string]any) {
 		if i := paramIndex(m); i > n {
@@ -88,6 +93,14 @@ var columnOIDs = func() map[string]uint32 {
 	return out
 }()
 
+// catalogOIDColumns are pg_catalog columns holding object ids, which
+// drivers look types and tables up by ($1 an int, not text); 4-byte ints
+// on the wire, as the ids strata's catalog gives are small.
+var catalogOIDColumns = map[string]bool{
+	"oid": true, "typelem": true, "typrelid": true, "typnamespace": true, "typbasetype": true, "typarray": true,
+	"attrelid": true, "atttypid": true, "relnamespace": true, "reltype": true, "objoid": true, "classoid": true,
+}
+
 // castOIDs are the wire types of DuckDB's type names, for parameters
 // cast in the query.
 var castOIDs = map[string]uint32{
@@ -105,8 +118,11 @@ func inferParamTypes(n any, oids []uint32) {
 		if c, ok := col.(map[string]any); ok && c["class"] == "COLUMN_REF" {
 			names, _ := c["column_names"].([]any)
 			if len(names) > 0 {
-				if o, ok := columnOIDs[strings.ToLower(fmt.Sprint(names[len(names)-1]))]; ok {
+				name := strings.ToLower(fmt.Sprint(names[len(names)-1]))
+				if o, ok := columnOIDs[name]; ok {
 					oid = o
+				} else if catalogOIDColumns[name] {
+					oid = oidInt4
 				}
 			}
 		}
@@ -181,32 +197,53 @@ func toConstant(m map[string]any, v *string) {
 }
 
 // describe returns the columns a query would return, without reading any
-// data: it runs, sandboxed, over empty tables, with NULL text parameters.
+// data: it runs, sandboxed, over empty tables. Each parameter is bound as
+// Execute binds it, as text, to a sample of the type it was inferred to
+// have (” for text, '0' for a number…): a NULL would be folded away with
+// its type (DuckDB types NULL::VARCHAR || 'z' as an integer). A query the
+// samples make fail (a ” cast to a number) is described with NULLs.
 func (e *Executor) describe(ctx context.Context, sql string) (*arrow.Schema, error) {
 	tree, err := e.Engine.Parse(ctx, sql)
 	if err != nil {
 		return nil, err
 	}
-	// A parameter selected as it is comes back as the text Execute binds
-	// it as: describe it as a text NULL, not as an untyped NULL (integer).
-	// Elsewhere an untyped NULL takes the type its use asks for.
-	null, err := e.Engine.Parse(ctx, "SELECT NULL::VARCHAR")
+	oids, err := paramOIDs(tree)
 	if err != nil {
 		return nil, err
 	}
-	textNull := null["statements"].([]any)[0].(map[string]any)["node"].(map[string]any)["select_list"].([]any)[0].(map[string]any)
-	walkSelectLists(tree, func(item map[string]any) {
-		if item["class"] == "PARAMETER" {
-			alias := item["alias"]
-			clear(item)
-			for k, v := range textNull {
-				item[k] = v // shared, never changed: the tree is only deparsed
-			}
-			item["alias"] = alias
+	schema, err := e.describeWith(ctx, tree, func(i int) *string {
+		if i < 1 || i > len(oids) {
+			return nil
 		}
+		if s, ok := paramSamples[oids[i-1]]; ok {
+			return &s
+		}
+		return nil
 	})
-	walkParams(tree, func(m map[string]any) { toConstant(m, nil) })
-	if sql, err = e.Engine.Deparse(ctx, tree); err != nil {
+	if err == nil || ctx.Err() != nil || len(oids) == 0 {
+		return schema, err
+	}
+	if tree, err = e.Engine.Parse(ctx, sql); err != nil {
+		return nil, err
+	}
+	return e.describeWith(ctx, tree, func(int) *string { return nil })
+}
+
+// paramSamples are values of each parameter type, as Execute binds them.
+var paramSamples = map[uint32]string{
+	oidText: "", oidBool: "false", oidInt2: "0", oidInt4: "0", oidInt8: "0", oidFloat4: "0", oidFloat8: "0",
+	oidNumeric: "0", oidDate: "2000-01-01", oidTimestamp: "2000-01-01 00:00:00", oidTimestamptz: "2000-01-01 00:00:00+00",
+}
+
+// describeWith describes a parsed query with parameter $i bound to
+// value(i) (nil: NULL).
+func (e *Executor) describeWith(ctx context.Context, tree map[string]any, value func(i int) *string) (*arrow.Schema, error) {
+	walkParams(tree, func(m map[string]any) {
+		i := paramIndex(m)
+		toConstant(m, value(i))
+	})
+	sql, err := e.Engine.Deparse(ctx, tree)
+	if err != nil {
 		return nil, err
 	}
 	if _, err := analyze(ctx, e.Engine, sql); err != nil {

@@ -1215,7 +1215,14 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 		ctx, cancel := sess.queryContext()
 		defer cancel()
 		ctx = sess.slotWait(ctx)
-		if res, ok, err := sess.srv.catalog.answer(ctx, sess.srv.exec.Limiter, st.sql); ok {
+		// A catalog query runs to be described: its parameters as NULLs.
+		text := st.sql
+		if n := len(oids); n > 0 && len(text) <= longText {
+			if bound, err := sess.srv.exec.bindParams(ctx, text, make([]*string, n)); err == nil {
+				text = bound
+			}
+		}
+		if res, ok, err := sess.srv.catalog.answer(ctx, sess.srv.exec.Limiter, text); ok {
 			if err != nil {
 				return err
 			}

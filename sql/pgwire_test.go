@@ -1241,3 +1241,26 @@ func TestPG_BinaryDatesPastTheirRangeAreInfinite(t *testing.T) {
 		t.Errorf("a timestamp within range: %v, want %v", ok.Time, want)
 	}
 }
+
+// pgx describes a statement before it binds it. A parameter used in an
+// expression was described as a NULL, which DuckDB folds away with its
+// type ($1::varchar || 'z' came out an int4), and a catalog query with a
+// parameter failed at its Describe for the value it lacked.
+func TestPG_DescribeTypesParametersAsBound(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c := pgConnect(t, startPG(t, e), pgx.QueryExecModeCacheStatement)
+	ctx := context.Background()
+	var s string
+	if err := c.QueryRow(ctx, "SELECT $1::varchar || 'z'", "a").Scan(&s); err != nil || s != "az" {
+		t.Errorf("a text parameter in an expression: %q %v", s, err)
+	}
+	e.send(span{})
+	e.flushed()
+	var n int64
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM records WHERE duration < $1 LIMIT $2", 10.5, 5).Scan(&n); err != nil || n != 1 {
+		t.Errorf("numeric parameters: %d %v", n, err)
+	}
+	if err := c.QueryRow(ctx, "SELECT typname FROM pg_catalog.pg_type WHERE oid = $1", 1043).Scan(&s); err != nil || s != "varchar" {
+		t.Errorf("a catalog query with a parameter: %q %v", s, err)
+	}
+}
