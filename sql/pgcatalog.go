@@ -196,8 +196,9 @@ func (c *pgCatalog) parsedReadsData(ctx context.Context, sql string) (reads, ok 
 		return false, false
 	}
 	eachMap(tree, func(m map[string]any) {
-		if m["type"] == "BASE_TABLE" && isDataTable(ident(m["table_name"])) && m["catalog_name"] == "" &&
-			(m["schema_name"] == "" || ident(m["schema_name"]) == "main") {
+		// Qualified or not (memory.main.records): the catalog's tables of
+		// those names are empty, and would answer a data query with nothing.
+		if m["type"] == "BASE_TABLE" && isDataTable(ident(m["table_name"])) {
 			reads = true
 		}
 	})

@@ -680,6 +680,29 @@ func (sess *pgSession) runPortal(p *pgPortal) (*pgResult, error) {
 	return sess.run(p.sql)
 }
 
+// setTimeZone matches SET TIME ZONE x, SET TimeZone = x and TO x.
+var setTimeZone = regexp.MustCompile(`(?is)^SET\s+(?:SESSION\s+|LOCAL\s+)?(?:TIME\s+ZONE|"?TimeZone"?\s*(?:=|\bTO\b))\s*(.*?)\s*;?\s*$`)
+
+// utcNames are the time zones that are UTC.
+var utcNames = map[string]bool{"utc": true, "etc/utc": true, "gmt": true, "etc/gmt": true, "z": true, "zulu": true,
+	"uct": true, "universal": true, "+00": true, "+00:00": true, "0": true, "default": true, "local": true}
+
+// checkTimeZone refuses a SET of the session time zone to anything but
+// UTC: strata reads and writes times in UTC, and accepting the SET would
+// let a client take its literals for local times when they are UTC.
+func checkTimeZone(text string) error {
+	m := setTimeZone.FindStringSubmatch(text)
+	if m == nil {
+		return nil
+	}
+	zone := strings.Trim(m[1], `'" `)
+	if utcNames[strings.ToLower(zone)] {
+		return nil
+	}
+	return &pgError{code: "0A000", msg: fmt.Sprintf("the time zone is UTC and cannot be set to %q: "+
+		"write times with their offset ('2026-01-02 03:04:05+01') or convert with AT TIME ZONE in the query", zone)}
+}
+
 // run executes one statement: a session statement, a catalog query, or a
 // query over the project's data.
 func (sess *pgSession) run(sql string) (*pgResult, error) {
@@ -700,6 +723,10 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 			tag = "DISCARD ALL"
 		}
 		switch {
+		case tag == "SET":
+			if err := checkTimeZone(strings.TrimSpace(sql)); err != nil { // the text, literals and all
+				return nil, err
+			}
 		case tag == "BEGIN":
 			if !sess.inTx {
 				sess.inTx, sess.savepoints = true, nil

@@ -357,6 +357,15 @@ func TestPG_CatalogRoutingAndSandbox(t *testing.T) {
 				t.Errorf("%s: %s: %d, want the catalog's answer", name, q, n)
 			}
 		}
+		// A qualified data table with a catalog word went to the catalog's
+		// empty tables and answered 0; it is a data query, refused there.
+		for _, q := range []string{`SELECT count(*) FROM memory.main.records WHERE current_database() IS NOT NULL`,
+			`SELECT count(*) FROM memory.main.records, (SELECT version())`} {
+			var n int64
+			if err := c.QueryRow(ctx, q).Scan(&n); err == nil {
+				t.Errorf("%s: %s: %d rows, want it refused", name, q, n)
+			}
+		}
 		if n := count(`SELECT count(*) FROM records WHERE span_name <> 'pg_class' -- not information_schema`); n != 2 {
 			t.Errorf("%s: data query with catalog words in literals: %d rows, want 2", name, n)
 		}
@@ -1262,5 +1271,26 @@ func TestPG_DescribeTypesParametersAsBound(t *testing.T) {
 	}
 	if err := c.QueryRow(ctx, "SELECT typname FROM pg_catalog.pg_type WHERE oid = $1", 1043).Scan(&s); err != nil || s != "varchar" {
 		t.Errorf("a catalog query with a parameter: %q %v", s, err)
+	}
+}
+
+// A SET of the time zone used to be accepted and ignored, so a client took
+// its literals for local times while strata read them as UTC (its windows
+// off by the offset). UTC can be set; another zone is refused.
+func TestPG_TimeZoneCanOnlyBeUTC(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := dialRawPG(t, startPG(t, e))
+	for sql, want := range map[string]string{
+		"SET TimeZone = 'America/New_York'": "ErrorResponse(0A000)",
+		"SET TIME ZONE 'Asia/Tokyo'":        "ErrorResponse(0A000)",
+		"set timezone to '+02'":             "ErrorResponse(0A000)",
+		"SET TIME ZONE 'UTC'":               "CommandComplete",
+		"SET TimeZone TO 'Etc/UTC'":         "CommandComplete",
+		"SET TIME ZONE LOCAL":               "CommandComplete",
+		"SET application_name = 'x'":        "CommandComplete",
+	} {
+		if seen := r.ask(sql); !strings.Contains(seen, want) {
+			t.Errorf("%s: %s, want %s", sql, seen, want)
+		}
 	}
 }
