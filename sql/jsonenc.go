@@ -150,7 +150,11 @@ func appendTimestamp(b []byte, v arrow.Timestamp, unit arrow.TimeUnit) []byte {
 	case -math.MaxInt64, math.MinInt64:
 		return append(b, "-infinity"...)
 	}
-	return v.ToTime(unit).UTC().AppendFormat(b, "2006-01-02T15:04:05.999999Z07:00")
+	layout := "2006-01-02T15:04:05.999999Z07:00"
+	if unit == arrow.Nanosecond {
+		layout = "2006-01-02T15:04:05.999999999Z07:00" // all nine digits, as the Arrow output has them
+	}
+	return v.ToTime(unit).UTC().AppendFormat(b, layout)
 }
 
 // appendDate writes a date as YYYY-MM-DD, and DuckDB's infinities as

@@ -3,6 +3,7 @@ package sql
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -42,6 +43,18 @@ var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // pgEpochMicros is pgEpoch in Unix microseconds.
 var pgEpochMicros = pgEpoch.UnixMicro()
+
+// pgTimeText formats t as PostgreSQL writes it: years before 1 as years
+// BC (year 0 is 1 BC), where Go would write 0000 or -0001, which clients
+// refuse.
+func pgTimeText(t time.Time, layout string) []byte {
+	s := t.Format(layout)
+	if t.Year() > 0 {
+		return []byte(s)
+	}
+	sep := strings.IndexByte(s[1:], '-') + 1 // after the year and its sign
+	return []byte(fmt.Sprintf("%04d%s BC", 1-t.Year(), s[sep:]))
+}
 
 // pgMicros turns a timestamp of unit into PostgreSQL's binary form,
 // microseconds since 2000-01-01, in integer arithmetic: time.Time
@@ -188,7 +201,13 @@ func pgColumnFor(t arrow.DataType) pgColumn {
 			bin: func(a arrow.Array, i int) []byte { return append([]byte(nil), a.(*array.Binary).Value(i)...) }}
 	case *arrow.Date32Type:
 		return pgColumn{oid: oidDate, size: 4,
-			text: func(a arrow.Array, i int) []byte { return appendDate(nil, a.(*array.Date32).Value(i)) },
+			text: func(a arrow.Array, i int) []byte {
+				d := a.(*array.Date32).Value(i)
+				if int32(d) == math.MaxInt32 || int32(d) <= -math.MaxInt32 {
+					return appendDate(nil, d) // the infinities
+				}
+				return pgTimeText(d.ToTime(), time.DateOnly)
+			},
 			bin: func(a arrow.Array, i int) []byte {
 				days := int32(a.(*array.Date32).Value(i))
 				switch days {
@@ -221,10 +240,10 @@ func pgColumnFor(t arrow.DataType) pgColumn {
 				switch int64(v) {
 				case math.MaxInt64:
 					return []byte("infinity")
-				case -math.MaxInt64: // DuckDB's -infinity
+				case -math.MaxInt64, math.MinInt64: // DuckDB's -infinity
 					return []byte("-infinity")
 				}
-				return []byte(v.ToTime(unit).UTC().Format(layout))
+				return pgTimeText(v.ToTime(unit).UTC(), layout)
 			},
 			bin: func(a arrow.Array, i int) []byte {
 				return binary.BigEndian.AppendUint64(nil, uint64(pgMicros(int64(a.(*array.Timestamp).Value(i)), unit)))

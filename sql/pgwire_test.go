@@ -1294,3 +1294,25 @@ func TestPG_TimeZoneCanOnlyBeUTC(t *testing.T) {
 		}
 	}
 }
+
+// Text dates and timestamps before year 1 went out as 0000-12-31, which
+// clients refuse; PostgreSQL writes 0001-12-31 BC.
+func TestPG_TextDatesBeforeYearOneAreBC(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c := pgConnect(t, startPG(t, e), pgx.QueryExecModeSimpleProtocol) // text results
+	ctx := context.Background()
+	var ts, d pgtype.Timestamp
+	var day pgtype.Date
+	if err := c.QueryRow(ctx, "SELECT TIMESTAMP '0001-01-01' - INTERVAL 1 DAY, TIMESTAMP '0001-01-01 12:30:00', DATE '0001-01-01' - 366").Scan(&ts, &d, &day); err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(0, 12, 31, 0, 0, 0, 0, time.UTC); !ts.Time.Equal(want) {
+		t.Errorf("1 BC: %v, want %v", ts.Time, want)
+	}
+	if want := time.Date(1, 1, 1, 12, 30, 0, 0, time.UTC); !d.Time.Equal(want) {
+		t.Errorf("1 AD: %v, want %v", d.Time, want)
+	}
+	if want := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC); !day.Time.Equal(want) {
+		t.Errorf("a date of 1 BC: %v, want %v", day.Time, want)
+	}
+}

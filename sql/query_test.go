@@ -628,3 +628,12 @@ func TestQuery_RowsOfAnIngestNodeThatDidNotAnswerAreSaidMissing(t *testing.T) {
 		t.Fatalf("notices %q, want one warning of the missing rows", notices)
 	}
 }
+
+// A computed TIMESTAMP_NS kept only six of its nine digits in JSON.
+func TestQuery_NanosecondTimestampsKeepTheirDigits(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.query("SELECT TIMESTAMP_NS '2026-01-01 00:00:00.123456789' AS t")
+	if got := r.Rows[0][0]; got != "2026-01-01T00:00:00.123456789Z" {
+		t.Errorf("got %v", got)
+	}
+}
