@@ -5,6 +5,8 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"io"
 	"net/http"
 	"strings"
@@ -120,7 +122,25 @@ func TestBackpressure_RequestMemoryIsBounded(t *testing.T) {
 	if resp := post(bytes.NewReader(big(2))); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("a request past the memory limit while another holds memory: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	// A, alone, goes through, and then B does.
+	// C's body is small, but its rows repeat a 2 kB resource 1,500 times:
+	// converting it asks for memory beyond its body's reservation, which
+	// it cannot have while A holds some.
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("k8s.pod.labels", strings.Repeat("l", 2048))
+	now := time.Now()
+	for i := range 1500 {
+		sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.SetTraceID([16]byte{7, byte(i), byte(i >> 8)})
+		sp.SetSpanID([8]byte{7, byte(i), byte(i >> 8)})
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
+	}
+	c, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if resp := post(bytes.NewReader(c)); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("a small body whose rows outgrow its reservation while another holds memory: %d", resp.StatusCode)
+	}
+	// A, alone, goes through, and then B and C do.
 	pw.Write(a[1<<20:])
 	pw.Close()
 	if resp := <-done; resp.StatusCode != http.StatusOK {
@@ -128,6 +148,9 @@ func TestBackpressure_RequestMemoryIsBounded(t *testing.T) {
 	}
 	if resp := post(bytes.NewReader(big(2))); resp.StatusCode != http.StatusOK {
 		t.Errorf("the big request, alone: %d", resp.StatusCode)
+	}
+	if resp := post(bytes.NewReader(c)); resp.StatusCode != http.StatusOK {
+		t.Errorf("the repeating request, alone: %d", resp.StatusCode)
 	}
 	if got := s.in.Stats().InflightBytes; got != 0 {
 		t.Errorf("%d bytes still reserved after every request ended", got)

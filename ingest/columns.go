@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"encoding/hex"
-	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -132,7 +131,8 @@ func newResource(r pcommon.Resource) (resource, error) {
 
 // resourceCols are the builders of the columns both tables share.
 type resourceCols struct {
-	repeated, limit int64 // bytes repeated on rows so far, and their bound (Window.RepeatBytes)
+	size, granted int64             // bytes the rows are estimated to take beyond their own values, and memory granted for them
+	grow          func(int64) error // Window.Grow
 
 	scopeName, scopeVersion, attrs                     *array.StringBuilder
 	service, version, namespace, instance, environment *array.StringBuilder
@@ -140,9 +140,9 @@ type resourceCols struct {
 	sdkName, sdkLang, sdkVersion                       *array.StringBuilder
 }
 
-func newResourceCols(b *array.RecordBuilder, t *schema.Table, limit int64) resourceCols {
+func newResourceCols(b *array.RecordBuilder, t *schema.Table, grow func(int64) error) resourceCols {
 	return resourceCols{
-		limit:        limit,
+		grow:         grow,
 		scopeName:    stringCol(b, t, "otel_scope_name"),
 		scopeVersion: stringCol(b, t, "otel_scope_version"),
 		attrs:        stringCol(b, t, "otel_resource_attributes"),
@@ -158,20 +158,31 @@ func newResourceCols(b *array.RecordBuilder, t *schema.Table, limit int64) resou
 	}
 }
 
-// charge counts n more bytes repeated on the rows, refusing the export
-// past the limit.
+// rowBytes is what a row costs beyond its values: offsets and validity
+// of some forty columns.
+const rowBytes = 160
+
+// growStep is how much memory a conversion asks for at a time.
+const growStep = 1 << 20
+
+// charge counts n more bytes of the rows being built, asking for memory
+// each growStep.
 func (c *resourceCols) charge(n int) error {
-	c.repeated += int64(n)
-	if c.limit > 0 && c.repeated > c.limit {
-		return &exportError{fmt.Sprintf("the export's rows would repeat more than %d bytes of its resources, scopes and metric names "+
-			"(each span, log record or data point holds a copy of them): send fewer items per export, or smaller resource attributes", c.limit)}
+	c.size += int64(n)
+	if c.grow == nil || c.size < c.granted {
+		return nil
 	}
+	step := max(growStep, c.size-c.granted)
+	if err := c.grow(step); err != nil {
+		return err
+	}
+	c.granted += step
 	return nil
 }
 
 // append writes the resource and scope columns of a row.
 func (c *resourceCols) append(r *resource, scope pcommon.InstrumentationScope) error {
-	if err := c.charge(r.size + len(scope.Name()) + len(scope.Version())); err != nil {
+	if err := c.charge(rowBytes + r.size + len(scope.Name()) + len(scope.Version())); err != nil {
 		return err
 	}
 	appendOpt(c.scopeName, scope.Name())

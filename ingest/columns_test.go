@@ -124,11 +124,19 @@ func TestConvert_ValuesKeepTheirForm(t *testing.T) {
 
 // Each row repeats its resource's attributes and its scope, and a data
 // point its metric's name, unit and description: a 1 MB resource over 400
-// spans made one 1 MB export take 2.4 GB. Past Window.RepeatBytes the
-// export is refused whole (a 400), before the memory is taken.
+// spans made one 1 MB export take 2.4 GB. The rows ask for memory as they
+// grow (Window.Grow), and the export is refused whole (a 400) when it
+// cannot have it, before the memory is taken.
 func TestConvert_RepeatedResourcesAreBounded(t *testing.T) {
 	now := time.Now()
-	w := Window{Now: now.Add(time.Hour), RepeatBytes: 64 << 20}
+	var held int64 // as a request's budget would hold, up to 64 MiB
+	w := Window{Now: now.Add(time.Hour), Grow: func(n int64) error {
+		if held+n > 64<<20 {
+			return &exportError{"over the limit; send fewer items per export"}
+		}
+		held += n
+		return nil
+	}}
 	traces := func(resourceBytes, spans int) ptrace.Traces {
 		td := ptrace.NewTraces()
 		rs := td.ResourceSpans().AppendEmpty()
@@ -155,6 +163,7 @@ func TestConvert_RepeatedResourcesAreBounded(t *testing.T) {
 		t.Errorf("refusing it allocated %d MiB", got>>20)
 	}
 	// What real resources repeat is well within: 5 kB over 8,192 spans.
+	held = 0
 	rec, err := ConvertTraces("default", traces(5_000, 8192), w)
 	if err != nil {
 		t.Fatalf("a 5 kB resource over 8,192 spans: %v", err)
@@ -171,6 +180,7 @@ func TestConvert_RepeatedResourcesAreBounded(t *testing.T) {
 		p.SetTimestamp(pcommon.NewTimestampFromTime(now))
 		p.SetIntValue(int64(i))
 	}
+	held = 0
 	if _, err := ConvertMetrics("default", md, w); err == nil || classify(err) != kindInput {
 		t.Fatalf("a 1 MB description over 100 points: %v, want the export refused", err)
 	}

@@ -59,8 +59,8 @@ func (r *Receiver) grpcExport(e exporter) grpc.MethodHandler {
 		if !reserved {
 			return nil, r.grpcError(e.signal, ErrOverloaded)
 		}
-		defer r.in.Release(held)
-		resp, err := e.export(ctx, body, false)
+		defer func() { r.in.Release(held) }() // what conversion grew it to
+		resp, err := e.export(withBudget(ctx, r.in, &held), body, false)
 		if err := r.grpcError(e.signal, err); err != nil {
 			return nil, err
 		}

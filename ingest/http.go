@@ -182,7 +182,7 @@ func (r *Receiver) httpExport(e exporter) http.Handler {
 			fail(herr.status, herr.msg)
 			return
 		}
-		resp, err := e.export(req.Context(), buf.Bytes(), json)
+		resp, err := e.export(withBudget(req.Context(), r.in, &held), buf.Bytes(), json)
 		if err != nil {
 			switch classify(err) {
 			case kindInput:

@@ -51,7 +51,7 @@ func newMetricsBuilder(mem memory.Allocator, w Window, n int) *metricsBuilder {
 	list := func(n string) *array.ListBuilder { return b.Field(t.Index(n)).(*array.ListBuilder) }
 	str := func(n string) *array.StringBuilder { return stringCol(b, t, n) }
 	return &metricsBuilder{
-		b: b, res: newResourceCols(b, t, w.RepeatBytes),
+		b: b, res: newResourceCols(b, t, w.Grow),
 		project: str("project_id"), name: str("metric_name"), typ: str("metric_type"), unit: str("unit"),
 		description: str("metric_description"), temporality: str("aggregation_temporality"),
 		recorded:  b.Field(t.Index("recorded_timestamp")).(*array.TimestampBuilder),
@@ -114,7 +114,9 @@ func (mb *metricsBuilder) admit(rj *rejects, points int, where func() string, ad
 		return nil
 	}
 	if mb.probe == nil {
-		mb.probe = newMetricsBuilder(memory.DefaultAllocator, mb.win, 1)
+		w := mb.win
+		w.Grow = nil // a few rows, started again often: not worth asking for
+		mb.probe = newMetricsBuilder(memory.DefaultAllocator, w, 1)
 	}
 	if err := add(mb.probe); err != nil {
 		mb.probe.release()

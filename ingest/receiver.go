@@ -65,7 +65,7 @@ func (r *Receiver) window(project string) Window {
 	}
 	d := ro.d
 	ro.mu.Unlock()
-	w := Window{Now: now, RepeatBytes: r.in.opts.MaxMemoryBytes}
+	w := Window{Now: now, MaxBytes: r.in.opts.MaxMemoryBytes}
 	if d > 0 {
 		w.Oldest = now.Add(-d)
 	}
@@ -148,22 +148,56 @@ func (r *Receiver) withCPU(fn func() error) error {
 // Traces appends the spans of one export.
 func (r *Receiver) Traces(ctx context.Context, td ptrace.Traces) error {
 	return r.convertAndAppend(ctx, schema.Records, func(project string) (arrow.RecordBatch, error) {
-		return ConvertTraces(project, td, r.window(project))
+		return ConvertTraces(project, td, r.convertWindow(ctx, project))
 	})
 }
 
 // Logs appends the log records of one export.
 func (r *Receiver) Logs(ctx context.Context, ld plog.Logs) error {
 	return r.convertAndAppend(ctx, schema.Records, func(project string) (arrow.RecordBatch, error) {
-		return ConvertLogs(project, ld, r.window(project))
+		return ConvertLogs(project, ld, r.convertWindow(ctx, project))
 	})
 }
 
 // Metrics appends the data points of one export.
 func (r *Receiver) Metrics(ctx context.Context, md pmetric.Metrics) error {
 	return r.convertAndAppend(ctx, schema.Metrics, func(project string) (arrow.RecordBatch, error) {
-		return ConvertMetrics(project, md, r.window(project))
+		return ConvertMetrics(project, md, r.convertWindow(ctx, project))
 	})
+}
+
+// convertWindow is the window of a conversion for project, growing the
+// memory its request holds (see withBudget) as its rows grow.
+func (r *Receiver) convertWindow(ctx context.Context, project string) Window {
+	w := r.window(project)
+	if b, ok := ctx.Value(budgetKey{}).(*budget); ok {
+		w.Grow = b.grow
+	}
+	return w
+}
+
+// budget is the memory a request holds against the ingester's limit.
+type budget struct {
+	in   *Ingester
+	held *int64 // released by the request's handler when it is done
+}
+
+type budgetKey struct{}
+
+// withBudget lets the conversions under ctx grow what *held counts.
+func withBudget(ctx context.Context, in *Ingester, held *int64) context.Context {
+	return context.WithValue(ctx, budgetKey{}, &budget{in: in, held: held})
+}
+
+// grow reserves n more bytes, ErrOverloaded (retry later) while other
+// requests hold the memory. (An export too large ever to fit was refused
+// before converting: Window.MaxBytes.)
+func (b *budget) grow(n int64) error {
+	if !b.in.Reserve(n, *b.held) {
+		return ErrOverloaded
+	}
+	*b.held += n
+	return nil
 }
 
 // convertAndAppend converts and encodes in a CPU slot, then waits for the

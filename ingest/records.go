@@ -84,7 +84,7 @@ func newRecordsBuilder(mem memory.Allocator, w Window, n int) *recordsBuilder {
 	recordsHints.reserve(b, n)
 	rb := &recordsBuilder{
 		b:             b,
-		res:           newResourceCols(b, t, w.RepeatBytes),
+		res:           newResourceCols(b, t, w.Grow),
 		project:       stringCol(b, t, "project_id"),
 		startTS:       b.Field(t.Index("start_timestamp")).(*array.TimestampBuilder),
 		endTS:         b.Field(t.Index("end_timestamp")).(*array.TimestampBuilder),
@@ -159,7 +159,9 @@ func (rb *recordsBuilder) admit(rj *rejects, where func() string, add func(*reco
 		return nil
 	}
 	if rb.probe == nil {
-		rb.probe = newRecordsBuilder(memory.DefaultAllocator, rb.win, 1)
+		w := rb.win
+		w.Grow = nil // a few rows, started again often: not worth asking for
+		rb.probe = newRecordsBuilder(memory.DefaultAllocator, w, 1)
 	}
 	if err := add(rb.probe); err != nil {
 		rb.probe.release() // it holds half a row
