@@ -211,14 +211,12 @@ func (e *Executor) describe(ctx context.Context, sql string) (*arrow.Schema, err
 	if err != nil {
 		return nil, err
 	}
+	samples := sampleValues(oids)
 	schema, err := e.describeWith(ctx, tree, func(i int) *string {
-		if i < 1 || i > len(oids) {
+		if i < 1 || i > len(samples) {
 			return nil
 		}
-		if s, ok := paramSamples[oids[i-1]]; ok {
-			return &s
-		}
-		return nil
+		return samples[i-1]
 	})
 	if err == nil || ctx.Err() != nil || len(oids) == 0 {
 		return schema, err
@@ -227,6 +225,18 @@ func (e *Executor) describe(ctx context.Context, sql string) (*arrow.Schema, err
 		return nil, err
 	}
 	return e.describeWith(ctx, tree, func(int) *string { return nil })
+}
+
+// sampleValues are values of parameters of the given types, as Execute
+// binds them (nil: NULL, for a type without a sample).
+func sampleValues(oids []uint32) []*string {
+	out := make([]*string, len(oids))
+	for i, oid := range oids {
+		if s, ok := paramSamples[oid]; ok {
+			out[i] = &s
+		}
+	}
+	return out
 }
 
 // paramSamples are values of each parameter type, as Execute binds them.

@@ -680,22 +680,35 @@ func (sess *pgSession) runPortal(p *pgPortal) (*pgResult, error) {
 	return sess.run(p.sql)
 }
 
-// setTimeZone matches SET TIME ZONE x, SET TimeZone = x and TO x.
-var setTimeZone = regexp.MustCompile(`(?is)^SET\s+(?:SESSION\s+|LOCAL\s+)?(?:TIME\s+ZONE|"?TimeZone"?\s*(?:=|\bTO\b))\s*(.*?)\s*;?\s*$`)
+// setTimeZone matches SET TIME ZONE x, SET TimeZone = x and TO x, on the
+// text with comments and literals blanked.
+var setTimeZone = regexp.MustCompile(`(?is)^SET\s+(?:SESSION\s+|LOCAL\s+|GLOBAL\s+)?(?:TIME\s+ZONE|"?TimeZone"?\s*(?:=|\bTO\b))\s*(.*?)\s*;?\s*$`)
 
 // utcNames are the time zones that are UTC.
 var utcNames = map[string]bool{"utc": true, "etc/utc": true, "gmt": true, "etc/gmt": true, "z": true, "zulu": true,
-	"uct": true, "universal": true, "+00": true, "+00:00": true, "0": true, "default": true, "local": true}
+	"uct": true, "universal": true, "+00": true, "+00:00": true, "00:00": true, "0": true, "default": true, "local": true,
+	"etc/gmt+0": true, "etc/gmt-0": true, "etc/gmt0": true, "gmt+0": true, "gmt-0": true, "gmt0": true,
+	"etc/universal": true, "etc/uct": true, "etc/zulu": true, "greenwich": true, "etc/greenwich": true}
 
 // checkTimeZone refuses a SET of the session time zone to anything but
 // UTC: strata reads and writes times in UTC, and accepting the SET would
 // let a client take its literals for local times when they are UTC.
-func checkTimeZone(text string) error {
-	m := setTimeZone.FindStringSubmatch(text)
+func checkTimeZone(sql string) error {
+	blanked := engine.BlankLiterals(sql) // byte for byte: offsets hold in sql
+	start := len(blanked) - len(strings.TrimLeft(blanked, " \t\n\r\f\v"))
+	m := setTimeZone.FindStringSubmatchIndex(blanked[start:])
 	if m == nil {
 		return nil
 	}
-	zone := strings.Trim(m[1], `'" `)
+	// The value is read from the text, its literal whole, its comments
+	// left out: 'UTC', INTERVAL '+00:00' HOUR TO MINUTE, LOCAL.
+	zone := strings.Join(strings.Fields(blanked[start+m[2]:start+m[3]]), " ")
+	if q := strings.IndexByte(blanked[start+m[2]:start+m[3]], '\''); q >= 0 {
+		from := start + m[2] + q + 1
+		to := from + strings.IndexByte(blanked[from:], '\'')
+		zone = sql[from:to]
+	}
+	zone = strings.Trim(zone, `" `)
 	if utcNames[strings.ToLower(zone)] {
 		return nil
 	}
@@ -724,7 +737,7 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 		}
 		switch {
 		case tag == "SET":
-			if err := checkTimeZone(strings.TrimSpace(sql)); err != nil { // the text, literals and all
+			if err := checkTimeZone(sql); err != nil {
 				return nil, err
 			}
 		case tag == "BEGIN":
@@ -1154,6 +1167,15 @@ func decodeParam(p []byte, format int16, oid uint32) (string, error) {
 		return b.String(), nil
 	}
 	if format == 0 {
+		if (oid == oidDate || oid == oidTimestamp || oid == oidTimestamptz) && bytes.HasSuffix(bytes.TrimSpace(p), []byte(" BC")) {
+			// PostgreSQL's years BC, as strata writes them; DuckDB reads
+			// "0001-12-31 BC" as AD, and wants "(BC)" after the date.
+			s := strings.TrimSuffix(strings.TrimSpace(string(p)), " BC")
+			if i := strings.IndexByte(s, ' '); i > 0 {
+				return s[:i] + " (BC)" + s[i:], nil
+			}
+			return s + " (BC)", nil
+		}
 		return string(p), nil
 	}
 	switch oid {
@@ -1242,10 +1264,11 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 		ctx, cancel := sess.queryContext()
 		defer cancel()
 		ctx = sess.slotWait(ctx)
-		// A catalog query runs to be described: its parameters as NULLs.
+		// A catalog query runs to be described: its parameters bound to
+		// samples of their types, as data queries are described.
 		text := st.sql
 		if n := len(oids); n > 0 && len(text) <= longText {
-			if bound, err := sess.srv.exec.bindParams(ctx, text, make([]*string, n)); err == nil {
+			if bound, err := sess.srv.exec.bindParams(ctx, text, sampleValues(oids)); err == nil {
 				text = bound
 			}
 		}

@@ -1281,13 +1281,21 @@ func TestPG_TimeZoneCanOnlyBeUTC(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	r := dialRawPG(t, startPG(t, e))
 	for sql, want := range map[string]string{
-		"SET TimeZone = 'America/New_York'": "ErrorResponse(0A000)",
-		"SET TIME ZONE 'Asia/Tokyo'":        "ErrorResponse(0A000)",
-		"set timezone to '+02'":             "ErrorResponse(0A000)",
-		"SET TIME ZONE 'UTC'":               "CommandComplete",
-		"SET TimeZone TO 'Etc/UTC'":         "CommandComplete",
-		"SET TIME ZONE LOCAL":               "CommandComplete",
-		"SET application_name = 'x'":        "CommandComplete",
+		"SET TimeZone = 'America/New_York'":              "ErrorResponse(0A000)",
+		"SET TIME ZONE 'Asia/Tokyo'":                     "ErrorResponse(0A000)",
+		"set timezone to '+02'":                          "ErrorResponse(0A000)",
+		"SET TIME ZONE 'UTC'":                            "CommandComplete",
+		"SET TimeZone TO 'Etc/UTC'":                      "CommandComplete",
+		"SET TIME ZONE LOCAL":                            "CommandComplete",
+		"SET application_name = 'x'":                     "CommandComplete",
+		"/* c */ SET TIME ZONE 'America/New_York'":       "ErrorResponse(0A000)",
+		"-- c\nSET TIME ZONE 'America/New_York'":         "ErrorResponse(0A000)",
+		"SET /**/ TIME ZONE 'America/New_York'":          "ErrorResponse(0A000)",
+		"SET GLOBAL TimeZone='America/New_York'":         "ErrorResponse(0A000)",
+		"SET timezone TO 'UTC' -- c":                     "CommandComplete",
+		"SET TIME ZONE INTERVAL '+00:00' HOUR TO MINUTE": "CommandComplete",
+		"SET TIME ZONE INTERVAL '+02:00' HOUR TO MINUTE": "ErrorResponse(0A000)",
+		"SET TimeZone = 'Etc/GMT+0'":                     "CommandComplete",
 	} {
 		if seen := r.ask(sql); !strings.Contains(seen, want) {
 			t.Errorf("%s: %s, want %s", sql, seen, want)
@@ -1314,5 +1322,40 @@ func TestPG_TextDatesBeforeYearOneAreBC(t *testing.T) {
 	}
 	if want := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC); !day.Time.Equal(want) {
 		t.Errorf("a date of 1 BC: %v, want %v", day.Time, want)
+	}
+}
+
+// A date BC written as strata writes it (and PostgreSQL) reads back as BC:
+// DuckDB took "0001-12-31 BC" for AD.
+func TestPG_TextParametersBCReadBack(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := dialRawPG(t, startPG(t, e))
+	for _, c := range []struct{ sql, value string }{
+		{"SELECT $1::date = DATE '0001-12-31 (BC)' AS same", "0001-12-31 BC"},
+		{"SELECT $1::timestamp = TIMESTAMP '0045-03-15 (BC) 12:00:00' AS same", "0045-03-15 12:00:00 BC"},
+		{"SELECT $1::timestamptz = TIMESTAMPTZ '0045-03-15 (BC) 12:00:00+00' AS same", "0045-03-15 12:00:00+00 BC"},
+	} {
+		r.send(&pgproto3.Parse{Query: c.sql}, &pgproto3.Bind{Parameters: [][]byte{[]byte(c.value)}},
+			&pgproto3.Execute{}, &pgproto3.Sync{})
+		r.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var got string
+		for {
+			m, err := r.fe.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, ok := m.(*pgproto3.DataRow); ok {
+				got = string(d.Values[0])
+			}
+			if e, ok := m.(*pgproto3.ErrorResponse); ok {
+				got = e.Message
+			}
+			if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+				break
+			}
+		}
+		if got != "t" {
+			t.Errorf("%s with %q: %s, want t", c.sql, c.value, got)
+		}
 	}
 }
