@@ -5,8 +5,6 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"io"
 	"net/http"
 	"strings"
@@ -125,18 +123,7 @@ func TestBackpressure_RequestMemoryIsBounded(t *testing.T) {
 	// C's body is small, but its rows repeat a 2 kB resource 1,500 times:
 	// converting it asks for memory beyond its body's reservation, which
 	// it cannot have while A holds some.
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("k8s.pod.labels", strings.Repeat("l", 2048))
-	now := time.Now()
-	for i := range 1500 {
-		sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
-		sp.SetTraceID([16]byte{7, byte(i), byte(i >> 8)})
-		sp.SetSpanID([8]byte{7, byte(i), byte(i >> 8)})
-		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
-		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
-	}
-	c, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	c := resourceOver(2048, 1500)
 	if resp := post(bytes.NewReader(c)); resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("a small body whose rows outgrow its reservation while another holds memory: %d", resp.StatusCode)
 	}

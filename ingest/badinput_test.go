@@ -182,7 +182,7 @@ func TestHTTP_BadInputGetsAClear4xxAndServingContinues(t *testing.T) {
 		{"attributes nested 100 deep", "POST", "/v1/traces", "application/x-protobuf", "", goodSpans(nested(100)), 400, "nested deeper than"},
 		{"10 MB attribute value", "POST", "/v1/traces", "application/x-protobuf", "",
 			goodSpans(func(sp ptrace.Span) { sp.Attributes().PutStr("big", strings.Repeat("x", 10<<20)) }), 400, "exceeds the limit"},
-		{"1 MB resource repeated on 400 spans", "POST", "/v1/traces", "application/x-protobuf", "", bigResource(), 400, "send fewer items per export"},
+		{"1 MB resource repeated on 400 spans", "POST", "/v1/traces", "application/x-protobuf", "", resourceOver(1_000_000, 400), 400, "send fewer items per export"},
 		{"histogram with mismatched buckets", "POST", "/v1/metrics", "application/x-protobuf", "", badHistogram(), 400, "bucket counts"},
 	}
 	sender := otlptest.NewSender("good")
@@ -254,14 +254,14 @@ func postProto(client *http.Client, url string, body []byte) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// bigResource is one export of 1 MB: a resource with a 1 MB attribute
-// over 400 spans, each of whose rows would repeat it.
-func bigResource() []byte {
+// resourceOver is one export of a resource with an attribute of size bytes
+// over n spans, each of whose rows repeats it.
+func resourceOver(size, n int) []byte {
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("big", strings.Repeat("x", 1_000_000))
+	rs.Resource().Attributes().PutStr("big", strings.Repeat("x", size))
 	now := time.Now()
-	for i := range 400 {
+	for i := range n {
 		sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
 		sp.SetTraceID([16]byte{9, byte(i), byte(i >> 8)})
 		sp.SetSpanID([8]byte{9, byte(i), byte(i >> 8)})
