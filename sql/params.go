@@ -212,20 +212,36 @@ func (e *Executor) describe(ctx context.Context, sql string) (*arrow.Schema, err
 		return nil, err
 	}
 	samples := sampleValues(oids)
-	schema, err := e.describeWith(ctx, tree, func(i int) *string {
-		if i < 1 || i > len(samples) {
-			return nil
+	value := func(null int) func(i int) *string { // the samples, but $null as NULL (0: none)
+		return func(i int) *string {
+			if i < 1 || i > len(samples) || i == null {
+				return nil
+			}
+			return samples[i-1]
 		}
-		return samples[i-1]
-	})
+	}
+	schema, err := e.describeWith(ctx, tree, value(0))
 	if err == nil || ctx.Err() != nil || len(oids) == 0 {
 		return schema, err
+	}
+	// A sample the query refuses (an unknown date part for '', a format
+	// string): NULL in its place alone keeps the others' types, then all.
+	for null := 1; null <= min(len(oids), maxSampleRetries); null++ {
+		if tree, err = e.Engine.Parse(ctx, sql); err != nil {
+			return nil, err
+		}
+		if schema, err := e.describeWith(ctx, tree, value(null)); err == nil || ctx.Err() != nil {
+			return schema, err
+		}
 	}
 	if tree, err = e.Engine.Parse(ctx, sql); err != nil {
 		return nil, err
 	}
 	return e.describeWith(ctx, tree, func(int) *string { return nil })
 }
+
+// maxSampleRetries bounds the describes tried with one parameter NULL.
+const maxSampleRetries = 8
 
 // sampleValues are values of parameters of the given types, as Execute
 // binds them (nil: NULL, for a type without a sample).

@@ -1269,6 +1269,11 @@ func TestPG_DescribeTypesParametersAsBound(t *testing.T) {
 	if err := c.QueryRow(ctx, "SELECT count(*) FROM records WHERE duration < $1 LIMIT $2", 10.5, 5).Scan(&n); err != nil || n != 1 {
 		t.Errorf("numeric parameters: %d %v", n, err)
 	}
+	// The '' sample of $1 is no date part: $1 alone is described as NULL.
+	var year float64
+	if err := c.QueryRow(ctx, "SELECT date_part($1, TIMESTAMP '2024-01-01') AS p, $2::varchar || 'z' AS s", "year", "a").Scan(&year, &s); err != nil || s != "az" || year != 2024 {
+		t.Errorf("a parameter whose sample fails beside another: %v %q %v", year, s, err)
+	}
 	if err := c.QueryRow(ctx, "SELECT typname FROM pg_catalog.pg_type WHERE oid = $1", 1043).Scan(&s); err != nil || s != "varchar" {
 		t.Errorf("a catalog query with a parameter: %q %v", s, err)
 	}
