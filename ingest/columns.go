@@ -131,8 +131,9 @@ func newResource(r pcommon.Resource) (resource, error) {
 
 // resourceCols are the builders of the columns both tables share.
 type resourceCols struct {
-	size, granted int64             // bytes the rows are estimated to take beyond their own values, and memory granted for them
-	grow          func(int64) error // Window.Grow
+	size int64             // bytes the rows take beyond their own values
+	need func(int64) error // Window.Need
+	max  int64             // Window.MaxBytes
 
 	scopeName, scopeVersion, attrs                     *array.StringBuilder
 	service, version, namespace, instance, environment *array.StringBuilder
@@ -140,9 +141,10 @@ type resourceCols struct {
 	sdkName, sdkLang, sdkVersion                       *array.StringBuilder
 }
 
-func newResourceCols(b *array.RecordBuilder, t *schema.Table, grow func(int64) error) resourceCols {
+func newResourceCols(b *array.RecordBuilder, t *schema.Table, w Window) resourceCols {
 	return resourceCols{
-		grow:         grow,
+		need:         w.Need,
+		max:          w.MaxBytes,
 		scopeName:    stringCol(b, t, "otel_scope_name"),
 		scopeVersion: stringCol(b, t, "otel_scope_version"),
 		attrs:        stringCol(b, t, "otel_resource_attributes"),
@@ -162,21 +164,18 @@ func newResourceCols(b *array.RecordBuilder, t *schema.Table, grow func(int64) e
 // of some forty columns.
 const rowBytes = 160
 
-// growStep is how much memory a conversion asks for at a time.
+// growStep is the least memory a conversion asks for at a time.
 const growStep = 1 << 20
 
-// charge counts n more bytes of the rows being built, asking for memory
-// each growStep.
+// charge counts n more bytes of the rows being built beyond their values.
 func (c *resourceCols) charge(n int) error {
 	c.size += int64(n)
-	if c.grow == nil || c.size < c.granted {
-		return nil
+	switch {
+	case c.need != nil:
+		return c.need(c.size)
+	case c.max > 0 && c.size > c.max:
+		return tooLarge(c.size, c.max)
 	}
-	step := max(growStep, c.size-c.granted)
-	if err := c.grow(step); err != nil {
-		return err
-	}
-	c.granted += step
 	return nil
 }
 

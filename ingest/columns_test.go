@@ -124,19 +124,12 @@ func TestConvert_ValuesKeepTheirForm(t *testing.T) {
 
 // Each row repeats its resource's attributes and its scope, and a data
 // point its metric's name, unit and description: a 1 MB resource over 400
-// spans made one 1 MB export take 2.4 GB. The rows ask for memory as they
-// grow (Window.Grow), and the export is refused whole (a 400) when it
-// cannot have it, before the memory is taken.
+// spans made one 1 MB export take 2.4 GB. What rows take beyond their
+// values is counted as they are built, and the export refused whole (a
+// 400) past the bound, before the memory is taken.
 func TestConvert_RepeatedResourcesAreBounded(t *testing.T) {
 	now := time.Now()
-	var held int64 // as a request's budget would hold, up to 64 MiB
-	w := Window{Now: now.Add(time.Hour), Grow: func(n int64) error {
-		if held+n > 64<<20 {
-			return &exportError{"over the limit; send fewer items per export"}
-		}
-		held += n
-		return nil
-	}}
+	w := Window{Now: now.Add(time.Hour), MaxBytes: 64 << 20}
 	traces := func(resourceBytes, spans int) ptrace.Traces {
 		td := ptrace.NewTraces()
 		rs := td.ResourceSpans().AppendEmpty()
@@ -162,8 +155,21 @@ func TestConvert_RepeatedResourcesAreBounded(t *testing.T) {
 	if got := after.TotalAlloc - before.TotalAlloc; got > 256<<20 {
 		t.Errorf("refusing it allocated %d MiB", got>>20)
 	}
+	// Counted as stored: a control character takes six bytes in JSON.
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("x", strings.Repeat("\x01", 200_000))
+	for i := range 60 {
+		sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.SetTraceID([16]byte{3, byte(i)})
+		sp.SetSpanID([8]byte{3, byte(i)})
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
+	}
+	if _, err := ConvertTraces("default", td, w); err == nil || classify(err) != kindInput {
+		t.Errorf("60 spans repeating 1.2 MB of escaped JSON: %v, want the export refused", err)
+	}
 	// What real resources repeat is well within: 5 kB over 8,192 spans.
-	held = 0
 	rec, err := ConvertTraces("default", traces(5_000, 8192), w)
 	if err != nil {
 		t.Fatalf("a 5 kB resource over 8,192 spans: %v", err)
@@ -180,7 +186,6 @@ func TestConvert_RepeatedResourcesAreBounded(t *testing.T) {
 		p.SetTimestamp(pcommon.NewTimestampFromTime(now))
 		p.SetIntValue(int64(i))
 	}
-	held = 0
 	if _, err := ConvertMetrics("default", md, w); err == nil || classify(err) != kindInput {
 		t.Fatalf("a 1 MB description over 100 points: %v, want the export refused", err)
 	}

@@ -51,7 +51,7 @@ func newMetricsBuilder(mem memory.Allocator, w Window, n int) *metricsBuilder {
 	list := func(n string) *array.ListBuilder { return b.Field(t.Index(n)).(*array.ListBuilder) }
 	str := func(n string) *array.StringBuilder { return stringCol(b, t, n) }
 	return &metricsBuilder{
-		b: b, res: newResourceCols(b, t, w.Grow),
+		b: b, res: newResourceCols(b, t, w),
 		project: str("project_id"), name: str("metric_name"), typ: str("metric_type"), unit: str("unit"),
 		description: str("metric_description"), temporality: str("aggregation_temporality"),
 		recorded:  b.Field(t.Index("recorded_timestamp")).(*array.TimestampBuilder),
@@ -115,7 +115,7 @@ func (mb *metricsBuilder) admit(rj *rejects, points int, where func() string, ad
 	}
 	if mb.probe == nil {
 		w := mb.win
-		w.Grow = nil // a few rows, started again often: not worth asking for
+		w.Need = nil // a few rows, started again often
 		mb.probe = newMetricsBuilder(memory.DefaultAllocator, w, 1)
 	}
 	if err := add(mb.probe); err != nil {

@@ -166,37 +166,52 @@ func (r *Receiver) Metrics(ctx context.Context, md pmetric.Metrics) error {
 	})
 }
 
-// convertWindow is the window of a conversion for project, growing the
-// memory its request holds (see withBudget) as its rows grow.
+// convertWindow is the window of a conversion for project, with the
+// memory budget of its request (see withBudget).
 func (r *Receiver) convertWindow(ctx context.Context, project string) Window {
 	w := r.window(project)
 	if b, ok := ctx.Value(budgetKey{}).(*budget); ok {
-		w.Grow = b.grow
+		w.Need = b.need
 	}
 	return w
 }
 
-// budget is the memory a request holds against the ingester's limit.
+// budget is the memory a request holds against the ingester's limit. The
+// body's reservation covers its rows up to its size; past it, rows ask
+// for more (need). Both passes of a conversion (fast, then item by item)
+// share it, so what the first got serves the second.
 type budget struct {
-	in   *Ingester
-	held *int64 // released by the request's handler when it is done
+	in    *Ingester
+	held  *int64 // what the request holds; its handler releases it
+	base  int64  // the body's reservation when conversion began
+	grown int64  // reserved beyond base
 }
 
 type budgetKey struct{}
 
 // withBudget lets the conversions under ctx grow what *held counts.
 func withBudget(ctx context.Context, in *Ingester, held *int64) context.Context {
-	return context.WithValue(ctx, budgetKey{}, &budget{in: in, held: held})
+	return context.WithValue(ctx, budgetKey{}, &budget{in: in, held: held, base: *held})
 }
 
-// grow reserves n more bytes, ErrOverloaded (retry later) while other
-// requests hold the memory. (An export too large ever to fit was refused
-// before converting: Window.MaxBytes.)
-func (b *budget) grow(n int64) error {
-	if !b.in.Reserve(n, *b.held) {
+// need makes the request hold enough for rows that take size bytes beyond
+// their own values: ErrOverloaded (retry later) while other requests hold
+// the memory, and the export refused if it could never have it.
+func (b *budget) need(size int64) error {
+	extra := size - b.base
+	if extra <= b.grown {
+		return nil
+	}
+	limit := b.in.opts.MaxMemoryBytes
+	if b.base+extra > limit {
+		return tooLarge(b.base+extra, limit)
+	}
+	step := min(max(extra-b.grown, growStep), limit-b.base-b.grown)
+	if !b.in.Reserve(step, *b.held) {
 		return ErrOverloaded
 	}
-	*b.held += n
+	*b.held += step
+	b.grown += step
 	return nil
 }
 

@@ -84,7 +84,7 @@ func newRecordsBuilder(mem memory.Allocator, w Window, n int) *recordsBuilder {
 	recordsHints.reserve(b, n)
 	rb := &recordsBuilder{
 		b:             b,
-		res:           newResourceCols(b, t, w.Grow),
+		res:           newResourceCols(b, t, w),
 		project:       stringCol(b, t, "project_id"),
 		startTS:       b.Field(t.Index("start_timestamp")).(*array.TimestampBuilder),
 		endTS:         b.Field(t.Index("end_timestamp")).(*array.TimestampBuilder),
@@ -160,7 +160,7 @@ func (rb *recordsBuilder) admit(rj *rejects, where func() string, add func(*reco
 	}
 	if rb.probe == nil {
 		w := rb.win
-		w.Grow = nil // a few rows, started again often: not worth asking for
+		w.Need = nil // a few rows, started again often
 		rb.probe = newRecordsBuilder(memory.DefaultAllocator, w, 1)
 	}
 	if err := add(rb.probe); err != nil {

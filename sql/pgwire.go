@@ -1146,6 +1146,10 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 	return nil
 }
 
+// bcSuffix splits a date or timestamp written with a trailing BC (in any
+// case) into its date and the rest (a time after a space or T).
+var bcSuffix = regexp.MustCompile(`(?i)^\s*(\d+-\d+-\d+)((?:[ T][^ ]*)?(?: [^ ]+)*?)\s+BC\s*$`)
+
 // decodeParam turns a bound parameter into the text of a SQL literal.
 func decodeParam(p []byte, format int16, oid uint32) (string, error) {
 	if oid == oidBytea {
@@ -1167,14 +1171,14 @@ func decodeParam(p []byte, format int16, oid uint32) (string, error) {
 		return b.String(), nil
 	}
 	if format == 0 {
-		if (oid == oidDate || oid == oidTimestamp || oid == oidTimestamptz) && bytes.HasSuffix(bytes.TrimSpace(p), []byte(" BC")) {
+		if m := bcSuffix.FindStringSubmatch(string(p)); m != nil && (oid == oidDate || oid == oidTimestamp || oid == oidTimestamptz) {
 			// PostgreSQL's years BC, as strata writes them; DuckDB reads
 			// "0001-12-31 BC" as AD, and wants "(BC)" after the date.
-			s := strings.TrimSuffix(strings.TrimSpace(string(p)), " BC")
-			if i := strings.IndexByte(s, ' '); i > 0 {
-				return s[:i] + " (BC)" + s[i:], nil
+			rest := m[2]
+			if rest != "" && (rest[0] == 'T' || rest[0] == 't') {
+				rest = " " + rest[1:] // ISO 8601's T between date and time
 			}
-			return s + " (BC)", nil
+			return m[1] + " (BC)" + rest, nil
 		}
 		return string(p), nil
 	}
