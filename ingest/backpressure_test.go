@@ -120,10 +120,10 @@ func TestBackpressure_RequestMemoryIsBounded(t *testing.T) {
 	if resp := post(bytes.NewReader(big(2))); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("a request past the memory limit while another holds memory: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	// C's body is small, but its rows repeat a 2 kB resource 1,500 times:
+	// C's body is small, but its rows repeat a 2 kB resource 500 times:
 	// converting it asks for memory beyond its body's reservation, which
 	// it cannot have while A holds some.
-	c := resourceOver(2048, 1500)
+	c := resourceOver(2048, 500)
 	if resp := post(bytes.NewReader(c)); resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("a small body whose rows outgrow its reservation while another holds memory: %d", resp.StatusCode)
 	}

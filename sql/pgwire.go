@@ -1148,7 +1148,7 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 
 // bcSuffix splits a date or timestamp written with a trailing BC (in any
 // case) into its date and the rest (a time after a space or T).
-var bcSuffix = regexp.MustCompile(`(?i)^\s*(\d+-\d+-\d+)((?:[ T][^ ]*)?(?: [^ ]+)*?)\s+BC\s*$`)
+var bcSuffix = regexp.MustCompile(`(?i)^\s*(\d+-\d+-\d+)(.*?)\s*BC\s*$`)
 
 // decodeParam turns a bound parameter into the text of a SQL literal.
 func decodeParam(p []byte, format int16, oid uint32) (string, error) {
@@ -1174,9 +1174,12 @@ func decodeParam(p []byte, format int16, oid uint32) (string, error) {
 		if m := bcSuffix.FindStringSubmatch(string(p)); m != nil && (oid == oidDate || oid == oidTimestamp || oid == oidTimestamptz) {
 			// PostgreSQL's years BC, as strata writes them; DuckDB reads
 			// "0001-12-31 BC" as AD, and wants "(BC)" after the date.
-			rest := m[2]
+			rest := strings.TrimSpace(m[2])
 			if rest != "" && (rest[0] == 'T' || rest[0] == 't') {
-				rest = " " + rest[1:] // ISO 8601's T between date and time
+				rest = strings.TrimSpace(rest[1:]) // ISO 8601's T between date and time
+			}
+			if rest != "" {
+				rest = " " + rest
 			}
 			return m[1] + " (BC)" + rest, nil
 		}

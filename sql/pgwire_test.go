@@ -1341,6 +1341,8 @@ func TestPG_TextParametersBCReadBack(t *testing.T) {
 		{"SELECT $1::timestamptz = TIMESTAMPTZ '0045-03-15 (BC) 12:00:00+00' AS same", "0045-03-15 12:00:00+00 BC"},
 		{"SELECT $1::date = DATE '0044-03-15 (BC)' AS same", "0044-03-15 bc"},
 		{"SELECT $1::timestamp = TIMESTAMP '2024-01-01 (BC) 10:00:00' AS same", "2024-01-01T10:00:00 BC"},
+		{"SELECT $1::timestamp = TIMESTAMP '0001-01-01 (BC)' AS same", " 0001-01-01   BC "},
+		{"SELECT $1::timestamp = TIMESTAMP '0001-01-01 (BC) 12:00:00' AS same", "0001-01-01 12:00:00BC"},
 	} {
 		r.send(&pgproto3.Parse{Query: c.sql}, &pgproto3.Bind{Parameters: [][]byte{[]byte(c.value)}},
 			&pgproto3.Execute{}, &pgproto3.Sync{})
