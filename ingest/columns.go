@@ -186,9 +186,11 @@ func (c *resourceCols) charge(n int) error {
 	return nil
 }
 
-// append writes the resource and scope columns of a row.
-func (c *resourceCols) append(r *resource, scope pcommon.InstrumentationScope) error {
-	if err := c.charge(rowBytes + r.size + len(scope.Name()) + len(scope.Version())); err != nil {
+// append writes the resource and scope columns of a row, counting what
+// the row repeats: those, and other bytes each row of its kind copies
+// (a data point's metric name, unit and description).
+func (c *resourceCols) append(r *resource, scope pcommon.InstrumentationScope, repeated int) error {
+	if err := c.charge(rowBytes + r.size + len(scope.Name()) + len(scope.Version()) + repeated); err != nil {
 		return err
 	}
 	appendOpt(c.scopeName, scope.Name())

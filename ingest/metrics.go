@@ -277,10 +277,7 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon
 			}
 			mb.attrs.BinaryBuilder.Append(mb.buf)
 		}
-		if err := mb.res.charge(len(m.Name()) + len(m.Unit()) + len(m.Description())); err != nil {
-			return err
-		}
-		return mb.res.append(res, scope)
+		return mb.res.append(res, scope, len(m.Name())+len(m.Unit())+len(m.Description()))
 	}
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:

@@ -382,7 +382,7 @@ func (rb *recordsBuilder) addSpan(project string, res *resource, scope pcommon.I
 	if err := rb.appendLinks(s.Links()); err != nil {
 		return err
 	}
-	return rb.res.append(res, scope)
+	return rb.res.append(res, scope, 0)
 }
 
 // appendEvents writes otel_events and returns the first exception event.
@@ -584,5 +584,5 @@ func (rb *recordsBuilder) addLog(project string, res *resource, scope pcommon.In
 	}
 	rb.events.AppendNull()
 	rb.links.AppendNull()
-	return rb.res.append(res, scope)
+	return rb.res.append(res, scope, 0)
 }

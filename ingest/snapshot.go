@@ -2,10 +2,8 @@ package ingest
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"log/slog"
 	"os"
 	"syscall"
@@ -259,14 +257,13 @@ func (in *Ingester) loadSegment(seg *segment) (parts map[partKey][]arrow.RecordB
 // frameMessage returns the IPC message of the frame f of a mapped segment,
 // checking that the frame lies in data and that its checksum matches.
 func frameMessage(data []byte, f frameRef) (*ipc.Message, error) {
-	if f.off < frameHeader || f.off+int64(f.n) > int64(len(data)) {
-		return nil, fmt.Errorf("frame at %d is past the end of the file", f.off)
+	if f.off < frameHeader {
+		return nil, fmt.Errorf("frame at %d has no header", f.off)
 	}
-	payload := data[f.off : f.off+int64(f.n)]
-	if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(data[f.off-4:f.off]) {
-		return nil, fmt.Errorf("frame at %d fails its checksum", f.off)
+	if n, ok := validFrame(data, f.off-frameHeader); !ok || n != int64(f.n) {
+		return nil, fmt.Errorf("frame at %d fails its length or checksum", f.off)
 	}
-	_, msg, err := messageInPlace(payload)
+	_, msg, err := messageInPlace(data[f.off : f.off+int64(f.n)])
 	if err != nil {
 		return nil, fmt.Errorf("frame at %d: %w: %w", f.off, errUndecodable, err)
 	}
