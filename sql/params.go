@@ -199,9 +199,10 @@ func toConstant(m map[string]any, v *string) {
 // describe returns the columns a query would return, without reading any
 // data: it runs, sandboxed, over empty tables. Each parameter is bound as
 // Execute binds it, as text, to a sample of the type it was inferred to
-// have (” for text, '0' for a number…): a NULL would be folded away with
-// its type (DuckDB types NULL::VARCHAR || 'z' as an integer). A query the
-// samples make fail (a ” cast to a number) is described with NULLs.
+// have (the empty string for text, 0 for a number…): a NULL would be
+// folded away with its type (DuckDB types NULL::VARCHAR || 'z' as an
+// integer). If the samples make the query fail (an empty string is no
+// date part), each parameter is tried as NULL alone, then all are.
 func (e *Executor) describe(ctx context.Context, sql string) (*arrow.Schema, error) {
 	tree, err := e.Engine.Parse(ctx, sql)
 	if err != nil {
@@ -211,33 +212,34 @@ func (e *Executor) describe(ctx context.Context, sql string) (*arrow.Schema, err
 	if err != nil {
 		return nil, err
 	}
-	samples := sampleValues(oids)
-	value := func(null int) func(i int) *string { // the samples, but $null as NULL (0: none)
-		return func(i int) *string {
-			if i < 1 || i > len(samples) || i == null {
-				return nil
-			}
-			return samples[i-1]
-		}
+	// The parameters' nodes, found once: each try binds them again.
+	type param struct {
+		node map[string]any
+		i    int
 	}
-	schema, err := e.describeWith(ctx, tree, value(0))
+	var params []param
+	walkParams(tree, func(m map[string]any) { params = append(params, param{m, paramIndex(m)}) })
+	samples := sampleValues(oids)
+	try := func(null int) (*arrow.Schema, error) { // the samples, but $null as NULL (-1: all)
+		for _, p := range params {
+			var v *string
+			if p.i >= 1 && p.i <= len(samples) && p.i != null && null >= 0 {
+				v = samples[p.i-1]
+			}
+			toConstant(p.node, v)
+		}
+		return e.describeTree(ctx, tree)
+	}
+	schema, err := try(0)
 	if err == nil || ctx.Err() != nil || len(oids) == 0 {
 		return schema, err
 	}
-	// A sample the query refuses (an unknown date part for '', a format
-	// string): NULL in its place alone keeps the others' types, then all.
 	for null := 1; null <= min(len(oids), maxSampleRetries); null++ {
-		if tree, err = e.Engine.Parse(ctx, sql); err != nil {
-			return nil, err
-		}
-		if schema, err := e.describeWith(ctx, tree, value(null)); err == nil || ctx.Err() != nil {
+		if schema, err := try(null); err == nil || ctx.Err() != nil {
 			return schema, err
 		}
 	}
-	if tree, err = e.Engine.Parse(ctx, sql); err != nil {
-		return nil, err
-	}
-	return e.describeWith(ctx, tree, func(int) *string { return nil })
+	return try(-1)
 }
 
 // maxSampleRetries bounds the describes tried with one parameter NULL.
@@ -261,13 +263,8 @@ var paramSamples = map[uint32]string{
 	oidNumeric: "0", oidDate: "2000-01-01", oidTimestamp: "2000-01-01 00:00:00", oidTimestamptz: "2000-01-01 00:00:00+00",
 }
 
-// describeWith describes a parsed query with parameter $i bound to
-// value(i) (nil: NULL).
-func (e *Executor) describeWith(ctx context.Context, tree map[string]any, value func(i int) *string) (*arrow.Schema, error) {
-	walkParams(tree, func(m map[string]any) {
-		i := paramIndex(m)
-		toConstant(m, value(i))
-	})
+// describeTree describes a parsed query whose parameters are bound.
+func (e *Executor) describeTree(ctx context.Context, tree map[string]any) (*arrow.Schema, error) {
 	sql, err := e.Engine.Deparse(ctx, tree)
 	if err != nil {
 		return nil, err

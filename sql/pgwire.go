@@ -563,7 +563,7 @@ func sqlState(err error) (string, string) {
 		return pe.code, pe.msg
 	}
 	if errors.Is(err, ErrNUL) {
-		return "22021", ErrNUL.Msg // character_not_in_repertoire
+		return "22021", err.Error() // character_not_in_repertoire
 	}
 	var qe *engine.QueryError
 	switch {
@@ -1127,7 +1127,7 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 				return &pgError{code: "22P02", msg: fmt.Sprintf("parameter $%d: %v", i+1, err)}
 			}
 			if strings.IndexByte(v, 0) >= 0 { // DuckDB would cut the value there
-				return &pgError{code: "22021", msg: fmt.Sprintf("parameter $%d: invalid byte sequence: text cannot hold a NUL byte (0x00)", i+1)}
+				return fmt.Errorf("parameter $%d: %w", i+1, ErrNUL)
 			}
 			values[i] = &v
 		}
@@ -1274,7 +1274,7 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 		// A catalog query runs to be described: its parameters bound to
 		// samples of their types, as data queries are described.
 		text := st.sql
-		if n := len(oids); n > 0 && len(text) <= longText {
+		if len(oids) > 0 && len(text) <= longText && sess.srv.catalog.isCatalogQuery(ctx, text) {
 			if bound, err := sess.srv.exec.bindParams(ctx, text, sampleValues(oids)); err == nil {
 				text = bound
 			}
