@@ -46,10 +46,7 @@ func TestStore_StaysUnderLimitUnderConcurrentFills(t *testing.T) {
 	// Each reader holds at most one 3 kB object (pinned or being filled),
 	// so 8 of them always leave room for a fill.
 	const limit = 30_000
-	s, err := cache.OpenStore(dir, limit, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, dir, limit)
 	// A watcher samples the directory while 8 readers fill 200 distinct
 	// keys of 1–3 kB: the directory must never hold more than the limit.
 	stop := make(chan struct{})
@@ -108,10 +105,7 @@ func TestStore_StaysUnderLimitUnderConcurrentFills(t *testing.T) {
 }
 
 func TestStore_ConcurrentMissesFillOnce(t *testing.T) {
-	s, err := cache.OpenStore(t.TempDir(), 1<<20, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, t.TempDir(), 1<<20)
 	release := make(chan struct{})
 	var calls atomic.Int64
 	slow := func(ctx context.Context, f *os.File) (int64, error) {
@@ -141,10 +135,7 @@ func TestStore_ConcurrentMissesFillOnce(t *testing.T) {
 }
 
 func TestStore_PinnedFilesAreNotEvicted(t *testing.T) {
-	s, err := cache.OpenStore(t.TempDir(), 100, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, t.TempDir(), 100)
 	var calls atomic.Int64
 	pa, releaseA, _, err := s.Get(context.Background(), "p/a", 60, fillWith(make([]byte, 60), &calls))
 	if err != nil {
@@ -174,12 +165,9 @@ func TestStore_PinnedFilesAreNotEvicted(t *testing.T) {
 
 func TestStore_WrongSizeIsRefusedAndLeavesNothing(t *testing.T) {
 	dir := t.TempDir()
-	s, err := cache.OpenStore(dir, 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, dir, 1000)
 	var calls atomic.Int64
-	_, _, _, err = s.Get(context.Background(), "p/short", 10, fillWith([]byte("abc"), &calls))
+	_, _, _, err := s.Get(context.Background(), "p/short", 10, fillWith([]byte("abc"), &calls))
 	if err == nil {
 		t.Fatal("a 3-byte fill of a 10-byte object was accepted")
 	}
@@ -190,10 +178,7 @@ func TestStore_WrongSizeIsRefusedAndLeavesNothing(t *testing.T) {
 
 func TestStore_RestartKeepsFilesAndDropsPartials(t *testing.T) {
 	dir := t.TempDir()
-	s, err := cache.OpenStore(dir, 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, dir, 1000)
 	var calls atomic.Int64
 	for _, k := range []string{"p/x/a", "p/x/b"} {
 		_, rel, _, err := s.Get(context.Background(), k, 100, fillWith(make([]byte, 100), &calls))
@@ -211,10 +196,7 @@ func TestStore_RestartKeepsFilesAndDropsPartials(t *testing.T) {
 		t.Fatalf("a second store opened the same directory: %v", err)
 	}
 	s.Close()
-	s2, err := cache.OpenStore(dir, 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := openStore(t, dir, 1000)
 	if s2.Used() != 200 {
 		t.Fatalf("reopened store uses %d bytes, want 200", s2.Used())
 	}
@@ -228,10 +210,7 @@ func TestStore_RestartKeepsFilesAndDropsPartials(t *testing.T) {
 	rel()
 	s2.Close()
 	// A smaller limit on restart evicts down to it.
-	s3, err := cache.OpenStore(dir, 150, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s3 := openStore(t, dir, 150)
 	if s3.Used() > 150 || dirBytes(t, dir) > 150 {
 		t.Fatalf("reopened with a 150-byte limit: used %d, on disk %d", s3.Used(), dirBytes(t, dir))
 	}
@@ -253,10 +232,7 @@ func TestCheckKey(t *testing.T) {
 // the order of use survives a restart.
 func TestStore_DeletedFileIsFilledAgainAndUseOrderSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
-	s, err := cache.OpenStore(dir, 250, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, dir, 250)
 	var calls atomic.Int64
 	get := func(s *cache.Store, key string) bool {
 		t.Helper()
@@ -284,11 +260,7 @@ func TestStore_DeletedFileIsFilledAgainAndUseOrderSurvivesRestart(t *testing.T) 
 	os.Chtimes(filepath.Join(dir, "p", "b"), old.Add(-time.Hour), old.Add(-time.Hour))
 	get(s, "p/b") // a hit: marks b used now
 	s.Close()
-	s2, err := cache.OpenStore(dir, 250, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2 := openStore(t, dir, 250)
 	get(s2, "p/c") // needs room: evicts the least recently used
 	if !s2.Contains("p/b") || s2.Contains("p/a") {
 		t.Fatalf("after restart, a (used before b) should go first: a=%v b=%v", s2.Contains("p/a"), s2.Contains("p/b"))
@@ -299,11 +271,7 @@ func TestStore_DeletedFileIsFilledAgainAndUseOrderSurvivesRestart(t *testing.T) 
 // another reader, releases its own pin, not the other's.
 func TestStore_ReleaseAfterRefillKeepsTheOtherReadersPin(t *testing.T) {
 	dir := t.TempDir()
-	s, err := cache.OpenStore(dir, 150, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, dir, 150)
 	var calls atomic.Int64
 	ctx := context.Background()
 	_, rel1, _, err := s.Get(ctx, "p/a", 100, fillWith(make([]byte, 100), &calls))
@@ -328,11 +296,7 @@ func TestStore_ReleaseAfterRefillKeepsTheOtherReadersPin(t *testing.T) {
 // filled again.
 func TestStore_TruncatedFileIsFilledAgain(t *testing.T) {
 	dir := t.TempDir()
-	s, err := cache.OpenStore(dir, 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, dir, 1000)
 	var calls atomic.Int64
 	data := bytes.Repeat([]byte("x"), 100)
 	get := func() (int64, bool) {
@@ -362,11 +326,7 @@ func TestStore_TruncatedFileIsFilledAgain(t *testing.T) {
 func TestStore_SymlinksDoNotLeadOutOfTheDirectory(t *testing.T) {
 	ctx := context.Background()
 	dir, outside := t.TempDir(), t.TempDir()
-	s, err := cache.OpenStore(dir, 1<<20, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, dir, 1<<20)
 	var calls atomic.Int64
 	data := bytes.Repeat([]byte{'x'}, 100)
 	if err := os.Symlink(outside, filepath.Join(dir, "p")); err != nil {
@@ -424,11 +384,7 @@ func TestStore_SymlinksDoNotLeadOutOfTheDirectory(t *testing.T) {
 func TestStore_RefillAtAnotherSizeWhilePinned(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := cache.OpenStore(dir, 1<<20, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, dir, 1<<20)
 	var calls atomic.Int64
 	_, rel1, _, err := s.Get(ctx, "p/a", 100, fillWith(make([]byte, 100), &calls))
 	if err != nil {
@@ -452,11 +408,7 @@ func TestStore_RefillAtAnotherSizeWhilePinned(t *testing.T) {
 func TestStore_DiskFullBelowTheLimitShrinksIt(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := cache.OpenStore(dir, 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, dir, 1000)
 	var calls atomic.Int64
 	for _, k := range []string{"p/a", "p/b", "p/c"} {
 		_, rel, _, err := s.Get(ctx, k, 300, fillWith(make([]byte, 300), &calls))
@@ -497,11 +449,7 @@ func TestStore_DiskFullBelowTheLimitShrinksIt(t *testing.T) {
 // have room again.
 func TestStore_ShrunkLimitRegrows(t *testing.T) {
 	ctx := context.Background()
-	s, err := cache.OpenStore(t.TempDir(), 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, t.TempDir(), 1000)
 	var calls atomic.Int64
 	for _, k := range []string{"p/a", "p/b"} {
 		_, rel, _, err := s.Get(ctx, k, 300, fillWith(make([]byte, 300), &calls))
@@ -533,4 +481,16 @@ func TestStore_ShrunkLimitRegrows(t *testing.T) {
 		t.Fatalf("900 bytes once the limit may regrow to 1000: %v", err)
 	}
 	rel()
+}
+
+// openStore opens a store on dir, closed when the test ends (closing it
+// sooner, to open it again, is fine).
+func openStore(t *testing.T, dir string, limit int64) *cache.Store {
+	t.Helper()
+	s, err := cache.OpenStore(dir, limit, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
 }
