@@ -120,13 +120,24 @@ func (l *lake) fingerprint(project string) string {
 }
 
 func (l *lake) partitions(project string) map[string]int {
+	return l.filesPer(project, func(catalog.File) bool { return true })
+}
+
+// level0 counts the live level-0 files per partition.
+func (l *lake) level0(project string) map[string]int {
+	return l.filesPer(project, func(f catalog.File) bool { return f.Level == 0 })
+}
+
+func (l *lake) filesPer(project string, keep func(catalog.File) bool) map[string]int {
 	files, err := l.cat.ListFiles(context.Background(), catalog.FileFilter{Project: project, Table: schema.Records})
 	if err != nil {
 		l.t.Fatal(err)
 	}
 	out := map[string]int{}
 	for _, f := range files {
-		out[f.Partition]++
+		if keep(f) {
+			out[f.Partition]++
+		}
 	}
 	return out
 }
@@ -746,21 +757,11 @@ func TestCompactor_BacklogAndLagAreWhatThePassLeft(t *testing.T) {
 		t.Fatalf("no metric %s", name)
 		return 0
 	}
-	// level0 counts level-0 files, leaving out one alone in the current
+	// unmerged counts level-0 files, leaving out one alone in the current
 	// hour (of the compactor's clock), which a pass keeps on purpose.
-	level0 := func() int {
-		files, err := l.cat.ListFiles(ctx, catalog.FileFilter{Project: catalog.DefaultProject, Table: schema.Records})
-		if err != nil {
-			t.Fatal(err)
-		}
-		byPart := map[string]int{}
-		for _, f := range files {
-			if f.Level == 0 {
-				byPart[f.Partition]++
-			}
-		}
+	unmerged := func() int {
 		n := 0
-		for part, k := range byPart {
+		for part, k := range l.level0(catalog.DefaultProject) {
 			if k > 1 || part != objstore.Partition(l.now) {
 				n += k
 			}
@@ -772,7 +773,7 @@ func TestCompactor_BacklogAndLagAreWhatThePassLeft(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := level0(); n < 10 || p.Backlog == 0 || gauge(slow, "strata_compactor_backlog_partitions") == 0 ||
+	if n := unmerged(); n < 10 || p.Backlog == 0 || gauge(slow, "strata_compactor_backlog_partitions") == 0 ||
 		gauge(slow, "strata_compactor_lag_seconds") < 600 {
 		t.Errorf("%d level-0 files left: backlog %d (gauge %v), lag %v s, want work left and a lag of at least 10 min", n, p.Backlog,
 			gauge(slow, "strata_compactor_backlog_partitions"), gauge(slow, "strata_compactor_lag_seconds"))
@@ -781,7 +782,7 @@ func TestCompactor_BacklogAndLagAreWhatThePassLeft(t *testing.T) {
 	if _, err := all.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n, lag, backlog := level0(), gauge(all, "strata_compactor_lag_seconds"), gauge(all, "strata_compactor_backlog_partitions"); n != 0 || lag != 0 || backlog != 0 {
+	if n, lag, backlog := unmerged(), gauge(all, "strata_compactor_lag_seconds"), gauge(all, "strata_compactor_backlog_partitions"); n != 0 || lag != 0 || backlog != 0 {
 		t.Errorf("after a pass that merged everything: %d level-0 files, lag %v s, backlog %v; want all 0", n, lag, backlog)
 	}
 }
@@ -922,16 +923,7 @@ func TestCompactor_ThreeCompactorsPostgresS3(t *testing.T) {
 	}
 	// A hot partition holding a single level-0 file is rightly left alone,
 	// so count what is still there: merged + left must be every file once.
-	files, err := cat.ListFiles(ctx, catalog.FileFilter{Project: project, Table: schema.Records})
-	if err != nil {
-		t.Fatal(err)
-	}
-	left := map[string]int{}
-	for _, f := range files {
-		if f.Level == 0 {
-			left[f.Partition]++
-		}
-	}
+	left := l.level0(project)
 	for p, n := range left {
 		if n > 1 {
 			t.Errorf("partition %s: %d level-0 files never merged", p, n)
