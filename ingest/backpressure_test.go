@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/strata-db/strata/ingest"
 	"github.com/strata-db/strata/internal/faultproxy"
@@ -189,4 +191,52 @@ func TestBackpressure_StalledCompressedBodyHoldsItsWireBytes(t *testing.T) {
 		t.Errorf("an export beside a stalled client: %d", resp.StatusCode)
 	}
 	pw.CloseWithError(io.ErrUnexpectedEOF)
+}
+
+// A body of empty messages decodes to a hundred times its size. What its
+// decoding takes is counted before it is decoded: an export that could
+// never fit the memory limit is refused with 400 without being decoded,
+// over protobuf and JSON, and the server goes on serving.
+func TestBackpressure_DecodingIsCountedBeforeItHappens(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	client := s.httpClient()
+	// 8 million empty spans in 16 MB: 1.7 GB once decoded.
+	var spans []byte
+	for range 8_000_000 {
+		spans = protowire.AppendTag(spans, 2, protowire.BytesType)
+		spans = protowire.AppendVarint(spans, 0)
+	}
+	for _, field := range []protowire.Number{2, 1} { // in a ScopeSpans, in a ResourceSpans
+		spans = protowire.AppendBytes(protowire.AppendTag(nil, field, protowire.BytesType), spans)
+	}
+	// 5 million in 15 MB of JSON.
+	json := `{"resourceSpans":[{"scopeSpans":[{"spans":[` + strings.Repeat("{},", 5_000_000-1) + `{}]}]}]}`
+	for _, c := range []struct{ name, contentType, body string }{
+		{"protobuf", "application/x-protobuf", string(spans)},
+		{"JSON", "application/json", json},
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		resp, err := client.Post(s.httpURL+"/v1/traces", c.contentType, strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		runtime.ReadMemStats(&after)
+		if resp.StatusCode != http.StatusBadRequest || !bytes.Contains(msg, []byte("decoding the export would take")) {
+			t.Errorf("%s: %d %q", c.name, resp.StatusCode, msg)
+		}
+		if took := after.TotalAlloc - before.TotalAlloc; took > 128<<20 {
+			t.Errorf("%s: refusing %d bytes allocated %d MiB", c.name, len(c.body), took>>20)
+		}
+	}
+	resp, err := client.Post(s.httpURL+"/v1/traces", "application/x-protobuf", bytes.NewReader(goodSpans(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("a good export afterwards: %d", resp.StatusCode)
+	}
 }

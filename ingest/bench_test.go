@@ -86,7 +86,7 @@ func BenchmarkProtoDepth(b *testing.B) {
 			counts[j] = decode(b, r).Traces().SpanCount()
 		}
 		for b.Loop() {
-			if err := checkProtoDepth(reqs[i%len(reqs)], mTraces); err != nil {
+			if _, err := checkProto(reqs[i%len(reqs)], mTraces); err != nil {
 				b.Fatal(err)
 			}
 			spans += counts[i%len(reqs)]

@@ -52,7 +52,7 @@ func (r *Receiver) exporters() []exporter {
 		{signal: "traces", service: "opentelemetry.proto.collector.trace.v1.TraceService",
 			export: func(ctx context.Context, body []byte, json bool) ([]byte, error) {
 				req := ptraceotlp.NewExportRequest()
-				if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json, mTraces); err != nil {
+				if err := r.unmarshal(ctx, req.UnmarshalProto, req.UnmarshalJSON, body, json, mTraces); err != nil {
 					return nil, err
 				}
 				resp := ptraceotlp.NewExportResponse()
@@ -64,7 +64,7 @@ func (r *Receiver) exporters() []exporter {
 		{signal: "logs", service: "opentelemetry.proto.collector.logs.v1.LogsService",
 			export: func(ctx context.Context, body []byte, json bool) ([]byte, error) {
 				req := plogotlp.NewExportRequest()
-				if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json, mLogs); err != nil {
+				if err := r.unmarshal(ctx, req.UnmarshalProto, req.UnmarshalJSON, body, json, mLogs); err != nil {
 					return nil, err
 				}
 				resp := plogotlp.NewExportResponse()
@@ -76,7 +76,7 @@ func (r *Receiver) exporters() []exporter {
 		{signal: "metrics", service: "opentelemetry.proto.collector.metrics.v1.MetricsService",
 			export: func(ctx context.Context, body []byte, json bool) ([]byte, error) {
 				req := pmetricotlp.NewExportRequest()
-				if err := r.unmarshal(req.UnmarshalProto, req.UnmarshalJSON, body, json, mMetrics); err != nil {
+				if err := r.unmarshal(ctx, req.UnmarshalProto, req.UnmarshalJSON, body, json, mMetrics); err != nil {
 					return nil, err
 				}
 				resp := pmetricotlp.NewExportResponse()
@@ -97,19 +97,33 @@ func (r *Receiver) Handler() http.Handler {
 	return mux
 }
 
-func (r *Receiver) unmarshal(fromProto, fromJSON func([]byte) error, body []byte, json bool, top otlpMsg) error {
-	return r.withCPU(func() error { return unmarshal(fromProto, fromJSON, body, json, top) })
+func (r *Receiver) unmarshal(ctx context.Context, fromProto, fromJSON func([]byte) error, body []byte, json bool, top otlpMsg) error {
+	return r.withCPU(func() error { return unmarshal(ctx, fromProto, fromJSON, body, json, top) })
 }
 
-func unmarshal(fromProto, fromJSON func([]byte) error, body []byte, json bool, top otlpMsg) error {
+// unmarshal decodes body once the memory its decoding takes is held by
+// the request's budget in ctx (if any).
+func unmarshal(ctx context.Context, fromProto, fromJSON func([]byte) error, body []byte, json bool, top otlpMsg) error {
+	b, _ := ctx.Value(budgetKey{}).(*budget)
 	if json {
+		if b != nil {
+			if err := b.decoding(jsonDecodedBytes(body)); err != nil {
+				return err
+			}
+		}
 		if err := fromJSON(body); err != nil {
 			return badInput("invalid OTLP JSON: %v", err)
 		}
 		return nil
 	}
-	if err := checkProtoDepth(body, top); err != nil {
+	decoded, err := checkProto(body, top)
+	if err != nil {
 		return err
+	}
+	if b != nil {
+		if err := b.decoding(decoded); err != nil {
+			return err
+		}
 	}
 	if err := fromProto(body); err != nil {
 		return badInput("invalid OTLP protobuf: %v", err)

@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"bytes"
+
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -49,6 +51,7 @@ const (
 	mAnyValue
 	mArrayValue
 	mKeyValueList
+	mQuantile
 )
 
 // otlpFields maps each message type's nested fields (by number) to their
@@ -76,7 +79,7 @@ var otlpFields = [...][16]otlpMsg{
 	mNumberPoint:        {5: mExemplar, 7: mKeyValue},
 	mHistogramPoint:     {8: mExemplar, 9: mKeyValue},
 	mExpHistogramPoint:  {1: mKeyValue, 11: mExemplar},
-	mSummaryPoint:       {7: mKeyValue},
+	mSummaryPoint:       {6: mQuantile, 7: mKeyValue},
 	mExemplar:           {7: mKeyValue},
 	mResource:           {1: mKeyValue},
 	mScope:              {3: mKeyValue},
@@ -84,30 +87,59 @@ var otlpFields = [...][16]otlpMsg{
 	mAnyValue:           {5: mArrayValue, 6: mKeyValueList},
 	mArrayValue:         {1: mAnyValue},
 	mKeyValueList:       {1: mKeyValue},
+	mQuantile:           {},
+}
+
+// msgBytes is what pdata's decoder allocates for one message of each type,
+// rounded up from TestDecodedBytes_CoverWhatDecodingTakes (empty messages).
+// A message can take two bytes of a body and 224 of memory, so what a body
+// decodes to is counted, not guessed from its size. Messages a parent holds
+// by value (a resource, a scope, an attribute's value, a log body) cost
+// nothing of their own: an AnyValue costs only as an array's element.
+var msgBytes = [...]int64{
+	mResourceSpans: 144, mResourceLogs: 144, mResourceMetrics: 144,
+	mScopeSpans: 128, mScopeLogs: 128, mScopeMetrics: 128,
+	mSpan: 224, mEvent: 80, mLink: 96, mLogRecord: 144, mMetric: 112,
+	mNumberPoints: 32, mHistogramPoints: 32, mExpHistogramPoints: 32, mSummaryPoints: 32,
+	mNumberPoint: 112, mHistogramPoint: 176, mExpHistogramPoint: 208, mSummaryPoint: 112,
+	mQuantile: 32, mExemplar: 88,
+	mKeyValue: 48, mAnyValue: 24, mArrayValue: 32, mKeyValueList: 32,
 }
 
 // deprecatedScopes is the field number of the InstrumentationLibrary*
 // lists of old OTLP versions, which pdata still decodes like field 2.
 const deprecatedScopes = 1000
 
-// checkProtoDepth refuses an OTLP request body (of type top: mTraces,
-// mLogs or mMetrics) whose messages nest deeper than maxProtoDepth, before
-// the decoder sees it. A body the walk cannot read is refused too: where
-// the walk stopped, the decoder might go on (it skips groups, say) into
-// nesting the walk never saw.
-func checkProtoDepth(b []byte, top otlpMsg) error {
+// checkProto refuses an OTLP request body (of type top: mTraces, mLogs or
+// mMetrics) whose messages nest deeper than maxProtoDepth, before the
+// decoder sees it, and returns the bytes decoding it will allocate (0 for
+// a small body, which is not walked). A body the walk cannot read is
+// refused too: where the walk stopped, the decoder might go on (it skips
+// groups, say) into nesting the walk never saw.
+func checkProto(b []byte, top otlpMsg) (decoded int64, err error) {
 	// Each level takes at least two bytes (a tag and a length), so a small
-	// body cannot nest too deep.
+	// body cannot nest too deep; it decodes to at most ~2 MB.
 	if len(b) <= 2*maxProtoDepth {
-		return nil
+		return 0, nil
 	}
-	switch walkDepth(b, top, maxProtoDepth) {
+	switch walk(b, top, maxProtoDepth, &decoded) {
 	case tooDeep:
-		return badInput("invalid OTLP protobuf: messages nested more than %d levels deep", maxProtoDepth)
+		return 0, badInput("invalid OTLP protobuf: messages nested more than %d levels deep", maxProtoDepth)
 	case malformed:
-		return badInput("invalid OTLP protobuf: malformed field")
+		return 0, badInput("invalid OTLP protobuf: malformed field")
 	}
-	return nil
+	// Strings and bytes are copied out of the body: at most its size.
+	return decoded + int64(len(b)), nil
+}
+
+// jsonObjectBytes is what an OTLP/JSON body is counted to decode to per
+// object it opens: between an attribute (48 and its value) and a span (224),
+// since a '{' does not say which message it starts.
+const jsonObjectBytes = 128
+
+// jsonDecodedBytes estimates what decoding an OTLP/JSON body allocates.
+func jsonDecodedBytes(b []byte) int64 {
+	return int64(len(b)) + jsonObjectBytes*int64(bytes.Count(b, []byte{'{'}))
 }
 
 type walkResult int
@@ -118,11 +150,11 @@ const (
 	malformed
 )
 
-// walkDepth walks the messages in b, of type t, at most left levels deep.
-// It reads field headers by hand (most tags and lengths are one byte) and
-// jumps over every value it does not descend into: it runs on every large
-// request.
-func walkDepth(b []byte, t otlpMsg, left int) walkResult {
+// walk walks the messages in b, of type t, at most left levels deep, and
+// adds what decoding each allocates to *decoded. It reads field headers by
+// hand (most tags and lengths are one byte) and jumps over every value it
+// does not descend into: it runs on every large request.
+func walk(b []byte, t otlpMsg, left int, decoded *int64) walkResult {
 	fields := &otlpFields[t]
 	i := 0
 	for i < len(b) {
@@ -163,7 +195,10 @@ func walkDepth(b []byte, t otlpMsg, left int) walkResult {
 				if left == 0 {
 					return tooDeep
 				}
-				if r := walkDepth(v, fields[num], left-1); r != walkedOK {
+				if fields[num] != mAnyValue || t == mArrayValue {
+					*decoded += msgBytes[fields[num]] // held by value elsewhere
+				}
+				if r := walk(v, fields[num], left-1, decoded); r != walkedOK {
 					return r
 				}
 			}

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"time"
@@ -177,14 +178,15 @@ func (r *Receiver) convertWindow(ctx context.Context, project string) Window {
 }
 
 // budget is the memory a request holds against the ingester's limit. The
-// body's reservation covers its rows up to its size; past it, rows ask
-// for more (need). Both passes of a conversion (fast, then item by item)
-// share it, so what the first got serves the second.
+// body's reservation covers its decoding and rows up to its size; past it,
+// they ask for more (decoding, need). Both passes of a conversion (fast,
+// then item by item) share it, so what the first got serves the second.
 type budget struct {
-	in    *Ingester
-	held  *int64 // what the request holds; its handler releases it
-	base  int64  // the body's reservation when conversion began
-	grown int64  // reserved beyond base
+	in      *Ingester
+	held    *int64 // what the request holds; its handler releases it
+	base    int64  // the body's reservation when decoding began
+	grown   int64  // reserved beyond base
+	decoded int64  // what the decoded export holds while it is converted
 }
 
 type budgetKey struct{}
@@ -194,11 +196,24 @@ func withBudget(ctx context.Context, in *Ingester, held *int64) context.Context 
 	return context.WithValue(ctx, budgetKey{}, &budget{in: in, held: held, base: *held})
 }
 
+// decoding makes the request hold the n bytes its decoding will allocate,
+// before it is decoded: a body of empty messages decodes to a hundred
+// times its size (16 MB of empty spans to 1.7 GB).
+func (b *budget) decoding(n int64) error {
+	if limit := b.in.opts.MaxMemoryBytes; n > limit {
+		return &exportError{fmt.Sprintf("decoding the export would take about %d bytes, over the %d bytes of memory ingest may hold: "+
+			"send fewer items per export", n, limit)}
+	}
+	b.decoded = n
+	return b.need(0)
+}
+
 // need makes the request hold enough for rows that take size bytes beyond
-// their own values: ErrOverloaded (retry later) while other requests hold
-// the memory, and the export refused if it could never have it.
+// their own values, on top of the decoded export: ErrOverloaded (retry
+// later) while other requests hold the memory, and the export refused if
+// it could never have it.
 func (b *budget) need(size int64) error {
-	extra := size - b.base
+	extra := b.decoded + size - b.base
 	if extra <= b.grown {
 		return nil
 	}
