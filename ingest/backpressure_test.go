@@ -22,7 +22,7 @@ import (
 )
 
 func TestBackpressure_429WhileFlushIsStuckThenRecovers(t *testing.T) {
-	s3URL, s3 := viaProxy(t, testenv.S3URL(t), true)
+	s3URL, s3 := faultproxy.Via(t, testenv.S3URL(t), true)
 	s := newStack(t, stackOptions{bucketURL: s3URL, ingest: ingest.Options{
 		FlushInterval: 50 * time.Millisecond, OpTimeout: 200 * time.Millisecond,
 		MaxScratchBytes: 4 << 20,

@@ -2,7 +2,6 @@ package ingest_test
 
 import (
 	"context"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -13,31 +12,6 @@ import (
 	"github.com/strata-db/strata/internal/otlptest"
 	"github.com/strata-db/strata/internal/testenv"
 )
-
-// viaProxy rewrites the host:port of a URL (or of its endpoint parameter)
-// to go through a fault proxy.
-func viaProxy(t *testing.T, raw string, endpointParam bool) (string, *faultproxy.Proxy) {
-	t.Helper()
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !endpointParam {
-		p := faultproxy.Start(t, u.Host)
-		u.Host = p.Addr()
-		return u.String(), p
-	}
-	q := u.Query()
-	ep, err := url.Parse(q.Get("endpoint"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := faultproxy.Start(t, ep.Host)
-	ep.Host = p.Addr()
-	q.Set("endpoint", ep.String())
-	u.RawQuery = q.Encode()
-	return u.String(), p
-}
 
 // stored counts each span id in the table.
 func (s *stack) stored() map[string]int {
@@ -63,9 +37,9 @@ func checkExactlyOnce(t *testing.T, s *stack, sender *otlptest.Sender) {
 }
 
 func TestFaults_ObjectStoreAndCatalogOutages(t *testing.T) {
-	pgURL, pg := viaProxy(t, testenv.PostgresURL(t), false)
+	pgURL, pg := faultproxy.Via(t, testenv.PostgresURL(t), false)
 	schema := testenv.PostgresSchema(t, testenv.PostgresURL(t))
-	s3URL, s3 := viaProxy(t, testenv.S3URL(t), true)
+	s3URL, s3 := faultproxy.Via(t, testenv.S3URL(t), true)
 	s := newStack(t, stackOptions{
 		catalogURL: pgURL, schema: schema, bucketURL: s3URL,
 		ingest: ingest.Options{FlushInterval: 100 * time.Millisecond, OpTimeout: 500 * time.Millisecond},
@@ -108,7 +82,7 @@ func TestFaults_ObjectStoreAndCatalogOutages(t *testing.T) {
 func TestFaults_RestartAfterUnflushedOutage(t *testing.T) {
 	// The object store is down, the ingester stops with data it could not
 	// flush, and a new one on the same scratch dir flushes it on start.
-	s3URL, s3 := viaProxy(t, testenv.S3URL(t), true)
+	s3URL, s3 := faultproxy.Via(t, testenv.S3URL(t), true)
 	s := newStack(t, stackOptions{bucketURL: s3URL,
 		ingest: ingest.Options{FlushInterval: 50 * time.Millisecond, OpTimeout: 200 * time.Millisecond}})
 	sender := otlptest.NewSender("restart")

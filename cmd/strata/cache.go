@@ -276,11 +276,13 @@ func warmer(files *cache.Client) func([]catalog.File) {
 	}
 }
 
-// adminMux serves the health check, the Prometheus metrics of reg and Go's
-// profiles (for finding where time and memory go under load), for every role.
-func adminMux(reg *prometheus.Registry) *http.ServeMux {
+// adminMux serves the health and readiness checks, the Prometheus metrics
+// of reg and Go's profiles (for finding where time and memory go under
+// load), for every role.
+func adminMux(reg *prometheus.Registry, cat catalog.Store, bucket *objstore.Bucket) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.Handle("GET /readyz", &readiness{cat: cat, bucket: bucket})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -303,7 +305,7 @@ announced in the catalog, so each file is cached once per cluster.
                         must name the key's project, and the catalog must
                         know the file
   POST /warm            {"project","key"}: fetch now, before a query asks
-  GET  /healthz, /metrics
+  GET  /healthz, /readyz, /metrics
 
 The index is rebuilt from the files on disk at start.`
 
@@ -327,7 +329,7 @@ func runCache(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := serveHTTP("cache", lns["cache-addr"], node.node.Handler(adminMux(reg)))
+	srv := serveHTTP("cache", lns["cache-addr"], node.node.Handler(adminMux(reg, cat, bucket)))
 	slog.Info("cache node listening", "addr", srv.addr, "dir", cc.dir, "size", fmt.Sprint(cc.size), "objects", bucket.String())
 	<-ctx.Done()
 	srv.srv.Shutdown(context.Background())

@@ -70,7 +70,7 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 		closeAll(lns)
 		return err
 	}
-	admin := serveHTTP("admin", lns["http-addr"], adminMux(reg))
+	admin := serveHTTP("admin", lns["http-addr"], adminMux(reg, cat, bucket))
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -116,7 +116,7 @@ func runIngest(ctx context.Context, args []string, stdout io.Writer) error {
 		closeAll(lns)
 		return err
 	}
-	mux := adminMux(reg)
+	mux := adminMux(reg, cat, bucket)
 	if err := ing.announce(ctx, cat, mux, lns["http-addr"], advertise); err != nil {
 		ing.close(context.Background())
 		closeAll(lns)

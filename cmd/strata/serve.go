@@ -21,7 +21,7 @@ catalog and objects in a local directory, both under the data dir
   SQL         --query-addr      (127.0.0.1:8011)  POST /v1/query {"sql": "..."}
   Postgres    --pg-addr         (127.0.0.1:5433)  psql, pgx, Grafana
   cache       --cache-addr      (127.0.0.1:9001)  GET /objects/{key} for other query nodes
-  health      --http-addr       (127.0.0.1:8080)  GET /healthz, GET /metrics
+  health      --http-addr       (127.0.0.1:8080)  GET /healthz, /readyz, /metrics
 
 The catalog is created and migrated on start; WAL segments left by a crash
 are replayed and flushed. SIGINT or SIGTERM stop the receivers, flush what
@@ -91,7 +91,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	mux := adminMux(reg)
+	mux := adminMux(reg, cat, bucket)
 	// Query nodes added beside this one read its unflushed rows too.
 	if err := ing.announce(ctx, cat, mux, lns["http-addr"], kc.advertise); err != nil {
 		ing.close(context.Background())

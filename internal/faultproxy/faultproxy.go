@@ -129,3 +129,28 @@ func StartDelayHTTP(t testing.TB, target string, delay time.Duration) string {
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
 }
+
+// Via starts a proxy to the host:port of a URL (or of its endpoint
+// parameter, for S3 URLs) and returns the URL rewritten to go through it.
+func Via(t testing.TB, raw string, endpointParam bool) (string, *Proxy) {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !endpointParam {
+		p := Start(t, u.Host)
+		u.Host = p.Addr()
+		return u.String(), p
+	}
+	q := u.Query()
+	ep, err := url.Parse(q.Get("endpoint"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Start(t, ep.Host)
+	ep.Host = p.Addr()
+	q.Set("endpoint", ep.String())
+	u.RawQuery = q.Encode()
+	return u.String(), p
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/objstore"
+)
+
+// readiness answers GET /readyz: whether the catalog and the object store
+// answer, each within readyTimeout, as JSON, and 503 when one does not.
+// /healthz only says the process serves (a liveness probe that restarted
+// nodes whenever the catalog blinked would make an outage worse); /readyz
+// is for load balancers and operators. An answer is reused for a second,
+// so many probers cost one check.
+type readiness struct {
+	cat    catalog.Store
+	bucket *objstore.Bucket
+
+	mu     sync.Mutex
+	at     time.Time
+	status int
+	body   []byte
+}
+
+const readyTimeout = 2 * time.Second
+
+type readyCheck struct {
+	Status string `json:"status"` // ok or failing
+	Error  string `json:"error,omitempty"`
+	Millis int64  `json:"ms"`
+}
+
+func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rd.mu.Lock()
+	if time.Since(rd.at) > time.Second {
+		rd.status, rd.body = rd.check(context.WithoutCancel(r.Context())) // a prober that hangs up does not fail it
+		rd.at = time.Now()
+	}
+	status, body := rd.status, rd.body
+	rd.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+func (rd *readiness) check(ctx context.Context) (int, []byte) {
+	checks := map[string]func(context.Context) error{
+		"catalog": func(ctx context.Context) error {
+			_, err := rd.cat.Project(ctx, catalog.DefaultProject)
+			if errors.Is(err, catalog.ErrNotFound) {
+				return nil // it answered
+			}
+			return err
+		},
+		"object_store": func(ctx context.Context) error {
+			ok, err := rd.bucket.IsAccessible(ctx)
+			if err == nil && !ok {
+				err = fmt.Errorf("bucket %s does not exist", rd.bucket)
+			}
+			return err
+		},
+	}
+	out := struct {
+		Status string                `json:"status"`
+		Checks map[string]readyCheck `json:"checks"`
+	}{Status: "ok", Checks: map[string]readyCheck{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for name, fn := range checks {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, readyTimeout)
+			defer cancel()
+			start := time.Now()
+			c := readyCheck{Status: "ok"}
+			if err := fn(cctx); err != nil {
+				c = readyCheck{Status: "failing", Error: err.Error()}
+			}
+			c.Millis = time.Since(start).Milliseconds()
+			mu.Lock()
+			out.Checks[name] = c
+			if c.Status != "ok" {
+				out.Status = "failing"
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	body, _ := json.Marshal(out)
+	if out.Status != "ok" {
+		return http.StatusServiceUnavailable, append(body, '\n')
+	}
+	return http.StatusOK, append(body, '\n')
+}

@@ -1,0 +1,96 @@
+package main_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/strata-db/strata/internal/faultproxy"
+	"github.com/strata-db/strata/internal/testenv"
+)
+
+// /readyz says which of the catalog and the object store fail to answer,
+// with 503, and recovers with them; /healthz (liveness) stays ok.
+func TestServe_ReadyzFollowsCatalogAndObjectStore(t *testing.T) {
+	pgURL, pg := faultproxy.Via(t, testenv.PostgresURL(t), false)
+	schema := testenv.PostgresSchema(t, testenv.PostgresURL(t))
+	s3URL, s3 := faultproxy.Via(t, testenv.S3URL(t), true)
+	addr := freeAddr(t)
+	cmd := exec.Command(strataBin, "serve", "--no-compactor", "--http-addr", addr,
+		"--otlp-http-addr", freeAddr(t), "--otlp-grpc-addr", freeAddr(t), "--query-addr", freeAddr(t),
+		"--pg-addr", freeAddr(t), "--cache-addr", freeAddr(t))
+	cmd.Env = append(cleanEnv(), "STRATA_DATA_DIR="+t.TempDir(),
+		"STRATA_CATALOG_URL="+pgURL, "STRATA_CATALOG_SCHEMA="+schema, "STRATA_OBJECT_STORE_URL="+s3URL)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		pg.Set(faultproxy.Pass)
+		s3.Set(faultproxy.Pass)
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-exited
+	})
+	waitHealthy(t, addr, exited)
+
+	type answer struct {
+		Status string `json:"status"`
+		Checks map[string]struct {
+			Status, Error string
+		} `json:"checks"`
+	}
+	// ready polls /readyz until it answers want (the answer is reused for
+	// a second) and returns the last answer.
+	ready := func(want int) answer {
+		t.Helper()
+		var a answer
+		code := 0
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			resp, err := http.Get("http://" + addr + "/readyz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			a = answer{}
+			json.NewDecoder(resp.Body).Decode(&a)
+			resp.Body.Close()
+			if code = resp.StatusCode; code == want {
+				return a
+			}
+		}
+		t.Fatalf("/readyz answered %d, want %d: %+v", code, want, a)
+		return a
+	}
+	healthy := func() {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("/healthz: %d", resp.StatusCode)
+		}
+	}
+
+	if a := ready(http.StatusOK); a.Status != "ok" || a.Checks["catalog"].Status != "ok" || a.Checks["object_store"].Status != "ok" {
+		t.Errorf("everything up: %+v", a)
+	}
+	pg.Set(faultproxy.Refuse)
+	if a := ready(http.StatusServiceUnavailable); a.Checks["catalog"].Status != "failing" || a.Checks["catalog"].Error == "" || a.Checks["object_store"].Status != "ok" {
+		t.Errorf("catalog down: %+v", a)
+	}
+	healthy()
+	pg.Set(faultproxy.Pass)
+	ready(http.StatusOK)
+	s3.Set(faultproxy.Hang)
+	if a := ready(http.StatusServiceUnavailable); a.Checks["object_store"].Status != "failing" || a.Checks["catalog"].Status != "ok" {
+		t.Errorf("object store hung: %+v", a)
+	}
+	healthy()
+	s3.Set(faultproxy.Pass)
+	ready(http.StatusOK)
+}
