@@ -198,11 +198,12 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 			p()
 		}
 	}
-	a, err := analyze(ctx, e.Engine, req.SQL)
+	text := pgArrows(req.SQL)
+	a, err := analyze(ctx, e.Engine, text)
 	if err != nil {
 		return nil, unpin, err
 	}
-	q := engine.Query{SQL: req.SQL, Files: map[string][]string{}, Fresh: map[string][]arrow.RecordBatch{}, Where: map[string]string{}}
+	q := engine.Query{SQL: text, Files: map[string][]string{}, Fresh: map[string][]arrow.RecordBatch{}, Where: map[string]string{}}
 	var stats Stats
 	retained, err := e.retainedFrom(ctx, project)
 	if err != nil {

@@ -1368,3 +1368,30 @@ func TestPG_TextParametersBCReadBack(t *testing.T) {
 		}
 	}
 }
+
+// The JSON arrows bind as in PostgreSQL, tighter than AND and the
+// comparisons, over HTTP and both protocols of the wire (a parameter's
+// query is bound through its parse tree).
+func TestQuery_JSONArrowsBindLikePostgres(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for i := range 6 {
+		route := "/a"
+		if i%3 == 0 {
+			route = "/b"
+		}
+		e.send(span{name: fmt.Sprintf("op-%d", i), route: route, service: "svc"})
+	}
+	e.flushed()
+	q := `SELECT count(*) FROM records WHERE kind = 'span' AND attributes->>'http.route' = '/b'`
+	if j := e.do("POST", map[string]any{"sql": q}, "application/json"); j.status != 200 || len(j.Rows) != 1 || num(j.Rows[0][0]) != 2 {
+		t.Fatalf("HTTP: %d %v %s", j.status, j.Rows, j.Error)
+	}
+	addr := startPG(t, e)
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec, pgx.QueryExecModeCacheDescribe} {
+		c := pgConnect(t, addr, mode)
+		var n int64
+		if err := c.QueryRow(context.Background(), `SELECT count(*) FROM records WHERE kind = 'span' AND attributes->>'http.route' = $1 AND attributes->'http.route' IS NOT NULL`, "/a").Scan(&n); err != nil || n != 4 {
+			t.Errorf("pgx mode %v: %d, %v", mode, n, err)
+		}
+	}
+}

@@ -1,0 +1,286 @@
+package sql
+
+import (
+	"strings"
+
+	"github.com/strata-db/strata/engine"
+)
+
+// pgArrows puts parentheses around each JSON arrow (x->'k', x->>'k') and
+// its two operands. DuckDB's grammar gives -> and ->> the lowest
+// precedence, below AND (for lambdas), so
+//
+//	kind = 'span' AND attributes->>'http.route' = '/x'
+//
+// parses as ((kind = 'span' AND attributes) ->> 'http.route') = '/x' and
+// fails; in PostgreSQL, and in the queries written for it, they bind
+// tighter than any comparison. An arrow is taken only when its right side
+// is a string, a number or a parameter (for ->>, also a name or a
+// parenthesized expression), since x -> x + 1 is a lambda, and its left
+// side a name, literal, call, subscript or cast. Anything else is left as
+// written. Offsets of the text change only where parentheses are added.
+func pgArrows(s string) string {
+	if !strings.Contains(s, "->") {
+		return s
+	}
+	b := engine.BlankLiterals(s) // same offsets, no strings or comments to trip on
+	type wrap struct{ from, to int }
+	var wraps []wrap
+	for i := 0; i+1 < len(b); i++ {
+		if b[i] != '-' || b[i+1] != '>' {
+			continue
+		}
+		n := 2
+		if i+2 < len(b) && b[i+2] == '>' {
+			n = 3
+		}
+		to := arrowRight(b, i+n, n == 3)
+		from, leftEnd := arrowLeft(b, i)
+		i += n - 1
+		if to < 0 || from < 0 {
+			continue
+		}
+		// a->'x'->>'y' is (a->'x')->>'y': the left side is the previous arrow.
+		if k := len(wraps) - 1; k >= 0 && wraps[k].to == leftEnd && wraps[k].from < from {
+			from = wraps[k].from
+		}
+		wraps = append(wraps, wrap{from, to})
+	}
+	if len(wraps) == 0 {
+		return s
+	}
+	// Parentheses that would only repeat ones already there are left out.
+	open := map[int]int{}
+	shut := map[int]int{}
+	for _, w := range wraps {
+		if before(b, w.from) == '(' && after(b, w.to) == ')' {
+			continue
+		}
+		open[w.from]++
+		shut[w.to]++
+	}
+	var out strings.Builder
+	out.Grow(len(s) + 2*len(wraps))
+	for i := 0; i <= len(s); i++ {
+		out.WriteString(strings.Repeat(")", shut[i]))
+		out.WriteString(strings.Repeat("(", open[i]))
+		if i < len(s) {
+			out.WriteByte(s[i])
+		}
+	}
+	return out.String()
+}
+
+// before returns the first byte before i that is not a space (0 if none).
+func before(b string, i int) byte {
+	for i--; i >= 0; i-- {
+		if !isSpace(b[i]) {
+			return b[i]
+		}
+	}
+	return 0
+}
+
+// after returns the first byte from i on that is not a space (0 if none).
+func after(b string, i int) byte {
+	for ; i < len(b); i++ {
+		if !isSpace(b[i]) {
+			return b[i]
+		}
+	}
+	return 0
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' }
+
+func isIdent(c byte) bool {
+	return c == '_' || c == '$' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
+}
+
+// arrowRight returns where the right operand of an arrow ending at i ends,
+// or -1 if it is not one the arrow is sure to be a JSON arrow with.
+func arrowRight(b string, i int, double bool) int {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	if i >= len(b) {
+		return -1
+	}
+	c := b[i]
+	switch {
+	case c == '\'' || (c == 'E' || c == 'e') && i+1 < len(b) && b[i+1] == '\'':
+		if c != '\'' {
+			i++
+		}
+		end := strings.IndexByte(b[i+1:], '\'')
+		if end < 0 {
+			return -1
+		}
+		return i + 1 + end + 1
+	case c >= '0' && c <= '9', c == '-' && i+1 < len(b) && b[i+1] >= '0' && b[i+1] <= '9', c == '$' && i+1 < len(b) && b[i+1] >= '0' && b[i+1] <= '9':
+		j := i + 1
+		for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+			j++
+		}
+		return j
+	case c == '?':
+		return i + 1
+	case !double:
+		return -1
+	case c == '(':
+		return matchForward(b, i)
+	case c == '"' || isIdent(c):
+		for {
+			if i = identEnd(b, i); i < 0 || i >= len(b) || b[i] != '.' {
+				return i
+			}
+			i++
+		}
+	}
+	return -1
+}
+
+// identEnd returns where the name (plain or quoted) at i ends, or -1.
+func identEnd(b string, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	if b[i] == '"' {
+		end := strings.IndexByte(b[i+1:], '"')
+		if end < 0 {
+			return -1
+		}
+		return i + 1 + end + 1
+	}
+	j := i
+	for j < len(b) && isIdent(b[j]) {
+		j++
+	}
+	if j == i {
+		return -1
+	}
+	return j
+}
+
+// arrowLeft returns where the left operand of an arrow at i starts and
+// ends (without the spaces before the arrow), or -1: a chain of names,
+// literals, calls, subscripts and casts, read backwards.
+func arrowLeft(b string, i int) (from, end int) {
+	j := i - 1
+	for j >= 0 && isSpace(b[j]) {
+		j--
+	}
+	end = j + 1
+	for {
+		if j < 0 {
+			return -1, end
+		}
+		group := false
+		switch c := b[j]; {
+		case c == ')' || c == ']':
+			if j = matchBack(b, j); j < 0 {
+				return -1, end
+			}
+			group = true
+		case c == '\'':
+			k := strings.LastIndexByte(b[:j], '\'')
+			if k < 0 {
+				return -1, end
+			}
+			if k > 0 && (b[k-1] == 'E' || b[k-1] == 'e') && (k < 2 || !isIdent(b[k-2])) {
+				k--
+			}
+			j = k
+		case c == '"':
+			if j = strings.LastIndexByte(b[:j], '"'); j < 0 {
+				return -1, end
+			}
+		case isIdent(c):
+			k := j
+			for k > 0 && isIdent(b[k-1]) {
+				k--
+			}
+			if strings.EqualFold(b[k:j+1], "end") {
+				return -1, end // CASE … END: not worth reading back to its CASE
+			}
+			j = k
+		default:
+			return -1, end
+		}
+		from = j
+		// What precedes may extend the operand: a call's name or a
+		// subscript's base right before the group, a qualifier, a cast.
+		switch {
+		case group && j > 0 && (isIdent(b[j-1]) || b[j-1] == '"' || b[j-1] == ')' || b[j-1] == ']'):
+			j--
+		case j > 0 && b[j-1] == '.':
+			j -= 2
+		case before(b, j) == ':' && castBefore(b, j):
+			j--
+			for isSpace(b[j]) {
+				j--
+			}
+			j -= 2 // the "::"
+			for j >= 0 && isSpace(b[j]) {
+				j--
+			}
+		default:
+			return from, end
+		}
+	}
+}
+
+// castBefore reports whether "::" precedes position j (spaces between).
+func castBefore(b string, j int) bool {
+	k := j - 1
+	for k >= 0 && isSpace(b[k]) {
+		k--
+	}
+	return k >= 1 && b[k] == ':' && b[k-1] == ':'
+}
+
+// matchBack returns the position of the bracket opening the one closing
+// at j, or -1.
+func matchBack(b string, j int) int {
+	depth := 0
+	for ; j >= 0; j-- {
+		switch b[j] {
+		case ')', ']':
+			depth++
+		case '(', '[':
+			if depth--; depth == 0 {
+				return j
+			}
+		case '"', '\'':
+			k := strings.LastIndexByte(b[:j], b[j])
+			if k < 0 {
+				return -1
+			}
+			j = k
+		}
+	}
+	return -1
+}
+
+// matchForward returns where the group opened at i ends (after its
+// closing bracket), or -1.
+func matchForward(b string, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '(', '[':
+			depth++
+		case ')', ']':
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		case '"', '\'':
+			k := strings.IndexByte(b[i+1:], b[i])
+			if k < 0 {
+				return -1
+			}
+			i += 1 + k
+		}
+	}
+	return -1
+}

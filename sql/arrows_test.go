@@ -1,0 +1,27 @@
+package sql
+
+import "testing"
+
+func TestPgArrows_BindTighterThanComparisons(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`SELECT 1 WHERE kind = 'span' AND attributes->>'http.route' = '/x'`,
+			`SELECT 1 WHERE kind = 'span' AND (attributes->>'http.route') = '/x'`},
+		{`a AND r.attributes ->> 'k' IS NOT NULL`, `a AND (r.attributes ->> 'k') IS NOT NULL`},
+		{`a AND "attributes"->'http'->>'route' LIKE '/u%'`, `a AND (("attributes"->'http')->>'route') LIKE '/u%'`},
+		{`x AND '{"a":1}'::JSON->>'a' = '1'`, `x AND ('{"a":1}'::JSON->>'a') = '1'`},
+		{`x AND json(y)->>$1 = $2 OR z[1]->0 = 'q'`, `x AND (json(y)->>$1) = $2 OR (z[1]->0) = 'q'`},
+		{`x AND a->>-1 = 'q' AND a->>(b || 'c') = 'd' AND a->>col = 'e'`, `x AND (a->>-1) = 'q' AND (a->>(b || 'c')) = 'd' AND (a->>col) = 'e'`},
+		// Already in parentheses, or the whole argument of a call: as written.
+		{`a AND (attributes->>'k') = 'v'`, `a AND (attributes->>'k') = 'v'`},
+		{`SELECT lower(attributes->>'k')`, `SELECT lower(attributes->>'k')`},
+		// Lambdas, and arrows inside strings, comments and quoted names, are left alone.
+		{`SELECT list_transform(l, x -> x + 1)`, `SELECT list_transform(l, x -> x + 1)`},
+		{`SELECT 'a->>''b'' = c' AND "x->y" = 1 -- a->>'b' = c`, `SELECT 'a->>''b'' = c' AND "x->y" = 1 -- a->>'b' = c`},
+		{`SELECT CASE WHEN a THEN b END->>'k' = 'v'`, `SELECT CASE WHEN a THEN b END->>'k' = 'v'`},
+		{`SELECT 1`, `SELECT 1`},
+	} {
+		if got := pgArrows(c.in); got != c.want {
+			t.Errorf("%s\n got %s\nwant %s", c.in, got, c.want)
+		}
+	}
+}
