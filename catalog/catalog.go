@@ -104,6 +104,9 @@ type Store interface {
 	Project(ctx context.Context, id string) (Project, error)
 	// Projects lists every project, ordered by ID.
 	Projects(ctx context.Context) ([]Project, error)
+	// SetRetention changes how long a project keeps data, or returns
+	// ErrNotFound.
+	SetRetention(ctx context.Context, id string, d time.Duration) error
 
 	// RegisterFiles records files as live. A key that is already present
 	// (live or tombstoned) or was purged is left as it is, so retries —

@@ -121,6 +121,19 @@ func TestStore_Projects(t *testing.T) {
 		if err != nil || len(all) != 2 || all[0].ID != "acme" || all[1].ID != "default" {
 			t.Fatalf("projects = %+v, %v", all, err)
 		}
+		// Retention changes; an unknown project or a retention of nothing does not.
+		if err := s.SetRetention(ctx, "acme", 90*24*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := s.Project(ctx, "acme"); err != nil || p.Retention != 90*24*time.Hour {
+			t.Errorf("acme after SetRetention = %+v, %v", p, err)
+		}
+		if err := s.SetRetention(ctx, "nope", time.Hour); !errors.Is(err, catalog.ErrNotFound) {
+			t.Errorf("retention of a missing project: %v", err)
+		}
+		if err := s.SetRetention(ctx, "acme", 0); err == nil {
+			t.Error("a retention of 0 accepted")
+		}
 		if err := s.CreateProject(ctx, catalog.Project{}); err == nil {
 			t.Error("empty project id accepted")
 		}

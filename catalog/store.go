@@ -149,6 +149,20 @@ func (s *store) CreateProject(ctx context.Context, p Project) error {
 	return nil
 }
 
+func (s *store) SetRetention(ctx context.Context, id string, d time.Duration) error {
+	if d < time.Second {
+		return fmt.Errorf("set retention of %s: %v is not a retention", id, d)
+	}
+	res, err := s.write.ExecContext(ctx, s.d.rebind(`UPDATE projects SET retention_seconds = ? WHERE id = ?`), int64(d/time.Second), id)
+	if err != nil {
+		return fmt.Errorf("set retention of %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("project %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
 const projectColumns = `id, name, retention_seconds, created_at`
 
 func scanProject(sc interface{ Scan(...any) error }) (Project, error) {

@@ -26,6 +26,7 @@ var subcommands = []subcommand{
 	{"query", "run a query node: SQL over HTTP and the Postgres wire protocol", runQuery},
 	{"cache", "run a cache node: Parquet files on local SSD for query nodes", runCache},
 	{"compactor", "run a compactor: merge small files, enforce retention", runCompactor},
+	{"project", "list projects, set a project's retention", runProject},
 	{"bench", "generate load, run the query suite, plan capacity", runBench},
 	{"version", "print the version", runVersion},
 }

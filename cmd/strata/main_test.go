@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -285,5 +286,34 @@ func TestVersion(t *testing.T) {
 	out, _, code := strata(t, nil, "version")
 	if code != 0 || !strings.HasPrefix(out, "strata ") || !strings.Contains(out, "DuckDB v1.5") {
 		t.Fatalf("version: %d %q", code, out)
+	}
+}
+
+// A project's retention is set from the command line, in days or as a Go
+// duration, and listed; mistakes exit 2 with one line.
+func TestProject_RetentionIsSetAndListed(t *testing.T) {
+	env := []string{"STRATA_DATA_DIR=" + t.TempDir()}
+	out, errOut, code := strata(t, env, "project")
+	if code != 0 || !regexp.MustCompile(`(?m)^default\s+30d\s`).MatchString(out) {
+		t.Fatalf("list on a new catalog: %d\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code = strata(t, env, "project", "--id", "web", "--retention", "90d"); code != 0 {
+		t.Fatalf("create web: %d %s", code, errOut)
+	}
+	if _, errOut, code = strata(t, env, "project", "--id", "default", "--retention", "36h"); code != 0 {
+		t.Fatalf("change default: %d %s", code, errOut)
+	}
+	out, _, _ = strata(t, env, "project")
+	if !regexp.MustCompile(`(?m)^default\s+36h0m0s\s`).MatchString(out) || !regexp.MustCompile(`(?m)^web\s+90d\s`).MatchString(out) {
+		t.Errorf("after the changes:\n%s", out)
+	}
+	for _, args := range [][]string{
+		{"project", "--id", "web", "--retention", "10m"},
+		{"project", "--id", "web", "--retention", "forever"},
+		{"project", "--retention", "7d"},
+	} {
+		if _, errOut, code := strata(t, env, args...); code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%v: exit %d, %q", args, code, errOut)
+		}
 	}
 }
