@@ -94,6 +94,26 @@ func newPGCatalog(ctx context.Context, query *engine.DB) (*pgCatalog, error) {
 	return c, nil
 }
 
+// pgColumns stands in for information_schema.columns: DuckDB's, with the
+// types of the data tables named as PostgreSQL names them (data_type
+// "double precision", udt_name "float8"). Grafana's column picker knows
+// only those names; with DuckDB's it took every column for text.
+var pgColumns = func() string {
+	var rows []string
+	for _, t := range schema.Tables() {
+		for _, f := range t.Schema.Fields() {
+			name, udt := pgTypeName(f.Type), pgUDTName(f.Type)
+			if strings.HasSuffix(name, "[]") {
+				name = "ARRAY"
+			}
+			rows = append(rows, fmt.Sprintf("(%s, %s, %s, %s)", quoteLiteral(t.Name), quoteLiteral(f.Name), quoteLiteral(name), quoteLiteral(udt)))
+		}
+	}
+	return `(SELECT c.* REPLACE (coalesce(p.data_type, c.data_type) AS data_type, coalesce(p.udt_name, c.udt_name) AS udt_name)
+		FROM information_schema.columns c LEFT JOIN (VALUES ` + strings.Join(rows, ", ") + `) p(table_name, column_name, data_type, udt_name)
+		ON c.table_name = p.table_name AND c.column_name = p.column_name)`
+}()
+
 // fromItem is the FROM item of a parsed single SELECT.
 func fromItem(tree map[string]any) any {
 	stmts, _ := tree["statements"].([]any)
@@ -226,6 +246,7 @@ var (
 	collatePG     = regexp.MustCompile(`(?i)COLLATE\s+pg_catalog\."?default"?`)
 	castPGType    = regexp.MustCompile(`::pg_catalog\.`)
 	schemataTable = regexp.MustCompile(`(?i)\binformation_schema\.schemata\b`)
+	columnsTable  = regexp.MustCompile(`(?i)\binformation_schema\.columns\b`)
 	regTypeCasts  = regexp.MustCompile(`(?i)::(regclass|regtype|regproc|regnamespace|oid)\b`)
 )
 
@@ -357,6 +378,7 @@ func (c *pgCatalog) run(ctx context.Context, lim *Limiter, sql string) (*pgResul
 	// DuckDB lists each schema once per attached database (memory, system,
 	// temp); PostgreSQL clients expect one database's.
 	sql = schemataTable.ReplaceAllString(sql, "(SELECT * FROM information_schema.schemata WHERE catalog_name = 'memory')")
+	sql = columnsTable.ReplaceAllLiteralString(sql, pgColumns)
 	tree, err := c.db.Parse(ctx, sql)
 	if err != nil {
 		return nil, err

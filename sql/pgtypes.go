@@ -372,3 +372,40 @@ func pgTypeName(t arrow.DataType) string {
 	}
 	return "text"
 }
+
+// pgUDTName is the name PostgreSQL's pg_type gives the type a column of t
+// is sent as (information_schema's udt_name): int8, timestamptz, _text.
+func pgUDTName(t arrow.DataType) string {
+	switch t := t.(type) {
+	case arrow.ExtensionType:
+		if t.ExtensionName() == "arrow.json" {
+			return "json"
+		}
+		return pgUDTName(t.StorageType())
+	case *arrow.ListType:
+		return "_" + pgUDTName(t.Elem())
+	}
+	switch pgColumnFor(t).oid {
+	case oidBool:
+		return "bool"
+	case oidInt2:
+		return "int2"
+	case oidInt4:
+		return "int4"
+	case oidInt8:
+		return "int8"
+	case oidFloat4:
+		return "float4"
+	case oidFloat8:
+		return "float8"
+	case oidBytea:
+		return "bytea"
+	case oidDate:
+		return "date"
+	case oidTimestamp:
+		return "timestamp"
+	case oidTimestamptz:
+		return "timestamptz"
+	}
+	return "text"
+}
