@@ -1404,3 +1404,35 @@ func TestQuery_JSONArrowsBindLikePostgres(t *testing.T) {
 		}
 	}
 }
+
+// Over the Postgres protocol ~, ~*, !~ and !~* match anywhere in the
+// text, as PostgreSQL's do (Grafana's regex variables), with a literal or
+// a bound pattern.
+func TestPG_RegexOperatorsMatchAnywhere(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for _, name := range []string{"GET /users", "GET /orders", "POST /users"} {
+		e.send(span{name: name, route: "/r", service: "svc"})
+	}
+	e.flushed()
+	addr := startPG(t, e)
+	ctx := context.Background()
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+		c := pgConnect(t, addr, mode)
+		for q, want := range map[string]int64{
+			`SELECT count(*) FROM records WHERE span_name ~ 'users'`:   2,
+			`SELECT count(*) FROM records WHERE span_name ~ '^GET'`:    2,
+			`SELECT count(*) FROM records WHERE span_name !~ 'users'`:  1,
+			`SELECT count(*) FROM records WHERE span_name ~* 'get'`:    2,
+			`SELECT count(*) FROM records WHERE span_name !~* 'USERS'`: 1,
+		} {
+			var n int64
+			if err := c.QueryRow(ctx, q).Scan(&n); err != nil || n != want {
+				t.Errorf("%v %s: %d, %v; want %d", mode, q, n, err, want)
+			}
+		}
+		var n int64
+		if err := c.QueryRow(ctx, `SELECT count(*) FROM records WHERE span_name ~ $1`, "ord").Scan(&n); err != nil || n != 1 {
+			t.Errorf("%v: a bound pattern: %d, %v", mode, n, err)
+		}
+	}
+}

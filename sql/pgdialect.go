@@ -286,3 +286,75 @@ func matchForward(b string, i int) int {
 	}
 	return -1
 }
+
+// pgRegex gives the regular expression operators PostgreSQL's meaning:
+// `x ~ 'p'` is true when p matches anywhere in x (DuckDB's ~ must match
+// all of x, so Grafana's `service_name ~ '${svc:regex}'` found nothing),
+// and ~* and !~* (absent from DuckDB) ignore case. The pattern, a string
+// or a parameter, is wrapped to match anywhere; an operator with anything
+// else on its right is left to DuckDB. Only the Postgres protocol does
+// this: over HTTP, SQL is DuckDB's.
+func pgRegex(s string) string {
+	if !strings.Contains(s, "~") {
+		return s
+	}
+	b := engine.BlankLiterals(s)
+	var out strings.Builder
+	last := 0
+	for i := 0; i < len(b); i++ {
+		if b[i] != '~' || i+1 < len(b) && b[i+1] == '~' || i > 0 && b[i-1] == '~' {
+			continue // ~~ and ~~* are LIKE and ILIKE, alike in both
+		}
+		op := i
+		if i > 0 && b[i-1] == '!' {
+			op = i - 1
+		}
+		end := i + 1
+		fold := end < len(b) && b[end] == '*'
+		if fold {
+			end++
+		}
+		j := end
+		for j < len(b) && isSpace(b[j]) {
+			j++
+		}
+		head := `(?s:.*)(?:`
+		if fold {
+			head = `(?s:.*)(?i:`
+		}
+		const tail = `)(?s:.*)`
+		var rhs string
+		k := j
+		switch {
+		case j < len(b) && (b[j] == '\'' || (b[j] == 'E' || b[j] == 'e') && j+1 < len(b) && b[j+1] == '\''):
+			q := j
+			if b[q] != '\'' {
+				q++
+			}
+			n := strings.IndexByte(b[q+1:], '\'')
+			if n < 0 {
+				continue
+			}
+			k = q + 1 + n + 1
+			rhs = s[j:q+1] + head + s[q+1:k-1] + tail + "'"
+		case j+1 < len(b) && b[j] == '$' && b[j+1] >= '0' && b[j+1] <= '9':
+			k = j + 1
+			for k < len(b) && b[k] >= '0' && b[k] <= '9' {
+				k++
+			}
+			rhs = "('" + head + "' || " + s[j:k] + " || '" + tail + "')"
+		default:
+			continue
+		}
+		out.WriteString(s[last:op])
+		out.WriteString(s[op:i+1] + " ") // ~ or !~; a * is dropped
+		out.WriteString(rhs)
+		last = k
+		i = k - 1
+	}
+	if last == 0 {
+		return s
+	}
+	out.WriteString(s[last:])
+	return out.String()
+}

@@ -25,3 +25,17 @@ func TestPgArrows_BindTighterThanComparisons(t *testing.T) {
 		}
 	}
 }
+
+func TestPgRegex_MatchesAnywhereAndFoldsCase(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`WHERE span_name ~ '^GET'`, `WHERE span_name ~ '(?s:.*)(?:^GET)(?s:.*)'`},
+		{`WHERE a !~ 'x|y' AND b ~* E'z\'' AND c !~*'w'`, `WHERE a !~ '(?s:.*)(?:x|y)(?s:.*)' AND b ~ E'(?s:.*)(?i:z\')(?s:.*)' AND c !~ '(?s:.*)(?i:w)(?s:.*)'`},
+		{`WHERE a ~ $1`, `WHERE a ~ ('(?s:.*)(?:' || $1 || ')(?s:.*)')`},
+		// LIKE's operators, a column on the right, and tildes in strings: as written.
+		{`WHERE a ~~ 'x%' AND b !~~* 'y' AND c ~ d AND e = '~ ''q'''`, `WHERE a ~~ 'x%' AND b !~~* 'y' AND c ~ d AND e = '~ ''q'''`},
+	} {
+		if got := pgRegex(c.in); got != c.want {
+			t.Errorf("%s\n got %s\nwant %s", c.in, got, c.want)
+		}
+	}
+}
