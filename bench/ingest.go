@@ -49,6 +49,8 @@ func (o *IngestOptions) Validate() error {
 	switch {
 	case o.Endpoint == "":
 		return errors.New("no endpoint")
+	case o.Protocol == "http" && !strings.Contains(o.Endpoint, "://"):
+		o.Endpoint = "http://" + o.Endpoint // host:port, as for gRPC
 	case o.Protocol != "http" && o.Protocol != "grpc":
 		return fmt.Errorf("protocol %q: want http or grpc", o.Protocol)
 	case o.Compression != "none" && o.Compression != "gzip" && o.Compression != "zstd":
@@ -90,6 +92,7 @@ type IngestReport struct {
 	Points         Counts           `json:"points"`
 	Requests       int64            `json:"requests"`
 	ErrorsByCode   map[string]int64 `json:"errors_by_code"`
+	FirstFailure   string           `json:"first_failure,omitempty"` // the first failed request's error
 	SpansPerSecond float64          `json:"spans_per_second"`
 	AckLatencyMs   Percentiles      `json:"ack_latency_ms"`
 	AckHistogram   []Bucket         `json:"ack_latency_histogram"`
@@ -183,7 +186,7 @@ func RunIngest(ctx context.Context, o IngestOptions, progress io.Writer) (*Inges
 		start     = time.Now()
 		perWorker = o.Rate / float64(o.Workers)
 	)
-	record := func(signal string, items, size int, code string, outcome int, lat time.Duration) {
+	record := func(signal string, items, size int, code string, outcome int, err error, lat time.Duration) {
 		mu.Lock()
 		defer mu.Unlock()
 		rep.Requests++
@@ -206,6 +209,9 @@ func RunIngest(ctx context.Context, o IngestOptions, progress io.Writer) (*Inges
 			c.Failed += int64(items)
 			rep.ErrorsByCode[code]++
 			errs.Add(1)
+			if rep.FirstFailure == "" && err != nil {
+				rep.FirstFailure = err.Error()
+			}
 		}
 	}
 	for w := range o.Workers {
@@ -233,9 +239,9 @@ func RunIngest(ctx context.Context, o IngestOptions, progress io.Writer) (*Inges
 					// counted as acknowledged, refused or failed.
 					t0 := time.Now()
 					reqCtx, cancelReq := context.WithTimeout(context.WithoutCancel(ctx), o.Timeout)
-					code, outcome, _ := snd.send(reqCtx, r.Signal, r.Body)
+					code, outcome, err := snd.send(reqCtx, r.Signal, r.Body)
 					cancelReq()
-					record(r.Signal, r.Items, len(r.Body), code, outcome, time.Since(t0))
+					record(r.Signal, r.Items, len(r.Body), code, outcome, err, time.Since(t0))
 					if r.Signal == "traces" {
 						sentSpans += float64(r.Items)
 					}
@@ -454,16 +460,21 @@ func (s *httpSender) send(ctx context.Context, signal string, body []byte) (stri
 	if err != nil {
 		return "connection", outcomeFailed, err
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
 	code := strconv.Itoa(resp.StatusCode)
 	switch {
 	case resp.StatusCode == 200:
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
 		return code, outcomeAcked, nil
 	case resp.StatusCode == 429 || resp.StatusCode == 503:
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
 		return code, outcomeRefused, nil
 	}
-	return code, outcomeFailed, fmt.Errorf("HTTP %d", resp.StatusCode)
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return code, outcomeFailed, fmt.Errorf("HTTP %d from %s: %q", resp.StatusCode, req.URL, bytes.TrimSpace(msg))
 }
 
 // grpcSender calls the OTLP Export methods with pre-encoded messages.
@@ -552,6 +563,9 @@ func (r *IngestReport) WriteText(w io.Writer) {
 		}
 		sort.Strings(codes)
 		fmt.Fprintf(w, "  errors by code %s\n", strings.Join(codes, "  "))
+	}
+	if r.FirstFailure != "" {
+		fmt.Fprintf(w, "  first failure  %s\n", r.FirstFailure)
 	}
 	if q := r.Queryable; q != nil {
 		fmt.Fprintf(w, "  ack→queryable  p50 %.0f ms  p99 %.0f ms  max %.0f ms  (%d probes)\n", q.P50, q.P99, q.Max, q.N)

@@ -174,15 +174,28 @@ func MakePlan(p Profile, in PlanInputs) (*Plan, error) {
 	peak := avg * in.PeakFactor
 	U := in.Utilization
 
-	// Ingest.
+	// Ingest. A run capped by --rate that the server kept up with measured
+	// that rate, not what a node can take: its CPU per item says that.
 	nodeRate := items / ing.Elapsed / size
+	rateFrom := "items/s per node measured"
+	if capped := ing.Options.Rate > 0 && ing.Spans.Refused+ing.Spans.Failed == 0; capped {
+		if srv.CPUMicrosPerSpan <= 0 || ing.Machine.Cores <= 0 {
+			return nil, fmt.Errorf("profile %s: a run capped at --rate %.0f that the server kept up with measures that rate, not a node's capacity: run bench ingest without --rate, or with --metrics-url", p.IngestFile, ing.Options.Rate)
+		}
+		nodeRate = float64(ing.Machine.Cores) * 1e6 / (srv.CPUMicrosPerSpan * size)
+		rateFrom = fmt.Sprintf("items/s per node: %d cores ÷ %.1f µs CPU per item, measured at --rate %.0f (a run without --rate measures capacity directly)", ing.Machine.Cores, srv.CPUMicrosPerSpan*size, ing.Options.Rate)
+	}
 	ingestNodes := math.Ceil(peak / (nodeRate * U))
-	add("ingest", "ingest nodes", ingestNodes, "nodes", "peak %.0f items/s ÷ (%.0f items/s per node measured × %.0f%% utilization); %s", peak, nodeRate, U*100, ingFrom)
+	add("ingest", "ingest nodes", ingestNodes, "nodes", "peak %.0f items/s ÷ (%.0f %s × %.0f%% utilization); %s", peak, nodeRate, rateFrom, U*100, ingFrom)
 	if srv.CPUMicrosPerSpan > 0 {
 		add("ingest", "ingest CPU", peak*srv.CPUMicrosPerSpan*size/1e6/U, "cores", "peak %.0f items/s × %.1f µs CPU per item measured ÷ %.0f%% utilization; %s", peak, srv.CPUMicrosPerSpan*size, U*100, ingFrom)
 	}
 	if srv.MaxRSSBytes > 0 {
-		add("ingest", "memory per ingest node", srv.MaxRSSBytes*1.5, "bytes", "max RSS %.0f MiB measured at full load × 1.5; %s", srv.MaxRSSBytes/(1<<20), ingFrom)
+		load := "at full load"
+		if ing.Options.Rate > 0 {
+			load = fmt.Sprintf("at --rate %.0f", ing.Options.Rate)
+		}
+		add("ingest", "memory per ingest node", srv.MaxRSSBytes*1.5, "bytes", "max RSS %.0f MiB measured %s × 1.5; %s", srv.MaxRSSBytes/(1<<20), load, ingFrom)
 	}
 	walPerItem, walFrom := srv.WALBytesPerItem*size, "WAL bytes per item measured"
 	if walPerItem == 0 {

@@ -115,7 +115,13 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
-	return rf.write(stdout, rep)
+	if err := rf.write(stdout, rep); err != nil {
+		return err
+	}
+	if c := rep.Spans; c.Acked == 0 && c.Failed > 0 {
+		return fmt.Errorf("every export failed, the first with: %s", rep.FirstFailure)
+	}
+	return nil
 }
 
 // report is what every bench command writes.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,6 +95,35 @@ func TestBench_LoadThenQuerySideBySide(t *testing.T) {
 	for _, role := range []string{"ingest nodes", "query nodes", "cache nodes", "compactor nodes"} {
 		if nodes[role] < 1 {
 			t.Errorf("plan: %s = %v", role, nodes[role])
+		}
+	}
+	// A run capped by --rate measures that rate, not the node: its plan
+	// sizes nodes by CPU per item, near the uncapped run's count (before,
+	// a 500 spans/s run asked for 1M/500 nodes); without the server's CPU
+	// it is refused.
+	for _, metrics := range []bool{true, false} {
+		args := []string{"bench", "ingest", "--endpoint", n.otlpHTTP, "--duration", "2s", "--workers", "2", "--rate", "500", "--out", filepath.Join(dir, "capped.json")}
+		if metrics {
+			args = append(args, "--metrics-url", "http://"+n.admin+"/metrics")
+		}
+		if _, stderr, code := strata(t, nil, args...); code != 0 {
+			t.Fatalf("bench ingest --rate: exit %d\n%s", code, stderr)
+		}
+		out, stderr, code := strata(t, nil, "bench", "plan", "--profile", filepath.Join(dir, "capped.json"), "--spans-per-second", "1000000", "--format", "json")
+		if !metrics {
+			if code != 1 || !strings.Contains(stderr, "capped") {
+				t.Errorf("a capped profile without the server's CPU: exit %d\n%s", code, stderr)
+			}
+			continue
+		}
+		var capped bench.Plan
+		if code != 0 || json.Unmarshal([]byte(out), &capped) != nil {
+			t.Fatalf("plan of a capped run: exit %d\n%s", code, stderr)
+		}
+		for _, l := range capped.Nodes() {
+			if l.Item == "ingest nodes" && l.Value > 3*nodes["ingest nodes"] {
+				t.Errorf("a capped run plans %v ingest nodes, the uncapped one %v", l.Value, nodes["ingest nodes"])
+			}
 		}
 	}
 	items := map[string]bool{}
@@ -202,7 +233,7 @@ func TestBench_IngestCountsWhatTheReceiverGot(t *testing.T) {
 	var want bench.Counts
 	var logs, points int64
 	for _, proto := range []string{"http", "grpc"} {
-		ep := map[string]string{"http": "http://" + s.http, "grpc": s.grpc}[proto]
+		ep := map[string]string{"http": s.http, "grpc": s.grpc}[proto] // host:port for both
 		out, stderr, code := strata(t, nil, "bench", "ingest", "--protocol", proto, "--endpoint", ep, "--duration", "2s", "--workers", "4",
 			"--logs-per-span", "0.5", "--metrics-per-service", "2", "--format", "json", "--out", filepath.Join(dir, proto+".json"))
 		if code != 0 {
@@ -304,6 +335,13 @@ func TestBench_BadInput(t *testing.T) {
 	_, stderr, code = strata(t, nil, "bench", "ingest", "--endpoint", "http://"+freeAddr(t), "--duration", "1s")
 	if code != 1 || !strings.Contains(stderr, "unreachable") {
 		t.Errorf("unreachable OTLP endpoint: exit %d\n%s", code, stderr)
+	}
+	// A server that answers every export with 404: exit 1 with its answer.
+	notOTLP := httptest.NewServer(http.NotFoundHandler())
+	defer notOTLP.Close()
+	_, stderr, code = strata(t, nil, "bench", "ingest", "--endpoint", notOTLP.URL, "--duration", "1s", "--rate", "100", "--workers", "1")
+	if code != 1 || !strings.Contains(stderr, "every export failed") || !strings.Contains(stderr, "404 page not found") {
+		t.Errorf("an endpoint that fails every export: exit %d\n%s", code, stderr)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.json")
 	os.WriteFile(bad, []byte(`{"kind": "holiday"}`), 0o644)
