@@ -58,29 +58,141 @@ func compareRows(a sortKey, i int, b sortKey, j int) int {
 }
 
 // sortedRows returns the rows of batches in the table's sort order (stable,
-// nulls first), or nil if they already are in order.
+// nulls first), or nil if they already are in order. Each sort column
+// becomes integer keys, one per row — a string column the rank of each
+// value among the column's distinct values, a timestamp column its value
+// (after a null flag when it has nulls) — so that sorting compares integers
+// only.
 func sortedRows(t *schema.Table, batches []arrow.RecordBatch) ([]rowRef, error) {
-	keys := make([]sortKey, len(batches))
+	n := 0
+	starts := make([]int, len(batches)) // position of each batch's first row
 	for i, b := range batches {
-		var err error
-		if keys[i], err = sortKeyOf(t, b); err != nil {
-			return nil, err
+		starts[i] = n
+		n += int(b.NumRows())
+	}
+	// Row-major keys: one row's keys are adjacent.
+	nk := 0
+	for _, name := range t.SortColumns {
+		nk++
+		ci := t.Index(name)
+		if _, ok := batches[0].Column(ci).(*array.Timestamp); ok && anyNulls(batches, ci) {
+			nk++
 		}
 	}
-	compare := func(a, b rowRef) int {
-		return compareRows(keys[a.batch], int(a.row), keys[b.batch], int(b.row))
+	keys := make([]int64, n*nk)
+	k := 0
+	for _, name := range t.SortColumns {
+		ci := t.Index(name)
+		switch c := batches[0].Column(ci).(type) {
+		case *array.String:
+			stringRanks(batches, ci, keys[k:], nk)
+			k++
+		case *array.Timestamp:
+			if anyNulls(batches, ci) {
+				pos := k
+				for _, b := range batches {
+					ts := b.Column(ci).(*array.Timestamp)
+					for i := range ts.Len() {
+						if ts.IsValid(i) {
+							keys[pos] = 1 // nulls first
+						}
+						pos += nk
+					}
+				}
+				k++
+			}
+			pos := k
+			for _, b := range batches {
+				ts := b.Column(ci).(*array.Timestamp)
+				for i, v := range ts.TimestampValues() {
+					if ts.IsValid(i) {
+						keys[pos] = int64(v)
+					}
+					pos += nk
+				}
+			}
+			k++
+		default:
+			return nil, fmt.Errorf("cannot sort on column %s of type %s", name, c.DataType())
+		}
 	}
-	var refs []rowRef
+	// Rows compare by their keys, then by position: the order is stable.
+	compareAt := func(a, b int) int {
+		ka, kb := keys[a*nk:a*nk+nk], keys[b*nk:b*nk+nk]
+		for k := range ka {
+			if c := cmp.Compare(ka[k], kb[k]); c != 0 {
+				return c
+			}
+		}
+		return cmp.Compare(a, b)
+	}
+	sorted := true
+	for i := 1; i < n && sorted; i++ {
+		sorted = compareAt(i-1, i) < 0
+	}
+	if sorted {
+		return nil, nil
+	}
+	refs := make([]rowRef, 0, n)
 	for bi, b := range batches {
 		for r := range int(b.NumRows()) {
 			refs = append(refs, rowRef{uint32(bi), uint32(r)})
 		}
 	}
-	if slices.IsSortedFunc(refs, compare) {
-		return nil, nil
-	}
-	slices.SortStableFunc(refs, compare)
+	slices.SortFunc(refs, func(a, b rowRef) int {
+		return compareAt(starts[a.batch]+int(a.row), starts[b.batch]+int(b.row))
+	})
 	return refs, nil
+}
+
+func anyNulls(batches []arrow.RecordBatch, col int) bool {
+	for _, b := range batches {
+		if b.Column(col).NullN() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// stringRanks sets keys[i*stride], for each row i of column col of
+// batches, to 0 for a null and otherwise 1 + the rank of its value among
+// the column's distinct values.
+func stringRanks(batches []arrow.RecordBatch, col int, keys []int64, stride int) {
+	ids := map[string]int64{} // value → 1 + order of first appearance
+	var values []string
+	pos := 0
+	for _, b := range batches {
+		s := b.Column(col).(*array.String)
+		// Rows of one batch often repeat the previous row's value.
+		prev, prevID := "", int64(0)
+		for i := range s.Len() {
+			if s.IsValid(i) {
+				if v := s.Value(i); prevID == 0 || v != prev {
+					id, ok := ids[v]
+					if !ok {
+						values = append(values, v)
+						id = int64(len(values))
+						ids[v] = id
+					}
+					prev, prevID = v, id
+				}
+				keys[pos] = prevID
+			}
+			pos += stride
+		}
+	}
+	byValue := make([]int, len(values))
+	for i := range byValue {
+		byValue[i] = i
+	}
+	slices.SortFunc(byValue, func(a, b int) int { return cmp.Compare(values[a], values[b]) })
+	rank := make([]int64, len(values)+1)
+	for r, i := range byValue {
+		rank[i+1] = int64(r) + 1
+	}
+	for pos := 0; pos < len(keys); pos += stride {
+		keys[pos] = rank[keys[pos]]
+	}
 }
 
 func compareNullable(ni, nj bool, values func() int) int {
@@ -126,25 +238,8 @@ func gather(s *arrow.Schema, batches []arrow.RecordBatch, refs []rowRef) (arrow.
 func gatherColumn(dt arrow.DataType, parts []arrow.Array, refs []rowRef) (arrow.Array, error) {
 	mem := memory.DefaultAllocator
 	n := len(refs)
-	nulls := 0
-	for _, r := range refs {
-		if parts[r.batch].IsNull(int(r.row)) {
-			nulls++
-		}
-	}
-	var validity *memory.Buffer
-	if nulls > 0 {
-		validity = memory.NewResizableBuffer(mem)
-		validity.Resize(int(bitutil.BytesForBits(int64(n))))
-		bits := validity.Bytes()
-		for i := range bits {
-			bits[i] = 0
-		}
-		for i, r := range refs {
-			if parts[r.batch].IsValid(int(r.row)) {
-				bitutil.SetBit(bits, i)
-			}
-		}
+	validity, nulls := gatherValidity(mem, parts, refs)
+	if validity != nil {
 		defer validity.Release()
 	}
 	storage := dt
@@ -153,16 +248,20 @@ func gatherColumn(dt arrow.DataType, parts []arrow.Array, refs []rowRef) (arrow.
 	}
 	switch storage.(type) {
 	case *arrow.StringType:
-		strs := make([]*array.String, len(parts))
+		// Each part's offsets and the bytes they point into.
+		offs := make([][]int32, len(parts))
+		vals := make([][]byte, len(parts))
 		for i, p := range parts {
 			if ext, ok := p.(array.ExtensionArray); ok {
 				p = ext.Storage()
 			}
-			strs[i] = p.(*array.String)
+			s := p.(*array.String)
+			offs[i], vals[i] = s.ValueOffsets(), s.ValueBytes()
 		}
 		total := 0
 		for _, r := range refs {
-			total += strs[r.batch].ValueLen(int(r.row))
+			o := offs[r.batch]
+			total += int(o[r.row+1] - o[r.row])
 		}
 		offsets := memory.NewResizableBuffer(mem)
 		offsets.Resize((n + 1) * arrow.Int32SizeBytes)
@@ -170,14 +269,16 @@ func gatherColumn(dt arrow.DataType, parts []arrow.Array, refs []rowRef) (arrow.
 		data := memory.NewResizableBuffer(mem)
 		data.Resize(total)
 		defer data.Release()
-		offs := arrow.Int32Traits.CastFromBytes(offsets.Bytes())
+		outOffs := arrow.Int32Traits.CastFromBytes(offsets.Bytes())
 		out := data.Bytes()
 		pos := 0
 		for i, r := range refs {
-			offs[i] = int32(pos)
-			pos += copy(out[pos:], strs[r.batch].Value(int(r.row)))
+			// ValueBytes starts at the part's first offset.
+			o := offs[r.batch]
+			outOffs[i] = int32(pos)
+			pos += copy(out[pos:], vals[r.batch][o[r.row]-o[0]:o[r.row+1]-o[0]])
 		}
-		offs[n] = int32(pos)
+		outOffs[n] = int32(pos)
 		d := array.NewData(storage, n, []*memory.Buffer{validity, offsets, data}, nil, nulls, 0)
 		defer d.Release()
 		return wrapExtension(dt, array.MakeFromData(d)), nil
@@ -186,14 +287,39 @@ func gatherColumn(dt arrow.DataType, parts []arrow.Array, refs []rowRef) (arrow.
 			break
 		}
 		width := storage.(arrow.FixedWidthDataType).BitWidth() / 8
+		srcs := make([][]byte, len(parts))
+		for i, p := range parts {
+			d := p.Data()
+			srcs[i] = d.Buffers()[1].Bytes()[d.Offset()*width:]
+		}
 		values := memory.NewResizableBuffer(mem)
 		values.Resize(n * width)
 		defer values.Release()
 		out := values.Bytes()
-		for i, r := range refs {
-			d := parts[r.batch].Data()
-			src := d.Buffers()[1].Bytes()[(d.Offset()+int(r.row))*width:]
-			copy(out[i*width:(i+1)*width], src[:width])
+		switch width {
+		case 8: // timestamps, int64, float64: copied as words
+			words := arrow.Uint64Traits.CastFromBytes(out)
+			src := make([][]uint64, len(srcs))
+			for i, s := range srcs {
+				src[i] = arrow.Uint64Traits.CastFromBytes(s)
+			}
+			for i, r := range refs {
+				words[i] = src[r.batch][r.row]
+			}
+		case 4:
+			words := arrow.Uint32Traits.CastFromBytes(out)
+			src := make([][]uint32, len(srcs))
+			for i, s := range srcs {
+				src[i] = arrow.Uint32Traits.CastFromBytes(s)
+			}
+			for i, r := range refs {
+				words[i] = src[r.batch][r.row]
+			}
+		default:
+			for i, r := range refs {
+				at := int(r.row) * width
+				copy(out[i*width:(i+1)*width], srcs[r.batch][at:at+width])
+			}
 		}
 		d := array.NewData(storage, n, []*memory.Buffer{validity, values}, nil, nulls, 0)
 		defer d.Release()
@@ -218,6 +344,35 @@ func gatherColumn(dt arrow.DataType, parts []arrow.Array, refs []rowRef) (arrow.
 	idx := bld.NewArray()
 	defer idx.Release()
 	return compute.TakeArray(context.Background(), whole, idx)
+}
+
+// gatherValidity returns the validity bitmap of the given rows of parts and
+// their number of nulls, or nil when no part has a null.
+func gatherValidity(mem memory.Allocator, parts []arrow.Array, refs []rowRef) (*memory.Buffer, int) {
+	bitmaps := make([][]byte, len(parts)) // nil: no nulls
+	offsets := make([]int, len(parts))
+	anyNulls := false
+	for i, p := range parts {
+		if p.NullN() > 0 {
+			bitmaps[i], offsets[i], anyNulls = p.NullBitmapBytes(), p.Data().Offset(), true
+		}
+	}
+	if !anyNulls {
+		return nil, 0
+	}
+	validity := memory.NewResizableBuffer(mem)
+	validity.Resize(int(bitutil.BytesForBits(int64(len(refs)))))
+	bits := validity.Bytes()
+	clear(bits)
+	nulls := 0
+	for i, r := range refs {
+		if bm := bitmaps[r.batch]; bm == nil || bitutil.BitIsSet(bm, offsets[r.batch]+int(r.row)) {
+			bitutil.SetBit(bits, i)
+		} else {
+			nulls++
+		}
+	}
+	return validity, nulls
 }
 
 func wrapExtension(dt arrow.DataType, storage arrow.Array) arrow.Array {

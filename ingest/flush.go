@@ -162,10 +162,15 @@ func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.F
 	})
 	files := make([]catalog.File, 0, len(keys))
 	bodies := make([][]byte, 0, len(keys))
+	defer func() {
+		for _, b := range bodies {
+			in.putParquetBuf(b)
+		}
+	}()
 	for _, pk := range keys {
 		t, _ := schema.Lookup(pk.table)
-		var buf bytes.Buffer
-		info, err := engine.WriteParquet(&buf, t, parts[pk], in.opts.Parquet)
+		buf := in.parquetBuf()
+		info, err := engine.WriteParquet(buf, t, parts[pk], in.opts.Parquet)
 		if err != nil {
 			return nil, in.keepSegment(seg, "cannot write parquet", err)
 		}
@@ -199,6 +204,33 @@ func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.F
 		return in.cat.RegisterFiles(ctx, files...)
 	})
 	return files, err
+}
+
+// maxKeptParquetBuf is the largest Parquet output buffer kept for the
+// next flush (a flush after an outage may write much larger files).
+const maxKeptParquetBuf = 16 << 20
+
+// parquetBuf returns an empty buffer for a Parquet file, one a previous
+// flush grew if there is one.
+func (in *Ingester) parquetBuf() *bytes.Buffer {
+	select {
+	case b := <-in.pqBufs:
+		return b
+	default:
+		return new(bytes.Buffer)
+	}
+}
+
+// putParquetBuf keeps the buffer holding body, which is no longer used,
+// for a next flush.
+func (in *Ingester) putParquetBuf(body []byte) {
+	if cap(body) > maxKeptParquetBuf {
+		return
+	}
+	select {
+	case in.pqBufs <- bytes.NewBuffer(body[:0]):
+	default:
+	}
 }
 
 // passing reports whether a failure to map a file may go away by itself.

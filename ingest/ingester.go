@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -120,6 +121,11 @@ type Ingester struct {
 
 	wbuf []byte // writer loop scratch
 	m    *ingestMetrics
+
+	// pqBufs holds Parquet output buffers for the next flushes: a buffer
+	// grown for one flush takes the next without growing (copying and
+	// zeroing) again.
+	pqBufs chan *bytes.Buffer
 }
 
 type appendEntry struct {
@@ -165,6 +171,7 @@ func Open(cat catalog.Store, bucket *objstore.Bucket, opts Options) (*Ingester, 
 		reqs:    make(chan *appendReq, 1024),
 		rotatec: make(chan struct{}, 1),
 		flushc:  make(chan struct{}, 1),
+		pqBufs:  make(chan *bytes.Buffer, opts.FlushWorkers),
 		stopW:   make(chan struct{}),
 		writerD: make(chan struct{}),
 		stopF:   make(chan struct{}),

@@ -100,11 +100,26 @@ func (b *Bucket) String() string { return b.url }
 // stores promise that on a successful upload, and for a local directory Put
 // fsyncs the file and its directory.
 func (b *Bucket) Put(ctx context.Context, key string, data []byte) error {
-	if err := b.WriteAll(ctx, key, data, nil); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
-	}
 	if b.dir == "" {
+		// WriteAll sends the MD5 of data, which the store checks.
+		if err := b.WriteAll(ctx, key, data, nil); err != nil {
+			return fmt.Errorf("put %s: %w", key, err)
+		}
 		return nil
+	}
+	// A local file has no transfer to check: WriteAll would hash data
+	// twice (its MD5, then the writer's check of it) for nothing.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := b.NewWriter(wctx, key, &blob.WriterOptions{DisableContentTypeDetection: true})
+	if err == nil {
+		if _, err = w.Write(data); err != nil {
+			cancel() // Close then drops the partial file
+		}
+		err = errors.Join(err, w.Close())
+	}
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
 	}
 	path := filepath.Join(b.dir, filepath.FromSlash(key))
 	if err := syncPath(path); err != nil {
