@@ -148,7 +148,12 @@ func (c *Client) Dirs() []string {
 // transient copy, deleted on release.
 func (c *Client) Acquire(ctx context.Context, project, key string, size int64) (path string, release func(), cached bool, err error) {
 	if p, ok := c.bucket.LocalPath(key); ok {
-		return p, func() {}, false, nil // a local directory is read in place
+		// A local directory is read in place. A missing file is said so
+		// here, by its key: DuckDB's error would hold the host's paths.
+		if _, err := os.Stat(p); err != nil {
+			return "", nil, false, fmt.Errorf("not in the object store: %w", errors.Unwrap(err))
+		}
+		return p, func() {}, false, nil
 	}
 	owner := c.ring.Owner(key)
 	if c.node != nil && (owner == "" || owner == c.self) {

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -60,6 +62,12 @@ func (rd *readiness) check(ctx context.Context) (int, []byte) {
 			return err
 		},
 		"object_store": func(ctx context.Context) error {
+			if dir, local := rd.bucket.LocalDir(); local {
+				// A directory that is gone lists as empty.
+				if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+					return fmt.Errorf("object store directory %s: %v", dir, cmp.Or(err, errors.New("not a directory")))
+				}
+			}
 			ok, err := rd.bucket.IsAccessible(ctx)
 			if err == nil && !ok {
 				err = fmt.Errorf("bucket %s does not exist", rd.bucket)

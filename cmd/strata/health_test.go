@@ -3,7 +3,9 @@ package main_test
 import (
 	"encoding/json"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -93,4 +95,43 @@ func TestServe_ReadyzFollowsCatalogAndObjectStore(t *testing.T) {
 	healthy()
 	s3.Set(faultproxy.Pass)
 	ready(http.StatusOK)
+}
+
+// A file:// object store whose directory went away is not ready, though
+// listing it (what IsAccessible does) finds it empty and fine.
+func TestServe_ReadyzSeesALocalObjectStoreGone(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cmd := exec.Command(strataBin, "serve", "--no-compactor", "--data-dir", dir, "--http-addr", addr,
+		"--otlp-http-addr", freeAddr(t), "--otlp-grpc-addr", freeAddr(t), "--query-addr", freeAddr(t),
+		"--pg-addr", freeAddr(t), "--cache-addr", freeAddr(t))
+	cmd.Env = cleanEnv()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-exited
+	})
+	waitHealthy(t, addr, exited)
+	code := func() int {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := code(); c != http.StatusOK {
+		t.Fatalf("/readyz with the objects in place: %d", c)
+	}
+	if err := os.Rename(filepath.Join(dir, "objects"), filepath.Join(dir, "objects.moved")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // past the reused answer
+	if c := code(); c != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with the objects directory gone: %d", c)
+	}
 }
