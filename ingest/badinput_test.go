@@ -456,6 +456,10 @@ func TestPartialSuccess_BadItemsAreRefusedAlone(t *testing.T) {
 	if err != nil || mresp.PartialSuccess().RejectedDataPoints() != 1 || !strings.Contains(mresp.PartialSuccess().ErrorMessage(), "start_time_unix_nano") {
 		t.Fatalf("a marker and a bad start time: %v, %d %q", err, mresp.PartialSuccess().RejectedDataPoints(), mresp.PartialSuccess().ErrorMessage())
 	}
+	// Operators see what was refused: 1 span, 3 + 1 points.
+	if sp, dp := s.in.RejectedCounted("traces"), s.in.RejectedCounted("metrics"); sp != 1 || dp != 4 {
+		t.Errorf("strata_ingest_rejected_items_total: %v spans, %v points", sp, dp)
+	}
 	s.waitFlushed()
 	if n := s.count(`SELECT count(*) FROM records WHERE span_name LIKE 'partial-%'`); n != 2 {
 		t.Fatalf("%d spans stored, want the 2 good ones", n)

@@ -16,3 +16,8 @@ type (
 func (in *Ingester) RequestsCounted(signal, protocol, code string) float64 {
 	return testutil.ToFloat64(in.m.requests.WithLabelValues(signal, protocol, code))
 }
+
+// RejectedCounted reads strata_ingest_rejected_items_total for a signal.
+func (in *Ingester) RejectedCounted(signal string) float64 {
+	return testutil.ToFloat64(in.m.rejected.WithLabelValues(signal))
+}

@@ -56,7 +56,7 @@ func (r *Receiver) exporters() []exporter {
 					return nil, err
 				}
 				resp := ptraceotlp.NewExportResponse()
-				if err := tracesPartial(resp, r.Traces(ctx, req.Traces())); err != nil {
+				if err := r.tracesPartial(resp, r.Traces(ctx, req.Traces())); err != nil {
 					return nil, err
 				}
 				return marshal(resp, json)
@@ -68,7 +68,7 @@ func (r *Receiver) exporters() []exporter {
 					return nil, err
 				}
 				resp := plogotlp.NewExportResponse()
-				if err := logsPartial(resp, r.Logs(ctx, req.Logs())); err != nil {
+				if err := r.logsPartial(resp, r.Logs(ctx, req.Logs())); err != nil {
 					return nil, err
 				}
 				return marshal(resp, json)
@@ -80,7 +80,7 @@ func (r *Receiver) exporters() []exporter {
 					return nil, err
 				}
 				resp := pmetricotlp.NewExportResponse()
-				if err := metricsPartial(resp, r.Metrics(ctx, req.Metrics())); err != nil {
+				if err := r.metricsPartial(resp, r.Metrics(ctx, req.Metrics())); err != nil {
 					return nil, err
 				}
 				return marshal(resp, json)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -37,6 +39,9 @@ type Receiver struct {
 	grpcMethods map[string]string
 
 	retention sync.Map // project → *retentionOf
+
+	// rejectLogged is when items of each signal were last logged as refused.
+	rejectLogged map[string]*atomic.Int64
 }
 
 // retentionOf is a project's retention as last read from the catalog.
@@ -101,7 +106,8 @@ func NewReceiver(in *Ingester, maxRequestBytes int64) *Receiver {
 	// what the limit holds at their largest (at least 8).
 	slots := max(8, in.opts.MaxMemoryBytes/maxRequestBytes)
 	r := &Receiver{in: in, MaxRequestBytes: maxRequestBytes, cpu: make(chan struct{}, runtime.GOMAXPROCS(0)),
-		grpcSlots: make(chan struct{}, slots), grpcMethods: map[string]string{}}
+		grpcSlots: make(chan struct{}, slots), grpcMethods: map[string]string{},
+		rejectLogged: map[string]*atomic.Int64{"traces": new(atomic.Int64), "logs": new(atomic.Int64), "metrics": new(atomic.Int64)}}
 	for _, e := range r.exporters() {
 		r.grpcMethods["/"+e.service+"/"+exportMethod] = e.signal
 	}
@@ -258,35 +264,50 @@ func (r *Receiver) convertAndAppend(ctx context.Context, table string, convert f
 	return err
 }
 
+// noteRejected counts the items of an export refused one by one and logs
+// why, at most once every 10 s per signal: a client whose clock is off
+// loses data that way, and its operator would not know from the answers.
+func (r *Receiver) noteRejected(signal string, pe *PartialError) {
+	r.in.m.rejected.WithLabelValues(signal).Add(float64(pe.Rejected))
+	now := time.Now().UnixNano()
+	last := r.rejectLogged[signal]
+	if t := last.Load(); now-t >= int64(10*time.Second) && last.CompareAndSwap(t, now) {
+		slog.Warn("otlp: items refused, the rest of their export stored", "signal", signal, "refused", pe.Rejected, "first_reason", pe.Err)
+	}
+}
+
 // Each signal's response records a *PartialError as OTLP's partial
 // success; what remains is the export's error (nil for a partial success).
 // The HTTP and gRPC front ends share them.
 
-func tracesPartial(resp ptraceotlp.ExportResponse, err error) error {
+func (r *Receiver) tracesPartial(resp ptraceotlp.ExportResponse, err error) error {
 	var pe *PartialError
 	if !errors.As(err, &pe) {
 		return err
 	}
+	r.noteRejected("traces", pe)
 	resp.PartialSuccess().SetRejectedSpans(pe.Rejected)
 	resp.PartialSuccess().SetErrorMessage(pe.Error())
 	return nil
 }
 
-func logsPartial(resp plogotlp.ExportResponse, err error) error {
+func (r *Receiver) logsPartial(resp plogotlp.ExportResponse, err error) error {
 	var pe *PartialError
 	if !errors.As(err, &pe) {
 		return err
 	}
+	r.noteRejected("logs", pe)
 	resp.PartialSuccess().SetRejectedLogRecords(pe.Rejected)
 	resp.PartialSuccess().SetErrorMessage(pe.Error())
 	return nil
 }
 
-func metricsPartial(resp pmetricotlp.ExportResponse, err error) error {
+func (r *Receiver) metricsPartial(resp pmetricotlp.ExportResponse, err error) error {
 	var pe *PartialError
 	if !errors.As(err, &pe) {
 		return err
 	}
+	r.noteRejected("metrics", pe)
 	resp.PartialSuccess().SetRejectedDataPoints(pe.Rejected)
 	resp.PartialSuccess().SetErrorMessage(pe.Error())
 	return nil

@@ -16,6 +16,7 @@ type ingestMetrics struct {
 	damagedRows  prometheus.Counter
 	keptSegments prometheus.Counter
 	requests     *prometheus.CounterVec
+	rejected     *prometheus.CounterVec
 }
 
 func newIngestMetrics() *ingestMetrics {
@@ -47,6 +48,9 @@ func newIngestMetrics() *ingestMetrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_ingest_requests_total", Help: "OTLP export requests by signal, protocol and result code."},
 			[]string{"signal", "protocol", "code"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_ingest_rejected_items_total", Help: "Spans, log records and data points refused one by one (out of the retention window, too far ahead, invalid ids or UTF-8…) while the rest of their export was stored: OTLP's partial success."},
+			[]string{"signal"}),
 	}
 }
 
@@ -54,7 +58,7 @@ func newIngestMetrics() *ingestMetrics {
 func (in *Ingester) Collectors() []prometheus.Collector {
 	m := in.m
 	return []prometheus.Collector{m.rows, m.commits, m.walWritten, m.refused, m.fsync, m.flushSeconds,
-		m.flushedFiles, m.flushedBytes, m.flushErrors, m.damagedRows, m.keptSegments, m.requests,
+		m.flushedFiles, m.flushedBytes, m.flushErrors, m.damagedRows, m.keptSegments, m.requests, m.rejected,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "strata_ingest_inflight_bytes", Help: "Memory held by requests being read, decoded and converted, and by frames waiting for the WAL."},
 			func() float64 { return float64(in.inflight.Load()) }),
