@@ -1,6 +1,7 @@
 package sql
 
 import (
+	"regexp"
 	"strings"
 
 	"github.com/strata-db/strata/engine"
@@ -354,6 +355,31 @@ func pgRegex(s string) string {
 	}
 	if last == 0 {
 		return s
+	}
+	out.WriteString(s[last:])
+	return out.String()
+}
+
+// qualifiedTable finds a data table named with its schema (and database):
+// public.records, main.metrics, strata.public."records".
+var qualifiedTable = regexp.MustCompile(`(?i)(?:\b(?:strata|memory)\s*\.\s*)?(?:"public"|"main"|\bpublic|\bmain)\s*\.\s*("records"|"metrics"|records\b|metrics\b)`)
+
+// unqualified drops the schema (and database) from data table names:
+// tools that list tables under a schema (psql's \d shows main.records,
+// BI tools write public.records) name them so, and only the bare names
+// are the query's views.
+func unqualified(s string) string {
+	b := engine.BlankLiterals(s) // matches in strings or comments are blank here
+	ms := qualifiedTable.FindAllStringSubmatchIndex(b, -1)
+	if len(ms) == 0 {
+		return s
+	}
+	var out strings.Builder
+	last := 0
+	for _, m := range ms {
+		out.WriteString(s[last:m[0]])
+		out.WriteString(s[m[2]:m[3]])
+		last = m[1]
 	}
 	out.WriteString(s[last:])
 	return out.String()

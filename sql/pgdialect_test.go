@@ -39,3 +39,17 @@ func TestPgRegex_MatchesAnywhereAndFoldsCase(t *testing.T) {
 		}
 	}
 }
+
+func TestUnqualified_DataTablesLoseTheirSchema(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`SELECT count(*) FROM main.records`, `SELECT count(*) FROM records`},
+		{`SELECT public.records.span_name FROM public.records JOIN "public"."metrics" m ON true`, `SELECT records.span_name FROM records JOIN "metrics" m ON true`},
+		{`SELECT * FROM strata.public.records, memory . main . metrics`, `SELECT * FROM records, metrics`},
+		// Other schemas and tables, and names in strings, are left alone.
+		{`SELECT * FROM other.records, main.recordsx WHERE x = 'main.records'`, `SELECT * FROM other.records, main.recordsx WHERE x = 'main.records'`},
+	} {
+		if got := unqualified(c.in); got != c.want {
+			t.Errorf("%s\n got %s\nwant %s", c.in, got, c.want)
+		}
+	}
+}
