@@ -306,7 +306,15 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 			freshTables = append(freshTables, fresh)
 		}
 		views = append(views, t.Name)
-		if _, err := conn.ExecContext(ctx, viewSQL(t, q.Files[t.Name], fresh, q.Where[t.Name]), nil); err != nil {
+		// Creating a view allocates too: while other queries hold the
+		// memory it waits for them, as a query does (stream).
+		view := viewSQL(t, q.Files[t.Name], fresh, q.Where[t.Name])
+		_, err := conn.ExecContext(ctx, view, nil)
+		for reruns := 0; isOutOfMemory(err) && reruns < maxReruns && db.memoryFreed(ctx, reruns); reruns++ {
+			_, err = conn.ExecContext(ctx, view, nil)
+		}
+		if err != nil {
+			err = queryError(ctx, db.opts.QueryTimeout, err)
 			done(false)
 			return nil, fmt.Errorf("query: create view %s: %w", t.Name, err)
 		}
@@ -322,6 +330,16 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 		rd = &cappedReader{RecordReader: rr, max: db.opts.MaxRows}
 	}
 	return &Rows{RecordReader: rd, release: func() { done(ctx.Err() == nil) }, ctx: ctx, timeout: db.opts.QueryTimeout}, nil
+}
+
+// IsOutOfMemory reports whether err is DuckDB running out of memory.
+func IsOutOfMemory(err error) bool { return isOutOfMemory(err) }
+
+// MemoryFreed waits (see memoryFreed) for the memory other queries hold to
+// be given back, for a query that failed for want of it before returning
+// anything; reruns is how often it already ran again.
+func (db *DB) MemoryFreed(ctx context.Context, reruns int) bool {
+	return reruns < maxReruns && db.memoryFreed(ctx, reruns)
 }
 
 func isOutOfMemory(err error) bool {
@@ -346,8 +364,13 @@ func (db *DB) memoryFreed(ctx context.Context, reruns int) bool {
 		return n, err == nil
 	}
 	before, ok := held()
-	if !ok || reruns > 0 && before < db.memLimit/4 {
+	if ok && reruns > 0 && before < db.memLimit/4 {
 		return false
+	}
+	if !ok {
+		// So short of memory that asking failed too (or the limit is not
+		// known): wait for it to fall below half the limit.
+		before = db.memLimit
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
