@@ -298,23 +298,9 @@ func gatherColumn(dt arrow.DataType, parts []arrow.Array, refs []rowRef) (arrow.
 		out := values.Bytes()
 		switch width {
 		case 8: // timestamps, int64, float64: copied as words
-			words := arrow.Uint64Traits.CastFromBytes(out)
-			src := make([][]uint64, len(srcs))
-			for i, s := range srcs {
-				src[i] = arrow.Uint64Traits.CastFromBytes(s)
-			}
-			for i, r := range refs {
-				words[i] = src[r.batch][r.row]
-			}
+			gatherWords[uint64](out, srcs, refs)
 		case 4:
-			words := arrow.Uint32Traits.CastFromBytes(out)
-			src := make([][]uint32, len(srcs))
-			for i, s := range srcs {
-				src[i] = arrow.Uint32Traits.CastFromBytes(s)
-			}
-			for i, r := range refs {
-				words[i] = src[r.batch][r.row]
-			}
+			gatherWords[uint32](out, srcs, refs)
 		default:
 			for i, r := range refs {
 				at := int(r.row) * width
@@ -373,6 +359,19 @@ func gatherValidity(mem memory.Allocator, parts []arrow.Array, refs []rowRef) (*
 		}
 	}
 	return validity, nulls
+}
+
+// gatherWords copies the fixed-width values refs name from srcs to out,
+// a word at a time.
+func gatherWords[W uint32 | uint64](out []byte, srcs [][]byte, refs []rowRef) {
+	words := arrow.GetData[W](out)
+	src := make([][]W, len(srcs))
+	for i, s := range srcs {
+		src[i] = arrow.GetData[W](s)
+	}
+	for i, r := range refs {
+		words[i] = src[r.batch][r.row]
+	}
 }
 
 func wrapExtension(dt arrow.DataType, storage arrow.Array) arrow.Array {
