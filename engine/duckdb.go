@@ -306,14 +306,7 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 			freshTables = append(freshTables, fresh)
 		}
 		views = append(views, t.Name)
-		// Creating a view allocates too: while other queries hold the
-		// memory it waits for them, as a query does (stream).
-		view := viewSQL(t, q.Files[t.Name], fresh, q.Where[t.Name])
-		_, err := conn.ExecContext(ctx, view, nil)
-		for reruns := 0; isOutOfMemory(err) && reruns < maxReruns && db.memoryFreed(ctx, reruns); reruns++ {
-			_, err = conn.ExecContext(ctx, view, nil)
-		}
-		if err != nil {
+		if _, err := conn.ExecContext(ctx, viewSQL(t, q.Files[t.Name], fresh, q.Where[t.Name]), nil); err != nil {
 			err = queryError(ctx, db.opts.QueryTimeout, err)
 			done(false)
 			return nil, fmt.Errorf("query: create view %s: %w", t.Name, err)
@@ -332,16 +325,6 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 	return &Rows{RecordReader: rd, release: func() { done(ctx.Err() == nil) }, ctx: ctx, timeout: db.opts.QueryTimeout}, nil
 }
 
-// IsOutOfMemory reports whether err is DuckDB running out of memory.
-func IsOutOfMemory(err error) bool { return isOutOfMemory(err) }
-
-// MemoryFreed waits (see memoryFreed) for the memory other queries hold to
-// be given back, for a query that failed for want of it before returning
-// anything; reruns is how often it already ran again.
-func (db *DB) MemoryFreed(ctx context.Context, reruns int) bool {
-	return reruns < maxReruns && db.memoryFreed(ctx, reruns)
-}
-
 func isOutOfMemory(err error) bool {
 	var de *duckdb.Error
 	return errors.As(err, &de) && de.Type == duckdb.ErrorTypeOutOfMemory
@@ -356,7 +339,7 @@ func isOutOfMemory(err error) bool {
 func (db *DB) memoryFreed(ctx context.Context, reruns int) bool {
 	const usage = "SELECT sum(memory_usage_bytes)::BIGINT FROM duckdb_memory()"
 	held := func() (int64, bool) {
-		row, err := db.Row(ctx, usage)
+		row, err := db.row(ctx, usage)
 		if err != nil || len(row) != 1 || row[0] == nil {
 			return 0, false
 		}
@@ -368,8 +351,11 @@ func (db *DB) memoryFreed(ctx context.Context, reruns int) bool {
 		return false
 	}
 	if !ok {
-		// So short of memory that asking failed too (or the limit is not
-		// known): wait for it to fall below half the limit.
+		// So short of memory that asking failed too: wait for it to fall
+		// below half the limit.
+		if db.memLimit == 0 {
+			return false
+		}
 		before = db.memLimit
 	}
 	deadline := time.Now().Add(5 * time.Second)

@@ -96,6 +96,28 @@ func (db *DB) Deparse(ctx context.Context, tree map[string]any) (string, error) 
 func (db *DB) Row(ctx context.Context, sql string) ([]*string, error) {
 	ctx, cancel := context.WithTimeout(ctx, db.opts.QueryTimeout)
 	defer cancel()
+	var out []*string
+	err := db.whenMemoryIsFree(ctx, func() (err error) {
+		out, err = db.row(ctx, sql)
+		return err
+	})
+	return out, err
+}
+
+// whenMemoryIsFree runs fn, and again, as a query does (see stream), when
+// it failed because other queries held DuckDB's memory and they gave it
+// back: one DuckDB serves every query, and parsing or evaluating a
+// statement allocates too.
+func (db *DB) whenMemoryIsFree(ctx context.Context, fn func() error) error {
+	err := fn()
+	for reruns := 0; isOutOfMemory(err) && reruns < maxReruns && db.memoryFreed(ctx, reruns); reruns++ {
+		err = fn()
+	}
+	return err
+}
+
+// row is Row without waiting for memory (memoryFreed asks with it).
+func (db *DB) row(ctx context.Context, sql string) ([]*string, error) {
 	conn, err := db.conn(ctx)
 	if err != nil {
 		return nil, err
@@ -126,6 +148,15 @@ func (db *DB) Row(ctx context.Context, sql string) ([]*string, error) {
 
 // scalarString runs a one-parameter query returning one string.
 func (db *DB) scalarString(ctx context.Context, query, arg string) (string, error) {
+	var out string
+	err := db.whenMemoryIsFree(ctx, func() (err error) {
+		out, err = db.scalarStringOnce(ctx, query, arg)
+		return err
+	})
+	return out, err
+}
+
+func (db *DB) scalarStringOnce(ctx context.Context, query, arg string) (string, error) {
 	conn, err := db.conn(ctx)
 	if err != nil {
 		return "", err

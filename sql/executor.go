@@ -176,13 +176,6 @@ func (e *Executor) Run(ctx context.Context, project string, req Request) (*Resul
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	deadline, _ := ctx.Deadline()
 	res, unpin, err := e.run(ctx, project, req)
-	// One DuckDB serves every query: a query that found the memory taken
-	// by others (parsing, planning, starting) runs again once they gave
-	// it back, as a query failing at its first row does (engine.stream).
-	for reruns := 0; engine.IsOutOfMemory(err) && e.Engine.MemoryFreed(ctx, reruns); reruns++ {
-		unpin()
-		res, unpin, err = e.run(ctx, project, req)
-	}
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			err = engine.TimedOut(limit)
