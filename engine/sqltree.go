@@ -218,7 +218,7 @@ func BlankLiterals(s string) string {
 			blank(i+1, j)
 			i = j
 		case s[i] == '$':
-			if i > 0 && isIdentByte(s[i-1]) {
+			if i > 0 && IsIdentByte(s[i-1]) {
 				continue // a '$' inside an identifier (x$1, a$b$) opens nothing
 			}
 			tag := dollarTag(s[i:])
@@ -264,11 +264,11 @@ func BlankLiterals(s string) string {
 // string (backslash escapes): an E or e in front, not ending an
 // identifier (typE'…' is the identifier typE, then a plain string).
 func escapeString(s string, i int) bool {
-	return i > 0 && (s[i-1] == 'E' || s[i-1] == 'e') && (i < 2 || !isIdentByte(s[i-2]))
+	return i > 0 && (s[i-1] == 'E' || s[i-1] == 'e') && (i < 2 || !IsIdentByte(s[i-2]))
 }
 
-// isIdentByte reports whether c may be part of an unquoted identifier.
-func isIdentByte(c byte) bool {
+// IsIdentByte reports whether c may be part of an unquoted identifier.
+func IsIdentByte(c byte) bool {
 	return c == '_' || c == '$' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
 }
 
@@ -280,7 +280,7 @@ func dollarTag(s string) string {
 		switch {
 		case c == '$':
 			return s[:j+1]
-		case isIdentByte(c) && (j > 1 || c < '0' || c > '9'): // no digit first: $1 is a parameter
+		case IsIdentByte(c) && (j > 1 || c < '0' || c > '9'): // no digit first: $1 is a parameter
 		default:
 			return ""
 		}

@@ -198,7 +198,7 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 			p()
 		}
 	}
-	text := pgArrows(unqualified(req.SQL))
+	text := normalizeSQL(req.SQL)
 	a, err := analyze(ctx, e.Engine, text)
 	if err != nil {
 		return nil, unpin, err

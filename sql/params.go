@@ -44,7 +44,7 @@ func walkSelectLists(n any, fn func(item map[string]any)) {
 // the type of the column it is compared with, bigint for LIMIT and OFFSET,
 // text otherwise. Clients encode their arguments by these types.
 func (e *Executor) paramTypes(ctx context.Context, sql string) ([]uint32, error) {
-	tree, err := e.Engine.Parse(ctx, pgArrows(unqualified(sql)))
+	tree, err := e.Engine.Parse(ctx, normalizeSQL(sql))
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +166,7 @@ func inferParamTypes(n any, oids []uint32) {
 
 // bindParams replaces $n parameters with values (nil: NULL).
 func (e *Executor) bindParams(ctx context.Context, sql string, values []*string) (string, error) {
-	tree, err := e.Engine.Parse(ctx, pgArrows(unqualified(sql)))
+	tree, err := e.Engine.Parse(ctx, normalizeSQL(sql))
 	if err != nil {
 		return "", err
 	}
@@ -204,7 +204,7 @@ func toConstant(m map[string]any, v *string) {
 // integer). If the samples make the query fail (an empty string is no
 // date part), each parameter is tried as NULL alone, then all are.
 func (e *Executor) describe(ctx context.Context, sql string) (*arrow.Schema, error) {
-	tree, err := e.Engine.Parse(ctx, pgArrows(unqualified(sql)))
+	tree, err := e.Engine.Parse(ctx, normalizeSQL(sql))
 	if err != nil {
 		return nil, err
 	}

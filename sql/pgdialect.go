@@ -7,6 +7,12 @@ import (
 	"github.com/strata-db/strata/engine"
 )
 
+// normalizeSQL rewrites, before a query is parsed on any path, what users
+// and tools write for PostgreSQL that DuckDB would read otherwise:
+// qualified data table names and the JSON arrows' precedence. (pgRegex,
+// for the Postgres protocol alone, runs when a statement arrives.)
+func normalizeSQL(sql string) string { return pgArrows(unqualified(sql)) }
+
 // pgArrows puts parentheses around each JSON arrow (x->'k', x->>'k') and
 // its two operands. DuckDB's grammar gives -> and ->> the lowest
 // precedence, below AND (for lambdas), so
@@ -96,10 +102,6 @@ func isSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
 }
 
-func isIdent(c byte) bool {
-	return c == '_' || c == '$' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
-}
-
 // arrowRight returns where the right operand of an arrow ending at i ends,
 // or -1 if it is not one the arrow is sure to be a JSON arrow with.
 func arrowRight(b string, i int, double bool) int {
@@ -132,7 +134,7 @@ func arrowRight(b string, i int, double bool) int {
 		return -1
 	case c == '(':
 		return matchForward(b, i)
-	case c == '"' || isIdent(c):
+	case c == '"' || engine.IsIdentByte(c):
 		for {
 			if i = identEnd(b, i); i < 0 || i >= len(b) || b[i] != '.' {
 				return i
@@ -156,7 +158,7 @@ func identEnd(b string, i int) int {
 		return i + 1 + end + 1
 	}
 	j := i
-	for j < len(b) && isIdent(b[j]) {
+	for j < len(b) && engine.IsIdentByte(b[j]) {
 		j++
 	}
 	if j == i {
@@ -190,7 +192,7 @@ func arrowLeft(b string, i int) (from, end int) {
 			if k < 0 {
 				return -1, end
 			}
-			if k > 0 && (b[k-1] == 'E' || b[k-1] == 'e') && (k < 2 || !isIdent(b[k-2])) {
+			if k > 0 && (b[k-1] == 'E' || b[k-1] == 'e') && (k < 2 || !engine.IsIdentByte(b[k-2])) {
 				k--
 			}
 			j = k
@@ -198,9 +200,9 @@ func arrowLeft(b string, i int) (from, end int) {
 			if j = strings.LastIndexByte(b[:j], '"'); j < 0 {
 				return -1, end
 			}
-		case isIdent(c):
+		case engine.IsIdentByte(c):
 			k := j
-			for k > 0 && isIdent(b[k-1]) {
+			for k > 0 && engine.IsIdentByte(b[k-1]) {
 				k--
 			}
 			if strings.EqualFold(b[k:j+1], "end") {
@@ -214,7 +216,7 @@ func arrowLeft(b string, i int) (from, end int) {
 		// What precedes may extend the operand: a call's name or a
 		// subscript's base right before the group, a qualifier, a cast.
 		switch {
-		case group && j > 0 && (isIdent(b[j-1]) || b[j-1] == '"' || b[j-1] == ')' || b[j-1] == ']'):
+		case group && j > 0 && (engine.IsIdentByte(b[j-1]) || b[j-1] == '"' || b[j-1] == ')' || b[j-1] == ']'):
 			j--
 		case j > 0 && b[j-1] == '.':
 			j -= 2
