@@ -102,7 +102,7 @@ var pgColumns = func() string {
 	var rows []string
 	for _, t := range schema.Tables() {
 		for _, f := range t.Schema.Fields() {
-			name, udt := pgTypeName(f.Type), pgUDTName(f.Type)
+			name, udt := pgTypeName(f.Type)
 			if strings.HasSuffix(name, "[]") {
 				name = "ARRAY"
 			}
@@ -289,7 +289,8 @@ func (c *pgCatalog) answer(ctx context.Context, lim *Limiter, sql string) (*pgRe
 				if !f.Nullable {
 					notNull = "t"
 				}
-				rows = append(rows, []string{f.Name, pgTypeName(f.Type), "", notNull, "", "", ""})
+				name, _ := pgTypeName(f.Type)
+				rows = append(rows, []string{f.Name, name, "", notNull, "", "", ""})
 			}
 		}
 		names := []string{"attname", "format_type", "default", "attnotnull", "attcollation", "attidentity", "attgenerated"}

@@ -337,75 +337,30 @@ func hexString(b []byte) string {
 	return string(out)
 }
 
-// pgTypeName is the PostgreSQL name of a type, for psql's \d.
-func pgTypeName(t arrow.DataType) string {
+// pgTypeName names a type as PostgreSQL does: format_type's name (psql's
+// \d, information_schema's data_type: "double precision") and pg_type's
+// (information_schema's udt_name: "float8"; "_text" for text[]).
+func pgTypeName(t arrow.DataType) (name, udt string) {
 	switch t := t.(type) {
 	case arrow.ExtensionType:
 		if t.ExtensionName() == "arrow.json" {
-			return "json"
+			return "json", "json"
 		}
 		return pgTypeName(t.StorageType())
 	case *arrow.ListType:
-		return pgTypeName(t.Elem()) + "[]"
+		name, udt := pgTypeName(t.Elem())
+		return name + "[]", "_" + udt
 	}
-	switch pgColumnFor(t).oid {
-	case oidBool:
-		return "boolean"
-	case oidInt2:
-		return "smallint"
-	case oidInt4:
-		return "integer"
-	case oidInt8:
-		return "bigint"
-	case oidFloat4:
-		return "real"
-	case oidFloat8:
-		return "double precision"
-	case oidBytea:
-		return "bytea"
-	case oidDate:
-		return "date"
-	case oidTimestamp:
-		return "timestamp without time zone"
-	case oidTimestamptz:
-		return "timestamp with time zone"
+	if n, ok := pgTypeNames[pgColumnFor(t).oid]; ok {
+		return n[0], n[1]
 	}
-	return "text"
+	return "text", "text"
 }
 
-// pgUDTName is the name PostgreSQL's pg_type gives the type a column of t
-// is sent as (information_schema's udt_name): int8, timestamptz, _text.
-func pgUDTName(t arrow.DataType) string {
-	switch t := t.(type) {
-	case arrow.ExtensionType:
-		if t.ExtensionName() == "arrow.json" {
-			return "json"
-		}
-		return pgUDTName(t.StorageType())
-	case *arrow.ListType:
-		return "_" + pgUDTName(t.Elem())
-	}
-	switch pgColumnFor(t).oid {
-	case oidBool:
-		return "bool"
-	case oidInt2:
-		return "int2"
-	case oidInt4:
-		return "int4"
-	case oidInt8:
-		return "int8"
-	case oidFloat4:
-		return "float4"
-	case oidFloat8:
-		return "float8"
-	case oidBytea:
-		return "bytea"
-	case oidDate:
-		return "date"
-	case oidTimestamp:
-		return "timestamp"
-	case oidTimestamptz:
-		return "timestamptz"
-	}
-	return "text"
+// pgTypeNames are the format_type and pg_type names of the type OIDs
+// strata sends.
+var pgTypeNames = map[uint32][2]string{
+	oidBool: {"boolean", "bool"}, oidInt2: {"smallint", "int2"}, oidInt4: {"integer", "int4"}, oidInt8: {"bigint", "int8"},
+	oidFloat4: {"real", "float4"}, oidFloat8: {"double precision", "float8"}, oidBytea: {"bytea", "bytea"}, oidDate: {"date", "date"},
+	oidTimestamp: {"timestamp without time zone", "timestamp"}, oidTimestamptz: {"timestamp with time zone", "timestamptz"},
 }
