@@ -104,26 +104,25 @@ func (r *Receiver) unmarshal(ctx context.Context, fromProto, fromJSON func([]byt
 // unmarshal decodes body once the memory its decoding takes is held by
 // the request's budget in ctx (if any).
 func unmarshal(ctx context.Context, fromProto, fromJSON func([]byte) error, body []byte, json bool, top otlpMsg) error {
-	b, _ := ctx.Value(budgetKey{}).(*budget)
+	var decoded int64
 	if json {
-		if b != nil {
-			if err := b.decoding(jsonDecodedBytes(body)); err != nil {
-				return err
-			}
+		decoded = jsonDecodedBytes(body)
+	} else {
+		var err error
+		if decoded, err = checkProto(body, top); err != nil {
+			return err
 		}
+	}
+	if b, ok := ctx.Value(budgetKey{}).(*budget); ok {
+		if err := b.decoding(decoded); err != nil {
+			return err
+		}
+	}
+	if json {
 		if err := fromJSON(body); err != nil {
 			return badInput("invalid OTLP JSON: %v", err)
 		}
 		return nil
-	}
-	decoded, err := checkProto(body, top)
-	if err != nil {
-		return err
-	}
-	if b != nil {
-		if err := b.decoding(decoded); err != nil {
-			return err
-		}
 	}
 	if err := fromProto(body); err != nil {
 		return badInput("invalid OTLP protobuf: %v", err)

@@ -91,7 +91,7 @@ var otlpFields = [...][16]otlpMsg{
 }
 
 // msgBytes is what pdata's decoder allocates for one message of each type,
-// rounded up from TestDecodedBytes_CoverWhatDecodingTakes (empty messages).
+// rounded up from TestCheckProto_CountsWhatDecodingAllocates (empty messages).
 // A message can take two bytes of a body and 224 of memory, so what a body
 // decodes to is counted, not guessed from its size. Messages a parent holds
 // by value (a resource, a scope, an attribute's value, a log body) cost
@@ -195,8 +195,9 @@ func walk(b []byte, t otlpMsg, left int, decoded *int64) walkResult {
 				if left == 0 {
 					return tooDeep
 				}
+				// An AnyValue costs only as an array's element (msgBytes).
 				if fields[num] != mAnyValue || t == mArrayValue {
-					*decoded += msgBytes[fields[num]] // held by value elsewhere
+					*decoded += msgBytes[fields[num]]
 				}
 				if r := walk(v, fields[num], left-1, decoded); r != walkedOK {
 					return r
