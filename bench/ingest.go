@@ -460,20 +460,18 @@ func (s *httpSender) send(ctx context.Context, signal string, body []byte) (stri
 	if err != nil {
 		return "connection", outcomeFailed, err
 	}
+	defer func() {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}()
 	code := strconv.Itoa(resp.StatusCode)
 	switch {
 	case resp.StatusCode == 200:
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
 		return code, outcomeAcked, nil
 	case resp.StatusCode == 429 || resp.StatusCode == 503:
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
 		return code, outcomeRefused, nil
 	}
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
 	return code, outcomeFailed, fmt.Errorf("HTTP %d from %s: %q", resp.StatusCode, req.URL, bytes.TrimSpace(msg))
 }
 

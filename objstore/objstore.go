@@ -82,15 +82,29 @@ func Open(ctx context.Context, rawURL string) (*Bucket, error) {
 		return nil, fmt.Errorf("open object store %s: %w", b.url, err)
 	}
 	b.Bucket = bucket
-	ok, err := bucket.IsAccessible(ctx)
-	if err == nil && !ok {
-		err = errors.New("bucket does not exist")
-	}
-	if err != nil {
+	if err := b.Reachable(ctx); err != nil {
 		bucket.Close()
 		return nil, fmt.Errorf("open object store %s: %w", b.url, err)
 	}
 	return b, nil
+}
+
+// Reachable says why the bucket cannot be used now, or nil: it does not
+// answer, does not exist, or (file://) its directory is gone, which
+// listing would take for an empty bucket.
+func (b *Bucket) Reachable(ctx context.Context) error {
+	if b.dir != "" {
+		if st, err := os.Stat(b.dir); err != nil {
+			return err
+		} else if !st.IsDir() {
+			return fmt.Errorf("%s is not a directory", b.dir)
+		}
+	}
+	ok, err := b.IsAccessible(ctx)
+	if err == nil && !ok {
+		err = errors.New("bucket does not exist")
+	}
+	return err
 }
 
 // String names the bucket by its URL, without credentials.

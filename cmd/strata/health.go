@@ -1,13 +1,10 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
@@ -61,19 +58,7 @@ func (rd *readiness) check(ctx context.Context) (int, []byte) {
 			}
 			return err
 		},
-		"object_store": func(ctx context.Context) error {
-			if dir, local := rd.bucket.LocalDir(); local {
-				// A directory that is gone lists as empty.
-				if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-					return fmt.Errorf("object store directory %s: %v", dir, cmp.Or(err, errors.New("not a directory")))
-				}
-			}
-			ok, err := rd.bucket.IsAccessible(ctx)
-			if err == nil && !ok {
-				err = fmt.Errorf("bucket %s does not exist", rd.bucket)
-			}
-			return err
-		},
+		"object_store": rd.bucket.Reachable,
 	}
 	out := struct {
 		Status string                `json:"status"`
