@@ -337,13 +337,12 @@ func gatherColumn(dt arrow.DataType, parts []arrow.Array, refs []rowRef) (arrow.
 func gatherValidity(mem memory.Allocator, parts []arrow.Array, refs []rowRef) (*memory.Buffer, int) {
 	bitmaps := make([][]byte, len(parts)) // nil: no nulls
 	offsets := make([]int, len(parts))
-	anyNulls := false
 	for i, p := range parts {
 		if p.NullN() > 0 {
-			bitmaps[i], offsets[i], anyNulls = p.NullBitmapBytes(), p.Data().Offset(), true
+			bitmaps[i], offsets[i] = p.NullBitmapBytes(), p.Data().Offset()
 		}
 	}
-	if !anyNulls {
+	if !slices.ContainsFunc(bitmaps, func(b []byte) bool { return b != nil }) {
 		return nil, 0
 	}
 	validity := memory.NewResizableBuffer(mem)
