@@ -54,8 +54,18 @@ func (f Need) Apply(t *schema.Table, batches []arrow.RecordBatch) ([]arrow.Recor
 	if err != nil || f.Columns == nil {
 		return rows, err
 	}
-	idx := f.columnIndices(t)
-	projected := arrow.NewSchema(f.fields(t), nil)
+	keep := map[string]bool{t.TimeColumn: true, "trace_id": true}
+	for _, c := range f.Columns {
+		keep[c] = true
+	}
+	var idx []int
+	var fields []arrow.Field
+	for i, fl := range t.Schema.Fields() {
+		if keep[fl.Name] {
+			idx, fields = append(idx, i), append(fields, fl)
+		}
+	}
+	projected := arrow.NewSchema(fields, nil)
 	for i, b := range rows {
 		cols := make([]arrow.Array, len(idx))
 		for j, c := range idx {
@@ -65,33 +75,6 @@ func (f Need) Apply(t *schema.Table, batches []arrow.RecordBatch) ([]arrow.Recor
 		b.Release()
 	}
 	return rows, nil
-}
-
-// columnIndices are the positions in t's schema of the columns f keeps:
-// f.Columns and the table's time column and trace_id (which views filter
-// on), in the table's order; all of them when f.Columns is nil.
-func (f Need) columnIndices(t *schema.Table) []int {
-	keep := map[string]bool{t.TimeColumn: true, "trace_id": true}
-	for _, c := range f.Columns {
-		keep[c] = true
-	}
-	var idx []int
-	for i, fl := range t.Schema.Fields() {
-		if f.Columns == nil || keep[fl.Name] {
-			idx = append(idx, i)
-		}
-	}
-	return idx
-}
-
-// fields are the fields of the columns f keeps (see columnIndices).
-func (f Need) fields(t *schema.Table) []arrow.Field {
-	idx := f.columnIndices(t)
-	out := make([]arrow.Field, len(idx))
-	for i, c := range idx {
-		out[i] = t.Schema.Field(c)
-	}
-	return out
 }
 
 // rows returns the rows of batches that pass f's row conditions.

@@ -48,12 +48,6 @@ func (o ParquetOptions) withDefaults() ParquetOptions {
 	return o
 }
 
-// dataPageBytes bounds a data page before compression. A trace lookup
-// (TraceRows) decompresses one page per column: at the default 1 MiB that
-// is most of a row group's small columns; 64 KiB pages made a file of
-// realistic spans 3 % larger and cost DuckDB's scans nothing measurable.
-const dataPageBytes = 64 << 10
-
 // FileInfo describes a written Parquet file.
 type FileInfo struct {
 	Rows    int64
@@ -65,8 +59,8 @@ type FileInfo struct {
 }
 
 // WriteParquet sorts the rows of batches by the table's sort columns and
-// writes them to w as one Parquet file: zstd, statistics (except on long
-// text and JSON), a page index, bloom filters on the table's lookup
+// writes them to w as one Parquet file: zstd, statistics and a page index
+// (except on long text and JSON), bloom filters on the table's lookup
 // columns, row groups of at most RowGroupRows. The batches must have the
 // table's schema; they are not released.
 func WriteParquet(w io.Writer, t *schema.Table, batches []arrow.RecordBatch, opts ParquetOptions) (FileInfo, error) {
@@ -119,7 +113,6 @@ func NewParquetWriter(w io.Writer, t *schema.Table, opts ParquetOptions, traceID
 		parquet.WithCompressionLevel(opts.ZstdLevel),
 		parquet.WithStats(true),
 		parquet.WithPageIndexEnabled(true),
-		parquet.WithDataPageSize(dataPageBytes),
 		parquet.WithMaxRowGroupLength(opts.RowGroupRows),
 		parquet.WithCreatedBy("strata"),
 	}
@@ -130,9 +123,7 @@ func NewParquetWriter(w io.Writer, t *schema.Table, opts ParquetOptions, traceID
 		}
 	}
 	for _, c := range t.NoStatsColumns {
-		// No statistics, but an offset index still: TraceRows finds the
-		// page that holds a row through it.
-		props = append(props, parquet.WithStatsFor(c, false))
+		props = append(props, parquet.WithStatsFor(c, false), parquet.WithPageIndexEnabledFor(c, false))
 	}
 	for _, c := range t.BloomColumns {
 		// A bloom filter sized for the distinct values it will actually

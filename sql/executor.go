@@ -250,12 +250,6 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 		if err != nil {
 			return nil, unpin, err
 		}
-		if len(need.TraceIDs) > 0 && t.HasTraceID() {
-			var rows []arrow.RecordBatch
-			rows, paths = traceRows(ctx, t, need, paths)
-			q.Fresh[t.Name] = append(q.Fresh[t.Name], rows...)
-			pins = append(pins, func() { releaseAll(rows) })
-		}
 		q.Files[t.Name] = paths // a view, even if empty
 	}
 	rows, err := e.Engine.Query(ctx, q)
@@ -263,28 +257,6 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 		return nil, unpin, err
 	}
 	return &Result{Rows: rows, Stats: stats}, unpin, nil
-}
-
-// traceRows reads the rows of a trace lookup from files by position
-// (engine.TraceRows), which takes a few milliseconds where DuckDB's scan of
-// the same rows takes tens. It returns those rows and the files it could
-// not read that way, left to DuckDB.
-func traceRows(ctx context.Context, t *schema.Table, need engine.Need, paths []string) (rows []arrow.RecordBatch, left []string) {
-	for _, p := range paths {
-		got, err := engine.TraceRows(ctx, p, t, need)
-		if err != nil {
-			left = append(left, p)
-			continue
-		}
-		rows = append(rows, got...)
-	}
-	return rows, left
-}
-
-func releaseAll(batches []arrow.RecordBatch) {
-	for _, b := range batches {
-		b.Release()
-	}
 }
 
 // freshAndFiles reads ingest's unflushed rows of a table that pass need,

@@ -177,12 +177,8 @@ type Table struct {
 	// the file's time range in the catalog.
 	TimeColumn string
 	// SortColumns is the order of rows in every Parquet file. Records sort by
-	// trace then time, so a trace's rows are adjacent and a lookup by trace
-	// id reads one page per column (engine.TraceRows: 3–5 ms per file, where
-	// a service-then-time order scatters a trace over the row groups of its
-	// services, 35–80 ms), at 14 % more bytes (resource columns lose their
-	// runs, timestamps their order). Metrics sort by service, metric, then
-	// time, so one metric's series are contiguous.
+	// service then time; metrics by service, metric, then time, so one
+	// metric's series are contiguous.
 	SortColumns []string
 	// BloomColumns get a Parquet bloom filter (point lookups).
 	BloomColumns []string
@@ -199,7 +195,7 @@ type Table struct {
 var tables = map[string]*Table{
 	Records: {
 		Name: Records, Schema: recordsSchema(), TimeColumn: "start_timestamp",
-		SortColumns:  []string{"trace_id", "start_timestamp"},
+		SortColumns:  []string{"service_name", "start_timestamp"},
 		BloomColumns: []string{"trace_id"},
 		PlainColumns: []string{"trace_id", "span_id", "parent_span_id", "attributes", "otel_events", "otel_links",
 			"log_body", "url_full", "exception_stacktrace", "start_timestamp", "end_timestamp"},
