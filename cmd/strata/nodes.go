@@ -98,7 +98,7 @@ func runIngest(ctx context.Context, args []string, stdout io.Writer) error {
 	shutdownTimeout := c.fs.Duration("shutdown-timeout", time.Second, "how long shutdown may take (`duration`)")
 	lns, cat, bucket, err := boot(ctx, c, &st, args, stdout, func() map[string]string {
 		return map[string]string{"http-addr": *httpAddr, "otlp-http-addr": ic.httpAddr, "otlp-grpc-addr": ic.grpcAddr}
-	}, func(string) error { return checkHost(advertise) })
+	}, ic.check, func(string) error { return checkHost(advertise) })
 	if err != nil {
 		return err
 	}

@@ -100,6 +100,27 @@ func (c *ingestConfig) register(cmd *command) {
 	cmd.fs.Var(&c.maxRequest, "max-request-bytes", "largest OTLP request accepted (413 beyond), before and after decompression, in `size`")
 }
 
+// check refuses ingest settings that would refuse every request or never
+// flush, which would otherwise fall back to a default without a word.
+func (c *ingestConfig) check(string) error {
+	sizes := []struct {
+		flag string
+		v    byteSize
+	}{{"max-request-bytes", c.maxRequest}, {"max-buffer-bytes", c.maxBuffer}, {"max-scratch-bytes", c.maxScratch}, {"flush-bytes", c.flushBytes}}
+	for _, s := range sizes {
+		if s.v < 1024 {
+			return settingError{s.flag, fmt.Errorf("%d bytes is under 1 KiB: no OTLP request would fit", s.v)}
+		}
+	}
+	switch {
+	case c.flushWorkers < 0:
+		return settingError{"flush-workers", fmt.Errorf("%d is negative: give a number of workers, or 0 for one per two cores", c.flushWorkers)}
+	case c.flushInterval <= 0:
+		return settingError{"flush-interval", fmt.Errorf("%v: buffered rows must be flushed after some time longer than 0", c.flushInterval)}
+	}
+	return nil
+}
+
 // ingestRole is a running ingest node: WAL, flusher and receivers.
 type ingestRole struct {
 	in   *ingest.Ingester
@@ -187,6 +208,8 @@ func (c *queryConfig) check(string) error {
 		return settingError{"query-concurrency", fmt.Errorf("%d: at least 1 query must be able to run", c.concurrency)}
 	case c.queue < 0:
 		return settingError{"query-queue", fmt.Errorf("%d is negative", c.queue)}
+	case c.threads < 0:
+		return settingError{"query-threads", fmt.Errorf("%d is negative: give a number of threads, or 0 for one per core", c.threads)}
 	}
 	return nil
 }

@@ -47,7 +47,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	lns, cat, bucket, err := boot(ctx, c, &st, args, stdout, func() map[string]string {
 		return map[string]string{"http-addr": *httpAddr, "otlp-http-addr": ic.httpAddr,
 			"otlp-grpc-addr": ic.grpcAddr, "query-addr": qc.addr, "pg-addr": qc.pgAddr, "cache-addr": kc.addr}
-	}, kc.resolveDir, qc.check)
+	}, kc.resolveDir, qc.check, ic.check)
 	if err != nil {
 		return err
 	}
