@@ -79,7 +79,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout io.Writer) error 
 	c.fs.StringVar(&o.Compression, "compression", "none", "request compression: `none`, gzip or zstd")
 	c.fs.IntVar(&o.Workers, "workers", 8, "concurrent senders (`n`)")
 	c.fs.Float64Var(&o.Rate, "rate", 0, "target spans per second in total (`n`); 0 sends as fast as acknowledged")
-	c.fs.DurationVar(&o.Duration, "duration", 30*time.Second, "how long to send (`duration`)")
+	durationVar(c.fs, &o.Duration, "duration", 30*time.Second, "how long to send (`duration`)")
 	c.fs.StringVar(&o.MetricsURL, "metrics-url", "", "server's Prometheus `url`, e.g. http://127.0.0.1:8080/metrics")
 	c.fs.StringVar(&o.QueryURL, "query-url", "", "strata query API `url`, e.g. http://127.0.0.1:8011, to measure time to queryable")
 	c.fs.StringVar(&w.Style, "style", w.Style, "workload `style`: realistic or telemetrygen")

@@ -61,9 +61,9 @@ func runBenchPlan(ctx context.Context, args []string, stdout io.Writer) error {
 	c.fs.Float64Var(&in.QueriesPerSecond, "queries-per-second", 0, "dashboard queries per second, the suite's mix (`n`)")
 	c.fs.Float64Var(&in.PeakFactor, "peak-factor", in.PeakFactor, "peak rate over the average, for ingest and queries (`f`)")
 	c.fs.Float64Var(&in.Utilization, "utilization", in.Utilization, "busy fraction each node is planned for (`f`); the rest is headroom")
-	c.fs.DurationVar(&in.Outage, "outage", in.Outage, "object store outage the WAL must absorb without refusing data (`duration`)")
+	durationVar(c.fs, &in.Outage, "outage", in.Outage, "object store outage the WAL must absorb without refusing data (`duration`)")
 	c.fs.Var(&cacheSSD, "cache-node-ssd", "SSD `size` of one cache node")
-	c.fs.DurationVar(&in.FlushInterval, "flush-interval", in.FlushInterval, "ingest flush interval the cluster will run with (`duration`)")
+	durationVar(c.fs, &in.FlushInterval, "flush-interval", in.FlushInterval, "ingest flush interval the cluster will run with (`duration`)")
 	c.fs.Var(&flushBytes, "flush-bytes", "WAL segment `size` that forces a flush, as the cluster will run with")
 	rf.register(c)
 	if err := c.parse(args, stdout); err != nil {

@@ -30,13 +30,13 @@ type compactorConfig struct {
 
 func (c *compactorConfig) register(cmd *command, withDisable bool) {
 	c.target = 256 << 20
-	cmd.fs.DurationVar(&c.interval, "compact-interval", 20*time.Second, "pause between compaction passes (`duration`)")
+	durationVar(cmd.fs, &c.interval, "compact-interval", 20*time.Second, "pause between compaction passes (`duration`)")
 	cmd.fs.Var(&c.target, "compact-target-size", "`size` merged files grow to")
 	cmd.fs.IntVar(&c.maxInputs, "compact-max-inputs", 32, "files one merge reads at once (`n`, at least 2); a merge's memory grows with it, 5–15 MB a file")
-	cmd.fs.DurationVar(&c.minAge, "compact-min-age", 5*time.Second, "level-0 files younger than this wait for a later pass, so each merge takes several (`duration`)")
-	cmd.fs.DurationVar(&c.leaseTTL, "compact-lease-ttl", 2*time.Minute, "how long a partition job stays leased to a compactor that stopped renewing it, e.g. one that died (`duration`)")
-	cmd.fs.DurationVar(&c.grace, "gc-grace", 10*time.Minute, "how long merged-away files stay readable before deletion (`duration`); longer than --query-timeout")
-	cmd.fs.DurationVar(&c.orphanGrace, "gc-orphan-grace", 6*time.Hour, "age at which objects no catalog row refers to are deleted (`duration`); at least 1h in production: an ingest node waiting for the catalog uploads its files again every 30 minutes")
+	durationVar(cmd.fs, &c.minAge, "compact-min-age", 5*time.Second, "level-0 files younger than this wait for a later pass, so each merge takes several (`duration`)")
+	durationVar(cmd.fs, &c.leaseTTL, "compact-lease-ttl", 2*time.Minute, "how long a partition job stays leased to a compactor that stopped renewing it, e.g. one that died (`duration`)")
+	durationVar(cmd.fs, &c.grace, "gc-grace", 10*time.Minute, "how long merged-away files stay readable before deletion (`duration`); longer than --query-timeout")
+	durationVar(cmd.fs, &c.orphanGrace, "gc-orphan-grace", 6*time.Hour, "age at which objects no catalog row refers to are deleted (`duration`); at least 1h in production: an ingest node waiting for the catalog uploads its files again every 30 minutes")
 	if withDisable {
 		cmd.fs.BoolVar(&c.disabled, "no-compactor", false, "do not run the compactor in this process")
 	}

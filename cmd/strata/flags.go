@@ -73,6 +73,35 @@ func (c *command) parse(args []string, stdout io.Writer) error {
 	return c.checkDurations()
 }
 
+// durationValue is a duration flag whose error says what a duration looks
+// like: the flag package's own says only "parse error".
+type durationValue time.Duration
+
+func (d *durationValue) Set(s string) error {
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: want a number with a unit, like 500ms, 30s, 5m or 1h30m", s)
+	}
+	*d = durationValue(v)
+	return nil
+}
+
+func (d *durationValue) String() string { return time.Duration(*d).String() }
+func (d *durationValue) Get() any       { return time.Duration(*d) }
+
+// durationVar defines a duration flag (see durationValue).
+func durationVar(fs *flag.FlagSet, p *time.Duration, name string, value time.Duration, usage string) {
+	*p = value
+	fs.Var((*durationValue)(p), name, usage)
+}
+
+// duration defines a duration flag and returns where its value is kept.
+func duration(fs *flag.FlagSet, name string, value time.Duration, usage string) *time.Duration {
+	p := new(time.Duration)
+	durationVar(fs, p, name, value, usage)
+	return p
+}
+
 // zeroDurationOK names the duration flags for which zero means something
 // (none); every other duration must be positive — a zero or negative one
 // used to fall back to a default without a word.

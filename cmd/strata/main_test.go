@@ -203,6 +203,8 @@ func TestServe_BadSettingsFailWithOneClearLine(t *testing.T) {
 		{"request size of zero", nil, []string{"--max-request-bytes", "0"}, []string{"STRATA_MAX_REQUEST_BYTES", "under 1 KiB"}, 1},
 		{"negative flush workers", []string{"STRATA_FLUSH_WORKERS=-1"}, nil, []string{"STRATA_FLUSH_WORKERS", "negative"}, 1},
 		{"flush interval of zero", nil, []string{"--flush-interval", "0s"}, []string{"STRATA_FLUSH_INTERVAL", "longer than 0"}, 1},
+		{"duration without a unit", nil, []string{"--query-timeout", "30"}, []string{"query-timeout", "invalid duration", "30s"}, 2},
+		{"duration in the environment without a unit", []string{"STRATA_GC_GRACE=10"}, nil, []string{"STRATA_GC_GRACE", "invalid duration"}, 2},
 		{"advertised host with a port", nil, []string{"--advertise-host", "10.0.0.5:9999"}, []string{"STRATA_ADVERTISE_HOST", "bare host"}, 1},
 		{"gc grace shorter than a query", nil, []string{"--gc-grace", "30s"},
 			[]string{"STRATA_GC_GRACE", "query-timeout"}, 1},

@@ -32,7 +32,7 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	kc.registerDir(c)
 	kc.registerRing(c, true)
 	ingestNodes := c.fs.String("ingest-nodes", "", "comma-separated admin `addresses` (--http-addr) of ingest nodes, besides those announced in the catalog")
-	ingestTimeout := c.fs.Duration("ingest-timeout", 2*time.Second, "how long a query waits for an ingest node's unflushed rows (`duration`)")
+	ingestTimeout := duration(c.fs, "ingest-timeout", 2*time.Second, "how long a query waits for an ingest node's unflushed rows (`duration`)")
 	httpAddr := c.fs.String("http-addr", "127.0.0.1:8082", "`address` of the health check and Prometheus metrics")
 	lns, cat, bucket, err := boot(ctx, c, &st, args, stdout, func() map[string]string {
 		return map[string]string{"http-addr": *httpAddr, "query-addr": qc.addr, "pg-addr": qc.pgAddr}
@@ -95,7 +95,7 @@ func runIngest(ctx context.Context, args []string, stdout io.Writer) error {
 	httpAddr := c.fs.String("http-addr", "127.0.0.1:8083", "`address` of the health check, Prometheus metrics and unflushed rows for query nodes")
 	var advertise string
 	registerAdvertise(c, &advertise)
-	shutdownTimeout := c.fs.Duration("shutdown-timeout", time.Second, "how long shutdown may take (`duration`)")
+	shutdownTimeout := duration(c.fs, "shutdown-timeout", time.Second, "how long shutdown may take (`duration`)")
 	lns, cat, bucket, err := boot(ctx, c, &st, args, stdout, func() map[string]string {
 		return map[string]string{"http-addr": *httpAddr, "otlp-http-addr": ic.httpAddr, "otlp-grpc-addr": ic.grpcAddr}
 	}, ic.check, func(string) error { return checkHost(advertise) })

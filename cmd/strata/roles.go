@@ -91,7 +91,7 @@ func (c *ingestConfig) register(cmd *command) {
 	cmd.fs.StringVar(&c.httpAddr, "otlp-http-addr", "127.0.0.1:4318", "`address` of the OTLP/HTTP receiver (POST /v1/traces, /v1/logs, /v1/metrics)")
 	cmd.fs.StringVar(&c.grpcAddr, "otlp-grpc-addr", "127.0.0.1:4317", "`address` of the OTLP/gRPC receiver")
 	cmd.fs.StringVar(&c.scratchDir, "scratch-dir", "", "`dir`ectory of the write-ahead log, on local SSD; empty for DATA_DIR/scratch")
-	cmd.fs.DurationVar(&c.flushInterval, "flush-interval", time.Second, "flush buffered rows to Parquet once they are this old (`duration`)")
+	durationVar(cmd.fs, &c.flushInterval, "flush-interval", time.Second, "flush buffered rows to Parquet once they are this old (`duration`)")
 	cmd.fs.IntVar(&c.flushWorkers, "flush-workers", 0, "WAL segments flushed at once (`n`; 0: one per two cores)")
 	c.flushBytes, c.maxScratch, c.maxBuffer, c.maxRequest = 16<<20, 1<<30, 256<<20, 16<<20
 	cmd.fs.Var(&c.flushBytes, "flush-bytes", "flush before the interval once the WAL segment reaches this `size`")
@@ -100,8 +100,9 @@ func (c *ingestConfig) register(cmd *command) {
 	cmd.fs.Var(&c.maxRequest, "max-request-bytes", "largest OTLP request accepted (413 beyond), before and after decompression, in `size`")
 }
 
-// check refuses ingest settings that would refuse every request or never
-// flush, which would otherwise fall back to a default without a word.
+// check refuses ingest settings that would refuse every request, which
+// would otherwise fall back to a default without a word (durations are
+// checked for every command by checkDurations).
 func (c *ingestConfig) check(string) error {
 	sizes := []struct {
 		flag string
@@ -112,11 +113,8 @@ func (c *ingestConfig) check(string) error {
 			return settingError{s.flag, fmt.Errorf("%d bytes is under 1 KiB: no OTLP request would fit", s.v)}
 		}
 	}
-	switch {
-	case c.flushWorkers < 0:
+	if c.flushWorkers < 0 {
 		return settingError{"flush-workers", fmt.Errorf("%d is negative: give a number of workers, or 0 for one per two cores", c.flushWorkers)}
-	case c.flushInterval <= 0:
-		return settingError{"flush-interval", fmt.Errorf("%v: buffered rows must be flushed after some time longer than 0", c.flushInterval)}
 	}
 	return nil
 }
@@ -195,7 +193,7 @@ func (c *queryConfig) register(cmd *command) {
 	cmd.fs.StringVar(&c.pgAddr, "pg-addr", "127.0.0.1:5433", "`address` of the PostgreSQL wire protocol (psql, pgx, Grafana)")
 	cmd.fs.StringVar(&c.memoryLimit, "query-memory-limit", "2GB", "DuckDB memory `limit`; larger queries spill to disk or fail")
 	cmd.fs.IntVar(&c.threads, "query-threads", 0, "DuckDB worker `threads` (0: one per core)")
-	cmd.fs.DurationVar(&c.queryTimeout, "query-timeout", defaultQueryTimeout, "longest a query may run, sending its result included (`duration`)")
+	durationVar(cmd.fs, &c.queryTimeout, "query-timeout", defaultQueryTimeout, "longest a query may run, sending its result included (`duration`)")
 	cmd.fs.IntVar(&c.concurrency, "query-concurrency", 2*runtime.GOMAXPROCS(0), "queries that run at once (`n`); more wait in the queue")
 	cmd.fs.IntVar(&c.queue, "query-queue", 64, "queries that may wait for a slot (`n`); beyond it a query is refused with 429")
 	cmd.fs.Int64Var(&c.maxRows, "query-max-rows", 0, "most rows a query may return (`n`; 0: no limit); results stream, so this is a policy, not a memory bound: --query-timeout ends a query that sends for too long")

@@ -43,7 +43,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	var cc compactorConfig
 	cc.register(c, true)
 	httpAddr := c.fs.String("http-addr", "127.0.0.1:8080", "`address` of the health check and Prometheus metrics")
-	shutdownTimeout := c.fs.Duration("shutdown-timeout", time.Second, "how long shutdown may take (`duration`)")
+	shutdownTimeout := duration(c.fs, "shutdown-timeout", time.Second, "how long shutdown may take (`duration`)")
 	lns, cat, bucket, err := boot(ctx, c, &st, args, stdout, func() map[string]string {
 		return map[string]string{"http-addr": *httpAddr, "otlp-http-addr": ic.httpAddr,
 			"otlp-grpc-addr": ic.grpcAddr, "query-addr": qc.addr, "pg-addr": qc.pgAddr, "cache-addr": kc.addr}
