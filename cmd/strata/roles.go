@@ -100,17 +100,23 @@ func (c *ingestConfig) register(cmd *command) {
 	cmd.fs.Var(&c.maxRequest, "max-request-bytes", "largest OTLP request accepted (413 beyond), before and after decompression, in `size`")
 }
 
-// check refuses ingest settings that would refuse every request, which
-// would otherwise fall back to a default without a word (durations are
-// checked for every command by checkDurations).
+// check refuses ingest settings that would fall back to a default without
+// a word, or refuse every request (durations are checked for every command
+// by checkDurations).
 func (c *ingestConfig) check(string) error {
 	sizes := []struct {
 		flag string
 		v    byteSize
-	}{{"max-request-bytes", c.maxRequest}, {"max-buffer-bytes", c.maxBuffer}, {"max-scratch-bytes", c.maxScratch}, {"flush-bytes", c.flushBytes}}
+		why  string
+	}{
+		{"max-request-bytes", c.maxRequest, "no OTLP request would fit"},
+		{"max-buffer-bytes", c.maxBuffer, "no OTLP request would fit"},
+		{"max-scratch-bytes", c.maxScratch, "the WAL would refuse data after a single request"},
+		{"flush-bytes", c.flushBytes, "every request would make a Parquet file of its own"},
+	}
 	for _, s := range sizes {
 		if s.v < 1024 {
-			return settingError{s.flag, fmt.Errorf("%d bytes is under 1 KiB: no OTLP request would fit", s.v)}
+			return settingError{s.flag, fmt.Errorf("%d bytes is under 1 KiB: %s", s.v, s.why)}
 		}
 	}
 	if c.flushWorkers < 0 {
