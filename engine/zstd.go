@@ -1,0 +1,73 @@
+package engine
+
+import (
+	"sync"
+
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/klauspost/compress/zstd"
+)
+
+// arrow-go keeps its zstd encoders in a sync.Pool, which every garbage
+// collection empties; each new encoder then allocates and clears over a
+// MiB of history and match tables. Ingest writes a Parquet page per column
+// every few milliseconds and collects garbage several times a second, so
+// that was ~1.5 % of its CPU. This codec keeps a few idle encoders per level
+// for good; decoding stays arrow-go's.
+func init() {
+	base, err := compress.GetCodec(compress.Codecs.Zstd)
+	if err != nil {
+		panic(err)
+	}
+	compress.RegisterCodec(compress.Codecs.Zstd, &zstdCodec{Codec: base, idle: map[zstd.EncoderLevel][]*zstd.Encoder{}})
+}
+
+// maxIdleEncoders bounds the encoders kept per level: more than the
+// Parquet writers that compress at once (flush workers plus merges).
+const maxIdleEncoders = 8
+
+type zstdCodec struct {
+	compress.Codec // arrow-go's: decoding and streams
+
+	mu   sync.Mutex
+	idle map[zstd.EncoderLevel][]*zstd.Encoder
+}
+
+func (c *zstdCodec) Encode(dst, src []byte) []byte {
+	return c.EncodeLevel(dst, src, compress.DefaultCompressionLevel)
+}
+
+// EncodeLevel compresses src as one zstd frame, with the options arrow-go
+// uses, so files are byte for byte what its codec writes.
+func (c *zstdCodec) EncodeLevel(dst, src []byte, level int) []byte {
+	l := zstd.SpeedDefault
+	if level != compress.DefaultCompressionLevel {
+		l = zstd.EncoderLevelFromZstd(level)
+	}
+	enc := c.get(l)
+	dst = enc.EncodeAll(src, dst[:0])
+	c.put(l, enc)
+	return dst
+}
+
+func (c *zstdCodec) get(l zstd.EncoderLevel) *zstd.Encoder {
+	c.mu.Lock()
+	if n := len(c.idle[l]); n > 0 {
+		enc := c.idle[l][n-1]
+		c.idle[l] = c.idle[l][:n-1]
+		c.mu.Unlock()
+		return enc
+	}
+	c.mu.Unlock()
+	// The options cannot fail.
+	enc, _ := zstd.NewWriter(nil, zstd.WithZeroFrames(true), zstd.WithEncoderLevel(l),
+		zstd.WithEncoderConcurrency(1), zstd.WithAllLitEntropyCompression(true))
+	return enc
+}
+
+func (c *zstdCodec) put(l zstd.EncoderLevel, enc *zstd.Encoder) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.idle[l]) < maxIdleEncoders {
+		c.idle[l] = append(c.idle[l], enc)
+	}
+}
