@@ -410,6 +410,7 @@ func (in *Ingester) commit(reqs []*appendReq) {
 		for _, r := range reqs {
 			r.done <- fmt.Errorf("write wal: %w", err)
 		}
+		freeFrames(reqs)
 		return
 	}
 	var rows int64
@@ -436,6 +437,17 @@ func (in *Ingester) commit(reqs []*appendReq) {
 	in.m.commits.Inc()
 	for _, r := range reqs {
 		r.done <- nil
+	}
+	freeFrames(reqs)
+}
+
+// freeFrames recycles the frames of requests the writer is done with.
+func freeFrames(reqs []*appendReq) {
+	for _, r := range reqs {
+		for i := range r.entries {
+			freeFrame(r.entries[i].frame)
+			r.entries[i].frame = nil
+		}
 	}
 }
 
