@@ -236,7 +236,7 @@ func gather(s *arrow.Schema, batches []arrow.RecordBatch, refs []rowRef) (arrow.
 }
 
 func gatherColumn(dt arrow.DataType, parts []arrow.Array, refs []rowRef) (arrow.Array, error) {
-	mem := memory.DefaultAllocator
+	mem := BufferPool
 	n := len(refs)
 	validity, nulls := gatherValidity(mem, parts, refs)
 	if validity != nil {

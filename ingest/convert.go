@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/strata-db/strata/engine"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -35,7 +35,7 @@ type Window struct {
 // *PartialError; if none are, the error is the first one's.
 func ConvertTraces(project string, td ptrace.Traces, w Window) (arrow.RecordBatch, error) {
 	return convert(td.SpanCount(), func(rj *rejects) (arrow.RecordBatch, error) {
-		rb := newRecordsBuilder(memory.DefaultAllocator, w, td.SpanCount())
+		rb := newRecordsBuilder(engine.BufferPool, w, td.SpanCount())
 		if err := rb.addTraces(project, td, rj); err != nil {
 			rb.release()
 			return nil, err
@@ -48,7 +48,7 @@ func ConvertTraces(project string, td ptrace.Traces, w Window) (arrow.RecordBatc
 // as ConvertTraces does spans.
 func ConvertLogs(project string, ld plog.Logs, w Window) (arrow.RecordBatch, error) {
 	return convert(ld.LogRecordCount(), func(rj *rejects) (arrow.RecordBatch, error) {
-		rb := newRecordsBuilder(memory.DefaultAllocator, w, ld.LogRecordCount())
+		rb := newRecordsBuilder(engine.BufferPool, w, ld.LogRecordCount())
 		if err := rb.addLogs(project, ld, rj); err != nil {
 			rb.release()
 			return nil, err
@@ -62,7 +62,7 @@ func ConvertLogs(project string, ld plog.Logs, w Window) (arrow.RecordBatch, err
 // a whole metric if what its points share is bad (no name, no data).
 func ConvertMetrics(project string, md pmetric.Metrics, w Window) (arrow.RecordBatch, error) {
 	return convert(md.DataPointCount(), func(rj *rejects) (arrow.RecordBatch, error) {
-		mb := newMetricsBuilder(memory.DefaultAllocator, w, md.DataPointCount())
+		mb := newMetricsBuilder(engine.BufferPool, w, md.DataPointCount())
 		if err := mb.addMetrics(project, md, rj); err != nil {
 			mb.release()
 			return nil, err
