@@ -14,9 +14,10 @@ import (
 )
 
 // Prepared statements of the Postgres wire protocol carry $n parameters.
-// strata binds them into the query's syntax tree as constants (strings,
-// which DuckDB casts where they are compared), so the executed SQL is an
-// ordinary query that passes through the sandbox like any other.
+// strata binds them into the query's syntax tree as constants, so the
+// executed SQL is an ordinary query that passes through the sandbox like
+// any other: text, cast to the parameter's type where it has one (as text
+// alone, '41' + 1, now() - '1 hour' and = ANY('{a,b}') do not bind).
 
 // walkParams calls fn for every parameter node of a parsed query.
 func walkParams(n any, fn func(m map[string]any)) {
@@ -101,12 +102,144 @@ var catalogOIDColumns = map[string]bool{
 	"attrelid": true, "atttypid": true, "relnamespace": true, "reltype": true, "objoid": true, "classoid": true,
 }
 
+// duckTypes are the DuckDB types of wire types: a parameter of one is
+// bound as its text cast to it. Text, bytea (\xNN escapes DuckDB reads
+// where the text is cast to BLOB) and numeric stay text.
+var duckTypes = map[uint32]string{
+	oidBool: "BOOLEAN", oidInt2: "SMALLINT", oidInt4: "INTEGER", oidInt8: "BIGINT",
+	oidFloat4: "FLOAT", oidFloat8: "DOUBLE", oidDate: "DATE", oidTimestamp: "TIMESTAMP",
+	oidTimestamptz: "TIMESTAMP WITH TIME ZONE", oidInterval: "INTERVAL",
+}
+
 // castOIDs are the wire types of DuckDB's type names, for parameters
 // cast in the query.
-var castOIDs = map[string]uint32{
-	"BOOLEAN": oidBool, "SMALLINT": oidInt2, "INTEGER": oidInt4, "BIGINT": oidInt8,
-	"FLOAT": oidFloat4, "DOUBLE": oidFloat8, "VARCHAR": oidText, "BLOB": oidBytea, "DATE": oidDate,
-	"TIMESTAMP": oidTimestamp, "TIMESTAMP WITH TIME ZONE": oidTimestamptz,
+var castOIDs = func() map[string]uint32 {
+	out := map[string]uint32{"VARCHAR": oidText, "BLOB": oidBytea}
+	for oid, name := range duckTypes {
+		out[name] = oid
+	}
+	return out
+}()
+
+// castOID is the wire type of a cast_type node: a list's is the array of
+// its element's (text[] for lists of other types).
+func castOID(ct any) uint32 {
+	t, ok := ct.(map[string]any)
+	if !ok {
+		return 0
+	}
+	if t["id"] != "LIST" {
+		return castOIDs[fmt.Sprint(t["id"])]
+	}
+	info, _ := t["type_info"].(map[string]any)
+	elem := castOID(info["child_type"])
+	if a, ok := arrayOIDs[elem]; ok {
+		return a
+	}
+	return arrayOIDs[oidText]
+}
+
+// castType is the cast_type node of a wire type (nil: bound as text).
+func castType(oid uint32) map[string]any {
+	if name, ok := duckTypes[oid]; ok {
+		return map[string]any{"id": name, "type_info": nil}
+	}
+	elem, ok := elemOIDs[oid]
+	if !ok {
+		return nil
+	}
+	child := castType(elem)
+	if child == nil {
+		child = map[string]any{"id": "VARCHAR", "type_info": nil}
+	}
+	return map[string]any{"id": "LIST", "type_info": map[string]any{
+		"type": "LIST_TYPE_INFO", "alias": "", "extension_info": nil, "child_type": child}}
+}
+
+// columnOID is the wire type of a column reference (0: not one, or not a
+// column strata knows).
+func columnOID(col any) uint32 {
+	c, ok := col.(map[string]any)
+	if !ok || c["class"] != "COLUMN_REF" {
+		return 0
+	}
+	names, _ := c["column_names"].([]any)
+	if len(names) == 0 {
+		return 0
+	}
+	name := strings.ToLower(fmt.Sprint(names[len(names)-1]))
+	if o, ok := columnOIDs[name]; ok {
+		return o
+	}
+	if catalogOIDColumns[name] {
+		return oidInt4
+	}
+	return 0
+}
+
+// operandOID is the type of a parameter beside other in an arithmetic
+// operator op: a number's beside a number; an interval added to or taken
+// from a time ($1 + 1, duration * $1, now() - $1).
+func operandOID(other any, op string) uint32 {
+	o, ok := other.(map[string]any)
+	if !ok {
+		return 0
+	}
+	var oid uint32
+	switch o["class"] {
+	case "COLUMN_REF":
+		oid = columnOID(o)
+	case "CONSTANT":
+		v, _ := o["value"].(map[string]any)
+		t, _ := v["type"].(map[string]any)
+		switch t["id"] {
+		case "INTEGER", "BIGINT", "HUGEINT":
+			oid = oidInt8
+		case "DOUBLE", "FLOAT", "DECIMAL":
+			oid = oidFloat8
+		}
+	case "CAST":
+		oid = castOID(o["cast_type"])
+	case "FUNCTION":
+		switch strings.ToLower(fmt.Sprint(o["function_name"])) {
+		case "now", "current_timestamp", "get_current_timestamp", "transaction_timestamp":
+			oid = oidTimestamptz
+		case "current_date", "today":
+			oid = oidDate
+		}
+	}
+	switch oid {
+	case oidTimestamp, oidTimestamptz, oidDate:
+		if op == "+" || op == "-" {
+			return oidInterval
+		}
+		return 0
+	case oidInt2, oidInt4, oidInt8, oidFloat4, oidFloat8, oidInterval:
+		return oid
+	}
+	return 0
+}
+
+var arithmetic = map[string]bool{"+": true, "-": true, "*": true, "/": true, "//": true, "%": true}
+
+// unnestParam is the parameter of a subquery SELECT unnest($n), as
+// x = ANY($n) parses.
+func unnestParam(sub any) map[string]any {
+	s, _ := sub.(map[string]any)
+	node, _ := s["node"].(map[string]any)
+	items, _ := node["select_list"].([]any)
+	if len(items) != 1 {
+		return nil
+	}
+	f, _ := items[0].(map[string]any)
+	args, _ := f["children"].([]any)
+	if f["class"] != "FUNCTION" || f["function_name"] != "unnest" || len(args) != 1 {
+		return nil
+	}
+	if p, _ := args[0].(map[string]any); p["class"] == "PARAMETER" {
+		return p
+	}
+	return nil
 }
 
 func inferParamTypes(n any, oids []uint32) {
@@ -115,16 +248,8 @@ func inferParamTypes(n any, oids []uint32) {
 		if !ok || p["class"] != "PARAMETER" {
 			return
 		}
-		if c, ok := col.(map[string]any); ok && c["class"] == "COLUMN_REF" {
-			names, _ := c["column_names"].([]any)
-			if len(names) > 0 {
-				name := strings.ToLower(fmt.Sprint(names[len(names)-1]))
-				if o, ok := columnOIDs[name]; ok {
-					oid = o
-				} else if catalogOIDColumns[name] {
-					oid = oidInt4
-				}
-			}
+		if o := columnOID(col); o != 0 {
+			oid = o
 		}
 		if i := paramIndex(p); i >= 1 && i <= len(oids) && oid != 0 {
 			oids[i-1] = oid
@@ -134,8 +259,22 @@ func inferParamTypes(n any, oids []uint32) {
 	case map[string]any:
 		switch v["class"] {
 		case "CAST": // $1::timestamptz is a timestamptz, as PostgreSQL infers
-			if ct, ok := v["cast_type"].(map[string]any); ok {
-				set(v["child"], nil, castOIDs[fmt.Sprint(ct["id"])])
+			set(v["child"], nil, castOID(v["cast_type"]))
+		case "SUBQUERY": // x = ANY($1): an array of x's type
+			if t := v["subquery_type"]; t == "ANY" || t == "ALL" {
+				if p := unnestParam(v["subquery"]); p != nil {
+					elem := columnOID(v["child"])
+					if _, ok := arrayOIDs[elem]; !ok {
+						elem = oidText
+					}
+					set(p, nil, arrayOIDs[elem])
+				}
+			}
+		case "FUNCTION":
+			op := fmt.Sprint(v["function_name"])
+			if args, _ := v["children"].([]any); v["is_operator"] == true && len(args) == 2 && arithmetic[op] {
+				set(args[0], nil, operandOID(args[1], op))
+				set(args[1], nil, operandOID(args[0], op))
 			}
 		case "COMPARISON":
 			set(v["left"], v["right"], 0)
@@ -164,8 +303,9 @@ func inferParamTypes(n any, oids []uint32) {
 	}
 }
 
-// bindParams replaces $n parameters with values (nil: NULL).
-func (e *Executor) bindParams(ctx context.Context, sql string, values []*string) (string, error) {
+// bindParams replaces $n parameters with values (nil: NULL) of the wire
+// types oids.
+func (e *Executor) bindParams(ctx context.Context, sql string, values []*string, oids []uint32) (string, error) {
 	tree, err := e.Engine.Parse(ctx, normalizeSQL(sql))
 	if err != nil {
 		return "", err
@@ -177,7 +317,7 @@ func (e *Executor) bindParams(ctx context.Context, sql string, values []*string)
 			bad = &pgError{code: "08P01", msg: fmt.Sprintf("query has parameter $%v but %d were bound", m["identifier"], len(values))}
 			return
 		}
-		toConstant(m, values[i-1])
+		toConstant(m, values[i-1], oids[i-1])
 	})
 	if bad != nil {
 		return "", bad
@@ -185,15 +325,24 @@ func (e *Executor) bindParams(ctx context.Context, sql string, values []*string)
 	return e.Engine.Deparse(ctx, tree)
 }
 
-// toConstant turns a parameter node into a string constant (or NULL).
-func toConstant(m map[string]any, v *string) {
+// toConstant turns a parameter node into a string constant (or NULL),
+// cast to the DuckDB type of oid if it has one.
+func toConstant(m map[string]any, v *string, oid uint32) {
 	delete(m, "identifier")
-	m["class"], m["type"] = "CONSTANT", "VALUE_CONSTANT"
+	for _, k := range []string{"child", "cast_type", "try_cast", "value"} {
+		delete(m, k) // bound before (describe tries several values)
+	}
+	c := m
+	if ct := castType(oid); ct != nil {
+		c = map[string]any{"alias": "", "query_location": m["query_location"]}
+		m["class"], m["type"], m["child"], m["cast_type"], m["try_cast"] = "CAST", "OPERATOR_CAST", c, ct, false
+	}
+	c["class"], c["type"] = "CONSTANT", "VALUE_CONSTANT"
 	if v == nil {
-		m["value"] = map[string]any{"type": map[string]any{"id": "NULL", "type_info": nil}, "is_null": true}
+		c["value"] = map[string]any{"type": map[string]any{"id": "NULL", "type_info": nil}, "is_null": true}
 		return
 	}
-	m["value"] = map[string]any{"type": map[string]any{"id": "VARCHAR", "type_info": nil}, "is_null": false, "value": *v}
+	c["value"] = map[string]any{"type": map[string]any{"id": "VARCHAR", "type_info": nil}, "is_null": false, "value": *v}
 }
 
 // describe returns the columns a query would return, without reading any
@@ -226,7 +375,11 @@ func (e *Executor) describe(ctx context.Context, sql string) (*arrow.Schema, err
 			if p.i >= 1 && p.i <= len(samples) && p.i != null && null >= 0 {
 				v = samples[p.i-1]
 			}
-			toConstant(p.node, v)
+			oid := uint32(oidText)
+			if p.i >= 1 && p.i <= len(oids) {
+				oid = oids[p.i-1]
+			}
+			toConstant(p.node, v, oid)
 		}
 		return e.describeTree(ctx, tree)
 	}
@@ -252,6 +405,9 @@ func sampleValues(oids []uint32) []*string {
 	for i, oid := range oids {
 		if s, ok := paramSamples[oid]; ok {
 			out[i] = &s
+		} else if _, ok := elemOIDs[oid]; ok {
+			s := "[]"
+			out[i] = &s
 		}
 	}
 	return out
@@ -261,6 +417,7 @@ func sampleValues(oids []uint32) []*string {
 var paramSamples = map[uint32]string{
 	oidText: "", oidBool: "false", oidInt2: "0", oidInt4: "0", oidInt8: "0", oidFloat4: "0", oidFloat8: "0",
 	oidNumeric: "0", oidDate: "2000-01-01", oidTimestamp: "2000-01-01 00:00:00", oidTimestamptz: "2000-01-01 00:00:00+00",
+	oidInterval: "0 microseconds",
 }
 
 // describeTree describes a parsed query whose parameters are bound.

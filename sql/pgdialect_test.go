@@ -53,3 +53,37 @@ func TestUnqualified_DataTablesLoseTheirSchema(t *testing.T) {
 		}
 	}
 }
+
+// Arrays sent as text, as PostgreSQL writes them, become DuckDB lists.
+func TestDecodeParam_TextAndBinaryArrays(t *testing.T) {
+	for in, want := range map[string]string{
+		`{}`:                     `[]`,
+		`{ }`:                    `[]`,
+		`{a,b}`:                  `["a", "b"]`,
+		`{"a b", NULL, "NULL"}`:  `["a b", NULL, "NULL"]`,
+		`{"q\"x","back\\slash"}`: `["q\"x", "back\\slash"]`,
+		`{ spaced , x }`:         `["spaced", "x"]`,
+	} {
+		got, err := decodeParam([]byte(in), 0, arrayOIDs[oidText])
+		if err != nil || got != want {
+			t.Errorf("%s: %s %v, want %s", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{`a,b`, `{{1,2},{3,4}}`, `{"open}`, `{a"b}`} {
+		if got, err := decodeParam([]byte(bad), 0, arrayOIDs[oidText]); err == nil {
+			t.Errorf("%s: %s, want an error", bad, got)
+		}
+	}
+	// int8[] {5, NULL} in binary: 1 dimension, has nulls, element type 20,
+	// 2 elements from index 1, then each element.
+	bin := []byte{0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 20, 0, 0, 0, 2, 0, 0, 0, 1,
+		0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff}
+	if got, err := decodeParam(bin, 1, arrayOIDs[oidInt8]); err != nil || got != `["5", NULL]` {
+		t.Errorf("binary int8[]: %s %v", got, err)
+	}
+	for _, cut := range []int{3, 15, 24, 30} {
+		if _, err := decodeParam(bin[:cut], 1, arrayOIDs[oidInt8]); err == nil {
+			t.Errorf("binary int8[] cut at %d: no error", cut)
+		}
+	}
+}

@@ -28,7 +28,24 @@ const (
 	oidNumeric     = 1700
 	oidTimestamp   = 1114
 	oidTimestamptz = 1184
+	oidInterval    = 1186
 )
+
+// arrayOIDs are the array types of element types (text[] for text), as
+// parameters of = ANY($1) are typed; elemOIDs is the reverse.
+var arrayOIDs = map[uint32]uint32{
+	oidBool: 1000, oidInt2: 1005, oidInt4: 1007, oidText: 1009, oidVarchar: 1015, oidInt8: 1016,
+	oidFloat4: 1021, oidFloat8: 1022, oidTimestamp: 1115, oidDate: 1182, oidTimestamptz: 1185,
+	oidInterval: 1187, oidNumeric: 1231,
+}
+
+var elemOIDs = func() map[uint32]uint32 {
+	out := map[uint32]uint32{}
+	for elem, arr := range arrayOIDs {
+		out[arr] = elem
+	}
+	return out
+}()
 
 // pgColumn is how one result column goes over the wire: its type OID and
 // how to encode a value as text and, for types that have one, in binary.

@@ -1134,7 +1134,11 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 		}
 		err := sess.statementWork(len(sql) > longText, func(ctx context.Context) error {
 			var err error
-			sql, err = sess.srv.exec.bindParams(ctx, sql, values)
+			oids := make([]uint32, len(values))
+			for i := range oids {
+				oids[i] = st.paramOID(i)
+			}
+			sql, err = sess.srv.exec.bindParams(ctx, sql, values, oids)
 			return err
 		})
 		if err != nil {
@@ -1153,6 +1157,16 @@ var bcSuffix = regexp.MustCompile(`(?i)^\s*(\d+-\d+-\d+)(.*?)\s*BC\s*$`)
 
 // decodeParam turns a bound parameter into the text of a SQL literal.
 func decodeParam(p []byte, format int16, oid uint32) (string, error) {
+	if elem, ok := elemOIDs[oid]; ok {
+		return decodeArray(p, format, elem)
+	}
+	if oid == oidInterval && format == 1 {
+		if len(p) != 16 {
+			return "", fmt.Errorf("interval: %d bytes, want 16", len(p))
+		}
+		return fmt.Sprintf("%d months %d days %d microseconds", int32(binary.BigEndian.Uint32(p[12:])),
+			int32(binary.BigEndian.Uint32(p[8:])), int64(binary.BigEndian.Uint64(p))), nil
+	}
 	if oid == oidBytea {
 		raw := p
 		if format == 0 { // PostgreSQL's hex format: \x0001ff
@@ -1239,6 +1253,158 @@ func decodeParam(p []byte, format int16, oid uint32) (string, error) {
 	return "", fmt.Errorf("binary format of type %d is not supported; send it as text", oid)
 }
 
+// decodeArray turns a one-dimensional array parameter into the text of a
+// DuckDB list, which casts to a list of the element type: ["a", NULL].
+func decodeArray(p []byte, format int16, elem uint32) (string, error) {
+	var elems []*string
+	var err error
+	if format == 1 {
+		elems, err = binaryArray(p, elem)
+	} else {
+		elems, err = textArray(string(p), elem)
+	}
+	if err != nil {
+		return "", fmt.Errorf("array: %w", err)
+	}
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, e := range elems {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if e == nil {
+			b.WriteString("NULL")
+			continue
+		}
+		b.WriteByte('"')
+		for _, c := range []byte(*e) {
+			if c == '"' || c == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(c)
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte(']')
+	return b.String(), nil
+}
+
+// binaryArray reads PostgreSQL's binary array: dimensions, a null flag,
+// the element type, each dimension's size and lower bound, then each
+// element as a length (-1: NULL) and its binary value.
+func binaryArray(p []byte, elem uint32) ([]*string, error) {
+	if len(p) < 12 {
+		return nil, errors.New("truncated header")
+	}
+	ndim := int32(binary.BigEndian.Uint32(p))
+	if ndim == 0 {
+		return nil, nil
+	}
+	if ndim != 1 {
+		return nil, fmt.Errorf("%d dimensions; only one is supported", ndim)
+	}
+	if len(p) < 20 {
+		return nil, errors.New("truncated header")
+	}
+	if got := binary.BigEndian.Uint32(p[8:]); got != elem {
+		return nil, fmt.Errorf("elements of type %d, want %d", got, elem)
+	}
+	n := int(int32(binary.BigEndian.Uint32(p[12:])))
+	if n < 0 || n > len(p) {
+		return nil, fmt.Errorf("bad length %d", n)
+	}
+	p = p[20:]
+	out := make([]*string, 0, n)
+	for range n {
+		if len(p) < 4 {
+			return nil, errors.New("truncated element")
+		}
+		l := int32(binary.BigEndian.Uint32(p))
+		p = p[4:]
+		if l == -1 {
+			out = append(out, nil)
+			continue
+		}
+		if l < 0 || int(l) > len(p) {
+			return nil, errors.New("truncated element")
+		}
+		v, err := decodeParam(p[:l], 1, elem)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &v)
+		p = p[l:]
+	}
+	return out, nil
+}
+
+// textArray reads PostgreSQL's text array: {a,"b c",NULL}, with quotes
+// and backslash escapes.
+func textArray(s string, elem uint32) ([]*string, error) {
+	s = strings.TrimSpace(s)
+	if len(s) < 2 || s[0] != '{' || s[len(s)-1] != '}' {
+		return nil, fmt.Errorf("%q is not an array literal like {a,b}", s)
+	}
+	body := s[1 : len(s)-1]
+	if strings.TrimSpace(body) == "" {
+		return nil, nil
+	}
+	var out []*string
+	for i := 0; i < len(body); {
+		for i < len(body) && body[i] == ' ' {
+			i++
+		}
+		var v strings.Builder
+		quoted := i < len(body) && body[i] == '"'
+		if quoted {
+			i++
+			for ; i < len(body) && body[i] != '"'; i++ {
+				if body[i] == '\\' && i+1 < len(body) {
+					i++
+				}
+				v.WriteByte(body[i])
+			}
+			if i >= len(body) {
+				return nil, errors.New("unterminated quote")
+			}
+			i++ // the closing quote
+		} else {
+			for ; i < len(body) && body[i] != ','; i++ {
+				if body[i] == '{' || body[i] == '}' {
+					return nil, errors.New("only one dimension is supported")
+				}
+				if body[i] == '"' {
+					return nil, errors.New(`a " inside an element that is not quoted`)
+				}
+				if body[i] == '\\' && i+1 < len(body) {
+					i++
+				}
+				v.WriteByte(body[i])
+			}
+		}
+		for i < len(body) && body[i] == ' ' {
+			i++
+		}
+		if i < len(body) {
+			if body[i] != ',' {
+				return nil, fmt.Errorf("unexpected %q", body[i])
+			}
+			i++
+		}
+		text := strings.TrimRight(v.String(), " ")
+		if !quoted && strings.EqualFold(text, "NULL") {
+			out = append(out, nil)
+			continue
+		}
+		val, err := decodeParam([]byte(text), 0, elem)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &val)
+	}
+	return out, nil
+}
+
 func (sess *pgSession) describe(m *pgproto3.Describe) error {
 	if m.ObjectType == 'S' {
 		st := sess.stmts[m.Name]
@@ -1276,7 +1442,7 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 		// samples of their types, as data queries are described.
 		text := st.sql
 		if len(oids) > 0 && len(text) <= longText && sess.srv.catalog.isCatalogQuery(ctx, text) {
-			if bound, err := sess.srv.exec.bindParams(ctx, text, sampleValues(oids)); err == nil {
+			if bound, err := sess.srv.exec.bindParams(ctx, text, sampleValues(oids), oids); err == nil {
 				text = bound
 			}
 		}

@@ -1288,6 +1288,59 @@ func TestPG_DescribeTypesParametersAsBound(t *testing.T) {
 	}
 }
 
+// Parameters that text alone does not bind: arithmetic ($1 + 1 was
+// "could not choose a best candidate function"), intervals (pgx could not
+// send a time.Duration as text) and the arrays of = ANY($1), each bound as
+// pgx sends them, in binary, from Go values.
+func TestPG_ParametersOfArithmeticIntervalsAndArrays(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	now := time.Now()
+	e.send(span{service: "checkout", start: now.Add(-10 * time.Minute), dur: 3 * time.Millisecond},
+		span{service: "cart", start: now.Add(-3 * time.Hour), dur: 5 * time.Millisecond},
+		span{service: `we"ird\name`, start: now.Add(-20 * time.Minute), dur: time.Millisecond})
+	e.flushed()
+	ctx := context.Background()
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeDescribeExec} {
+		c := pgConnect(t, startPG(t, e), mode)
+		var n int64
+		if err := c.QueryRow(ctx, "SELECT $1 + 1", 41).Scan(&n); err != nil || n != 42 {
+			t.Errorf("mode %v: $1 + 1: %d %v", mode, n, err)
+		}
+		for sql, want := range map[string]int64{
+			"SELECT count(*) FROM records WHERE service_name = ANY($1)":                     2,
+			"SELECT count(*) FROM records WHERE service_name <> ALL($1)":                    1,
+			"SELECT count(*) FROM records WHERE service_name = ANY($1::varchar[]) LIMIT $2": 2,
+		} {
+			args := []any{[]string{"cart", `we"ird\name`, "none"}}
+			if strings.Contains(sql, "$2") {
+				args = append(args, 10)
+			}
+			if err := c.QueryRow(ctx, sql, args...).Scan(&n); err != nil || n != want {
+				t.Errorf("mode %v: %s: %d %v, want %d", mode, sql, n, err, want)
+			}
+		}
+		if err := c.QueryRow(ctx, "SELECT count(*) FROM records WHERE duration = ANY($1)", []float64{0.003, 0.005, 7}).Scan(&n); err != nil || n != 2 {
+			t.Errorf("mode %v: a float8 array: %d %v, want 2", mode, n, err)
+		}
+		for _, sql := range []string{
+			"SELECT count(*) FROM records WHERE start_timestamp > now() - $1",
+			"SELECT count(*) FROM records WHERE start_timestamp > now() - $1::interval",
+			"SELECT count(*) FROM records WHERE start_timestamp + $1 > now()",
+		} {
+			if err := c.QueryRow(ctx, sql, time.Hour).Scan(&n); err != nil || n != 2 {
+				t.Errorf("mode %v: %s: %d %v, want 2", mode, sql, n, err)
+			}
+		}
+		if err := c.QueryRow(ctx, "SELECT count(*) FROM records WHERE duration > $1 * 0.001", 2).Scan(&n); err != nil || n != 2 {
+			t.Errorf("mode %v: duration > $1 * 0.001: %d %v, want 2", mode, n, err)
+		}
+		var none []string
+		if err := c.QueryRow(ctx, "SELECT count(*) FROM records WHERE service_name = ANY($1)", none).Scan(&n); err != nil || n != 0 {
+			t.Errorf("mode %v: a NULL array: %d %v", mode, n, err)
+		}
+	}
+}
+
 // A SET of the time zone used to be accepted and ignored, so a client took
 // its literals for local times while strata read them as UTC (its windows
 // off by the offset). UTC can be set; another zone is refused.
