@@ -141,6 +141,15 @@ func (st *pgStatement) paramOID(i int) uint32 {
 	return oidText
 }
 
+// paramTypes are the types of the first n parameters (see paramOID).
+func (st *pgStatement) paramTypes(n int) []uint32 {
+	oids := make([]uint32, n)
+	for i := range oids {
+		oids[i] = st.paramOID(i)
+	}
+	return oids
+}
+
 type pgPortal struct {
 	sql     string
 	formats []int16
@@ -1110,6 +1119,7 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 	}
 	if len(m.Parameters) > 0 {
 		values := make([]*string, len(m.Parameters))
+		oids := st.paramTypes(len(m.Parameters))
 		for i, p := range m.Parameters {
 			if p == nil {
 				continue
@@ -1123,7 +1133,7 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 					format = m.ParameterFormatCodes[i]
 				}
 			}
-			v, err := decodeParam(p, format, st.paramOID(i))
+			v, err := decodeParam(p, format, oids[i])
 			if err != nil {
 				return &pgError{code: "22P02", msg: fmt.Sprintf("parameter $%d: %v", i+1, err)}
 			}
@@ -1134,10 +1144,6 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 		}
 		err := sess.statementWork(len(sql) > longText, func(ctx context.Context) error {
 			var err error
-			oids := make([]uint32, len(values))
-			for i := range oids {
-				oids[i] = st.paramOID(i)
-			}
 			sql, err = sess.srv.exec.bindParams(ctx, sql, values, oids)
 			return err
 		})
@@ -1411,10 +1417,7 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 		if st == nil {
 			return &pgError{code: "26000", msg: fmt.Sprintf("prepared statement %q does not exist", m.Name)}
 		}
-		oids := make([]uint32, max(len(st.inferred), len(st.paramOIDs)))
-		for i := range oids {
-			oids[i] = st.paramOID(i)
-		}
+		oids := st.paramTypes(max(len(st.inferred), len(st.paramOIDs)))
 		// Sent with the row description, not before an error.
 		params := &pgproto3.ParameterDescription{ParameterOIDs: oids}
 		if isEmptyQuery(st.sql) || isSessionStatement(st.sql) {
