@@ -633,7 +633,7 @@ func (sess *pgSession) simpleQuery(text string) {
 		}
 		// A command without rows gets only its CommandComplete here;
 		// NoData answers a Describe.
-		withDescription := res.rows != nil || res.fixed != nil
+		withDescription := (res.rows != nil || res.fixed != nil) && res.copy == nil
 		if err := sess.sendResult(res, nil, withDescription); err != nil {
 			sess.sendError(err)
 			return
@@ -680,6 +680,12 @@ var showValues = map[string]string{
 	"timezone": "UTC", "time zone": "UTC", "datestyle": "ISO, MDY", "standard_conforming_strings": "on",
 	"client_encoding": "UTF8", "server_encoding": "UTF8", "search_path": "main", "max_identifier_length": "63",
 	"integer_datetimes": "on", "lc_collate": "C", "lc_ctype": "C", "server_version_num": "160000",
+	// Drivers and tools (JDBC, DBeaver, Metabase) ask for these by their
+	// parameter names; strata only reads, so every transaction is read only.
+	"transaction_isolation": "read committed", "default_transaction_isolation": "read committed",
+	"transaction_read_only": "on", "default_transaction_read_only": "on", "intervalstyle": "postgres",
+	"lc_messages": "C", "lc_numeric": "C", "lc_time": "C", "lc_monetary": "C",
+	"is_superuser": "off", "in_hot_standby": "off",
 }
 
 // runPortal runs a portal's statement, as the one running: a COMMIT or
@@ -792,22 +798,36 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 		}
 		return constResult([]string{name}, [][]string{{v}}), nil
 	}
+	query, copyOpts, isCopy, err := parseCopy(sql)
+	if err != nil {
+		return nil, err
+	}
+	if isCopy {
+		sql = query
+	}
 	ctx, cancel := sess.queryContext()
 	ctx = sess.slotWait(ctx)
-	if res, ok, err := sess.srv.catalog.answer(ctx, sess.srv.exec.Limiter, sql); ok {
-		if err != nil {
-			cancel()
-			return nil, err
+	res, ok, err := sess.srv.catalog.answer(ctx, sess.srv.exec.Limiter, sql)
+	if !ok {
+		var rows *Result
+		if rows, err = sess.srv.exec.Run(ctx, sess.project, Request{SQL: sql}); err == nil {
+			res = &pgResult{rows: rows}
 		}
-		res.onRelease(cancel)
-		return res, nil
 	}
-	res, err := sess.srv.exec.Run(ctx, sess.project, Request{SQL: sql})
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	return &pgResult{rows: res, cancel: cancel}, nil
+	res.onRelease(cancel)
+	res.copy = copyOpts
+	return res, nil
+}
+
+// isCopyOut reports whether sql is a COPY … TO STDOUT, which has no
+// parameters and describes as NoData.
+func isCopyOut(sql string) bool {
+	_, _, ok, _ := parseCopy(sql)
+	return ok
 }
 
 // pgResult is a result to send: rows of a query, a fixed table, or only a
@@ -816,6 +836,7 @@ type pgResult struct {
 	rows   *Result
 	fixed  *fixedRows
 	tag    string
+	copy   *copyOut // rows or fixed sent as COPY data (COPY … TO STDOUT)
 	cancel context.CancelFunc
 
 	// Where sending stopped, for a portal suspended by a row limit.
@@ -857,6 +878,8 @@ func (r *pgResult) release() {
 // describe sends the RowDescription of a result (NoData for a tag only).
 func (r *pgResult) describe(be *pgproto3.Backend, formats []int16) {
 	switch {
+	case r.copy != nil:
+		be.Send(&pgproto3.NoData{}) // as PostgreSQL describes a COPY
 	case r.fixed != nil:
 		fields := make([]pgproto3.FieldDescription, len(r.fixed.names))
 		for i, n := range r.fixed.names {
@@ -915,6 +938,9 @@ func (sess *pgSession) sendResult(r *pgResult, formats []int16, withDescription 
 // and the next Execute of the portal goes on (suspended is then true).
 // After the last row it sends CommandComplete.
 func (sess *pgSession) sendRows(r *pgResult, formats []int16, max int32) (suspended bool, err error) {
+	if r.copy != nil {
+		return false, sess.sendCopy(r) // COPY ignores a row limit, as in PostgreSQL
+	}
 	room := func() bool { return max <= 0 || r.sent < int64(max)+r.mark }
 	r.mark = r.sent
 	switch {
@@ -1026,7 +1052,7 @@ func (sess *pgSession) parse(m *pgproto3.Parse) error {
 		return &pgError{code: "42601", msg: "cannot insert multiple commands into a prepared statement"}
 	}
 	st := &pgStatement{sql: m.Query, paramOIDs: m.ParameterOIDs}
-	if n == 1 && !isSessionStatement(m.Query) {
+	if n == 1 && !isSessionStatement(m.Query) && !isCopyOut(m.Query) {
 		err := sess.statementWork(len(m.Query) > longText, func(ctx context.Context) error {
 			oids, err := sess.srv.exec.paramTypes(ctx, m.Query)
 			if err != nil && !sess.srv.catalog.isCatalogQuery(ctx, m.Query) {
@@ -1420,7 +1446,7 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 		oids := st.paramTypes(max(len(st.inferred), len(st.paramOIDs)))
 		// Sent with the row description, not before an error.
 		params := &pgproto3.ParameterDescription{ParameterOIDs: oids}
-		if isEmptyQuery(st.sql) || isSessionStatement(st.sql) {
+		if isEmptyQuery(st.sql) || isSessionStatement(st.sql) || isCopyOut(st.sql) {
 			sess.be.Send(params)
 			if name, ok := shownSetting(st.sql); ok {
 				// Named as running it names it.

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -255,7 +256,8 @@ func TestPG_PsqlDescribesTheTables(t *testing.T) {
 	host, port, _ := net.SplitHostPort(addr)
 	cmd := exec.Command(psql, "-h", host, "-p", port, "-U", "someone", "-d", "strata", "-X",
 		"-c", `\dt`, "-c", `\d records`, "-c", "SELECT span_name FROM records",
-		"-c", `\d+ metrics`, "-c", `\dt+`, "-c", `\l`)
+		"-c", `\d+ metrics`, "-c", `\dt+`, "-c", `\l`,
+		"-c", `\copy (SELECT span_name, 'x,y' AS s FROM records) to stdout with csv header`)
 	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -266,7 +268,8 @@ func TestPG_PsqlDescribesTheTables(t *testing.T) {
 	}
 	for _, want := range []string{"records | table", "metrics | table", `Table "main.records"`,
 		"start_timestamp", "timestamp with time zone", "attributes", "json", "hello from psql",
-		`Table "main.metrics"`, "Storage", "List of databases", "UTF8"} {
+		`Table "main.metrics"`, "Storage", "List of databases", "UTF8",
+		"span_name,s\nhello from psql,\"x,y\"\n"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("psql output lacks %q:\n%s", want, out)
 		}
@@ -1496,5 +1499,89 @@ func TestPG_RegexOperatorsMatchAnywhere(t *testing.T) {
 		if err := c.QueryRow(ctx, `SELECT count(*) FROM records WHERE span_name ~ $1`, "ord").Scan(&n); err != nil || n != 1 {
 			t.Errorf("%v: a bound pattern: %d, %v", mode, n, err)
 		}
+	}
+}
+
+func TestPG_CopyToStdout(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	start := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	e.send(span{name: "plain", service: "a", route: "/r", start: start},
+		span{name: "tab\tnew\nline back\\slash", service: "b", start: start.Add(time.Second)},
+		span{name: `comma, "quoted"`, service: "c", route: "", start: start.Add(2 * time.Second)})
+	e.flushed()
+	addr := startPG(t, e)
+	c := pgConnect(t, addr, pgx.QueryExecModeCacheStatement)
+	ctx := context.Background()
+	copyTo := func(sql string) (string, error) {
+		var buf bytes.Buffer
+		tag, err := c.PgConn().CopyTo(ctx, &buf, sql)
+		if want := "COPY 3"; err == nil && !strings.Contains(sql, "information_schema") && tag.String() != want {
+			t.Errorf("%s: tag %q", sql, tag)
+		}
+		return buf.String(), err
+	}
+	const q = "(SELECT span_name, http_route, service_name FROM records ORDER BY start_timestamp)"
+	for _, tc := range []struct{ sql, want string }{
+		{"COPY " + q + " TO STDOUT",
+			"plain\t/r\ta\n" + `tab\tnew\nline back\\slash` + "\t\\N\tb\n" + `comma, "quoted"` + "\t\\N\tc\n"},
+		{"copy " + q + " to stdout with (format csv, header)",
+			"span_name,http_route,service_name\nplain,/r,a\n\"tab\tnew\nline back\\slash\",,b\n\"comma, \"\"quoted\"\"\",,c\n"},
+		// psql's \copy … with csv header sends the older syntax.
+		{"COPY " + q + " TO STDOUT WITH CSV HEADER DELIMITER ';' NULL 'NULL'",
+			"span_name;http_route;service_name\nplain;/r;a\n\"tab\tnew\nline back\\slash\";NULL;b\n\"comma, \"\"quoted\"\"\";NULL;c\n"},
+		{"COPY " + q + " TO STDOUT (FORMAT csv, FORCE_QUOTE *, QUOTE '''')",
+			"'plain','/r','a'\n'tab\tnew\nline back\\slash',,'b'\n'comma, \"quoted\"',,'c'\n"},
+		{"COPY records (span_name) TO STDOUT", `comma, "quoted"` + "\nplain\n" + `tab\tnew\nline back\\slash` + "\n"},
+	} {
+		got, err := copyTo(tc.sql)
+		if err != nil {
+			t.Errorf("%s: %v", tc.sql, err)
+			continue
+		}
+		if strings.HasPrefix(tc.sql, "COPY records") { // no ORDER BY: compare sorted
+			lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+			sort.Strings(lines)
+			got = strings.Join(lines, "\n") + "\n"
+		}
+		if got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.sql, got, tc.want)
+		}
+	}
+	// A catalog query copies as well.
+	if got, err := copyTo("COPY (SELECT table_name FROM information_schema.tables WHERE table_name = 'records') TO STDOUT"); err != nil || got != "records\n" {
+		t.Errorf("catalog query: %q, %v", got, err)
+	}
+	// Files and the client's input stay refused; bad options get a clear
+	// error; the session goes on.
+	for sql, want := range map[string]string{
+		"COPY (SELECT 1) TO '/tmp/strata-copy-test'":              "only queries",
+		"COPY records FROM STDIN":                                 "only queries",
+		"COPY (SELECT 1) TO STDOUT WITH (FORMAT binary)":          "FORMAT binary is not supported",
+		"COPY (SELECT 1) TO STDOUT WITH (DELIMITER 'ab')":         "single one-byte character",
+		"COPY (SELECT 1) TO STDOUT WITH (FORMAT csv, OIDS)":       `option "oids" is not supported`,
+		"COPY (SELECT * FROM read_text('/etc/passwd')) TO STDOUT": "read_text",
+	} {
+		_, err := copyTo(sql)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want an error with %q", sql, err, want)
+		}
+	}
+	var n int
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM records").Scan(&n); err != nil || n != 3 {
+		t.Errorf("after the errors: %d, %v", n, err)
+	}
+	// The extended protocol: Describe answers NoData, Execute the COPY data.
+	r := dialRawPG(t, addr)
+	r.send(&pgproto3.Parse{Name: "c", Query: "COPY (SELECT 1 AS one) TO STDOUT"}, &pgproto3.Describe{ObjectType: 'S', Name: "c"},
+		&pgproto3.Bind{PreparedStatement: "c"}, &pgproto3.Describe{ObjectType: 'P'}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	want := "*pgproto3.ParseComplete *pgproto3.ParameterDescription *pgproto3.NoData *pgproto3.BindComplete *pgproto3.NoData " +
+		"*pgproto3.CopyOutResponse *pgproto3.CopyData *pgproto3.CopyDone *pgproto3.CommandComplete *pgproto3.ReadyForQuery"
+	if got := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); got != want {
+		t.Errorf("extended COPY:\n got %s\nwant %s", got, want)
+	}
+	// SHOW by the parameter names drivers use.
+	var iso string
+	if err := c.QueryRow(ctx, "SHOW transaction_isolation").Scan(&iso); err != nil || iso != "read committed" {
+		t.Errorf("SHOW transaction_isolation: %q, %v", iso, err)
 	}
 }
