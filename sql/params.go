@@ -381,7 +381,7 @@ func (e *Executor) describe(ctx context.Context, sql string) (*arrow.Schema, err
 			}
 			toConstant(p.node, v, oid)
 		}
-		return e.describeTree(ctx, tree)
+		return e.describeTree(ctx, tree, sql)
 	}
 	schema, err := try(0)
 	if err == nil || ctx.Err() != nil || len(oids) == 0 {
@@ -420,18 +420,20 @@ var paramSamples = map[uint32]string{
 	oidInterval: "0 microseconds",
 }
 
-// describeTree describes a parsed query whose parameters are bound.
-func (e *Executor) describeTree(ctx context.Context, tree map[string]any) (*arrow.Schema, error) {
+// describeTree describes a parsed query whose parameters are bound; an
+// error points into user, the query as the client wrote it.
+func (e *Executor) describeTree(ctx context.Context, tree map[string]any, user string) (*arrow.Schema, error) {
 	sql, err := e.Engine.Deparse(ctx, tree)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := analyze(ctx, e.Engine, sql); err != nil {
-		return nil, err
+		return nil, repoint(err, sql, user)
 	}
-	rows, err := e.Engine.Query(ctx, engine.Query{SQL: "SELECT * FROM (" + sql + ") LIMIT 0", Files: map[string][]string{schema.Records: nil, schema.Metrics: nil}})
+	wrapped := "SELECT * FROM (" + sql + ") LIMIT 0"
+	rows, err := e.Engine.Query(ctx, engine.Query{SQL: wrapped, Files: map[string][]string{schema.Records: nil, schema.Metrics: nil}})
 	if err != nil {
-		return nil, err
+		return nil, repoint(err, wrapped, user)
 	}
 	defer rows.Release()
 	return rows.Schema(), nil

@@ -1,6 +1,12 @@
 package sql
 
-import "testing"
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/strata-db/strata/engine"
+)
 
 func TestPgArrows_BindTighterThanComparisons(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
@@ -85,5 +91,33 @@ func TestDecodeParam_TextAndBinaryArrays(t *testing.T) {
 		if _, err := decodeParam(bin[:cut], 1, arrayOIDs[oidInt8]); err == nil {
 			t.Errorf("binary int8[] cut at %d: no error", cut)
 		}
+	}
+}
+
+func TestRepoint_MovesOrDropsThePointer(t *testing.T) {
+	ran := "SELECT * FROM (SELECT a, nosuch FROM records WHERE (x = 'nosuch')) LIMIT 0"
+	msg := func(shown string, col int) error {
+		return &engine.QueryError{Msg: "Binder Error: no column\n\nLINE 1: " + shown + "\n" + strings.Repeat(" ", len("LINE 1: ")+col) + "^"}
+	}
+	for _, tc := range []struct {
+		err  error
+		user string
+		want string
+	}{
+		// The word in a literal does not count.
+		{msg(ran, strings.Index(ran, "nosuch")), "select a,\n nosuch from records where x = $1",
+			"Binder Error: no column\n\nLINE 2:  nosuch from records where x = $1\n         ^"},
+		// A line DuckDB cut short.
+		{msg("...a, nosuch FROM records", 6), "select a, nosuch from records", "Binder Error: no column\n\nLINE 1: select a, nosuch from records\n                  ^"},
+		// A word the user's text does not have as often: no pointer.
+		{msg(ran, strings.Index(ran, "SELECT a")), "select a, nosuch from records", "Binder Error: no column"},
+	} {
+		if got := repoint(tc.err, ran, tc.user).Error(); got != tc.want {
+			t.Errorf("%q:\n got %q\nwant %q", tc.user, got, tc.want)
+		}
+	}
+	other := errors.New("LINE 1: x\n^")
+	if repoint(other, ran, "y") != other {
+		t.Error("an error that is not a query error changed")
 	}
 }

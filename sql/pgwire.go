@@ -151,7 +151,8 @@ func (st *pgStatement) paramTypes(n int) []uint32 {
 }
 
 type pgPortal struct {
-	sql     string
+	sql     string // with its parameters bound
+	text    string // as the client wrote it, where errors point
 	formats []int16
 	result  *pgResult // opened by Describe, read by Execute
 	done    bool      // run to completion: Execute again returns no rows
@@ -693,7 +694,8 @@ var showValues = map[string]string{
 func (sess *pgSession) runPortal(p *pgPortal) (*pgResult, error) {
 	sess.running = p
 	defer func() { sess.running = nil }()
-	return sess.run(p.sql)
+	res, err := sess.run(p.sql)
+	return res, repoint(err, p.sql, p.text)
 }
 
 // setTimeZone matches SET TIME ZONE x, SET TimeZone = x and TO x, on the
@@ -1177,7 +1179,7 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 			return err
 		}
 	}
-	sess.portals[m.DestinationPortal] = &pgPortal{sql: sql, formats: m.ResultFormatCodes}
+	sess.portals[m.DestinationPortal] = &pgPortal{sql: sql, text: st.sql, formats: m.ResultFormatCodes}
 	delete(sess.idleClosed, m.DestinationPortal)
 	sess.be.Send(&pgproto3.BindComplete{})
 	return nil

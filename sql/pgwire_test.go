@@ -1585,3 +1585,24 @@ func TestPG_CopyToStdout(t *testing.T) {
 		t.Errorf("SHOW transaction_isolation: %q, %v", iso, err)
 	}
 }
+
+func TestPG_ErrorsPointIntoTheClientsText(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	addr := startPG(t, e)
+	ctx := context.Background()
+	for name, mode := range map[string]pgx.QueryExecMode{
+		"cached statements": pgx.QueryExecModeCacheStatement,
+		"exec":              pgx.QueryExecModeExec,
+	} {
+		c := pgConnect(t, addr, mode)
+		for sql, want := range map[string]string{
+			"select span_name from records where service_name = $1 and\n  nosuch > 3": "LINE 2:   nosuch > 3\n          ^",
+			"SELECT nosuch FROM records WHERE service_name = $1":                      "LINE 1: SELECT nosuch FROM records WHERE service_name = $1\n               ^",
+		} {
+			_, err := c.Exec(ctx, sql, "x")
+			if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "LIMIT 0") {
+				t.Errorf("%s: %s: got %v, want the pointer\n%s", name, sql, err, want)
+			}
+		}
+	}
+}

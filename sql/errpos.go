@@ -1,0 +1,122 @@
+package sql
+
+import (
+	"errors"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/strata-db/strata/engine"
+)
+
+// DuckDB points at a problem in the text it ran: "LINE n: <line>" and a
+// caret under it. When that text is not the user's — parameters bound as
+// constants, a query wrapped to be described — the pointer is moved to the
+// same word in the user's text, or dropped when it cannot be found there.
+
+// errContext matches DuckDB's pointer: the line (maybe cut short with
+// "..." at either end) and the caret line.
+var errContext = regexp.MustCompile(`\n*LINE (\d+): ([^\n]*)\n( *)\^`)
+
+// repoint moves the pointer of a query error from ran to user. Other
+// errors, and errors without a pointer, are returned as they are.
+func repoint(err error, ran, user string) error {
+	var qe *engine.QueryError
+	if err == nil || ran == user || !errors.As(err, &qe) {
+		return err
+	}
+	m := errContext.FindStringSubmatchIndex(qe.Msg)
+	if m == nil {
+		return err
+	}
+	lineNo, _ := strconv.Atoi(qe.Msg[m[2]:m[3]])
+	shown := qe.Msg[m[4]:m[5]]
+	col := m[7] - m[6] - len("LINE : ") - (m[3] - m[2])
+	msg := strings.TrimRight(qe.Msg[:m[0]], "\n")
+	if pos := mapPosition(ran, lineNo, shown, col, user); pos >= 0 {
+		msg += "\n\n" + pointAtQuery(user, pos)
+	}
+	msg += qe.Msg[m[1]:]
+	return &engine.QueryError{Msg: msg, Err: qe.Err}
+}
+
+// mapPosition finds, in user, the word that the caret at column col of
+// shown (line lineNo of ran, perhaps cut short) points at: the same
+// occurrence of the same word, counted from the start. -1 if the word is
+// not there as often as in ran.
+func mapPosition(ran string, lineNo int, shown string, col int, user string) int {
+	if col < 0 || col >= len(shown) {
+		return -1
+	}
+	lines := strings.SplitAfter(ran, "\n")
+	if lineNo < 1 || lineNo > len(lines) {
+		return -1
+	}
+	// Where the shown text starts in its line: DuckDB cuts long lines and
+	// marks the cut with "...".
+	body := strings.TrimSuffix(strings.TrimPrefix(shown, "..."), "...")
+	cut := 0
+	if strings.HasPrefix(shown, "...") {
+		cut = 3
+	}
+	at := strings.Index(lines[lineNo-1], body)
+	if at < 0 || col < cut {
+		return -1
+	}
+	pos := len(strings.Join(lines[:lineNo-1], "")) + at + col - cut
+	word := wordAt(ran, pos)
+	if word == "" {
+		return -1
+	}
+	inRan := occurrences(ran, word)
+	inUser := occurrences(user, word)
+	if len(inRan) != len(inUser) {
+		return -1
+	}
+	for k, p := range inRan {
+		if p == pos {
+			return inUser[k]
+		}
+	}
+	return -1
+}
+
+// wordAt is the identifier, number or quoted name starting at pos.
+func wordAt(s string, pos int) string {
+	if pos >= len(s) {
+		return ""
+	}
+	if s[pos] == '"' {
+		if end := strings.IndexByte(s[pos+1:], '"'); end >= 0 {
+			return s[pos : pos+end+2]
+		}
+		return ""
+	}
+	end := pos
+	for end < len(s) && engine.IsIdentByte(s[end]) {
+		end++
+	}
+	if end == pos || pos > 0 && engine.IsIdentByte(s[pos-1]) {
+		return "" // not the start of a word
+	}
+	return s[pos:end]
+}
+
+// occurrences are the offsets of word in s as a whole word outside
+// string literals and comments, ignoring case.
+func occurrences(s, word string) []int {
+	b := strings.ToLower(engine.BlankLiterals(s))
+	w := strings.ToLower(word)
+	var out []int
+	for i := 0; ; {
+		j := strings.Index(b[i:], w)
+		if j < 0 {
+			return out
+		}
+		p := i + j
+		if (p == 0 || !engine.IsIdentByte(b[p-1])) && (p+len(w) == len(b) || !engine.IsIdentByte(b[p+len(w)])) {
+			out = append(out, p)
+		}
+		i = p + len(w)
+	}
+}
