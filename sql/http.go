@@ -3,7 +3,6 @@ package sql
 import (
 	"bufio"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -316,16 +315,21 @@ func writeJSON(w io.Writer, res *Result, limit int64) error {
 	return err
 }
 
-// writeCSV streams a header row and one line per row.
+// writeCSV streams a header row and one line per row, quoted as
+// PostgreSQL's COPY … CSV quotes them: NULL is an empty field and an
+// empty string "".
 func writeCSV(w io.Writer, res *Result, limit int64) error {
-	cw := csv.NewWriter(w)
+	c := &copyOut{csv: true, delim: ',', quote: '"', esc: '"'}
 	fields := res.Schema().Fields()
-	header := make([]string, len(fields))
+	vals := make([][]byte, len(fields))
 	for i, f := range fields {
-		header[i] = f.Name
+		vals[i] = []byte(f.Name)
 	}
-	cw.Write(header)
-	record := make([]string, len(fields))
+	buf := c.appendRow(nil, vals)
+	scratch := make([][]byte, len(fields)) // never nil: nil is NULL
+	for i := range scratch {
+		scratch[i] = make([]byte, 0, 64)
+	}
 	var err error
 	for (limit <= 0 || res.Stats.Rows < limit) && res.Next() {
 		rec := res.RecordBatch()
@@ -334,30 +338,37 @@ func writeCSV(w io.Writer, res *Result, limit int64) error {
 		}
 		n := rowsLeft(rec, res.Stats.Rows, limit)
 		for i := range int(n) {
-			for c := range record {
-				record[c] = csvValue(rec.Column(c), i)
+			for c := range vals {
+				vals[c] = nil
+				if a := rec.Column(c); !a.IsNull(i) {
+					scratch[c] = append(scratch[c][:0], csvValue(a, i)...)
+					vals[c] = scratch[c]
+				}
 			}
-			if err := cw.Write(record); err != nil {
-				return err
+			buf = c.appendRow(buf, vals)
+			if len(buf) >= 64<<10 {
+				if _, err := w.Write(buf); err != nil {
+					return err
+				}
+				buf = buf[:0]
 			}
 		}
 		res.Stats.Rows += n
 	}
-	cw.Flush()
+	if _, werr := w.Write(buf); werr != nil && err == nil {
+		return werr
+	}
 	if err == nil {
 		err = res.Err()
 	}
 	if err != nil {
 		fmt.Fprintf(w, "# error: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
-		return err
 	}
-	return cw.Error()
+	return err
 }
 
+// csvValue is the text of a value that is not NULL.
 func csvValue(a arrow.Array, i int) string {
-	if a.IsNull(i) {
-		return ""
-	}
 	switch c := a.(type) {
 	case *array.String:
 		return c.Value(i)

@@ -110,6 +110,11 @@ func TestQuery_FormatsAndStats(t *testing.T) {
 	if c := e.do("POST", map[string]any{"sql": inf}, "text/csv"); c.body != "d,ts,tz,f\ninfinity,-infinity,infinity,Infinity\n" {
 		t.Errorf("infinities in CSV: %q", c.body)
 	}
+	// NULL and the empty string differ, as in PostgreSQL's CSV.
+	nulls := `SELECT NULL::VARCHAR AS a, '' AS b, 'x,"y"' AS c, 'line' || chr(10) || 'two' AS d`
+	if c := e.do("POST", map[string]any{"sql": nulls}, "text/csv"); c.body != "a,b,c,d\n,\"\",\"x,\"\"y\"\"\",\"line\ntwo\"\n" {
+		t.Errorf("NULL and '' in CSV: %q", c.body)
+	}
 	g := e.do("GET", "sql="+url.QueryEscape("SELECT count(*) FROM records")+"&limit=10", "")
 	if g.status != 200 || num(g.Rows[0][0]) != 5 {
 		t.Fatalf("GET: %d %v %s", g.status, g.Rows, g.Error)
