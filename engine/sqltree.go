@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"golang.org/x/text/width"
 )
 
 // Parse returns DuckDB's syntax tree of a query, the JSON of
@@ -43,7 +45,7 @@ func (db *DB) Parse(ctx context.Context, sql string) (map[string]any, error) {
 			return nil, &QueryError{Msg: fmt.Sprintf("query too complex: expressions nest deeper than DuckDB's limit of %s levels", maxDepthOf(msg))}
 		}
 		if pos, err := strconv.Atoi(fmt.Sprint(tree["position"])); err == nil {
-			msg += "\n" + pointAt(sql, pos)
+			msg += "\n" + PointAt(sql, pos)
 		}
 		return nil, &QueryError{Msg: "syntax error: " + msg}
 	}
@@ -64,9 +66,10 @@ func maxDepthOf(msg string) string {
 	return "some"
 }
 
-// pointAt quotes the line of sql holding byte offset pos with a caret under
-// it, as DuckDB's own errors do.
-func pointAt(sql string, pos int) string {
+// PointAt quotes the line of sql holding byte offset pos with a caret under
+// it, as DuckDB's own errors do: the caret placed by display width, so it
+// sits under the right character after accented or wide ones.
+func PointAt(sql string, pos int) string {
 	if pos < 0 || pos > len(sql) {
 		return ""
 	}
@@ -77,9 +80,23 @@ func pointAt(sql string, pos int) string {
 	} else {
 		end += pos
 	}
-	line := sql[start:end]
-	return "LINE " + strconv.Itoa(strings.Count(sql[:pos], "\n")+1) + ": " + line + "\n" +
-		strings.Repeat(" ", len("LINE "+strconv.Itoa(strings.Count(sql[:pos], "\n")+1)+": ")+pos-start) + "^"
+	prefix := "LINE " + strconv.Itoa(strings.Count(sql[:pos], "\n")+1) + ": "
+	return prefix + sql[start:end] + "\n" + strings.Repeat(" ", len(prefix)+DisplayWidth(sql[start:pos])) + "^"
+}
+
+// DisplayWidth is how many columns s takes on a terminal: wide (East
+// Asian) characters two, others one.
+func DisplayWidth(s string) int {
+	n := 0
+	for _, r := range s {
+		switch width.LookupRune(r).Kind() {
+		case width.EastAsianWide, width.EastAsianFullwidth:
+			n += 2
+		default:
+			n++
+		}
+	}
+	return n
 }
 
 // Deparse renders a syntax tree (in Parse's form) back to SQL.

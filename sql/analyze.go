@@ -115,7 +115,7 @@ func analyze(ctx context.Context, db *engine.DB, sql string) (*analysis, error) 
 	}
 	a := &analysis{tables: map[string]*tableUse{}}
 	if err := a.check(stmts[0], nil); err != nil {
-		return nil, &engine.QueryError{Msg: err.msg + "\n" + pointAtQuery(sql, err.pos)}
+		return nil, &engine.QueryError{Msg: err.msg + "\n" + engine.PointAt(sql, err.pos)}
 	}
 	a.bounds(stmts[0])
 	a.unboundedReadings(stmts[0])
@@ -129,22 +129,6 @@ func analyze(ctx context.Context, db *engine.DB, sql string) (*analysis, error) 
 		return nil, err
 	}
 	return a, nil
-}
-
-func pointAtQuery(sql string, pos int) string {
-	if pos < 0 || pos >= len(sql) {
-		return ""
-	}
-	line := strings.Count(sql[:pos], "\n") + 1
-	start := strings.LastIndexByte(sql[:pos], '\n') + 1
-	end := strings.IndexByte(sql[pos:], '\n')
-	if end < 0 {
-		end = len(sql)
-	} else {
-		end += pos
-	}
-	prefix := "LINE " + strconv.Itoa(line) + ": "
-	return prefix + sql[start:end] + "\n" + strings.Repeat(" ", len(prefix)+pos-start) + "^"
 }
 
 func location(m map[string]any) int {

@@ -34,7 +34,7 @@ func repoint(err error, ran, user string) error {
 	col := m[7] - m[6] - len("LINE : ") - (m[3] - m[2])
 	msg := strings.TrimRight(qe.Msg[:m[0]], "\n")
 	if pos := mapPosition(ran, lineNo, shown, col, user); pos >= 0 {
-		msg += "\n\n" + pointAtQuery(user, pos)
+		msg += "\n\n" + engine.PointAt(user, pos)
 	}
 	msg += qe.Msg[m[1]:]
 	return &engine.QueryError{Msg: msg, Err: qe.Err}
@@ -45,7 +45,17 @@ func repoint(err error, ran, user string) error {
 // occurrence of the same word, counted from the start. -1 if the word is
 // not there as often as in ran.
 func mapPosition(ran string, lineNo int, shown string, col int, user string) int {
-	if col < 0 || col >= len(shown) {
+	// DuckDB places the caret by display width: the column becomes a byte
+	// offset of shown.
+	off, w := -1, 0
+	for i, r := range shown {
+		if w == col {
+			off = i
+			break
+		}
+		w += engine.DisplayWidth(string(r))
+	}
+	if off < 0 {
 		return -1
 	}
 	lines := strings.SplitAfter(ran, "\n")
@@ -60,10 +70,10 @@ func mapPosition(ran string, lineNo int, shown string, col int, user string) int
 		cut = 3
 	}
 	at := strings.Index(lines[lineNo-1], body)
-	if at < 0 || col < cut {
+	if at < 0 || off < cut {
 		return -1
 	}
-	pos := len(strings.Join(lines[:lineNo-1], "")) + at + col - cut
+	pos := len(strings.Join(lines[:lineNo-1], "")) + at + off - cut
 	word := wordAt(ran, pos)
 	if word == "" {
 		return -1

@@ -325,7 +325,7 @@ func writeCSV(w io.Writer, res *Result, limit int64) error {
 	for i, f := range fields {
 		vals[i] = []byte(f.Name)
 	}
-	buf := c.appendRow(nil, vals)
+	buf := c.appendRow(nil, vals, true)
 	scratch := make([][]byte, len(fields)) // never nil: nil is NULL
 	for i := range scratch {
 		scratch[i] = make([]byte, 0, 64)
@@ -345,7 +345,7 @@ func writeCSV(w io.Writer, res *Result, limit int64) error {
 					vals[c] = scratch[c]
 				}
 			}
-			buf = c.appendRow(buf, vals)
+			buf = c.appendRow(buf, vals, false)
 			if len(buf) >= 64<<10 {
 				if _, err := w.Write(buf); err != nil {
 					return err

@@ -20,22 +20,33 @@ import (
 
 // copyOut is how a COPY TO STDOUT writes its rows.
 type copyOut struct {
-	csv         bool
-	header      bool
-	delim       byte
-	null        string
-	quote, esc  byte
-	forceQuote  bool // every non-NULL value quoted (CSV: FORCE_QUOTE *)
-	columnNames []string
+	csv        bool
+	header     bool
+	delim      byte
+	null       string
+	quote, esc byte
+	forceQuote bool // every non-NULL value quoted (CSV: FORCE_QUOTE *)
 }
 
 var copyTable = regexp.MustCompile(`(?is)^((?:"(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)(?:\s*\.\s*(?:"(?:[^"]|"")+"|[a-z_][a-z0-9_$]*))?)\s*`)
+
+// toStdout finds a COPY … TO STDOUT that parseCopy could not read.
+var toStdout = regexp.MustCompile(`(?is)^\s*COPY\b.*\bTO\s+STDOUT\b`)
 
 // parseCopy reads COPY (query) TO STDOUT [options] and COPY table
 // [(columns)] TO STDOUT [options], returning the query whose rows are
 // written. ok is false for any other statement, COPY to a file included.
 func parseCopy(sql string) (query string, out *copyOut, ok bool, err error) {
 	b := engine.BlankLiterals(sql) // byte for byte: offsets hold in sql
+	query, out, ok, err = readCopy(sql, b)
+	if !ok && toStdout.MatchString(b) {
+		return "", nil, true, copyError("only COPY (query) TO STDOUT and COPY table [(columns)] TO STDOUT are supported " +
+			"(a table is records or metrics, perhaps schema-qualified)")
+	}
+	return query, out, ok, err
+}
+
+func readCopy(sql, b string) (query string, out *copyOut, ok bool, err error) {
 	i := len(b) - len(strings.TrimLeft(b, " \t\n\r\f\v"))
 	if len(b)-i < 5 || !strings.EqualFold(b[i:i+4], "COPY") || !(isSpace(b[i+4]) || b[i+4] == '(') {
 		return "", nil, false, nil
@@ -120,35 +131,47 @@ func copyOptions(sql, b string, i int) (*copyOut, error) {
 	if err != nil {
 		return nil, err
 	}
+	for len(toks) > 0 && toks[len(toks)-1].is(";") {
+		toks = toks[:len(toks)-1]
+	}
 	type opt struct{ name, value string }
 	var opts []opt
-	if len(toks) > 0 && strings.EqualFold(toks[0], "with") {
+	if len(toks) > 0 && toks[0].word("with") {
 		toks = toks[1:]
 	}
-	if len(toks) > 0 && toks[0] == "(" {
+	if len(toks) > 0 && toks[0].is("(") {
 		// name [value] {, name [value]} )
 		toks = toks[1:]
-		for len(toks) > 0 && toks[0] != ")" {
-			o := opt{name: strings.ToLower(toks[0])}
+		for {
+			if len(toks) == 0 || toks[0].kind != 'w' {
+				return nil, copyError("an option name is missing in the option list")
+			}
+			o := opt{name: strings.ToLower(toks[0].s)}
 			toks = toks[1:]
-			if len(toks) > 0 && toks[0] != "," && toks[0] != ")" {
-				if toks[0] == "(" { // FORCE_QUOTE (a, b)
-					return nil, copyError("FORCE_QUOTE of named columns is not supported here; FORCE_QUOTE * is")
-				}
-				o.value, toks = toks[0], toks[1:]
+			if len(toks) > 0 && (toks[0].kind != 'p' || toks[0].is("*")) {
+				o.value, toks = toks[0].s, toks[1:]
+			} else if len(toks) > 0 && toks[0].is("(") {
+				return nil, copyError("FORCE_QUOTE of named columns is not supported here; FORCE_QUOTE * is")
 			}
 			opts = append(opts, o)
-			if len(toks) > 0 && toks[0] == "," {
-				toks = toks[1:]
+			if len(toks) == 0 {
+				return nil, copyError("the option list is not closed")
+			}
+			sep := toks[0]
+			toks = toks[1:]
+			if sep.is(")") {
+				break
+			}
+			if !sep.is(",") {
+				return nil, copyError(fmt.Sprintf("a comma or ) is missing before %q", sep.s))
 			}
 		}
-		if len(toks) == 0 {
-			return nil, copyError("the option list is not closed")
-		}
-		toks = toks[1:]
 	} else {
 		for len(toks) > 0 {
-			w := strings.ToLower(toks[0])
+			w := strings.ToLower(toks[0].s)
+			if toks[0].kind != 'w' {
+				return nil, copyError(fmt.Sprintf("unexpected %q in the options", toks[0].s))
+			}
 			toks = toks[1:]
 			switch w {
 			case "binary", "csv":
@@ -156,16 +179,16 @@ func copyOptions(sql, b string, i int) (*copyOut, error) {
 			case "header":
 				opts = append(opts, opt{"header", "true"})
 			case "delimiter", "null", "quote", "escape", "encoding":
-				if len(toks) > 0 && strings.EqualFold(toks[0], "as") {
+				if len(toks) > 0 && toks[0].word("as") {
 					toks = toks[1:]
 				}
-				if len(toks) == 0 {
-					return nil, copyError(w + " needs a value")
+				if len(toks) == 0 || toks[0].kind != 's' {
+					return nil, copyError(strings.ToUpper(w) + " needs a string value")
 				}
-				opts = append(opts, opt{w, toks[0]})
+				opts = append(opts, opt{w, toks[0].s})
 				toks = toks[1:]
 			case "force":
-				if len(toks) < 2 || !strings.EqualFold(toks[0], "quote") || toks[1] != "*" {
+				if len(toks) < 2 || !toks[0].word("quote") || !toks[1].is("*") {
 					return nil, copyError("only FORCE QUOTE * is supported here")
 				}
 				opts = append(opts, opt{"force_quote", "*"})
@@ -175,12 +198,17 @@ func copyOptions(sql, b string, i int) (*copyOut, error) {
 			}
 		}
 	}
-	if len(toks) > 0 && toks[0] != ";" {
-		return nil, copyError(fmt.Sprintf("unexpected %q after the options", toks[0]))
+	if len(toks) > 0 {
+		return nil, copyError(fmt.Sprintf("unexpected %q after the options", toks[0].s))
 	}
 	c := &copyOut{delim: '\t', null: `\N`, quote: '"', esc: '"'}
 	var delim, null, quote, esc *string
+	seen := map[string]bool{}
 	for _, o := range opts {
+		if seen[o.name] {
+			return nil, copyError(fmt.Sprintf("conflicting or redundant options: %s given twice", strings.ToUpper(o.name)))
+		}
+		seen[o.name] = true
 		switch o.name {
 		case "format":
 			switch strings.ToLower(o.value) {
@@ -253,28 +281,41 @@ func copyOptions(sql, b string, i int) (*copyOut, error) {
 	switch {
 	case c.delim == '\n' || c.delim == '\r':
 		return nil, copyError("the delimiter cannot be a newline or carriage return")
-	case !c.csv && c.delim == '\\':
-		return nil, copyError(`the delimiter cannot be "\" in text format`)
+	case !c.csv && strings.IndexByte(`\.abcdefghijklmnopqrstuvwxyz0123456789`, c.delim) >= 0:
+		// They would read as part of an escape (\n, \N) or of the end marker \.
+		return nil, copyError(fmt.Sprintf("the delimiter %q cannot be used in text format", c.delim))
 	case c.csv && c.delim == c.quote:
 		return nil, copyError("the delimiter and the quote must differ")
 	case strings.ContainsAny(c.null, "\r\n"):
 		return nil, copyError("the NULL string cannot contain a newline or carriage return")
 	case strings.IndexByte(c.null, c.delim) >= 0:
 		return nil, copyError("the delimiter must not appear in the NULL string")
+	case c.csv && strings.IndexByte(c.null, c.quote) >= 0:
+		return nil, copyError("the quote must not appear in the NULL string")
 	}
 	return c, nil
 }
 
-// copyTokens splits the options text b[i:] into words, punctuation and
-// string literals (their values, read from sql).
-func copyTokens(sql, b string, i int) ([]string, error) {
-	var toks []string
+// copyToken is a word ('w'), a string literal's value ('s') or a
+// punctuation mark ('p') of COPY's options.
+type copyToken struct {
+	s    string
+	kind byte
+}
+
+func (t copyToken) is(p string) bool   { return t.kind == 'p' && t.s == p }
+func (t copyToken) word(w string) bool { return t.kind == 'w' && strings.EqualFold(t.s, w) }
+
+// copyTokens splits the options text b[i:] into tokens; string literals'
+// values are read from sql.
+func copyTokens(sql, b string, i int) ([]copyToken, error) {
+	var toks []copyToken
 	for i < len(b) {
 		switch c := b[i]; {
 		case isSpace(c):
 			i++
 		case c == '(' || c == ')' || c == ',' || c == ';' || c == '*':
-			toks = append(toks, string(c))
+			toks = append(toks, copyToken{string(c), 'p'})
 			i++
 		case c == '\'' || (c == 'E' || c == 'e') && i+1 < len(b) && b[i+1] == '\'':
 			if c != '\'' {
@@ -288,14 +329,14 @@ func copyTokens(sql, b string, i int) ([]string, error) {
 			if c != '\'' { // E'\t'
 				v = unescapeE(v)
 			}
-			toks = append(toks, strings.ReplaceAll(v, "''", "'"))
+			toks = append(toks, copyToken{strings.ReplaceAll(v, "''", "'"), 's'})
 			i += end + 2
 		case c == '"':
 			end := strings.IndexByte(b[i+1:], '"')
 			if end < 0 {
 				return nil, copyError("a quoted identifier is not closed")
 			}
-			toks = append(toks, b[i+1:i+1+end])
+			toks = append(toks, copyToken{b[i+1 : i+1+end], 'w'})
 			i += end + 2
 		default:
 			j := i
@@ -305,18 +346,58 @@ func copyTokens(sql, b string, i int) ([]string, error) {
 			if j == i {
 				return nil, copyError(fmt.Sprintf("unexpected %q in the options", c))
 			}
-			toks = append(toks, b[i:j])
+			toks = append(toks, copyToken{b[i:j], 'w'})
 			i = j
 		}
 	}
 	return toks, nil
 }
 
-// unescapeE reads the backslash escapes PostgreSQL's E” strings take
-// that a delimiter may need.
+// unescapeE reads the backslash escapes of PostgreSQL's E-strings:
+// \b \f \n \r \t, octal \ooo and hexadecimal \xhh bytes, and any other
+// character as itself.
 func unescapeE(s string) string {
-	r := strings.NewReplacer(`\t`, "\t", `\n`, "\n", `\r`, "\r", `\\`, `\`, `\'`, "'")
-	return r.Replace(s)
+	var out []byte
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 == len(s) {
+			out = append(out, s[i])
+			continue
+		}
+		i++
+		switch c := s[i]; c {
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'x':
+			j := i + 1
+			for j < len(s) && j < i+3 && strings.IndexByte("0123456789abcdefABCDEF", s[j]) >= 0 {
+				j++
+			}
+			if j == i+1 {
+				out = append(out, 'x')
+				continue
+			}
+			v, _ := strconv.ParseUint(s[i+1:j], 16, 8)
+			out, i = append(out, byte(v)), j-1
+		case '0', '1', '2', '3', '4', '5', '6', '7':
+			j := i
+			for j < len(s) && j < i+3 && s[j] >= '0' && s[j] <= '7' {
+				j++
+			}
+			v, _ := strconv.ParseUint(s[i:j], 8, 16)
+			out, i = append(out, byte(v)), j-1
+		default:
+			out = append(out, c)
+		}
+	}
+	return string(out)
 }
 
 func copyError(msg string) error {
@@ -386,12 +467,12 @@ func (sess *pgSession) sendCopy(r *pgResult) error {
 		for i, n := range names {
 			hdr[i] = []byte(n)
 		}
-		line = c.appendRow(line[:0], hdr)
+		line = c.appendRow(line[:0], hdr, true)
 		sess.be.Send(&pgproto3.CopyData{Data: line})
 	}
 	var n int64
 	err := rows(func(vals [][]byte) error {
-		line = c.appendRow(line[:0], vals)
+		line = c.appendRow(line[:0], vals, false)
 		sess.be.Send(&pgproto3.CopyData{Data: line})
 		n++
 		return nil
@@ -406,8 +487,8 @@ func (sess *pgSession) sendCopy(r *pgResult) error {
 
 // appendRow appends one line of COPY output: vals (nil for NULL) joined
 // by the delimiter, each escaped (text) or quoted (CSV) as PostgreSQL
-// writes them.
-func (c *copyOut) appendRow(dst []byte, vals [][]byte) []byte {
+// writes them; a header is never force-quoted.
+func (c *copyOut) appendRow(dst []byte, vals [][]byte, header bool) []byte {
 	for i, v := range vals {
 		if i > 0 {
 			dst = append(dst, c.delim)
@@ -416,7 +497,7 @@ func (c *copyOut) appendRow(dst []byte, vals [][]byte) []byte {
 		case v == nil:
 			dst = append(dst, c.null...)
 		case c.csv:
-			dst = c.appendCSV(dst, v)
+			dst = c.appendCSV(dst, v, c.forceQuote && !header, len(vals) == 1)
 		default:
 			dst = c.appendText(dst, v)
 		}
@@ -452,12 +533,12 @@ func (c *copyOut) appendText(dst, v []byte) []byte {
 }
 
 // appendCSV quotes a value when it must be: it holds the delimiter, the
-// quote, a line end, or reads as the NULL string (so ” and NULL differ),
-// or when every value is quoted.
-func (c *copyOut) appendCSV(dst, v []byte) []byte {
-	quote := c.forceQuote || string(v) == c.null || bytes.IndexByte(v, c.delim) >= 0 ||
+// quote, a line end, or reads as the NULL string (so that the empty
+// string and NULL differ), or when force is set.
+func (c *copyOut) appendCSV(dst, v []byte, force, alone bool) []byte {
+	quote := force || string(v) == c.null || bytes.IndexByte(v, c.delim) >= 0 ||
 		bytes.IndexByte(v, c.quote) >= 0 || bytes.ContainsAny(v, "\r\n") ||
-		string(v) == `\.` // a line \. ends COPY data for psql
+		alone && string(v) == `\.` // a line \. alone ends COPY data
 	if !quote {
 		return append(dst, v...)
 	}

@@ -116,6 +116,12 @@ func TestRepoint_MovesOrDropsThePointer(t *testing.T) {
 			t.Errorf("%q:\n got %q\nwant %q", tc.user, got, tc.want)
 		}
 	}
+	// DuckDB places the caret by display width, after accented letters too.
+	accented := "SELECT 'éé', nosuch"
+	got := repoint(msg(accented, len("SELECT 'éé', ")-2), accented, "select 'éé', nosuch").Error()
+	if want := "Binder Error: no column\n\nLINE 1: select 'éé', nosuch\n                     ^"; got != want {
+		t.Errorf("accented:\n got %q\nwant %q", got, want)
+	}
 	other := errors.New("LINE 1: x\n^")
 	if repoint(other, ran, "y") != other {
 		t.Error("an error that is not a query error changed")

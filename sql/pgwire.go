@@ -804,6 +804,7 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	stmt := sql
 	if isCopy {
 		sql = query
 	}
@@ -818,7 +819,7 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 	}
 	if err != nil {
 		cancel()
-		return nil, err
+		return nil, repoint(err, sql, stmt) // COPY's query is part of the statement
 	}
 	res.onRelease(cancel)
 	res.copy = copyOpts
