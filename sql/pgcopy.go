@@ -47,18 +47,18 @@ func parseCopy(sql string) (query string, out *copyOut, ok bool, err error) {
 }
 
 func readCopy(sql, b string) (query string, out *copyOut, ok bool, err error) {
-	i := len(b) - len(strings.TrimLeft(b, " \t\n\r\f\v"))
+	i := skipSpace(b, 0)
 	if len(b)-i < 5 || !strings.EqualFold(b[i:i+4], "COPY") || !(isSpace(b[i+4]) || b[i+4] == '(') {
 		return "", nil, false, nil
 	}
 	i = skipSpace(b, i+4)
 	switch {
 	case i < len(b) && b[i] == '(':
-		end := closingParen(b, i)
+		end := matchForward(b, i) // past the closing parenthesis
 		if end < 0 {
 			return "", nil, false, nil
 		}
-		query, i = sql[i+1:end], end+1
+		query, i = sql[i+1:end-1], end
 	default:
 		m := copyTable.FindStringSubmatchIndex(b[i:])
 		if m == nil {
@@ -67,11 +67,11 @@ func readCopy(sql, b string) (query string, out *copyOut, ok bool, err error) {
 		table, cols := sql[i+m[2]:i+m[3]], "*"
 		i += m[1]
 		if i < len(b) && b[i] == '(' {
-			end := closingParen(b, i)
+			end := matchForward(b, i)
 			if end < 0 {
 				return "", nil, false, nil
 			}
-			cols, i = sql[i+1:end], skipSpace(b, end+1)
+			cols, i = sql[i+1:end-1], skipSpace(b, end)
 		}
 		query = "SELECT " + cols + " FROM " + table
 	}
@@ -93,34 +93,6 @@ func keyword(b string, i int, w string) (int, bool) {
 		return i, false
 	}
 	return end, true
-}
-
-func skipSpace(b string, i int) int {
-	for i < len(b) && isSpace(b[i]) {
-		i++
-	}
-	return i
-}
-
-// closingParen is the index of the parenthesis that closes the one at
-// open in b (literals and comments blanked), or -1.
-func closingParen(b string, open int) int {
-	depth := 0
-	for j := open; j < len(b); j++ {
-		switch b[j] {
-		case '"': // a quoted identifier may hold a parenthesis
-			for j++; j < len(b) && b[j] != '"'; j++ {
-			}
-		case '(':
-			depth++
-		case ')':
-			depth--
-			if depth == 0 {
-				return j
-			}
-		}
-	}
-	return -1
 }
 
 // copyOptions reads the options after TO STDOUT, in either syntax:

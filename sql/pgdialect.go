@@ -102,6 +102,15 @@ func isSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
 }
 
+// skipSpace returns the index of the first byte at or after i that is not
+// white space.
+func skipSpace(b string, i int) int {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	return i
+}
+
 // arrowRight returns where the right operand of an arrow ending at i ends,
 // or -1 if it is not one the arrow is sure to be a JSON arrow with.
 func arrowRight(b string, i int, double bool) int {

@@ -713,7 +713,7 @@ var utcNames = map[string]bool{"utc": true, "etc/utc": true, "gmt": true, "etc/g
 // let a client take its literals for local times when they are UTC.
 func checkTimeZone(sql string) error {
 	blanked := engine.BlankLiterals(sql) // byte for byte: offsets hold in sql
-	start := len(blanked) - len(strings.TrimLeft(blanked, " \t\n\r\f\v"))
+	start := skipSpace(blanked, 0)
 	m := setTimeZone.FindStringSubmatchIndex(blanked[start:])
 	if m == nil {
 		return nil
