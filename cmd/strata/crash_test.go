@@ -37,14 +37,17 @@ func startNode(t *testing.T, dataDir string, extra ...string) *node {
 
 // startRole starts strata serve, ingest, query or compactor on fresh
 // loopback ports.
-// A port picked free can be taken by a client's outgoing connection before
-// strata binds it; then strata exits with "address already in use" and we
-// try others.
 func startRole(t *testing.T, role, dataDir string, extra ...string) *node {
 	t.Helper()
-	for attempt := 0; ; attempt++ {
-		n := &node{admin: freeAddr(t), otlpHTTP: "http://" + freeAddr(t), queryURL: "http://" + freeAddr(t), stderr: &bytes.Buffer{}}
-		args := []string{role, "--data-dir", dataDir, "--http-addr", n.admin}
+	return launch(t, roleArgs(t, nil, role, append([]string{"--data-dir", dataDir}, extra...)...))
+}
+
+// roleArgs gives the arguments that run role on fresh loopback ports, with
+// env added to a clean environment, and notes the node's addresses.
+func roleArgs(t *testing.T, env []string, role string, extra ...string) func(n *node) (args, env []string) {
+	return func(n *node) ([]string, []string) {
+		n.otlpHTTP, n.queryURL = "http://"+freeAddr(t), "http://"+freeAddr(t)
+		args := []string{role, "--http-addr", n.admin}
 		if role == "serve" || role == "ingest" {
 			args = append(args, "--otlp-http-addr", strings.TrimPrefix(n.otlpHTTP, "http://"), "--otlp-grpc-addr", freeAddr(t))
 		}
@@ -54,15 +57,30 @@ func startRole(t *testing.T, role, dataDir string, extra ...string) *node {
 		if role == "serve" {
 			args = append(args, "--cache-addr", freeAddr(t))
 		}
-		args = append(args, extra...)
+		return append(args, extra...), env
+	}
+}
+
+// launch runs strata with the arguments and environment (added to a clean
+// one) that setup gives for a node whose admin address is already picked,
+// and waits until /healthz answers. The process is killed when the test ends.
+// A port picked free can be taken by another process before strata binds
+// it; then strata exits with "address already in use" and launch tries
+// other ports.
+func launch(t *testing.T, setup func(n *node) (args, env []string)) *node {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		n := &node{admin: freeAddr(t), stderr: &bytes.Buffer{}}
+		args, env := setup(n)
 		n.cmd = exec.Command(strataBin, args...)
-		n.cmd.Env = cleanEnv()
+		n.cmd.Env = append(cleanEnv(), env...)
 		n.cmd.Stderr = n.stderr
 		if err := n.cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		n.done = make(chan struct{})
 		go func() { n.err = n.cmd.Wait(); close(n.done) }()
+		t.Cleanup(n.kill) // no process outlives its test
 		deadline := time.Now().Add(30 * time.Second)
 		for time.Now().Before(deadline) {
 			select {
@@ -76,13 +94,11 @@ func startRole(t *testing.T, role, dataDir string, extra ...string) *node {
 			if resp, err := http.Get("http://" + n.admin + "/healthz"); err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == 200 {
-					t.Cleanup(n.kill) // no process outlives its test
 					return n
 				}
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		n.kill()
 		t.Fatalf("strata did not answer /healthz within 30s\n%s", n.stderr.String())
 	retry:
 	}

@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,24 +18,11 @@ func TestServe_ReadyzFollowsCatalogAndObjectStore(t *testing.T) {
 	pgURL, pg := faultproxy.Via(t, testenv.PostgresURL(t), false)
 	schema := testenv.PostgresSchema(t, testenv.PostgresURL(t))
 	s3URL, s3 := faultproxy.Via(t, testenv.S3URL(t), true)
-	addr := freeAddr(t)
-	cmd := exec.Command(strataBin, "serve", "--no-compactor", "--http-addr", addr,
-		"--otlp-http-addr", freeAddr(t), "--otlp-grpc-addr", freeAddr(t), "--query-addr", freeAddr(t),
-		"--pg-addr", freeAddr(t), "--cache-addr", freeAddr(t))
-	cmd.Env = append(cleanEnv(), "STRATA_DATA_DIR="+t.TempDir(),
-		"STRATA_CATALOG_URL="+pgURL, "STRATA_CATALOG_SCHEMA="+schema, "STRATA_OBJECT_STORE_URL="+s3URL)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		pg.Set(faultproxy.Pass)
-		s3.Set(faultproxy.Pass)
-		cmd.Process.Signal(syscall.SIGTERM)
-		<-exited
-	})
-	waitHealthy(t, addr, exited)
+	n := launch(t, roleArgs(t, []string{"STRATA_DATA_DIR=" + t.TempDir(),
+		"STRATA_CATALOG_URL=" + pgURL, "STRATA_CATALOG_SCHEMA=" + schema, "STRATA_OBJECT_STORE_URL=" + s3URL},
+		"serve", "--no-compactor"))
+	t.Cleanup(func() { pg.Set(faultproxy.Pass); s3.Set(faultproxy.Pass) }) // runs before the kill
+	addr := n.admin
 
 	type answer struct {
 		Status string `json:"status"`
@@ -101,21 +86,7 @@ func TestServe_ReadyzFollowsCatalogAndObjectStore(t *testing.T) {
 // listing it (what IsAccessible does) finds it empty and fine.
 func TestServe_ReadyzSeesALocalObjectStoreGone(t *testing.T) {
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	cmd := exec.Command(strataBin, "serve", "--no-compactor", "--data-dir", dir, "--http-addr", addr,
-		"--otlp-http-addr", freeAddr(t), "--otlp-grpc-addr", freeAddr(t), "--query-addr", freeAddr(t),
-		"--pg-addr", freeAddr(t), "--cache-addr", freeAddr(t))
-	cmd.Env = cleanEnv()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		<-exited
-	})
-	waitHealthy(t, addr, exited)
+	addr := launch(t, roleArgs(t, nil, "serve", "--no-compactor", "--data-dir", dir)).admin
 	code := func() int {
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {

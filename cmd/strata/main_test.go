@@ -3,9 +3,7 @@ package main_test
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,88 +73,46 @@ func cleanEnv() []string {
 	return env
 }
 
-func waitHealthy(t *testing.T, addr string, exited <-chan error, stderr ...*bytes.Buffer) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			msg := ""
-			if len(stderr) > 0 {
-				msg = stderr[0].String()
-			}
-			t.Fatalf("strata exited before becoming healthy: %v\n%s", err, msg)
-		default:
-		}
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 && strings.TrimSpace(string(body)) == "ok" {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("strata did not answer /healthz within 30s")
-}
-
 func TestServe_EmbeddedDefaultsHealthAndSIGTERM(t *testing.T) {
 	home := t.TempDir()
-	addr := freeAddr(t)
-	cmd := exec.Command(strataBin, "serve", "--http-addr", addr)
 	// Defaults: data under ~/.strata.
-	cmd.Env = append(cleanEnv(), "HOME="+home)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	waitHealthy(t, addr, exited)
+	n := launch(t, func(n *node) ([]string, []string) {
+		return []string{"serve", "--http-addr", n.admin}, []string{"HOME=" + home}
+	})
 	for _, p := range []string{".strata/catalog.db", ".strata/objects"} {
 		if _, err := os.Stat(filepath.Join(home, p)); err != nil {
 			t.Errorf("after start: %v", err)
 		}
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
+	n.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+	case <-n.done:
+		if n.err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", n.err, n.stderr.String())
 		}
 	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
 		t.Fatal("strata did not exit within 10s of SIGTERM")
 	}
-	if !strings.Contains(stderr.String(), "stopped") {
-		t.Errorf("no clean-shutdown log line:\n%s", stderr.String())
+	if !strings.Contains(n.stderr.String(), "stopped") {
+		t.Errorf("no clean-shutdown log line:\n%s", n.stderr.String())
 	}
 }
 
 func TestServe_PostgresCatalogAndEnvSettings(t *testing.T) {
 	url := testenv.PostgresURL(t)
 	schema := testenv.PostgresSchema(t, url)
-	addr := freeAddr(t)
-	cmd := exec.Command(strataBin, "serve")
-	cmd.Env = append(cleanEnv(),
-		"STRATA_DATA_DIR="+t.TempDir(), "STRATA_HTTP_ADDR="+addr,
-		"STRATA_CATALOG_URL="+url, "STRATA_CATALOG_SCHEMA="+schema)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	n := launch(t, func(n *node) ([]string, []string) {
+		return []string{"serve"}, []string{"STRATA_DATA_DIR=" + t.TempDir(), "STRATA_HTTP_ADDR=" + n.admin,
+			"STRATA_CATALOG_URL=" + url, "STRATA_CATALOG_SCHEMA=" + schema}
+	})
+	n.cmd.Process.Signal(syscall.SIGINT)
+	if err := n.wait(); err != nil {
+		t.Fatalf("exit after SIGINT: %v\n%s", err, n.stderr.String())
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	waitHealthy(t, addr, exited)
-	cmd.Process.Signal(syscall.SIGINT)
-	if err := <-exited; err != nil {
-		t.Fatalf("exit after SIGINT: %v", err)
-	}
-	var n int
+	var projects int
 	db := testenv.OpenPostgres(t, url)
-	if err := db.QueryRow(`SELECT count(*) FROM ` + schema + `.projects WHERE id = 'default'`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("default project in schema %s: %d, %v", schema, n, err)
+	if err := db.QueryRow(`SELECT count(*) FROM ` + schema + `.projects WHERE id = 'default'`).Scan(&projects); err != nil || projects != 1 {
+		t.Fatalf("default project in schema %s: %d, %v", schema, projects, err)
 	}
 }
 
