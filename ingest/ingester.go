@@ -39,7 +39,9 @@ type Options struct {
 	// on disk is the buffer, and the page cache keeps it hot for the flush.
 	MaxMemoryBytes int64
 	// FlushWorkers is how many segments are flushed at once (default: one
-	// per two cores; each holds a segment's rows in memory while it writes).
+	// per core; each holds a segment's rows in memory while it writes). One
+	// per two cores left the flusher behind the request handlers at full
+	// load, and ingest refused requests with CPU to spare (bench/RESULTS.md).
 	FlushWorkers int
 	// OpTimeout bounds one upload or catalog registration attempt, so a
 	// hung object store or database cannot stall the flusher (30 s).
@@ -67,7 +69,7 @@ func (o *Options) setDefaults() {
 		o.MaxMemoryBytes = 256 << 20
 	}
 	if o.FlushWorkers <= 0 {
-		o.FlushWorkers = max(1, runtime.GOMAXPROCS(0)/2)
+		o.FlushWorkers = runtime.GOMAXPROCS(0)
 	}
 	if o.OpTimeout <= 0 {
 		o.OpTimeout = 30 * time.Second

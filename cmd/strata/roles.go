@@ -92,7 +92,7 @@ func (c *ingestConfig) register(cmd *command) {
 	cmd.fs.StringVar(&c.grpcAddr, "otlp-grpc-addr", "127.0.0.1:4317", "`address` of the OTLP/gRPC receiver")
 	cmd.fs.StringVar(&c.scratchDir, "scratch-dir", "", "`dir`ectory of the write-ahead log, on local SSD; empty for DATA_DIR/scratch")
 	durationVar(cmd.fs, &c.flushInterval, "flush-interval", time.Second, "flush buffered rows to Parquet once they are this old (`duration`)")
-	cmd.fs.IntVar(&c.flushWorkers, "flush-workers", 0, "WAL segments flushed at once (`n`; 0: one per two cores)")
+	cmd.fs.IntVar(&c.flushWorkers, "flush-workers", 0, "WAL segments flushed at once (`n`; 0: one per core)")
 	c.flushBytes, c.maxScratch, c.maxBuffer, c.maxRequest = 16<<20, 1<<30, 256<<20, 16<<20
 	cmd.fs.Var(&c.flushBytes, "flush-bytes", "flush before the interval once the WAL segment reaches this `size`")
 	cmd.fs.Var(&c.maxScratch, "max-scratch-bytes", "refuse new data (429) while the WAL on disk exceeds this `size`")
@@ -120,7 +120,7 @@ func (c *ingestConfig) check(string) error {
 		}
 	}
 	if c.flushWorkers < 0 {
-		return settingError{"flush-workers", fmt.Errorf("%d is negative: give a number of workers, or 0 for one per two cores", c.flushWorkers)}
+		return settingError{"flush-workers", fmt.Errorf("%d is negative: give a number of workers, or 0 for one per core", c.flushWorkers)}
 	}
 	return nil
 }
