@@ -121,8 +121,8 @@ type Ingester struct {
 	sealed  []*segment
 	nextSeq uint64
 
-	wbuf []byte // writer loop scratch
-	m    *ingestMetrics
+	wbufs [][]byte // writer loop scratch: the frames of one commit
+	m     *ingestMetrics
 
 	// pqBufs holds Parquet output buffers for the next flushes: a buffer
 	// grown for one flush takes the next without growing (copying and
@@ -394,18 +394,21 @@ func (in *Ingester) writeLoop() {
 	}
 }
 
-// commit writes every frame of reqs with one write, fsyncs once, counts
-// the rows into the active segment, and wakes the callers.
+// commit writes every frame of reqs, fsyncs once, counts the rows into the
+// active segment, and wakes the callers.
 func (in *Ingester) commit(reqs []*appendReq) {
-	buf := in.wbuf[:0]
+	frames := in.wbufs[:0]
+	n := 0
 	for _, r := range reqs {
 		for _, e := range r.entries {
-			buf = append(buf, e.frame...)
+			frames = append(frames, e.frame)
+			n += len(e.frame)
 		}
 	}
-	in.wbuf = buf
+	in.wbufs = frames
 	start := time.Now()
-	err := in.writeAndSync(buf)
+	err := in.writeAndSync(frames, n)
+	clear(frames) // the frames go back to their pool
 	in.m.fsync.Observe(time.Since(start).Seconds())
 	if err != nil {
 		slog.Error("wal write failed", "segment", in.active.seq, "err", err)
@@ -416,7 +419,7 @@ func (in *Ingester) commit(reqs []*appendReq) {
 		return
 	}
 	var rows int64
-	off := in.file.size - int64(len(buf)) + frameHeader
+	off := in.file.size - int64(n) + frameHeader
 	in.mu.Lock()
 	if in.active.rows == 0 {
 		in.active.first = in.opts.Now()
@@ -432,10 +435,10 @@ func (in *Ingester) commit(reqs []*appendReq) {
 	in.active.rows += rows
 	in.active.diskBytes = in.file.size
 	in.mu.Unlock()
-	in.disk.Add(int64(len(buf)))
+	in.disk.Add(int64(n))
 	in.pending.Add(rows)
 	in.m.rows.Add(float64(rows))
-	in.m.walWritten.Add(float64(len(buf)))
+	in.m.walWritten.Add(float64(n))
 	in.m.commits.Inc()
 	for _, r := range reqs {
 		r.done <- nil
@@ -453,13 +456,19 @@ func freeFrames(reqs []*appendReq) {
 	}
 }
 
-func (in *Ingester) writeAndSync(buf []byte) error {
+// writeAndSync appends frames (n bytes in all) to the active segment and
+// fsyncs it. Each frame is written as it is: copying them into one buffer
+// for a single write cost a memmove of every WAL byte and kept a buffer
+// the size of the largest commit (24 MB at full load).
+func (in *Ingester) writeAndSync(frames [][]byte, n int) error {
 	f := in.file
-	if _, err := f.f.Write(buf); err != nil {
-		// Cut the partial write so the segment stays a sequence of whole frames.
-		f.f.Truncate(f.size)
-		f.f.Seek(f.size, 0)
-		return err
+	for _, fr := range frames {
+		if _, err := f.f.Write(fr); err != nil {
+			// Cut the partial write so the segment stays a sequence of whole frames.
+			f.f.Truncate(f.size)
+			f.f.Seek(f.size, 0)
+			return err
+		}
 	}
 	if err := f.f.Sync(); err != nil {
 		// This write is not acknowledged and its clients will retry it: cut
@@ -471,13 +480,13 @@ func (in *Ingester) writeAndSync(buf []byte) error {
 		} else {
 			slog.Error("wal: cannot cut an unacknowledged write after a failed fsync; a replay may store it twice",
 				"segment", in.active.seq, "err", terr)
-			f.size += int64(len(buf))
+			f.size += int64(n)
 		}
 		f.f.Seek(f.size, 0)
 		in.rotate()
 		return err
 	}
-	f.size += int64(len(buf))
+	f.size += int64(n)
 	return nil
 }
 
