@@ -84,6 +84,9 @@ func Open(ctx context.Context, rawURL string) (*Bucket, error) {
 	b.Bucket = bucket
 	if err := b.Reachable(ctx); err != nil {
 		bucket.Close()
+		if u.Scheme == "s3" && strings.Contains(err.Error(), "get credentials") {
+			return nil, fmt.Errorf("open object store %s: no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE): %w", b.url, err)
+		}
 		return nil, fmt.Errorf("open object store %s: %w", b.url, err)
 	}
 	return b, nil
@@ -220,13 +223,17 @@ func Redact(rawURL string) string {
 		}
 	}
 	q := u.Query()
+	redacted := false
 	for k := range q {
 		lk := strings.ToLower(k)
 		if strings.Contains(lk, "secret") || strings.Contains(lk, "password") || strings.Contains(lk, "token") {
 			q.Set(k, "xxxxx")
+			redacted = true
 		}
 	}
-	u.RawQuery = q.Encode()
+	if redacted {
+		u.RawQuery = q.Encode()
+	} // else the query as the user wrote it (Encode escapes endpoint=http://…)
 	return u.String()
 }
 

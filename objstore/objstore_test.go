@@ -129,6 +129,40 @@ func TestOpen_UnreachableS3(t *testing.T) {
 	}
 }
 
+// Errors and logs name the object store by its URL: secrets hidden, the
+// rest as the user wrote it.
+func TestRedact(t *testing.T) {
+	cases := []struct{ url, want string }{
+		{"s3://bucket?endpoint=http://127.0.0.1:9000&use_path_style=true", "s3://bucket?endpoint=http://127.0.0.1:9000&use_path_style=true"},
+		{"s3://bucket?endpoint=http://h:1&secret_key=abc", "s3://bucket?endpoint=http%3A%2F%2Fh%3A1&secret_key=xxxxx"},
+		{"azblob://c?sas_token=abc", "azblob://c?sas_token=xxxxx"},
+		{"s3://user:pass@bucket", "s3://user:xxxxx@bucket"},
+		{"file:///data/objects", "file:///data/objects"},
+	}
+	for _, tc := range cases {
+		if got := objstore.Redact(tc.url); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.url, got, tc.want)
+		}
+	}
+}
+
+func TestOpen_S3WithoutCredentialsSaysSo(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	home := t.TempDir() // no ~/.aws
+	t.Setenv("HOME", home)
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	// Keep the SDK off the network: no instance metadata service.
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	_, err := objstore.Open(ctx, "s3://bucket?endpoint=http://127.0.0.1:1&use_path_style=true&region=us-east-1")
+	if err == nil || !strings.Contains(err.Error(), "no AWS credentials found") {
+		t.Fatalf("s3 without credentials: err = %v", err)
+	}
+}
+
 func TestDataKey_RoundTrip(t *testing.T) {
 	hour := time.Date(2026, 11, 23, 7, 42, 0, 0, time.UTC)
 	id := objstore.NewID(hour)
