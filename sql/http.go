@@ -373,7 +373,7 @@ func csvValue(a arrow.Array, i int) string {
 	case *array.String:
 		return c.Value(i)
 	case *array.Timestamp:
-		return string(appendTimestamp(nil, c.Value(i), c.DataType().(*arrow.TimestampType).Unit))
+		return string(appendTimestamp(nil, c.Value(i), c.DataType().(*arrow.TimestampType)))
 	case *array.Date32:
 		return string(appendDate(nil, c.Value(i)))
 	case *array.Decimal128:

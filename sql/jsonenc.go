@@ -80,9 +80,9 @@ func encoderFor(a arrow.Array) valueEncoder {
 	case *array.Float64:
 		return withNulls(func(b []byte, i int) []byte { return appendJSONFloat(b, c.Value(i), 64) })
 	case *array.Timestamp:
-		unit := c.DataType().(*arrow.TimestampType).Unit
+		typ := c.DataType().(*arrow.TimestampType)
 		return withNulls(func(b []byte, i int) []byte {
-			return append(appendTimestamp(append(b, '"'), c.Value(i), unit), '"')
+			return append(appendTimestamp(append(b, '"'), c.Value(i), typ), '"')
 		})
 	case *array.Date32:
 		return withNulls(func(b []byte, i int) []byte {
@@ -117,9 +117,12 @@ func encoderFor(a arrow.Array) valueEncoder {
 			return append(b, '}')
 		})
 	case *array.Decimal128:
+		// A JSON number with every digit, as PostgreSQL's to_json writes a
+		// numeric: sum() of integers is a DECIMAL(38,0) in DuckDB, and a
+		// dashboard wants it as a number like count(*), not a string.
 		scale := c.DataType().(*arrow.Decimal128Type).Scale
 		return withNulls(func(b []byte, i int) []byte {
-			return append(appendDecimal(append(b, '"'), c.Value(i), scale), '"')
+			return appendDecimal(b, c.Value(i), scale)
 		})
 	}
 	// Anything else (intervals, maps, …) as its string form.
@@ -141,20 +144,25 @@ func listEncoder(l array.ListLike) valueEncoder {
 	}
 }
 
-// appendTimestamp writes a timestamp as RFC 3339 in UTC, and DuckDB's
+// appendTimestamp writes an instant (a timestamp with a time zone) as RFC
+// 3339 in UTC, a timestamp without one (SQL's TIMESTAMP: a wall-clock
+// time, e.g. after AT TIME ZONE) the same but with no zone, and DuckDB's
 // infinities as PostgreSQL writes them.
-func appendTimestamp(b []byte, v arrow.Timestamp, unit arrow.TimeUnit) []byte {
+func appendTimestamp(b []byte, v arrow.Timestamp, t *arrow.TimestampType) []byte {
 	switch int64(v) {
 	case math.MaxInt64:
 		return append(b, "infinity"...)
 	case -math.MaxInt64, math.MinInt64:
 		return append(b, "-infinity"...)
 	}
-	layout := "2006-01-02T15:04:05.999999Z07:00"
-	if unit == arrow.Nanosecond {
-		layout = "2006-01-02T15:04:05.999999999Z07:00" // all nine digits, as the Arrow output has them
+	layout := "2006-01-02T15:04:05.999999"
+	if t.Unit == arrow.Nanosecond {
+		layout = "2006-01-02T15:04:05.999999999" // all nine digits, as the Arrow output has them
 	}
-	return v.ToTime(unit).UTC().AppendFormat(b, layout)
+	if t.TimeZone != "" {
+		layout += "Z07:00"
+	}
+	return v.ToTime(t.Unit).UTC().AppendFormat(b, layout)
 }
 
 // appendDate writes a date as YYYY-MM-DD, and DuckDB's infinities as

@@ -638,7 +638,20 @@ func TestQuery_RowsOfAnIngestNodeThatDidNotAnswerAreSaidMissing(t *testing.T) {
 func TestQuery_NanosecondTimestampsKeepTheirDigits(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	r := e.query("SELECT TIMESTAMP_NS '2026-01-01 00:00:00.123456789' AS t")
-	if got := r.Rows[0][0]; got != "2026-01-01T00:00:00.123456789Z" {
+	if got := r.Rows[0][0]; got != "2026-01-01T00:00:00.123456789" { // no time zone: TIMESTAMP_NS
 		t.Errorf("got %v", got)
+	}
+}
+
+// A TIMESTAMP (no time zone: a wall-clock time, as AT TIME ZONE gives) is
+// not labelled UTC; a TIMESTAMPTZ, an instant, is written in UTC.
+func TestQuery_TimestampsWithoutZoneHaveNoZone(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	q := `SELECT TIMESTAMPTZ '2026-01-01 17:00:00+00' AS tz, TIMESTAMPTZ '2026-01-01 17:00:00+00' AT TIME ZONE 'America/New_York' AS ny, TIMESTAMP '2026-01-01 12:00:00.5' AS ts`
+	if r := e.query(q); fmt.Sprint(r.Rows) != "[[2026-01-01T17:00:00Z 2026-01-01T12:00:00 2026-01-01T12:00:00.5]]" {
+		t.Errorf("JSON: %v %s", r.Rows, r.Error)
+	}
+	if c := e.do("POST", map[string]any{"sql": q}, "text/csv"); c.body != "tz,ny,ts\n2026-01-01T17:00:00Z,2026-01-01T12:00:00,2026-01-01T12:00:00.5\n" {
+		t.Errorf("CSV: %q", c.body)
 	}
 }
