@@ -378,6 +378,8 @@ func csvValue(a arrow.Array, i int) string {
 		return string(appendDate(nil, c.Value(i)))
 	case *array.Decimal128:
 		return string(appendDecimal(nil, c.Value(i), c.DataType().(*arrow.Decimal128Type).Scale))
+	case *array.MonthDayNanoInterval:
+		return string(appendPGInterval(nil, c.Value(i)))
 	case *array.Float64:
 		return csvFloat(c.Value(i), 64)
 	case *array.Float32:

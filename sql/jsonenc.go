@@ -116,6 +116,11 @@ func encoderFor(a arrow.Array) valueEncoder {
 			}
 			return append(b, '}')
 		})
+	case *array.MonthDayNanoInterval:
+		// As PostgreSQL writes it ("1 day 02:00:00"), not Arrow's fields.
+		return withNulls(func(b []byte, i int) []byte {
+			return append(appendPGInterval(append(b, '"'), c.Value(i)), '"')
+		})
 	case *array.Decimal128:
 		// A JSON number with every digit, as PostgreSQL's to_json writes a
 		// numeric: sum() of integers is a DECIMAL(38,0) in DuckDB, and a
@@ -125,7 +130,7 @@ func encoderFor(a arrow.Array) valueEncoder {
 			return appendDecimal(b, c.Value(i), scale)
 		})
 	}
-	// Anything else (intervals, maps, …) as its string form.
+	// Anything else (maps, …) as its string form.
 	return withNulls(func(b []byte, i int) []byte { return appendJSONString(b, a.ValueStr(i)) })
 }
 

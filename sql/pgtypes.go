@@ -170,7 +170,7 @@ func floorDiv(a, b int64) int64 {
 }
 
 // pgColumnFor maps an Arrow type to a PostgreSQL type. Types without a
-// simple PostgreSQL twin (lists, structs, intervals, decimals) go as text,
+// simple PostgreSQL twin (lists, structs, maps) go as text,
 // written as the JSON API writes them.
 func pgColumnFor(t arrow.DataType) pgColumn {
 	switch t := t.(type) {
@@ -265,6 +265,17 @@ func pgColumnFor(t arrow.DataType) pgColumn {
 			bin: func(a arrow.Array, i int) []byte {
 				return binary.BigEndian.AppendUint64(nil, uint64(pgMicros(int64(a.(*array.Timestamp).Value(i)), unit)))
 			}}
+	case *arrow.MonthDayNanoIntervalType:
+		return pgColumn{oid: oidInterval, size: 16,
+			text: func(a arrow.Array, i int) []byte {
+				return appendPGInterval(nil, a.(*array.MonthDayNanoInterval).Value(i))
+			},
+			bin: func(a arrow.Array, i int) []byte {
+				v := a.(*array.MonthDayNanoInterval).Value(i)
+				b := binary.BigEndian.AppendUint64(nil, uint64(v.Nanoseconds/1000))
+				b = binary.BigEndian.AppendUint32(b, uint32(v.Days))
+				return binary.BigEndian.AppendUint32(b, uint32(v.Months))
+			}}
 	case *arrow.Decimal128Type:
 		return pgColumn{oid: oidNumeric, size: -1,
 			text: func(a arrow.Array, i int) []byte { return appendDecimal(nil, a.(*array.Decimal128).Value(i), t.Scale) },
@@ -354,6 +365,63 @@ func hexString(b []byte) string {
 	return string(out)
 }
 
+// appendPGInterval writes an interval as PostgreSQL does (IntervalStyle
+// postgres): "1 year 2 mons 3 days 04:05:06.789", "-1 days +01:00:00",
+// "00:00:00" for none; PostgreSQL keeps microseconds.
+func appendPGInterval(b []byte, v arrow.MonthDayNanoInterval) []byte {
+	zero, before := true, false
+	part := func(n int64, unit string) {
+		if n == 0 {
+			return
+		}
+		if !zero {
+			b = append(b, ' ')
+		}
+		if before && n > 0 {
+			b = append(b, '+')
+		}
+		b = strconv.AppendInt(b, n, 10)
+		b = append(b, ' ')
+		b = append(b, unit...)
+		if n != 1 {
+			b = append(b, 's')
+		}
+		before, zero = n < 0, false
+	}
+	part(int64(v.Months/12), "year")
+	part(int64(v.Months%12), "mon")
+	part(int64(v.Days), "day")
+	micros := v.Nanoseconds / 1000
+	if !zero && micros == 0 {
+		return b
+	}
+	if !zero {
+		b = append(b, ' ')
+	}
+	if micros < 0 {
+		b, micros = append(b, '-'), -micros
+	} else if before {
+		b = append(b, '+')
+	}
+	secs := micros / 1e6
+	b = appendTwo(b, secs/3600)
+	b = appendTwo(append(b, ':'), secs/60%60)
+	b = appendTwo(append(b, ':'), secs%60)
+	if frac := micros % 1e6; frac != 0 {
+		digits := strconv.AppendInt(nil, 1e6+frac, 10)[1:] // six digits
+		b = append(append(b, '.'), bytes.TrimRight(digits, "0")...)
+	}
+	return b
+}
+
+// appendTwo writes n with at least two digits.
+func appendTwo(b []byte, n int64) []byte {
+	if n < 10 {
+		b = append(b, '0')
+	}
+	return strconv.AppendInt(b, n, 10)
+}
+
 // pgTypeName names a type as PostgreSQL does: format_type's name (psql's
 // \d, information_schema's data_type: "double precision") and pg_type's
 // (information_schema's udt_name: "float8"; "_text" for text[]).
@@ -380,4 +448,5 @@ var pgTypeNames = map[uint32][2]string{
 	oidBool: {"boolean", "bool"}, oidInt2: {"smallint", "int2"}, oidInt4: {"integer", "int4"}, oidInt8: {"bigint", "int8"},
 	oidFloat4: {"real", "float4"}, oidFloat8: {"double precision", "float8"}, oidBytea: {"bytea", "bytea"}, oidDate: {"date", "date"},
 	oidTimestamp: {"timestamp without time zone", "timestamp"}, oidTimestamptz: {"timestamp with time zone", "timestamptz"},
+	oidInterval: {"interval", "interval"},
 }

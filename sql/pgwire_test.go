@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/strata-db/strata/internal/testenv"
 	"github.com/strata-db/strata/sql"
 )
 
@@ -1619,6 +1620,60 @@ func TestPG_ErrorsPointIntoTheClientsText(t *testing.T) {
 			_, err := c.Exec(ctx, sql, "x")
 			if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "LIMIT 0") {
 				t.Errorf("%s: %s: got %v, want the pointer\n%s", name, sql, err, want)
+			}
+		}
+	}
+}
+
+// Intervals go out as PostgreSQL's interval (OID 1186), in its text form
+// and its binary one: the same as a real PostgreSQL answers.
+func TestPG_IntervalsAsPostgreSQLWritesThem(t *testing.T) {
+	pgURL := testenv.PostgresURL(t)
+	e := newEnv(t, envOptions{})
+	addr := startPG(t, e)
+	ctx := context.Background()
+	real, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer real.Close(ctx)
+	cases := []string{
+		"'0 seconds'", "'1 day'", "'28.541861 seconds'", "'1 year 2 months 3 days 04:05:06.789'",
+		"'-1 day 1 hour'", "'1 day -1 hour'", "'-1 year'", "'25 hours'", "'-1.5 seconds'",
+		"'14 months'", "'-14 months'", "'1 month -2 days'", "'-3 days'", "'0.000001 seconds'", "'100 hours 5 minutes'",
+	}
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+		c := pgConnect(t, addr, mode)
+		for _, lit := range cases {
+			q := "SELECT " + lit + "::INTERVAL"
+			var wantText, gotText string
+			if err := real.QueryRow(ctx, q+"::TEXT").Scan(&wantText); err != nil {
+				t.Fatalf("postgres %s: %v", q, err)
+			}
+			// As text: the simple protocol's only form.
+			rows, err := c.Query(ctx, q, pgx.QueryResultFormats{pgx.TextFormatCode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				if oid := rows.FieldDescriptions()[0].DataTypeOID; oid != 1186 {
+					t.Errorf("%s: type oid %d, want 1186 (interval)", lit, oid)
+				}
+				gotText = string(rows.RawValues()[0])
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatalf("%s: %v", lit, err)
+			}
+			if gotText != wantText {
+				t.Errorf("%v %s: text %q, PostgreSQL writes %q", mode, lit, gotText, wantText)
+			}
+			// Decoded by pgx (binary in the extended protocol).
+			var want, got pgtype.Interval
+			if err := real.QueryRow(ctx, q).Scan(&want); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.QueryRow(ctx, q).Scan(&got); err != nil || got != want {
+				t.Errorf("%v %s: %+v (%v), PostgreSQL %+v", mode, lit, got, err, want)
 			}
 		}
 	}

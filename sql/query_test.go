@@ -94,6 +94,14 @@ func TestQuery_FormatsAndStats(t *testing.T) {
 	if got := strings.Join(types, ", "); got != "INTERVAL, MAP(VARCHAR, INTEGER), INTEGER[2], VARCHAR, TIME" {
 		t.Errorf("column types: %s (%s)", got, typed.Error)
 	}
+	// Intervals as PostgreSQL writes them, in JSON and CSV alike.
+	iv := "SELECT INTERVAL '1 day 2 hours' AS a, TIMESTAMP '2026-01-01 00:00:28.541861' - TIMESTAMP '2026-01-01' AS b, INTERVAL '-14 months' AS c"
+	if j := e.do("POST", map[string]any{"sql": iv}, "application/json"); fmt.Sprint(j.Rows) != "[[1 day 02:00:00 00:00:28.541861 -1 years -2 mons]]" {
+		t.Errorf("intervals in JSON: %v %s", j.Rows, j.Error)
+	}
+	if c := e.do("POST", map[string]any{"sql": iv}, "text/csv"); c.body != "a,b,c\n1 day 02:00:00,00:00:28.541861,-1 years -2 mons\n" {
+		t.Errorf("intervals in CSV: %q", c.body)
+	}
 	// Decimals, and HUGEINT (sent by DuckDB as a 38-digit decimal), exactly.
 	dec := "SELECT 170141183460469231731687303715884105727::HUGEINT AS h, 12.345::DECIMAL(10,3) AS d, -0.05::DECIMAL(4,2) AS n"
 	if j := e.do("POST", map[string]any{"sql": dec}, "application/json"); fmt.Sprint(j.Rows) != "[[170141183460469231731687303715884105727 12.345 -0.05]]" {
