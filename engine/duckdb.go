@@ -213,6 +213,9 @@ type Query struct {
 	Where map[string]string
 	// Raw runs SQL without creating the table views.
 	Raw bool
+	// Timeout, when shorter than the database's query timeout, bounds
+	// this query instead (a session's statement_timeout).
+	Timeout time.Duration
 }
 
 // Rows is a query's result, streamed as Arrow record batches. Release it
@@ -245,7 +248,11 @@ func (r *Rows) Release() {
 // connection of its own, bounded by the query timeout. The views are
 // temporary: no other connection sees them.
 func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
-	ctx, cancel := context.WithTimeout(ctx, db.opts.QueryTimeout)
+	limit := db.opts.QueryTimeout
+	if q.Timeout > 0 && q.Timeout < limit {
+		limit = q.Timeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	conn, err := db.conn(ctx)
 	if err != nil {
 		cancel()
@@ -299,7 +306,7 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 		fresh := ""
 		if len(q.Fresh[t.Name]) > 0 {
 			if fresh, err = loadFresh(ctx, conn, ar, t, q.Fresh[t.Name]); err != nil {
-				err = queryError(ctx, db.opts.QueryTimeout, err) // before done cancels ctx
+				err = queryError(ctx, limit, err) // before done cancels ctx
 				done(false)
 				return nil, fmt.Errorf("query: fresh rows of %s: %w", t.Name, err)
 			}
@@ -307,14 +314,14 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 		}
 		views = append(views, t.Name)
 		if _, err := conn.ExecContext(ctx, viewSQL(t, q.Files[t.Name], fresh, q.Where[t.Name]), nil); err != nil {
-			err = queryError(ctx, db.opts.QueryTimeout, err)
+			err = queryError(ctx, limit, err)
 			done(false)
 			return nil, fmt.Errorf("query: create view %s: %w", t.Name, err)
 		}
 	}
 	rr, err := stream(ctx, conn, q.SQL, func(reruns int) bool { return db.memoryFreed(ctx, reruns) })
 	if err != nil {
-		err = queryError(ctx, db.opts.QueryTimeout, err) // before done cancels ctx
+		err = queryError(ctx, limit, err) // before done cancels ctx
 		done(ctx.Err() == nil)
 		return nil, err
 	}
@@ -322,7 +329,7 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 	if !q.Raw && db.opts.MaxRows > 0 {
 		rd = &cappedReader{RecordReader: rr, max: db.opts.MaxRows}
 	}
-	return &Rows{RecordReader: rd, release: func() { done(ctx.Err() == nil) }, ctx: ctx, timeout: db.opts.QueryTimeout}, nil
+	return &Rows{RecordReader: rd, release: func() { done(ctx.Err() == nil) }, ctx: ctx, timeout: limit}, nil
 }
 
 func isOutOfMemory(err error) bool {

@@ -68,6 +68,9 @@ type Request struct {
 	MaxTimestamp *time.Time `json:"max_timestamp,omitempty"`
 	// Limit caps the rows returned (0: no cap).
 	Limit int64 `json:"limit,omitempty"`
+	// Timeout, when shorter than the server's query timeout, bounds this
+	// query instead (PostgreSQL's statement_timeout; 0: the server's).
+	Timeout time.Duration `json:"-"`
 }
 
 // Stats describe what a query read.
@@ -173,6 +176,9 @@ func (e *Executor) Run(ctx context.Context, project string, req Request) (*Resul
 	// included, not only DuckDB's part: the compactor's GC grace is set
 	// longer than it, so no file is deleted under a query still running.
 	limit := e.Engine.Timeout()
+	if req.Timeout > 0 && req.Timeout < limit {
+		limit = req.Timeout
+	}
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	deadline, _ := ctx.Deadline()
 	res, unpin, err := e.run(ctx, project, req)
@@ -203,7 +209,8 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 	if err != nil {
 		return nil, unpin, err
 	}
-	q := engine.Query{SQL: text, Files: map[string][]string{}, Fresh: map[string][]arrow.RecordBatch{}, Where: map[string]string{}}
+	q := engine.Query{SQL: text, Files: map[string][]string{}, Fresh: map[string][]arrow.RecordBatch{}, Where: map[string]string{},
+		Timeout: req.Timeout}
 	var stats Stats
 	retained, err := e.retainedFrom(ctx, project)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"os"
@@ -122,6 +123,11 @@ type pgSession struct {
 	// idleClosed names the portals closed for sitting idle with open
 	// results, until the name is bound again.
 	idleClosed map[string]bool
+	// settings are what SET stored (pgsettings.go), startSettings what
+	// RESET goes back to; stmtTimeout is
+	// statement_timeout (0: the server's limit alone).
+	settings, startSettings map[string]string
+	stmtTimeout             time.Duration
 }
 
 type pgStatement struct {
@@ -168,7 +174,7 @@ func (s *PGServer) serveConn(raw net.Conn) {
 		}
 	}()
 	sess := &pgSession{srv: s, conn: c, be: pgproto3.NewBackend(c, c), project: catalog.DefaultProject,
-		stmts: map[string]*pgStatement{}, portals: map[string]*pgPortal{}}
+		stmts: map[string]*pgStatement{}, portals: map[string]*pgPortal{}, settings: startSettings(""), startSettings: startSettings("")}
 	sess.be.SetMaxBodyLen(maxMessageBytes)
 	c.SetDeadline(time.Now().Add(30 * time.Second)) // for the start-up only
 	if !sess.startup() {
@@ -209,6 +215,8 @@ func (sess *pgSession) startup() bool {
 			return false
 		case *pgproto3.StartupMessage:
 			sess.pid = sess.srv.nextPID.Add(1)
+			sess.startSettings = startSettings(m.Parameters["application_name"])
+			sess.settings = maps.Clone(sess.startSettings)
 			sess.secret = make([]byte, 4)
 			rand.Read(sess.secret)
 			sess.be.Send(&pgproto3.AuthenticationOk{})
@@ -758,6 +766,15 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 			if err := checkTimeZone(sql); err != nil {
 				return nil, err
 			}
+			if err := sess.applySet(sql); err != nil {
+				return nil, err
+			}
+		case tag == "RESET":
+			if err := sess.applySet(sql); err != nil {
+				return nil, err
+			}
+		case tag == "DISCARD ALL":
+			sess.resetSettings()
 		case tag == "BEGIN":
 			if !sess.inTx {
 				sess.inTx, sess.savepoints = true, nil
@@ -787,14 +804,20 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 	}
 	if name, ok := shownSetting(sql); ok {
 		if name == "all" {
-			rows := make([][]string, 0, len(showValues))
+			rows := make([][]string, 0, len(showValues)+len(sess.settings))
 			for k, v := range showValues {
+				rows = append(rows, []string{k, v, ""})
+			}
+			for k, v := range sess.settings {
 				rows = append(rows, []string{k, v, ""})
 			}
 			sort.Slice(rows, func(i, j int) bool { return rows[i][0] < rows[j][0] })
 			return constResult([]string{"name", "setting", "description"}, rows), nil
 		}
-		v, ok := showValues[name]
+		v, ok := sess.settings[name]
+		if !ok {
+			v, ok = showValues[name]
+		}
 		if !ok {
 			return nil, &pgError{code: "42704", msg: fmt.Sprintf("unrecognized configuration parameter %q", name)}
 		}
@@ -813,7 +836,7 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 	res, ok, err := sess.srv.catalog.answer(ctx, sess.srv.exec.Limiter, sql)
 	if !ok {
 		var rows *Result
-		if rows, err = sess.srv.exec.Run(ctx, sess.project, Request{SQL: sql}); err == nil {
+		if rows, err = sess.srv.exec.Run(ctx, sess.project, Request{SQL: sql, Timeout: sess.stmtTimeout}); err == nil {
 			res = &pgResult{rows: rows}
 		}
 	}

@@ -1678,3 +1678,81 @@ func TestPG_IntervalsAsPostgreSQLWritesThem(t *testing.T) {
 		}
 	}
 }
+
+// SET stores what SHOW answers; statement_timeout bounds the session's
+// queries; RESET goes back to the start-up values; settings strata fixes
+// (the date style) stay as they are.
+func TestPG_SessionSettings(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	addr := startPG(t, e)
+	ctx := context.Background()
+	cfg, err := pgx.ParseConfig("postgres://grafana@" + addr + "/strata?sslmode=disable&application_name=dash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	show := func(name string) string {
+		t.Helper()
+		var v string
+		if err := c.QueryRow(ctx, "SHOW "+name).Scan(&v); err != nil {
+			t.Fatalf("SHOW %s: %v", name, err)
+		}
+		return v
+	}
+	exec := func(sql string) {
+		t.Helper()
+		if _, err := c.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	if v := show("application_name"); v != "dash" {
+		t.Errorf("application_name from the start-up message: %q", v)
+	}
+	exec("SET application_name = 'it''s mine'")
+	exec("SET extra_float_digits TO 3")
+	exec("SET datestyle = 'German'")
+	if a, x, d := show("application_name"), show("extra_float_digits"), show("DateStyle"); a != "it's mine" || x != "3" || d != "ISO, MDY" {
+		t.Errorf("after SET: application_name %q, extra_float_digits %q, DateStyle %q", a, x, d)
+	}
+	exec("RESET application_name")
+	if v := show("application_name"); v != "dash" {
+		t.Errorf("after RESET: %q", v)
+	}
+
+	slow := "SELECT count(*) FROM range(100000000) a, range(1000) b"
+	for set, want := range map[string]string{"100": "100ms", "'2s'": "2s", "'1.5 min'": "90s", "60000": "1min"} {
+		exec("SET statement_timeout = " + set)
+		if v := show("statement_timeout"); v != want {
+			t.Errorf("SET statement_timeout = %s: SHOW says %q, want %q", set, v, want)
+		}
+	}
+	exec("SET statement_timeout = 100")
+	start := time.Now()
+	_, err = c.Exec(ctx, slow)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "57014" {
+		t.Fatalf("a query past statement_timeout: %v", err)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("stopped after %v", took) // the server's own limit is 60 s
+	}
+	var n int64
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM range(1000)").Scan(&n); err != nil || n != 1000 {
+		t.Fatalf("the session after the timeout: %d, %v", n, err)
+	}
+	for _, bad := range []string{"'soon'", "'5 fortnights'", "-1"} {
+		_, err := c.Exec(ctx, "SET statement_timeout = "+bad)
+		if !errors.As(err, &pe) || pe.Code != "22023" || !strings.Contains(pe.Message, "statement_timeout") {
+			t.Errorf("SET statement_timeout = %s: %v", bad, err)
+		}
+	}
+	exec("RESET ALL")
+	if v := show("statement_timeout"); v != "0" {
+		t.Errorf("after RESET ALL: statement_timeout %q", v)
+	}
+}
