@@ -371,6 +371,93 @@ func pgRegex(s string) string {
 	return out.String()
 }
 
+// pgOperators gives PostgreSQL's meaning to the operators whose meaning
+// differs in DuckDB: the regular expression operators and SIMILAR TO. Only the Postgres protocol does this: over HTTP, SQL is
+// DuckDB's.
+func pgOperators(s string) string { return pgSimilar(pgRegex(s)) }
+
+// similarTo finds SIMILAR TO and its string literal, on text with literals
+// blanked; an ESCAPE clause after it leaves the pattern to DuckDB.
+var similarTo = regexp.MustCompile(`(?i)\bSIMILAR\s+TO\s+'`)
+
+// pgSimilar gives SIMILAR TO PostgreSQL's meaning: its pattern is an SQL
+// regular expression (% any text, _ any character, . itself), where
+// DuckDB's SIMILAR TO takes a POSIX one ('%b%' matched nothing, 'a.c'
+// matched "abc"). A literal pattern is rewritten into the regular
+// expression PostgreSQL makes of it; a parameter is left to DuckDB.
+func pgSimilar(s string) string {
+	b := engine.BlankLiterals(s)
+	ms := similarTo.FindAllStringIndex(b, -1)
+	if len(ms) == 0 {
+		return s
+	}
+	var out strings.Builder
+	last := 0
+	for _, m := range ms {
+		open := m[1] - 1
+		n := strings.IndexByte(b[open+1:], '\'')
+		if n < 0 {
+			continue
+		}
+		end := open + 1 + n // the closing quote
+		if rest := strings.TrimLeft(b[end+1:], " \t\n\r\f\v"); len(rest) >= 6 && strings.EqualFold(rest[:6], "ESCAPE") {
+			continue
+		}
+		pattern := strings.ReplaceAll(s[open+1:end], "''", "'")
+		out.WriteString(s[last : open+1])
+		out.WriteString(strings.ReplaceAll(similarRegex(pattern), "'", "''"))
+		last = end
+	}
+	out.WriteString(s[last:])
+	return out.String()
+}
+
+// similarRegex turns an SQL regular expression (SIMILAR TO's, escape
+// character \) into the POSIX one PostgreSQL matches it as, anchored at
+// both ends; as in PostgreSQL, % and _ match newlines too.
+func similarRegex(p string) string {
+	var b strings.Builder
+	b.WriteString("(?s)^(?:")
+	inClass, classStart := false, false
+	escaped := false
+	for _, r := range p {
+		switch {
+		case escaped:
+			b.WriteString(regexp.QuoteMeta(string(r)))
+			escaped = false
+		case r == '\\':
+			escaped = true
+		case inClass:
+			// A bracket expression is copied as it is; a ] first in it
+			// is one of its characters.
+			if r == ']' && !classStart {
+				inClass = false
+			}
+			classStart = classStart && r == '^'
+			b.WriteRune(r)
+		case r == '[':
+			inClass, classStart = true, true
+			b.WriteRune(r)
+		case r == '%':
+			b.WriteString(".*")
+		case r == '_':
+			b.WriteString(".")
+		case r == '(':
+			b.WriteString("(?:")
+		case r == '.' || r == '^' || r == '$':
+			b.WriteRune('\\')
+			b.WriteRune(r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	if escaped {
+		b.WriteString(`\\`)
+	}
+	b.WriteString(")$")
+	return b.String()
+}
+
 // qualifiedTable finds a data table named with its schema (and database):
 // public.records, main.metrics, strata.public."records".
 var qualifiedTable = regexp.MustCompile(`(?i)(?:\b(?:strata|memory)\s*\.\s*)?(?:"public"|"main"|\bpublic|\bmain)\s*\.\s*("records"|"metrics"|records\b|metrics\b)`)

@@ -477,10 +477,10 @@ func (sess *pgSession) loop() {
 		}
 		switch m := msg.(type) {
 		case *pgproto3.Query:
-			sess.simpleQuery(pgRegex(m.String))
+			sess.simpleQuery(pgOperators(m.String))
 			sess.be.Send(&pgproto3.ReadyForQuery{TxStatus: sess.txStatus()})
 		case *pgproto3.Parse:
-			m.Query = pgRegex(m.Query)
+			m.Query = pgOperators(m.Query)
 			perr = sess.parse(m)
 		case *pgproto3.Bind:
 			perr = sess.bind(m)

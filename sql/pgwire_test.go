@@ -1756,3 +1756,37 @@ func TestPG_SessionSettings(t *testing.T) {
 		t.Errorf("after RESET ALL: statement_timeout %q", v)
 	}
 }
+
+// SIMILAR TO matches as in PostgreSQL (an SQL pattern: % and _, a dot
+// itself), not as DuckDB's regular expression.
+func TestPG_SimilarToAsPostgreSQL(t *testing.T) {
+	pgURL := testenv.PostgresURL(t)
+	e := newEnv(t, envOptions{})
+	c := pgConnect(t, startPG(t, e), pgx.QueryExecModeSimpleProtocol)
+	ctx := context.Background()
+	real, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer real.Close(ctx)
+	values := []string{"abc", "a.c", "GET /api/sessions", "x%y", "it's", "[x]", "a\nb", "", "aaa", "ab_c"}
+	patterns := []string{"%b%", "a_c", "a.c", "%sessions%", "(GET|POST) /%", "x\\%y", "%''%", "[[]x]",
+		"[^a]%", "a%", "a{3}", "a+", "(a|b)*c", "%", "", "a\\_c", "ab\\_c", "_%_", "%.%", "[]x]%", "^a%", "a$"}
+	for _, v := range values {
+		for _, p := range patterns {
+			lit := "'" + strings.ReplaceAll(v, "'", "''") + "'"
+			q := fmt.Sprintf("SELECT %s SIMILAR TO '%s', %s NOT SIMILAR TO '%s'", lit, p, lit, p)
+			var want, wantNot, got, gotNot bool
+			if err := real.QueryRow(ctx, q).Scan(&want, &wantNot); err != nil {
+				t.Fatalf("postgres %s: %v", q, err)
+			}
+			if err := c.QueryRow(ctx, q).Scan(&got, &gotNot); err != nil {
+				t.Errorf("%s: %v", q, err)
+				continue
+			}
+			if got != want || gotNot != wantNot {
+				t.Errorf("%q SIMILAR TO '%s': %v / NOT %v, PostgreSQL %v / %v", v, p, got, gotNot, want, wantNot)
+			}
+		}
+	}
+}
