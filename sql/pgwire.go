@@ -640,6 +640,14 @@ func (sess *pgSession) simpleQuery(text string) {
 			sess.sendError(err)
 			return
 		}
+		if res.fetch != nil {
+			res.fetch.describe(sess.be, nil) // as PostgreSQL, each FETCH
+			if _, err := sess.sendRows(res.fetch, nil, res.fetchN); err != nil {
+				sess.sendError(err)
+				return
+			}
+			continue
+		}
 		// A command without rows gets only its CommandComplete here;
 		// NoData answers a Describe.
 		withDescription := (res.rows != nil || res.fixed != nil) && res.copy == nil
@@ -654,7 +662,7 @@ func (sess *pgSession) simpleQuery(text string) {
 // strata accepts and ignores (SET, BEGIN…) or answers (SHOW); ok is false
 // for anything else.
 var (
-	ignoredStatement = regexp.MustCompile(`(?is)^(SET|RESET|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|DISCARD|DEALLOCATE|UNLISTEN|CLOSE|SAVEPOINT|RELEASE)\b`)
+	ignoredStatement = regexp.MustCompile(`(?is)^(SET|RESET|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|DISCARD|DEALLOCATE|UNLISTEN|SAVEPOINT|RELEASE)\b`)
 	showStatement    = regexp.MustCompile(`(?is)^SHOW\s+(.+?)\s*;?\s*$`)
 	rollbackTo       = regexp.MustCompile(`(?is)^ROLLBACK\s+(WORK\s+|TRANSACTION\s+)?TO\b`)
 	// savepointStatement names the savepoint of SAVEPOINT, RELEASE and
@@ -802,6 +810,9 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 		}
 		return &pgResult{tag: tag}, nil
 	}
+	if res, ok, err := sess.cursorStatement(sql); ok {
+		return res, err
+	}
 	if name, ok := shownSetting(sql); ok {
 		if name == "all" {
 			rows := make([][]string, 0, len(showValues)+len(sess.settings))
@@ -823,6 +834,11 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 		}
 		return constResult([]string{name}, [][]string{{v}}), nil
 	}
+	return sess.runQuery(sql)
+}
+
+// runQuery runs a query (or a COPY of one) over the catalog or the data.
+func (sess *pgSession) runQuery(sql string) (*pgResult, error) {
 	query, copyOpts, isCopy, err := parseCopy(sql)
 	if err != nil {
 		return nil, err
@@ -864,6 +880,12 @@ type pgResult struct {
 	tag    string
 	copy   *copyOut // rows or fixed sent as COPY data (COPY … TO STDOUT)
 	cancel context.CancelFunc
+	// cursor: the result of a DECLAREd cursor, read by FETCH; fetch: a
+	// FETCH statement's request of n rows (0: all) from that cursor.
+	cursor  bool
+	fetch   *pgResult
+	fetchN  int32
+	drained bool // rows read to their end
 
 	// Where sending stopped, for a portal suspended by a row limit.
 	batch      arrow.RecordBatch // of rows, the one being sent
@@ -973,7 +995,7 @@ func (sess *pgSession) sendRows(r *pgResult, formats []int16, max int32) (suspen
 	case r.fixed != nil:
 		for ; r.row < len(r.fixed.rows); r.row++ {
 			if !room() {
-				sess.be.Send(&pgproto3.PortalSuspended{})
+				sess.suspend(r)
 				return true, nil
 			}
 			row := r.fixed.rows[r.row]
@@ -986,7 +1008,7 @@ func (sess *pgSession) sendRows(r *pgResult, formats []int16, max int32) (suspen
 			sess.be.Send(&pgproto3.DataRow{Values: vals})
 			r.sent++
 		}
-		sess.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.Itoa(len(r.fixed.rows)))})
+		sess.complete(r)
 		return false, nil
 	case r.rows == nil:
 		sess.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(r.tag)})
@@ -1000,9 +1022,10 @@ func (sess *pgSession) sendRows(r *pgResult, formats []int16, max int32) (suspen
 		fmts[i] = formatOf(formats, i, cols[i])
 	}
 	vals := make([][]byte, len(cols))
-	for {
+	for !r.drained {
 		if r.batch == nil || r.row >= int(r.batch.NumRows()) {
 			if !r.rows.Next() {
+				r.drained = true // a cursor's next FETCH must not read again
 				break
 			}
 			r.batch, r.row = r.rows.RecordBatch(), 0
@@ -1013,7 +1036,7 @@ func (sess *pgSession) sendRows(r *pgResult, formats []int16, max int32) (suspen
 		rec := r.batch
 		for ; r.row < int(rec.NumRows()); r.row++ {
 			if !room() {
-				sess.be.Send(&pgproto3.PortalSuspended{})
+				sess.suspend(r)
 				return true, nil
 			}
 			for c := range cols {
@@ -1038,13 +1061,34 @@ func (sess *pgSession) sendRows(r *pgResult, formats []int16, max int32) (suspen
 	if err := r.rows.Err(); err != nil {
 		return false, err
 	}
-	if n := r.rows.Stats.IngestNodesMissing; n > 0 {
-		// psql shows it; the HTTP API has it in its stats.
+	if n := r.rows.Stats.IngestNodesMissing; n > 0 && (!r.cursor || r.sent > r.mark) {
+		// psql shows it (once, not at each FETCH of a drained cursor);
+		// the HTTP API has it in its stats.
 		sess.be.Send(&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: "01000",
 			Message: fmt.Sprintf("%d ingest node(s) did not answer: the rows they acknowledged but had not flushed yet are not in this result", n)})
 	}
-	sess.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(r.sent, 10))})
+	sess.complete(r)
 	return false, nil
+}
+
+// suspend ends an Execute that reached its row limit (the portal goes on
+// at the next one), or a FETCH that sent the rows it asked for.
+func (sess *pgSession) suspend(r *pgResult) {
+	if r.cursor {
+		sess.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("FETCH " + strconv.FormatInt(r.sent-r.mark, 10))})
+		return
+	}
+	sess.be.Send(&pgproto3.PortalSuspended{})
+}
+
+// complete ends a result sent to its last row: SELECT and the rows in all,
+// or FETCH and the rows of this fetch.
+func (sess *pgSession) complete(r *pgResult) {
+	tag := "SELECT " + strconv.FormatInt(r.sent, 10)
+	if r.cursor {
+		tag = "FETCH " + strconv.FormatInt(r.sent-r.mark, 10)
+	}
+	sess.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
 }
 
 // longText is the length of SQL text past which parsing it takes DuckDB

@@ -1790,3 +1790,101 @@ func TestPG_SimilarToAsPostgreSQL(t *testing.T) {
 		}
 	}
 }
+
+// SQL cursors, as psql's FETCH_COUNT uses them: DECLARE in a transaction,
+// FETCH forward in pages, CLOSE; COMMIT closes what is left.
+func TestPG_Cursors(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	addr := startPG(t, e)
+	ctx := context.Background()
+	c := pgConnect(t, addr, pgx.QueryExecModeSimpleProtocol)
+	run := func(sql string) ([]string, []string, error) {
+		t.Helper()
+		results, err := c.PgConn().Exec(ctx, sql).ReadAll()
+		var tags, rows []string
+		for _, r := range results {
+			tags = append(tags, r.CommandTag.String())
+			for _, row := range r.Rows {
+				rows = append(rows, string(row[0]))
+			}
+		}
+		return tags, rows, err
+	}
+	code := func(err error) string {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			return pe.Code
+		}
+		return fmt.Sprint(err)
+	}
+	if _, _, err := run("DECLARE c CURSOR FOR SELECT 1"); code(err) != "25P01" {
+		t.Errorf("DECLARE outside a transaction: %v", err)
+	}
+	steps := []struct{ sql, tags, rows string }{
+		{"BEGIN", "BEGIN", ""},
+		{"DECLARE c NO SCROLL CURSOR FOR SELECT range FROM range(5) ORDER BY range", "DECLARE CURSOR", ""},
+		{"FETCH 2 FROM c", "FETCH 2", "0 1"},
+		{"FETCH FORWARD 2 IN c", "FETCH 2", "2 3"},
+		{"FETCH ALL c", "FETCH 1", "4"},
+		{"FETCH NEXT FROM c", "FETCH 0", ""},
+		{`DECLARE "Big" CURSOR FOR SELECT relname FROM pg_class WHERE relname = 'records'`, "DECLARE CURSOR", ""},
+		{`FETCH FORWARD 10 FROM "Big"`, "FETCH 1", "records"},
+		{"CLOSE c", "CLOSE CURSOR", ""},
+		{"DECLARE d CURSOR FOR SELECT 7", "DECLARE CURSOR", ""},
+		{"COMMIT", "COMMIT", ""},
+	}
+	for _, s := range steps {
+		tags, rows, err := run(s.sql)
+		if err != nil || strings.Join(tags, ",") != s.tags || strings.Join(rows, " ") != s.rows {
+			t.Fatalf("%s: tags %v rows %v, %v; want %s / %s", s.sql, tags, rows, err, s.tags, s.rows)
+		}
+	}
+	if _, _, err := run("FETCH d"); code(err) != "34000" {
+		t.Errorf("a cursor after COMMIT: %v", err)
+	}
+	run("BEGIN")
+	run("DECLARE e CURSOR FOR SELECT 1")
+	for sql, want := range map[string]string{
+		"DECLARE e CURSOR FOR SELECT 2": "42P03", // exists; the transaction fails
+	} {
+		if _, _, err := run(sql); code(err) != want {
+			t.Errorf("%s: %v, want %s", sql, err, want)
+		}
+	}
+	run("ROLLBACK")
+	run("BEGIN")
+	run("DECLARE e CURSOR FOR SELECT 1")
+	if _, _, err := run("FETCH BACKWARD 1 FROM e"); code(err) != "55000" {
+		t.Errorf("FETCH BACKWARD: %v", err)
+	}
+	run("ROLLBACK")
+	for sql, want := range map[string]string{
+		"BEGIN; DECLARE b BINARY CURSOR FOR SELECT 1":     "0A000",
+		"BEGIN; DECLARE h CURSOR WITH HOLD FOR SELECT 1":  "0A000",
+		"BEGIN; DECLARE x CURSOR FOR SELECT nosuchcolumn": "42703",
+		"BEGIN; CLOSE nosuch":                             "34000",
+	} {
+		if _, _, err := run(sql); code(err) != want {
+			t.Errorf("%s: %v, want %s", sql, err, want)
+		}
+		run("ROLLBACK")
+	}
+
+	// psql with FETCH_COUNT pages through a result with a cursor.
+	psql, err := exec.LookPath("psql")
+	if err != nil {
+		matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/psql")
+		if len(matches) == 0 {
+			t.Skip("psql is not installed")
+		}
+		psql = matches[len(matches)-1]
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(psql, "-h", host, "-p", port, "-U", "someone", "-d", "strata", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1")
+	cmd.Stdin = strings.NewReader("\\set FETCH_COUNT 2\nSELECT range FROM range(5) ORDER BY range;\n")
+	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10")
+	out, err := cmd.CombinedOutput()
+	if err != nil || string(out) != "0\n1\n2\n3\n4\n" {
+		t.Errorf("psql with FETCH_COUNT: %v\n%s", err, out)
+	}
+}
