@@ -241,7 +241,9 @@ func TestPG_CatalogQueriesOfGrafanaAndDrivers(t *testing.T) {
 	}
 }
 
-func TestPG_PsqlDescribesTheTables(t *testing.T) {
+// findPsql finds PostgreSQL's psql, or skips the test.
+func findPsql(t *testing.T) string {
+	t.Helper()
 	psql, err := exec.LookPath("psql")
 	if err != nil {
 		matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/psql")
@@ -250,6 +252,11 @@ func TestPG_PsqlDescribesTheTables(t *testing.T) {
 		}
 		psql = matches[len(matches)-1]
 	}
+	return psql
+}
+
+func TestPG_PsqlDescribesTheTables(t *testing.T) {
+	psql := findPsql(t)
 	e := newEnv(t, envOptions{})
 	e.send(span{name: "hello from psql"})
 	e.flushed()
@@ -1871,14 +1878,7 @@ func TestPG_Cursors(t *testing.T) {
 	}
 
 	// psql with FETCH_COUNT pages through a result with a cursor.
-	psql, err := exec.LookPath("psql")
-	if err != nil {
-		matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/psql")
-		if len(matches) == 0 {
-			t.Skip("psql is not installed")
-		}
-		psql = matches[len(matches)-1]
-	}
+	psql := findPsql(t)
 	host, port, _ := net.SplitHostPort(addr)
 	cmd := exec.Command(psql, "-h", host, "-p", port, "-U", "someone", "-d", "strata", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1")
 	cmd.Stdin = strings.NewReader("\\set FETCH_COUNT 2\nSELECT range FROM range(5) ORDER BY range;\n")
