@@ -204,12 +204,12 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 			p()
 		}
 	}
-	text := normalizeSQL(req.SQL)
+	explain, text := splitExplain(normalizeSQL(req.SQL))
 	a, err := analyze(ctx, e.Engine, text)
 	if err != nil {
 		return nil, unpin, err
 	}
-	q := engine.Query{SQL: text, Files: map[string][]string{}, Fresh: map[string][]arrow.RecordBatch{}, Where: map[string]string{},
+	q := engine.Query{SQL: explain + text, Files: map[string][]string{}, Fresh: map[string][]arrow.RecordBatch{}, Where: map[string]string{},
 		Timeout: req.Timeout}
 	var stats Stats
 	retained, err := e.retainedFrom(ctx, project)

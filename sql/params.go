@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -45,6 +46,7 @@ func walkSelectLists(n any, fn func(item map[string]any)) {
 // the type of the column it is compared with, bigint for LIMIT and OFFSET,
 // text otherwise. Clients encode their arguments by these types.
 func (e *Executor) paramTypes(ctx context.Context, sql string) ([]uint32, error) {
+	_, sql = splitExplain(sql)
 	tree, err := e.Engine.Parse(ctx, normalizeSQL(sql))
 	if err != nil {
 		return nil, err
@@ -306,6 +308,7 @@ func inferParamTypes(n any, oids []uint32) {
 // bindParams replaces $n parameters with values (nil: NULL) of the wire
 // types oids.
 func (e *Executor) bindParams(ctx context.Context, sql string, values []*string, oids []uint32) (string, error) {
+	explain, sql := splitExplain(sql)
 	tree, err := e.Engine.Parse(ctx, normalizeSQL(sql))
 	if err != nil {
 		return "", err
@@ -322,7 +325,8 @@ func (e *Executor) bindParams(ctx context.Context, sql string, values []*string,
 	if bad != nil {
 		return "", bad
 	}
-	return e.Engine.Deparse(ctx, tree)
+	sql, err = e.Engine.Deparse(ctx, tree)
+	return explain + sql, err
 }
 
 // toConstant turns a parameter node into a string constant (or NULL),
@@ -353,6 +357,14 @@ func toConstant(m map[string]any, v *string, oid uint32) {
 // integer). If the samples make the query fail (an empty string is no
 // date part), each parameter is tried as NULL alone, then all are.
 func (e *Executor) describe(ctx context.Context, sql string) (*arrow.Schema, error) {
+	if explain, query := splitExplain(sql); explain != "" {
+		// The plan's two text columns, once the query is known to be one
+		// that may run.
+		if _, err := analyze(ctx, e.Engine, normalizeSQL(query)); err != nil {
+			return nil, err
+		}
+		return explainSchema, nil
+	}
 	tree, err := e.Engine.Parse(ctx, normalizeSQL(sql))
 	if err != nil {
 		return nil, err
@@ -394,6 +406,26 @@ func (e *Executor) describe(ctx context.Context, sql string) (*arrow.Schema, err
 	}
 	return try(-1)
 }
+
+// explainPrefix matches EXPLAIN and EXPLAIN ANALYZE before a query, on
+// text with literals and comments blanked.
+var explainPrefix = regexp.MustCompile(`(?is)^\s*EXPLAIN(?:\s+ANALY[SZ]E)?\s`)
+
+// splitExplain splits "EXPLAIN [ANALYZE] query" into the EXPLAIN and the
+// query, which is analysed, pruned and confined as any query is; for
+// anything else explain is "".
+func splitExplain(sql string) (explain, query string) {
+	if m := explainPrefix.FindStringIndex(engine.BlankLiterals(sql)); m != nil {
+		return sql[:m[1]], sql[m[1]:]
+	}
+	return "", sql
+}
+
+// explainSchema is what DuckDB's EXPLAIN returns.
+var explainSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "explain_key", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "explain_value", Type: arrow.BinaryTypes.String, Nullable: true},
+}, nil)
 
 // maxSampleRetries bounds the describes tried with one parameter NULL.
 const maxSampleRetries = 8

@@ -663,3 +663,50 @@ func TestQuery_TimestampsWithoutZoneHaveNoZone(t *testing.T) {
 		t.Errorf("CSV: %q", c.body)
 	}
 }
+
+// EXPLAIN and EXPLAIN ANALYZE show the plan of a query that may run, over
+// the files it would read; what the sandbox refuses stays refused.
+func TestQuery_Explain(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.send(span{name: "a"})
+	e.flushed()
+	e.send(span{name: "fresh"}) // unflushed rows join the plan too
+	for _, q := range []string{
+		"EXPLAIN SELECT span_name, count(*) FROM records GROUP BY 1",
+		"explain analyze SELECT span_name, count(*) FROM records GROUP BY 1",
+	} {
+		r := e.query(q)
+		if len(r.Columns) != 2 || len(r.Rows) == 0 {
+			t.Fatalf("%s: %+v", q, r)
+		}
+		plan := fmt.Sprint(r.Rows)
+		if !strings.Contains(plan, "HASH_GROUP_BY") || !strings.Contains(strings.ToUpper(plan), "PARQUET") {
+			t.Errorf("%s: plan without the aggregate or the Parquet scan:\n%s", q, plan)
+		}
+	}
+	for _, q := range []string{
+		"EXPLAIN SELECT * FROM read_csv('/etc/passwd')",
+		"EXPLAIN COPY (SELECT 1) TO '/tmp/strata-explain-copy'",
+		"EXPLAIN SELECT 1; SELECT 2",
+	} {
+		if r := e.do("POST", map[string]any{"sql": q}, ""); r.status != 400 {
+			t.Errorf("%s: %d %s", q, r.status, r.Error)
+		}
+	}
+	// Over the Postgres protocol, described and with a parameter too.
+	addr := startPG(t, e)
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+		c := pgConnect(t, addr, mode)
+		rows, err := c.Query(context.Background(), "EXPLAIN SELECT count(*) FROM records WHERE span_name = $1", "a")
+		if err != nil {
+			t.Fatalf("%v: %v", mode, err)
+		}
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		if err := rows.Err(); err != nil || n == 0 || len(rows.FieldDescriptions()) != 2 {
+			t.Errorf("%v: %d rows, %v", mode, n, err)
+		}
+	}
+}
