@@ -51,12 +51,13 @@ type Executor struct {
 
 	traces    *lru.Cache[string, *engine.TraceFilter]
 	retention sync.Map // project → cachedRetention
+	m         *queryMetrics
 }
 
 // NewExecutor returns an executor; fresh and limiter may be nil.
 func NewExecutor(cat catalog.Store, db *engine.DB, files FileSource, fresh FreshSource, limiter *Limiter) *Executor {
 	traces, _ := lru.New[string, *engine.TraceFilter](200_000)
-	return &Executor{Catalog: cat, Engine: db, Files: files, Fresh: fresh, Limiter: limiter, traces: traces}
+	return &Executor{Catalog: cat, Engine: db, Files: files, Fresh: fresh, Limiter: limiter, traces: traces, m: newQueryMetrics()}
 }
 
 // Request is one query.
@@ -97,6 +98,7 @@ type Result struct {
 	Stats   Stats
 	start   time.Time
 	release func()
+	m       *queryMetrics
 	// Deadline is the end of the query's time limit, which counts from
 	// when it got its slot: sending its result must end by then too.
 	Deadline time.Time
@@ -104,11 +106,13 @@ type Result struct {
 
 // Release ends the query and frees its slot.
 func (r *Result) Release() {
+	err := r.Rows.Err()
 	r.Rows.Release()
 	r.Stats.ElapsedMs = time.Since(r.start).Milliseconds()
 	if r.release != nil {
 		r.release()
 		r.release = nil
+		r.m.ended(r.start, err, &r.Stats, r.Stats.Rows)
 	}
 }
 
@@ -162,6 +166,14 @@ func (e *Executor) timed(ctx context.Context, fn func(ctx context.Context) error
 // Run starts a query for project.
 func (e *Executor) Run(ctx context.Context, project string, req Request) (*Result, error) {
 	start := time.Now()
+	res, err := e.start(ctx, project, req, start)
+	if err != nil {
+		e.m.ended(start, err, nil, 0)
+	}
+	return res, err
+}
+
+func (e *Executor) start(ctx context.Context, project string, req Request, start time.Time) (*Result, error) {
 	if err := checkText(req.SQL); err != nil {
 		return nil, err
 	}
@@ -191,7 +203,7 @@ func (e *Executor) Run(ctx context.Context, project string, req Request) (*Resul
 		release()
 		return nil, err
 	}
-	res.start, res.Deadline, res.release = start, deadline, func() { cancel(); unpin(); release() }
+	res.start, res.Deadline, res.release, res.m = start, deadline, func() { cancel(); unpin(); release() }, e.m
 	return res, nil
 }
 

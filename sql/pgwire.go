@@ -916,6 +916,7 @@ func (r *pgResult) onRelease(f func()) {
 
 func (r *pgResult) release() {
 	if r.rows != nil {
+		r.rows.Stats.Rows = r.sent
 		r.rows.Release()
 	}
 	if r.cancel != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -709,4 +710,67 @@ func TestQuery_Explain(t *testing.T) {
 			t.Errorf("%v: %d rows, %v", mode, n, err)
 		}
 	}
+}
+
+// /metrics counts queries by outcome, their time, files and rows, over
+// HTTP and the Postgres protocol alike.
+func TestQuery_Metrics(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.send(span{name: "a"})
+	e.flushed()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(e.exec.Collectors()...)
+	values := func() map[string]float64 {
+		out := map[string]float64{}
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				key := mf.GetName()
+				for _, l := range m.GetLabel() {
+					key += "{" + l.GetValue() + "}"
+				}
+				switch {
+				case m.Counter != nil:
+					out[key] = m.Counter.GetValue()
+				case m.Histogram != nil:
+					out[key] = float64(m.Histogram.GetSampleCount())
+				case m.Gauge != nil:
+					out[key] = m.Gauge.GetValue()
+				}
+			}
+		}
+		return out
+	}
+	e.query("SELECT span_name FROM records")
+	if r := e.do("POST", map[string]any{"sql": "SELEC 1"}, ""); r.status != 400 {
+		t.Fatalf("syntax error: %d", r.status)
+	}
+	c := pgConnect(t, startPG(t, e), pgx.QueryExecModeSimpleProtocol)
+	rows, err := c.Query(context.Background(), "SELECT range FROM range(3)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+	}
+	rows.Close()
+	want := map[string]float64{
+		"strata_query_queries_total{ok}": 2, "strata_query_queries_total{error}": 1,
+		"strata_query_duration_seconds": 2, "strata_query_files_total{scanned}": 1,
+		"strata_query_result_rows_total": 4, "strata_query_running": 0,
+	}
+	var got map[string]float64
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		got = values()
+		ok := true
+		for k, v := range want {
+			ok = ok && got[k] == v
+		}
+		if ok {
+			return
+		}
+	}
+	t.Errorf("metrics %v, want %v", got, want)
 }

@@ -202,6 +202,9 @@ func TestCrash_SIGKILLLosesNothingAcknowledged(t *testing.T) {
 	for _, r := range n.query(t, `SELECT span_id FROM records`) {
 		stored[r[0].(string)]++
 	}
+	if got := n.metric(t, "strata_query_result_rows_total"); got != float64(len(stored)+len(dups)) {
+		t.Errorf("strata_query_result_rows_total %v after queries returning %d rows", got, len(stored)+len(dups))
+	}
 	lost := s.Missing(stored)
 	t.Logf("%d kills: %d spans answered, %d acknowledged, %d stored", kills, s.Sent(), len(s.Acked()), len(stored))
 	if len(lost) > 0 {

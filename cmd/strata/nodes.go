@@ -65,7 +65,7 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 		Name: "strata_query_ingest_failures_total",
 		Help: "Requests to ingest nodes for unflushed rows that failed; those rows were left out of the query.",
 	}, func() float64 { return float64(peers.Failures()) }))
-	qry, err := startQuery(ctx, qc, lns, kc.dir, cat, files, peers)
+	qry, err := startQuery(ctx, qc, lns, kc.dir, cat, files, peers, reg)
 	if err != nil {
 		closeAll(lns)
 		return err

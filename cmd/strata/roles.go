@@ -224,7 +224,7 @@ type queryRole struct {
 	pg   *sql.PGServer
 }
 
-func startQuery(ctx context.Context, c queryConfig, lns map[string]net.Listener, cacheDir string, cat catalog.Store, files *cache.Client, fresh sql.FreshSource) (*queryRole, error) {
+func startQuery(ctx context.Context, c queryConfig, lns map[string]net.Listener, cacheDir string, cat catalog.Store, files *cache.Client, fresh sql.FreshSource, reg *prometheus.Registry) (*queryRole, error) {
 	db, err := engine.Open(ctx, engine.Options{
 		AllowedDirs: files.Dirs(), TempDir: filepath.Join(cacheDir, "spill"),
 		MemoryLimit: c.memoryLimit, Threads: c.threads, QueryTimeout: c.queryTimeout, MaxRows: c.maxRows,
@@ -233,6 +233,7 @@ func startQuery(ctx context.Context, c queryConfig, lns map[string]net.Listener,
 		return nil, settingError{"query-memory-limit", err}
 	}
 	exec := sql.NewExecutor(cat, db, files, fresh, sql.NewLimiter(c.concurrency, c.queue))
+	reg.MustRegister(exec.Collectors()...)
 	pg, err := sql.NewPGServer(ctx, exec)
 	if err != nil {
 		db.Close()

@@ -78,7 +78,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	qry, err := startQuery(ctx, qc, lns, kc.dir, cat, files, ing.in)
+	qry, err := startQuery(ctx, qc, lns, kc.dir, cat, files, ing.in, reg)
 	if err != nil {
 		ing.close(context.Background())
 		return err
