@@ -144,17 +144,30 @@ func parseTime(s string) (time.Time, error) {
 }
 
 func negotiate(accept string) string {
+	best, bestQ := formatJSON, -1.0
 	for _, part := range strings.Split(accept, ",") {
-		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
 		if err != nil {
 			continue
 		}
 		switch mt {
 		case formatCSV, formatArrow, formatJSON:
-			return mt
+		default:
+			continue
+		}
+		// The highest quality wins (RFC 9110), the first among equals;
+		// q=0 means "not this one".
+		q := 1.0
+		if v, ok := params["q"]; ok {
+			if q, err = strconv.ParseFloat(v, 64); err != nil || q < 0 || q > 1 {
+				continue
+			}
+		}
+		if q > bestQ && q > 0 {
+			best, bestQ = mt, q
 		}
 	}
-	return formatJSON
+	return best
 }
 
 func (e *Executor) serveQuery(w http.ResponseWriter, r *http.Request) {

@@ -774,3 +774,22 @@ func TestQuery_Metrics(t *testing.T) {
 	}
 	t.Errorf("metrics %v, want %v", got, want)
 }
+
+// Accept is read with its qualities: the format a client prefers most.
+func TestQuery_AcceptQualities(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for accept, want := range map[string]string{
+		"":                                 "application/json",
+		"text/csv":                         "text/csv",
+		"application/json;q=0.5, text/csv": "text/csv",
+		"text/csv;q=0, application/json":   "application/json",
+		"text/csv;q=0.8, application/vnd.apache.arrow.stream;q=0.9": "application/vnd.apache.arrow.stream",
+		"text/html, */*;q=0.1":       "application/json",
+		"text/csv, application/json": "text/csv",
+	} {
+		r := e.do("POST", map[string]any{"sql": "SELECT 1 AS x"}, accept)
+		if got := r.header.Get("Content-Type"); r.status != 200 || !strings.HasPrefix(got, want) {
+			t.Errorf("Accept %q: %d %s, want %s", accept, r.status, got, want)
+		}
+	}
+}
