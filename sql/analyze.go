@@ -68,6 +68,8 @@ type analysis struct {
 	// anyTable lets a query name any table: the Postgres catalog's
 	// DuckDB holds nothing but empty tables and catalog views.
 	anyTable bool
+	// names are PostgreSQL's names of the result's columns (pgNames).
+	names []string
 }
 
 // uses lists the tables read, in a fixed order.
@@ -119,6 +121,7 @@ func analyze(ctx context.Context, db *engine.DB, sql string) (*analysis, error) 
 	}
 	a.bounds(stmts[0])
 	a.unboundedReadings(stmts[0])
+	a.names = pgNames(stmts[0])
 	if used := usedColumns(stmts[0]); used != nil {
 		a.columns = make([]string, 0, len(used))
 		for c := range used {

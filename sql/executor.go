@@ -102,6 +102,9 @@ type Result struct {
 	// Deadline is the end of the query's time limit, which counts from
 	// when it got its slot: sending its result must end by then too.
 	Deadline time.Time
+	// PGNames are the columns' names as PostgreSQL would give them, for
+	// the Postgres protocol (nil: DuckDB's names).
+	PGNames []string
 }
 
 // Release ends the query and frees its slot.
@@ -275,7 +278,11 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 	if err != nil {
 		return nil, unpin, err
 	}
-	return &Result{Rows: rows, Stats: stats}, unpin, nil
+	res = &Result{Rows: rows, Stats: stats}
+	if explain == "" {
+		res.PGNames = a.names
+	}
+	return res, unpin, nil
 }
 
 // freshAndFiles reads ingest's unflushed rows of a table that pass need,

@@ -468,5 +468,9 @@ func (e *Executor) describeTree(ctx context.Context, tree map[string]any, user s
 		return nil, repoint(err, wrapped, user)
 	}
 	defer rows.Release()
-	return rows.Schema(), nil
+	stmts, _ := tree["statements"].([]any)
+	if len(stmts) != 1 {
+		return rows.Schema(), nil
+	}
+	return withNames(rows.Schema(), pgNames(stmts[0])), nil
 }

@@ -401,7 +401,7 @@ func (sess *pgSession) sendCopy(r *pgResult) error {
 			return nil
 		}
 	default:
-		fields := r.rows.Schema().Fields()
+		fields := withNames(r.rows.Schema(), r.rows.PGNames).Fields()
 		cols := make([]pgColumn, len(fields))
 		for i, f := range fields {
 			names = append(names, f.Name)

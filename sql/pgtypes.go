@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -449,4 +450,99 @@ var pgTypeNames = map[uint32][2]string{
 	oidFloat4: {"real", "float4"}, oidFloat8: {"double precision", "float8"}, oidBytea: {"bytea", "bytea"}, oidDate: {"date", "date"},
 	oidTimestamp: {"timestamp without time zone", "timestamp"}, oidTimestamptz: {"timestamp with time zone", "timestamptz"},
 	oidInterval: {"interval", "interval"},
+}
+
+// pgNames are the names PostgreSQL gives the columns of a parsed
+// statement where no alias names them: "count" for count(*), the column
+// for a column or its cast, "case", and "?column?" for other expressions.
+// DuckDB names a column after its expression ("count_star()",
+// "(1 + 1)"), which Grafana's legends and table headers would show. Nil
+// when the columns cannot be told from the statement (SELECT *, PIVOT…).
+func pgNames(stmt any) []string {
+	node := nodeOf(stmt)
+	for node != nil && node["type"] == "SET_OPERATION_NODE" {
+		node, _ = node["left"].(map[string]any) // a UNION's names are its first query's
+	}
+	if node == nil || node["type"] != "SELECT_NODE" {
+		return nil
+	}
+	list, _ := node["select_list"].([]any)
+	names := make([]string, 0, len(list))
+	for _, e := range list {
+		m, _ := e.(map[string]any)
+		if m == nil || m["class"] == "STAR" {
+			return nil
+		}
+		if alias, _ := m["alias"].(string); alias != "" {
+			names = append(names, alias)
+		} else {
+			names = append(names, figureName(m))
+		}
+	}
+	return names
+}
+
+// nodeOf is the query node of a parsed statement.
+func nodeOf(stmt any) map[string]any {
+	m, _ := stmt.(map[string]any)
+	node, _ := m["node"].(map[string]any)
+	return node
+}
+
+// figureName names an expression as PostgreSQL's FigureColname does.
+func figureName(m map[string]any) string {
+	switch m["class"] {
+	case "COLUMN_REF":
+		if names, _ := m["column_names"].([]any); len(names) > 0 {
+			if n, ok := names[len(names)-1].(string); ok {
+				return n
+			}
+		}
+	case "FUNCTION":
+		if op, _ := m["is_operator"].(bool); op {
+			break
+		}
+		switch n, _ := m["function_name"].(string); n {
+		case "count_star":
+			return "count"
+		case "":
+		default:
+			return n
+		}
+	case "CAST":
+		if child, _ := m["child"].(map[string]any); child != nil {
+			if n := figureName(child); n != "?column?" {
+				return n
+			}
+		}
+		if ct, _ := m["cast_type"].(map[string]any); ct != nil {
+			if n, ok := castNames[fmt.Sprint(ct["id"])]; ok {
+				return n
+			}
+		}
+	case "CASE":
+		return "case"
+	}
+	return "?column?"
+}
+
+// castNames name a cast constant's column by its type, as PostgreSQL does
+// ('1'::int is "int4").
+var castNames = map[string]string{
+	"BOOLEAN": "bool", "SMALLINT": "int2", "INTEGER": "int4", "BIGINT": "int8", "FLOAT": "float4", "DOUBLE": "float8",
+	"DECIMAL": "numeric", "VARCHAR": "text", "DATE": "date", "TIMESTAMP": "timestamp",
+	"TIMESTAMP WITH TIME ZONE": "timestamptz", "INTERVAL": "interval",
+}
+
+// withNames is s with its fields renamed to names, when there is one for
+// each field.
+func withNames(s *arrow.Schema, names []string) *arrow.Schema {
+	if len(names) != s.NumFields() {
+		return s
+	}
+	fields := slices.Clone(s.Fields())
+	for i := range fields {
+		fields[i].Name = names[i]
+	}
+	return arrow.NewSchema(fields, nil)
 }

@@ -936,7 +936,7 @@ func (r *pgResult) describe(be *pgproto3.Backend, formats []int16) {
 		}
 		be.Send(&pgproto3.RowDescription{Fields: fields})
 	case r.rows != nil:
-		be.Send(rowDescription(r.rows.Schema(), formats))
+		be.Send(rowDescription(withNames(r.rows.Schema(), r.rows.PGNames), formats))
 	default:
 		be.Send(&pgproto3.NoData{})
 	}

@@ -1888,3 +1888,55 @@ func TestPG_Cursors(t *testing.T) {
 		t.Errorf("psql with FETCH_COUNT: %v\n%s", err, out)
 	}
 }
+
+// Columns without an alias are named as PostgreSQL names them ("count",
+// "?column?"), not after DuckDB's expression text ("count_star()").
+func TestPG_ColumnNamesAsPostgreSQL(t *testing.T) {
+	pgURL := testenv.PostgresURL(t)
+	e := newEnv(t, envOptions{})
+	addr := startPG(t, e)
+	ctx := context.Background()
+	real, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer real.Close(ctx)
+	names := func(c *pgx.Conn, q string) string {
+		t.Helper()
+		rows, err := c.Query(ctx, q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		defer rows.Close()
+		var out []string
+		for _, f := range rows.FieldDescriptions() {
+			out = append(out, f.Name)
+		}
+		for rows.Next() {
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return strings.Join(out, ", ")
+	}
+	queries := []string{
+		"SELECT count(*) FROM (VALUES (1)) v(x)",
+		"SELECT sum(x), max(x), x FROM (VALUES (1)) v(x) GROUP BY x",
+		"SELECT v.x, x AS named FROM (VALUES (1)) v(x)",
+		"SELECT 1 + 1, 1 = 1, 'a' || 'b'",
+		"SELECT '1'::int, '2024-01-01'::date, 'x'::text",
+		"SELECT x::text FROM (VALUES (1)) v(x)",
+		"SELECT CASE WHEN true THEN 1 END",
+		"SELECT round(avg(x)), lower('A') FROM (VALUES (1.0)) v(x)",
+		"SELECT 1 UNION ALL SELECT 2",
+		"SELECT x FROM (VALUES (1)) v(x) UNION SELECT 2",
+	}
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+		c := pgConnect(t, addr, mode)
+		for _, q := range queries {
+			if got, want := names(c, q), names(real, q); got != want {
+				t.Errorf("%v %s: columns %s, PostgreSQL names them %s", mode, q, got, want)
+			}
+		}
+	}
+}
