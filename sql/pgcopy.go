@@ -452,6 +452,7 @@ func (sess *pgSession) sendCopy(r *pgResult) error {
 	if err != nil {
 		return err
 	}
+	r.sent = n // counted as any result's rows
 	sess.be.Send(&pgproto3.CopyDone{})
 	sess.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("COPY " + strconv.FormatInt(n, 10))})
 	return nil

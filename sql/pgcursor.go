@@ -78,7 +78,9 @@ func (sess *pgSession) declare(sql, blanked string, start int) (*pgResult, error
 		return nil, &pgError{code: "42P03", msg: fmt.Sprintf("cursor %q already exists", name)}
 	}
 	query := sql[start+m[1]:]
-	res, err := sess.runQuery(query)
+	// statement_timeout bounds statements, and a cursor lives across
+	// several: only the server's limit bounds it, from DECLARE to CLOSE.
+	res, err := sess.runQuery(query, 0)
 	if err != nil {
 		return nil, repoint(err, query, sql)
 	}

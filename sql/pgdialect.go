@@ -372,64 +372,132 @@ func pgRegex(s string) string {
 }
 
 // pgOperators gives PostgreSQL's meaning to the operators whose meaning
-// differs in DuckDB: the regular expression operators and SIMILAR TO. Only the Postgres protocol does this: over HTTP, SQL is
-// DuckDB's.
-func pgOperators(s string) string { return pgSimilar(pgRegex(s)) }
+// differs in DuckDB: the regular expression operators and SIMILAR TO.
+// Only the Postgres protocol does this: over HTTP, SQL is DuckDB's.
+func pgOperators(s string) (string, error) { return pgSimilar(pgRegex(s)) }
 
-// similarTo finds SIMILAR TO and its string literal, on text with literals
-// blanked; an ESCAPE clause after it leaves the pattern to DuckDB.
-var similarTo = regexp.MustCompile(`(?i)\bSIMILAR\s+TO\s+'`)
+var (
+	// similarTo finds SIMILAR TO, on text with literals, comments and
+	// quoted identifiers blanked.
+	similarTo = regexp.MustCompile(`(?i)\bSIMILAR\s+TO\b\s*`)
+	// similarEscape matches an ESCAPE clause after a pattern: its
+	// character (or none) is read from the text.
+	similarEscape = regexp.MustCompile(`(?i)^\s*ESCAPE\s*'`)
+)
+
+// errSimilarPattern: a SIMILAR TO pattern that is not a plain literal.
+var errSimilarPattern = &pgError{code: "0A000", msg: "SIMILAR TO takes its pattern as a string literal here ('%b%', " +
+	"with an optional ESCAPE '\\'): DuckDB would read any other pattern as a regular expression, not as PostgreSQL's SQL pattern; " +
+	"for a computed pattern use ~ or regexp_full_match"}
 
 // pgSimilar gives SIMILAR TO PostgreSQL's meaning: its pattern is an SQL
 // regular expression (% any text, _ any character, . itself), where
 // DuckDB's SIMILAR TO takes a POSIX one ('%b%' matched nothing, 'a.c'
-// matched "abc"). A literal pattern is rewritten into the regular
-// expression PostgreSQL makes of it; a parameter is left to DuckDB.
-func pgSimilar(s string) string {
-	b := engine.BlankLiterals(s)
+// matched "abc"). A literal pattern, with its ESCAPE clause, is rewritten
+// into the regular expression PostgreSQL makes of it; any other pattern
+// (an expression, a parameter, an escape string) is refused rather than
+// matched the other way.
+func pgSimilar(s string) (string, error) {
+	b := blankIdentifiers(engine.BlankLiterals(s))
 	ms := similarTo.FindAllStringIndex(b, -1)
 	if len(ms) == 0 {
-		return s
+		return s, nil
 	}
 	var out strings.Builder
 	last := 0
 	for _, m := range ms {
-		open := m[1] - 1
+		open := m[1]
+		if open >= len(b) || b[open] != '\'' {
+			return "", errSimilarPattern
+		}
 		n := strings.IndexByte(b[open+1:], '\'')
 		if n < 0 {
-			continue
+			return s, nil // an unterminated literal: DuckDB says so
 		}
 		end := open + 1 + n // the closing quote
-		if rest := strings.TrimLeft(b[end+1:], " \t\n\r\f\v"); len(rest) >= 6 && strings.EqualFold(rest[:6], "ESCAPE") {
-			continue
-		}
 		pattern := strings.ReplaceAll(s[open+1:end], "''", "'")
-		out.WriteString(s[last : open+1])
-		out.WriteString(strings.ReplaceAll(similarRegex(pattern), "'", "''"))
-		last = end
+		escape, hasEscape := '\\', true
+		next := end + 1
+		if e := similarEscape.FindStringIndex(b[next:]); e != nil {
+			q := next + e[1] - 1
+			k := strings.IndexByte(b[q+1:], '\'')
+			if k < 0 {
+				return s, nil
+			}
+			switch esc := []rune(strings.ReplaceAll(s[q+1:q+1+k], "''", "'")); len(esc) {
+			case 0:
+				hasEscape = false
+			case 1:
+				escape = esc[0]
+			default:
+				return "", &pgError{code: "22025", msg: "invalid escape string: it must be empty or one character"}
+			}
+			next = q + 1 + k + 1
+		}
+		// The literal must be the whole pattern: 'a' || 'b' is refused.
+		if rest := strings.TrimLeft(b[next:], " \t\n\r\f\v"); rest != "" && !strings.ContainsAny(rest[:1], ",);") && !isWordByte(rest[0]) {
+			return "", errSimilarPattern
+		}
+		out.WriteString(s[last:open])
+		out.WriteString("'" + strings.ReplaceAll(similarRegex(pattern, escape, hasEscape), "'", "''") + "'")
+		last = next
 	}
 	out.WriteString(s[last:])
-	return out.String()
+	return out.String(), nil
 }
 
-// similarRegex turns an SQL regular expression (SIMILAR TO's, escape
-// character \) into the POSIX one PostgreSQL matches it as, anchored at
-// both ends; as in PostgreSQL, % and _ match newlines too.
-func similarRegex(p string) string {
+// isWordByte reports whether c starts a keyword (AND, THEN, FROM…).
+func isWordByte(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' }
+
+// blankIdentifiers blanks what is inside quoted identifiers ("a 'b'") in
+// text whose literals and comments are blanked already, so that their
+// contents are not taken for SQL.
+func blankIdentifiers(b string) string {
+	if !strings.Contains(b, `"`) {
+		return b
+	}
+	out := []byte(b)
+	in := false
+	for i, c := range out {
+		switch {
+		case c == '"':
+			in = !in // a "" inside toggles twice: still inside
+		case in:
+			out[i] = ' '
+		}
+	}
+	return string(out)
+}
+
+// similarRegex turns an SQL regular expression (SIMILAR TO's, with its
+// escape character) into the POSIX one PostgreSQL matches it as, anchored
+// at both ends; as in PostgreSQL, % and _ match newlines too.
+func similarRegex(p string, escape rune, hasEscape bool) string {
 	var b strings.Builder
 	b.WriteString("(?s)^(?:")
 	inClass, classStart := false, false
 	escaped := false
-	for _, r := range p {
+	rs := []rune(p)
+	for i := 0; i < len(rs); i++ {
+		r := rs[i]
 		switch {
 		case escaped:
 			b.WriteString(regexp.QuoteMeta(string(r)))
 			escaped = false
-		case r == '\\':
+		case hasEscape && r == escape:
 			escaped = true
 		case inClass:
-			// A bracket expression is copied as it is; a ] first in it
-			// is one of its characters.
+			// A bracket expression is copied as it is, its [:alpha:]
+			// classes whole; a ] first in it is one of its characters.
+			if r == '[' && i+1 < len(rs) && rs[i+1] == ':' {
+				if j := strings.Index(string(rs[i:]), ":]"); j > 0 {
+					cls := []rune(string(rs[i:])[:j+2])
+					b.WriteString(string(cls))
+					i += len(cls) - 1
+					classStart = false
+					continue
+				}
+			}
 			if r == ']' && !classStart {
 				inClass = false
 			}
@@ -444,7 +512,7 @@ func similarRegex(p string) string {
 			b.WriteString(".")
 		case r == '(':
 			b.WriteString("(?:")
-		case r == '.' || r == '^' || r == '$':
+		case r == '.' || r == '^' || r == '$' || r == '\\':
 			b.WriteRune('\\')
 			b.WriteRune(r)
 		default:

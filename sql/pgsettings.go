@@ -17,21 +17,31 @@ import (
 // are not stored; a SET of them is accepted and changes nothing, as
 // before. statement_timeout is honoured: it bounds each query of the
 // session, under the server's own limit.
+//
+// As in PostgreSQL, settings are transactional: a ROLLBACK undoes the
+// SETs of its transaction, and SET LOCAL lasts until the transaction ends.
+
+// pgSettings are a session's settings.
+type pgSettings struct {
+	start   map[string]string // at the start of the session: what RESET goes back to
+	current map[string]string // in force
+	session map[string]string // in force but for SET LOCAL: what COMMIT keeps
+	txStart map[string]string // session's at BEGIN: what ROLLBACK goes back to
+}
+
+func newPGSettings(applicationName string) *pgSettings {
+	start := map[string]string{"application_name": applicationName, "statement_timeout": "0"}
+	return &pgSettings{start: start, current: maps.Clone(start), session: maps.Clone(start)}
+}
 
 var (
 	// setStatement matches SET [SESSION|LOCAL] name {=|TO} value on the
 	// text with comments and literals blanked (offsets hold in the
 	// original, where the value is read).
-	setStatement = regexp.MustCompile(`(?is)^SET\s+(?:SESSION\s+|LOCAL\s+)?("[^"]+"|[a-z_][\w.]*)\s*(?:=|\bTO\b)\s*(.*?)\s*;?\s*$`)
+	setStatement = regexp.MustCompile(`(?is)^SET\s+(SESSION\s+|LOCAL\s+)?("[^"]+"|[a-z_][\w.]*)\s*(?:=|\bTO\b)\s*(.*?)\s*;?\s*$`)
 	// resetStatement matches RESET name and RESET ALL.
 	resetStatement = regexp.MustCompile(`(?is)^RESET\s+("[^"]+"|[a-z_][\w.]*)\s*;?\s*$`)
 )
-
-// startSettings are the stored settings a session starts with, which
-// RESET goes back to: PostgreSQL's defaults and the start-up message's.
-func startSettings(applicationName string) map[string]string {
-	return map[string]string{"application_name": applicationName, "statement_timeout": "0"}
-}
 
 // settingName folds a setting's name as PostgreSQL does: quoted as
 // written, else lower case.
@@ -42,27 +52,72 @@ func settingName(s string) string {
 	return strings.ToLower(s)
 }
 
+// statementTimeout is the session's statement_timeout (0: none).
+func (s *pgSettings) statementTimeout() time.Duration {
+	d, _ := parseTimeout(s.current["statement_timeout"])
+	return d
+}
+
+// set gives name a value (remove: back to the start's) in the current
+// settings, and in the session's unless local.
+func (s *pgSettings) set(name, value string, remove, local bool) {
+	for _, m := range []map[string]string{s.current, s.session} {
+		switch v, ok := s.start[name]; {
+		case remove && ok:
+			m[name] = v
+		case remove:
+			delete(m, name)
+		default:
+			m[name] = value
+		}
+		if local {
+			break
+		}
+	}
+}
+
+// begin starts a transaction; end ends it, keeping its settings (commit)
+// or not.
+func (s *pgSettings) begin() { s.txStart = maps.Clone(s.session) }
+
+func (s *pgSettings) end(commit bool) {
+	if !commit && s.txStart != nil {
+		s.session = s.txStart
+	}
+	s.current, s.txStart = maps.Clone(s.session), nil
+}
+
+// resetAll goes back to the start's settings (RESET ALL, DISCARD ALL).
+func (s *pgSettings) resetAll() {
+	s.current, s.session = maps.Clone(s.start), maps.Clone(s.start)
+}
+
 // applySet stores what a SET or RESET statement sets; other statements
 // are left alone.
 func (sess *pgSession) applySet(sql string) error {
 	blanked := engine.BlankLiterals(sql) // byte for byte: offsets hold in sql
 	start := skipSpace(blanked, 0)
+	s := sess.settings
 	if m := resetStatement.FindStringSubmatch(blanked[start:]); m != nil {
-		name := settingName(m[1])
-		if name == "all" {
-			sess.resetSettings()
-			return nil
+		if name := settingName(m[1]); name == "all" {
+			s.resetAll()
+		} else {
+			s.set(name, "", true, false)
 		}
-		sess.resetSetting(name)
 		return nil
 	}
 	m := setStatement.FindStringSubmatchIndex(blanked[start:])
 	if m == nil {
 		return nil
 	}
-	name := settingName(blanked[start+m[2] : start+m[3]])
-	value := settingValue(sql[start+m[4] : start+m[5]])
-	if _, fixed := showValues[name]; fixed {
+	local := m[2] >= 0 && strings.EqualFold(strings.TrimSpace(blanked[start+m[2]:start+m[3]]), "LOCAL")
+	name := settingName(blanked[start+m[4] : start+m[5]])
+	value := settingValue(sql[start+m[6] : start+m[7]])
+	if _, fixed := showValues[name]; fixed || local && !sess.inTx {
+		return nil // SET LOCAL outside a transaction: no effect, as in PostgreSQL
+	}
+	if strings.EqualFold(value, "default") {
+		s.set(name, "", true, local)
 		return nil
 	}
 	if name == "statement_timeout" {
@@ -70,33 +125,10 @@ func (sess *pgSession) applySet(sql string) error {
 		if err != nil {
 			return &pgError{code: "22023", msg: fmt.Sprintf("invalid value for parameter \"statement_timeout\": %q: %v", value, err)}
 		}
-		sess.stmtTimeout, value = d, formatTimeout(d)
+		value = formatTimeout(d)
 	}
-	if strings.EqualFold(value, "default") {
-		sess.resetSetting(name)
-		return nil
-	}
-	sess.settings[name] = value
+	s.set(name, value, false, local)
 	return nil
-}
-
-// resetSettings puts every setting back to what the session started with
-// (RESET ALL, DISCARD ALL).
-func (sess *pgSession) resetSettings() {
-	sess.settings = maps.Clone(sess.startSettings)
-	sess.stmtTimeout = 0
-}
-
-// resetSetting puts one setting back to what the session started with.
-func (sess *pgSession) resetSetting(name string) {
-	if name == "statement_timeout" {
-		sess.stmtTimeout = 0
-	}
-	if v, ok := sess.startSettings[name]; ok {
-		sess.settings[name] = v
-	} else {
-		delete(sess.settings, name)
-	}
 }
 
 // settingValue is a SET value as SHOW gives it back: a quoted string
@@ -118,7 +150,7 @@ func parseTimeout(v string) (time.Duration, error) {
 		return 0, nil
 	}
 	num := strings.TrimRight(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ")
-	unit := strings.ToLower(strings.TrimSpace(v[len(num):]))
+	unit := strings.TrimSpace(v[len(num):])
 	n, err := strconv.ParseFloat(num, 64)
 	if err != nil || math.IsNaN(n) || math.IsInf(n, 0) {
 		return 0, fmt.Errorf("want a number of milliseconds, or one with a unit (100ms, 5s, 1min)")

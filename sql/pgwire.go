@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"math"
 	"net"
 	"os"
@@ -123,11 +122,7 @@ type pgSession struct {
 	// idleClosed names the portals closed for sitting idle with open
 	// results, until the name is bound again.
 	idleClosed map[string]bool
-	// settings are what SET stored (pgsettings.go), startSettings what
-	// RESET goes back to; stmtTimeout is
-	// statement_timeout (0: the server's limit alone).
-	settings, startSettings map[string]string
-	stmtTimeout             time.Duration
+	settings   *pgSettings // what SET stored (pgsettings.go)
 }
 
 type pgStatement struct {
@@ -174,7 +169,7 @@ func (s *PGServer) serveConn(raw net.Conn) {
 		}
 	}()
 	sess := &pgSession{srv: s, conn: c, be: pgproto3.NewBackend(c, c), project: catalog.DefaultProject,
-		stmts: map[string]*pgStatement{}, portals: map[string]*pgPortal{}, settings: startSettings(""), startSettings: startSettings("")}
+		stmts: map[string]*pgStatement{}, portals: map[string]*pgPortal{}, settings: newPGSettings("")}
 	sess.be.SetMaxBodyLen(maxMessageBytes)
 	c.SetDeadline(time.Now().Add(30 * time.Second)) // for the start-up only
 	if !sess.startup() {
@@ -215,8 +210,7 @@ func (sess *pgSession) startup() bool {
 			return false
 		case *pgproto3.StartupMessage:
 			sess.pid = sess.srv.nextPID.Add(1)
-			sess.startSettings = startSettings(m.Parameters["application_name"])
-			sess.settings = maps.Clone(sess.startSettings)
+			sess.settings = newPGSettings(m.Parameters["application_name"])
 			sess.secret = make([]byte, 4)
 			rand.Read(sess.secret)
 			sess.be.Send(&pgproto3.AuthenticationOk{})
@@ -477,11 +471,16 @@ func (sess *pgSession) loop() {
 		}
 		switch m := msg.(type) {
 		case *pgproto3.Query:
-			sess.simpleQuery(pgOperators(m.String))
+			if q, err := pgOperators(m.String); err != nil {
+				sess.sendError(err)
+			} else {
+				sess.simpleQuery(q)
+			}
 			sess.be.Send(&pgproto3.ReadyForQuery{TxStatus: sess.txStatus()})
 		case *pgproto3.Parse:
-			m.Query = pgOperators(m.Query)
-			perr = sess.parse(m)
+			if m.Query, perr = pgOperators(m.Query); perr == nil {
+				perr = sess.parse(m)
+			}
 		case *pgproto3.Bind:
 			perr = sess.bind(m)
 		case *pgproto3.Describe:
@@ -642,7 +641,10 @@ func (sess *pgSession) simpleQuery(text string) {
 		}
 		if res.fetch != nil {
 			res.fetch.describe(sess.be, nil) // as PostgreSQL, each FETCH
-			if _, err := sess.sendRows(res.fetch, nil, res.fetchN); err != nil {
+			res.fetch.fetching = true
+			_, err := sess.sendRows(res.fetch, nil, res.fetchN)
+			res.fetch.fetching = false
+			if err != nil {
 				sess.sendError(err)
 				return
 			}
@@ -782,10 +784,11 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 				return nil, err
 			}
 		case tag == "DISCARD ALL":
-			sess.resetSettings()
+			sess.settings.resetAll()
 		case tag == "BEGIN":
 			if !sess.inTx {
 				sess.inTx, sess.savepoints = true, nil
+				sess.settings.begin()
 			}
 		case tag == "SAVEPOINT" || tag == "RELEASE" || tag == "ROLLBACK" && rollbackTo.MatchString(text):
 			if err := sess.savepoint(tag, text); err != nil {
@@ -804,9 +807,13 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 				// query slots — but the one running this statement, whose
 				// Execute may follow (after a Describe).
 				sess.closePortalsBut(sess.running)
+				sess.settings.end(tag == "COMMIT")
 			}
 			// AND CHAIN starts the next transaction at once.
 			sess.inTx, sess.txFailed, sess.savepoints = chain, false, nil
+			if chain {
+				sess.settings.begin()
+			}
 		}
 		return &pgResult{tag: tag}, nil
 	}
@@ -815,17 +822,17 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 	}
 	if name, ok := shownSetting(sql); ok {
 		if name == "all" {
-			rows := make([][]string, 0, len(showValues)+len(sess.settings))
+			rows := make([][]string, 0, len(showValues)+len(sess.settings.current))
 			for k, v := range showValues {
 				rows = append(rows, []string{k, v, ""})
 			}
-			for k, v := range sess.settings {
+			for k, v := range sess.settings.current {
 				rows = append(rows, []string{k, v, ""})
 			}
 			sort.Slice(rows, func(i, j int) bool { return rows[i][0] < rows[j][0] })
 			return constResult([]string{"name", "setting", "description"}, rows), nil
 		}
-		v, ok := sess.settings[name]
+		v, ok := sess.settings.current[name]
 		if !ok {
 			v, ok = showValues[name]
 		}
@@ -834,11 +841,12 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 		}
 		return constResult([]string{name}, [][]string{{v}}), nil
 	}
-	return sess.runQuery(sql)
+	return sess.runQuery(sql, sess.settings.statementTimeout())
 }
 
-// runQuery runs a query (or a COPY of one) over the catalog or the data.
-func (sess *pgSession) runQuery(sql string) (*pgResult, error) {
+// runQuery runs a query (or a COPY of one) over the catalog or the data,
+// within timeout if it is shorter than the server's limit (0: none).
+func (sess *pgSession) runQuery(sql string, timeout time.Duration) (*pgResult, error) {
 	query, copyOpts, isCopy, err := parseCopy(sql)
 	if err != nil {
 		return nil, err
@@ -852,7 +860,7 @@ func (sess *pgSession) runQuery(sql string) (*pgResult, error) {
 	res, ok, err := sess.srv.catalog.answer(ctx, sess.srv.exec.Limiter, sql)
 	if !ok {
 		var rows *Result
-		if rows, err = sess.srv.exec.Run(ctx, sess.project, Request{SQL: sql, Timeout: sess.stmtTimeout}); err == nil {
+		if rows, err = sess.srv.exec.Run(ctx, sess.project, Request{SQL: sql, Timeout: timeout}); err == nil {
 			res = &pgResult{rows: rows}
 		}
 	}
@@ -882,10 +890,11 @@ type pgResult struct {
 	cancel context.CancelFunc
 	// cursor: the result of a DECLAREd cursor, read by FETCH; fetch: a
 	// FETCH statement's request of n rows (0: all) from that cursor.
-	cursor  bool
-	fetch   *pgResult
-	fetchN  int32
-	drained bool // rows read to their end
+	cursor   bool
+	fetch    *pgResult
+	fetchN   int32
+	fetching bool // being sent for a FETCH statement: FETCH tags
+	drained  bool // rows read to their end
 
 	// Where sending stopped, for a portal suspended by a row limit.
 	batch      arrow.RecordBatch // of rows, the one being sent
@@ -1075,7 +1084,7 @@ func (sess *pgSession) sendRows(r *pgResult, formats []int16, max int32) (suspen
 // suspend ends an Execute that reached its row limit (the portal goes on
 // at the next one), or a FETCH that sent the rows it asked for.
 func (sess *pgSession) suspend(r *pgResult) {
-	if r.cursor {
+	if r.fetching {
 		sess.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("FETCH " + strconv.FormatInt(r.sent-r.mark, 10))})
 		return
 	}
@@ -1086,7 +1095,7 @@ func (sess *pgSession) suspend(r *pgResult) {
 // or FETCH and the rows of this fetch.
 func (sess *pgSession) complete(r *pgResult) {
 	tag := "SELECT " + strconv.FormatInt(r.sent, 10)
-	if r.cursor {
+	if r.fetching {
 		tag = "FETCH " + strconv.FormatInt(r.sent-r.mark, 10)
 	}
 	sess.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
@@ -1190,7 +1199,7 @@ func (sess *pgSession) checkFailedTx(sql string) error {
 
 func isSessionStatement(sql string) bool {
 	w := sessionText(sql)
-	return ignoredStatement.MatchString(w) || showStatement.MatchString(w)
+	return ignoredStatement.MatchString(w) || showStatement.MatchString(w) || cursorVerb.MatchString(w)
 }
 
 func (sess *pgSession) bind(m *pgproto3.Bind) error {
@@ -1619,8 +1628,8 @@ func (sess *pgSession) execute(m *pgproto3.Execute) error {
 		p.result = res
 	}
 	suspended, err := sess.sendRows(p.result, p.formats, int32(m.MaxRows))
-	if suspended && err == nil {
-		return nil // the portal stays for the next Execute
+	if suspended && err == nil || p.result.cursor && err == nil {
+		return nil // the portal stays for the next Execute (a cursor's, for FETCH too)
 	}
 	// Its result (and query slot) goes now; the portal itself lasts until
 	// Close, the next Bind of its name, or the end of the transaction.

@@ -1762,6 +1762,27 @@ func TestPG_SessionSettings(t *testing.T) {
 	if v := show("statement_timeout"); v != "0" {
 		t.Errorf("after RESET ALL: statement_timeout %q", v)
 	}
+
+	// Settings are transactional: SET LOCAL ends with its transaction, a
+	// ROLLBACK undoes the SETs in it, a COMMIT keeps them.
+	for _, step := range []struct{ sql, timeout string }{
+		{"SET LOCAL statement_timeout = 1000", "0"}, // outside a transaction: no effect
+		{"BEGIN", "0"},
+		{"SET LOCAL statement_timeout = 1000", "1s"},
+		{"COMMIT", "0"},
+		{"BEGIN", "0"},
+		{"SET statement_timeout = 2000", "2s"},
+		{"ROLLBACK", "0"},
+		{"BEGIN", "0"},
+		{"SET statement_timeout = 3000", "3s"},
+		{"SET LOCAL statement_timeout = 4000", "4s"},
+		{"COMMIT", "3s"},
+	} {
+		exec(step.sql)
+		if v := show("statement_timeout"); v != step.timeout {
+			t.Errorf("after %s: statement_timeout %q, want %q", step.sql, v, step.timeout)
+		}
+	}
 }
 
 // SIMILAR TO matches as in PostgreSQL (an SQL pattern: % and _, a dot
@@ -1778,7 +1799,8 @@ func TestPG_SimilarToAsPostgreSQL(t *testing.T) {
 	defer real.Close(ctx)
 	values := []string{"abc", "a.c", "GET /api/sessions", "x%y", "it's", "[x]", "a\nb", "", "aaa", "ab_c"}
 	patterns := []string{"%b%", "a_c", "a.c", "%sessions%", "(GET|POST) /%", "x\\%y", "%''%", "[[]x]",
-		"[^a]%", "a%", "a{3}", "a+", "(a|b)*c", "%", "", "a\\_c", "ab\\_c", "_%_", "%.%", "[]x]%", "^a%", "a$"}
+		"[^a]%", "a%", "a{3}", "a+", "(a|b)*c", "%", "", "a\\_c", "ab\\_c", "_%_", "%.%", "[]x]%", "^a%", "a$",
+		"[[:alpha:]_]%", "%[[:digit:]]%", "a#_c' ESCAPE '#", "x#%y' ESCAPE '#", "a\\%' ESCAPE '", "%\\%' ESCAPE '#"}
 	for _, v := range values {
 		for _, p := range patterns {
 			lit := "'" + strings.ReplaceAll(v, "'", "''") + "'"
@@ -1795,6 +1817,22 @@ func TestPG_SimilarToAsPostgreSQL(t *testing.T) {
 				t.Errorf("%q SIMILAR TO '%s': %v / NOT %v, PostgreSQL %v / %v", v, p, got, gotNot, want, wantNot)
 			}
 		}
+	}
+	// Patterns that are not a plain literal are refused, not matched as
+	// DuckDB's regular expressions; SIMILAR TO inside an identifier is no
+	// operator.
+	for _, q := range []string{
+		"SELECT 'abcdef' SIMILAR TO 'abc' || 'def'", "SELECT 'abc' SIMILAR TO E'%b%'",
+		"SELECT 'abc' SIMILAR TO $$%b%$$", "SELECT 'abc' SIMILAR TO ('%b%')",
+	} {
+		var pe *pgconn.PgError
+		if _, err := c.Exec(ctx, q); !errors.As(err, &pe) || pe.Code != "0A000" {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+	var x, z string
+	if err := c.QueryRow(ctx, `SELECT 1 AS "x SIMILAR TO 'y", 'abc' AS z`).Scan(&x, &z); err != nil || z != "abc" {
+		t.Errorf("an identifier holding SIMILAR TO: %q %q %v", x, z, err)
 	}
 }
 
@@ -1876,6 +1914,24 @@ func TestPG_Cursors(t *testing.T) {
 		}
 		run("ROLLBACK")
 	}
+
+	// Over the extended protocol: CLOSE runs; a cursor's portal executed
+	// with a row limit is suspended as any portal, and FETCH goes on.
+	r := dialRawPG(t, addr)
+	r.send(&pgproto3.Parse{Query: "CLOSE ALL"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if got := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); strings.Contains(got, "Error") {
+		t.Errorf("CLOSE ALL, extended: %s", got)
+	}
+	r.ask("BEGIN")
+	r.ask("DECLARE c CURSOR FOR SELECT range FROM range(3)")
+	r.send(&pgproto3.Execute{Portal: "c", MaxRows: 1}, &pgproto3.Sync{})
+	if got := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); got != "*pgproto3.DataRow *pgproto3.PortalSuspended *pgproto3.ReadyForQuery" {
+		t.Errorf("Execute of a cursor's portal: %s", got)
+	}
+	if got := r.ask("FETCH ALL FROM c"); got != "*pgproto3.RowDescription *pgproto3.DataRow *pgproto3.DataRow *pgproto3.CommandComplete *pgproto3.ReadyForQuery" {
+		t.Errorf("FETCH after Execute: %s", got)
+	}
+	r.ask("COMMIT")
 
 	// psql with FETCH_COUNT pages through a result with a cursor.
 	psql := findPsql(t)
