@@ -1632,18 +1632,25 @@ func TestPG_ErrorsPointIntoTheClientsText(t *testing.T) {
 	}
 }
 
-// Intervals go out as PostgreSQL's interval (OID 1186), in its text form
-// and its binary one: the same as a real PostgreSQL answers.
-func TestPG_IntervalsAsPostgreSQLWritesThem(t *testing.T) {
-	pgURL := testenv.PostgresURL(t)
-	e := newEnv(t, envOptions{})
-	addr := startPG(t, e)
-	ctx := context.Background()
-	real, err := pgx.Connect(ctx, pgURL)
+// realPostgres connects to the real PostgreSQL of the tests, to compare
+// strata's answers with its own.
+func realPostgres(t *testing.T) *pgx.Conn {
+	t.Helper()
+	c, err := pgx.Connect(context.Background(), testenv.PostgresURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer real.Close(ctx)
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// Intervals go out as PostgreSQL's interval (OID 1186), in its text form
+// and its binary one: the same as a real PostgreSQL answers.
+func TestPG_IntervalsAsPostgreSQLWritesThem(t *testing.T) {
+	real := realPostgres(t)
+	e := newEnv(t, envOptions{})
+	addr := startPG(t, e)
+	ctx := context.Background()
 	cases := []string{
 		"'0 seconds'", "'1 day'", "'28.541861 seconds'", "'1 year 2 months 3 days 04:05:06.789'",
 		"'-1 day 1 hour'", "'1 day -1 hour'", "'-1 year'", "'25 hours'", "'-1.5 seconds'",
@@ -1788,15 +1795,10 @@ func TestPG_SessionSettings(t *testing.T) {
 // SIMILAR TO matches as in PostgreSQL (an SQL pattern: % and _, a dot
 // itself), not as DuckDB's regular expression.
 func TestPG_SimilarToAsPostgreSQL(t *testing.T) {
-	pgURL := testenv.PostgresURL(t)
+	real := realPostgres(t)
 	e := newEnv(t, envOptions{})
 	c := pgConnect(t, startPG(t, e), pgx.QueryExecModeSimpleProtocol)
 	ctx := context.Background()
-	real, err := pgx.Connect(ctx, pgURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer real.Close(ctx)
 	values := []string{"abc", "a.c", "GET /api/sessions", "x%y", "it's", "[x]", "a\nb", "", "aaa", "ab_c"}
 	patterns := []string{"%b%", "a_c", "a.c", "%sessions%", "(GET|POST) /%", "x\\%y", "%''%", "[[]x]",
 		"[^a]%", "a%", "a{3}", "a+", "(a|b)*c", "%", "", "a\\_c", "ab\\_c", "_%_", "%.%", "[]x]%", "^a%", "a$",
@@ -1948,15 +1950,10 @@ func TestPG_Cursors(t *testing.T) {
 // Columns without an alias are named as PostgreSQL names them ("count",
 // "?column?"), not after DuckDB's expression text ("count_star()").
 func TestPG_ColumnNamesAsPostgreSQL(t *testing.T) {
-	pgURL := testenv.PostgresURL(t)
+	real := realPostgres(t)
 	e := newEnv(t, envOptions{})
 	addr := startPG(t, e)
 	ctx := context.Background()
-	real, err := pgx.Connect(ctx, pgURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer real.Close(ctx)
 	names := func(c *pgx.Conn, q string) string {
 		t.Helper()
 		rows, err := c.Query(ctx, q)
