@@ -1213,6 +1213,9 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 	// The portal this replaces goes first: a suspended one holds a slot
 	// this Bind may need.
 	if old := sess.portals[m.DestinationPortal]; old != nil {
+		if old.result != nil && old.result.cursor {
+			return &pgError{code: "42P03", msg: fmt.Sprintf("cursor %q already exists", m.DestinationPortal)}
+		}
 		if old.result != nil {
 			old.result.release()
 		}

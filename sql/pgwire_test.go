@@ -1933,7 +1933,12 @@ func TestPG_Cursors(t *testing.T) {
 	if got := r.ask("FETCH ALL FROM c"); got != "*pgproto3.RowDescription *pgproto3.DataRow *pgproto3.DataRow *pgproto3.CommandComplete *pgproto3.ReadyForQuery" {
 		t.Errorf("FETCH after Execute: %s", got)
 	}
-	r.ask("COMMIT")
+	// A protocol portal cannot take an open cursor's name.
+	r.send(&pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{DestinationPortal: "c"}, &pgproto3.Sync{})
+	if got := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(got, "ErrorResponse(42P03)") {
+		t.Errorf("Bind to a cursor's name: %s", got)
+	}
+	r.ask("ROLLBACK")
 
 	// psql with FETCH_COUNT pages through a result with a cursor.
 	psql := findPsql(t)
