@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,6 +67,7 @@ func newPGCatalog(ctx context.Context, query *engine.DB) (*pgCatalog, error) {
 		`CREATE MACRO strata_version() AS '` + pgVersion + `'`,
 		`CREATE MACRO strata_current_database() AS 'strata'`,
 		settingMacro(),
+		formatTypeMacro(),
 	}
 	for _, t := range schema.Tables() {
 		cols := make([]string, t.Schema.NumFields())
@@ -134,6 +137,28 @@ const catalogQueryTimeout = 10 * time.Second
 
 // settingMacro answers current_setting(name) from the values SHOW gives,
 // and fails as PostgreSQL does for a name it does not know.
+// formatTypeMacro names the type OIDs strata sends as format_type does
+// in PostgreSQL ("double precision", "integer[]").
+func formatTypeMacro() string {
+	var b strings.Builder
+	b.WriteString("CREATE MACRO strata_format_type(oid) AS CASE oid")
+	names := map[uint32]string{oidText: "text", oidVarchar: "character varying", oidNumeric: "numeric"}
+	for oid, n := range pgTypeNames {
+		names[oid] = n[0]
+	}
+	for elem, arr := range arrayOIDs {
+		if n, ok := names[elem]; ok {
+			names[arr] = n + "[]"
+		}
+	}
+	oids := slices.Sorted(maps.Keys(names))
+	for _, oid := range oids {
+		fmt.Fprintf(&b, " WHEN %d THEN %s", oid, quoteLiteral(names[oid]))
+	}
+	b.WriteString(" END")
+	return b.String()
+}
+
 func settingMacro() string {
 	names := make([]string, 0, len(showValues))
 	for k := range showValues {
@@ -247,7 +272,11 @@ var (
 	castPGType    = regexp.MustCompile(`::pg_catalog\.`)
 	schemataTable = regexp.MustCompile(`(?i)\binformation_schema\.schemata\b`)
 	columnsTable  = regexp.MustCompile(`(?i)\binformation_schema\.columns\b`)
-	regTypeCasts  = regexp.MustCompile(`(?i)::(regclass|regtype|regproc|regnamespace|oid)\b`)
+	// psql's \gdesc names the types of a result's columns, the OIDs
+	// strata sent, with format_type; DuckDB's format_type takes its own
+	// type ids, which its pg_attribute holds.
+	psqlDescribeTypes = regexp.MustCompile(`pg_catalog\.format_type\(tp, tpm\)`)
+	regTypeCasts      = regexp.MustCompile(`(?i)::(regclass|regtype|regproc|regnamespace|oid)\b`)
 )
 
 // answer handles a catalog query: ok is false for queries about data. A
@@ -380,6 +409,7 @@ func (c *pgCatalog) run(ctx context.Context, lim *Limiter, sql string) (*pgResul
 	// temp); PostgreSQL clients expect one database's.
 	sql = schemataTable.ReplaceAllString(sql, "(SELECT * FROM information_schema.schemata WHERE catalog_name = 'memory')")
 	sql = columnsTable.ReplaceAllLiteralString(sql, pgColumns)
+	sql = psqlDescribeTypes.ReplaceAllLiteralString(sql, "strata_format_type(tp)")
 	tree, err := c.db.Parse(ctx, sql)
 	if err != nil {
 		return nil, err

@@ -282,6 +282,15 @@ func TestPG_PsqlDescribesTheTables(t *testing.T) {
 			t.Errorf("psql output lacks %q:\n%s", want, out)
 		}
 	}
+
+	// \gdesc names the types of a result's columns (a list goes as its JSON text).
+	cmd = exec.Command(psql, "-h", host, "-p", port, "-U", "someone", "-d", "strata", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1")
+	cmd.Stdin = strings.NewReader(`SELECT 1::int AS a, 2.0::float8 AS b, now() AS c, 'x' AS d, 1::bigint AS e, INTERVAL '1 day' AS f, [1, 2] AS g \gdesc` + "\n")
+	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10")
+	out, err = cmd.CombinedOutput()
+	if want := "a|integer\nb|double precision\nc|timestamp with time zone\nd|text\ne|bigint\nf|interval\ng|text\n"; err != nil || string(out) != want {
+		t.Errorf("psql \\gdesc: %v\n%s\nwant\n%s", err, out, want)
+	}
 }
 
 func TestPG_GarbageAndCancelLeaveTheServerServing(t *testing.T) {
