@@ -115,7 +115,7 @@ func (r *Result) Release() {
 	if r.release != nil {
 		r.release()
 		r.release = nil
-		r.m.ended(r.start, err, &r.Stats, r.Stats.Rows)
+		r.m.ended(r.start, err, &r.Stats)
 	}
 }
 
@@ -171,7 +171,7 @@ func (e *Executor) Run(ctx context.Context, project string, req Request) (*Resul
 	start := time.Now()
 	res, err := e.start(ctx, project, req, start)
 	if err != nil {
-		e.m.ended(start, err, nil, 0)
+		e.m.ended(start, err, nil)
 	}
 	return res, err
 }

@@ -142,7 +142,7 @@ const catalogQueryTimeout = 10 * time.Second
 func formatTypeMacro() string {
 	var b strings.Builder
 	b.WriteString("CREATE MACRO strata_format_type(oid) AS CASE oid")
-	names := map[uint32]string{oidText: "text", oidVarchar: "character varying", oidNumeric: "numeric"}
+	names := map[uint32]string{}
 	for oid, n := range pgTypeNames {
 		names[oid] = n[0]
 	}

@@ -25,14 +25,6 @@ var (
 	cursorVerb  = regexp.MustCompile(`(?is)^(DECLARE|FETCH|MOVE|CLOSE)\b`)
 )
 
-// cursorName folds a cursor's name as PostgreSQL does.
-func cursorName(s string) string {
-	if strings.HasPrefix(s, `"`) {
-		return strings.ReplaceAll(s[1:len(s)-1], `""`, `"`)
-	}
-	return strings.ToLower(s)
-}
-
 // cursorStatement runs DECLARE, FETCH and CLOSE; ok is false for other
 // statements.
 func (sess *pgSession) cursorStatement(sql string) (res *pgResult, ok bool, err error) {
@@ -64,7 +56,7 @@ func (sess *pgSession) declare(sql, blanked string, start int) (*pgResult, error
 	if m == nil {
 		return nil, &pgError{code: "42601", msg: "syntax error: want DECLARE name [NO SCROLL] CURSOR [WITHOUT HOLD] FOR query"}
 	}
-	name := cursorName(blanked[start+m[2] : start+m[3]])
+	name := foldName(blanked[start+m[2] : start+m[3]])
 	if options := strings.ToUpper(blanked[start+m[4] : start+m[5]]); strings.Contains(options, "BINARY") {
 		return nil, &pgError{code: "0A000", msg: "binary cursors are not supported"}
 	}
@@ -101,9 +93,9 @@ func (sess *pgSession) fetchStatement(text string) (*pgResult, error) {
 	if m == nil {
 		return nil, &pgError{code: "55000", msg: "cursor can only scan forward: FETCH [NEXT | FORWARD [n | ALL] | n | ALL] [FROM] cursor"}
 	}
-	p := sess.portals[cursorName(m[2])]
+	p := sess.portals[foldName(m[2])]
 	if p == nil || p.result == nil || !p.result.cursor {
-		return nil, &pgError{code: "34000", msg: fmt.Sprintf("cursor %q does not exist", cursorName(m[2]))}
+		return nil, &pgError{code: "34000", msg: fmt.Sprintf("cursor %q does not exist", foldName(m[2]))}
 	}
 	n := int32(1) // FETCH, FETCH NEXT, FETCH FORWARD
 	if f := strings.Fields(strings.ToUpper(m[1])); len(f) > 0 {
@@ -140,7 +132,7 @@ func (sess *pgSession) closeCursor(text string) (*pgResult, error) {
 		}
 		return &pgResult{tag: "CLOSE CURSOR ALL"}, nil
 	}
-	name := cursorName(m[1])
+	name := foldName(m[1])
 	p := sess.portals[name]
 	if p == nil || p.result == nil || !p.result.cursor {
 		return nil, &pgError{code: "34000", msg: fmt.Sprintf("cursor %q does not exist", name)}

@@ -435,7 +435,9 @@ func pgSimilar(s string) (string, error) {
 			next = q + 1 + k + 1
 		}
 		// The literal must be the whole pattern: 'a' || 'b' is refused.
-		if rest := strings.TrimLeft(b[next:], " \t\n\r\f\v"); rest != "" && !strings.ContainsAny(rest[:1], ",);") && !isWordByte(rest[0]) {
+		// What may follow: a comma, a parenthesis, the end, a keyword
+		// (AND, THEN, FROM…).
+		if rest := strings.TrimLeft(b[next:], " \t\n\r\f\v"); rest != "" && !strings.ContainsAny(rest[:1], ",);") && !engine.IsIdentByte(rest[0]) {
 			return "", errSimilarPattern
 		}
 		out.WriteString(s[last:open])
@@ -445,9 +447,6 @@ func pgSimilar(s string) (string, error) {
 	out.WriteString(s[last:])
 	return out.String(), nil
 }
-
-// isWordByte reports whether c starts a keyword (AND, THEN, FROM…).
-func isWordByte(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' }
 
 // blankIdentifiers blanks what is inside quoted identifiers ("a 'b'") in
 // text whose literals and comments are blanked already, so that their

@@ -43,15 +43,6 @@ var (
 	resetStatement = regexp.MustCompile(`(?is)^RESET\s+("[^"]+"|[a-z_][\w.]*)\s*;?\s*$`)
 )
 
-// settingName folds a setting's name as PostgreSQL does: quoted as
-// written, else lower case.
-func settingName(s string) string {
-	if strings.HasPrefix(s, `"`) {
-		return strings.Trim(s, `"`)
-	}
-	return strings.ToLower(s)
-}
-
 // statementTimeout is the session's statement_timeout (0: none).
 func (s *pgSettings) statementTimeout() time.Duration {
 	d, _ := parseTimeout(s.current["statement_timeout"])
@@ -99,7 +90,7 @@ func (sess *pgSession) applySet(sql string) error {
 	start := skipSpace(blanked, 0)
 	s := sess.settings
 	if m := resetStatement.FindStringSubmatch(blanked[start:]); m != nil {
-		if name := settingName(m[1]); name == "all" {
+		if name := foldName(m[1]); name == "all" {
 			s.resetAll()
 		} else {
 			s.set(name, "", true, false)
@@ -111,7 +102,7 @@ func (sess *pgSession) applySet(sql string) error {
 		return nil
 	}
 	local := m[2] >= 0 && strings.EqualFold(strings.TrimSpace(blanked[start+m[2]:start+m[3]]), "LOCAL")
-	name := settingName(blanked[start+m[4] : start+m[5]])
+	name := foldName(blanked[start+m[4] : start+m[5]])
 	value := settingValue(sql[start+m[6] : start+m[7]])
 	if _, fixed := showValues[name]; fixed || local && !sess.inTx {
 		return nil // SET LOCAL outside a transaction: no effect, as in PostgreSQL

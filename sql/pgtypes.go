@@ -449,7 +449,8 @@ var pgTypeNames = map[uint32][2]string{
 	oidBool: {"boolean", "bool"}, oidInt2: {"smallint", "int2"}, oidInt4: {"integer", "int4"}, oidInt8: {"bigint", "int8"},
 	oidFloat4: {"real", "float4"}, oidFloat8: {"double precision", "float8"}, oidBytea: {"bytea", "bytea"}, oidDate: {"date", "date"},
 	oidTimestamp: {"timestamp without time zone", "timestamp"}, oidTimestamptz: {"timestamp with time zone", "timestamptz"},
-	oidInterval: {"interval", "interval"},
+	oidInterval: {"interval", "interval"}, oidText: {"text", "text"}, oidVarchar: {"character varying", "varchar"},
+	oidNumeric: {"numeric", "numeric"},
 }
 
 // pgNames are the names PostgreSQL gives the columns of a parsed

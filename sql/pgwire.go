@@ -1162,12 +1162,7 @@ func (sess *pgSession) savepoint(tag, text string) error {
 	if m == nil {
 		return &pgError{code: "42601", msg: fmt.Sprintf("syntax error: %s takes one savepoint name", what)}
 	}
-	name := m[1]
-	if strings.HasPrefix(name, `"`) {
-		name = strings.ReplaceAll(name[1:len(name)-1], `""`, `"`)
-	} else {
-		name = asciiLower(name) // as PostgreSQL folds names in UTF-8
-	}
+	name := foldName(m[1])
 	if tag == "SAVEPOINT" {
 		sess.savepoints = append(sess.savepoints, name)
 		return nil
@@ -1195,6 +1190,16 @@ func (sess *pgSession) checkFailedTx(sql string) error {
 		return nil
 	}
 	return &pgError{code: "25P02", msg: "current transaction is aborted, commands ignored until end of transaction block"}
+}
+
+// foldName folds a name the client wrote (a savepoint's, a cursor's, a
+// setting's) as PostgreSQL does: a quoted one as written, its "" a ",
+// another in lower case (ASCII only, as PostgreSQL folds UTF-8 names).
+func foldName(s string) string {
+	if len(s) >= 2 && s[0] == '"' {
+		return strings.ReplaceAll(s[1:len(s)-1], `""`, `"`)
+	}
+	return asciiLower(s)
 }
 
 func isSessionStatement(sql string) bool {

@@ -78,8 +78,8 @@ func outcome(err error) string {
 }
 
 // ended counts a query that ended, with err its error (nil: its rows were
-// all produced).
-func (m *queryMetrics) ended(start time.Time, err error, st *Stats, rows int64) {
+// all produced) and st what it read (nil: it never started).
+func (m *queryMetrics) ended(start time.Time, err error, st *Stats) {
 	if m == nil {
 		return
 	}
@@ -92,6 +92,6 @@ func (m *queryMetrics) ended(start time.Time, err error, st *Stats, rows int64) 
 	m.files.WithLabelValues("pruned").Add(float64(st.FilesPruned))
 	m.bytes.WithLabelValues("cache").Add(float64(st.BytesFromCache))
 	m.bytes.WithLabelValues("object_store").Add(float64(st.BytesFromObjectStore))
-	m.rows.Add(float64(rows))
+	m.rows.Add(float64(st.Rows))
 	m.freshRow.Add(float64(st.FreshRows))
 }
