@@ -310,7 +310,7 @@ func pgRegex(s string) string {
 	if !strings.Contains(s, "~") {
 		return s
 	}
-	b := engine.BlankLiterals(s)
+	b := blankIdentifiers(engine.BlankLiterals(s))
 	var out strings.Builder
 	last := 0
 	for i := 0; i < len(b); i++ {

@@ -39,6 +39,8 @@ func TestPgRegex_MatchesAnywhereAndFoldsCase(t *testing.T) {
 		{`WHERE a ~ $1`, `WHERE a ~ ('(?s:.*)(?:' || $1 || ')(?s:.*)')`},
 		// LIKE's operators, a column on the right, and tildes in strings: as written.
 		{`WHERE a ~~ 'x%' AND b !~~* 'y' AND c ~ d AND e = '~ ''q'''`, `WHERE a ~~ 'x%' AND b !~~* 'y' AND c ~ d AND e = '~ ''q'''`},
+		// A tilde inside a quoted name is no operator.
+		{`SELECT 1 AS "a ~ 'b", 'c' AS d`, `SELECT 1 AS "a ~ 'b", 'c' AS d`},
 	} {
 		if got := pgRegex(c.in); got != c.want {
 			t.Errorf("%s\n got %s\nwant %s", c.in, got, c.want)
