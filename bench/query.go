@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/strata-db/strata/engine"
+	"github.com/strata-db/strata/engine/schema"
 )
 
 // SuiteQuery is one query of a benchmark suite. Its SQL may hold the
@@ -196,17 +197,12 @@ type DuckDBTarget struct {
 // OpenDuckDBTarget opens DuckDB with views records and metrics over the
 // given files (either list may be empty), with the given threads and
 // memory limit (zero values: DuckDB's defaults).
-func OpenDuckDBTarget(ctx context.Context, dir, tempDir string, records, metrics []string, threads int, memoryLimit string) (*DuckDBTarget, error) {
+func OpenDuckDBTarget(ctx context.Context, dir, tempDir string, files map[string][]engine.File, threads int, memoryLimit string) (*DuckDBTarget, error) {
 	var setup []string
-	for name, files := range map[string][]string{"records": records, "metrics": metrics} {
-		if len(files) == 0 {
-			continue
+	for _, t := range schema.Tables() {
+		if len(files[t.Name]) > 0 {
+			setup = append(setup, "CREATE VIEW "+t.Name+" AS "+engine.FilesSQL(t, files[t.Name]))
 		}
-		quoted := make([]string, len(files))
-		for i, f := range files {
-			quoted[i] = "'" + strings.ReplaceAll(f, "'", "''") + "'"
-		}
-		setup = append(setup, "CREATE VIEW "+name+" AS SELECT * FROM read_parquet(["+strings.Join(quoted, ", ")+"], hive_partitioning = false)")
 	}
 	db, err := engine.Open(ctx, engine.Options{AllowedDirs: []string{dir}, TempDir: tempDir, Threads: threads,
 		MemoryLimit: memoryLimit, QueryTimeout: 10 * time.Minute, Setup: setup})

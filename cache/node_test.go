@@ -70,7 +70,7 @@ func newWorld(t *testing.T, bucketURL string, n, size int) *world {
 			t.Fatal(err)
 		}
 		f := catalog.File{Key: key, Project: project, Table: "records", Partition: objstore.Partition(hour),
-			MinTime: hour, MaxTime: hour.Add(time.Minute), Rows: 1, Bytes: int64(len(data))}
+			MinTime: hour, MaxTime: hour.Add(time.Minute), Rows: 1, Bytes: int64(len(data)), SchemaVersion: 1}
 		if err := cat.RegisterFiles(ctx, f); err != nil {
 			t.Fatal(err)
 		}

@@ -65,6 +65,9 @@ type File struct {
 	Bytes        int64
 	CreatedAt    time.Time // set by the catalog on registration
 	TombstonedAt time.Time // zero while the file is live
+	// SchemaVersion is the table schema version the file was written with
+	// (schema.Version then); readers fill the columns it lacks with NULL.
+	SchemaVersion int
 	// TraceFilter is an opaque filter of the file's trace ids, stored on
 	// registration; ListFiles leaves it empty, TraceFilters loads it.
 	TraceFilter []byte

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -72,7 +73,7 @@ func file(key string, minT, maxT time.Time) catalog.File {
 	return catalog.File{
 		Key: key, Project: catalog.DefaultProject, Table: "records",
 		Partition: minT.Format("date=2006-01-02/hour=15"), MinTime: minT, MaxTime: maxT,
-		Rows: 10, Bytes: 1000,
+		Rows: 10, Bytes: 1000, SchemaVersion: 2,
 	}
 }
 
@@ -148,6 +149,7 @@ func TestStore_RegisterAndList(t *testing.T) {
 		a := file("a", t0, t0.Add(10*time.Minute))
 		b := file("b", t0.Add(30*time.Minute), t0.Add(50*time.Minute))
 		c := file("c", t0.Add(2*time.Hour), t0.Add(3*time.Hour))
+		c.SchemaVersion = 1 // written before a schema change
 		other := file("m", t0, t0.Add(time.Hour))
 		other.Table = "metrics"
 		if err := s.RegisterFiles(ctx, a, b, c, other); err != nil {
@@ -166,8 +168,16 @@ func TestStore_RegisterAndList(t *testing.T) {
 		equalKeys(t, "all records", all, "a", "b", "c")
 		if all[0].Rows != 10 || all[0].Bytes != 1000 || !all[0].MinTime.Equal(a.MinTime) ||
 			!all[0].MaxTime.Equal(a.MaxTime) || all[0].Partition != "date=2026-11-23/hour=10" ||
-			!all[0].CreatedAt.Equal(clk.Now()) || !all[0].TombstonedAt.IsZero() {
+			!all[0].CreatedAt.Equal(clk.Now()) || !all[0].TombstonedAt.IsZero() || all[0].SchemaVersion != 2 {
 			t.Errorf("file a read back as %+v", all[0])
+		}
+		if all[2].SchemaVersion != 1 {
+			t.Errorf("file c read back with schema version %d, want 1", all[2].SchemaVersion)
+		}
+		unversioned := file("u", t0, t0)
+		unversioned.SchemaVersion = 0
+		if err := s.RegisterFiles(ctx, unversioned); err == nil || !strings.Contains(err.Error(), "schema version") {
+			t.Errorf("a file without a schema version was registered: %v", err)
 		}
 		cases := []struct {
 			name     string

@@ -206,14 +206,14 @@ func (s *store) Projects(ctx context.Context) ([]Project, error) {
 }
 
 const fileColumns = `object_key, project_id, table_name, partition_key, level, min_ts, max_ts,
-	row_count, size_bytes, created_at, tombstoned_at`
+	row_count, size_bytes, created_at, tombstoned_at, schema_version`
 
 func scanFile(sc interface{ Scan(...any) error }) (File, error) {
 	var f File
 	var minTS, maxTS, created int64
 	var tomb sql.NullInt64
 	err := sc.Scan(&f.Key, &f.Project, &f.Table, &f.Partition, &f.Level, &minTS, &maxTS,
-		&f.Rows, &f.Bytes, &created, &tomb)
+		&f.Rows, &f.Bytes, &created, &tomb, &f.SchemaVersion)
 	if err != nil {
 		return File{}, err
 	}
@@ -230,6 +230,8 @@ func validateFile(f File) error {
 		return errors.New("empty object key")
 	case f.Project == "" || f.Table == "":
 		return fmt.Errorf("file %s: project and table are required", f.Key)
+	case f.SchemaVersion < 1:
+		return fmt.Errorf("file %s: schema version %d, want 1 or more", f.Key, f.SchemaVersion)
 	case f.MaxTime.Before(f.MinTime):
 		return fmt.Errorf("file %s: max time %v before min time %v", f.Key, f.MaxTime, f.MinTime)
 	}
@@ -240,21 +242,21 @@ func validateFile(f File) error {
 // within PurgedKeyMemory, are skipped.
 // It returns how many it inserted.
 func (s *store) insertFiles(ctx context.Context, tx *sql.Tx, files []File, now int64) (int64, error) {
-	const cols = 11
+	const cols = 12
 	var inserted int64
 	for start := 0; start < len(files); start += batchSize {
 		batch := files[start:min(start+batchSize, len(files))]
 		var q strings.Builder
 		q.WriteString(`INSERT INTO files (object_key, project_id, table_name, partition_key, level,
-			min_ts, max_ts, row_count, size_bytes, created_at, trace_filter) VALUES `)
+			min_ts, max_ts, row_count, size_bytes, created_at, trace_filter, schema_version) VALUES `)
 		args := make([]any, 0, len(batch)*cols)
 		for i, f := range batch {
 			if i > 0 {
 				q.WriteString(", ")
 			}
-			q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 			args = append(args, f.Key, f.Project, f.Table, f.Partition, f.Level,
-				micros(f.MinTime), micros(f.MaxTime), f.Rows, f.Bytes, now, f.TraceFilter)
+				micros(f.MinTime), micros(f.MaxTime), f.Rows, f.Bytes, now, f.TraceFilter, f.SchemaVersion)
 		}
 		q.WriteString(" ON CONFLICT (object_key) DO NOTHING")
 		res, err := tx.ExecContext(ctx, s.d.rebind(q.String()), args...)

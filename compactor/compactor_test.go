@@ -97,7 +97,7 @@ func (l *lake) fingerprint(project string) string {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	var paths []string
+	var paths []engine.File
 	for i, f := range files {
 		p, ok := l.bucket.LocalPath(f.Key)
 		if !ok {
@@ -106,10 +106,10 @@ func (l *lake) fingerprint(project string) string {
 				l.t.Fatal(err)
 			}
 		}
-		paths = append(paths, p)
+		paths = append(paths, engine.File{Path: p, SchemaVersion: f.SchemaVersion})
 	}
 	rows, err := l.db.Query(ctx, engine.Query{SQL: "SELECT count(*), coalesce(bit_xor(hash(trace_id, span_id, start_timestamp, attributes::VARCHAR)), 0) FROM records",
-		Files: map[string][]string{schema.Records: paths}})
+		Files: map[string][]engine.File{schema.Records: paths}})
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -710,7 +710,7 @@ func TestCompactor_OrphanScanKeepsFilesRegisteredDuringThePass(t *testing.T) {
 			once.Do(func() {
 				aged(late)
 				err := l.cat.RegisterFiles(ctx, catalog.File{Key: late, Project: catalog.DefaultProject, Table: schema.Records,
-					Partition: objstore.Partition(hour), MinTime: hour, MaxTime: hour.Add(time.Minute), Rows: 1, Bytes: 4})
+					Partition: objstore.Partition(hour), MinTime: hour, MaxTime: hour.Add(time.Minute), Rows: 1, Bytes: 4, SchemaVersion: schema.Version})
 				if err != nil {
 					t.Error(err)
 				}

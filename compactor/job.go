@@ -291,5 +291,6 @@ func (c *Compactor) merge(ctx context.Context, proj catalog.Project, t *schema.T
 		return nil, err
 	}
 	return []catalog.File{{Key: key, Project: proj.ID, Table: t.Name, Partition: part, Level: level,
-		MinTime: info.MinTime, MaxTime: info.MaxTime, Rows: info.Rows, Bytes: st.Size(), TraceFilter: info.TraceFilter}}, nil
+		MinTime: info.MinTime, MaxTime: info.MaxTime, Rows: info.Rows, Bytes: st.Size(), TraceFilter: info.TraceFilter,
+		SchemaVersion: info.SchemaVersion}}, nil
 }

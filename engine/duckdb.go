@@ -195,6 +195,14 @@ func (db *DB) put(c *duckdb.Conn) {
 	db.idle = append(db.idle, c)
 }
 
+// File is a local Parquet file of a table.
+type File struct {
+	Path string
+	// SchemaVersion is the table schema version the file was written
+	// with (its catalog row's); 0 means the current one.
+	SchemaVersion int
+}
+
 // Query is one SQL statement over the given files.
 type Query struct {
 	SQL string
@@ -202,7 +210,7 @@ type Query struct {
 	// Parquet files that make it up for this query. A table in Files with
 	// no files is an empty view with the table's columns; a table in
 	// neither Files nor Fresh gets no view (the query does not read it).
-	Files map[string][]string
+	Files map[string][]File
 	// Fresh adds rows not yet in any file (still in ingest's WAL) to a
 	// table; they may lack columns the query does not read (the view
 	// fills them with NULL). The batches stay the caller's; Query copies
@@ -251,6 +259,14 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 	limit := db.opts.QueryTimeout
 	if q.Timeout > 0 && q.Timeout < limit {
 		limit = q.Timeout
+	}
+	for _, files := range q.Files {
+		for _, f := range files {
+			if f.SchemaVersion > schema.Version {
+				return nil, fmt.Errorf("query: %s has table schema version %d, newer than this node's %d: upgrade it to read the file",
+					filepath.Base(f.Path), f.SchemaVersion, schema.Version)
+			}
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	conn, err := db.conn(ctx)
@@ -492,24 +508,10 @@ func loadFresh(ctx context.Context, conn *duckdb.Conn, ar *duckdb.Arrow, t *sche
 // viewSQL is a temporary view of table t over files and the fresh rows in
 // table fresh (if any), restricted by where (if any). With neither files
 // nor fresh rows it is an empty view with the table's columns.
-func viewSQL(t *schema.Table, files []string, fresh, where string) string {
+func viewSQL(t *schema.Table, files []File, fresh, where string) string {
 	var parts []string
 	if len(files) > 0 {
-		var b strings.Builder
-		b.WriteString("SELECT * FROM read_parquet([")
-		for i, f := range files {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(quote(f))
-		}
-		// Every file has the table's one schema version. When a version adds
-		// a column, union_by_name = true will read older files' as NULL; it
-		// is not on now because it opens every file's footer at bind time.
-		// The object keys look like hive partitions (date=…/hour=…); the
-		// table has no such columns, so DuckDB must not add them.
-		b.WriteString("], hive_partitioning = false)")
-		parts = append(parts, b.String())
+		parts = append(parts, FilesSQL(t, files))
 	}
 	if fresh != "" {
 		parts = append(parts, "SELECT * FROM "+fresh)
@@ -531,6 +533,48 @@ func viewSQL(t *schema.Table, files []string, fresh, where string) string {
 		body = "SELECT * FROM (" + body + ") WHERE " + where
 	}
 	return "CREATE OR REPLACE TEMP VIEW " + t.Name + " AS " + body
+}
+
+// FilesSQL is a SELECT of the rows of table t in files (at least one),
+// with the current schema's columns. It reads the files of each schema
+// version with one read_parquet, the current version first (its columns
+// give the order); older files lack the columns later versions added,
+// which are NULL for their rows. (union_by_name = true would do the same
+// for any mix, but it opens every file's footer at bind time: a 24 h
+// query over 124 files took 61-68 ms instead of 40-42.)
+func FilesSQL(t *schema.Table, files []File) string {
+	byVersion := map[int][]string{}
+	for _, f := range files {
+		v := f.SchemaVersion
+		if v == 0 {
+			v = schema.Version
+		}
+		byVersion[v] = append(byVersion[v], f.Path)
+	}
+	var parts []string
+	for v := schema.Version; v >= 1; v-- {
+		paths := byVersion[v]
+		if len(paths) == 0 {
+			continue
+		}
+		var b strings.Builder
+		b.WriteString("SELECT *")
+		for _, f := range t.AddedSince(v) {
+			fmt.Fprintf(&b, ", CAST(NULL AS %s) AS %s", schema.SQLType(f.Type), f.Name)
+		}
+		b.WriteString(" FROM read_parquet([")
+		for i, p := range paths {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(quote(p))
+		}
+		// The object keys look like hive partitions (date=…/hour=…); the
+		// table has no such columns, so DuckDB must not add them.
+		b.WriteString("], hive_partitioning = false)")
+		parts = append(parts, b.String())
+	}
+	return strings.Join(parts, " UNION ALL BY NAME ")
 }
 
 // quote makes s a SQL string literal.

@@ -190,7 +190,7 @@ func TestWriteParquet_RoundTripThroughDuckDB(t *testing.T) {
 			}
 			rows, err := db.Query(context.Background(), engine.Query{
 				SQL:   "SELECT * FROM " + tbl.Name,
-				Files: map[string][]string{tbl.Name: {path}},
+				Files: map[string][]engine.File{tbl.Name: {{Path: path}}},
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -217,7 +217,7 @@ func TestWriteParquet_RoundTripThroughDuckDB(t *testing.T) {
 			// Sorted by the table's sort columns.
 			order := query(t, db, engine.Query{
 				SQL:   "SELECT " + strings.Join(tbl.SortColumns, ", ") + " FROM " + tbl.Name,
-				Files: map[string][]string{tbl.Name: {path}},
+				Files: map[string][]engine.File{tbl.Name: {{Path: path}}},
 			})
 			for i := 1; i < len(order); i++ {
 				if strings.Join(order[i-1], "\x00") > strings.Join(order[i], "\x00") && order[i-1][0] != "NULL" {
@@ -228,7 +228,7 @@ func TestWriteParquet_RoundTripThroughDuckDB(t *testing.T) {
 			// JSON columns are JSON to DuckDB.
 			js := query(t, db, engine.Query{
 				SQL:   "SELECT attributes->>'col', typeof(attributes) FROM " + tbl.Name + " WHERE attributes IS NOT NULL LIMIT 1",
-				Files: map[string][]string{tbl.Name: {path}},
+				Files: map[string][]engine.File{tbl.Name: {{Path: path}}},
 			})
 			if js[0][0] != "attributes" || js[0][1] != "JSON" {
 				t.Fatalf("json access: %v", js)
@@ -247,7 +247,7 @@ func TestWriteParquet_FileProperties(t *testing.T) {
 		t.Fatalf("time range %v – %v", info.MinTime, info.MaxTime)
 	}
 	db := openDB(t, dir, engine.Options{})
-	files := map[string][]string{"records": {path}}
+	files := map[string][]engine.File{"records": {{Path: path}}}
 	// Four row groups of ≤256 rows, zstd, with statistics.
 	meta := query(t, db, engine.Query{Files: files, SQL: fmt.Sprintf(`
 		SELECT count(DISTINCT row_group_id), max(row_group_num_rows), min(compression),
@@ -279,7 +279,7 @@ func TestWriteParquet_FileProperties(t *testing.T) {
 func TestDB_EmptyViewsHaveTheTableColumns(t *testing.T) {
 	db := openDB(t, t.TempDir(), engine.Options{})
 	for _, tbl := range schema.Tables() {
-		rows, err := db.Query(context.Background(), engine.Query{SQL: "SELECT * FROM " + tbl.Name, Files: map[string][]string{tbl.Name: nil}})
+		rows, err := db.Query(context.Background(), engine.Query{SQL: "SELECT * FROM " + tbl.Name, Files: map[string][]engine.File{tbl.Name: nil}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -289,7 +289,7 @@ func TestDB_EmptyViewsHaveTheTableColumns(t *testing.T) {
 		}
 	}
 	got := query(t, db, engine.Query{SQL: "SELECT count(*), typeof(any_value(attributes)), typeof(any_value(start_timestamp)) FROM records",
-		Files: map[string][]string{schema.Records: {}}})
+		Files: map[string][]engine.File{schema.Records: {}}})
 	if strings.Join(got[0], ",") != "0,JSON,TIMESTAMP WITH TIME ZONE" {
 		t.Fatalf("empty records: %v", got)
 	}
@@ -368,7 +368,7 @@ func TestDB_ConcurrentQueriesSeeTheirOwnFiles(t *testing.T) {
 				f := (g + i) % 4
 				rows, err := db.Query(context.Background(), engine.Query{
 					SQL:   "SELECT count(*) FROM records",
-					Files: map[string][]string{"records": {paths[f]}},
+					Files: map[string][]engine.File{"records": {{Path: paths[f]}}},
 				})
 				if err != nil {
 					t.Error(err)
@@ -607,7 +607,7 @@ func TestDB_ConcurrentFreshRows(t *testing.T) {
 			defer b.Release()
 			for range 25 {
 				rows, err := db.Query(context.Background(), engine.Query{SQL: "SELECT count(*) FROM records",
-					Files: map[string][]string{schema.Records: nil}, Fresh: map[string][]arrow.RecordBatch{schema.Records: {b}}})
+					Files: map[string][]engine.File{schema.Records: nil}, Fresh: map[string][]arrow.RecordBatch{schema.Records: {b}}})
 				if err != nil {
 					errs <- err
 					return
@@ -648,7 +648,7 @@ func TestDB_FreshRowsOfQueriesEndingEarly(t *testing.T) {
 			for i := range 150 {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Duration((i*7+g)%30)*time.Millisecond)
 				rows, err := db.Query(ctx, engine.Query{SQL: "SELECT count(*) FROM records",
-					Files: map[string][]string{schema.Records: nil}, Fresh: map[string][]arrow.RecordBatch{schema.Records: {b, b, b}}})
+					Files: map[string][]engine.File{schema.Records: nil}, Fresh: map[string][]arrow.RecordBatch{schema.Records: {b, b, b}}})
 				if err == nil {
 					for rows.Next() {
 					}

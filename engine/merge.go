@@ -183,10 +183,13 @@ type cursor struct {
 	time  *array.Timestamp
 	t     *schema.Table
 	cols  []string
+	// schema is the file's, when all columns are read: the table's as its
+	// version wrote it; older versions' batches are upgraded to the current.
+	schema *arrow.Schema
 }
 
 // openCursor opens path reading the given columns (nil: all, which must
-// then be the table's schema).
+// then be the table's schema as some version wrote it).
 func openCursor(ctx context.Context, t *schema.Table, path string, columns []string) (*cursor, error) {
 	f, err := file.OpenParquetFile(path, false)
 	if err != nil {
@@ -220,13 +223,15 @@ func openCursor(ctx context.Context, t *schema.Table, path string, columns []str
 			fields[i] = t.Schema.Field(t.Index(name))
 		}
 		want = arrow.NewSchema(fields, nil)
+	} else if v, err := t.VersionOf(rr.Schema()); err == nil {
+		want, _ = t.SchemaAt(v)
 	}
 	if diff := schemaDiff(rr.Schema(), want); diff != "" {
 		rr.Release()
 		f.Close()
 		return nil, &InputError{path, fmt.Errorf("merge: %s does not have the %s table's schema: %s", path, t.Name, diff)}
 	}
-	c := &cursor{ctx: ctx, path: path, f: f, rr: rr, t: t, cols: columns}
+	c := &cursor{ctx: ctx, path: path, f: f, rr: rr, t: t, cols: columns, schema: want}
 	return c, c.nextBatch()
 }
 
@@ -248,7 +253,12 @@ func (c *cursor) nextBatch() error {
 			c.batch, c.row = b, 0
 			return nil
 		}
-		b = conform(b, c.t.Schema)
+		b = conform(b, c.schema)
+		if c.schema.NumFields() < c.t.Schema.NumFields() {
+			u := c.t.Upgrade(memory.DefaultAllocator, b)
+			b.Release()
+			b = u
+		}
 		c.batch, c.row = b, 0
 		key, err := sortKeyOf(c.t, b)
 		if err != nil {

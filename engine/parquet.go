@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -56,6 +57,9 @@ type FileInfo struct {
 	// TraceFilter holds the file's trace ids (tables with a trace_id
 	// column), for LoadTraceFilter.
 	TraceFilter []byte
+	// SchemaVersion is the table schema version written (always the
+	// current one), for the file's catalog row.
+	SchemaVersion int
 }
 
 // WriteParquet sorts the rows of batches by the table's sort columns and
@@ -146,11 +150,11 @@ func NewParquetWriter(w io.Writer, t *schema.Table, opts ParquetOptions, traceID
 	if err != nil {
 		return nil, fmt.Errorf("write parquet %s: %w", t.Name, err)
 	}
-	if err := fw.AppendKeyValueMetadata("strata.schema_version", schema.Version); err != nil {
+	if err := fw.AppendKeyValueMetadata("strata.schema_version", strconv.Itoa(schema.Version)); err != nil {
 		fw.Close()
 		return nil, fmt.Errorf("write parquet %s: %w", t.Name, err)
 	}
-	return &ParquetWriter{t: t, fw: fw, traceIDs: traceIDs}, nil
+	return &ParquetWriter{t: t, fw: fw, traceIDs: traceIDs, info: FileInfo{SchemaVersion: schema.Version}}, nil
 }
 
 // Write appends rec's rows; they must sort after those written before.

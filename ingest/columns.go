@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/hex"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -135,7 +136,7 @@ type resourceCols struct {
 	need func(int64) error // Window.Need
 	max  int64             // Window.MaxBytes
 
-	scopeName, scopeVersion, attrs                     *array.StringBuilder
+	scopeName, scopeVersion, scopeAttrs, attrs         *array.StringBuilder
 	service, version, namespace, instance, environment *array.StringBuilder
 	pid                                                *array.Int64Builder
 	sdkName, sdkLang, sdkVersion                       *array.StringBuilder
@@ -147,6 +148,7 @@ func newResourceCols(b *array.RecordBuilder, t *schema.Table, w Window) resource
 		max:          w.MaxBytes,
 		scopeName:    stringCol(b, t, "otel_scope_name"),
 		scopeVersion: stringCol(b, t, "otel_scope_version"),
+		scopeAttrs:   stringCol(b, t, "otel_scope_attributes"),
 		attrs:        stringCol(b, t, "otel_resource_attributes"),
 		service:      stringCol(b, t, "service_name"),
 		version:      stringCol(b, t, "service_version"),
@@ -189,12 +191,13 @@ func (c *resourceCols) charge(n int) error {
 // append writes the resource and scope columns of a row, counting what
 // the row repeats: those, and other bytes each row of its kind copies
 // (a data point's metric name, unit and description).
-func (c *resourceCols) append(r *resource, scope pcommon.InstrumentationScope, repeated int) error {
-	if err := c.charge(rowBytes + r.size + len(scope.Name()) + len(scope.Version()) + repeated); err != nil {
+func (c *resourceCols) append(r *resource, sc *scope, repeated int) error {
+	if err := c.charge(rowBytes + r.size + sc.size + repeated); err != nil {
 		return err
 	}
-	appendOpt(c.scopeName, scope.Name())
-	appendOpt(c.scopeVersion, scope.Version())
+	appendOpt(c.scopeName, sc.name)
+	appendOpt(c.scopeVersion, sc.version)
+	appendJSON(c.scopeAttrs, sc.attrs)
 	appendJSON(c.attrs, r.attrs)
 	c.service.Append(r.service)
 	appendOpt(c.version, r.version)
@@ -212,11 +215,30 @@ func (c *resourceCols) append(r *resource, scope pcommon.InstrumentationScope, r
 	return nil
 }
 
-func checkScope(scope pcommon.InstrumentationScope) error {
-	if err := checkString("scope name", scope.Name()); err != nil {
-		return err
+// scope is what every row of one instrumentation scope shares, computed once.
+type scope struct {
+	size          int // bytes each row repeats
+	name, version string
+	attrs         []byte // JSON, nil if none
+}
+
+func newScope(s pcommon.InstrumentationScope) (scope, error) {
+	if err := checkString("scope name", s.Name()); err != nil {
+		return scope{}, err
 	}
-	return checkString("scope version", scope.Version())
+	if err := checkString("scope version", s.Version()); err != nil {
+		return scope{}, err
+	}
+	sc := scope{name: s.Name(), version: s.Version()}
+	if s.Attributes().Len() > 0 {
+		js, err := appendMap(nil, s.Attributes(), 0)
+		if err != nil {
+			return scope{}, fmt.Errorf("scope attributes: %w", err)
+		}
+		sc.attrs = js
+	}
+	sc.size = len(sc.name) + len(sc.version) + len(sc.attrs)
+	return sc, nil
 }
 
 // sizeHints remember how many bytes of string data a row of each column

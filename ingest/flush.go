@@ -262,7 +262,7 @@ func (pk partKey) file(key string, level int, info engine.FileInfo, size int64) 
 	return catalog.File{
 		Key: key, Project: pk.project, Table: pk.table, Partition: objstore.Partition(pk.hourTime()),
 		Level: level, MinTime: info.MinTime, MaxTime: info.MaxTime, Rows: info.Rows, Bytes: size,
-		TraceFilter: info.TraceFilter,
+		TraceFilter: info.TraceFilter, SchemaVersion: info.SchemaVersion,
 	}
 }
 

@@ -374,7 +374,7 @@ func (in *Ingester) writeLoop() {
 				os.Remove(in.active.path)
 				in.disk.Add(-in.active.diskBytes)
 			}
-			in.active = newSegment(in.active.seq, in.active.nonce, in.active.created, in.active.path)
+			in.active = newSegment(in.active.seq, in.active.version, in.active.nonce, in.active.created, in.active.path)
 			in.mu.Unlock()
 			return
 		}

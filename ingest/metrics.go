@@ -34,7 +34,7 @@ type metricsBuilder struct {
 	histCount, zeroCount                               *array.Int64Builder
 	bucketCounts, bounds, posCounts, negCounts         *array.ListBuilder
 	scale, posOffset, negOffset                        *array.Int32Builder
-	quantiles, exemplars, attrs                        *array.StringBuilder
+	quantiles, exemplars, attrs, metadata              *array.StringBuilder
 
 	buf []byte
 	win Window
@@ -51,7 +51,7 @@ func newMetricsBuilder(mem memory.Allocator, w Window, n int) *metricsBuilder {
 	list := func(n string) *array.ListBuilder { return b.Field(t.Index(n)).(*array.ListBuilder) }
 	str := func(n string) *array.StringBuilder { return stringCol(b, t, n) }
 	return &metricsBuilder{
-		b: b, res: newResourceCols(b, t, w),
+		b: b, res: newResourceCols(b, t, w), metadata: str("metric_metadata"),
 		project: str("project_id"), name: str("metric_name"), typ: str("metric_type"), unit: str("unit"),
 		description: str("metric_description"), temporality: str("aggregation_temporality"),
 		recorded:  b.Field(t.Index("recorded_timestamp")).(*array.TimestampBuilder),
@@ -179,7 +179,8 @@ func (mb *metricsBuilder) addMetrics(project string, md pmetric.Metrics, rj *rej
 		sms := rm.ScopeMetrics()
 		for j := range sms.Len() {
 			sm := sms.At(j)
-			if err := checkScope(sm.Scope()); err != nil {
+			sc, err := newScope(sm.Scope())
+			if err != nil {
 				err = fmt.Errorf("resource_metrics[%d].scope_metrics[%d]: %w", i, j, err)
 				if rj == nil {
 					return err
@@ -196,14 +197,14 @@ func (mb *metricsBuilder) addMetrics(project string, md pmetric.Metrics, rj *rej
 				m := ms.At(k)
 				where := func() string { return fmt.Sprintf("resource_metrics[%d].scope_metrics[%d].metrics[%d]", i, j, k) }
 				if rj == nil || checkMetric(m) != nil {
-					if err := mb.admit(rj, pointCount(m), where, func(b *metricsBuilder) error { return b.addMetric(project, &res, sm.Scope(), m, -1) }); err != nil {
+					if err := mb.admit(rj, pointCount(m), where, func(b *metricsBuilder) error { return b.addMetric(project, &res, &sc, m, -1) }); err != nil {
 						return err
 					}
 					continue
 				}
 				// Rejecting one by one, a good metric's bad points are.
 				for p := range pointCount(m) {
-					if err := mb.admit(rj, 1, where, func(b *metricsBuilder) error { return b.addMetric(project, &res, sm.Scope(), m, p) }); err != nil {
+					if err := mb.admit(rj, 1, where, func(b *metricsBuilder) error { return b.addMetric(project, &res, &sc, m, p) }); err != nil {
 						return err
 					}
 				}
@@ -231,10 +232,17 @@ func checkMetric(m pmetric.Metric) error {
 
 // addMetric appends m's data points: all of them, or with only ≥ 0 the
 // point at that index alone, of a metric the caller checked.
-func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon.InstrumentationScope, m pmetric.Metric, only int) error {
+func (mb *metricsBuilder) addMetric(project string, res *resource, sc *scope, m pmetric.Metric, only int) error {
 	if only < 0 {
 		if err := checkMetric(m); err != nil {
 			return err
+		}
+	}
+	var meta []byte // the metric's metadata, JSON: every point repeats it
+	if m.Metadata().Len() > 0 {
+		var err error
+		if meta, err = appendMap(nil, m.Metadata(), 0); err != nil {
+			return fmt.Errorf("metadata: %w", err)
 		}
 	}
 	// points is the range of indices to append: one, when only is set (a
@@ -277,7 +285,8 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, scope pcommon
 			}
 			mb.attrs.BinaryBuilder.Append(mb.buf)
 		}
-		return mb.res.append(res, scope, len(m.Name())+len(m.Unit())+len(m.Description()))
+		appendJSON(mb.metadata, meta)
+		return mb.res.append(res, sc, len(m.Name())+len(m.Unit())+len(m.Description())+len(meta))
 	}
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:

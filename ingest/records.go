@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -62,6 +64,9 @@ type recordsBuilder struct {
 	excType, excMessage, excStack, attrs, events, links   *array.StringBuilder
 	tags                                                  *array.ListBuilder
 	tagValues                                             *array.StringBuilder
+	traceState                                            *array.StringBuilder
+	traceFlags, droppedAttrs, droppedEvents, droppedLinks *array.Int64Builder
+	observed                                              *array.TimestampBuilder
 	promotedStr                                           []*array.StringBuilder // nil for int columns
 	promotedInt                                           []*array.Int64Builder  // nil for string columns
 
@@ -109,6 +114,12 @@ func newRecordsBuilder(mem memory.Allocator, w Window, n int) *recordsBuilder {
 		attrs:         stringCol(b, t, "attributes"),
 		events:        stringCol(b, t, "otel_events"),
 		links:         stringCol(b, t, "otel_links"),
+		traceState:    stringCol(b, t, "trace_state"),
+		traceFlags:    b.Field(t.Index("trace_flags")).(*array.Int64Builder),
+		observed:      b.Field(t.Index("observed_timestamp")).(*array.TimestampBuilder),
+		droppedAttrs:  b.Field(t.Index("dropped_attributes_count")).(*array.Int64Builder),
+		droppedEvents: b.Field(t.Index("dropped_events_count")).(*array.Int64Builder),
+		droppedLinks:  b.Field(t.Index("dropped_links_count")).(*array.Int64Builder),
 		found:         make([]pcommon.Value, len(schema.PromotedAttributes)),
 		foundPri:      make([]int, len(schema.PromotedAttributes)),
 		win:           w,
@@ -298,7 +309,8 @@ func (rb *recordsBuilder) addTraces(project string, td ptrace.Traces, rj *reject
 		sss := rs.ScopeSpans()
 		for j := range sss.Len() {
 			ss := sss.At(j)
-			if err := checkScope(ss.Scope()); err != nil {
+			sc, err := newScope(ss.Scope())
+			if err != nil {
 				err = fmt.Errorf("resource_spans[%d].scope_spans[%d]: %w", i, j, err)
 				if rj == nil {
 					return err
@@ -309,7 +321,7 @@ func (rb *recordsBuilder) addTraces(project string, td ptrace.Traces, rj *reject
 			spans := ss.Spans()
 			for k := range spans.Len() {
 				err := rb.admit(rj, func() string { return fmt.Sprintf("resource_spans[%d].scope_spans[%d].spans[%d]", i, j, k) },
-					func(b *recordsBuilder) error { return b.addSpan(project, &res, ss.Scope(), spans.At(k)) })
+					func(b *recordsBuilder) error { return b.addSpan(project, &res, &sc, spans.At(k)) })
 				if err != nil {
 					return err
 				}
@@ -319,7 +331,7 @@ func (rb *recordsBuilder) addTraces(project string, td ptrace.Traces, rj *reject
 	return nil
 }
 
-func (rb *recordsBuilder) addSpan(project string, res *resource, scope pcommon.InstrumentationScope, s ptrace.Span) error {
+func (rb *recordsBuilder) addSpan(project string, res *resource, sc *scope, s ptrace.Span) error {
 	traceID, spanID := s.TraceID(), s.SpanID()
 	if traceID.IsEmpty() {
 		return badInput("trace_id is empty or all zeros")
@@ -338,6 +350,10 @@ func (rb *recordsBuilder) addSpan(project string, res *resource, scope pcommon.I
 		return err
 	}
 	if err := checkString("status.message", s.Status().Message()); err != nil {
+		return err
+	}
+	traceState := s.TraceState().AsRaw()
+	if err := checkString("trace_state", traceState); err != nil {
 		return err
 	}
 	rb.project.Append(project)
@@ -382,7 +398,13 @@ func (rb *recordsBuilder) addSpan(project string, res *resource, scope pcommon.I
 	if err := rb.appendLinks(s.Links()); err != nil {
 		return err
 	}
-	return rb.res.append(res, scope, 0)
+	appendOpt(rb.traceState, traceState)
+	rb.traceFlags.Append(int64(s.Flags()))
+	rb.observed.AppendNull()
+	rb.droppedAttrs.Append(int64(s.DroppedAttributesCount()))
+	rb.droppedEvents.Append(int64(s.DroppedEventsCount()))
+	rb.droppedLinks.Append(int64(s.DroppedLinksCount()))
+	return rb.res.append(res, sc, 0)
 }
 
 // appendEvents writes otel_events and returns the first exception event.
@@ -412,6 +434,10 @@ func (rb *recordsBuilder) appendEvents(events ptrace.SpanEventSlice) (exception,
 			if b, err = appendMap(b, e.Attributes(), 0); err != nil {
 				return exc, fmt.Errorf("events[%d]: %w", i, err)
 			}
+		}
+		if n := e.DroppedAttributesCount(); n > 0 {
+			b = append(b, `,"dropped_attributes_count":`...)
+			b = strconv.AppendUint(b, uint64(n), 10)
 		}
 		b = append(b, '}')
 		if !exc.found && e.Name() == "exception" {
@@ -455,6 +481,14 @@ func (rb *recordsBuilder) appendLinks(links ptrace.SpanLinkSlice) error {
 				return fmt.Errorf("links[%d]: %w", i, err)
 			}
 		}
+		if f := l.Flags(); f != 0 {
+			b = append(b, `,"flags":`...)
+			b = strconv.AppendUint(b, uint64(f), 10)
+		}
+		if n := l.DroppedAttributesCount(); n > 0 {
+			b = append(b, `,"dropped_attributes_count":`...)
+			b = strconv.AppendUint(b, uint64(n), 10)
+		}
 		b = append(b, '}')
 	}
 	b = append(b, ']')
@@ -492,7 +526,8 @@ func (rb *recordsBuilder) addLogs(project string, ld plog.Logs, rj *rejects) err
 		sls := rl.ScopeLogs()
 		for j := range sls.Len() {
 			sl := sls.At(j)
-			if err := checkScope(sl.Scope()); err != nil {
+			sc, err := newScope(sl.Scope())
+			if err != nil {
 				err = fmt.Errorf("resource_logs[%d].scope_logs[%d]: %w", i, j, err)
 				if rj == nil {
 					return err
@@ -503,7 +538,7 @@ func (rb *recordsBuilder) addLogs(project string, ld plog.Logs, rj *rejects) err
 			logs := sl.LogRecords()
 			for k := range logs.Len() {
 				err := rb.admit(rj, func() string { return fmt.Sprintf("resource_logs[%d].scope_logs[%d].log_records[%d]", i, j, k) },
-					func(b *recordsBuilder) error { return b.addLog(project, &res, sl.Scope(), logs.At(k)) })
+					func(b *recordsBuilder) error { return b.addLog(project, &res, &sc, logs.At(k)) })
 				if err != nil {
 					return err
 				}
@@ -513,7 +548,7 @@ func (rb *recordsBuilder) addLogs(project string, ld plog.Logs, rj *rejects) err
 	return nil
 }
 
-func (rb *recordsBuilder) addLog(project string, res *resource, scope pcommon.InstrumentationScope, l plog.LogRecord) error {
+func (rb *recordsBuilder) addLog(project string, res *resource, sc *scope, l plog.LogRecord) error {
 	// time_unix_nano is optional for logs: fall back to when it was observed,
 	// then to when it arrived.
 	ts := l.Timestamp()
@@ -531,6 +566,9 @@ func (rb *recordsBuilder) addLog(project string, res *resource, scope pcommon.In
 	}
 	if err := checkString("event_name", l.EventName()); err != nil {
 		return err
+	}
+	if obs := l.ObservedTimestamp(); uint64(obs) > math.MaxInt64 {
+		return badInput("observed_time_unix_nano %d is past the year 2262", uint64(obs))
 	}
 	rb.project.Append(project)
 	rb.startTS.Append(micros(ts))
@@ -584,5 +622,15 @@ func (rb *recordsBuilder) addLog(project string, res *resource, scope pcommon.In
 	}
 	rb.events.AppendNull()
 	rb.links.AppendNull()
-	return rb.res.append(res, scope, 0)
+	rb.traceState.AppendNull()
+	rb.traceFlags.Append(int64(l.Flags()))
+	if obs := l.ObservedTimestamp(); obs != 0 {
+		rb.observed.Append(micros(obs))
+	} else {
+		rb.observed.AppendNull()
+	}
+	rb.droppedAttrs.Append(int64(l.DroppedAttributesCount()))
+	rb.droppedEvents.AppendNull()
+	rb.droppedLinks.AppendNull()
+	return rb.res.append(res, sc, 0)
 }

@@ -31,6 +31,7 @@ func (k partKey) hourTime() time.Time { return time.Unix(k.hour*3600, 0).UTC() }
 // and the set of parts (project, table, hour) it holds.
 type segment struct {
 	seq       uint64
+	version   int // table schema version of its batches
 	nonce     [16]byte
 	created   time.Time
 	path      string
@@ -50,8 +51,8 @@ type frameRef struct {
 	part partKey
 }
 
-func newSegment(seq uint64, nonce [16]byte, created time.Time, path string) *segment {
-	return &segment{seq: seq, nonce: nonce, created: created, path: path, parts: map[partKey]int64{}}
+func newSegment(seq uint64, version int, nonce [16]byte, created time.Time, path string) *segment {
+	return &segment{seq: seq, version: version, nonce: nonce, created: created, path: path, parts: map[partKey]int64{}}
 }
 
 // partOf is the part of a batch, which holds rows of a single hour.

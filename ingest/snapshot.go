@@ -119,9 +119,10 @@ func (in *Ingester) Snapshot(_ context.Context, project, table string, filter en
 		excluded[k] = true
 	}
 	type view struct {
-		m      *walMap
-		frames []frameRef
-		parts  map[partKey]bool
+		m       *walMap
+		frames  []frameRef
+		parts   map[partKey]bool
+		version int
 	}
 	var views []view
 	release = func() {
@@ -156,12 +157,12 @@ func (in *Ingester) Snapshot(_ context.Context, project, table string, filter en
 			in.mu.Unlock()
 			return nil, nil, release, fmt.Errorf("map wal segment %d: %w", s.seq, err)
 		}
-		views = append(views, view{m: m, frames: s.frames[:len(s.frames):len(s.frames)], parts: parts})
+		views = append(views, view{m: m, frames: s.frames[:len(s.frames):len(s.frames)], parts: parts, version: s.version})
 		pending = append(pending, keys...)
 	}
 	in.mu.Unlock()
 
-	var msgs []*ipc.Message
+	msgs := map[int][]*ipc.Message{} // by schema version
 	for _, v := range views {
 		for _, f := range v.frames {
 			if !v.parts[f.part] {
@@ -173,12 +174,19 @@ func (in *Ingester) Snapshot(_ context.Context, project, table string, filter en
 				slog.Error("wal: a damaged frame is left out of a query", "err", err)
 				continue
 			}
-			msgs = append(msgs, msg)
+			msgs[v.version] = append(msgs[v.version], msg)
 		}
 	}
-	all, err := readInPlace(table, msgs)
-	if err != nil {
-		return nil, nil, release, fmt.Errorf("read wal: %w", err)
+	var all []arrow.RecordBatch
+	for version := 1; version <= schema.Version; version++ {
+		bs, err := readInPlace(table, version, msgs[version])
+		if err != nil {
+			for _, b := range all {
+				b.Release()
+			}
+			return nil, nil, release, fmt.Errorf("read wal: %w", err)
+		}
+		all = append(all, bs...)
 	}
 	batches, err = filter.Apply(t, all)
 	for _, b := range all {
@@ -233,7 +241,7 @@ func (in *Ingester) loadSegment(seg *segment) (parts map[partKey][]arrow.RecordB
 	}
 	var rows int64
 	for _, pk := range order {
-		batches, err := readInPlace(pk.table, msgs[pk])
+		batches, err := readInPlace(pk.table, seg.version, msgs[pk])
 		if err != nil {
 			return nil, release, fmt.Errorf("load segment %d: %w", seg.seq, err)
 		}

@@ -114,7 +114,7 @@ func TestSnapshot_ReadsUnalignedFramesOfOlderSegments(t *testing.T) {
 		if err != nil || key.project != "default" {
 			t.Fatalf("shift %d: %v %+v", shift, err, key)
 		}
-		got, err := readInPlace(schema.Records, []*ipc.Message{msg})
+		got, err := readInPlace(schema.Records, schema.Version, []*ipc.Message{msg})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -30,7 +30,10 @@ import (
 //	00000000000000000042.wal
 //
 // A segment starts with a 32-byte header — magic, creation time (Unix ms)
-// and a random nonce — followed by frames:
+// and a random nonce — followed by frames. The magic is "STRATAW" and a
+// digit, the table schema version of the segment's batches (schema.Version
+// when it was written); batches of older versions are read with the
+// columns they lack as NULL. Frames:
 //
 //	u32 payload length | u32 CRC-32C of payload | payload
 //	payload = u8 table | u16 project length | project | Arrow IPC record batch message
@@ -51,26 +54,44 @@ const (
 )
 
 var (
-	walMagic   = [8]byte{'S', 'T', 'R', 'A', 'T', 'A', 'W', '1'}
+	walMagic   = [7]byte{'S', 'T', 'R', 'A', 'T', 'A', 'W'}
 	crcTable   = crc32.MakeTable(crc32.Castagnoli)
 	tableIDs   = map[string]byte{schema.Records: 0, schema.Metrics: 1}
 	tableNames = [...]string{schema.Records, schema.Metrics}
-	// schemaPrefix holds each table's IPC schema message, so that a frame's
-	// record batch message can be read back as a stream.
-	schemaPrefix = func() map[string][]byte {
-		m := map[string][]byte{}
+	// schemaMessages holds each table's IPC schema message as each version
+	// wrote it, so that a frame's record batch message can be read back as
+	// a stream.
+	schemaMessages = func() map[schemaKey]*ipc.Message {
+		m := map[schemaKey]*ipc.Message{}
 		for _, t := range schema.Tables() {
-			var buf bytes.Buffer
-			p := ipc.GetSchemaPayload(t.Schema, memory.DefaultAllocator)
-			if _, err := p.WritePayload(&buf); err != nil {
-				panic(err)
+			for v := 1; v <= schema.Version; v++ {
+				s, err := t.SchemaAt(v)
+				if err != nil {
+					panic(err)
+				}
+				var buf bytes.Buffer
+				p := ipc.GetSchemaPayload(s, memory.DefaultAllocator)
+				if _, err := p.WritePayload(&buf); err != nil {
+					panic(err)
+				}
+				p.Release()
+				msg, err := ipc.NewMessageReader(&buf).Message()
+				if err != nil {
+					panic(err)
+				}
+				msg.Retain()
+				m[schemaKey{t.Name, v}] = msg
 			}
-			p.Release()
-			m[t.Name] = buf.Bytes()
 		}
 		return m
 	}()
 )
+
+// schemaKey names a table's schema as one version wrote it.
+type schemaKey struct {
+	table   string
+	version int
+}
 
 func segmentName(seq uint64) string {
 	return fmt.Sprintf("%020d%s", seq, segmentSuffix)
@@ -201,22 +222,27 @@ func messageInPlace(payload []byte) (key bufKey, msg *ipc.Message, err error) {
 	return key, msg, nil
 }
 
-// readInPlace turns record batch messages of table into batches sharing
-// their buffers; one reader parses the schema once for all of them.
-func readInPlace(table string, msgs []*ipc.Message) ([]arrow.RecordBatch, error) {
+// readInPlace turns record batch messages of table, written with schema
+// version, into batches sharing their buffers; one reader parses the
+// schema once for all of them. Batches of an older version are upgraded to
+// the current schema (the columns they lack are NULL).
+func readInPlace(table string, version int, msgs []*ipc.Message) ([]arrow.RecordBatch, error) {
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	r, err := ipc.NewReaderFromMessageReader(&messageList{msgs: append([]*ipc.Message{schemaMessage[table]}, msgs...)},
-		ipc.WithSchema(tableSchema[table]))
+	sm, ok := schemaMessages[schemaKey{table, version}]
+	if !ok {
+		return nil, fmt.Errorf("no schema version %d of table %q", version, table)
+	}
+	t, _ := schema.Lookup(table)
+	r, err := ipc.NewReaderFromMessageReader(&messageList{msgs: append([]*ipc.Message{sm}, msgs...)})
 	if err != nil {
 		return nil, err
 	}
 	defer r.Release()
 	out := make([]arrow.RecordBatch, 0, len(msgs))
 	for r.Next() {
-		rec := r.RecordBatch()
-		rec.Retain()
+		rec := t.Upgrade(memory.DefaultAllocator, r.RecordBatch())
 		out = append(out, rec)
 	}
 	if r.Err() != nil || len(out) != len(msgs) {
@@ -240,29 +266,6 @@ func (l *messageList) Message() (*ipc.Message, error) {
 func (l *messageList) Retain()  {}
 func (l *messageList) Release() {}
 
-var (
-	tableSchema = func() map[string]*arrow.Schema {
-		m := map[string]*arrow.Schema{}
-		for _, t := range schema.Tables() {
-			m[t.Name] = t.Schema
-		}
-		return m
-	}()
-	// schemaMessage is each table's schema as a parsed IPC message, read
-	// before every in-place batch.
-	schemaMessage = func() map[string]*ipc.Message {
-		m := map[string]*ipc.Message{}
-		for name, b := range schemaPrefix {
-			msg, err := ipc.NewMessageReader(bytes.NewReader(b)).Message()
-			if err != nil {
-				panic(err)
-			}
-			msg.Retain()
-			m[name] = msg
-		}
-		return m
-	}()
-)
 
 // segmentFile is an open, writable segment.
 type segmentFile struct {
@@ -270,10 +273,12 @@ type segmentFile struct {
 	size int64
 }
 
-// newSegmentHeader returns a fresh header: magic, creation time, nonce.
+// newSegmentHeader returns a fresh header: magic and schema version,
+// creation time, nonce.
 func newSegmentHeader(now time.Time) (hdr [headerSize]byte, nonce [16]byte) {
 	rand.Read(nonce[:])
-	copy(hdr[0:8], walMagic[:])
+	copy(hdr[0:7], walMagic[:])
+	hdr[7] = '0' + schema.Version
 	binary.LittleEndian.PutUint64(hdr[8:16], uint64(now.UnixMilli()))
 	copy(hdr[16:32], nonce[:])
 	return hdr, nonce
@@ -300,7 +305,7 @@ func createSegment(dir string, seq uint64, now time.Time) (*segmentFile, *segmen
 		f.Close()
 		return nil, nil, err
 	}
-	seg := newSegment(seq, nonce, time.UnixMilli(now.UnixMilli()), path)
+	seg := newSegment(seq, schema.Version, nonce, time.UnixMilli(now.UnixMilli()), path)
 	seg.diskBytes = headerSize
 	return &segmentFile{f: f, size: headerSize}, seg, nil
 }
@@ -341,14 +346,16 @@ func listSegments(dir string) ([]uint64, error) {
 }
 
 // segmentHeader reads the header of a segment file; ok is false if the
-// file is too short or not a segment (a crash while creating it).
-func segmentHeader(r io.Reader) (nonce [16]byte, created time.Time, ok bool) {
+// file is too short or not a segment (a crash while creating it). version
+// is the schema version of its batches, which may be newer than this
+// build's.
+func segmentHeader(r io.Reader) (version int, nonce [16]byte, created time.Time, ok bool) {
 	var hdr [headerSize]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil || !bytes.Equal(hdr[0:8], walMagic[:]) {
-		return nonce, created, false
+	if _, err := io.ReadFull(r, hdr[:]); err != nil || !bytes.Equal(hdr[0:7], walMagic[:]) || hdr[7] < '1' || hdr[7] > '9' {
+		return 0, nonce, created, false
 	}
 	copy(nonce[:], hdr[16:32])
-	return nonce, time.UnixMilli(int64(binary.LittleEndian.Uint64(hdr[8:16]))), true
+	return int(hdr[7] - '0'), nonce, time.UnixMilli(int64(binary.LittleEndian.Uint64(hdr[8:16]))), true
 }
 
 // scanFrames calls fn for each whole, valid frame of a segment's bytes
@@ -359,7 +366,7 @@ func segmentHeader(r io.Reader) (nonce [16]byte, created time.Time, ok bool) {
 // in skipped) and the scan goes on there; finding none, they are a torn
 // tail, whose offset it returns as good. rec is read in place from data:
 // it is valid only during fn.
-func scanFrames(data []byte, seq uint64, fn func(key bufKey, rec arrow.RecordBatch, off int64, n int)) (good int64, skipped int) {
+func scanFrames(data []byte, seq uint64, version int, fn func(key bufKey, rec arrow.RecordBatch, off int64, n int)) (good int64, skipped int) {
 	off := int64(headerSize)
 	search := &resync{budget: resyncBudget}
 	for off < int64(len(data)) {
@@ -367,7 +374,7 @@ func scanFrames(data []byte, seq uint64, fn func(key bufKey, rec arrow.RecordBat
 			key, msg, err := messageInPlace(data[off+frameHeader : off+frameHeader+n])
 			var recs []arrow.RecordBatch
 			if err == nil {
-				recs, err = readInPlace(key.table, []*ipc.Message{msg})
+				recs, err = readInPlace(key.table, version, []*ipc.Message{msg})
 			}
 			if err == nil {
 				fn(key, recs[0], off+frameHeader, int(n))
@@ -456,15 +463,20 @@ func readSegment(dir string, seq uint64, newest bool) (*segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open segment %d: %w", seq, err)
 	}
-	nonce, created, ok := segmentHeader(bytes.NewReader(data))
+	version, nonce, created, ok := segmentHeader(bytes.NewReader(data))
 	if !ok {
 		if !newest {
 			keepDamaged(path, data, seq, "no valid header: none of its rows are replayed")
 		}
 		return nil, nil
 	}
-	seg := newSegment(seq, nonce, created, path)
-	good, skipped := scanFrames(data, seq, func(key bufKey, rec arrow.RecordBatch, off int64, n int) {
+	if version > schema.Version {
+		// Its frames cannot be read here, and must not be dropped.
+		return nil, fmt.Errorf("segment %d was written by a newer strata (table schema version %d, this build reads 1 to %d): run that version until the WAL is flushed",
+			seq, version, schema.Version)
+	}
+	seg := newSegment(seq, version, nonce, created, path)
+	good, skipped := scanFrames(data, seq, version, func(key bufKey, rec arrow.RecordBatch, off int64, n int) {
 		seg.count(key, rec, off, n)
 	})
 	size := int64(len(data))

@@ -224,7 +224,7 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 	if err != nil {
 		return nil, unpin, err
 	}
-	q := engine.Query{SQL: explain + text, Files: map[string][]string{}, Fresh: map[string][]arrow.RecordBatch{}, Where: map[string]string{},
+	q := engine.Query{SQL: explain + text, Files: map[string][]engine.File{}, Fresh: map[string][]arrow.RecordBatch{}, Where: map[string]string{},
 		Timeout: req.Timeout}
 	var stats Stats
 	retained, err := e.retainedFrom(ctx, project)
@@ -267,12 +267,12 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 		}
 		stats.IngestNodesMissing = max(stats.IngestNodesMissing, in.missing)
 		stats.FilesPruned += in.pruned
-		paths, filePins, err := e.acquire(ctx, project, in.files, &stats)
+		files, filePins, err := e.acquire(ctx, project, in.files, &stats)
 		pins = append(pins, filePins...)
 		if err != nil {
 			return nil, unpin, err
 		}
-		q.Files[t.Name] = paths // a view, even if empty
+		q.Files[t.Name] = files // a view, even if empty
 	}
 	rows, err := e.Engine.Query(ctx, q)
 	if err != nil {
@@ -350,8 +350,8 @@ const maxFreshAttempts = 3
 
 // acquire makes files local, several at once, and counts them in stats.
 // The releases are returned even on error.
-func (e *Executor) acquire(ctx context.Context, project string, files []catalog.File, stats *Stats) ([]string, []func(), error) {
-	paths := make([]string, len(files))
+func (e *Executor) acquire(ctx context.Context, project string, files []catalog.File, stats *Stats) ([]engine.File, []func(), error) {
+	paths := make([]engine.File, len(files))
 	pins := make([]func(), len(files))
 	cached := make([]bool, len(files))
 	g, gctx := errgroup.WithContext(ctx)
@@ -362,7 +362,7 @@ func (e *Executor) acquire(ctx context.Context, project string, files []catalog.
 			if err != nil {
 				return fmt.Errorf("fetch %s: %w", f.Key, err)
 			}
-			paths[i], pins[i], cached[i] = p, release, c
+			paths[i], pins[i], cached[i] = engine.File{Path: p, SchemaVersion: f.SchemaVersion}, release, c
 			return nil
 		})
 	}

@@ -463,7 +463,7 @@ func (e *Executor) describeTree(ctx context.Context, tree map[string]any, user s
 		return nil, repoint(err, sql, user)
 	}
 	wrapped := "SELECT * FROM (" + sql + ") LIMIT 0"
-	rows, err := e.Engine.Query(ctx, engine.Query{SQL: wrapped, Files: map[string][]string{schema.Records: nil, schema.Metrics: nil}})
+	rows, err := e.Engine.Query(ctx, engine.Query{SQL: wrapped, Files: map[string][]engine.File{schema.Records: nil, schema.Metrics: nil}})
 	if err != nil {
 		return nil, repoint(err, wrapped, user)
 	}

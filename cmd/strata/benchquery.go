@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-db/strata/bench"
 	"github.com/strata-db/strata/catalog"
+	"github.com/strata-db/strata/engine"
 	"github.com/strata-db/strata/engine/schema"
 )
 
@@ -126,7 +127,7 @@ func openRawDuckDB(ctx context.Context, st storage, qc queryConfig) (*bench.Duck
 	if !ok {
 		return nil, 0, fmt.Errorf("needs a file:// object store, not %s", bucket)
 	}
-	files := map[string][]string{}
+	files := map[string][]engine.File{}
 	var keys []string
 	var rows int64
 	for _, t := range schema.Tables() {
@@ -136,7 +137,7 @@ func openRawDuckDB(ctx context.Context, st storage, qc queryConfig) (*bench.Duck
 		}
 		for _, f := range list {
 			p, _ := bucket.LocalPath(f.Key)
-			files[t.Name] = append(files[t.Name], p)
+			files[t.Name] = append(files[t.Name], engine.File{Path: p, SchemaVersion: f.SchemaVersion})
 			if t.Name == schema.Records {
 				keys = append(keys, f.Key)
 				rows += f.Rows
@@ -155,7 +156,7 @@ func openRawDuckDB(ctx context.Context, st storage, qc queryConfig) (*bench.Duck
 		filterBytes += len(f)
 	}
 	t, err := bench.OpenDuckDBTarget(ctx, dir, filepath.Join(os.TempDir(), "strata-bench-spill"),
-		files[schema.Records], files[schema.Metrics], qc.threads, qc.memoryLimit)
+		files, qc.threads, qc.memoryLimit)
 	return t, float64(filterBytes) / float64(max(rows, 1)), err
 }
 

@@ -14,7 +14,9 @@ import (
 	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/extensions"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // Table names.
@@ -23,9 +25,17 @@ const (
 	Metrics = "metrics"
 )
 
-// Version is stored in every Parquet file's metadata; bump it when a table
-// changes in a way readers must know about.
-const Version = "1"
+// Version is the tables' current schema version. Every Parquet file
+// records the version it was written with (in its metadata and in the
+// catalog), and so does every WAL segment. A new version only adds
+// nullable columns at the end of a table; readers of an older file or
+// segment fill the columns it lacks with NULL (see Table.Upgrade), so a
+// lake written by several versions reads as one table.
+//
+// Version 2 added the OTLP fields version 1 dropped: scope attributes,
+// trace state and flags, a log's observed time, dropped counts, and a
+// metric's metadata.
+const Version = 2
 
 var (
 	// Timestamp is the type of every time column.
@@ -98,6 +108,33 @@ func resourceColumns() []arrow.Field {
 	}
 }
 
+// since marks columns added by a schema version after the first.
+type since struct {
+	version int
+	fields  []arrow.Field
+}
+
+// recordsAdded are the columns of records added after version 1, oldest first.
+var recordsAdded = []since{
+	{2, []arrow.Field{
+		col("otel_scope_attributes", JSON, true),
+		col("trace_state", str, true),
+		col("trace_flags", i64, true), // W3C trace flags; bits 8-9 of a span's say whether its parent is remote
+		col("observed_timestamp", Timestamp, true), // logs: when the collector saw the record
+		col("dropped_attributes_count", i64, true),
+		col("dropped_events_count", i64, true),
+		col("dropped_links_count", i64, true),
+	}},
+}
+
+// metricsAdded are the columns of metrics added after version 1.
+var metricsAdded = []since{
+	{2, []arrow.Field{
+		col("otel_scope_attributes", JSON, true),
+		col("metric_metadata", JSON, true),
+	}},
+}
+
 func recordsSchema() *arrow.Schema {
 	fields := []arrow.Field{
 		col("project_id", str, false),
@@ -136,6 +173,24 @@ func recordsSchema() *arrow.Schema {
 	return arrow.NewSchema(fields, nil)
 }
 
+// withAdded appends the columns of every version to a version 1 schema.
+func withAdded(v1 *arrow.Schema, added []since) *arrow.Schema {
+	fields := v1.Fields()
+	for _, a := range added {
+		fields = append(fields, a.fields...)
+	}
+	return arrow.NewSchema(fields, nil)
+}
+
+// versionFields counts the columns of each version: n[v] for version v.
+func versionFields(v1 *arrow.Schema, added []since) []int {
+	n := []int{0, v1.NumFields()}
+	for _, a := range added {
+		n = append(n, n[len(n)-1]+len(a.fields))
+	}
+	return n
+}
+
 func metricsSchema() *arrow.Schema {
 	fields := []arrow.Field{
 		col("project_id", str, false),
@@ -171,8 +226,11 @@ func metricsSchema() *arrow.Schema {
 
 // Table describes one table.
 type Table struct {
-	Name   string
+	Name string
+	// Schema is the current version's; older versions' are prefixes of it.
 	Schema *arrow.Schema
+	// columns[v] is how many columns version v has.
+	columns []int
 	// TimeColumn is the row's timestamp: it decides the hour partition and
 	// the file's time range in the catalog.
 	TimeColumn string
@@ -194,19 +252,76 @@ type Table struct {
 
 var tables = map[string]*Table{
 	Records: {
-		Name: Records, Schema: recordsSchema(), TimeColumn: "start_timestamp",
+		Name: Records, Schema: withAdded(recordsSchema(), recordsAdded), columns: versionFields(recordsSchema(), recordsAdded),
+		TimeColumn:   "start_timestamp",
 		SortColumns:  []string{"service_name", "start_timestamp"},
 		BloomColumns: []string{"trace_id"},
 		PlainColumns: []string{"trace_id", "span_id", "parent_span_id", "attributes", "otel_events", "otel_links",
 			"log_body", "url_full", "exception_stacktrace", "start_timestamp", "end_timestamp"},
 		NoStatsColumns: []string{"message", "log_body", "attributes", "otel_events", "otel_links", "url_full",
-			"exception_message", "exception_stacktrace", "otel_resource_attributes"},
+			"exception_message", "exception_stacktrace", "otel_resource_attributes", "otel_scope_attributes"},
 	},
 	Metrics: {
-		Name: Metrics, Schema: metricsSchema(), TimeColumn: "recorded_timestamp",
+		Name: Metrics, Schema: withAdded(metricsSchema(), metricsAdded), columns: versionFields(metricsSchema(), metricsAdded),
+		TimeColumn:     "recorded_timestamp",
 		SortColumns:    []string{"service_name", "metric_name", "recorded_timestamp"},
-		NoStatsColumns: []string{"attributes", "exemplars", "quantiles", "otel_resource_attributes"},
+		NoStatsColumns: []string{"attributes", "exemplars", "quantiles", "otel_resource_attributes", "otel_scope_attributes", "metric_metadata"},
 	},
+}
+
+// SchemaAt returns the table's schema as version v wrote it.
+func (t *Table) SchemaAt(v int) (*arrow.Schema, error) {
+	if v < 1 || v >= len(t.columns) {
+		return nil, fmt.Errorf("table %s: unknown schema version %d (this build knows 1 to %d)", t.Name, v, Version)
+	}
+	return arrow.NewSchema(t.Schema.Fields()[:t.columns[v]], nil), nil
+}
+
+// AddedSince returns the columns added after version v (none for the
+// current version).
+func (t *Table) AddedSince(v int) []arrow.Field {
+	if v < 1 || v >= len(t.columns) {
+		return nil
+	}
+	return t.Schema.Fields()[t.columns[v]:]
+}
+
+// VersionOf returns the version whose schema has the columns of s, in
+// order, or an error if s is no version of the table's schema.
+func (t *Table) VersionOf(s *arrow.Schema) (int, error) {
+	for v := len(t.columns) - 1; v >= 1; v-- {
+		if t.columns[v] != s.NumFields() {
+			continue
+		}
+		for i, f := range s.Fields() {
+			if f.Name != t.Schema.Field(i).Name {
+				return 0, fmt.Errorf("table %s: column %d is %q, want %q", t.Name, i, f.Name, t.Schema.Field(i).Name)
+			}
+		}
+		return v, nil
+	}
+	return 0, fmt.Errorf("table %s: %d columns match no schema version", t.Name, s.NumFields())
+}
+
+// Upgrade returns rec with the current schema: the columns its version
+// lacks are appended as NULL. A batch already current is returned as is,
+// retained, so the caller releases the result either way.
+func (t *Table) Upgrade(mem memory.Allocator, rec arrow.RecordBatch) arrow.RecordBatch {
+	n := int(rec.NumCols())
+	if n >= t.Schema.NumFields() {
+		rec.Retain()
+		return rec
+	}
+	cols := make([]arrow.Array, t.Schema.NumFields())
+	for i := range n {
+		cols[i] = rec.Column(i)
+	}
+	rows := int(rec.NumRows())
+	for i := n; i < len(cols); i++ {
+		cols[i] = array.MakeArrayOfNull(mem, t.Schema.Field(i).Type, rows)
+		defer cols[i].Release()
+	}
+	return array.NewRecordBatch(t.Schema, cols, int64(rows))
 }
 
 // Lookup returns the named table.
