@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -105,8 +106,13 @@ func TestSDK_TracesOverHTTPAndGRPC(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tp := sdktrace.NewTracerProvider(sdktrace.WithResource(testResource()), sdktrace.WithBatcher(exp))
-		tr := tp.Tracer("shop/checkout", trace.WithInstrumentationVersion("0.9.1"))
+		// Limits low enough for the last span to exceed each.
+		limits := sdktrace.NewSpanLimits()
+		limits.AttributeCountLimit, limits.EventCountLimit, limits.LinkCountLimit = 12, 1, 1
+		tp := sdktrace.NewTracerProvider(sdktrace.WithResource(testResource()), sdktrace.WithBatcher(exp),
+			sdktrace.WithSpanLimits(limits))
+		tr := tp.Tracer("shop/checkout", trace.WithInstrumentationVersion("0.9.1"),
+			trace.WithInstrumentationAttributes(attribute.String("library.team", "payments"), attribute.Int("library.tier", 2)))
 		root, rootSpan := tr.Start(ctx, "POST /cart/"+proto, trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(
 				attribute.String("http.request.method", "POST"),
@@ -128,6 +134,23 @@ func TestSDK_TracesOverHTTPAndGRPC(t *testing.T) {
 		rootSpan.RecordError(errors.New("cart is locked"), trace.WithStackTrace(true))
 		rootSpan.SetStatus(codes.Error, "checkout failed")
 		rootSpan.End()
+		// A span whose parent is remote, with a trace state, and more
+		// attributes, events and links than the limits keep.
+		state, err := trace.ParseTraceState("vendor=abc,other=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		remote := trace.NewSpanContext(trace.SpanContextConfig{TraceID: [16]byte{0x4b, 0xf9, 1}, SpanID: [8]byte{0xf0, 7},
+			TraceFlags: trace.FlagsSampled, TraceState: state, Remote: true})
+		var many []attribute.KeyValue
+		for i := range 14 {
+			many = append(many, attribute.Int(fmt.Sprintf("a%d", i), i))
+		}
+		_, rc := tr.Start(trace.ContextWithRemoteSpanContext(ctx, remote), "remote child "+proto, trace.WithAttributes(many...),
+			trace.WithLinks(trace.Link{SpanContext: rootSpan.SpanContext()}, trace.Link{SpanContext: remote}))
+		rc.AddEvent("first")
+		rc.AddEvent("second")
+		rc.End()
 		if err := tp.Shutdown(ctx); err != nil {
 			t.Fatalf("%s: export: %v", proto, err)
 		}
@@ -147,7 +170,24 @@ func TestSDK_TracesOverHTTPAndGRPC(t *testing.T) {
 			"service_instance_id": "pod-7", "deployment_environment": "prod", "process_pid": "4242",
 			"telemetry_sdk_name": "opentelemetry", "telemetry_sdk_language": "go", "telemetry_sdk_version": "1.47.0",
 			"log_body": "<nil>", "severity_text": "<nil>", "otel_links": "<nil>",
+			// Sampled, and "whether the parent is remote is known" (bit 8).
+			"trace_state": "<nil>", "trace_flags": "257", "observed_timestamp": "<nil>",
+			"dropped_attributes_count": "0", "dropped_events_count": "0", "dropped_links_count": "0",
 		})
+		if v := jsonField(t, root1["otel_scope_attributes"]); fmt.Sprint(v) != "map[library.team:payments library.tier:2]" {
+			t.Errorf("%s: scope attributes %v", proto, v)
+		}
+		rc1 := s.row(fmt.Sprintf(`SELECT * FROM records WHERE span_name = 'remote child %s'`, proto))
+		want(t, proto+" remote child", rc1, map[string]string{
+			"parent_span_id": remote.SpanID().String(), "trace_state": "vendor=abc,other=1",
+			"trace_flags": "769", // sampled, parent remoteness known (bit 8), parent remote (bit 9)
+			"dropped_attributes_count": "2", "dropped_events_count": "1", "dropped_links_count": "1",
+		})
+		// The limit kept one link, to the remote parent.
+		if l := jsonField(t, rc1["otel_links"]).([]any); len(l) != 1 || l[0].(map[string]any)["flags"] != float64(769) ||
+			l[0].(map[string]any)["span_id"] != remote.SpanID().String() {
+			t.Errorf("%s: links %v", proto, l)
+		}
 		if st := str(root1["exception_stacktrace"]); !strings.Contains(st, "sdk_test.go") {
 			t.Errorf("%s: stack trace %q does not name the test file", proto, st)
 		}
@@ -204,8 +244,8 @@ func TestSDK_TracesOverHTTPAndGRPC(t *testing.T) {
 			t.Errorf("%s: event %v", proto, ev)
 		}
 	}
-	if n := s.count(`SELECT count(*) FROM records`); n != 4 {
-		t.Fatalf("%d spans stored, want 4", n)
+	if n := s.count(`SELECT count(*) FROM records`); n != 6 {
+		t.Fatalf("%d spans stored, want 6", n)
 	}
 }
 
@@ -223,8 +263,10 @@ func TestSDK_LogsOverHTTPAndGRPC(t *testing.T) {
 	traceID, _ := trace.TraceIDFromHex("0af7651916cd43dd8448eb211c80319c")
 	spanID, _ := trace.SpanIDFromHex("b7ad6b7169203331")
 	for proto, exp := range map[string]sdklog.Exporter{"http": httpExp, "grpc": grpcExp} {
-		lp := sdklog.NewLoggerProvider(sdklog.WithResource(testResource()), sdklog.WithProcessor(sdklog.NewSimpleProcessor(exp)))
-		logger := lp.Logger("shop/logs", otellog.WithInstrumentationVersion("2.0"))
+		lp := sdklog.NewLoggerProvider(sdklog.WithResource(testResource()), sdklog.WithAttributeCountLimit(5),
+			sdklog.WithProcessor(sdklog.NewSimpleProcessor(exp)))
+		logger := lp.Logger("shop/logs", otellog.WithInstrumentationVersion("2.0"),
+			otellog.WithInstrumentationAttributes(attribute.String("library.team", "payments")))
 		var rec otellog.Record
 		now := time.Now()
 		rec.SetTimestamp(now)
@@ -242,7 +284,8 @@ func TestSDK_LogsOverHTTPAndGRPC(t *testing.T) {
 		rec2.SetTimestamp(now)
 		rec2.SetSeverity(otellog.SeverityInfo)
 		rec2.SetBody(attribute.MapValue(attribute.String("user", "ada"), attribute.Int("items", 3)))
-		rec2.AddAttributes(attribute.String("protocol", proto))
+		rec2.AddAttributes(attribute.String("protocol", proto), attribute.Int("b1", 1), attribute.Int("b2", 2),
+			attribute.Int("b3", 3), attribute.Int("b4", 4), attribute.Int("b5", 5)) // one over the limit of 5
 		logger.Emit(ctx, rec2)
 		if err := lp.Shutdown(ctx); err != nil {
 			t.Fatalf("%s: %v", proto, err)
@@ -257,7 +300,18 @@ func TestSDK_LogsOverHTTPAndGRPC(t *testing.T) {
 			"is_exception": "true", "exception_type": "TimeoutError", "exception_message": "gateway slow",
 			"http_route": "/pay", "service_name": "checkout", "otel_scope_name": "shop/logs", "otel_scope_version": "2.0",
 			"log_body": `payment retry via ` + proto, "otel_status_code": "<nil>",
+			"trace_flags": "1", "trace_state": "<nil>", "dropped_attributes_count": "0",
+			"dropped_events_count": "<nil>", "dropped_links_count": "<nil>",
 		})
+		if v := jsonField(t, row["otel_scope_attributes"]); fmt.Sprint(v) != "map[library.team:payments]" {
+			t.Errorf("%s: scope attributes %v", proto, v)
+		}
+		// Observed a millisecond after the record's time, as set above.
+		obs := s.row(`SELECT epoch_us(observed_timestamp) - epoch_us(start_timestamp) AS d FROM records
+			WHERE message = 'payment retry via ` + proto + `'`)
+		if str(obs["d"]) != "1000" {
+			t.Errorf("%s: observed - time = %v µs, want 1000", proto, obs["d"])
+		}
 		structured := s.row(`SELECT * FROM records WHERE attributes->>'protocol' = '` + proto + `'`)
 		if v := jsonField(t, structured["log_body"], "items"); v != float64(3) {
 			t.Errorf("%s: structured body %v", proto, structured["log_body"])
@@ -265,6 +319,7 @@ func TestSDK_LogsOverHTTPAndGRPC(t *testing.T) {
 		if structured["trace_id"] != nil || structured["level"] != json.Number("9") {
 			t.Errorf("%s: structured log trace_id %v level %v", proto, structured["trace_id"], structured["level"])
 		}
+		want(t, proto+" structured log", structured, map[string]string{"dropped_attributes_count": "1", "trace_flags": "0"})
 	}
 }
 
@@ -289,7 +344,7 @@ func TestSDK_MetricsOverHTTPAndGRPC(t *testing.T) {
 		mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(testResource()), sdkmetric.WithReader(reader),
 			sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: "latency.exp"},
 				sdkmetric.Stream{Aggregation: sdkmetric.AggregationBase2ExponentialHistogram{MaxSize: 160, MaxScale: 20}})))
-		meter := mp.Meter("shop/metrics")
+		meter := mp.Meter("shop/metrics", metric.WithInstrumentationAttributes(attribute.String("library.team", "payments")))
 		attrs := attribute.NewSet(attribute.String("route", "/cart"), attribute.String("protocol", proto))
 		counter, _ := meter.Int64Counter("requests", metric.WithUnit("1"))
 		counter.Add(ctx, 7, metric.WithAttributeSet(attrs))
@@ -327,9 +382,14 @@ func TestSDK_MetricsOverHTTPAndGRPC(t *testing.T) {
 			"aggregation_temporality": temporality, "service_name": "checkout", "otel_scope_name": "shop/metrics",
 			"histogram_count": "<nil>",
 		})
-		want(t, proto+" gauge", s.row(`SELECT * FROM metrics `+where+`'temperature'`), map[string]string{
+		gauge := s.row(`SELECT * FROM metrics ` + where + `'temperature'`)
+		want(t, proto+" gauge", gauge, map[string]string{
 			"metric_type": "gauge", "scalar_value": "21.5", "is_monotonic": "<nil>", "aggregation_temporality": "<nil>",
+			"metric_metadata": "<nil>",
 		})
+		if v := jsonField(t, gauge["otel_scope_attributes"]); fmt.Sprint(v) != "map[library.team:payments]" {
+			t.Errorf("%s: scope attributes %v", proto, v)
+		}
 		want(t, proto+" updown", s.row(`SELECT * FROM metrics `+where+`'queue.depth'`), map[string]string{
 			"metric_type": "sum", "scalar_value": "-3", "is_monotonic": "false",
 		})
@@ -349,5 +409,30 @@ func TestSDK_MetricsOverHTTPAndGRPC(t *testing.T) {
 		if str(b["n"]) != "4" || str(b["scale"]) == "<nil>" || str(b["off"]) == "<nil>" {
 			t.Errorf("%s: exponential buckets %v", proto, b)
 		}
+	}
+}
+
+// A metric's metadata (OTLP's Metric.metadata; no Go SDK sets it yet)
+// arrives as JSON, repeated on each of its points.
+func TestIngest_MetricMetadata(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	now := time.Now().UnixNano()
+	body := fmt.Sprintf(`{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"meta"}}]},
+		"scopeMetrics":[{"scope":{"name":"s"},"metrics":[{"name":"queue.size","metadata":[{"key":"source","value":{"stringValue":"prometheus"}},
+		{"key":"help.length","value":{"intValue":"12"}}],"gauge":{"dataPoints":[{"timeUnixNano":"%d","asInt":"3"},{"timeUnixNano":"%d","asInt":"4"}]}}]}]}]}`,
+		now, now+1000)
+	resp, err := http.Post(s.httpURL+"/v1/metrics", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	s.waitFlushed()
+	rows := s.query(`SELECT metric_metadata->>'source', metric_metadata->'help.length', scalar_value FROM metrics
+		WHERE metric_name = 'queue.size' ORDER BY scalar_value`)
+	if got := fmt.Sprint(rows); got != "[[prometheus 12 3] [prometheus 12 4]]" {
+		t.Fatalf("metadata of the points: %s", got)
 	}
 }
