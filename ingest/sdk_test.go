@@ -180,7 +180,7 @@ func TestSDK_TracesOverHTTPAndGRPC(t *testing.T) {
 		rc1 := s.row(fmt.Sprintf(`SELECT * FROM records WHERE span_name = 'remote child %s'`, proto))
 		want(t, proto+" remote child", rc1, map[string]string{
 			"parent_span_id": remote.SpanID().String(), "trace_state": "vendor=abc,other=1",
-			"trace_flags": "769", // sampled, parent remoteness known (bit 8), parent remote (bit 9)
+			"trace_flags":              "769", // sampled, parent remoteness known (bit 8), parent remote (bit 9)
 			"dropped_attributes_count": "2", "dropped_events_count": "1", "dropped_links_count": "1",
 		})
 		// The limit kept one link, to the remote parent.

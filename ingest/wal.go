@@ -266,7 +266,6 @@ func (l *messageList) Message() (*ipc.Message, error) {
 func (l *messageList) Retain()  {}
 func (l *messageList) Release() {}
 
-
 // segmentFile is an open, writable segment.
 type segmentFile struct {
 	f    *os.File

@@ -119,7 +119,7 @@ var recordsAdded = []since{
 	{2, []arrow.Field{
 		col("otel_scope_attributes", JSON, true),
 		col("trace_state", str, true),
-		col("trace_flags", i64, true), // W3C trace flags; bits 8-9 of a span's say whether its parent is remote
+		col("trace_flags", i64, true),              // W3C trace flags; bits 8-9 of a span's say whether its parent is remote
 		col("observed_timestamp", Timestamp, true), // logs: when the collector saw the record
 		col("dropped_attributes_count", i64, true),
 		col("dropped_events_count", i64, true),
