@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"gocloud.dev/blob"
@@ -343,6 +344,12 @@ func retryingSegment(t *testing.T) (*lake, *ingest.Ingester, func()) {
 
 // countRecords runs count(*) over records through an executor on cat.
 func countRecords(t *testing.T, l *lake, cat catalog.Store, in *ingest.Ingester) string {
+	return queryRecords(t, l, cat, in, "SELECT count(*) AS n FROM records")
+}
+
+// queryRecords runs q through an executor on cat and returns its first
+// row's values, comma-separated.
+func queryRecords(t *testing.T, l *lake, cat catalog.Store, in *ingest.Ingester, q string) string {
 	ctx := context.Background()
 	db, err := engine.Open(ctx, engine.Options{AllowedDirs: []string{l.dir}, TempDir: filepath.Join(l.dir, "spill")})
 	if err != nil {
@@ -353,7 +360,7 @@ func countRecords(t *testing.T, l *lake, cat catalog.Store, in *ingest.Ingester)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := sql.NewExecutor(cat, db, client, in, nil).Run(ctx, catalog.DefaultProject, sql.Request{SQL: "SELECT count(*) AS n FROM records"})
+	res, err := sql.NewExecutor(cat, db, client, in, nil).Run(ctx, catalog.DefaultProject, sql.Request{SQL: q})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +368,96 @@ func countRecords(t *testing.T, l *lake, cat catalog.Store, in *ingest.Ingester)
 	if !res.Next() {
 		t.Fatal(res.Err())
 	}
-	return res.RecordBatch().Column(0).ValueStr(0)
+	var vals []string
+	for _, c := range res.RecordBatch().Columns() {
+		vals = append(vals, c.ValueStr(0))
+	}
+	return strings.Join(vals, ",")
+}
+
+// An upgrade can find unflushed rows that the previous build wrote with an
+// older table schema version: they are replayed, queryable before and
+// after their flush with NULL in the columns that version lacked, and
+// flushed as files of the current version. A segment of a newer version
+// than the build's stops the start and stays in the WAL.
+func TestRecovery_SegmentOfAnOlderSchemaVersionIsReplayed(t *testing.T) {
+	l := newLake(t)
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Hour).Add(5 * time.Minute)
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "svc")
+	ss := rs.ScopeSpans().AppendEmpty()
+	ss.Scope().Attributes().PutStr("library.team", "payments")
+	for i := range 25 {
+		s := ss.Spans().AppendEmpty()
+		s.SetTraceID([16]byte{byte(i), 1})
+		s.SetSpanID([8]byte{byte(i), 2})
+		s.SetName("op")
+		s.SetFlags(1)
+		s.SetStartTimestamp(pcommon.NewTimestampFromTime(at.Add(time.Duration(i) * time.Millisecond)))
+		s.SetEndTimestamp(pcommon.NewTimestampFromTime(at.Add(time.Duration(i+1) * time.Millisecond)))
+	}
+	rec, err := ingest.ConvertTraces(catalog.DefaultProject, td, ingest.Window{Now: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Release()
+	tbl, _ := schema.Lookup(schema.Records)
+	v1, err := tbl.SchemaAt(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := array.NewRecordBatch(v1, rec.Columns()[:v1.NumFields()], rec.NumRows())
+	defer old.Release()
+
+	newer := filepath.Join(l.dir, "newer")
+	if err := os.MkdirAll(newer, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := ingest.WriteSegment(newer, 1, schema.Version+1, catalog.DefaultProject, rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ingest.Open(l.cat, l.bucket, ingest.Options{ScratchDir: newer}); err == nil || !strings.Contains(err.Error(), "newer strata") {
+		t.Fatalf("a segment of a newer schema version: %v", err)
+	}
+	if segs := walSegments(t, newer); len(segs) != 1 {
+		t.Fatalf("segments left after the refused start: %v", segs)
+	}
+
+	scratch := filepath.Join(l.dir, "scratch")
+	if err := os.MkdirAll(scratch, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := ingest.WriteSegment(scratch, 3, 1, catalog.DefaultProject, old); err != nil {
+		t.Fatal(err)
+	}
+	fc := &flakyCatalog{Store: l.cat}
+	fc.failRegister.Store(true)
+	in, err := ingest.Open(fc, l.bucket, ingest.Options{ScratchDir: scratch, FlushInterval: 50 * time.Millisecond,
+		OpTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close(context.Background())
+	const q = "SELECT count(*), count(span_name), count(otel_scope_attributes), count(trace_flags) FROM records"
+	if got := queryRecords(t, l, l.cat, in, q); got != "25,25,0,0" {
+		t.Fatalf("replayed rows before their flush: %s, want 25,25,0,0", got)
+	}
+	fc.failRegister.Store(false)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if rows, _ := l.liveRows(t); rows == 25 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("after 10 s: %d rows in the catalog, want 25", rows)
+		}
+	}
+	_, files := l.liveRows(t)
+	if len(files) != 1 || files[0].SchemaVersion != schema.Version {
+		t.Fatalf("flushed files %+v, want one of schema version %d", files, schema.Version)
+	}
+	if got := queryRecords(t, l, l.cat, in, q); got != "25,25,0,0" {
+		t.Fatalf("replayed rows after their flush: %s, want 25,25,0,0", got)
+	}
 }
 
 // Two ingest processes on one WAL would replay, flush and delete each
