@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -175,11 +176,13 @@ func (c *Compactor) markUnreadable(f catalog.File, err error) {
 }
 
 // readable drops the files marked unreadable, and forgets marks made
-// unreadableFor ago.
+// unreadableFor ago. It drops files of a newer table schema version than
+// this build's too: they are a newer compactor's to merge (during a rolling
+// upgrade), not unreadable.
 func (c *Compactor) readable(files []catalog.File) []catalog.File {
 	c.unreadableMu.Lock()
 	defer c.unreadableMu.Unlock()
-	if len(c.unreadable) == 0 {
+	if len(c.unreadable) == 0 && !slices.ContainsFunc(files, newerSchema) {
 		return files
 	}
 	now := c.opts.Now()
@@ -191,12 +194,14 @@ func (c *Compactor) readable(files []catalog.File) []catalog.File {
 	c.Metrics.unreadable.Set(float64(len(c.unreadable)))
 	out := files[:0:0]
 	for _, f := range files {
-		if _, bad := c.unreadable[f.Key]; !bad {
+		if _, bad := c.unreadable[f.Key]; !bad && !newerSchema(f) {
 			out = append(out, f)
 		}
 	}
 	return out
 }
+
+func newerSchema(f catalog.File) bool { return f.SchemaVersion > schema.Version }
 
 // Run makes a pass every Interval until ctx ends.
 func (c *Compactor) Run(ctx context.Context) {

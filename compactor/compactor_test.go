@@ -322,6 +322,58 @@ func TestCompactor_UnreadableFilesAreLeftOut(t *testing.T) {
 	}
 }
 
+// During a rolling upgrade a newer compactor or ingest node writes files
+// of a newer table schema version than this compactor's: it leaves them
+// to the newer ones, without an error, and merges the rest.
+func TestCompactor_FilesOfANewerSchemaVersionAreLeftAlone(t *testing.T) {
+	ctx := context.Background()
+	l := localLake(t)
+	l.load(catalog.DefaultProject, 6000, 2, 300)
+	before := l.fingerprint(catalog.DefaultProject)
+	files, _ := l.cat.ListFiles(ctx, catalog.FileFilter{Project: catalog.DefaultProject, Table: schema.Records})
+	newer := files[0]
+	newer.Key = strings.Replace(newer.Key, ".parquet", "-newer.parquet", 1)
+	newer.SchemaVersion = schema.Version + 1
+	src, _ := l.bucket.LocalPath(files[0].Key)
+	if err := l.bucket.PutFile(ctx, newer.Key, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.cat.RegisterFiles(ctx, newer); err != nil {
+		t.Fatal(err)
+	}
+	c := l.compactor(compactor.Options{})
+	for i := range 3 {
+		if _, err := c.RunOnce(ctx); err != nil {
+			t.Fatalf("pass %d: %v", i+1, err)
+		}
+		l.now = l.now.Add(10 * time.Minute)
+	}
+	left, _ := l.cat.ListFiles(ctx, catalog.FileFilter{Project: catalog.DefaultProject, Table: schema.Records})
+	perPart := map[string]int{}
+	kept := false
+	for _, f := range left {
+		if f.Key == newer.Key {
+			kept = true
+		} else {
+			perPart[f.Partition]++
+		}
+	}
+	if !kept {
+		t.Fatal("the file of a newer schema version was merged or retired")
+	}
+	for p, n := range perPart {
+		if n != 1 {
+			t.Errorf("partition %s: %d files of this version left, want them merged into 1", p, n)
+		}
+	}
+	if _, err := l.cat.TombstoneFiles(ctx, newer.Key); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.fingerprint(catalog.DefaultProject); got != before {
+		t.Fatalf("rows changed: before %s, after %s", before, got)
+	}
+}
+
 // A file left out as unreadable is tried again an hour later: its object
 // may have been restored meanwhile.
 func TestCompactor_UnreadableFileIsTriedAgain(t *testing.T) {
