@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -71,10 +72,22 @@ func newLake(t *testing.T) *lake {
 // appendSpans appends n spans starting at `at` to in, as a receiver would.
 func appendSpans(t *testing.T, in *ingest.Ingester, n int, at time.Time) {
 	t.Helper()
+	rec := convertSpans(t, n, at)
+	defer rec.Release()
+	if err := in.Append(context.Background(), catalog.DefaultProject, schema.Records, rec); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// convertSpans converts n spans starting at `at` to a records batch. Each
+// has a scope attribute and trace flags.
+func convertSpans(t *testing.T, n int, at time.Time) arrow.RecordBatch {
+	t.Helper()
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
 	rs.Resource().Attributes().PutStr("service.name", "svc")
 	ss := rs.ScopeSpans().AppendEmpty()
+	ss.Scope().Attributes().PutStr("library.team", "payments")
 	for i := range n {
 		s := ss.Spans().AppendEmpty()
 		var tid [16]byte
@@ -84,6 +97,7 @@ func appendSpans(t *testing.T, in *ingest.Ingester, n int, at time.Time) {
 		s.SetTraceID(tid)
 		s.SetSpanID(sid)
 		s.SetName(fmt.Sprintf("op%d", i))
+		s.SetFlags(1)
 		s.SetStartTimestamp(pcommon.NewTimestampFromTime(at.Add(time.Duration(i) * time.Millisecond)))
 		s.SetEndTimestamp(pcommon.NewTimestampFromTime(at.Add(time.Duration(i+1) * time.Millisecond)))
 	}
@@ -91,10 +105,7 @@ func appendSpans(t *testing.T, in *ingest.Ingester, n int, at time.Time) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rec.Release()
-	if err := in.Append(context.Background(), catalog.DefaultProject, schema.Records, rec); err != nil {
-		t.Fatal(err)
-	}
+	return rec
 }
 
 func (l *lake) liveRows(t *testing.T) (rows int64, files []catalog.File) {
@@ -383,24 +394,7 @@ func queryRecords(t *testing.T, l *lake, cat catalog.Store, in *ingest.Ingester,
 func TestRecovery_SegmentOfAnOlderSchemaVersionIsReplayed(t *testing.T) {
 	l := newLake(t)
 	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Hour).Add(5 * time.Minute)
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", "svc")
-	ss := rs.ScopeSpans().AppendEmpty()
-	ss.Scope().Attributes().PutStr("library.team", "payments")
-	for i := range 25 {
-		s := ss.Spans().AppendEmpty()
-		s.SetTraceID([16]byte{byte(i), 1})
-		s.SetSpanID([8]byte{byte(i), 2})
-		s.SetName("op")
-		s.SetFlags(1)
-		s.SetStartTimestamp(pcommon.NewTimestampFromTime(at.Add(time.Duration(i) * time.Millisecond)))
-		s.SetEndTimestamp(pcommon.NewTimestampFromTime(at.Add(time.Duration(i+1) * time.Millisecond)))
-	}
-	rec, err := ingest.ConvertTraces(catalog.DefaultProject, td, ingest.Window{Now: at})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := convertSpans(t, 25, at)
 	defer rec.Release()
 	tbl, _ := schema.Lookup(schema.Records)
 	v1, err := tbl.SchemaAt(1)
