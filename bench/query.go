@@ -201,7 +201,11 @@ func OpenDuckDBTarget(ctx context.Context, dir, tempDir string, files map[string
 	var setup []string
 	for _, t := range schema.Tables() {
 		if len(files[t.Name]) > 0 {
-			setup = append(setup, "CREATE VIEW "+t.Name+" AS "+engine.FilesSQL(t, files[t.Name]))
+			read, err := engine.FilesSQL(t, files[t.Name])
+			if err != nil {
+				return nil, err
+			}
+			setup = append(setup, "CREATE VIEW "+t.Name+" AS "+read)
 		}
 	}
 	db, err := engine.Open(ctx, engine.Options{AllowedDirs: []string{dir}, TempDir: tempDir, Threads: threads,

@@ -260,14 +260,6 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 	if q.Timeout > 0 && q.Timeout < limit {
 		limit = q.Timeout
 	}
-	for _, files := range q.Files {
-		for _, f := range files {
-			if f.SchemaVersion > schema.Version {
-				return nil, fmt.Errorf("query: %s has table schema version %d, newer than this node's %d: upgrade it to read the file",
-					filepath.Base(f.Path), f.SchemaVersion, schema.Version)
-			}
-		}
-	}
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	conn, err := db.conn(ctx)
 	if err != nil {
@@ -329,7 +321,12 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 			freshTables = append(freshTables, fresh)
 		}
 		views = append(views, t.Name)
-		if _, err := conn.ExecContext(ctx, viewSQL(t, q.Files[t.Name], fresh, q.Where[t.Name]), nil); err != nil {
+		view, err := viewSQL(t, q.Files[t.Name], fresh, q.Where[t.Name])
+		if err != nil {
+			done(false)
+			return nil, fmt.Errorf("query: %w", err)
+		}
+		if _, err := conn.ExecContext(ctx, view, nil); err != nil {
 			err = queryError(ctx, limit, err)
 			done(false)
 			return nil, fmt.Errorf("query: create view %s: %w", t.Name, err)
@@ -508,10 +505,14 @@ func loadFresh(ctx context.Context, conn *duckdb.Conn, ar *duckdb.Arrow, t *sche
 // viewSQL is a temporary view of table t over files and the fresh rows in
 // table fresh (if any), restricted by where (if any). With neither files
 // nor fresh rows it is an empty view with the table's columns.
-func viewSQL(t *schema.Table, files []File, fresh, where string) string {
+func viewSQL(t *schema.Table, files []File, fresh, where string) (string, error) {
 	var parts []string
 	if len(files) > 0 {
-		parts = append(parts, FilesSQL(t, files))
+		read, err := FilesSQL(t, files)
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, read)
 	}
 	if fresh != "" {
 		parts = append(parts, "SELECT * FROM "+fresh)
@@ -532,7 +533,7 @@ func viewSQL(t *schema.Table, files []File, fresh, where string) string {
 	if where != "" {
 		body = "SELECT * FROM (" + body + ") WHERE " + where
 	}
-	return "CREATE OR REPLACE TEMP VIEW " + t.Name + " AS " + body
+	return "CREATE OR REPLACE TEMP VIEW " + t.Name + " AS " + body, nil
 }
 
 // FilesSQL is a SELECT of the rows of table t in files (at least one),
@@ -541,13 +542,18 @@ func viewSQL(t *schema.Table, files []File, fresh, where string) string {
 // give the order); older files lack the columns later versions added,
 // which are NULL for their rows. (union_by_name = true would do the same
 // for any mix, but it opens every file's footer at bind time: a 24 h
-// query over 124 files took 61-68 ms instead of 40-42.)
-func FilesSQL(t *schema.Table, files []File) string {
+// query over 124 files took 61-68 ms instead of 40-42.) A file of a newer
+// version than this build's is an error: its columns are unknown here.
+func FilesSQL(t *schema.Table, files []File) (string, error) {
 	byVersion := map[int][]string{}
 	for _, f := range files {
 		v := f.SchemaVersion
 		if v == 0 {
 			v = schema.Version
+		}
+		if v > schema.Version {
+			return "", fmt.Errorf("%s has table schema version %d, newer than this node's %d: upgrade it to read the file",
+				filepath.Base(f.Path), v, schema.Version)
 		}
 		byVersion[v] = append(byVersion[v], f.Path)
 	}
@@ -574,7 +580,7 @@ func FilesSQL(t *schema.Table, files []File) string {
 		b.WriteString("], hive_partitioning = false)")
 		parts = append(parts, b.String())
 	}
-	return strings.Join(parts, " UNION ALL BY NAME ")
+	return strings.Join(parts, " UNION ALL BY NAME "), nil
 }
 
 // quote makes s a SQL string literal.

@@ -54,6 +54,28 @@ func (f Need) Apply(t *schema.Table, batches []arrow.RecordBatch) ([]arrow.Recor
 	if err != nil || f.Columns == nil {
 		return rows, err
 	}
+	idx, projected := f.columns(t)
+	for i, b := range rows {
+		cols := make([]arrow.Array, len(idx))
+		for j, c := range idx {
+			cols[j] = b.Column(c)
+		}
+		rows[i] = array.NewRecordBatch(projected, cols, b.NumRows())
+		b.Release()
+	}
+	return rows, nil
+}
+
+// columns returns the positions in t's schema of the columns Apply keeps,
+// and their schema.
+func (f Need) columns(t *schema.Table) ([]int, *arrow.Schema) {
+	if f.Columns == nil {
+		idx := make([]int, t.Schema.NumFields())
+		for i := range idx {
+			idx[i] = i
+		}
+		return idx, t.Schema
+	}
 	keep := map[string]bool{t.TimeColumn: true, "trace_id": true}
 	for _, c := range f.Columns {
 		keep[c] = true
@@ -65,16 +87,37 @@ func (f Need) Apply(t *schema.Table, batches []arrow.RecordBatch) ([]arrow.Recor
 			idx, fields = append(idx, i), append(fields, fl)
 		}
 	}
-	projected := arrow.NewSchema(fields, nil)
-	for i, b := range rows {
-		cols := make([]arrow.Array, len(idx))
-		for j, c := range idx {
-			cols[j] = b.Column(c)
+	return idx, arrow.NewSchema(fields, nil)
+}
+
+// Conform returns rec, rows of t that Apply kept on another node (whose
+// build may have another table schema version), with exactly the columns
+// Apply keeps here, by name: a column rec lacks is NULL, one this build
+// does not know is left out. The caller releases both.
+func (f Need) Conform(t *schema.Table, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+	_, s := f.columns(t)
+	have := rec.Schema()
+	cols := make([]arrow.Array, s.NumFields())
+	for i, fl := range s.Fields() {
+		if j := have.FieldIndices(fl.Name); len(j) == 1 {
+			c := rec.Column(j[0])
+			if !arrow.TypeEqual(c.DataType(), fl.Type) {
+				for _, c := range cols[:i] {
+					c.Release()
+				}
+				return nil, fmt.Errorf("column %s is %s, want %s", fl.Name, c.DataType(), fl.Type)
+			}
+			c.Retain()
+			cols[i] = c
+			continue
 		}
-		rows[i] = array.NewRecordBatch(projected, cols, b.NumRows())
-		b.Release()
+		cols[i] = array.MakeArrayOfNull(memory.DefaultAllocator, fl.Type, int(rec.NumRows()))
 	}
-	return rows, nil
+	out := array.NewRecordBatch(s, cols, rec.NumRows())
+	for _, c := range cols {
+		c.Release()
+	}
+	return out, nil
 }
 
 // rows returns the rows of batches that pass f's row conditions.

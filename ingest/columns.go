@@ -163,7 +163,7 @@ func newResourceCols(b *array.RecordBuilder, t *schema.Table, w Window) resource
 }
 
 // rowBytes is what a row costs beyond its values: offsets and validity
-// of some forty columns.
+// of some fifty columns.
 const rowBytes = 160
 
 // growStep is the least memory a conversion asks for at a time.

@@ -567,9 +567,6 @@ func (rb *recordsBuilder) addLog(project string, res *resource, sc *scope, l plo
 	if err := checkString("event_name", l.EventName()); err != nil {
 		return err
 	}
-	if obs := l.ObservedTimestamp(); uint64(obs) > math.MaxInt64 {
-		return badInput("observed_time_unix_nano %d is past the year 2262", uint64(obs))
-	}
 	rb.project.Append(project)
 	rb.startTS.Append(micros(ts))
 	rb.endTS.AppendNull()
@@ -624,7 +621,9 @@ func (rb *recordsBuilder) addLog(project string, res *resource, sc *scope, l plo
 	rb.links.AppendNull()
 	rb.traceState.AppendNull()
 	rb.traceFlags.Append(int64(l.Flags()))
-	if obs := l.ObservedTimestamp(); obs != 0 {
+	// Optional, and not checked like the record's time: NULL when unset
+	// or past 2^63 ns (the year 2262), which would wrap.
+	if obs := l.ObservedTimestamp(); obs != 0 && uint64(obs) <= math.MaxInt64 {
 		rb.observed.Append(micros(obs))
 	} else {
 		rb.observed.AppendNull()

@@ -290,16 +290,22 @@ func (p *Peers) ask(ctx context.Context, addr, project, table string, f engine.N
 		return nil, nil, err
 	}
 	defer r.Release()
+	t, err := schema.Lookup(table)
+	if err != nil {
+		return nil, nil, err
+	}
 	var batches []arrow.RecordBatch
 	for r.Next() {
-		b := r.RecordBatch()
-		b.Retain()
+		// A node of another schema version answers with other columns.
+		b, err := f.Conform(t, r.RecordBatch())
+		if err != nil {
+			release(batches)
+			return nil, nil, err
+		}
 		batches = append(batches, b)
 	}
 	if err := r.Err(); err != nil {
-		for _, b := range batches {
-			b.Release()
-		}
+		release(batches)
 		return nil, nil, err
 	}
 	var pending []string

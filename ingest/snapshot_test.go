@@ -193,3 +193,81 @@ func TestPeers_NodeWithoutAHeartbeatIsAskedWhileItAnswers(t *testing.T) {
 		t.Fatalf("after it failed for keptFor, still asked: %v", asked)
 	}
 }
+
+// During a rolling upgrade a query node asks ingest nodes of two schema
+// versions for their unflushed rows: an older node answers without the
+// columns its version lacks. Every answer is conformed to the columns the
+// query asked for, NULL where a node had none, so the rows of all nodes
+// load as one table.
+func TestPeers_NodesOfAnOlderSchemaVersionAnswerWithNulls(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cat := testenv.SQLiteCatalog(t, dir, catalog.Options{})
+	bucket := testenv.Bucket(t, testenv.FileURL(dir))
+	in, err := Open(cat, bucket, Options{ScratchDir: filepath.Join(dir, "wal"), FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close(ctx)
+	now := time.Now().UTC().Add(-time.Minute)
+	b := spanBatch(t, 25, now)
+	defer b.Release()
+	if err := in.Append(ctx, catalog.DefaultProject, schema.Records, b); err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("secret")
+	current := httptest.NewServer(UnflushedHandler(in, secret))
+	defer current.Close()
+
+	// The older node: version 1's columns, projected as its Apply did.
+	tbl, _ := schema.Lookup(schema.Records)
+	v1, _ := tbl.SchemaAt(1)
+	old := spanBatch(t, 10, now)
+	defer old.Release()
+	older := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		keep := map[string]bool{}
+		for _, c := range strings.Split(r.URL.Query().Get("columns"), ",") {
+			keep[c] = true
+		}
+		keep[tbl.TimeColumn], keep["trace_id"] = true, true
+		var fields []arrow.Field
+		var cols []arrow.Array
+		for i, f := range v1.Fields() {
+			if !r.URL.Query().Has("columns") || keep[f.Name] {
+				fields, cols = append(fields, f), append(cols, old.Column(i))
+			}
+		}
+		s := arrow.NewSchema(fields, nil)
+		rec := array.NewRecordBatch(s, cols, old.NumRows())
+		defer rec.Release()
+		iw := ipc.NewWriter(w, ipc.WithSchema(s))
+		iw.Write(rec)
+		iw.Close()
+	}))
+	defer older.Close()
+
+	p := NewPeers([]string{strings.TrimPrefix(current.URL, "http://"), strings.TrimPrefix(older.URL, "http://")}, 2*time.Second, secret)
+	for _, need := range []engine.Need{{}, {Columns: []string{"span_name", "trace_flags", "otel_scope_attributes"}}} {
+		batches, _, done, err := p.Snapshot(ctx, catalog.DefaultProject, schema.Records, need)
+		if err != nil {
+			done()
+			t.Fatalf("columns %v: %v", need.Columns, err)
+		}
+		rdr, err := array.NewRecordReader(batches[0].Schema(), batches) // as the query loads them
+		if err != nil {
+			done()
+			t.Fatalf("columns %v: the answers do not load as one table: %v", need.Columns, err)
+		}
+		rdr.Release()
+		var rows, flags int64
+		for _, b := range batches {
+			rows += b.NumRows()
+			col := b.Column(b.Schema().FieldIndices("trace_flags")[0])
+			flags += int64(col.Len() - col.NullN())
+		}
+		done()
+		if rows != 35 || flags != 25 {
+			t.Fatalf("columns %v: %d rows, %d with trace flags; want 35 and 25 (the older node's NULL)", need.Columns, rows, flags)
+		}
+	}
+}

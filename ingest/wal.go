@@ -277,7 +277,7 @@ type segmentFile struct {
 func newSegmentHeader(now time.Time) (hdr [headerSize]byte, nonce [16]byte) {
 	rand.Read(nonce[:])
 	copy(hdr[0:7], walMagic[:])
-	hdr[7] = '0' + schema.Version
+	hdr[7] = '0' + schema.Version // one digit: versions 1 to 9 (segmentHeader)
 	binary.LittleEndian.PutUint64(hdr[8:16], uint64(now.UnixMilli()))
 	copy(hdr[16:32], nonce[:])
 	return hdr, nonce
