@@ -129,7 +129,10 @@ func TestSnapshot_ReadsUnalignedFramesOfOlderSegments(t *testing.T) {
 // off from the catalog, it goes on acknowledging rows it cannot flush)
 // through a failed answer or two, and stops once it has failed for
 // keptFor.
-func TestPeers_NodeWithoutAHeartbeatIsAskedWhileItAnswers(t *testing.T) {
+// holding25 returns an ingester that holds 25 unflushed spans of a
+// minute ago.
+func holding25(t *testing.T) *Ingester {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	cat := testenv.SQLiteCatalog(t, dir, catalog.Options{})
@@ -138,12 +141,18 @@ func TestPeers_NodeWithoutAHeartbeatIsAskedWhileItAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer in.Close(ctx)
+	t.Cleanup(func() { in.Close(ctx) })
 	b := spanBatch(t, 25, time.Now().UTC().Add(-time.Minute))
 	defer b.Release()
 	if err := in.Append(ctx, catalog.DefaultProject, schema.Records, b); err != nil {
 		t.Fatal(err)
 	}
+	return in
+}
+
+func TestPeers_NodeWithoutAHeartbeatIsAskedWhileItAnswers(t *testing.T) {
+	ctx := context.Background()
+	in := holding25(t)
 	secret := []byte("secret")
 	var hiccup atomic.Bool
 	handler := UnflushedHandler(in, secret)
@@ -201,20 +210,8 @@ func TestPeers_NodeWithoutAHeartbeatIsAskedWhileItAnswers(t *testing.T) {
 // load as one table.
 func TestPeers_NodesOfAnOlderSchemaVersionAnswerWithNulls(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	cat := testenv.SQLiteCatalog(t, dir, catalog.Options{})
-	bucket := testenv.Bucket(t, testenv.FileURL(dir))
-	in, err := Open(cat, bucket, Options{ScratchDir: filepath.Join(dir, "wal"), FlushInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close(ctx)
+	in := holding25(t)
 	now := time.Now().UTC().Add(-time.Minute)
-	b := spanBatch(t, 25, now)
-	defer b.Release()
-	if err := in.Append(ctx, catalog.DefaultProject, schema.Records, b); err != nil {
-		t.Fatal(err)
-	}
 	secret := []byte("secret")
 	current := httptest.NewServer(UnflushedHandler(in, secret))
 	defer current.Close()
