@@ -96,28 +96,7 @@ func (f Need) columns(t *schema.Table) ([]int, *arrow.Schema) {
 // does not know is left out. The caller releases both.
 func (f Need) Conform(t *schema.Table, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 	_, s := f.columns(t)
-	have := rec.Schema()
-	cols := make([]arrow.Array, s.NumFields())
-	for i, fl := range s.Fields() {
-		if j := have.FieldIndices(fl.Name); len(j) == 1 {
-			c := rec.Column(j[0])
-			if !arrow.TypeEqual(c.DataType(), fl.Type) {
-				for _, c := range cols[:i] {
-					c.Release()
-				}
-				return nil, fmt.Errorf("column %s is %s, want %s", fl.Name, c.DataType(), fl.Type)
-			}
-			c.Retain()
-			cols[i] = c
-			continue
-		}
-		cols[i] = array.MakeArrayOfNull(memory.DefaultAllocator, fl.Type, int(rec.NumRows()))
-	}
-	out := array.NewRecordBatch(s, cols, rec.NumRows())
-	for _, c := range cols {
-		c.Release()
-	}
-	return out, nil
+	return t.Conform(memory.DefaultAllocator, rec, s)
 }
 
 // rows returns the rows of batches that pass f's row conditions.

@@ -253,11 +253,11 @@ func (c *cursor) nextBatch() error {
 			c.batch, c.row = b, 0
 			return nil
 		}
-		b = conform(b, c.schema)
-		if c.schema.NumFields() < c.t.Schema.NumFields() {
-			u := c.t.Upgrade(memory.DefaultAllocator, b)
-			b.Release()
-			b = u
+		read := conform(b, c.schema)
+		b, err := c.t.Conform(memory.DefaultAllocator, read, c.t.Schema) // an older version's: NULL in the new columns
+		read.Release()
+		if err != nil {
+			return &InputError{c.path, fmt.Errorf("merge: %s: %w", c.path, err)}
 		}
 		c.batch, c.row = b, 0
 		key, err := sortKeyOf(c.t, b)

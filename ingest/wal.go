@@ -242,7 +242,11 @@ func readInPlace(table string, version int, msgs []*ipc.Message) ([]arrow.Record
 	defer r.Release()
 	out := make([]arrow.RecordBatch, 0, len(msgs))
 	for r.Next() {
-		rec := t.Upgrade(memory.DefaultAllocator, r.RecordBatch())
+		rec, err := t.Conform(memory.DefaultAllocator, r.RecordBatch(), t.Schema)
+		if err != nil {
+			release(out)
+			return nil, err
+		}
 		out = append(out, rec)
 	}
 	if r.Err() != nil || len(out) != len(msgs) {

@@ -108,15 +108,10 @@ func resourceColumns() []arrow.Field {
 	}
 }
 
-// since marks columns added by a schema version after the first.
-type since struct {
-	version int
-	fields  []arrow.Field
-}
-
-// recordsAdded are the columns of records added after version 1, oldest first.
-var recordsAdded = []since{
-	{2, []arrow.Field{
+// recordsAdded are the columns of records each version after the first
+// added: recordsAdded[0] by version 2, and so on.
+var recordsAdded = [][]arrow.Field{
+	{ // version 2
 		col("otel_scope_attributes", JSON, true),
 		col("trace_state", str, true),
 		col("trace_flags", i64, true),              // W3C trace flags; bits 8-9 of a span's say whether its parent is remote
@@ -124,15 +119,16 @@ var recordsAdded = []since{
 		col("dropped_attributes_count", i64, true),
 		col("dropped_events_count", i64, true),
 		col("dropped_links_count", i64, true),
-	}},
+	},
 }
 
-// metricsAdded are the columns of metrics added after version 1.
-var metricsAdded = []since{
-	{2, []arrow.Field{
+// metricsAdded are the columns of metrics each version after the first
+// added.
+var metricsAdded = [][]arrow.Field{
+	{ // version 2
 		col("otel_scope_attributes", JSON, true),
 		col("metric_metadata", JSON, true),
-	}},
+	},
 }
 
 func recordsSchema() *arrow.Schema {
@@ -173,22 +169,16 @@ func recordsSchema() *arrow.Schema {
 	return arrow.NewSchema(fields, nil)
 }
 
-// withAdded appends the columns of every version to a version 1 schema.
-func withAdded(v1 *arrow.Schema, added []since) *arrow.Schema {
+// versioned appends the columns every later version added to a version 1
+// schema, and counts the columns of each version: columns[v] for version v.
+func versioned(v1 *arrow.Schema, added [][]arrow.Field) (current *arrow.Schema, columns []int) {
 	fields := v1.Fields()
+	columns = []int{0, len(fields)}
 	for _, a := range added {
-		fields = append(fields, a.fields...)
+		fields = append(fields, a...)
+		columns = append(columns, len(fields))
 	}
-	return arrow.NewSchema(fields, nil)
-}
-
-// versionFields counts the columns of each version: n[v] for version v.
-func versionFields(v1 *arrow.Schema, added []since) []int {
-	n := []int{0, v1.NumFields()}
-	for _, a := range added {
-		n = append(n, n[len(n)-1]+len(a.fields))
-	}
-	return n
+	return arrow.NewSchema(fields, nil), columns
 }
 
 func metricsSchema() *arrow.Schema {
@@ -252,8 +242,7 @@ type Table struct {
 
 var tables = map[string]*Table{
 	Records: {
-		Name: Records, Schema: withAdded(recordsSchema(), recordsAdded), columns: versionFields(recordsSchema(), recordsAdded),
-		TimeColumn:   "start_timestamp",
+		Name: Records, TimeColumn: "start_timestamp",
 		SortColumns:  []string{"service_name", "start_timestamp"},
 		BloomColumns: []string{"trace_id"},
 		PlainColumns: []string{"trace_id", "span_id", "parent_span_id", "attributes", "otel_events", "otel_links",
@@ -262,11 +251,15 @@ var tables = map[string]*Table{
 			"exception_message", "exception_stacktrace", "otel_resource_attributes", "otel_scope_attributes"},
 	},
 	Metrics: {
-		Name: Metrics, Schema: withAdded(metricsSchema(), metricsAdded), columns: versionFields(metricsSchema(), metricsAdded),
-		TimeColumn:     "recorded_timestamp",
+		Name: Metrics, TimeColumn: "recorded_timestamp",
 		SortColumns:    []string{"service_name", "metric_name", "recorded_timestamp"},
 		NoStatsColumns: []string{"attributes", "exemplars", "quantiles", "otel_resource_attributes", "otel_scope_attributes", "metric_metadata"},
 	},
+}
+
+func init() {
+	tables[Records].Schema, tables[Records].columns = versioned(recordsSchema(), recordsAdded)
+	tables[Metrics].Schema, tables[Metrics].columns = versioned(metricsSchema(), metricsAdded)
 }
 
 // SchemaAt returns the table's schema as version v wrote it.
@@ -303,25 +296,36 @@ func (t *Table) VersionOf(s *arrow.Schema) (int, error) {
 	return 0, fmt.Errorf("table %s: %d columns match no schema version", t.Name, s.NumFields())
 }
 
-// Upgrade returns rec with the current schema: the columns its version
-// lacks are appended as NULL. A batch already current is returned as is,
-// retained, so the caller releases the result either way.
-func (t *Table) Upgrade(mem memory.Allocator, rec arrow.RecordBatch) arrow.RecordBatch {
-	n := int(rec.NumCols())
-	if n >= t.Schema.NumFields() {
+// Conform returns rec, rows of the table as some version wrote them (a
+// file, a WAL segment, another node's answer), with exactly the columns of
+// s — the table's schema or a projection of it — matched by name: a
+// column rec lacks is NULL, one s does not have is left out. A batch that
+// has s's columns already is returned as is, retained: the caller
+// releases the result either way.
+func (t *Table) Conform(mem memory.Allocator, rec arrow.RecordBatch, s *arrow.Schema) (arrow.RecordBatch, error) {
+	have := rec.Schema()
+	same := have.NumFields() == s.NumFields()
+	cols := make([]arrow.Array, s.NumFields())
+	for i, f := range s.Fields() {
+		j := have.FieldIndices(f.Name)
+		if len(j) != 1 {
+			same = false
+			cols[i] = array.MakeArrayOfNull(mem, f.Type, int(rec.NumRows()))
+			defer cols[i].Release()
+			continue
+		}
+		c := rec.Column(j[0])
+		if !arrow.TypeEqual(c.DataType(), f.Type) {
+			return nil, fmt.Errorf("table %s: column %s is %s, want %s", t.Name, f.Name, c.DataType(), f.Type)
+		}
+		same = same && j[0] == i
+		cols[i] = c
+	}
+	if same {
 		rec.Retain()
-		return rec
+		return rec, nil
 	}
-	cols := make([]arrow.Array, t.Schema.NumFields())
-	for i := range n {
-		cols[i] = rec.Column(i)
-	}
-	rows := int(rec.NumRows())
-	for i := n; i < len(cols); i++ {
-		cols[i] = array.MakeArrayOfNull(mem, t.Schema.Field(i).Type, rows)
-		defer cols[i].Release()
-	}
-	return array.NewRecordBatch(t.Schema, cols, int64(rows))
+	return array.NewRecordBatch(s, cols, rec.NumRows()), nil
 }
 
 // Lookup returns the named table.
