@@ -167,6 +167,18 @@ func appendFloat(b []byte, f float64) []byte {
 	return b
 }
 
+// appendCount writes `,"key":n` after an object's other members, unless n
+// is 0 (OTLP's default: nothing dropped, no flags).
+func appendCount(b []byte, key string, n uint32) []byte {
+	if n == 0 {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, '"', ':')
+	return strconv.AppendUint(b, uint64(n), 10)
+}
+
 func appendTime(b []byte, ns uint64) []byte {
 	if ns == 0 {
 		return append(b, "null"...) // OTLP's "unknown", not 1970

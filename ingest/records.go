@@ -3,7 +3,6 @@ package ingest
 import (
 	"fmt"
 	"math"
-	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -435,10 +434,7 @@ func (rb *recordsBuilder) appendEvents(events ptrace.SpanEventSlice) (exception,
 				return exc, fmt.Errorf("events[%d]: %w", i, err)
 			}
 		}
-		if n := e.DroppedAttributesCount(); n > 0 {
-			b = append(b, `,"dropped_attributes_count":`...)
-			b = strconv.AppendUint(b, uint64(n), 10)
-		}
+		b = appendCount(b, "dropped_attributes_count", e.DroppedAttributesCount())
 		b = append(b, '}')
 		if !exc.found && e.Name() == "exception" {
 			exc = exceptionFrom(e.Attributes())
@@ -481,14 +477,8 @@ func (rb *recordsBuilder) appendLinks(links ptrace.SpanLinkSlice) error {
 				return fmt.Errorf("links[%d]: %w", i, err)
 			}
 		}
-		if f := l.Flags(); f != 0 {
-			b = append(b, `,"flags":`...)
-			b = strconv.AppendUint(b, uint64(f), 10)
-		}
-		if n := l.DroppedAttributesCount(); n > 0 {
-			b = append(b, `,"dropped_attributes_count":`...)
-			b = strconv.AppendUint(b, uint64(n), 10)
-		}
+		b = appendCount(b, "flags", l.Flags())
+		b = appendCount(b, "dropped_attributes_count", l.DroppedAttributesCount())
 		b = append(b, '}')
 	}
 	b = append(b, ']')

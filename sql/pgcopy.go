@@ -478,27 +478,18 @@ func (c *copyOut) appendRow(dst []byte, vals [][]byte, header bool) []byte {
 	return append(dst, '\n')
 }
 
+// textEscapes is the letter COPY's text format writes after a backslash
+// for a byte (0: the byte stands for itself).
+var textEscapes = [256]byte{'\\': '\\', '\b': 'b', '\f': 'f', '\n': 'n', '\r': 'r', '\t': 't', '\v': 'v'}
+
 func (c *copyOut) appendText(dst, v []byte) []byte {
 	for _, ch := range v {
-		switch ch {
-		case '\\':
-			dst = append(dst, '\\', '\\')
-		case '\b':
-			dst = append(dst, '\\', 'b')
-		case '\f':
-			dst = append(dst, '\\', 'f')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		case '\v':
-			dst = append(dst, '\\', 'v')
+		switch {
+		case textEscapes[ch] != 0:
+			dst = append(dst, '\\', textEscapes[ch])
+		case ch == c.delim:
+			dst = append(dst, '\\', ch)
 		default:
-			if ch == c.delim {
-				dst = append(dst, '\\')
-			}
 			dst = append(dst, ch)
 		}
 	}
