@@ -62,7 +62,8 @@ func (c *zstdCodec) get(l zstd.EncoderLevel) *zstd.Encoder {
 	c.mu.Unlock()
 	// The options cannot fail.
 	enc, _ := zstd.NewWriter(nil, zstd.WithZeroFrames(true), zstd.WithEncoderLevel(l),
-		zstd.WithEncoderConcurrency(1), zstd.WithAllLitEntropyCompression(true))
+		zstd.WithEncoderConcurrency(1), zstd.WithAllLitEntropyCompression(true),
+		zstd.WithWindowSize(encoderWindow))
 	return enc
 }
 
@@ -73,3 +74,7 @@ func (c *zstdCodec) put(l zstd.EncoderLevel, enc *zstd.Encoder) {
 		c.idle[l] = append(c.idle[l], enc)
 	}
 }
+
+// encoderWindow is twice arrow-go's 1 MiB pages: every page fits, so the
+// window is never shifted.
+const encoderWindow = 2 << 20
