@@ -3,10 +3,6 @@ package engine
 import (
 	"math/bits"
 	"sync"
-	"sync/atomic"
-	"time"
-
-	"github.com/apache/arrow-go/v18/arrow/memory/mallocator"
 )
 
 // BufferPool is an Arrow allocator that recycles the buffers of
@@ -19,28 +15,11 @@ import (
 // buffer changes under its holder.
 //
 // Buffers are zeroed, as Go's allocator gives them. Those under 4 KiB are
-// left to Go. Larger ones come in powers of two from C's allocator, outside
-// the Go heap: the garbage collector lets the heap grow to twice what is
-// live before it collects, and these buffers, half of ingest's live heap,
-// would count double (bench/RESULTS.md). A released buffer waits in a free
-// list of its size; one unused for a trim period or two goes back to C.
-var BufferPool = newBufferPool(2 * time.Second)
+// left to Go; larger ones come in powers of two, each size in a sync.Pool,
+// so what is idle is returned to the OS by the garbage collector.
+var BufferPool = &bufferPool{}
 
-func newBufferPool(trimEvery time.Duration) *bufferPool {
-	return &bufferPool{mem: mallocator.NewMallocator(), trimEvery: trimEvery}
-}
-
-type bufferPool struct {
-	mem       *mallocator.Mallocator
-	trimEvery time.Duration
-	trimOnce  sync.Once
-
-	mu     sync.Mutex
-	idle   [64][][]byte // released since the last trim
-	victim [64][][]byte // released before it: freed at the next trim
-
-	inUse, idleBytes atomic.Int64
-}
+type bufferPool struct{ classes [64]sync.Pool }
 
 const minPooled = 4 << 10
 
@@ -48,31 +27,13 @@ func (p *bufferPool) Allocate(size int) []byte {
 	if size < minPooled {
 		return make([]byte, size)
 	}
-	p.trimOnce.Do(func() { go p.trimLoop() })
 	c := bits.Len(uint(size - 1))
-	p.inUse.Add(1 << c)
-	p.mu.Lock()
-	b := pop(&p.idle[c])
-	if b == nil {
-		b = pop(&p.victim[c])
+	if v, _ := p.classes[c].Get().(*[]byte); v != nil {
+		b := *v
+		clear(b[:cap(b)])
+		return b[:size]
 	}
-	p.mu.Unlock()
-	if b == nil {
-		return p.mem.Allocate(1 << c)[:size] // calloc: already zero
-	}
-	p.idleBytes.Add(-1 << c)
-	clear(b)
-	return b[:size]
-}
-
-func pop(list *[][]byte) []byte {
-	n := len(*list)
-	if n == 0 {
-		return nil
-	}
-	b := (*list)[n-1]
-	*list = (*list)[:n-1]
-	return b
+	return make([]byte, size, 1<<c)
 }
 
 func (p *bufferPool) Reallocate(size int, b []byte) []byte {
@@ -88,39 +49,8 @@ func (p *bufferPool) Reallocate(size int, b []byte) []byte {
 func (p *bufferPool) Free(b []byte) {
 	c := cap(b)
 	if c < minPooled || c&(c-1) != 0 {
-		return // Go's: the collector frees it
+		return // not one of ours
 	}
-	class := bits.Len(uint(c - 1))
-	p.inUse.Add(-int64(c))
-	p.idleBytes.Add(int64(c))
-	p.mu.Lock()
-	p.idle[class] = append(p.idle[class], b[:c])
-	p.mu.Unlock()
+	b = b[:c]
+	p.classes[bits.Len(uint(c-1))].Put(&b)
 }
-
-func (p *bufferPool) trimLoop() {
-	for range time.Tick(p.trimEvery) {
-		p.trim()
-	}
-}
-
-// trim frees the buffers released before the last trim and not reused
-// since, so a burst's memory goes back once the burst is over.
-func (p *bufferPool) trim() {
-	p.mu.Lock()
-	var free [][]byte
-	for c := range p.victim {
-		free = append(free, p.victim[c]...)
-		p.victim[c], p.idle[c] = p.idle[c], p.victim[c][:0]
-	}
-	p.mu.Unlock()
-	for _, b := range free {
-		p.idleBytes.Add(-int64(len(b)))
-		p.mem.Free(b)
-	}
-}
-
-// InUse is the bytes of pooled buffers allocated and not yet released;
-// Idle, those released and kept for reuse.
-func (p *bufferPool) InUse() int64 { return p.inUse.Load() }
-func (p *bufferPool) Idle() int64  { return p.idleBytes.Load() }

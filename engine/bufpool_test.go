@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"testing"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 )
@@ -11,7 +10,7 @@ import (
 // A recycled buffer comes back zeroed over its whole capacity, whatever
 // its last owner wrote, and growing within it keeps what was written.
 func TestBufferPoolRecyclesZeroed(t *testing.T) {
-	p := newBufferPool(time.Hour)
+	p := &bufferPool{}
 	recycled := 0
 	for range 100 {
 		b := p.Allocate(5000)
@@ -28,7 +27,7 @@ func TestBufferPoolRecyclesZeroed(t *testing.T) {
 			t.Fatal("a recycled buffer is not zeroed")
 		}
 		if &c[0] == &b[0] {
-			recycled++
+			recycled++ // sync.Pool may drop what it holds, so not always
 		}
 		copy(c, "abc")
 		g := p.Reallocate(7000, c)
@@ -41,38 +40,8 @@ func TestBufferPoolRecyclesZeroed(t *testing.T) {
 		}
 		p.Free(g)
 	}
-	if recycled != 100 {
-		t.Fatalf("%d of 100 buffers recycled", recycled)
-	}
-	if p.InUse() != 0 {
-		t.Fatalf("%d bytes in use after every buffer was released", p.InUse())
-	}
-}
-
-// Released buffers go back to C after two trims without reuse, and a
-// buffer reused in between is kept.
-func TestBufferPoolTrimReturnsIdleBuffers(t *testing.T) {
-	p := newBufferPool(time.Hour)
-	a, b := p.Allocate(100_000), p.Allocate(5_000)
-	if got := p.mem.AllocatedBytes(); got != 128<<10+8<<10 {
-		t.Fatalf("C holds %d bytes, want %d", got, 128<<10+8<<10)
-	}
-	p.Free(a)
-	p.Free(b)
-	p.trim() // both become victims
-	b = p.Allocate(6_000)
-	p.trim() // a is freed; b is in use
-	if got := p.mem.AllocatedBytes(); got != 8<<10 {
-		t.Fatalf("C holds %d bytes after the trims, want %d (the buffer in use)", got, 8<<10)
-	}
-	if p.Idle() != 0 || p.InUse() != 8<<10 {
-		t.Fatalf("idle %d in use %d, want 0 and %d", p.Idle(), p.InUse(), 8<<10)
-	}
-	p.Free(b)
-	p.trim()
-	p.trim()
-	if got := p.mem.AllocatedBytes(); got != 0 || p.Idle() != 0 {
-		t.Fatalf("C holds %d bytes, %d idle, after everything was released and trimmed", got, p.Idle())
+	if recycled == 0 {
+		t.Fatal("no buffer was recycled in 100 tries")
 	}
 }
 

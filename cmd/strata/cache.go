@@ -292,7 +292,6 @@ func adminMux(reg *prometheus.Registry, cat catalog.Store, bucket *objstore.Buck
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), anonMemory)
-	reg.MustRegister(arrowPool...)
 	return reg
 }
 

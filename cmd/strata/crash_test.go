@@ -26,7 +26,6 @@ type node struct {
 	done                      chan struct{} // closed when the process has exited
 	err                       error         // its exit, once done
 	admin, otlpHTTP, queryURL string
-	otlpGRPC                  string // host:port
 	stderr                    *bytes.Buffer
 }
 
@@ -50,8 +49,7 @@ func roleArgs(t *testing.T, env []string, role string, extra ...string) func(n *
 		n.otlpHTTP, n.queryURL = "http://"+freeAddr(t), "http://"+freeAddr(t)
 		args := []string{role, "--http-addr", n.admin}
 		if role == "serve" || role == "ingest" {
-			n.otlpGRPC = freeAddr(t)
-			args = append(args, "--otlp-http-addr", strings.TrimPrefix(n.otlpHTTP, "http://"), "--otlp-grpc-addr", n.otlpGRPC)
+			args = append(args, "--otlp-http-addr", strings.TrimPrefix(n.otlpHTTP, "http://"), "--otlp-grpc-addr", freeAddr(t))
 		}
 		if role == "serve" || role == "query" {
 			args = append(args, "--query-addr", strings.TrimPrefix(n.queryURL, "http://"), "--pg-addr", freeAddr(t))

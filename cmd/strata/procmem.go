@@ -7,8 +7,6 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/strata-db/strata/engine"
 )
 
 // anonMemory is the process's anonymous resident memory (RssAnon). The
@@ -33,18 +31,3 @@ var anonMemory = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 	}
 	return 0
 })
-
-// arrowPool reports engine.BufferPool, whose buffers live outside the Go
-// heap (go_memstats does not see them): what requests, flushes and merges
-// hold, and what waits for reuse. In use should fall to zero when nothing
-// is being ingested or merged; if it does not, a record was not released.
-var arrowPool = []prometheus.Collector{
-	prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "strata_arrow_pool_bytes", Help: arrowPoolHelp, ConstLabels: prometheus.Labels{"state": "in_use"},
-	}, func() float64 { return float64(engine.BufferPool.InUse()) }),
-	prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "strata_arrow_pool_bytes", Help: arrowPoolHelp, ConstLabels: prometheus.Labels{"state": "idle"},
-	}, func() float64 { return float64(engine.BufferPool.Idle()) }),
-}
-
-const arrowPoolHelp = "Arrow buffers of converted requests, flushes and merges, held outside the Go heap: in use, or released and kept a few seconds for reuse (idle)."
