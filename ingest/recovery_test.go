@@ -438,14 +438,7 @@ func TestRecovery_SegmentOfAnOlderSchemaVersionIsReplayed(t *testing.T) {
 		t.Fatalf("replayed rows before their flush: %s, want 25,25,0,0", got)
 	}
 	fc.failRegister.Store(false)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if rows, _ := l.liveRows(t); rows == 25 {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("after 10 s: %d rows in the catalog, want 25", rows)
-		}
-	}
-	_, files := l.liveRows(t)
+	files := l.waitRows(t, 25)
 	if len(files) != 1 || files[0].SchemaVersion != schema.Version {
 		t.Fatalf("flushed files %+v, want one of schema version %d", files, schema.Version)
 	}
@@ -529,6 +522,20 @@ func threeSegments(t *testing.T) (l *lake, fc *flakyCatalog, in *ingest.Ingester
 	return l, fc, in, scratch, segs
 }
 
+// waitRows waits until the catalog holds rows rows, and returns its files.
+func (l *lake) waitRows(t *testing.T, rows int64) []catalog.File {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got, files := l.liveRows(t)
+		if got == rows {
+			return files
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10 s: %d rows in the catalog, want %d", got, rows)
+		}
+	}
+}
+
 // waitLiveRows waits until the catalog holds rows rows and the WAL only
 // segments after segs[2] (the active one).
 func waitLiveRows(t *testing.T, l *lake, scratch string, segs []string, rows int64) {
@@ -577,13 +584,7 @@ func TestFlush_SegmentThatCannotBeReadIsKeptAndOthersFollow(t *testing.T) {
 		t.Fatal(err)
 	}
 	fc.failRegister.Store(false)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if rows, _ := l.liveRows(t); rows == 60 {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("after 10 s: %d rows in the catalog, want 60 (segments 0 and 2)", rows)
-		}
-	}
+	l.waitRows(t, 60) // segments 0 and 2
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := in.Close(ctx)

@@ -93,9 +93,9 @@ func (sess *pgSession) fetchStatement(text string) (*pgResult, error) {
 	if m == nil {
 		return nil, &pgError{code: "55000", msg: "cursor can only scan forward: FETCH [NEXT | FORWARD [n | ALL] | n | ALL] [FROM] cursor"}
 	}
-	p := sess.portals[foldName(m[2])]
-	if p == nil || p.result == nil || !p.result.cursor {
-		return nil, &pgError{code: "34000", msg: fmt.Sprintf("cursor %q does not exist", foldName(m[2]))}
+	p, err := sess.cursor(foldName(m[2]))
+	if err != nil {
+		return nil, err
 	}
 	n := int32(1) // FETCH, FETCH NEXT, FETCH FORWARD
 	if f := strings.Fields(strings.ToUpper(m[1])); len(f) > 0 {
@@ -133,11 +133,20 @@ func (sess *pgSession) closeCursor(text string) (*pgResult, error) {
 		return &pgResult{tag: "CLOSE CURSOR ALL"}, nil
 	}
 	name := foldName(m[1])
-	p := sess.portals[name]
-	if p == nil || p.result == nil || !p.result.cursor {
-		return nil, &pgError{code: "34000", msg: fmt.Sprintf("cursor %q does not exist", name)}
+	p, err := sess.cursor(name)
+	if err != nil {
+		return nil, err
 	}
 	p.result.release()
 	delete(sess.portals, name)
 	return &pgResult{tag: "CLOSE CURSOR"}, nil
+}
+
+// cursor returns the portal of the cursor name declared.
+func (sess *pgSession) cursor(name string) (*pgPortal, error) {
+	p := sess.portals[name]
+	if p == nil || p.result == nil || !p.result.cursor {
+		return nil, &pgError{code: "34000", msg: fmt.Sprintf("cursor %q does not exist", name)}
+	}
+	return p, nil
 }

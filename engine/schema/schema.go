@@ -29,7 +29,7 @@ const (
 // records the version it was written with (in its metadata and in the
 // catalog), and so does every WAL segment. A new version only adds
 // nullable columns at the end of a table; readers of an older file or
-// segment fill the columns it lacks with NULL (see Table.Upgrade), so a
+// segment fill the columns it lacks with NULL (see Table.Conform), so a
 // lake written by several versions reads as one table.
 //
 // Version 2 added the OTLP fields version 1 dropped: scope attributes,
