@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/strata-db/strata/bench"
@@ -298,4 +299,36 @@ func BenchmarkConvertMetricsOneBadPoint(b *testing.B) {
 		rec.Release()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e3/float64(b.N*n), "µs/point")
+}
+
+// BenchmarkConvertHalfBadSpans is an export of 100,000 spans of which
+// every other one is refused (its timestamp is two hours ahead): the
+// item-by-item path, at its worst.
+func BenchmarkConvertHalfBadSpans(b *testing.B) {
+	const n = 100_000
+	now := time.Now()
+	td := ptrace.NewTraces()
+	ss := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
+	for i := range n {
+		s := ss.AppendEmpty()
+		s.SetName("op")
+		s.SetTraceID([16]byte{1, byte(i), byte(i >> 8), byte(i >> 16)})
+		s.SetSpanID([8]byte{2, byte(i), byte(i >> 8), byte(i >> 16)})
+		at := now.Add(-time.Duration(i) * time.Millisecond)
+		if i%2 == 1 {
+			at = now.Add(2 * time.Hour)
+		}
+		s.SetStartTimestamp(pcommon.NewTimestampFromTime(at))
+		s.SetEndTimestamp(pcommon.NewTimestampFromTime(at.Add(time.Millisecond)))
+		s.Attributes().PutStr("http.route", "/a")
+	}
+	for b.Loop() {
+		rec, err := ConvertTraces("default", td, Window{Now: now})
+		var pe *PartialError
+		if !errors.As(err, &pe) || pe.Rejected != n/2 || rec.NumRows() != n/2 {
+			b.Fatalf("%v", err)
+		}
+		rec.Release()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e3/float64(b.N*n), "µs/span")
 }

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -191,5 +192,69 @@ func TestConvert_RepeatedResourcesAreBounded(t *testing.T) {
 	}
 	if _, err := ConvertMetrics("default", md, w); err == nil || classify(err) != kindInput {
 		t.Fatalf("a 1 MB description over 100 points: %v, want the export refused", err)
+	}
+}
+
+// Rejecting item by item, a refused item leaves half a row in the probe,
+// which is not started again after each one: items refused early in the
+// row (a timestamp), in the middle (an event) and late (a link), among
+// good ones and past a probe's restart, leave the good rows exactly as
+// sent.
+func TestConvert_RefusedItemsLeaveGoodRowsIntact(t *testing.T) {
+	now := time.Now()
+	w := Window{Now: now.Add(time.Hour)}
+	td := ptrace.NewTraces()
+	spans := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
+	const n = 3 * probeTries
+	for i := range n {
+		sp := spans.AppendEmpty()
+		sp.SetTraceID([16]byte{7, byte(i), byte(i >> 8)})
+		sp.SetSpanID([8]byte{7, byte(i), byte(i >> 8)})
+		sp.SetName(fmt.Sprintf("s%d", i))
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
+		sp.Attributes().PutInt("i", int64(i))
+		ev := sp.Events().AppendEmpty()
+		ev.SetName("ev")
+		ev.Attributes().PutStr("e", "fine")
+		l := sp.Links().AppendEmpty()
+		l.SetTraceID([16]byte{8, byte(i)})
+		l.SetSpanID([8]byte{8, byte(i)})
+		l.Attributes().PutStr("l", "fine")
+		switch i % 4 {
+		case 1:
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now.Add(3 * time.Hour)))
+		case 2:
+			ev.Attributes().PutStr("e", "\xff")
+		case 3:
+			l.Attributes().PutStr("l", "\xff")
+		}
+	}
+	rec, err := ConvertTraces("default", td, w)
+	var pe *PartialError
+	if !errors.As(err, &pe) || pe.Rejected != 3*n/4 || !strings.Contains(pe.Error(), "spans[1]") {
+		t.Fatalf("%v, want %d refused, the first spans[1]", err, 3*n/4)
+	}
+	defer rec.Release()
+	if rec.NumRows() != n/4 {
+		t.Fatalf("%d rows, want %d", rec.NumRows(), n/4)
+	}
+	col := func(name string, row int) string { return rec.Column(recordsTable.Index(name)).ValueStr(row) }
+	for r := range n / 4 {
+		i := 4 * r
+		want := map[string]string{
+			"span_name":  fmt.Sprintf("s%d", i),
+			"trace_id":   fmt.Sprintf("07%02x%02x00000000000000000000000000", byte(i), byte(i>>8)),
+			"attributes": fmt.Sprintf(`{"i":%d}`, i),
+			"otel_links": fmt.Sprintf(`[{"trace_id":"08%02x0000000000000000000000000000","span_id":"08%02x000000000000","attributes":{"l":"fine"}}]`, byte(i), byte(i)),
+		}
+		for name, v := range want {
+			if got := col(name, r); got != v {
+				t.Fatalf("row %d %s: %s, want %s", r, name, got, v)
+			}
+		}
+		if got := col("otel_events", r); !strings.Contains(got, `"e":"fine"`) {
+			t.Fatalf("row %d otel_events: %s", r, got)
+		}
 	}
 }

@@ -63,6 +63,20 @@ func (r *rejects) add(n int, err error) {
 	r.n += int64(n)
 }
 
+// refuse counts n items refused for err, an error of the client's; only
+// the first refusal's place is written out (where formats it). Any other
+// error is returned: it ends the conversion.
+func (r *rejects) refuse(n int, where func() string, err error) error {
+	if !isInput(err) {
+		return err
+	}
+	if r.first == nil {
+		r.first = fmt.Errorf("%s: %w", where(), err)
+	}
+	r.n += int64(n)
+	return nil
+}
+
 // isInput reports whether err is the client's mistake in one item.
 func isInput(err error) bool {
 	var ie *inputError

@@ -24,8 +24,10 @@ var (
 type metricsBuilder struct {
 	b   *array.RecordBuilder
 	res resourceCols
-	// probe takes each metric first when rejecting item by item.
-	probe *metricsBuilder
+	// probe takes each metric first when rejecting item by item, as
+	// recordsBuilder's does items.
+	probe  *metricsBuilder
+	probed int
 
 	project, name, typ, unit, description, temporality *array.StringBuilder
 	recorded, start                                    *array.TimestampBuilder
@@ -116,20 +118,15 @@ func (mb *metricsBuilder) admit(rj *rejects, points int, where func() string, ad
 	if mb.probe == nil {
 		w := mb.win
 		w.Need = nil // a few rows, started again often
-		mb.probe = newMetricsBuilder(memory.DefaultAllocator, w, 1)
+		mb.probe, mb.probed = newMetricsBuilder(memory.DefaultAllocator, w, 1), 0
 	}
-	if err := add(mb.probe); err != nil {
+	err := add(mb.probe)
+	if mb.probed += max(points, 1); mb.probed >= probeTries {
 		mb.probe.release()
 		mb.probe = nil
-		if !isInput(err) {
-			return err
-		}
-		rj.add(points, fmt.Errorf("%s: %w", where(), err))
-		return nil
 	}
-	if mb.probe.b.Field(0).Len() >= probeRows {
-		mb.probe.release() // its rows are only a check: keep few
-		mb.probe = nil
+	if err != nil {
+		return rj.refuse(points, where, err)
 	}
 	return add(mb)
 }

@@ -70,8 +70,11 @@ type recordsBuilder struct {
 	promotedInt                                           []*array.Int64Builder  // nil for string columns
 
 	// probe takes each item first when rejecting item by item, so a bad
-	// one leaves no half-written row here (nil until needed).
-	probe *recordsBuilder
+	// one leaves no half-written row here (nil until needed). Its rows
+	// are never read: a refused item's half row stays in it until it
+	// starts again, after probeTries items.
+	probe  *recordsBuilder
+	probed int
 
 	// Scratch, reused across rows.
 	buf      []byte
@@ -155,8 +158,10 @@ func (rb *recordsBuilder) release() {
 	}
 }
 
-// probeRows is how many rows a probe holds before it starts again.
-const probeRows = 256
+// probeTries is how many items a probe takes before it starts again.
+// Starting one costs as much as a few hundred rows (a builder per
+// column), so it is not started again after each refused item.
+const probeTries = 256
 
 // admit appends one item with add. With rj set (rejecting item by item)
 // it runs add on the probe first: an item the client got wrong is counted
@@ -171,20 +176,15 @@ func (rb *recordsBuilder) admit(rj *rejects, where func() string, add func(*reco
 	if rb.probe == nil {
 		w := rb.win
 		w.Need = nil // a few rows, started again often
-		rb.probe = newRecordsBuilder(memory.DefaultAllocator, w, 1)
+		rb.probe, rb.probed = newRecordsBuilder(memory.DefaultAllocator, w, 1), 0
 	}
-	if err := add(rb.probe); err != nil {
-		rb.probe.release() // it holds half a row
+	err := add(rb.probe)
+	if rb.probed++; rb.probed >= probeTries {
+		rb.probe.release()
 		rb.probe = nil
-		if !isInput(err) {
-			return err
-		}
-		rj.add(1, fmt.Errorf("%s: %w", where(), err))
-		return nil
 	}
-	if rb.probe.b.Field(0).Len() >= probeRows {
-		rb.probe.release() // its rows are only a check: keep few
-		rb.probe = nil
+	if err != nil {
+		return rj.refuse(1, where, err)
 	}
 	return add(rb)
 }
