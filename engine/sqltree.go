@@ -238,7 +238,7 @@ func BlankLiterals(s string) string {
 			if i > 0 && IsIdentByte(s[i-1]) {
 				continue // a '$' inside an identifier (x$1, a$b$) opens nothing
 			}
-			tag := dollarTag(s[i:])
+			tag := DollarTag(s[i:])
 			if tag == "" {
 				continue
 			}
@@ -289,9 +289,9 @@ func IsIdentByte(c byte) bool {
 	return c == '_' || c == '$' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
 }
 
-// dollarTag returns the opening tag of a dollar-quoted string at the start
+// DollarTag returns the opening tag of a dollar-quoted string at the start
 // of s ("$$" or "$name$"), or "" if there is none ($1 is a parameter).
-func dollarTag(s string) string {
+func DollarTag(s string) string {
 	for j := 1; j < len(s); j++ {
 		c := s[j]
 		switch {

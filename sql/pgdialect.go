@@ -122,6 +122,13 @@ func arrowRight(b string, i int, double bool) int {
 	}
 	c := b[i]
 	switch {
+	case engine.DollarTag(b[i:]) != "": // $$k$$, $t$k$t$
+		tag := engine.DollarTag(b[i:])
+		end := strings.Index(b[i+len(tag):], tag)
+		if end < 0 {
+			return -1
+		}
+		return i + len(tag) + end + len(tag)
 	case c == '\'' || (c == 'E' || c == 'e') && i+1 < len(b) && b[i+1] == '\'':
 		if c != '\'' {
 			i++
@@ -300,15 +307,17 @@ func matchForward(b string, i int) int {
 }
 
 // pgRegex gives the regular expression operators PostgreSQL's meaning:
-// `x ~ 'p'` is true when p matches anywhere in x (DuckDB's ~ must match
-// all of x, so Grafana's `service_name ~ '${svc:regex}'` found nothing),
-// and ~* and !~* (absent from DuckDB) ignore case. The pattern, a string
-// or a parameter, is wrapped to match anywhere; an operator with anything
-// else on its right is left to DuckDB. Only the Postgres protocol does
-// this: over HTTP, SQL is DuckDB's.
-func pgRegex(s string) string {
+// `x ~ p` is true when p matches anywhere in x (DuckDB's ~ must match all
+// of x, so Grafana's `service_name ~ '${svc:regex}'` found nothing), and
+// ~* and !~* (absent from DuckDB) ignore case. The pattern is wrapped to
+// match anywhere: a string literal (plain, E'', dollar-quoted) inside its
+// quotes, a parameter, a name, a call or an expression in parentheses by
+// concatenation. A pattern of any other form is refused rather than
+// matched DuckDB's way. Only the Postgres protocol does this: over HTTP,
+// SQL is DuckDB's.
+func pgRegex(s string) (string, error) {
 	if !strings.Contains(s, "~") {
-		return s
+		return s, nil
 	}
 	b := blankIdentifiers(engine.BlankLiterals(s))
 	var out strings.Builder
@@ -326,18 +335,16 @@ func pgRegex(s string) string {
 		if fold {
 			end++
 		}
-		j := end
-		for j < len(b) && isSpace(b[j]) {
-			j++
-		}
+		j := skipSpace(b, end)
 		head := `(?s:.*)(?:`
 		if fold {
 			head = `(?s:.*)(?i:`
 		}
 		const tail = `)(?s:.*)`
+		concat := func(k int) string { return "('" + head + "' || " + s[j:k] + " || '" + tail + "')" }
 		var rhs string
 		k := j
-		switch {
+		switch c := byte(0); {
 		case j < len(b) && (b[j] == '\'' || (b[j] == 'E' || b[j] == 'e') && j+1 < len(b) && b[j+1] == '\''):
 			q := j
 			if b[q] != '\'' {
@@ -349,14 +356,44 @@ func pgRegex(s string) string {
 			}
 			k = q + 1 + n + 1
 			rhs = s[j:q+1] + head + s[q+1:k-1] + tail + "'"
+		case j < len(b) && engine.DollarTag(b[j:]) != "":
+			tag := engine.DollarTag(b[j:])
+			n := strings.Index(b[j+len(tag):], tag)
+			if n < 0 {
+				continue
+			}
+			k = j + len(tag) + n + len(tag)
+			rhs = tag + head + s[j+len(tag):k-len(tag)] + tail + tag
 		case j+1 < len(b) && b[j] == '$' && b[j+1] >= '0' && b[j+1] <= '9':
 			k = j + 1
 			for k < len(b) && b[k] >= '0' && b[k] <= '9' {
 				k++
 			}
-			rhs = "('" + head + "' || " + s[j:k] + " || '" + tail + "')"
+			rhs = concat(k)
+		case !binaryAt(b, op):
+			continue // ~x is bitwise not
+		case j < len(b) && b[j] == '(':
+			if k = matchForward(b, j); k < 0 {
+				continue
+			}
+			rhs = concat(k)
+		case j < len(b) && (b[j] == '"' || engine.IsIdentByte(b[j]) && !(b[j] >= '0' && b[j] <= '9')):
+			for k = identEnd(b, j); k > 0 && k < len(b) && b[k] == '.'; k = identEnd(b, k+1) {
+			}
+			if k < 0 || notOperand[strings.ToLower(b[j:k])] {
+				return "", errRegexPattern
+			}
+			if n := skipSpace(b, k); n < len(b) && b[n] == '(' {
+				if k = matchForward(b, n); k < 0 {
+					continue
+				}
+			}
+			rhs = concat(k)
+		case j < len(b) && (b[j] >= '0' && b[j] <= '9'):
+			continue // no text: DuckDB says so
 		default:
-			continue
+			_ = c
+			return "", errRegexPattern
 		}
 		out.WriteString(s[last:op])
 		out.WriteString(s[op:i+1] + " ") // ~ or !~; a * is dropped
@@ -365,16 +402,62 @@ func pgRegex(s string) string {
 		i = k - 1
 	}
 	if last == 0 {
-		return s
+		return s, nil
 	}
 	out.WriteString(s[last:])
-	return out.String()
+	return out.String(), nil
+}
+
+// errRegexPattern: a pattern of ~ that pgRegex cannot wrap.
+var errRegexPattern = &pgError{code: "0A000", msg: "the pattern of ~, ~*, !~ or !~* must be a string, a parameter, a column, " +
+	"a function call or an expression in parentheses here: put it in parentheses"}
+
+// notOperand holds the words that start a pattern pgRegex cannot wrap
+// (~ ANY (…), ~ CASE … END) or that end a clause before a unary ~.
+var notOperand = map[string]bool{"any": true, "all": true, "some": true, "case": true, "array": true, "not": true,
+	"exists": true, "interval": true, "cast": false}
+
+// unaryBefore holds the keywords after which ~ is bitwise not, not a
+// match: SELECT ~x, WHERE ~flags & 1 = 0.
+var unaryBefore = map[string]bool{"select": true, "where": true, "and": true, "or": true, "not": true, "when": true,
+	"then": true, "else": true, "on": true, "by": true, "having": true, "returning": true, "in": true, "is": true,
+	"distinct": true, "limit": true, "offset": true, "set": true, "values": true, "return": true, "all": true,
+	"any": true, "some": true, "between": true, "like": true, "ilike": true, "case": true}
+
+// binaryAt reports whether the ~ at op has a left operand: what comes
+// before it ends a value (a name, a literal, a closing bracket), not an
+// operator, a comma or a keyword.
+func binaryAt(b string, op int) bool {
+	i := op - 1
+	for i >= 0 && isSpace(b[i]) {
+		i--
+	}
+	if i < 0 {
+		return false
+	}
+	switch c := b[i]; {
+	case c == ')' || c == ']' || c == '\'' || c == '"' || c == '$':
+		return true
+	case engine.IsIdentByte(c):
+		w := i
+		for w > 0 && engine.IsIdentByte(b[w-1]) {
+			w--
+		}
+		return !unaryBefore[strings.ToLower(b[w:i+1])]
+	}
+	return false
 }
 
 // pgOperators gives PostgreSQL's meaning to the operators whose meaning
 // differs in DuckDB: the regular expression operators and SIMILAR TO.
 // Only the Postgres protocol does this: over HTTP, SQL is DuckDB's.
-func pgOperators(s string) (string, error) { return pgSimilar(pgRegex(s)) }
+func pgOperators(s string) (string, error) {
+	s, err := pgRegex(s)
+	if err != nil {
+		return "", err
+	}
+	return pgSimilar(s)
+}
 
 var (
 	// similarTo finds SIMILAR TO, on text with literals, comments and

@@ -1506,6 +1506,14 @@ func TestPG_RegexOperatorsMatchAnywhere(t *testing.T) {
 			`SELECT count(*) FROM records WHERE span_name !~ 'users'`:  1,
 			`SELECT count(*) FROM records WHERE span_name ~* 'get'`:    2,
 			`SELECT count(*) FROM records WHERE span_name !~* 'USERS'`: 1,
+			// Patterns that are not plain literals (review: they matched
+			// all of the text, and found nothing).
+			`SELECT count(*) FROM records WHERE span_name ~ $$users$$`:              2,
+			`SELECT count(*) FROM records WHERE span_name ~ lower('USERS')`:         2,
+			`SELECT count(*) FROM records WHERE span_name !~ ('us' || 'ers')`:       1,
+			`SELECT count(*) FROM records WHERE span_name ~* service_name`:          0,
+			`SELECT count(*) FROM records WHERE 'xx GET /orders yy' ~ span_name`:    1,
+			`SELECT count(*) FROM records WHERE attributes->>$$http.route$$ = '/r'`: 3,
 		} {
 			var n int64
 			if err := c.QueryRow(ctx, q).Scan(&n); err != nil || n != want {
