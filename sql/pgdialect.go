@@ -310,7 +310,7 @@ func matchForward(b string, i int) int {
 // `x ~ p` is true when p matches anywhere in x (DuckDB's ~ must match all
 // of x, so Grafana's `service_name ~ '${svc:regex}'` found nothing), and
 // ~* and !~* (absent from DuckDB) ignore case. The pattern is wrapped to
-// match anywhere: a string literal (plain, E”, dollar-quoted) inside its
+// match anywhere: a string literal (plain, escaped, dollar-quoted) inside its
 // quotes, a parameter, a name, a call or an expression in parentheses by
 // concatenation. A pattern of any other form is refused rather than
 // matched DuckDB's way. Only the Postgres protocol does this: over HTTP,
