@@ -29,9 +29,86 @@ type pgSettings struct {
 	txStart map[string]string // session's at BEGIN: what ROLLBACK goes back to
 }
 
-func newPGSettings(applicationName string) *pgSettings {
-	start := map[string]string{"application_name": applicationName, "statement_timeout": "0"}
-	return &pgSettings{start: start, current: maps.Clone(start), session: maps.Clone(start)}
+// newPGSettings starts a session's settings from the parameters of its
+// start-up message: those a client sets there (pgx's statement_timeout=…
+// in its connection string) and those in its options (PGOPTIONS='-c
+// statement_timeout=5s'), as PostgreSQL does. Settings whose value strata
+// fixes are ignored, as a SET of them is (JDBC sends its JVM's TimeZone).
+func newPGSettings(params map[string]string) (*pgSettings, error) {
+	start := map[string]string{"application_name": "", "statement_timeout": "0"}
+	given := map[string]string{}
+	for k, v := range params {
+		switch k {
+		case "user", "database", "replication", "options":
+		default:
+			given[k] = v
+		}
+	}
+	if err := startupOptions(params["options"], given); err != nil {
+		return nil, err
+	}
+	for k, v := range given {
+		name := asciiLower(k)
+		if _, fixed := showValues[name]; fixed {
+			continue
+		}
+		if name == "statement_timeout" {
+			d, err := parseTimeout(v)
+			if err != nil {
+				return nil, &pgError{code: "22023", msg: fmt.Sprintf("invalid value for parameter \"statement_timeout\": %q: %v", v, err)}
+			}
+			v = formatTimeout(d)
+		}
+		start[name] = v
+	}
+	return &pgSettings{start: start, current: maps.Clone(start), session: maps.Clone(start)}, nil
+}
+
+// startupOptions reads the options parameter of a start-up message, the
+// command-line switches PostgreSQL takes there: -c name=value (or
+// -cname=value) and --name=value, separated by spaces (a space escaped
+// with a backslash belongs to the value). Dashes in names are
+// underscores.
+func startupOptions(options string, into map[string]string) error {
+	var words []string
+	var w strings.Builder
+	for i := 0; i < len(options); i++ {
+		switch c := options[i]; {
+		case c == '\\' && i+1 < len(options):
+			i++
+			w.WriteByte(options[i])
+		case c == ' ' || c == '\t' || c == '\n':
+			if w.Len() > 0 {
+				words = append(words, w.String())
+				w.Reset()
+			}
+		default:
+			w.WriteByte(c)
+		}
+	}
+	if w.Len() > 0 {
+		words = append(words, w.String())
+	}
+	for i := 0; i < len(words); i++ {
+		var kv string
+		switch word := words[i]; {
+		case word == "-c" && i+1 < len(words):
+			i++
+			kv = words[i]
+		case strings.HasPrefix(word, "-c"):
+			kv = word[2:]
+		case strings.HasPrefix(word, "--"):
+			kv = word[2:]
+		default:
+			return &pgError{code: "22023", msg: fmt.Sprintf("invalid command-line argument in the options parameter: %q (want -c name=value)", word)}
+		}
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok || name == "" {
+			return &pgError{code: "22023", msg: fmt.Sprintf("-c %s in the options parameter: want name=value", kv)}
+		}
+		into[strings.ReplaceAll(name, "-", "_")] = value
+	}
+	return nil
 }
 
 var (

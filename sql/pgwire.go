@@ -169,7 +169,7 @@ func (s *PGServer) serveConn(raw net.Conn) {
 		}
 	}()
 	sess := &pgSession{srv: s, conn: c, be: pgproto3.NewBackend(c, c), project: catalog.DefaultProject,
-		stmts: map[string]*pgStatement{}, portals: map[string]*pgPortal{}, settings: newPGSettings("")}
+		stmts: map[string]*pgStatement{}, portals: map[string]*pgPortal{}, settings: &pgSettings{}}
 	sess.be.SetMaxBodyLen(maxMessageBytes)
 	c.SetDeadline(time.Now().Add(30 * time.Second)) // for the start-up only
 	if !sess.startup() {
@@ -210,14 +210,21 @@ func (sess *pgSession) startup() bool {
 			return false
 		case *pgproto3.StartupMessage:
 			sess.pid = sess.srv.nextPID.Add(1)
-			sess.settings = newPGSettings(m.Parameters["application_name"])
+			settings, err := newPGSettings(m.Parameters)
+			if err != nil {
+				code, msg := sqlState(err)
+				sess.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: code, Message: msg})
+				sess.be.Flush()
+				return false
+			}
+			sess.settings = settings
 			sess.secret = make([]byte, 4)
 			rand.Read(sess.secret)
 			sess.be.Send(&pgproto3.AuthenticationOk{})
 			for k, v := range map[string]string{
 				"server_version": "16.0 (strata)", "server_encoding": "UTF8", "client_encoding": "UTF8",
 				"DateStyle": "ISO, MDY", "TimeZone": "UTC", "integer_datetimes": "on",
-				"standard_conforming_strings": "on", "application_name": m.Parameters["application_name"],
+				"standard_conforming_strings": "on", "application_name": settings.start["application_name"],
 				"IntervalStyle": "postgres", "is_superuser": "off",
 			} {
 				sess.be.Send(&pgproto3.ParameterStatus{Name: k, Value: v})

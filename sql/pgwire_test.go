@@ -2015,3 +2015,63 @@ func TestPG_ColumnNamesAsPostgreSQL(t *testing.T) {
 		}
 	}
 }
+
+// Settings in the start-up message are the session's from the start, as
+// in PostgreSQL (review: pgx's statement_timeout=… in the connection
+// string and PGOPTIONS='-c statement_timeout=…' were ignored, and a
+// query ran to the server's limit); RESET goes back to them.
+func TestPG_StartupSettings(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	addr := startPG(t, e)
+	ctx := context.Background()
+	connect := func(query string) (*pgx.Conn, error) {
+		cfg, err := pgx.ParseConfig("postgres://grafana@" + addr + "/strata?sslmode=disable&" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+		return pgx.ConnectConfig(ctx, cfg)
+	}
+	for query, want := range map[string]string{
+		"statement_timeout=150":                             "150ms",
+		"options=-c%20statement_timeout%3D2s":               "2s",
+		"options=--statement-timeout%3D3s%20-cwork_mem%3D1": "3s",
+		"TimeZone=Europe/Berlin&statement_timeout=1min":     "1min", // a fixed setting is ignored, as SET's is
+	} {
+		c, err := connect(query)
+		if err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+		var v, tz string
+		if err := c.QueryRow(ctx, "SHOW statement_timeout").Scan(&v); err != nil || v != want {
+			t.Errorf("%s: SHOW statement_timeout %q %v, want %q", query, v, err, want)
+		}
+		if err := c.QueryRow(ctx, "SHOW TimeZone").Scan(&tz); err != nil || tz != "UTC" {
+			t.Errorf("%s: SHOW TimeZone %q %v", query, tz, err)
+		}
+		if _, err := c.Exec(ctx, "SET statement_timeout = 0"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Exec(ctx, "RESET statement_timeout"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.QueryRow(ctx, "SHOW statement_timeout").Scan(&v); err != nil || v != want {
+			t.Errorf("%s: after RESET %q %v, want %q", query, v, err, want)
+		}
+		if want == "150ms" {
+			_, err := c.Exec(ctx, "SELECT count(*) FROM range(100000000) a, range(1000) b")
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != "57014" {
+				t.Errorf("a query past the start-up statement_timeout: %v", err)
+			}
+		}
+		c.Close(ctx)
+	}
+	for _, bad := range []string{"statement_timeout=soon", "options=-c%20statement_timeout", "options=-x%20y"} {
+		_, err := connect(bad)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "22023" || pe.Severity != "FATAL" {
+			t.Errorf("%s: %v, want a FATAL 22023", bad, err)
+		}
+	}
+}
