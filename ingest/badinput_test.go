@@ -184,6 +184,17 @@ func TestHTTP_BadInputGetsAClear4xxAndServingContinues(t *testing.T) {
 			goodSpans(func(sp ptrace.Span) { sp.Attributes().PutStr("big", strings.Repeat("x", 10<<20)) }), 400, "exceeds the limit"},
 		{"1 MB resource repeated on 400 spans", "POST", "/v1/traces", "application/x-protobuf", "", resourceOver(1_000_000, 400), 400, "send fewer items per export"},
 		{"histogram with mismatched buckets", "POST", "/v1/metrics", "application/x-protobuf", "", badHistogram(), 400, "bucket counts"},
+		// The decoder's message quotes bytes of the body, and can cut a
+		// character in half: the answer had no body at all (review).
+		{"JSON error next to two-byte characters", "POST", "/v1/traces", "application/json", "",
+			[]byte(`{"resourceSpans":[{"resource":{"attributes":[{"key":"k","value":{"stringValue":"` + strings.Repeat("é", 7) +
+				`"}},{"key":"k2","value":{"intValue":"x"}}]}}]}`), 400, "invalid OTLP JSON"},
+		{"JSON with a byte order mark", "POST", "/v1/traces", "application/json", "", []byte("\xef\xbb\xbf{}"), 400, "invalid OTLP JSON"},
+		// A second object was ignored, its spans acknowledged and lost.
+		{"JSON with a second object", "POST", "/v1/traces", "application/json", "",
+			[]byte(`{"resourceSpans":[]} {"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","name":"lost"}]}]}]}`),
+			400, "more data after the request's object, at byte 21"},
+		{"JSON with trailing text", "POST", "/v1/logs", "application/json", "", []byte(`{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"}\\\"{"}}]}]}]}x`), 400, "at byte 85"},
 	}
 	sender := otlptest.NewSender("good")
 	client := s.httpClient()

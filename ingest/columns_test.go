@@ -258,3 +258,29 @@ func TestConvert_RefusedItemsLeaveGoodRowsIntact(t *testing.T) {
 		}
 	}
 }
+
+// Times inside the JSON columns (events, exemplars) past 2^63 ns wrapped
+// into 1677 or 1969 (review); like 0, OTLP's unknown, they are null.
+func TestConvert_EventTimesPast2262AreNull(t *testing.T) {
+	now := time.Now()
+	td := ptrace.NewTraces()
+	sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	sp.SetTraceID([16]byte{1})
+	sp.SetSpanID([8]byte{1})
+	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
+	for _, ts := range []pcommon.Timestamp{1<<64 - 1, 1 << 63, 1<<63 - 1} {
+		ev := sp.Events().AppendEmpty()
+		ev.SetName("e")
+		ev.SetTimestamp(ts)
+	}
+	rec, err := ConvertTraces("default", td, Window{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Release()
+	want := `[{"name":"e","timestamp":null},{"name":"e","timestamp":null},{"name":"e","timestamp":"2262-04-11T23:47:16.854775807Z"}]`
+	if got := rec.Column(recordsTable.Index("otel_events")).ValueStr(0); got != want {
+		t.Errorf("otel_events %s\nwant %s", got, want)
+	}
+}

@@ -122,6 +122,11 @@ func unmarshal(ctx context.Context, fromProto, fromJSON func([]byte) error, body
 		if err := fromJSON(body); err != nil {
 			return badInput("invalid OTLP JSON: %v", err)
 		}
+		if at := jsonTrailer(body); at >= 0 {
+			// The decoder reads one object and ignores the rest: spans after
+			// it would be acknowledged and lost.
+			return badInput("invalid OTLP JSON: more data after the request's object, at byte %d", at)
+		}
 		return nil
 	}
 	if err := fromProto(body); err != nil {
@@ -364,8 +369,10 @@ var httpToGRPC = map[int]codes.Code{
 }
 
 // writeStatus answers with a google.rpc.Status body, as OTLP/HTTP asks.
+// Its message is made valid UTF-8 (an error quoting a few bytes of the
+// body can cut a character), or marshalling it fails and the body is empty.
 func writeStatus(w http.ResponseWriter, status int, msg string, json bool) {
-	st := &spb.Status{Code: int32(httpToGRPC[status]), Message: msg}
+	st := &spb.Status{Code: int32(httpToGRPC[status]), Message: strings.ToValidUTF8(msg, "\uFFFD")}
 	var body []byte
 	if json {
 		body, _ = protojson.Marshal(st)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -47,7 +48,8 @@ type PartialError struct {
 }
 
 func (e *PartialError) Error() string {
-	return fmt.Sprintf("%d refused, the first because %v", e.Rejected, e.Err)
+	// Valid UTF-8, as the response's error_message must be.
+	return strings.ToValidUTF8(fmt.Sprintf("%d refused, the first because %v", e.Rejected, e.Err), "\uFFFD")
 }
 
 // rejects counts the items of an export refused one by one.
@@ -194,8 +196,10 @@ func appendCount(b []byte, key string, n uint32) []byte {
 }
 
 func appendTime(b []byte, ns uint64) []byte {
-	if ns == 0 {
-		return append(b, "null"...) // OTLP's "unknown", not 1970
+	if ns == 0 || ns > math.MaxInt64 {
+		// 0 is OTLP's "unknown", not 1970; past 2^63 ns (year 2262) a
+		// time would wrap into the past.
+		return append(b, "null"...)
 	}
 	b = append(b, '"')
 	b = time.Unix(0, int64(ns)).UTC().AppendFormat(b, time.RFC3339Nano)

@@ -137,6 +137,40 @@ func checkProto(b []byte, top otlpMsg) (decoded int64, err error) {
 // since a '{' does not say which message it starts.
 const jsonObjectBytes = 128
 
+// jsonTrailer returns where something other than white space follows the
+// first JSON value of b, or -1 if nothing does (or the value does not end:
+// the decoder has said what is wrong with it).
+func jsonTrailer(b []byte) int {
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b); i++ {
+				k := bytes.IndexAny(b[i:], `"\`)
+				if k < 0 {
+					return -1
+				}
+				if i += k; b[i] == '"' {
+					break
+				}
+				i++ // the escaped byte
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				for j := i + 1; j < len(b); j++ {
+					if c := b[j]; c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+						return j
+					}
+				}
+				return -1
+			}
+		}
+	}
+	return -1
+}
+
 // jsonDecodedBytes estimates what decoding an OTLP/JSON body allocates.
 func jsonDecodedBytes(b []byte) int64 {
 	return int64(len(b)) + jsonObjectBytes*int64(bytes.Count(b, []byte{'{'}))
