@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -11,52 +12,56 @@ import (
 )
 
 // The exports gRPC receives at once are bounded (grpc-go holds each message
-// before the service can count it against the memory limit); a slot comes
-// back when the service returns.
+// before the service can count it against the memory limit): one past the
+// bound waits for a slot, and is refused only if none comes back in time.
 func TestGRPC_ExportsReceivedAtOnceAreBounded(t *testing.T) {
+	defer func(d time.Duration) { slotWait = d }(slotWait)
+	slotWait = 100 * time.Millisecond
 	in, err := Open(nil, nil, Options{ScratchDir: t.TempDir(), MaxMemoryBytes: 8 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer in.Close(context.Background())
 	r := NewReceiver(in, 1<<20) // 8 slots
-	info := &tap.Info{FullMethodName: "/opentelemetry.proto.collector.trace.v1.TraceService/Export"}
-	var held []context.Context
+	ctx := context.Background()
+	var held []func()
 	for range 8 {
-		ctx, err := r.admit(context.Background(), info)
+		give, err := r.takeSlot(ctx)
 		if err != nil {
 			t.Fatalf("export %d refused: %v", len(held)+1, err)
 		}
-		held = append(held, ctx)
+		held = append(held, give)
 	}
-	if _, err := r.admit(context.Background(), info); status.Code(err) != codes.ResourceExhausted {
-		t.Fatalf("a ninth export at once: %v, want RESOURCE_EXHAUSTED", err)
+	if _, err := r.takeSlot(ctx); !errors.Is(err, errBusy) {
+		t.Fatalf("a ninth export at once: %v, want refused after waiting", err)
 	}
-	if _, err := r.admit(context.Background(), &tap.Info{FullMethodName: "/x.Y/Z"}); err != nil {
-		t.Errorf("an unknown method takes no slot and is left to gRPC: %v", err)
+	// A ninth that waits gets the first slot given back.
+	got := make(chan error, 1)
+	go func() {
+		_, err := r.takeSlot(ctx)
+		got <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	held[0]()
+	held[0]() // once only
+	if err := <-got; err != nil {
+		t.Fatalf("waiting for a slot given back: %v", err)
 	}
-	releaseSlot(held[0])
-	releaseSlot(held[0]) // once only
-	if _, err := r.admit(context.Background(), info); err != nil {
-		t.Errorf("after one export ended: %v", err)
-	}
-	if _, err := r.admit(context.Background(), info); status.Code(err) != codes.ResourceExhausted {
+	if _, err := r.takeSlot(ctx); !errors.Is(err, errBusy) {
 		t.Errorf("a slot given back twice: %v", err)
 	}
-	// A stream that ends without its service running (grpc-go refuses an
-	// unknown compressor, or the deadline passed) gives its slot back.
-	releaseSlot(held[1])
-	stream, end := context.WithCancel(context.Background())
-	if _, err := r.admit(stream, info); err != nil {
-		t.Fatal(err)
+	// A call that ends while it waits stops waiting.
+	short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel()
+	if _, err := r.takeSlot(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a call past its deadline while waiting: %v", err)
 	}
-	end()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		if _, err := r.admit(context.Background(), info); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the slot of a stream that ended stayed taken")
+	// An unknown method is left to gRPC, and the tap refuses nothing while
+	// ingest is within its limits.
+	info := &tap.Info{FullMethodName: "/opentelemetry.proto.collector.trace.v1.TraceService/Export"}
+	for _, i := range []*tap.Info{info, {FullMethodName: "/x.Y/Z"}} {
+		if _, err := r.admit(ctx, i); err != nil {
+			t.Errorf("%s: %v", i.FullMethodName, err)
 		}
 	}
 }

@@ -1,0 +1,64 @@
+package ingest_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/strata-db/strata/ingest"
+)
+
+// More gRPC exporters than receive slots, sending small exports on a
+// node far from its limits, wait for a slot rather than being refused:
+// 32 exporters onto 16 slots had 30 % of their exports refused (review).
+func TestGRPC_MoreExportersThanSlotsAreNotRefused(t *testing.T) {
+	s := newStack(t, stackOptions{maxRequest: 16 << 20, ingest: ingest.Options{MaxMemoryBytes: 128 << 20}}) // 8 slots
+	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := ptraceotlp.NewGRPCClient(conn)
+	const exporters, exports, spans = 32, 20, 10
+	var refused atomic.Int64
+	var wg sync.WaitGroup
+	for w := range exporters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for e := range exports {
+				td := ptrace.NewTraces()
+				ss := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
+				now := time.Now()
+				for i := range spans {
+					sp := ss.AppendEmpty()
+					sp.SetName("crowd")
+					sp.SetTraceID([16]byte{3, byte(w), byte(e), byte(i)})
+					sp.SetSpanID([8]byte{3, byte(w), byte(e), byte(i)})
+					sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+					sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
+				}
+				if _, err := client.Export(context.Background(), ptraceotlp.NewExportRequestFromTraces(td)); err != nil {
+					refused.Add(1)
+					t.Logf("exporter %d, export %d: %v", w, e, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := refused.Load(); n > 0 {
+		t.Fatalf("%d of %d exports refused", n, exporters*exports)
+	}
+	s.waitFlushed()
+	if n := s.count(`SELECT count(*) FROM records WHERE span_name = 'crowd'`); n != exporters*exports*spans {
+		t.Fatalf("%d spans stored, want %d", n, exporters*exports*spans)
+	}
+}
