@@ -30,6 +30,7 @@ const (
 	oidTimestamp   = 1114
 	oidTimestamptz = 1184
 	oidInterval    = 1186
+	oidJSON        = 114
 )
 
 // arrayOIDs are the array types of element types (text[] for text), as
@@ -283,8 +284,15 @@ func pgColumnFor(t arrow.DataType) pgColumn {
 			bin: func(a arrow.Array, i int) []byte {
 				return pgNumeric(appendDecimal(nil, a.(*array.Decimal128).Value(i), t.Scale))
 			}}
+	case arrow.ListLikeType:
+		if c, ok := pgArrayColumn(t); ok {
+			return c
+		}
 	case arrow.ExtensionType:
 		c := pgColumnFor(t.StorageType())
+		if t.ExtensionName() == "arrow.json" {
+			c.oid = oidJSON // its text, as JSON: pgx decodes it into maps and structs
+		}
 		text, bin := c.text, c.bin
 		c.text = func(a arrow.Array, i int) []byte { return text(a.(array.ExtensionArray).Storage(), i) }
 		if bin != nil {
@@ -308,6 +316,91 @@ func pgColumnFor(t arrow.DataType) pgColumn {
 		return b
 	}
 	return pgColumn{oid: oidText, size: -1, text: text, bin: text}
+}
+
+// pgArrayColumn sends a list of scalars (histogram_bucket_counts, tags)
+// as the PostgreSQL array \d says it is: {1,2,3} in text, PostgreSQL's
+// array layout in binary, so clients decode it into a slice. Lists of
+// other lists, structs or JSON go as JSON text (ok false).
+func pgArrayColumn(t arrow.ListLikeType) (pgColumn, bool) {
+	switch t.Elem().ID() {
+	case arrow.BOOL, arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64, arrow.UINT8, arrow.UINT16, arrow.UINT32,
+		arrow.FLOAT32, arrow.FLOAT64, arrow.STRING, arrow.DATE32, arrow.TIMESTAMP, arrow.DECIMAL128, arrow.INTERVAL_MONTH_DAY_NANO:
+	default:
+		return pgColumn{}, false
+	}
+	elem := pgColumnFor(t.Elem())
+	oid, ok := arrayOIDs[elem.oid]
+	if !ok || elem.bin == nil {
+		return pgColumn{}, false
+	}
+	return pgColumn{oid: oid, size: -1,
+		text: func(a arrow.Array, i int) []byte {
+			l := a.(array.ListLike)
+			vals := l.ListValues()
+			from, to := l.ValueOffsets(i)
+			b := []byte{'{'}
+			for j := from; j < to; j++ {
+				if j > from {
+					b = append(b, ',')
+				}
+				if v := int(j); vals.IsNull(v) {
+					b = append(b, "NULL"...)
+				} else {
+					b = appendArrayElem(b, elem.text(vals, v))
+				}
+			}
+			return append(b, '}')
+		},
+		bin: func(a arrow.Array, i int) []byte {
+			l := a.(array.ListLike)
+			vals := l.ListValues()
+			from, to := l.ValueOffsets(i)
+			hasNull := uint32(0)
+			for j := from; j < to; j++ {
+				if vals.IsNull(int(j)) {
+					hasNull = 1
+				}
+			}
+			dims := uint32(1)
+			if to == from {
+				dims = 0 // PostgreSQL's empty array has no dimensions
+			}
+			b := binary.BigEndian.AppendUint32(nil, dims)
+			b = binary.BigEndian.AppendUint32(b, hasNull)
+			b = binary.BigEndian.AppendUint32(b, elem.oid)
+			if dims == 1 {
+				b = binary.BigEndian.AppendUint32(b, uint32(to-from))
+				b = binary.BigEndian.AppendUint32(b, 1) // lower bound
+			}
+			for j := from; j < to; j++ {
+				if vals.IsNull(int(j)) {
+					b = binary.BigEndian.AppendUint32(b, math.MaxUint32) // -1: NULL
+					continue
+				}
+				v := elem.bin(vals, int(j))
+				b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
+				b = append(b, v...)
+			}
+			return b
+		}}, true
+}
+
+// appendArrayElem writes one element of an array's text form, quoted as
+// PostgreSQL quotes it: when empty, NULL, or holding a brace, comma,
+// quote, backslash or space.
+func appendArrayElem(b, v []byte) []byte {
+	if len(v) > 0 && !bytes.ContainsAny(v, "{},\"\\ \t\n\r\v\f") && !strings.EqualFold(string(v), "NULL") {
+		return append(b, v...)
+	}
+	b = append(b, '"')
+	for _, c := range v {
+		if c == '"' || c == '\\' {
+			b = append(b, '\\')
+		}
+		b = append(b, c)
+	}
+	return append(b, '"')
 }
 
 func intColumn(oid uint32, size int16, get func(arrow.Array, int) int64) pgColumn {
@@ -450,7 +543,7 @@ var pgTypeNames = map[uint32][2]string{
 	oidFloat4: {"real", "float4"}, oidFloat8: {"double precision", "float8"}, oidBytea: {"bytea", "bytea"}, oidDate: {"date", "date"},
 	oidTimestamp: {"timestamp without time zone", "timestamp"}, oidTimestamptz: {"timestamp with time zone", "timestamptz"},
 	oidInterval: {"interval", "interval"}, oidText: {"text", "text"}, oidVarchar: {"character varying", "varchar"},
-	oidNumeric: {"numeric", "numeric"},
+	oidNumeric: {"numeric", "numeric"}, oidJSON: {"json", "json"},
 }
 
 // pgNames are the names PostgreSQL gives the columns of a parsed
