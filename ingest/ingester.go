@@ -81,7 +81,7 @@ func (o *Options) setDefaults() {
 
 var (
 	// ErrOverloaded: buffers are over their limits; retry after a moment.
-	ErrOverloaded = errors.New("ingest is over its buffer limits, retry later")
+	ErrOverloaded = errors.New("ingest is overloaded, retry later")
 	// ErrStopping: the ingester is shutting down.
 	ErrStopping = errors.New("ingest is shutting down")
 )
@@ -299,9 +299,24 @@ func (in *Ingester) Commit(ctx context.Context, p *Pending) error {
 // the WAL or in-flight data is over its limit. Receivers ask before decoding
 // a request, so an overloaded node refuses cheaply.
 func (in *Ingester) Admit() error {
-	if in.inflight.Load() > in.opts.MaxMemoryBytes || in.disk.Load() > in.opts.MaxScratchBytes {
+	err := in.Accepting()
+	if err != nil {
 		in.m.refused.Inc()
-		return ErrOverloaded
+	}
+	return err
+}
+
+// Accepting says why ingest refuses new requests, or nil if it does not:
+// its WAL or its requests' memory over their limits (readiness asks, and
+// counts nothing).
+func (in *Ingester) Accepting() error {
+	if d := in.disk.Load(); d > in.opts.MaxScratchBytes {
+		return fmt.Errorf("%w: the WAL holds %d bytes not yet flushed to the object store, over --max-scratch-bytes (%d)",
+			ErrOverloaded, d, in.opts.MaxScratchBytes)
+	}
+	if m := in.inflight.Load(); m > in.opts.MaxMemoryBytes {
+		return fmt.Errorf("%w: requests being received and converted hold %d bytes, over --max-buffer-bytes (%d)",
+			ErrOverloaded, m, in.opts.MaxMemoryBytes)
 	}
 	return nil
 }

@@ -278,11 +278,11 @@ func warmer(files *cache.Client) func([]catalog.File) {
 
 // adminMux serves the health and readiness checks, the Prometheus metrics
 // of reg and Go's profiles (for finding where time and memory go under
-// load), for every role.
-func adminMux(reg *prometheus.Registry, cat catalog.Store, bucket *objstore.Bucket) *http.ServeMux {
+// load), for every role. ready says what the role's readiness needs.
+func adminMux(reg *prometheus.Registry, ready *readiness) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
-	mux.Handle("GET /readyz", &readiness{cat: cat, bucket: bucket})
+	mux.Handle("GET /readyz", ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -329,7 +329,7 @@ func runCache(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := serveHTTP("cache", lns["cache-addr"], node.node.Handler(adminMux(reg, cat, bucket)))
+	srv := serveHTTP("cache", lns["cache-addr"], node.node.Handler(adminMux(reg, &readiness{cat: cat, bucket: bucket})))
 	slog.Info("cache node listening", "addr", srv.addr, "dir", cc.dir, "size", fmt.Sprint(cc.size), "objects", bucket.String())
 	<-ctx.Done()
 	srv.srv.Shutdown(context.Background())

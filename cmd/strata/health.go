@@ -13,14 +13,22 @@ import (
 )
 
 // readiness answers GET /readyz: whether the catalog and the object store
-// answer, each within readyTimeout, as JSON, and 503 when one does not.
+// answer, each within readyTimeout, and whether ingest accepts requests,
+// as JSON. It answers 503 only when what the role cannot work without
+// fails (need): a query node without its catalog, an ingest node whose
+// WAL or memory is full. A check it can work without that fails makes it
+// "degraded", still 200: an ingest node buffers in its WAL through a
+// catalog or object store outage, and a load balancer that took every
+// node out then would turn an outage strata rides out into a total one.
 // /healthz only says the process serves (a liveness probe that restarted
-// nodes whenever the catalog blinked would make an outage worse); /readyz
-// is for load balancers and operators. An answer is reused for a second,
-// so many probers cost one check.
+// nodes whenever the catalog blinked would make an outage worse). An
+// answer is reused for a second, so many probers cost one check.
 type readiness struct {
 	cat    catalog.Store
 	bucket *objstore.Bucket
+	// accepting, if set, is ingest's: why it refuses requests, or nil.
+	accepting func() error
+	need      map[string]bool // checks whose failure is a 503
 
 	mu     sync.Mutex
 	at     time.Time
@@ -60,8 +68,11 @@ func (rd *readiness) check(ctx context.Context) (int, []byte) {
 		},
 		"object_store": rd.bucket.Reachable,
 	}
+	if rd.accepting != nil {
+		checks["ingest"] = func(context.Context) error { return rd.accepting() }
+	}
 	out := struct {
-		Status string                `json:"status"`
+		Status string                `json:"status"` // ok, degraded or failing
 		Checks map[string]readyCheck `json:"checks"`
 	}{Status: "ok", Checks: map[string]readyCheck{}}
 	var mu sync.Mutex
@@ -78,15 +89,19 @@ func (rd *readiness) check(ctx context.Context) (int, []byte) {
 			c.Millis = time.Since(start).Milliseconds()
 			mu.Lock()
 			out.Checks[name] = c
-			if c.Status != "ok" {
+			switch {
+			case c.Status == "ok":
+			case rd.need[name]:
 				out.Status = "failing"
+			case out.Status == "ok":
+				out.Status = "degraded"
 			}
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
 	body, _ := json.Marshal(out)
-	if out.Status != "ok" {
+	if out.Status == "failing" {
 		return http.StatusServiceUnavailable, append(body, '\n')
 	}
 	return http.StatusOK, append(body, '\n')

@@ -1,26 +1,31 @@
 package main_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/strata-db/strata/internal/faultproxy"
+	"github.com/strata-db/strata/internal/otlptest"
 	"github.com/strata-db/strata/internal/testenv"
 )
 
-// /readyz says which of the catalog and the object store fail to answer,
-// with 503, and recovers with them; /healthz (liveness) stays ok.
+// /readyz says which of the catalog and the object store fail to answer.
+// strata serve rides them out in its WAL: it stays ready ("degraded", 200)
+// until ingest refuses requests (its WAL full), then 503; it recovers with
+// them. /healthz (liveness) stays ok throughout.
 func TestServe_ReadyzFollowsCatalogAndObjectStore(t *testing.T) {
 	pgURL, pg := faultproxy.Via(t, testenv.PostgresURL(t), false)
 	schema := testenv.PostgresSchema(t, testenv.PostgresURL(t))
 	s3URL, s3 := faultproxy.Via(t, testenv.S3URL(t), true)
 	n := launch(t, roleArgs(t, []string{"STRATA_DATA_DIR=" + t.TempDir(),
 		"STRATA_CATALOG_URL=" + pgURL, "STRATA_CATALOG_SCHEMA=" + schema, "STRATA_OBJECT_STORE_URL=" + s3URL},
-		"serve", "--no-compactor"))
+		"serve", "--no-compactor", "--max-scratch-bytes", "2MiB"))
 	t.Cleanup(func() { pg.Set(faultproxy.Pass); s3.Set(faultproxy.Pass) }) // runs before the kill
 	addr := n.admin
 
@@ -36,7 +41,7 @@ func TestServe_ReadyzFollowsCatalogAndObjectStore(t *testing.T) {
 		t.Helper()
 		var a answer
 		code := 0
-		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 			resp, err := http.Get("http://" + addr + "/readyz")
 			if err != nil {
 				t.Fatal(err)
@@ -63,26 +68,52 @@ func TestServe_ReadyzFollowsCatalogAndObjectStore(t *testing.T) {
 		}
 	}
 
-	if a := ready(http.StatusOK); a.Status != "ok" || a.Checks["catalog"].Status != "ok" || a.Checks["object_store"].Status != "ok" {
+	if a := ready(http.StatusOK); a.Status != "ok" || a.Checks["catalog"].Status != "ok" || a.Checks["object_store"].Status != "ok" || a.Checks["ingest"].Status != "ok" {
 		t.Errorf("everything up: %+v", a)
 	}
 	pg.Set(faultproxy.Refuse)
-	if a := ready(http.StatusServiceUnavailable); a.Checks["catalog"].Status != "failing" || a.Checks["catalog"].Error == "" || a.Checks["object_store"].Status != "ok" {
+	for a := ready(http.StatusOK); a.Status != "degraded"; a = ready(http.StatusOK) {
+		time.Sleep(200 * time.Millisecond) // the answer of a second ago
+	}
+	if a := ready(http.StatusOK); a.Checks["catalog"].Status != "failing" || a.Checks["catalog"].Error == "" || a.Checks["object_store"].Status != "ok" {
 		t.Errorf("catalog down: %+v", a)
 	}
 	healthy()
 	pg.Set(faultproxy.Pass)
-	ready(http.StatusOK)
+	for a := ready(http.StatusOK); a.Status != "ok"; a = ready(http.StatusOK) {
+		time.Sleep(200 * time.Millisecond)
+	}
 	s3.Set(faultproxy.Hang)
-	if a := ready(http.StatusServiceUnavailable); a.Checks["object_store"].Status != "failing" || a.Checks["catalog"].Status != "ok" {
+	for a := ready(http.StatusOK); a.Status != "degraded"; a = ready(http.StatusOK) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if a := ready(http.StatusOK); a.Checks["object_store"].Status != "failing" || a.Checks["catalog"].Status != "ok" {
 		t.Errorf("object store hung: %+v", a)
+	}
+	// Nothing is flushed: once the WAL holds more than its limit, ingest
+	// refuses requests, and the node is not ready.
+	sender := otlptest.NewSender("readyz")
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		code, err := sender.Send(context.Background(), http.DefaultClient, n.otlpHTTP, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code == http.StatusTooManyRequests {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the WAL never filled: %d", code)
+		}
+	}
+	if a := ready(http.StatusServiceUnavailable); a.Status != "failing" || !strings.Contains(a.Checks["ingest"].Error, "max-scratch-bytes") {
+		t.Errorf("WAL full: %+v", a)
 	}
 	healthy()
 	s3.Set(faultproxy.Pass)
 	ready(http.StatusOK)
 }
 
-// A file:// object store whose directory went away is not ready, though
+// A file:// object store whose directory went away is seen failing, though
 // listing it (what IsAccessible does) finds it empty and fine.
 func TestServe_ReadyzSeesALocalObjectStoreGone(t *testing.T) {
 	dir := t.TempDir()
@@ -102,7 +133,17 @@ func TestServe_ReadyzSeesALocalObjectStoreGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(1100 * time.Millisecond) // past the reused answer
-	if c := code(); c != http.StatusServiceUnavailable {
-		t.Errorf("/readyz with the objects directory gone: %d", c)
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a struct {
+		Status string
+		Checks map[string]struct{ Status string }
+	}
+	json.NewDecoder(resp.Body).Decode(&a)
+	resp.Body.Close()
+	if a.Status != "degraded" || a.Checks["object_store"].Status != "failing" {
+		t.Errorf("/readyz with the objects directory gone: %d %+v", resp.StatusCode, a)
 	}
 }
