@@ -167,6 +167,9 @@ type Store interface {
 	// Nodes lists nodes of a role (all roles if empty) whose last
 	// heartbeat is newer than the given time, ordered by ID.
 	Nodes(ctx context.Context, role string, since time.Time) ([]Node, error)
+	// Leave removes a node that stopped cleanly, so others stop looking
+	// for it at once rather than when its heartbeat ages out.
+	Leave(ctx context.Context, id string) error
 
 	// Now is the catalog's clock: the database's (PostgreSQL; SQLite's is
 	// the host's), read through the host's with an offset measured every
@@ -205,26 +208,38 @@ func Announce(ctx context.Context, s Store, n Node, interval time.Duration) {
 // before it returns, so a node is not started blind, then every interval
 // in the background until ctx ends. A failed listing keeps the last set.
 func WatchNodes(ctx context.Context, s Store, role string, static []string, interval, ttl time.Duration, set func(addrs []string)) {
+	WatchNodeRows(ctx, s, role, static, interval, ttl, func(fresh, _ []string) { set(fresh) })
+}
+
+// WatchNodeRows is WatchNodes that also tells set the addresses of the
+// nodes whose heartbeat aged out but that did not leave (Leave): they may
+// be alive and cut off from the catalog, or dead.
+func WatchNodeRows(ctx context.Context, s Store, role string, static []string, interval, ttl time.Duration, set func(fresh, stale []string)) {
 	runEvery(ctx, interval, func() {
-		nodes, err := s.Nodes(ctx, role, s.Now().Add(-ttl))
+		nodes, err := s.Nodes(ctx, role, time.Time{})
 		if err != nil {
 			if ctx.Err() == nil {
 				slog.Warn("list nodes", "role", role, "err", err)
 			}
 			return
 		}
-		addrs := slices.Clone(static)
+		since := s.Now().Add(-ttl)
+		fresh, stale := slices.Clone(static), []string(nil)
 		for _, n := range nodes {
-			if !slices.Contains(addrs, n.Address) {
-				addrs = append(addrs, n.Address)
+			switch {
+			case n.Heartbeat.After(since):
+				if !slices.Contains(fresh, n.Address) {
+					fresh = append(fresh, n.Address)
+				}
+			case !slices.Contains(stale, n.Address):
+				stale = append(stale, n.Address)
 			}
 		}
-		set(addrs)
+		stale = slices.DeleteFunc(stale, func(a string) bool { return slices.Contains(fresh, a) })
+		set(fresh, stale)
 	})
 }
 
-// runEvery runs fn at once, then every interval in the background until ctx
-// ends.
 func runEvery(ctx context.Context, interval time.Duration, fn func()) {
 	fn()
 	go func() {

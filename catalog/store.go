@@ -657,6 +657,13 @@ func (s *store) Nodes(ctx context.Context, role string, since time.Time) ([]Node
 	return out, rows.Err()
 }
 
+func (s *store) Leave(ctx context.Context, id string) error {
+	if _, err := s.write.ExecContext(ctx, s.d.rebind(`DELETE FROM nodes WHERE id = ?`), id); err != nil {
+		return fmt.Errorf("leave %s: %w", id, err)
+	}
+	return nil
+}
+
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }

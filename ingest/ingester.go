@@ -82,6 +82,9 @@ func (o *Options) setDefaults() {
 var (
 	// ErrOverloaded: buffers are over their limits; retry after a moment.
 	ErrOverloaded = errors.New("ingest is overloaded, retry later")
+	// ErrLeftInWAL: Close could not flush everything; the rest is safe in
+	// the WAL, replayed by the next Open.
+	ErrLeftInWAL = errors.New("kept safe")
 	// ErrStopping: the ingester is shutting down.
 	ErrStopping = errors.New("ingest is shutting down")
 )
@@ -573,7 +576,7 @@ func (in *Ingester) Close(ctx context.Context) error {
 		if ctx.Err() != nil {
 			why = ctx.Err()
 		}
-		return fmt.Errorf("close ingester: %d segments left in the WAL for the next start: %w", left, why)
+		return fmt.Errorf("close ingester: %d segments left in the WAL for the next start: %w: %w", left, ErrLeftInWAL, why)
 	}
 	return nil
 }

@@ -125,23 +125,27 @@ func NewPeers(static []string, timeout time.Duration, secret []byte) *Peers {
 // heartbeat younger than ttl: set once before it returns, then polled in
 // the background until ctx ends.
 func (p *Peers) Watch(ctx context.Context, cat catalog.Store, static []string, interval, ttl time.Duration) {
-	catalog.WatchNodes(ctx, cat, Role, static, interval, ttl, p.setNodes)
+	catalog.WatchNodeRows(ctx, cat, Role, static, interval, ttl, p.setNodes)
 }
 
-// setNodes makes addrs the listed nodes. A node that leaves the list is
-// kept and asked while it answers: a node cut off from the catalog stops
-// its heartbeat but goes on acknowledging rows it cannot flush.
-func (p *Peers) setNodes(addrs []string) {
+// setNodes makes addrs the listed nodes. A node that leaves the list with
+// its heartbeat aged out (stale) is kept and asked while it answers: a
+// node cut off from the catalog stops its heartbeat but goes on
+// acknowledging rows it cannot flush. One that left the catalog (it
+// stopped cleanly, everything flushed) is not asked again.
+func (p *Peers) setNodes(addrs, stale []string) {
 	p.keptMu.Lock()
 	defer p.keptMu.Unlock()
 	for _, a := range *p.nodes.Load() {
-		if _, kept := p.kept[a]; !kept && !slices.Contains(addrs, a) {
+		if _, kept := p.kept[a]; !kept && !slices.Contains(addrs, a) && slices.Contains(stale, a) {
 			p.kept[a] = time.Time{}
 			slog.Warn("query: an ingest node has no fresh heartbeat in the catalog; still asked for its unflushed rows while it answers", "node", a)
 		}
 	}
-	for _, a := range addrs {
-		delete(p.kept, a)
+	for a := range p.kept {
+		if slices.Contains(addrs, a) || !slices.Contains(stale, a) {
+			delete(p.kept, a)
+		}
 	}
 	p.nodes.Store(&addrs)
 }

@@ -178,11 +178,11 @@ func TestPeers_NodeWithoutAHeartbeatIsAskedWhileItAnswers(t *testing.T) {
 		}
 		return n, 0
 	}
-	p.setNodes([]string{addr})
+	p.setNodes([]string{addr}, nil)
 	if n, _ := rows(); n != 25 {
 		t.Fatalf("listed: %d rows, want 25", n)
 	}
-	p.setNodes(nil) // its heartbeat aged out
+	p.setNodes(nil, []string{addr}) // its heartbeat aged out
 	if n, _ := rows(); n != 25 {
 		t.Fatalf("no longer listed, still answering: %d rows, want 25", n)
 	}
@@ -200,6 +200,19 @@ func TestPeers_NodeWithoutAHeartbeatIsAskedWhileItAnswers(t *testing.T) {
 	rows() // failed for keptFor: forgotten
 	if asked := p.asked(); len(asked) != 0 {
 		t.Fatalf("after it failed for keptFor, still asked: %v", asked)
+	}
+	// A node that left the catalog (it stopped cleanly, all flushed) is
+	// not asked again, kept or not.
+	p.setNodes([]string{addr}, nil)
+	p.setNodes(nil, nil)
+	if asked := p.asked(); len(asked) != 0 {
+		t.Fatalf("a node that left: still asked %v", asked)
+	}
+	p.setNodes([]string{addr}, nil)
+	p.setNodes(nil, []string{addr})
+	p.setNodes(nil, nil)
+	if asked := p.asked(); len(asked) != 0 {
+		t.Fatalf("a kept node that then left: still asked %v", asked)
 	}
 }
 

@@ -130,6 +130,9 @@ type ingestRole struct {
 	in   *ingest.Ingester
 	http *httpServer
 	grpc *grpc.Server
+	// Where it announced itself (announce), left on a clean stop.
+	cat    catalog.Store
+	nodeID string
 }
 
 func startIngest(c ingestConfig, lns map[string]net.Listener, dataDir string, cat catalog.Store, bucket *objstore.Bucket, reg *prometheus.Registry) (*ingestRole, error) {
@@ -164,7 +167,8 @@ func (r *ingestRole) announce(ctx context.Context, cat catalog.Store, mux *http.
 	}
 	mux.Handle("GET "+ingest.UnflushedPath, ingest.UnflushedHandler(r.in, secret))
 	self := advertised(admin, host)
-	catalog.Announce(ctx, cat, catalog.Node{ID: ingest.Role + "-" + self, Role: ingest.Role, Address: self, StartedAt: time.Now()}, heartbeatEvery)
+	r.cat, r.nodeID = cat, ingest.Role+"-"+self
+	catalog.Announce(ctx, cat, catalog.Node{ID: r.nodeID, Role: ingest.Role, Address: self, StartedAt: time.Now()}, heartbeatEvery)
 	return nil
 }
 
@@ -179,7 +183,24 @@ func (r *ingestRole) close(ctx context.Context) error {
 	case <-ctx.Done():
 		r.grpc.Stop()
 	}
-	return r.in.Close(ctx)
+	err := r.in.Close(ctx)
+	if err == nil && r.cat != nil {
+		// Everything is flushed: query nodes need not ask this node for
+		// its rows, nor warn that it did not answer, once it is gone.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		if lerr := r.cat.Leave(lctx, r.nodeID); lerr != nil {
+			slog.Warn("shutdown: could not leave the catalog; query nodes stop asking once the heartbeat ages out", "err", lerr)
+		}
+	}
+	if errors.Is(err, ingest.ErrLeftInWAL) {
+		// Not a failure: shutdown ran out of time (or a segment would
+		// not flush), and the rows are replayed by the next start. An
+		// orchestrator must not take the exit for a crash.
+		slog.Warn("shutdown: rows left in the WAL for the next start", "err", err)
+		return nil
+	}
+	return err
 }
 
 // queryConfig are the query role's flags.
