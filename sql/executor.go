@@ -390,11 +390,11 @@ func (e *Executor) acquire(ctx context.Context, project string, files []catalog.
 func (e *Executor) plan(ctx context.Context, project, table string, lo, hi time.Time, traceIDs []string, pending map[string]bool) ([]catalog.File, int, error) {
 	total, err := e.Catalog.CountFiles(ctx, project, table)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, catalogError(ctx, err)
 	}
 	listed, err := e.Catalog.ListFiles(ctx, catalog.FileFilter{Project: project, Table: table, Min: lo, Max: hi})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, catalogError(ctx, err)
 	}
 	var out []catalog.File
 	var need []string
@@ -455,7 +455,7 @@ func (e *Executor) retainedFrom(ctx context.Context, project string) (time.Time,
 		return time.Time{}, nil
 	}
 	if err != nil {
-		return time.Time{}, fmt.Errorf("read project %s: %w", project, err)
+		return time.Time{}, catalogError(ctx, fmt.Errorf("read project %s: %w", project, err))
 	}
 	d := p.KeepFor()
 	e.retention.Store(project, cachedRetention{d: d, until: now.Add(time.Minute)})
@@ -490,6 +490,19 @@ type Limiter struct {
 
 // ErrBusy: every query slot is taken and the queue is full.
 var ErrBusy = errors.New("too many queries running; retry shortly")
+
+// ErrCatalogUnavailable: the catalog, which every query asks for its
+// files, failed; the query may succeed once it is back (503, 57P03).
+var ErrCatalogUnavailable = errors.New("the catalog is not answering; retry shortly")
+
+// catalogError marks a catalog failure as one to retry, unless the query
+// itself ended (its client gone, its time up).
+func catalogError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	return fmt.Errorf("%w (%w)", ErrCatalogUnavailable, err)
+}
 
 type queueLimitKey struct{}
 

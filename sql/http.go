@@ -181,8 +181,11 @@ func (e *Executor) serveQuery(w http.ResponseWriter, r *http.Request) {
 	res, err := e.Run(r.Context(), catalog.DefaultProject, req)
 	if err != nil {
 		status, msg := classifyError(err)
-		if status == http.StatusTooManyRequests {
+		switch status {
+		case http.StatusTooManyRequests:
 			w.Header().Set("Retry-After", "1")
+		case http.StatusServiceUnavailable:
+			w.Header().Set("Retry-After", "5")
 		}
 		if status >= 500 {
 			slog.Error("query failed", "err", err)
@@ -242,6 +245,8 @@ func classifyError(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, err.Error()
 	case errors.Is(err, ErrBusy):
 		return http.StatusTooManyRequests, err.Error()
+	case errors.Is(err, ErrCatalogUnavailable):
+		return http.StatusServiceUnavailable, err.Error()
 	case errors.Is(err, context.Canceled):
 		return 499, "client went away"
 	}

@@ -611,6 +611,8 @@ func sqlState(err error) (string, string) {
 		return "22000", msg
 	case errors.Is(err, ErrBusy):
 		return "53300", err.Error() // too_many_connections
+	case errors.Is(err, ErrCatalogUnavailable):
+		return "57P03", err.Error() // cannot_connect_now
 	case errors.Is(err, ErrTooLong):
 		return "54000", err.Error() // program_limit_exceeded
 	case errors.Is(err, context.Canceled):

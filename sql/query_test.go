@@ -793,3 +793,41 @@ func TestQuery_AcceptQualities(t *testing.T) {
 		}
 	}
 }
+
+// downCatalog is a catalog that has stopped answering.
+type downCatalog struct{ catalog.Store }
+
+func (downCatalog) ListFiles(context.Context, catalog.FileFilter) ([]catalog.File, error) {
+	return nil, errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
+}
+
+func (downCatalog) CountFiles(context.Context, string, string) (int, error) {
+	return 0, errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
+}
+
+// A catalog that does not answer makes queries fail with 503 and
+// Retry-After (57P03 over the Postgres protocol), so clients and
+// dashboards tell an outage from a bad query (review: a 500 with the
+// driver's error).
+func TestQuery_CatalogDownIs503(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.send(span{name: "x"})
+	e.flushed()
+	e.exec.Catalog = downCatalog{e.cat}
+	r := e.do("POST", map[string]any{"sql": "SELECT count(*) FROM records"}, "")
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(r.Error, "catalog is not answering") {
+		t.Fatalf("%d %q (Retry-After %q)", r.status, r.Error, r.header.Get("Retry-After"))
+	}
+	addr := startPG(t, e)
+	c := pgConnect(t, addr, pgx.QueryExecModeSimpleProtocol)
+	var n int64
+	err := c.QueryRow(context.Background(), "SELECT count(*) FROM records").Scan(&n)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "57P03" {
+		t.Fatalf("over the Postgres protocol: %v, want 57P03", err)
+	}
+	e.exec.Catalog = e.cat
+	if n := e.count("SELECT count(*) FROM records"); n != 1 {
+		t.Fatalf("with the catalog back: %d rows", n)
+	}
+}
