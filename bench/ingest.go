@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -154,6 +155,10 @@ func RunIngest(ctx context.Context, o IngestOptions, progress io.Writer) (*Inges
 	if err := preflight(o); err != nil {
 		return nil, err
 	}
+	var bar *Progress
+	if progress != nil {
+		bar = NewProgress(progress)
+	}
 	gen, err := NewGenerator(o.Workload)
 	if err != nil {
 		return nil, err
@@ -281,14 +286,14 @@ loop:
 					anonMax = max(anonMax, s.get("strata_process_anon_resident_bytes"))
 				}
 			}
-			if progress != nil {
-				fmt.Fprintf(progress, "\r%s %5.0fs  %9.0f spans/s  acked %11d  errors %7d  p99 %7.1f ms ",
+			if bar != nil {
+				bar.Update("%s %5.0fs  %9.0f spans/s  acked %11d  errors %7d  p99 %7.1f ms ",
 					ProgressBar(float64(sec)/o.Duration.Seconds()), float64(sec), pt.SpansPerSecond, a, e, p.P99)
 			}
 		}
 	}
-	if progress != nil {
-		fmt.Fprintln(progress)
+	if bar != nil {
+		bar.Done()
 	}
 	rep.Elapsed = time.Since(start).Seconds()
 	rep.Interrupted = ctx.Err() != nil
@@ -332,6 +337,43 @@ func waitFlushed(metricsURL string, limit time.Duration) {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Progress writes a progress line: redrawn in place on a terminal, and
+// elsewhere (a log file, a pipe) a line of its own every 10 s, not one
+// endless line of carriage returns.
+type Progress struct {
+	w    io.Writer
+	tty  bool
+	last time.Time
+}
+
+func NewProgress(w io.Writer) *Progress {
+	f, ok := w.(*os.File)
+	tty := false
+	if ok {
+		if fi, err := f.Stat(); err == nil {
+			tty = fi.Mode()&os.ModeCharDevice != 0
+		}
+	}
+	return &Progress{w: w, tty: tty}
+}
+
+// Update shows the line; Done ends it.
+func (p *Progress) Update(format string, args ...any) {
+	switch {
+	case p.tty:
+		fmt.Fprintf(p.w, "\r"+format, args...)
+	case time.Since(p.last) >= 10*time.Second:
+		p.last = time.Now()
+		fmt.Fprintf(p.w, format+"\n", args...)
+	}
+}
+
+func (p *Progress) Done() {
+	if p.tty {
+		fmt.Fprintln(p.w)
 	}
 }
 

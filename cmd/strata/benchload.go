@@ -93,6 +93,7 @@ func runBenchLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	start := time.Now()
 	var spans, items int64
 	last := start
+	bar := bench.NewProgress(os.Stderr)
 	err = bench.Generate(ctx, o, func(r bench.Request, at time.Time) error {
 		rec, table, err := convert(project, r, at)
 		if err != nil {
@@ -106,13 +107,13 @@ func runBenchLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		if now := time.Now(); now.Sub(last) > time.Second {
 			last = now
 			el := now.Sub(start).Seconds()
-			fmt.Fprintf(os.Stderr, "\r%s %5.1f%%  %d spans  %.0f items/s  at %s ",
+			bar.Update("%s %5.1f%%  %d spans  %.0f items/s  at %s ",
 				bench.ProgressBar(float64(spans)/float64(o.Spans)), 100*float64(spans)/float64(o.Spans), spans, float64(items)/el, at.Format(time.DateTime))
 		}
 		return bw.Add(ctx, project, table, rec)
 	})
 	stats, cerr := bw.Close(context.WithoutCancel(ctx))
-	fmt.Fprintln(os.Stderr)
+	bar.Done()
 	if err == nil {
 		err = cerr
 	}
