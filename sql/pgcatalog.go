@@ -29,9 +29,40 @@ import (
 type pgCatalog struct {
 	db  *engine.DB
 	dir string
-	// settings is the parsed FROM item that stands in for pg_settings
-	// (JSON, copied for each query that reads it).
-	settings []byte
+	// standIns are the parsed FROM items that stand in for catalog tables
+	// DuckDB lacks or answers otherwise (JSON, copied for each query that
+	// reads one), by lower-case name.
+	standIns map[string][]byte
+}
+
+// standInTables are the catalog tables strata answers itself: pg_settings
+// as SHOW gives them; pg_namespace with the pg_catalog row DuckDB's lacks
+// (psql's tab completion filters tables by it, and found none); empty
+// ones with PostgreSQL's columns for what strata does not have, so that
+// count(*) over them is 0 and their columns bind.
+func standInTables() map[string]string {
+	empty := func(cols string) string {
+		return "SELECT * FROM (VALUES (" + strings.Repeat("NULL, ", strings.Count(cols, ",")) +
+			"NULL)) t(" + cols + ") WHERE false"
+	}
+	return map[string]string{
+		"pg_settings": settingsSelect(),
+		"pg_namespace": `SELECT oid, nspname, nspowner, nspacl FROM system.pg_catalog.pg_namespace
+			UNION ALL SELECT 11, 'pg_catalog', 10, NULL UNION ALL SELECT 13000, 'information_schema', 10, NULL`,
+		"pg_extension": empty("oid, extname, extowner, extnamespace, extrelocatable, extversion, extconfig, extcondition"),
+		"pg_roles": `SELECT 'strata' AS rolname, false AS rolsuper, true AS rolinherit, false AS rolcreaterole, false AS rolcreatedb,
+			true AS rolcanlogin, false AS rolreplication, -1 AS rolconnlimit, '********' AS rolpassword, NULL::TIMESTAMPTZ AS rolvaliduntil,
+			false AS rolbypassrls, NULL::VARCHAR[] AS rolconfig, 10 AS oid`,
+		"pg_user": `SELECT 'strata' AS usename, 10 AS usesysid, false AS usecreatedb, false AS usesuper, false AS userepl,
+			false AS usebypassrls, '********' AS passwd, NULL::TIMESTAMPTZ AS valuntil, NULL::VARCHAR[] AS useconfig`,
+		"pg_stat_activity": empty("datid, datname, pid, leader_pid, usesysid, usename, application_name, client_addr, client_hostname, " +
+			"client_port, backend_start, xact_start, query_start, state_change, wait_event_type, wait_event, state, backend_xid, " +
+			"backend_xmin, query_id, query, backend_type"),
+		"pg_inherits":    empty("inhrelid, inhparent, inhseqno, inhdetachpending"),
+		"pg_policy":      empty("oid, polname, polrelid, polcmd, polpermissive, polroles, polqual, polwithcheck"),
+		"pg_trigger":     empty("oid, tgrelid, tgparentid, tgname, tgfoid, tgtype, tgenabled, tgisinternal, tgconstrrelid, tgconstrindid, tgconstraint, tgdeferrable, tginitdeferred, tgnargs, tgattr, tgargs, tgqual, tgoldtable, tgnewtable"),
+		"pg_publication": empty("oid, pubname, pubowner, puballtables, pubinsert, pubupdate, pubdelete, pubtruncate, pubviaroot"),
+	}
 }
 
 // Table OIDs as psql sees them.
@@ -85,14 +116,16 @@ func newPGCatalog(ctx context.Context, query *engine.DB) (*pgCatalog, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("postgres catalog: %w", err)
 	}
-	c := &pgCatalog{db: db, dir: dir}
-	tree, err := db.Parse(ctx, "SELECT * FROM ("+settingsSelect()+") AS pg_settings")
-	if err == nil {
-		c.settings, err = json.Marshal(fromItem(tree))
-	}
-	if err != nil {
-		c.close()
-		return nil, fmt.Errorf("postgres catalog: pg_settings: %w", err)
+	c := &pgCatalog{db: db, dir: dir, standIns: map[string][]byte{}}
+	for name, sel := range standInTables() {
+		tree, err := db.Parse(ctx, "SELECT * FROM ("+sel+") AS "+name)
+		if err == nil {
+			c.standIns[name], err = json.Marshal(fromItem(tree))
+		}
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("postgres catalog: %s: %w", name, err)
+		}
 	}
 	return c, nil
 }
@@ -469,15 +502,17 @@ func (c *pgCatalog) rewriteCatalogTree(tree any) {
 				v["function_name"] = "strata_" + name
 			}
 		}
-		// pg_settings however it is named (PG_CATALOG.pg_settings,
-		// system.pg_settings…). Also where a CTE of that name is meant:
-		// telling the two apart needs the CTEs' scopes, and getting that
-		// wrong shows DuckDB's own settings; such a query fails instead.
-		if v["type"] == "BASE_TABLE" && strings.EqualFold(fmt.Sprint(v["table_name"]), "pg_settings") {
+		// A stand-in table however it is named (PG_CATALOG.pg_settings,
+		// pg_namespace…), but not the system table a stand-in reads
+		// itself. Also where a CTE of that name is meant: telling the two
+		// apart needs the CTEs' scopes, and getting that wrong shows
+		// DuckDB's own settings; such a query fails instead.
+		standIn, ok := c.standIns[strings.ToLower(fmt.Sprint(v["table_name"]))]
+		if v["type"] == "BASE_TABLE" && ok && v["catalog_name"] != "system" {
 			alias, _ := v["alias"].(string)
 			cols := v["column_name_alias"]
 			clear(v)
-			dec := json.NewDecoder(bytes.NewReader(c.settings))
+			dec := json.NewDecoder(bytes.NewReader(standIn))
 			dec.UseNumber()
 			dec.Decode(&v)
 			if alias != "" {

@@ -2117,3 +2117,28 @@ func TestPG_ArraysAndJSONScanIntoGoValues(t *testing.T) {
 		}
 	}
 }
+
+// Catalog tables DuckDB lacks answer with PostgreSQL's columns and no
+// rows (one row of 0 for count(*), not an empty result), and
+// pg_namespace has pg_catalog, which psql's tab completion filters tables
+// by (review: it completed nothing).
+func TestPG_CatalogStandIns(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	addr := startPG(t, e)
+	c := pgConnect(t, addr, pgx.QueryExecModeSimpleProtocol)
+	ctx := context.Background()
+	for q, want := range map[string]int64{
+		"SELECT count(*) FROM pg_extension":                                                    0,
+		"SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE state = 'idle'":                0,
+		"SELECT count(*) FROM pg_roles WHERE rolname = 'strata' AND NOT rolsuper":              1,
+		"SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname IN ('pg_catalog', 'main')": 2,
+		`SELECT count(*) FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm')
+			AND substring(pg_catalog.quote_ident(c.relname),1,3)='rec' AND pg_catalog.pg_table_is_visible(c.oid)
+			AND c.relnamespace <> (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = 'pg_catalog')`: 1,
+	} {
+		var n int64
+		if err := c.QueryRow(ctx, q).Scan(&n); err != nil || n != want {
+			t.Errorf("%s: %d %v, want %d", q, n, err, want)
+		}
+	}
+}
