@@ -152,20 +152,31 @@ func (n *node) waitDrained(t *testing.T) {
 
 func (n *node) query(t *testing.T, sql string) [][]any {
 	t.Helper()
+	return n.answer(t, sql).Rows
+}
+
+// queryAnswer is what the HTTP query API answers.
+type queryAnswer struct {
+	Rows  [][]any
+	Error string
+	Stats struct {
+		IngestNodesMissing int `json:"ingest_nodes_missing"`
+	}
+}
+
+func (n *node) answer(t *testing.T, sql string) queryAnswer {
+	t.Helper()
 	body, _ := json.Marshal(map[string]string{"sql": sql})
 	resp, err := http.Post(n.queryURL+"/v1/query", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out struct {
-		Rows  [][]any
-		Error string
-	}
+	var out queryAnswer
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("query %s: status %d, %v %s", sql, resp.StatusCode, err, out.Error)
 	}
-	return out.Rows
+	return out
 }
 
 func TestCrash_SIGKILLLosesNothingAcknowledged(t *testing.T) {

@@ -1,9 +1,7 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -94,21 +92,7 @@ func TestMultiNode_QueryNodeSeesUnflushedRowsOfIngestNodes(t *testing.T) {
 	// a watch interval (5 s) the query node stops asking it, and stops
 	// saying a node did not answer (it did so for 90 s: until the
 	// heartbeat aged out, then a minute of failed answers).
-	missing := func() int {
-		body, _ := json.Marshal(map[string]string{"sql": all})
-		resp, err := http.Post(q.queryURL+"/v1/query", "application/json", bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out struct {
-			Stats struct {
-				IngestNodesMissing int `json:"ingest_nodes_missing"`
-			}
-		}
-		json.NewDecoder(resp.Body).Decode(&out)
-		return out.Stats.IngestNodesMissing
-	}
+	missing := func() int { return q.answer(t, all).Stats.IngestNodesMissing }
 	for deadline := time.Now().Add(15 * time.Second); missing() != 0; time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("15 s after a stopped cleanly, queries still miss an ingest node")
