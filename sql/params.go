@@ -224,6 +224,16 @@ func operandOID(other any, op string) uint32 {
 
 var arithmetic = map[string]bool{"+": true, "-": true, "*": true, "/": true, "//": true, "%": true}
 
+// argOIDs are the wire types of the leading arguments of functions whose
+// parameters are typed by the call: to_timestamp($1) takes a double, as
+// PostgreSQL infers (text, the default, is not what a client sends an
+// epoch as; pgx refuses to encode an int64 as text).
+var argOIDs = map[string][]uint32{
+	"to_timestamp": {oidFloat8}, "epoch_ms": {oidInt8},
+	"time_bucket": {oidInterval}, "date_bin": {oidInterval},
+	"to_seconds": {oidFloat8}, "to_milliseconds": {oidFloat8}, "to_minutes": {oidInt8}, "to_hours": {oidInt8}, "to_days": {oidInt4},
+}
+
 // unnestParam is the parameter of a subquery SELECT unnest($n), as
 // x = ANY($n) parses.
 func unnestParam(sub any) map[string]any {
@@ -274,9 +284,15 @@ func inferParamTypes(n any, oids []uint32) {
 			}
 		case "FUNCTION":
 			op := fmt.Sprint(v["function_name"])
-			if args, _ := v["children"].([]any); v["is_operator"] == true && len(args) == 2 && arithmetic[op] {
+			args, _ := v["children"].([]any)
+			if v["is_operator"] == true && len(args) == 2 && arithmetic[op] {
 				set(args[0], nil, operandOID(args[1], op))
 				set(args[1], nil, operandOID(args[0], op))
+			}
+			for i, oid := range argOIDs[strings.ToLower(op)] {
+				if i < len(args) {
+					set(args[i], nil, oid)
+				}
 			}
 		case "COMPARISON":
 			set(v["left"], v["right"], 0)

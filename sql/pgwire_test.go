@@ -2142,3 +2142,24 @@ func TestPG_CatalogStandIns(t *testing.T) {
 		}
 	}
 }
+
+// A parameter that is a function's argument is typed as the function
+// takes it: to_timestamp($1) a double, time_bucket($1, …) an interval
+// (review: they were text, and pgx refuses to send an int64 as text).
+func TestPG_FunctionArgumentsTypeTheirParameters(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	addr := startPG(t, e)
+	ctx := context.Background()
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeExec, pgx.QueryExecModeCacheDescribe} {
+		c := pgConnect(t, addr, mode)
+		var ts, bucket time.Time
+		err := c.QueryRow(ctx, "SELECT to_timestamp($1), time_bucket($2, TIMESTAMPTZ '2026-01-01 00:07:00+00')",
+			int64(1795550400), 5*time.Minute).Scan(&ts, &bucket)
+		if err != nil {
+			t.Fatalf("%v: %v", mode, err)
+		}
+		if !ts.Equal(time.Unix(1795550400, 0)) || !bucket.Equal(time.Date(2026, 1, 1, 0, 5, 0, 0, time.UTC)) {
+			t.Errorf("%v: to_timestamp %v, time_bucket %v", mode, ts, bucket)
+		}
+	}
+}
