@@ -673,6 +673,8 @@ func (sess *pgSession) simpleQuery(text string) {
 // strata accepts and ignores (SET, BEGIN…) or answers (SHOW); ok is false
 // for anything else.
 var (
+	discardAll       = regexp.MustCompile(`(?is)^DISCARD\s+ALL\b`)
+	deallocate       = regexp.MustCompile(`(?is)^DEALLOCATE\s+(?:PREPARE\s+)?("(?:[^"]|"")+"|[^\s;]+)`)
 	ignoredStatement = regexp.MustCompile(`(?is)^(SET|RESET|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|DISCARD|DEALLOCATE|UNLISTEN|SAVEPOINT|RELEASE)\b`)
 	showStatement    = regexp.MustCompile(`(?is)^SHOW\s+(.+?)\s*;?\s*$`)
 	rollbackTo       = regexp.MustCompile(`(?is)^ROLLBACK\s+(WORK\s+|TRANSACTION\s+)?TO\b`)
@@ -794,6 +796,19 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 			}
 		case tag == "DISCARD ALL":
 			sess.settings.resetAll()
+			if discardAll.MatchString(text) {
+				clear(sess.stmts) // as PostgreSQL's: pgx's pool resets sessions with it
+			}
+		case tag == "DEALLOCATE":
+			// Drivers free the statements they prepared with it (pgx's
+			// statement cache): a name left would refuse their next Parse.
+			if m := deallocate.FindStringSubmatch(text); m != nil {
+				if strings.EqualFold(m[1], "ALL") {
+					clear(sess.stmts)
+				} else {
+					delete(sess.stmts, foldName(m[1]))
+				}
+			}
 		case tag == "BEGIN":
 			if !sess.inTx {
 				sess.inTx, sess.savepoints = true, nil
@@ -1135,6 +1150,11 @@ func (sess *pgSession) parse(m *pgproto3.Parse) error {
 	}
 	if err := sess.checkFailedTx(m.Query); err != nil {
 		return err
+	}
+	if _, used := sess.stmts[m.Name]; used && m.Name != "" {
+		// The unnamed statement is replaced; a named one must be closed
+		// first, as in PostgreSQL.
+		return &pgError{code: "42P05", msg: fmt.Sprintf("prepared statement %q already exists", m.Name)}
 	}
 	n := len(splitStatements(m.Query))
 	if n > 1 {

@@ -2163,3 +2163,53 @@ func TestPG_FunctionArgumentsTypeTheirParameters(t *testing.T) {
 		}
 	}
 }
+
+// A named statement is not silently replaced by another Parse of its name
+// (42P05, as in PostgreSQL); DEALLOCATE, DEALLOCATE ALL and DISCARD ALL
+// free names, as drivers' statement caches expect; the unnamed statement
+// is replaced freely.
+func TestPG_StatementNames(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	addr := startPG(t, e)
+	ctx := context.Background()
+	c := pgConnect(t, addr, pgx.QueryExecModeCacheStatement)
+	pc := c.PgConn()
+	prepare := func(name, sql string) error {
+		_, err := pc.Prepare(ctx, name, sql, nil)
+		return err
+	}
+	if err := prepare("s1", "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	var pe *pgconn.PgError
+	if err := prepare("s1", "SELECT 2"); !errors.As(err, &pe) || pe.Code != "42P05" {
+		t.Fatalf("a second Parse of s1: %v, want 42P05", err)
+	}
+	for _, free := range []string{"DEALLOCATE s1", `DEALLOCATE PREPARE "s1"`, "DEALLOCATE ALL", "DISCARD ALL"} {
+		if _, err := c.Exec(ctx, free); err != nil {
+			t.Fatalf("%s: %v", free, err)
+		}
+		if err := prepare("s1", "SELECT 3"); err != nil {
+			t.Fatalf("Parse of s1 after %s: %v", free, err)
+		}
+	}
+	for range 2 {
+		if err := prepare("", "SELECT 4"); err != nil {
+			t.Fatalf("the unnamed statement: %v", err)
+		}
+	}
+	// pgx's own statement cache, through its deallocations, still works.
+	for i := range 3 {
+		var n int64
+		if err := c.QueryRow(ctx, "SELECT $1::BIGINT + 1", int64(i)).Scan(&n); err != nil || n != int64(i+1) {
+			t.Fatalf("cached statement: %d %v", n, err)
+		}
+	}
+	if err := c.DeallocateAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	if err := c.QueryRow(ctx, "SELECT $1::BIGINT + 1", int64(5)).Scan(&n); err != nil || n != 6 {
+		t.Fatalf("after DeallocateAll: %d %v", n, err)
+	}
+}
