@@ -408,13 +408,13 @@ func csvValue(a arrow.Array, i int) string {
 	return a.ValueStr(i)
 }
 
-// csvFloat writes NaN and the infinities by name, as PostgreSQL and the
-// JSON output do, not as Go's +Inf.
+// csvFloat writes a float as PostgreSQL's COPY does: NaN and the
+// infinities by name (not Go's +Inf), and 1234567, not 1.234567e+06.
 func csvFloat(f float64, bits int) string {
 	if name := floatName(f); name != "" {
 		return name
 	}
-	return strconv.FormatFloat(f, 'g', -1, bits)
+	return string(appendPGFloat(nil, f, bits))
 }
 
 // writeArrow streams an Arrow IPC stream. The first batch is sent at once,

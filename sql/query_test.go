@@ -119,6 +119,11 @@ func TestQuery_FormatsAndStats(t *testing.T) {
 	if c := e.do("POST", map[string]any{"sql": inf}, "text/csv"); c.body != "d,ts,tz,f\ninfinity,-infinity,infinity,Infinity\n" {
 		t.Errorf("infinities in CSV: %q", c.body)
 	}
+	// Floats as PostgreSQL's COPY writes them (review: 1.234567e+06).
+	fl := "SELECT 1234567.0::DOUBLE AS a, 0.000012::DOUBLE AS b, 1e20::DOUBLE AS c, 2.5::FLOAT AS d"
+	if c := e.do("POST", map[string]any{"sql": fl}, "text/csv"); c.body != "a,b,c,d\n1234567,1.2e-05,1e+20,2.5\n" {
+		t.Errorf("floats in CSV: %q", c.body)
+	}
 	// NULL and the empty string differ, as in PostgreSQL's CSV.
 	nulls := `SELECT NULL::VARCHAR AS a, '' AS b, 'x,"y"' AS c, 'line' || chr(10) || 'two' AS d`
 	if c := e.do("POST", map[string]any{"sql": nulls}, "text/csv"); c.body != "a,b,c,d\n,\"\",\"x,\"\"y\"\"\",\"line\ntwo\"\n" {
