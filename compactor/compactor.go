@@ -365,6 +365,12 @@ func (c *Compactor) table(ctx context.Context, proj catalog.Project, t *schema.T
 		}
 		did, more, err := c.job(ctx, p, proj, t, part, cutoff)
 		switch {
+		case errors.Is(err, catalog.ErrLeaseHeld):
+			// Another compactor holds it: its work is still backlog and
+			// lag (a dead holder keeps it until the lease expires).
+			p.Skipped++
+			c.Metrics.jobs.WithLabelValues("skipped").Inc()
+			left(part)
 		case err != nil:
 			errs = append(errs, fmt.Errorf("partition %s: %w", part, err))
 			c.Metrics.jobs.WithLabelValues("failed").Inc()
@@ -375,7 +381,7 @@ func (c *Compactor) table(ctx context.Context, proj catalog.Project, t *schema.T
 			if more {
 				left(part)
 			}
-		default: // another compactor holds it, or did it first
+		default: // another compactor did it first
 			p.Skipped++
 			c.Metrics.jobs.WithLabelValues("skipped").Inc()
 		}

@@ -20,14 +20,13 @@ import (
 
 // job merges what plan picks in one partition, under a lease so no other
 // compactor does the same work. did is false when there was nothing to do
-// (the lease was held, or another compactor got there first); more says
-// the job stopped at maxRounds with merges left to do.
+// (another compactor got there first); the error is catalog.ErrLeaseHeld
+// when another holds the partition (its work still waits: a dead holder
+// keeps it until the lease expires); more says the job stopped at
+// maxRounds with merges left to do.
 func (c *Compactor) job(ctx context.Context, p *pass, proj catalog.Project, t *schema.Table, part string, cutoff time.Time) (did, more bool, err error) {
 	name := "compact/" + proj.ID + "/" + t.Name + "/" + part
 	if _, err := c.cat.AcquireLease(ctx, name, c.opts.Holder, c.opts.LeaseTTL); err != nil {
-		if errors.Is(err, catalog.ErrLeaseHeld) {
-			return false, false, nil
-		}
 		return false, false, err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
