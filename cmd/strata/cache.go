@@ -279,13 +279,28 @@ func warmer(files *cache.Client) func([]catalog.File) {
 // adminMux serves the health and readiness checks, the Prometheus metrics
 // of reg and Go's profiles (for finding where time and memory go under
 // load), for every role. ready says what the role's readiness needs.
-func adminMux(reg *prometheus.Registry, ready *readiness) *http.ServeMux {
+// shared says the address also serves other nodes (a cache node's): its
+// profiles then answer only on loopback, since they show the process's
+// insides and a CPU profile costs a core while it runs.
+func adminMux(reg *prometheus.Registry, ready *readiness, shared bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.Handle("GET /readyz", ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	profiles := func(h http.HandlerFunc) http.HandlerFunc {
+		if !shared {
+			return h
+		}
+		return func(w http.ResponseWriter, r *http.Request) {
+			if host, _, err := net.SplitHostPort(r.RemoteAddr); err != nil || !net.ParseIP(host).IsLoopback() {
+				http.Error(w, "profiles answer only on loopback on a cache node's address", http.StatusForbidden)
+				return
+			}
+			h(w, r)
+		}
+	}
+	mux.HandleFunc("/debug/pprof/", profiles(pprof.Index))
+	mux.HandleFunc("/debug/pprof/profile", profiles(pprof.Profile))
 	return mux
 }
 
@@ -329,7 +344,7 @@ func runCache(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := serveHTTP("cache", lns["cache-addr"], node.node.Handler(adminMux(reg, &readiness{cat: cat, bucket: bucket})))
+	srv := serveHTTP("cache", lns["cache-addr"], node.node.Handler(adminMux(reg, &readiness{cat: cat, bucket: bucket}, true)))
 	slog.Info("cache node listening", "addr", srv.addr, "dir", cc.dir, "size", fmt.Sprint(cc.size), "objects", bucket.String())
 	<-ctx.Done()
 	srv.srv.Shutdown(context.Background())

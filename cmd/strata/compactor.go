@@ -138,7 +138,7 @@ func runCompactor(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	admin := serveHTTP("admin", lns["http-addr"], adminMux(reg, &readiness{cat: cat, bucket: bucket, need: map[string]bool{"catalog": true, "object_store": true}}))
+	admin := serveHTTP("admin", lns["http-addr"], adminMux(reg, &readiness{cat: cat, bucket: bucket, need: map[string]bool{"catalog": true, "object_store": true}}, false))
 	slog.Info("compactor running", "http", admin.addr, "objects", bucket.String())
 	<-ctx.Done()
 	comp.close()

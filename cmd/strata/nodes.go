@@ -72,7 +72,7 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	// Every query lists its files in the catalog; the object store it can
 	// be without while the cache tier holds the files.
-	admin := serveHTTP("admin", lns["http-addr"], adminMux(reg, &readiness{cat: cat, bucket: bucket, need: map[string]bool{"catalog": true}}))
+	admin := serveHTTP("admin", lns["http-addr"], adminMux(reg, &readiness{cat: cat, bucket: bucket, need: map[string]bool{"catalog": true}}, false))
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -120,7 +120,7 @@ func runIngest(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	// Ready while it accepts requests: it rides out a catalog or object
 	// store outage in its WAL.
-	mux := adminMux(reg, &readiness{cat: cat, bucket: bucket, accepting: ing.in.Accepting, need: map[string]bool{"ingest": true}})
+	mux := adminMux(reg, &readiness{cat: cat, bucket: bucket, accepting: ing.in.Accepting, need: map[string]bool{"ingest": true}}, false)
 	if err := ing.announce(ctx, cat, mux, lns["http-addr"], advertise); err != nil {
 		ing.close(context.Background())
 		closeAll(lns)
