@@ -7,6 +7,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -526,5 +527,38 @@ func TestGRPC_CorruptCompressionIsRefusedAndCounted(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%v refused exports counted, want 2", got)
 		}
+	}
+}
+
+// A body that does not arrive within the server's read timeout is a 503
+// with Retry-After, which OTLP clients retry, not a 400, which they drop
+// (review).
+func TestHTTP_ABodyThatStallsIsRetryable(t *testing.T) {
+	s := newStack(t, stackOptions{maxRequest: 16 << 20})
+	hs := httptest.NewUnstartedServer(s.rcv.Handler())
+	hs.Config.ReadTimeout = 300 * time.Millisecond
+	hs.Start()
+	defer hs.Close()
+	body := goodSpans(nil)
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write(body[:len(body)/2])
+		time.Sleep(time.Second) // past the read timeout
+		pw.Write(body[len(body)/2:])
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", hs.URL+"/v1/traces", pr)
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.ContentLength = int64(len(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var st spb.Status
+	proto.Unmarshal(raw, &st)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(st.Message, "read timeout") {
+		t.Fatalf("%d (Retry-After %q): %q", resp.StatusCode, resp.Header.Get("Retry-After"), st.Message)
 	}
 }

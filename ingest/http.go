@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -194,7 +195,7 @@ func (r *Receiver) httpExport(e exporter) http.Handler {
 			herr = &httpError{http.StatusTooManyRequests, ErrOverloaded.Error()}
 		}
 		if herr != nil {
-			if herr.status == http.StatusTooManyRequests {
+			if herr.status == http.StatusTooManyRequests || herr.status == http.StatusServiceUnavailable {
 				w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
 			}
 			fail(herr.status, herr.msg)
@@ -355,6 +356,11 @@ func readError(err error, limit int64, what string) *httpError {
 	if errors.As(err, &mbe) {
 		return &httpError{http.StatusRequestEntityTooLarge,
 			fmt.Sprintf("request body exceeds the limit of %d bytes", limit)}
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// A slow network, not a bad request: OTLP clients retry a 503 and
+		// drop what a 400 refuses.
+		return &httpError{http.StatusServiceUnavailable, fmt.Sprintf("%s did not arrive within the server's read timeout; retry", what)}
 	}
 	return &httpError{http.StatusBadRequest, fmt.Sprintf("cannot read %s: %v", what, err)}
 }
