@@ -114,30 +114,14 @@ func skipSpace(b string, i int) int {
 // arrowRight returns where the right operand of an arrow ending at i ends,
 // or -1 if it is not one the arrow is sure to be a JSON arrow with.
 func arrowRight(b string, i int, double bool) int {
-	for i < len(b) && isSpace(b[i]) {
-		i++
-	}
-	if i >= len(b) {
+	if i = skipSpace(b, i); i >= len(b) {
 		return -1
+	}
+	if _, _, end, ok := literalAt(b, i); ok {
+		return end
 	}
 	c := b[i]
 	switch {
-	case engine.DollarTag(b[i:]) != "": // $$k$$, $t$k$t$
-		tag := engine.DollarTag(b[i:])
-		end := strings.Index(b[i+len(tag):], tag)
-		if end < 0 {
-			return -1
-		}
-		return i + len(tag) + end + len(tag)
-	case c == '\'' || (c == 'E' || c == 'e') && i+1 < len(b) && b[i+1] == '\'':
-		if c != '\'' {
-			i++
-		}
-		end := strings.IndexByte(b[i+1:], '\'')
-		if end < 0 {
-			return -1
-		}
-		return i + 1 + end + 1
 	case c >= '0' && c <= '9', c == '-' && i+1 < len(b) && b[i+1] >= '0' && b[i+1] <= '9', c == '$' && i+1 < len(b) && b[i+1] >= '0' && b[i+1] <= '9':
 		j := i + 1
 		for j < len(b) && b[j] >= '0' && b[j] <= '9' {
@@ -159,6 +143,36 @@ func arrowRight(b string, i int, double bool) int {
 		}
 	}
 	return -1
+}
+
+// literalAt says whether a string literal starts at i of b, text whose
+// literals are blanked ('x', E'x', $$x$$, $t$x$t$): its text is
+// b[body:bodyEnd] and the literal ends at end, -1 if it does not end.
+func literalAt(b string, i int) (body, bodyEnd, end int, ok bool) {
+	if i >= len(b) {
+		return 0, 0, 0, false
+	}
+	if tag := engine.DollarTag(b[i:]); tag != "" {
+		n := strings.Index(b[i+len(tag):], tag)
+		if n < 0 {
+			return 0, 0, -1, true
+		}
+		body = i + len(tag)
+		return body, body + n, body + n + len(tag), true
+	}
+	switch {
+	case b[i] == '\'':
+		body = i + 1
+	case (b[i] == 'E' || b[i] == 'e') && i+1 < len(b) && b[i+1] == '\'':
+		body = i + 2
+	default:
+		return 0, 0, 0, false
+	}
+	n := strings.IndexByte(b[body:], '\'')
+	if n < 0 {
+		return 0, 0, -1, true
+	}
+	return body, body + n, body + n + 1, true
 }
 
 // identEnd returns where the name (plain or quoted) at i ends, or -1.
@@ -344,26 +358,14 @@ func pgRegex(s string) (string, error) {
 		concat := func(k int) string { return "('" + head + "' || " + s[j:k] + " || '" + tail + "')" }
 		var rhs string
 		k := j
-		switch c := byte(0); {
-		case j < len(b) && (b[j] == '\'' || (b[j] == 'E' || b[j] == 'e') && j+1 < len(b) && b[j+1] == '\''):
-			q := j
-			if b[q] != '\'' {
-				q++
-			}
-			n := strings.IndexByte(b[q+1:], '\'')
-			if n < 0 {
+		body, bodyEnd, end, literal := literalAt(b, j)
+		switch {
+		case literal: // wrapped inside its quotes
+			if end < 0 {
 				continue
 			}
-			k = q + 1 + n + 1
-			rhs = s[j:q+1] + head + s[q+1:k-1] + tail + "'"
-		case j < len(b) && engine.DollarTag(b[j:]) != "":
-			tag := engine.DollarTag(b[j:])
-			n := strings.Index(b[j+len(tag):], tag)
-			if n < 0 {
-				continue
-			}
-			k = j + len(tag) + n + len(tag)
-			rhs = tag + head + s[j+len(tag):k-len(tag)] + tail + tag
+			k = end
+			rhs = s[j:body] + head + s[body:bodyEnd] + tail + s[bodyEnd:end]
 		case j+1 < len(b) && b[j] == '$' && b[j+1] >= '0' && b[j+1] <= '9':
 			k = j + 1
 			for k < len(b) && b[k] >= '0' && b[k] <= '9' {
@@ -389,10 +391,9 @@ func pgRegex(s string) (string, error) {
 				}
 			}
 			rhs = concat(k)
-		case j < len(b) && (b[j] >= '0' && b[j] <= '9'):
+		case j < len(b) && b[j] >= '0' && b[j] <= '9':
 			continue // no text: DuckDB says so
 		default:
-			_ = c
 			return "", errRegexPattern
 		}
 		out.WriteString(s[last:op])
@@ -412,10 +413,10 @@ func pgRegex(s string) (string, error) {
 var errRegexPattern = &pgError{code: "0A000", msg: "the pattern of ~, ~*, !~ or !~* must be a string, a parameter, a column, " +
 	"a function call or an expression in parentheses here: put it in parentheses"}
 
-// notOperand holds the words that start a pattern pgRegex cannot wrap
-// (~ ANY (…), ~ CASE … END) or that end a clause before a unary ~.
+// notOperand holds the words that start a pattern pgRegex cannot wrap:
+// ~ ANY (…), ~ CASE … END, ~ INTERVAL '…'.
 var notOperand = map[string]bool{"any": true, "all": true, "some": true, "case": true, "array": true, "not": true,
-	"exists": true, "interval": true, "cast": false}
+	"exists": true, "interval": true}
 
 // unaryBefore holds the keywords after which ~ is bitwise not, not a
 // match: SELECT ~x, WHERE ~flags & 1 = 0.
