@@ -240,6 +240,8 @@ func WatchNodeRows(ctx context.Context, s Store, role string, static []string, i
 	})
 }
 
+// runEvery runs fn at once, then every interval in the background until ctx
+// ends.
 func runEvery(ctx context.Context, interval time.Duration, fn func()) {
 	fn()
 	go func() {
