@@ -364,14 +364,9 @@ func (c *Compactor) table(ctx context.Context, proj catalog.Project, t *schema.T
 			return oldestL0, ctx.Err()
 		}
 		did, more, err := c.job(ctx, p, proj, t, part, cutoff)
+		held := errors.Is(err, catalog.ErrLeaseHeld)
 		switch {
-		case errors.Is(err, catalog.ErrLeaseHeld):
-			// Another compactor holds it: its work is still backlog and
-			// lag (a dead holder keeps it until the lease expires).
-			p.Skipped++
-			c.Metrics.jobs.WithLabelValues("skipped").Inc()
-			left(part)
-		case err != nil:
+		case err != nil && !held:
 			errs = append(errs, fmt.Errorf("partition %s: %w", part, err))
 			c.Metrics.jobs.WithLabelValues("failed").Inc()
 			left(part)
@@ -381,9 +376,12 @@ func (c *Compactor) table(ctx context.Context, proj catalog.Project, t *schema.T
 			if more {
 				left(part)
 			}
-		default: // another compactor did it first
+		default: // another compactor holds it, or did it first
 			p.Skipped++
 			c.Metrics.jobs.WithLabelValues("skipped").Inc()
+			if held {
+				left(part) // its work still waits (a dead holder's until the lease expires)
+			}
 		}
 	}
 	return oldestL0, errors.Join(errs...)
