@@ -294,3 +294,52 @@ func storageString(b array.Builder) *array.StringBuilder {
 	}
 	return nil
 }
+
+// probeTries is how many rows' worth of items a probe takes before it
+// starts again. Starting one costs as much as a few hundred rows (a
+// builder per column), so it is not started again after each refused
+// item.
+const probeTries = 256
+
+// prober holds the builder items are tried on first when rejecting item
+// by item (admit). Its rows are never read: a refused item's half row
+// stays in it until it starts again.
+type prober[B interface{ release() }] struct {
+	b     B
+	live  bool
+	tries int
+}
+
+func (p *prober[B]) release() {
+	if p.live {
+		p.b.release()
+		p.live = false
+	}
+}
+
+// admit appends one item — a span, a log record, a metric or one of its
+// data points, n rows — to b with add. With rj set (rejecting item by
+// item) it runs add on b's probe p first: an item the client got wrong is
+// counted in rj, with where it is, and leaves b without half a row.
+func admit[B interface {
+	release()
+	newProbe() B
+}](b B, p *prober[B], rj *rejects, n int, where func() string, add func(B) error) error {
+	if rj == nil {
+		if err := add(b); err != nil {
+			return fmt.Errorf("%s: %w", where(), err)
+		}
+		return nil
+	}
+	if !p.live {
+		p.b, p.live, p.tries = b.newProbe(), true, 0
+	}
+	err := add(p.b)
+	if p.tries += max(n, 1); p.tries >= probeTries {
+		p.release()
+	}
+	if err != nil {
+		return rj.refuse(n, where, err)
+	}
+	return add(b)
+}

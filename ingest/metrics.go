@@ -22,12 +22,9 @@ var (
 // metricsBuilder appends metric data points as rows of `metrics`, one row
 // per point, whatever the metric type.
 type metricsBuilder struct {
-	b   *array.RecordBuilder
-	res resourceCols
-	// probe takes each metric first when rejecting item by item, as
-	// recordsBuilder's does items.
-	probe  *metricsBuilder
-	probed int
+	b     *array.RecordBuilder
+	res   resourceCols
+	probe prober[*metricsBuilder] // see admit
 
 	project, name, typ, unit, description, temporality *array.StringBuilder
 	recorded, start                                    *array.TimestampBuilder
@@ -84,9 +81,14 @@ func (mb *metricsBuilder) finish() arrow.RecordBatch {
 
 func (mb *metricsBuilder) release() {
 	mb.b.Release()
-	if mb.probe != nil {
-		mb.probe.release()
-	}
+	mb.probe.release()
+}
+
+// newProbe is a builder for admit to try metrics and points on.
+func (mb *metricsBuilder) newProbe() *metricsBuilder {
+	w := mb.win
+	w.Need = nil // a few rows, started again often
+	return newMetricsBuilder(memory.DefaultAllocator, w, 1)
 }
 
 // pointCount is how many rows (data points) a metric makes.
@@ -104,31 +106,6 @@ func pointCount(m pmetric.Metric) int {
 		return m.Summary().DataPoints().Len()
 	}
 	return 0
-}
-
-// admit appends one metric or data point with add, as recordsBuilder.admit
-// does items: what the client got wrong is refused, its points counted.
-func (mb *metricsBuilder) admit(rj *rejects, points int, where func() string, add func(*metricsBuilder) error) error {
-	if rj == nil {
-		if err := add(mb); err != nil {
-			return fmt.Errorf("%s: %w", where(), err)
-		}
-		return nil
-	}
-	if mb.probe == nil {
-		w := mb.win
-		w.Need = nil // a few rows, started again often
-		mb.probe, mb.probed = newMetricsBuilder(memory.DefaultAllocator, w, 1), 0
-	}
-	err := add(mb.probe)
-	if mb.probed += max(points, 1); mb.probed >= probeTries {
-		mb.probe.release()
-		mb.probe = nil
-	}
-	if err != nil {
-		return rj.refuse(points, where, err)
-	}
-	return add(mb)
 }
 
 // point is what every data point type has.
@@ -194,14 +171,14 @@ func (mb *metricsBuilder) addMetrics(project string, md pmetric.Metrics, rj *rej
 				m := ms.At(k)
 				where := func() string { return fmt.Sprintf("resource_metrics[%d].scope_metrics[%d].metrics[%d]", i, j, k) }
 				if rj == nil || checkMetric(m) != nil {
-					if err := mb.admit(rj, pointCount(m), where, func(b *metricsBuilder) error { return b.addMetric(project, &res, &sc, m, -1) }); err != nil {
+					if err := admit(mb, &mb.probe, rj, pointCount(m), where, func(b *metricsBuilder) error { return b.addMetric(project, &res, &sc, m, -1) }); err != nil {
 						return err
 					}
 					continue
 				}
 				// Rejecting one by one, a good metric's bad points are.
 				for p := range pointCount(m) {
-					if err := mb.admit(rj, 1, where, func(b *metricsBuilder) error { return b.addMetric(project, &res, &sc, m, p) }); err != nil {
+					if err := admit(mb, &mb.probe, rj, 1, where, func(b *metricsBuilder) error { return b.addMetric(project, &res, &sc, m, p) }); err != nil {
 						return err
 					}
 				}

@@ -69,12 +69,7 @@ type recordsBuilder struct {
 	promotedStr                                           []*array.StringBuilder // nil for int columns
 	promotedInt                                           []*array.Int64Builder  // nil for string columns
 
-	// probe takes each item first when rejecting item by item, so a bad
-	// one leaves no half-written row here (nil until needed). Its rows
-	// are never read: a refused item's half row stays in it until it
-	// starts again, after probeTries items.
-	probe  *recordsBuilder
-	probed int
+	probe prober[*recordsBuilder] // see admit
 
 	// Scratch, reused across rows.
 	buf      []byte
@@ -153,40 +148,14 @@ func (rb *recordsBuilder) finish() arrow.RecordBatch {
 
 func (rb *recordsBuilder) release() {
 	rb.b.Release()
-	if rb.probe != nil {
-		rb.probe.release()
-	}
+	rb.probe.release()
 }
 
-// probeTries is how many items a probe takes before it starts again.
-// Starting one costs as much as a few hundred rows (a builder per
-// column), so it is not started again after each refused item.
-const probeTries = 256
-
-// admit appends one item with add. With rj set (rejecting item by item)
-// it runs add on the probe first: an item the client got wrong is counted
-// in rj, with where it is, and leaves rb untouched.
-func (rb *recordsBuilder) admit(rj *rejects, where func() string, add func(*recordsBuilder) error) error {
-	if rj == nil {
-		if err := add(rb); err != nil {
-			return fmt.Errorf("%s: %w", where(), err)
-		}
-		return nil
-	}
-	if rb.probe == nil {
-		w := rb.win
-		w.Need = nil // a few rows, started again often
-		rb.probe, rb.probed = newRecordsBuilder(memory.DefaultAllocator, w, 1), 0
-	}
-	err := add(rb.probe)
-	if rb.probed++; rb.probed >= probeTries {
-		rb.probe.release()
-		rb.probe = nil
-	}
-	if err != nil {
-		return rj.refuse(1, where, err)
-	}
-	return add(rb)
+// newProbe is a builder for admit to try items on.
+func (rb *recordsBuilder) newProbe() *recordsBuilder {
+	w := rb.win
+	w.Need = nil // a few rows, started again often
+	return newRecordsBuilder(memory.DefaultAllocator, w, 1)
 }
 
 // appendAttributes writes the attributes JSON and fills the promoted
@@ -319,7 +288,7 @@ func (rb *recordsBuilder) addTraces(project string, td ptrace.Traces, rj *reject
 			}
 			spans := ss.Spans()
 			for k := range spans.Len() {
-				err := rb.admit(rj, func() string { return fmt.Sprintf("resource_spans[%d].scope_spans[%d].spans[%d]", i, j, k) },
+				err := admit(rb, &rb.probe, rj, 1, func() string { return fmt.Sprintf("resource_spans[%d].scope_spans[%d].spans[%d]", i, j, k) },
 					func(b *recordsBuilder) error { return b.addSpan(project, &res, &sc, spans.At(k)) })
 				if err != nil {
 					return err
@@ -527,7 +496,7 @@ func (rb *recordsBuilder) addLogs(project string, ld plog.Logs, rj *rejects) err
 			}
 			logs := sl.LogRecords()
 			for k := range logs.Len() {
-				err := rb.admit(rj, func() string { return fmt.Sprintf("resource_logs[%d].scope_logs[%d].log_records[%d]", i, j, k) },
+				err := admit(rb, &rb.probe, rj, 1, func() string { return fmt.Sprintf("resource_logs[%d].scope_logs[%d].log_records[%d]", i, j, k) },
 					func(b *recordsBuilder) error { return b.addLog(project, &res, &sc, logs.At(k)) })
 				if err != nil {
 					return err
