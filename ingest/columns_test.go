@@ -88,12 +88,7 @@ func TestConvert_ValuesKeepTheirForm(t *testing.T) {
 		t.Errorf("log_body of a NaN body: %q, want the JSON string \"NaN\"", got)
 	}
 
-	td := ptrace.NewTraces()
-	sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
-	sp.SetTraceID([16]byte{1})
-	sp.SetSpanID([8]byte{1})
-	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
-	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
+	td, sp := oneSpan(now)
 	sp.Attributes().PutStr("http.response.status_code", "200")
 	sp.Attributes().PutInt("http.status_code", 201)
 	spans, err := ConvertTraces("default", td, w)
@@ -263,12 +258,7 @@ func TestConvert_RefusedItemsLeaveGoodRowsIntact(t *testing.T) {
 // into 1677 or 1969 (review); like 0, OTLP's unknown, they are null.
 func TestConvert_EventTimesPast2262AreNull(t *testing.T) {
 	now := time.Now()
-	td := ptrace.NewTraces()
-	sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
-	sp.SetTraceID([16]byte{1})
-	sp.SetSpanID([8]byte{1})
-	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
-	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
+	td, sp := oneSpan(now)
 	for _, ts := range []pcommon.Timestamp{1<<64 - 1, 1 << 63, 1<<63 - 1} {
 		ev := sp.Events().AppendEmpty()
 		ev.SetName("e")
@@ -283,4 +273,15 @@ func TestConvert_EventTimesPast2262AreNull(t *testing.T) {
 	if got := rec.Column(recordsTable.Index("otel_events")).ValueStr(0); got != want {
 		t.Errorf("otel_events %s\nwant %s", got, want)
 	}
+}
+
+// oneSpan is an export of one valid span at now, for a test to add to.
+func oneSpan(now time.Time) (ptrace.Traces, ptrace.Span) {
+	td := ptrace.NewTraces()
+	sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	sp.SetTraceID([16]byte{1})
+	sp.SetSpanID([8]byte{1})
+	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
+	return td, sp
 }
