@@ -164,6 +164,9 @@ func (r *Receiver) httpExport(e exporter) http.Handler {
 		defer func() { r.in.m.requests.WithLabelValues(e.signal, "http", strconv.Itoa(code)).Inc() }()
 		fail := func(status int, msg string) {
 			code = status
+			if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+				w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds()))) // the client may retry
+			}
 			writeStatus(w, status, msg, json)
 		}
 		mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
@@ -181,7 +184,6 @@ func (r *Receiver) httpExport(e exporter) http.Handler {
 			return
 		}
 		if err := r.in.Admit(); err != nil {
-			w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
 			fail(http.StatusTooManyRequests, err.Error())
 			return
 		}
@@ -195,9 +197,6 @@ func (r *Receiver) httpExport(e exporter) http.Handler {
 			herr = &httpError{http.StatusTooManyRequests, ErrOverloaded.Error()}
 		}
 		if herr != nil {
-			if herr.status == http.StatusTooManyRequests || herr.status == http.StatusServiceUnavailable {
-				w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
-			}
 			fail(herr.status, herr.msg)
 			return
 		}
@@ -207,13 +206,11 @@ func (r *Receiver) httpExport(e exporter) http.Handler {
 			case kindInput:
 				fail(http.StatusBadRequest, err.Error())
 			case kindOverloaded:
-				w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
 				fail(http.StatusTooManyRequests, err.Error())
 			case kindCanceled:
 				code = 499 // the client is gone; nothing useful to send
 			default:
 				slog.Warn("otlp/http export failed", "signal", e.signal, "err", err)
-				w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds())))
 				fail(http.StatusServiceUnavailable, err.Error())
 			}
 			return
