@@ -400,26 +400,6 @@ func (c *pgCatalog) answer(ctx context.Context, lim *Limiter, sql string) (*pgRe
 	return res, true, nil
 }
 
-// subqueryColumn is the name of a subquery expression's single column: its
-// alias, or the column it reads; "" if neither.
-func subqueryColumn(f map[string]any) string {
-	sq, _ := f["subquery"].(map[string]any)
-	node, _ := sq["node"].(map[string]any)
-	list, _ := node["select_list"].([]any)
-	if len(list) != 1 {
-		return ""
-	}
-	item, _ := list[0].(map[string]any)
-	if alias, _ := item["alias"].(string); alias != "" {
-		return alias
-	}
-	if cols, _ := item["column_names"].([]any); item["class"] == "COLUMN_REF" && len(cols) > 0 {
-		name, _ := cols[len(cols)-1].(string)
-		return name
-	}
-	return ""
-}
-
 func tableByOID(oid string) *schema.Table {
 	for name, o := range tableOIDs {
 		if strconv.Itoa(o) == oid {
@@ -447,11 +427,12 @@ func (c *pgCatalog) run(ctx context.Context, lim *Limiter, sql string) (*pgResul
 	if err != nil {
 		return nil, err
 	}
-	c.rewriteCatalogTree(tree)
 	stmts, _ := tree["statements"].([]any)
 	if len(stmts) != 1 {
 		return nil, &engine.QueryError{Msg: fmt.Sprintf("send one query at a time; this text holds %d statements", len(stmts))}
 	}
+	names := pgNames(stmts[0]) // before the rewrite renames pg_catalog functions
+	c.rewriteCatalogTree(tree)
 	if err := (&analysis{anyTable: true}).check(stmts[0], nil); err != nil {
 		return nil, &engine.QueryError{Msg: err.msg}
 	}
@@ -467,7 +448,7 @@ func (c *pgCatalog) run(ctx context.Context, lim *Limiter, sql string) (*pgResul
 		release()
 		return nil, err
 	}
-	return &pgResult{rows: &Result{Rows: rows}, cancel: release}, nil
+	return &pgResult{rows: &Result{Rows: rows, PGNames: names}, cancel: release}, nil
 }
 
 // catalogFunctions are DuckDB functions whose PostgreSQL meaning the
@@ -490,7 +471,7 @@ func (c *pgCatalog) rewriteCatalogTree(tree any) {
 		// A scalar subquery's column is named after the subquery's own
 		// column, as PostgreSQL names it, not after its text.
 		if f["class"] == "SUBQUERY" && f["subquery_type"] == "SCALAR" && f["alias"] == "" {
-			if name := subqueryColumn(f); name != "" {
+			if name := figureName(f); name != "?column?" {
 				f["alias"] = name
 			}
 		}

@@ -614,6 +614,19 @@ func figureName(m map[string]any) string {
 				return n
 			}
 		}
+	case "OPERATOR":
+		if m["type"] == "OPERATOR_COALESCE" {
+			return "coalesce"
+		}
+	case "SUBQUERY":
+		switch m["subquery_type"] {
+		case "EXISTS":
+			return "exists"
+		case "SCALAR": // named by its one column
+			if names := pgNames(m["subquery"]); len(names) == 1 {
+				return names[0]
+			}
+		}
 	case "CASE":
 		return "case"
 	}

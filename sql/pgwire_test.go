@@ -2008,6 +2008,10 @@ func TestPG_ColumnNamesAsPostgreSQL(t *testing.T) {
 		"SELECT round(avg(x)), lower('A') FROM (VALUES (1.0)) v(x)",
 		"SELECT 1 UNION ALL SELECT 2",
 		"SELECT x FROM (VALUES (1)) v(x) UNION SELECT 2",
+		"SELECT coalesce(NULL, 1), nullif(1, 2), greatest(1, 2)",
+		"SELECT (SELECT 1 AS a), EXISTS (SELECT 1), (SELECT x FROM (VALUES (1)) v(x)), (SELECT count(*) FROM (VALUES (1)) v(x))",
+		// Catalog tables answer through their own path.
+		"SELECT count(*), max(nspname) FROM pg_catalog.pg_namespace",
 	}
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
 		c := pgConnect(t, addr, mode)
