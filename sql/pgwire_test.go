@@ -2147,6 +2147,51 @@ func TestPG_CatalogStandIns(t *testing.T) {
 	}
 }
 
+// pg_type has PostgreSQL's rows for every type OID strata sends, arrays
+// included, so a driver that looks a result column's type up finds it
+// (review: text, json and every array were missing).
+func TestPG_TypesAsPostgreSQLListsThem(t *testing.T) {
+	real := realPostgres(t)
+	e := newEnv(t, envOptions{})
+	addr := startPG(t, e)
+	c := pgConnect(t, addr, pgx.QueryExecModeSimpleProtocol)
+	ctx := context.Background()
+	// The scalar types strata sends and their arrays.
+	oids := "16, 17, 20, 21, 23, 25, 114, 700, 701, 1043, 1082, 1114, 1184, 1186, 1700, " +
+		"1000, 1001, 1005, 1007, 1009, 1015, 1016, 1021, 1022, 1115, 1182, 1185, 1187, 1231, 199"
+	rowsOf := func(conn *pgx.Conn, q string) []string {
+		t.Helper()
+		rows, err := conn.Query(ctx, q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			vals, err := rows.Values()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprint(vals...))
+		}
+		return out
+	}
+	for _, q := range []string{
+		`SELECT oid::int, typname::text, typnamespace::int, typlen::int, typbyval, typtype::text, typcategory::text,
+			typispreferred, typdelim::text, typelem::int, typarray::int, typinput::text, typoutput::text, typreceive::text,
+			typsend::text, typalign::text, typstorage::text, typnotnull, typbasetype::int, typtypmod, typndims, typcollation::int
+			FROM pg_catalog.pg_type WHERE oid IN (` + oids + `) ORDER BY oid`,
+		`SELECT t.typname::text, n.nspname::text FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+			WHERE t.oid IN (25, 114, 1016) ORDER BY t.oid`,
+		`SELECT e.typname::text FROM pg_type a JOIN pg_type e ON e.oid = a.typelem WHERE a.typname = '_float8'`,
+	} {
+		got, want := rowsOf(c, q), rowsOf(real, q)
+		if len(want) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s:\n got %q\nwant %q", q, got, want)
+		}
+	}
+}
+
 // A parameter that is a function's argument is typed as the function
 // takes it: to_timestamp($1) a double, time_bucket($1, …) an interval
 // (review: they were text, and pgx refuses to send an int64 as text).
