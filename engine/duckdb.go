@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,16 @@ type Options struct {
 	// Setup statements run once before the lock-down, e.g. to create the
 	// tables and macros of a catalog emulation.
 	Setup []string
+	// Functions are scalar functions written in Go, registered before the
+	// lock-down, e.g. PostgreSQL's that DuckDB lacks.
+	Functions []Function
+}
+
+// Function is a scalar function written in Go: one name, one or more
+// overloads (by argument types).
+type Function struct {
+	Name      string
+	Overloads []duckdb.ScalarFunc
 }
 
 // DB is a locked-down DuckDB instance shared by all queries. Each query
@@ -117,6 +128,9 @@ func (db *DB) lockDown(ctx context.Context) error {
 	}
 	stmts = append(stmts, db.opts.Setup...)
 	stmts = append(stmts, "SET lock_configuration = true")
+	if err := db.register(ctx); err != nil {
+		return err
+	}
 	conn, err := db.conn(ctx)
 	if err != nil {
 		return err
@@ -132,6 +146,28 @@ func (db *DB) lockDown(ctx context.Context) error {
 		var ok bool
 		if db.memLimit, ok = parseSize(*row[0]); !ok {
 			slog.Warn("duckdb: memory limit not understood; queries out of memory may run again up to 3 times", "memory_limit", *row[0])
+		}
+	}
+	return nil
+}
+
+// register adds Options.Functions to the database, where every
+// connection sees them. duckdb-go registers through a database/sql
+// connection; its DB is not closed, as that would close the connector.
+func (db *DB) register(ctx context.Context) error {
+	if len(db.opts.Functions) == 0 {
+		return nil
+	}
+	pool := sql.OpenDB(db.connector)
+	pool.SetMaxIdleConns(0) // the connection closes when released
+	conn, err := pool.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	for _, f := range db.opts.Functions {
+		if err := duckdb.RegisterScalarUDFSet(conn, f.Name, f.Overloads...); err != nil {
+			return fmt.Errorf("register function %s: %w", f.Name, err)
 		}
 	}
 	return nil

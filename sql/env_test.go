@@ -68,8 +68,12 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	functions, err := sql.Functions()
+	if err != nil {
+		t.Fatal(err)
+	}
 	db, err := engine.Open(ctx, engine.Options{AllowedDirs: local.Dirs(), TempDir: filepath.Join(dir, "spill"),
-		QueryTimeout: o.queryTimeout, MemoryLimit: "1GB"})
+		QueryTimeout: o.queryTimeout, MemoryLimit: "1GB", Functions: functions})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -599,6 +599,15 @@ func figureName(m map[string]any) string {
 		switch n, _ := m["function_name"].(string); n {
 		case "count_star":
 			return "count"
+		case "quantile_cont", "quantile_disc":
+			// DuckDB parses percentile_cont(f) WITHIN GROUP (ORDER BY x) as
+			// quantile_cont(x, f) with the ORDER BY kept.
+			if orders, _ := m["order_bys"].(map[string]any); orders != nil {
+				if list, _ := orders["orders"].([]any); len(list) > 0 {
+					return "percentile_" + strings.TrimPrefix(n, "quantile_")
+				}
+			}
+			return n
 		case "":
 		default:
 			return n

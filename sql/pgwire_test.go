@@ -2009,6 +2009,8 @@ func TestPG_ColumnNamesAsPostgreSQL(t *testing.T) {
 		"SELECT 1 UNION ALL SELECT 2",
 		"SELECT x FROM (VALUES (1)) v(x) UNION SELECT 2",
 		"SELECT coalesce(NULL, 1), nullif(1, 2), greatest(1, 2)",
+		"SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x), percentile_disc(0.5) WITHIN GROUP (ORDER BY x), " +
+			"mode() WITHIN GROUP (ORDER BY x), to_char(now(), 'YYYY') FROM (VALUES (1.0)) v(x)",
 		"SELECT (SELECT 1 AS a), EXISTS (SELECT 1), (SELECT x FROM (VALUES (1)) v(x)), (SELECT count(*) FROM (VALUES (1)) v(x))",
 		// Catalog tables answer through their own path.
 		"SELECT count(*), max(nspname) FROM pg_catalog.pg_namespace",
@@ -2188,6 +2190,40 @@ func TestPG_TypesAsPostgreSQLListsThem(t *testing.T) {
 		got, want := rowsOf(c, q), rowsOf(real, q)
 		if len(want) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Errorf("%s:\n got %q\nwant %q", q, got, want)
+		}
+	}
+}
+
+// to_char formats times as PostgreSQL's does: each template pattern, its
+// cases, FM and TH, quoted text, against a real PostgreSQL in UTC.
+func TestPG_ToCharAsPostgreSQL(t *testing.T) {
+	real := realPostgres(t)
+	ctx := context.Background()
+	if _, err := real.Exec(ctx, "SET TimeZone = 'UTC'"); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, envOptions{})
+	c := pgConnect(t, startPG(t, e), pgx.QueryExecModeSimpleProtocol)
+	times := []string{"TIMESTAMPTZ '2026-03-05 07:08:09.123456+00'", "TIMESTAMPTZ '2024-12-30 23:59:01+00'",
+		"TIMESTAMPTZ '2021-01-01 12:00:00+00'", "TIMESTAMP '2026-11-22 13:45:00.5'", "DATE '2026-02-03'"}
+	formats := []string{
+		"YYYY-MM-DD HH24:MI:SS", "YYYY-MM-DD\"T\"HH24:MI:SS.MS", "HH12:MI AM", "hh12:mi pm", "HH:MI:SS.US a.m.",
+		"Day, DD Month YYYY", "FMDay, FMDD FMMonth", "DAY MONTH day month Dy Mon DY MON dy mon",
+		"DDD D ID IW IYYY WW W Q CC J", "YYY YY Y IYY IY I", "DDth FMDDth ddth Mon FMDDTH", "Y,YYY", "SSSS SSSSS",
+		"yyyy-mm-dd", "TZ tz OF", "\"Week\" IW, \"quarter\" Q", "FMHH24:FMMI", "MMDDYYYY",
+	}
+	for _, ts := range times {
+		for _, f := range formats {
+			q := "SELECT to_char(" + ts + ", '" + f + "')"
+			var got, want string
+			if err := real.QueryRow(ctx, q).Scan(&want); err != nil {
+				t.Fatalf("PostgreSQL: %s: %v", q, err)
+			}
+			if err := c.QueryRow(ctx, q).Scan(&got); err != nil {
+				t.Errorf("%s: %v", q, err)
+			} else if got != want {
+				t.Errorf("%s: %q, PostgreSQL gives %q", q, got, want)
+			}
 		}
 	}
 }

@@ -246,9 +246,14 @@ type queryRole struct {
 }
 
 func startQuery(ctx context.Context, c queryConfig, lns map[string]net.Listener, cacheDir string, cat catalog.Store, files *cache.Client, fresh sql.FreshSource, reg *prometheus.Registry) (*queryRole, error) {
+	functions, err := sql.Functions()
+	if err != nil {
+		return nil, err
+	}
 	db, err := engine.Open(ctx, engine.Options{
 		AllowedDirs: files.Dirs(), TempDir: filepath.Join(cacheDir, "spill"),
 		MemoryLimit: c.memoryLimit, Threads: c.threads, QueryTimeout: c.queryTimeout, MaxRows: c.maxRows,
+		Functions: functions,
 	})
 	if err != nil {
 		return nil, settingError{"query-memory-limit", err}
