@@ -2,6 +2,7 @@ package sql
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/strata-db/strata/engine"
@@ -9,9 +10,169 @@ import (
 
 // normalizeSQL rewrites, before a query is parsed on any path, what users
 // and tools write for PostgreSQL that DuckDB would read otherwise:
-// qualified data table names and the JSON arrows' precedence. (pgRegex,
-// for the Postgres protocol alone, runs when a statement arrives.)
-func normalizeSQL(sql string) string { return pgArrows(unqualified(sql)) }
+// qualified data table names, the JSON arrows' precedence and array
+// literals. (pgRegex, for the Postgres protocol alone, runs when a
+// statement arrives.)
+func normalizeSQL(sql string) string { return pgArrayLiterals(pgArrows(unqualified(sql))) }
+
+// pgArrayLiterals turns PostgreSQL's array literals into DuckDB's lists:
+// '{a,"b c",NULL}' becomes ['a', 'b c', NULL] where it is the argument of
+// ANY, ALL or SOME, is cast to an array type ('{1,2}'::int[]), or is the
+// operand of CAST(… AS type[]). DuckDB cannot cast that text to a list
+// (= ANY('{a,b}') failed with "UNNEST not supported here"). Elements stay
+// strings, which a cast converts; in ANY/ALL/SOME, where PostgreSQL types
+// the array as the other operand, a list of numbers is written as numbers
+// (DuckDB does not compare an integer with a string). Nested arrays are
+// left as written.
+func pgArrayLiterals(s string) string {
+	if !strings.Contains(s, "{") {
+		return s
+	}
+	b := blankIdentifiers(engine.BlankLiterals(s))
+	var out strings.Builder
+	last := 0
+	for i := 0; i < len(b); i++ {
+		body, bodyEnd, end, ok := literalAt(b, i)
+		if !ok {
+			continue
+		}
+		if end < 0 {
+			break
+		}
+		text := s[body:bodyEnd]
+		if b[i] == '\'' {
+			text = strings.ReplaceAll(text, "''", "'")
+		}
+		if cast, ok := arrayLiteralContext(b, i, end); ok && b[i] != 'E' && b[i] != 'e' {
+			if elems, ok := parsePGArray(text, !cast); ok {
+				out.WriteString(s[last:i])
+				out.WriteString("[" + strings.Join(elems, ", ") + "]")
+				last = end
+			}
+		}
+		i = end - 1
+	}
+	if last == 0 {
+		return s
+	}
+	out.WriteString(s[last:])
+	return out.String()
+}
+
+// arrayLiteralContext says whether the literal b[from:to] is where an
+// array is meant: ANY/ALL/SOME('…'), or cast: '…'::type[] or
+// CAST('…' AS type[]).
+func arrayLiteralContext(b string, from, to int) (cast, ok bool) {
+	j := from - 1
+	for j >= 0 && isSpace(b[j]) {
+		j--
+	}
+	k := skipSpace(b, to)
+	if j >= 0 && b[j] == '(' {
+		w := j - 1
+		for w >= 0 && isSpace(b[w]) {
+			w--
+		}
+		start := w
+		for start >= 0 && engine.IsIdentByte(b[start]) {
+			start--
+		}
+		switch strings.ToUpper(b[start+1 : w+1]) {
+		case "ANY", "ALL", "SOME":
+			return false, k < len(b) && b[k] == ')'
+		case "CAST":
+			if k+2 < len(b) && strings.EqualFold(b[k:k+2], "AS") && !engine.IsIdentByte(b[k+2]) {
+				return true, typeThenBrackets(b, k+2)
+			}
+		}
+	}
+	return true, strings.HasPrefix(b[k:], "::") && typeThenBrackets(b, k+2)
+}
+
+// typeThenBrackets says whether a type name ("int", "double precision")
+// followed by [] starts at i of b.
+func typeThenBrackets(b string, i int) bool {
+	i = skipSpace(b, i)
+	start := i
+	for i < len(b) && (engine.IsIdentByte(b[i]) || b[i] == ' ' || b[i] == '.' || b[i] == '"') {
+		i++
+	}
+	return i > start && strings.HasPrefix(b[i:], "[]")
+}
+
+// parsePGArray reads the text form of a one-dimensional PostgreSQL array
+// ({a,"b c",NULL}) into SQL literals, or says it is not one. With numbers,
+// elements that are all unquoted numbers are written as numbers.
+func parsePGArray(t string, numbers bool) ([]string, bool) {
+	t = strings.TrimSpace(t)
+	if len(t) < 2 || t[0] != '{' || t[len(t)-1] != '}' {
+		return nil, false
+	}
+	t = t[1 : len(t)-1]
+	if strings.TrimSpace(t) == "" {
+		return []string{}, true
+	}
+	var elems []string
+	for i := 0; ; {
+		for i < len(t) && isSpace(t[i]) {
+			i++
+		}
+		var v strings.Builder
+		quoted := i < len(t) && t[i] == '"'
+		if quoted {
+			for i++; i < len(t) && t[i] != '"'; i++ {
+				if t[i] == '\\' && i+1 < len(t) {
+					i++
+				}
+				v.WriteByte(t[i])
+			}
+			if i >= len(t) {
+				return nil, false // unterminated
+			}
+			i++
+			for i < len(t) && isSpace(t[i]) {
+				i++
+			}
+		} else {
+			for ; i < len(t) && t[i] != ','; i++ {
+				if t[i] == '{' || t[i] == '}' || t[i] == '"' {
+					return nil, false // nested, or a stray quote
+				}
+				if t[i] == '\\' && i+1 < len(t) {
+					i++
+				}
+				v.WriteByte(t[i])
+			}
+		}
+		e := v.String()
+		switch {
+		case !quoted && strings.EqualFold(strings.TrimSpace(e), "NULL"):
+			elems = append(elems, "NULL")
+		case quoted:
+			elems = append(elems, quoteLiteral(e))
+		default:
+			elems = append(elems, quoteLiteral(strings.TrimSpace(e)))
+		}
+		if _, err := strconv.ParseFloat(strings.TrimSpace(e), 64); quoted || err != nil && elems[len(elems)-1] != "NULL" {
+			numbers = false
+		}
+		if i >= len(t) {
+			break
+		}
+		if t[i] != ',' {
+			return nil, false
+		}
+		i++
+	}
+	if numbers {
+		for k, e := range elems {
+			if e != "NULL" {
+				elems[k] = strings.Trim(e, "'")
+			}
+		}
+	}
+	return elems, true
+}
 
 // pgArrows puts parentheses around each JSON arrow (x->'k', x->>'k') and
 // its two operands. DuckDB's grammar gives -> and ->> the lowest

@@ -33,6 +33,23 @@ func TestPgArrows_BindTighterThanComparisons(t *testing.T) {
 	}
 }
 
+func TestPgArrayLiterals_BecomeLists(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`WHERE s = ANY('{a,b}')`, `WHERE s = ANY(['a', 'b'])`},
+		{`WHERE n IN (1) OR n = ANY('{1, 2.5,NULL}') OR n = ANY('{1,x}')`, `WHERE n IN (1) OR n = ANY([1, 2.5, NULL]) OR n = ANY(['1', 'x'])`},
+		{`WHERE s <> all ( '{ a , "b c",NULL, "x\"y", "NULL"}' )`, `WHERE s <> all ( ['a', 'b c', NULL, 'x"y', 'NULL'] )`},
+		{`SELECT '{1,2}'::int[], '{}'::text [], CAST('{1.5}' AS double precision[])`, `SELECT ['1', '2']::int[], []::text [], CAST(['1.5'] AS double precision[])`},
+		{`SELECT '{it''s}'::text[]`, `SELECT ['it''s']::text[]`},
+		// Not an array where one is meant, nested, or not an array literal: as written.
+		{`SELECT '{a,b}', '{"k": 1}'::JSON, s = ANY('{{1},{2}}'), s = ANY('x')`, `SELECT '{a,b}', '{"k": 1}'::JSON, s = ANY('{{1},{2}}'), s = ANY('x')`},
+		{`SELECT "{a}" FROM t -- = ANY('{a}')`, `SELECT "{a}" FROM t -- = ANY('{a}')`},
+	} {
+		if got := pgArrayLiterals(c.in); got != c.want {
+			t.Errorf("%s\n got %s\nwant %s", c.in, got, c.want)
+		}
+	}
+}
+
 func TestPgRegex_MatchesAnywhereAndFoldsCase(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{`WHERE span_name ~ '^GET'`, `WHERE span_name ~ '(?s:.*)(?:^GET)(?s:.*)'`},

@@ -2228,6 +2228,50 @@ func TestPG_ToCharAsPostgreSQL(t *testing.T) {
 	}
 }
 
+// PostgreSQL's array literals work where an array is meant: = ANY('{a,b}'),
+// '{1,2}'::int[], CAST('…' AS text[]) (review: "UNNEST not supported
+// here"); the answers are a real PostgreSQL's.
+func TestPG_ArrayLiteralsAsPostgreSQL(t *testing.T) {
+	real := realPostgres(t)
+	e := newEnv(t, envOptions{})
+	addr := startPG(t, e)
+	ctx := context.Background()
+	queries := []string{
+		"SELECT 'a' = ANY('{a,b}'), 'c' = ANY('{a,b}'), 'a' <> ALL('{b, \"c d\"}'), 2 = ANY('{1,2}')",
+		"SELECT '{1,2,NULL}'::int[], CAST('{x,\"y z\"}' AS text[]), '{}'::bigint[], '{1.5, 2}'::float8[]",
+		"SELECT count(*) FROM (VALUES ('a'), ('b'), ('c')) v(s) WHERE s = ANY('{a,c}')",
+	}
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+		c := pgConnect(t, addr, mode)
+		for _, q := range queries {
+			var got, want []any
+			rows, err := real.Query(ctx, q)
+			if err != nil {
+				t.Fatalf("PostgreSQL: %s: %v", q, err)
+			}
+			for rows.Next() {
+				want, _ = rows.Values()
+			}
+			rows.Close()
+			rows, err = c.Query(ctx, q)
+			if err != nil {
+				t.Errorf("%v %s: %v", mode, q, err)
+				continue
+			}
+			for rows.Next() {
+				got, _ = rows.Values()
+			}
+			if err := rows.Err(); err != nil {
+				t.Errorf("%v %s: %v", mode, q, err)
+			}
+			rows.Close()
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%v %s: %v, PostgreSQL gives %v", mode, q, got, want)
+			}
+		}
+	}
+}
+
 // A parameter that is a function's argument is typed as the function
 // takes it: to_timestamp($1) a double, time_bucket($1, …) an interval
 // (review: they were text, and pgx refuses to send an int64 as text).
