@@ -63,6 +63,10 @@ func standInTables() map[string]string {
 		"pg_trigger":     empty("oid, tgrelid, tgparentid, tgname, tgfoid, tgtype, tgenabled, tgisinternal, tgconstrrelid, tgconstrindid, tgconstraint, tgdeferrable, tginitdeferred, tgnargs, tgattr, tgargs, tgqual, tgoldtable, tgnewtable"),
 		"pg_publication": empty("oid, pubname, pubowner, puballtables, pubinsert, pubupdate, pubdelete, pubtruncate, pubviaroot"),
 		"pg_type":        pgTypeSelect(),
+		"pg_tablespace": `SELECT 1663 AS oid, 'pg_default' AS spcname, 10 AS spcowner, NULL::VARCHAR[] AS spcacl, NULL::VARCHAR[] AS spcoptions
+			UNION ALL SELECT 1664, 'pg_global', 10, NULL, NULL`,
+		"pg_collation": empty("oid, collname, collnamespace, collowner, collprovider, collisdeterministic, collencoding, " +
+			"collcollate, collctype, colliculocale, collversion"),
 	}
 }
 
@@ -151,6 +155,10 @@ func newPGCatalog(ctx context.Context, query *engine.DB) (*pgCatalog, error) {
 		`CREATE MACRO pg_table_size(x) AS NULL`,
 		`CREATE MACRO pg_get_function_result(x) AS ''`,
 		`CREATE MACRO pg_get_function_arguments(x) AS ''`,
+		// psql's \db and \dO.
+		`CREATE MACRO pg_tablespace_location(x) AS ''`,
+		`CREATE MACRO pg_char_to_encoding(x) AS 6`,
+		`CREATE MACRO pg_collation_is_visible(x) AS true`,
 		// version(), current_database() and current_setting() are
 		// DuckDB's own; queries call these instead (rewriteCatalogTree).
 		`CREATE MACRO strata_version() AS '` + pgVersion + `'`,
@@ -360,7 +368,7 @@ var (
 	psqlDatabases = regexp.MustCompile(`(?s)SELECT d\.datname as "Name".*FROM pg_catalog\.pg_database d`)
 	operatorPG    = regexp.MustCompile(`OPERATOR\(pg_catalog\.([^)]+)\)`)
 	collatePG     = regexp.MustCompile(`(?i)COLLATE\s+pg_catalog\."?default"?`)
-	castPGType    = regexp.MustCompile(`::pg_catalog\.`)
+	castPGType    = regexp.MustCompile(`(?i)(::|\bAS\s+)pg_catalog\.`) // also CAST(x AS pg_catalog.text)
 	schemataTable = regexp.MustCompile(`(?i)\binformation_schema\.schemata\b`)
 	columnsTable  = regexp.MustCompile(`(?i)\binformation_schema\.columns\b`)
 	// psql's \gdesc names the types of a result's columns, the OIDs
@@ -474,7 +482,7 @@ func tableByOID(oid string) *schema.Table {
 func (c *pgCatalog) run(ctx context.Context, lim *Limiter, sql string) (*pgResult, error) {
 	sql = operatorPG.ReplaceAllString(sql, "$1")
 	sql = collatePG.ReplaceAllString(sql, "")
-	sql = castPGType.ReplaceAllString(sql, "::")
+	sql = castPGType.ReplaceAllString(sql, "$1")
 	sql = regTypeCasts.ReplaceAllString(sql, "")
 	// DuckDB lists each schema once per attached database (memory, system,
 	// temp); PostgreSQL clients expect one database's.

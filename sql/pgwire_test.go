@@ -265,6 +265,9 @@ func TestPG_PsqlDescribesTheTables(t *testing.T) {
 	cmd := exec.Command(psql, "-h", host, "-p", port, "-U", "someone", "-d", "strata", "-X",
 		"-c", `\dt`, "-c", `\d records`, "-c", "SELECT span_name FROM records",
 		"-c", `\d+ metrics`, "-c", `\dt+`, "-c", `\l`,
+		// Other describe commands answer, if only with an empty list.
+		"-c", `\db`, "-c", `\dO`, "-c", `\dT`, "-c", `\df`, "-c", `\dn`, "-c", `\dv`, "-c", `\di`, "-c", `\du`,
+		"-c", `\dx`, "-c", `\dp`, "-c", `\dconfig`,
 		"-c", `\copy (SELECT span_name, 'x,y' AS s FROM records) to stdout with csv header`)
 	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10")
 	out, err := cmd.CombinedOutput()
@@ -276,7 +279,7 @@ func TestPG_PsqlDescribesTheTables(t *testing.T) {
 	}
 	for _, want := range []string{"records | table", "metrics | table", `Table "main.records"`,
 		"start_timestamp", "timestamp with time zone", "attributes", "json", "hello from psql",
-		`Table "main.metrics"`, "Storage", "List of databases", "UTF8",
+		`Table "main.metrics"`, "Storage", "List of databases", "UTF8", "pg_default", "List of collations",
 		"span_name,s\nhello from psql,\"x,y\"\n"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("psql output lacks %q:\n%s", want, out)
