@@ -146,6 +146,9 @@ func checkText(sql string) error {
 func (e *Executor) bounded(ctx context.Context, fn func(ctx context.Context) error) error {
 	release, err := e.Limiter.Acquire(ctx)
 	if err != nil {
+		if errors.Is(err, ErrBusy) {
+			e.m.ended(time.Now(), err, nil) // refused before it could run: a busy query all the same
+		}
 		return err
 	}
 	defer release()

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
@@ -884,6 +885,7 @@ func TestPG_PortalsHoldingEverySlotDoNotDeadlockTheirSession(t *testing.T) {
 	if seen := r.portal("p3", 10); !strings.Contains(seen, "ErrorResponse(53300)") {
 		t.Fatalf("a third portal while two hold both slots: %s, want 53300", seen)
 	}
+
 	// The error failed the transaction; its ROLLBACK ends the portals, and
 	// their slots come free.
 	if seen := r.ask("/* app */ ROLLBACK"); !strings.Contains(seen, "CommandComplete") {
@@ -891,6 +893,29 @@ func TestPG_PortalsHoldingEverySlotDoNotDeadlockTheirSession(t *testing.T) {
 	}
 	if seen := r.ask("SELECT 1"); !strings.Contains(seen, "DataRow") {
 		t.Fatalf("a query after the ROLLBACK: %s", seen)
+	}
+}
+
+// A statement refused at its Describe, while another session holds the
+// only slot, counts as a busy query, as one refused when it runs does
+// (review: only refusals at Execute were counted).
+func TestPG_RefusalBeforeRunningCountsAsBusy(t *testing.T) {
+	e := newEnv(t, envOptions{limiter: sql.NewLimiter(1, 0), queryTimeout: time.Minute})
+	addr := startPG(t, e)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(e.exec.Collectors()...)
+	holder := dialRawPG(t, addr)
+	holder.ask("BEGIN")
+	if seen := holder.portal("p", 10); !strings.Contains(seen, "PortalSuspended") {
+		t.Fatalf("portal: %s", seen)
+	}
+	r := dialRawPG(t, addr)
+	r.send(&pgproto3.Parse{Query: "SELECT range FROM range(10)"}, &pgproto3.Describe{ObjectType: 'S'}, &pgproto3.Sync{})
+	if seen := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(seen, "ErrorResponse(53300)") {
+		t.Fatalf("describe while the only slot is held: %s, want 53300", seen)
+	}
+	if n := counterValue(t, reg, "strata_query_queries_total", "busy"); n != 1 {
+		t.Errorf("strata_query_queries_total{outcome=\"busy\"} = %v, want 1", n)
 	}
 }
 

@@ -780,6 +780,23 @@ func TestQuery_Metrics(t *testing.T) {
 	t.Errorf("metrics %v, want %v", got, want)
 }
 
+// counterValue is the value of a counter of reg with one label's value.
+func counterValue(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if mf.GetName() == name && len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
 // Accept is read with its qualities: the format a client prefers most.
 func TestQuery_AcceptQualities(t *testing.T) {
 	e := newEnv(t, envOptions{})
