@@ -73,7 +73,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	db, err := engine.Open(ctx, engine.Options{AllowedDirs: local.Dirs(), TempDir: filepath.Join(dir, "spill"),
-		QueryTimeout: o.queryTimeout, MemoryLimit: "1GB", Functions: functions})
+		QueryTimeout: o.queryTimeout, MemoryLimit: "1GB", Setup: sql.Setup, Functions: functions})
 	if err != nil {
 		t.Fatal(err)
 	}

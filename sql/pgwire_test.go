@@ -2260,40 +2260,53 @@ func TestPG_ToCharAsPostgreSQL(t *testing.T) {
 // '{1,2}'::int[], CAST('…' AS text[]) (review: "UNNEST not supported
 // here"); the answers are a real PostgreSQL's.
 func TestPG_ArrayLiteralsAsPostgreSQL(t *testing.T) {
+	answersAsPostgreSQL(t,
+		"SELECT 'a' = ANY('{a,b}'), 'c' = ANY('{a,b}'), 'a' <> ALL('{b, \"c d\"}'), 2 = ANY('{1,2}')",
+		"SELECT '{1,2,NULL}'::int[], CAST('{x,\"y z\"}' AS text[]), '{}'::bigint[], '{1.5, 2}'::float8[]",
+		"SELECT count(*) FROM (VALUES ('a'), ('b'), ('c')) v(s) WHERE s = ANY('{a,c}')",
+	)
+}
+
+// PostgreSQL names DuckDB lacks: the jsonb type and date_bin.
+func TestPG_JSONBAndDateBinAsPostgreSQL(t *testing.T) {
+	answersAsPostgreSQL(t,
+		"SELECT ('{\"a\": {\"b\": \"x\"}}'::jsonb)->'a'->>'b', CAST('[1, 2]' AS jsonb)->>1",
+		"SELECT date_bin('5 minutes', TIMESTAMPTZ '2026-01-01 00:07:00+00', TIMESTAMPTZ '2001-01-01 00:00:00+00'), "+
+			"date_bin(INTERVAL '15 minutes', TIMESTAMPTZ '2026-01-01 00:29:59+00', TIMESTAMPTZ '2026-01-01 00:02:00+00')",
+	)
+}
+
+// answersAsPostgreSQL runs each query on a real PostgreSQL and on strata,
+// in the simple and the extended protocol, and compares the last rows.
+func answersAsPostgreSQL(t *testing.T, queries ...string) {
+	t.Helper()
 	real := realPostgres(t)
 	e := newEnv(t, envOptions{})
 	addr := startPG(t, e)
 	ctx := context.Background()
-	queries := []string{
-		"SELECT 'a' = ANY('{a,b}'), 'c' = ANY('{a,b}'), 'a' <> ALL('{b, \"c d\"}'), 2 = ANY('{1,2}')",
-		"SELECT '{1,2,NULL}'::int[], CAST('{x,\"y z\"}' AS text[]), '{}'::bigint[], '{1.5, 2}'::float8[]",
-		"SELECT count(*) FROM (VALUES ('a'), ('b'), ('c')) v(s) WHERE s = ANY('{a,c}')",
+	last := func(c *pgx.Conn, q string) ([]any, error) {
+		rows, err := c.Query(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var vals []any
+		for rows.Next() {
+			vals, _ = rows.Values()
+		}
+		return vals, rows.Err()
 	}
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
 		c := pgConnect(t, addr, mode)
 		for _, q := range queries {
-			var got, want []any
-			rows, err := real.Query(ctx, q)
+			want, err := last(real, q)
 			if err != nil {
 				t.Fatalf("PostgreSQL: %s: %v", q, err)
 			}
-			for rows.Next() {
-				want, _ = rows.Values()
-			}
-			rows.Close()
-			rows, err = c.Query(ctx, q)
+			got, err := last(c, q)
 			if err != nil {
 				t.Errorf("%v %s: %v", mode, q, err)
-				continue
-			}
-			for rows.Next() {
-				got, _ = rows.Values()
-			}
-			if err := rows.Err(); err != nil {
-				t.Errorf("%v %s: %v", mode, q, err)
-			}
-			rows.Close()
-			if fmt.Sprint(got) != fmt.Sprint(want) {
+			} else if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("%v %s: %v, PostgreSQL gives %v", mode, q, got, want)
 			}
 		}

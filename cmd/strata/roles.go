@@ -253,7 +253,7 @@ func startQuery(ctx context.Context, c queryConfig, lns map[string]net.Listener,
 	db, err := engine.Open(ctx, engine.Options{
 		AllowedDirs: files.Dirs(), TempDir: filepath.Join(cacheDir, "spill"),
 		MemoryLimit: c.memoryLimit, Threads: c.threads, QueryTimeout: c.queryTimeout, MaxRows: c.maxRows,
-		Functions: functions,
+		Setup: sql.Setup, Functions: functions,
 	})
 	if err != nil {
 		return nil, settingError{"query-memory-limit", err}

@@ -12,6 +12,15 @@ import (
 	"github.com/strata-db/strata/engine"
 )
 
+// Setup gives the query engine (engine.Options.Setup) PostgreSQL names
+// DuckDB lacks, for queries written for PostgreSQL: the jsonb type (as
+// JSON: its operators @> and ? are not there) and date_bin, which is
+// time_bucket with an origin.
+var Setup = []string{
+	"CREATE TYPE jsonb AS JSON",
+	"CREATE MACRO date_bin(stride, source, origin) AS time_bucket(stride, source, origin)",
+}
+
 // Functions are PostgreSQL functions DuckDB lacks, for the query engine
 // (engine.Options.Functions): to_char(timestamp, format), which queries
 // and dashboards written for PostgreSQL use to label times.
