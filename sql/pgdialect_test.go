@@ -101,6 +101,7 @@ func TestDecodeParam_TextAndBinaryArrays(t *testing.T) {
 		`{"a b", NULL, "NULL"}`:  `["a b", NULL, "NULL"]`,
 		`{"q\"x","back\\slash"}`: `["q\"x", "back\\slash"]`,
 		`{ spaced , x }`:         `["spaced", "x"]`,
+		`{"kept " , " x "}`:      `["kept ", " x "]`,
 	} {
 		got, err := decodeParam([]byte(in), 0, arrayOIDs[oidText])
 		if err != nil || got != want {

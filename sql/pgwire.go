@@ -1540,7 +1540,10 @@ func textArray(s string, elem uint32) ([]*string, error) {
 			}
 			i++
 		}
-		text := strings.TrimRight(v.String(), " ")
+		text := v.String()
+		if !quoted { // spaces inside quotes are the element's own
+			text = strings.TrimRight(text, " ")
+		}
 		if !quoted && strings.EqualFold(text, "NULL") {
 			out = append(out, nil)
 			continue
