@@ -44,9 +44,9 @@ func pgArrayLiterals(s string) string {
 			text = strings.ReplaceAll(text, "''", "'")
 		}
 		if cast, ok := arrayLiteralContext(b, i, end); ok && b[i] != 'E' && b[i] != 'e' {
-			if elems, ok := parsePGArray(text, !cast); ok {
+			if elems, err := textArray(text, oidText); err == nil { // else left as written
 				out.WriteString(s[last:i])
-				out.WriteString("[" + strings.Join(elems, ", ") + "]")
+				out.WriteString(listLiteral(elems, !cast))
 				last = end
 			}
 		}
@@ -100,78 +100,34 @@ func typeThenBrackets(b string, i int) bool {
 	return i > start && strings.HasPrefix(b[i:], "[]")
 }
 
-// parsePGArray reads the text form of a one-dimensional PostgreSQL array
-// ({a,"b c",NULL}) into SQL literals, or says it is not one. With numbers,
-// elements that are all unquoted numbers are written as numbers.
-func parsePGArray(t string, numbers bool) ([]string, bool) {
-	t = strings.TrimSpace(t)
-	if len(t) < 2 || t[0] != '{' || t[len(t)-1] != '}' {
-		return nil, false
-	}
-	t = t[1 : len(t)-1]
-	if strings.TrimSpace(t) == "" {
-		return []string{}, true
-	}
-	var elems []string
-	for i := 0; ; {
-		for i < len(t) && isSpace(t[i]) {
-			i++
-		}
-		var v strings.Builder
-		quoted := i < len(t) && t[i] == '"'
-		if quoted {
-			for i++; i < len(t) && t[i] != '"'; i++ {
-				if t[i] == '\\' && i+1 < len(t) {
-					i++
-				}
-				v.WriteByte(t[i])
-			}
-			if i >= len(t) {
-				return nil, false // unterminated
-			}
-			i++
-			for i < len(t) && isSpace(t[i]) {
-				i++
-			}
-		} else {
-			for ; i < len(t) && t[i] != ','; i++ {
-				if t[i] == '{' || t[i] == '}' || t[i] == '"' {
-					return nil, false // nested, or a stray quote
-				}
-				if t[i] == '\\' && i+1 < len(t) {
-					i++
-				}
-				v.WriteByte(t[i])
-			}
-		}
-		e := v.String()
-		switch {
-		case !quoted && strings.EqualFold(strings.TrimSpace(e), "NULL"):
-			elems = append(elems, "NULL")
-		case quoted:
-			elems = append(elems, quoteLiteral(e))
-		default:
-			elems = append(elems, quoteLiteral(strings.TrimSpace(e)))
-		}
-		if _, err := strconv.ParseFloat(strings.TrimSpace(e), 64); quoted || err != nil && elems[len(elems)-1] != "NULL" {
+// listLiteral writes an array's elements as a DuckDB list of SQL
+// literals. With numbers, a list whose elements are all numbers is
+// written as numbers.
+func listLiteral(elems []*string, numbers bool) string {
+	for _, e := range elems {
+		if e != nil && !isNumber(*e) {
 			numbers = false
 		}
-		if i >= len(t) {
-			break
-		}
-		if t[i] != ',' {
-			return nil, false
-		}
-		i++
 	}
-	if numbers {
-		for k, e := range elems {
-			if e != "NULL" {
-				elems[k] = strings.Trim(e, "'")
-			}
+	parts := make([]string, len(elems))
+	for k, e := range elems {
+		switch {
+		case e == nil:
+			parts[k] = "NULL"
+		case numbers:
+			parts[k] = *e
+		default:
+			parts[k] = quoteLiteral(*e)
 		}
 	}
-	return elems, true
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// isNumber says whether s is a decimal number as SQL writes one (not
+// Inf, NaN or hexadecimal, which ParseFloat also takes).
+func isNumber(s string) bool {
+	_, err := strconv.ParseFloat(s, 64)
+	return err == nil && strings.Trim(s, "0123456789.eE+-") == ""
 }
 
 // pgArrows puts parentheses around each JSON arrow (x->'k', x->>'k') and

@@ -37,6 +37,7 @@ func TestPgArrayLiterals_BecomeLists(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{`WHERE s = ANY('{a,b}')`, `WHERE s = ANY(['a', 'b'])`},
 		{`WHERE n IN (1) OR n = ANY('{1, 2.5,NULL}') OR n = ANY('{1,x}')`, `WHERE n IN (1) OR n = ANY([1, 2.5, NULL]) OR n = ANY(['1', 'x'])`},
+		{"WHERE n = ANY('{\t1,\n2 }') OR n = ANY('{Inf,1}')", "WHERE n = ANY([1, 2]) OR n = ANY(['Inf', '1'])"},
 		{`WHERE s <> all ( '{ a , "b c",NULL, "x\"y", "NULL"}' )`, `WHERE s <> all ( ['a', 'b c', NULL, 'x"y', 'NULL'] )`},
 		{`SELECT '{1,2}'::int[], '{}'::text [], CAST('{1.5}' AS double precision[])`, `SELECT ['1', '2']::int[], []::text [], CAST(['1.5'] AS double precision[])`},
 		{`SELECT '{it''s}'::text[]`, `SELECT ['it''s']::text[]`},

@@ -1488,7 +1488,8 @@ func binaryArray(p []byte, elem uint32) ([]*string, error) {
 }
 
 // textArray reads PostgreSQL's text array: {a,"b c",NULL}, with quotes
-// and backslash escapes.
+// and backslash escapes, white space around elements ignored. It reads
+// array parameters and the array literals of queries (pgArrayLiterals).
 func textArray(s string, elem uint32) ([]*string, error) {
 	s = strings.TrimSpace(s)
 	if len(s) < 2 || s[0] != '{' || s[len(s)-1] != '}' {
@@ -1500,7 +1501,7 @@ func textArray(s string, elem uint32) ([]*string, error) {
 	}
 	var out []*string
 	for i := 0; i < len(body); {
-		for i < len(body) && body[i] == ' ' {
+		for i < len(body) && isSpace(body[i]) {
 			i++
 		}
 		var v strings.Builder
@@ -1531,7 +1532,7 @@ func textArray(s string, elem uint32) ([]*string, error) {
 				v.WriteByte(body[i])
 			}
 		}
-		for i < len(body) && body[i] == ' ' {
+		for i < len(body) && isSpace(body[i]) {
 			i++
 		}
 		if i < len(body) {
@@ -1542,7 +1543,7 @@ func textArray(s string, elem uint32) ([]*string, error) {
 		}
 		text := v.String()
 		if !quoted { // spaces inside quotes are the element's own
-			text = strings.TrimRight(text, " ")
+			text = strings.TrimRight(text, " \t\n\r\f\v")
 		}
 		if !quoted && strings.EqualFold(text, "NULL") {
 			out = append(out, nil)
