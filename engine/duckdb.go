@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -153,13 +154,14 @@ func (db *DB) lockDown(ctx context.Context) error {
 
 // register adds Options.Functions to the database, where every
 // connection sees them. duckdb-go registers through a database/sql
-// connection; its DB is not closed, as that would close the connector.
+// connection. The pool gets the connector without its Close, so that
+// closing the pool (and its opener goroutine) leaves the database open.
 func (db *DB) register(ctx context.Context) error {
 	if len(db.opts.Functions) == 0 {
 		return nil
 	}
-	pool := sql.OpenDB(db.connector)
-	pool.SetMaxIdleConns(0) // the connection closes when released
+	pool := sql.OpenDB(struct{ driver.Connector }{db.connector})
+	defer pool.Close()
 	conn, err := pool.Conn(ctx)
 	if err != nil {
 		return err
