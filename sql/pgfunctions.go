@@ -88,7 +88,7 @@ func toChar(t time.Time, format string, zone bool) string {
 			continue
 		}
 		fm := false
-		if strings.HasPrefix(strings.ToUpper(format[i:]), "FM") {
+		if hasPrefixFold(format[i:], "FM") {
 			fm, i = true, i+2
 		}
 		out, n, numeric := templateField(t, format[i:], fm, zone)
@@ -116,48 +116,30 @@ func toChar(t time.Time, format string, zone bool) string {
 
 // templateField formats the template pattern that starts s, if one does:
 // its text, the bytes of s it took, and whether it is a number (which a
-// TH suffix may follow).
+// TH suffix may follow). It runs for every pattern of every row: the
+// tables it reads are built once.
 func templateField(t time.Time, s string, fm, zone bool) (string, int, bool) {
-	num := func(v, width int) string {
-		if fm {
-			return strconv.Itoa(v)
+	for _, p := range nameFields {
+		if !hasPrefixFold(s, p.pat) {
+			continue
 		}
-		return fmt.Sprintf("%0*d", width, v)
-	}
-	word := func(w string, width int) string {
-		if !fm && len(w) < width {
-			w += strings.Repeat(" ", width-len(w))
+		name := p.name(t)
+		switch src := s[:len(p.pat)]; src {
+		case p.pat:
+			name = strings.ToUpper(name)
+		case strings.ToLower(p.pat):
+			name = strings.ToLower(name)
+		case p.pat[:1] + strings.ToLower(p.pat[1:]):
+		default:
+			continue
 		}
-		return w
-	}
-	upper := strings.ToUpper(s)
-	isoYear, isoWeek := t.ISOWeek()
-	hour12 := t.Hour() % 12
-	if hour12 == 0 {
-		hour12 = 12
-	}
-	// Names whose case sets the output's: MONTH, Month, month.
-	for _, p := range []struct {
-		pat   string
-		width int
-		name  string
-	}{
-		{"MONTH", 9, t.Month().String()}, {"MON", 0, t.Month().String()[:3]},
-		{"DAY", 9, t.Weekday().String()}, {"DY", 0, t.Weekday().String()[:3]},
-	} {
-		if strings.HasPrefix(upper, p.pat) {
-			switch src := s[:len(p.pat)]; src {
-			case p.pat:
-				return word(strings.ToUpper(p.name), p.width), len(src), false
-			case strings.ToLower(p.pat):
-				return word(strings.ToLower(p.name), p.width), len(src), false
-			case p.pat[:1] + strings.ToLower(p.pat[1:]):
-				return word(p.name, p.width), len(src), false
-			}
+		if !fm && len(name) < p.width {
+			name += strings.Repeat(" ", p.width-len(name))
 		}
+		return name, len(p.pat), false
 	}
 	for _, p := range []string{"A.M.", "P.M.", "AM", "PM"} {
-		if strings.HasPrefix(upper, p) {
+		if hasPrefixFold(s, p) {
 			mark := "AM"
 			if t.Hour() >= 12 {
 				mark = "PM"
@@ -171,7 +153,8 @@ func templateField(t time.Time, s string, fm, zone bool) (string, int, bool) {
 			return mark, len(p), false
 		}
 	}
-	if strings.HasPrefix(upper, "TZ") {
+	switch {
+	case hasPrefixFold(s, "TZ"):
 		if !zone {
 			return "", 2, false
 		}
@@ -179,49 +162,97 @@ func templateField(t time.Time, s string, fm, zone bool) (string, int, bool) {
 			return "utc", 2, false
 		}
 		return "UTC", 2, false
+	case strings.HasPrefix(s, "Y,YYY") || strings.HasPrefix(s, "y,yyy"):
+		return fmt.Sprintf("%d,%03d", t.Year()/1000, t.Year()%1000), 5, true
+	case strings.HasPrefix(s, "OF") || strings.HasPrefix(s, "of"):
+		return "+00", 2, false
 	}
-	numbers := []struct {
-		pat string
-		v   func() string
-	}{
-		{"Y,YYY", func() string { return fmt.Sprintf("%d,%03d", t.Year()/1000, t.Year()%1000) }},
-		{"HH24", func() string { return num(t.Hour(), 2) }},
-		{"HH12", func() string { return num(hour12, 2) }},
-		{"SSSSS", func() string { return strconv.Itoa(t.Hour()*3600 + t.Minute()*60 + t.Second()) }},
-		{"SSSS", func() string { return strconv.Itoa(t.Hour()*3600 + t.Minute()*60 + t.Second()) }},
-		{"YYYY", func() string { return num(t.Year(), 4) }},
-		{"IYYY", func() string { return num(isoYear, 4) }},
-		{"YYY", func() string { return num(t.Year()%1000, 3) }},
-		{"IYY", func() string { return num(isoYear%1000, 3) }},
-		{"DDD", func() string { return num(t.YearDay(), 3) }},
-		{"HH", func() string { return num(hour12, 2) }},
-		{"MI", func() string { return num(t.Minute(), 2) }},
-		{"SS", func() string { return num(t.Second(), 2) }},
-		{"MS", func() string { return num(t.Nanosecond()/1e6, 3) }},
-		{"US", func() string { return num(t.Nanosecond()/1e3, 6) }},
-		{"YY", func() string { return num(t.Year()%100, 2) }},
-		{"IY", func() string { return num(isoYear%100, 2) }},
-		{"CC", func() string { return num((t.Year()+99)/100, 2) }},
-		{"MM", func() string { return num(int(t.Month()), 2) }},
-		{"DD", func() string { return num(t.Day(), 2) }},
-		{"ID", func() string { return strconv.Itoa((int(t.Weekday())+6)%7 + 1) }},
-		{"IW", func() string { return num(isoWeek, 2) }},
-		{"WW", func() string { return num((t.YearDay()-1)/7+1, 2) }},
-		{"OF", func() string { return "+00" }},
-		{"Y", func() string { return strconv.Itoa(t.Year() % 10) }},
-		{"I", func() string { return strconv.Itoa(isoYear % 10) }},
-		{"D", func() string { return strconv.Itoa(int(t.Weekday()) + 1) }},
-		{"W", func() string { return strconv.Itoa((t.Day()-1)/7 + 1) }},
-		{"Q", func() string { return strconv.Itoa((int(t.Month())-1)/3 + 1) }},
-		{"J", func() string { return strconv.Itoa(julianDay(t)) }},
-	}
-	for _, p := range numbers {
+	for _, p := range numberFields {
 		// PostgreSQL takes these in upper or lower case ("yyyy-mm-dd").
-		if strings.HasPrefix(s, p.pat) || strings.HasPrefix(s, strings.ToLower(p.pat)) {
-			return p.v(), len(p.pat), true
+		if hasPrefixFold(s, p.pat) && oneCase(s[:len(p.pat)]) {
+			v := p.value(t)
+			if fm || p.width == 0 {
+				return strconv.Itoa(v), len(p.pat), true
+			}
+			return fmt.Sprintf("%0*d", p.width, v), len(p.pat), true
 		}
 	}
 	return "", 0, false
+}
+
+// hasPrefixFold says whether s starts with prefix, in any case.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// oneCase says whether the letters of s are all upper or all lower case.
+func oneCase(s string) bool {
+	return s == strings.ToUpper(s) || s == strings.ToLower(s)
+}
+
+// nameFields are the patterns whose case sets the output's (MONTH,
+// Month, month), and the width PostgreSQL pads them to without FM.
+var nameFields = []struct {
+	pat   string
+	width int
+	name  func(time.Time) string
+}{
+	{"MONTH", 9, func(t time.Time) string { return t.Month().String() }},
+	{"MON", 0, func(t time.Time) string { return t.Month().String()[:3] }},
+	{"DAY", 9, func(t time.Time) string { return t.Weekday().String() }},
+	{"DY", 0, func(t time.Time) string { return t.Weekday().String()[:3] }},
+}
+
+// numberFields are the numeric patterns, longest first where one is the
+// start of another, and the width PostgreSQL pads them to with zeros
+// without FM (0: never padded).
+var numberFields = []struct {
+	pat   string
+	width int
+	value func(time.Time) int
+}{
+	{"HH24", 2, time.Time.Hour},
+	{"HH12", 2, hour12},
+	{"SSSSS", 0, secondOfDay},
+	{"SSSS", 0, secondOfDay},
+	{"YYYY", 4, time.Time.Year},
+	{"IYYY", 4, isoYear},
+	{"YYY", 3, func(t time.Time) int { return t.Year() % 1000 }},
+	{"IYY", 3, func(t time.Time) int { return isoYear(t) % 1000 }},
+	{"DDD", 3, time.Time.YearDay},
+	{"HH", 2, hour12},
+	{"MI", 2, time.Time.Minute},
+	{"SS", 2, time.Time.Second},
+	{"MS", 3, func(t time.Time) int { return t.Nanosecond() / 1e6 }},
+	{"US", 6, func(t time.Time) int { return t.Nanosecond() / 1e3 }},
+	{"YY", 2, func(t time.Time) int { return t.Year() % 100 }},
+	{"IY", 2, func(t time.Time) int { return isoYear(t) % 100 }},
+	{"CC", 2, func(t time.Time) int { return (t.Year() + 99) / 100 }},
+	{"MM", 2, func(t time.Time) int { return int(t.Month()) }},
+	{"DD", 2, time.Time.Day},
+	{"ID", 0, func(t time.Time) int { return (int(t.Weekday())+6)%7 + 1 }},
+	{"IW", 2, func(t time.Time) int { _, w := t.ISOWeek(); return w }},
+	{"WW", 2, func(t time.Time) int { return (t.YearDay()-1)/7 + 1 }},
+	{"Y", 0, func(t time.Time) int { return t.Year() % 10 }},
+	{"I", 0, func(t time.Time) int { return isoYear(t) % 10 }},
+	{"D", 0, func(t time.Time) int { return int(t.Weekday()) + 1 }},
+	{"W", 0, func(t time.Time) int { return (t.Day()-1)/7 + 1 }},
+	{"Q", 0, func(t time.Time) int { return (int(t.Month())-1)/3 + 1 }},
+	{"J", 0, julianDay},
+}
+
+func hour12(t time.Time) int {
+	if h := t.Hour() % 12; h != 0 {
+		return h
+	}
+	return 12
+}
+
+func secondOfDay(t time.Time) int { return t.Hour()*3600 + t.Minute()*60 + t.Second() }
+
+func isoYear(t time.Time) int {
+	y, _ := t.ISOWeek()
+	return y
 }
 
 // julianDay is the Julian day number of t's date.
