@@ -71,54 +71,55 @@ func standInTables() map[string]string {
 }
 
 // pgBaseTypes are the rows of PostgreSQL's pg_type for the types strata
-// sends: name, OID, its array's OID, length, by value, category,
+// sends (named in pgTypeNames): OID, its array's OID (json[] and bytea[]
+// too, which arrayOIDs leaves out), length, by value, category,
 // preferred, alignment, storage, collation and the in/out/recv/send
 // functions' prefix. DuckDB's pg_type has other OIDs (and none for text,
 // json or arrays), so a driver that looked up a result column's type
 // found nothing.
 var pgBaseTypes = []struct {
-	name                 string
-	oid, array           int
+	oid, array           uint32
 	len                  int
 	byval, preferred     bool
 	category, align, stg string
 	collation            int
 	fn                   string
 }{
-	{"bool", 16, 1000, 1, true, true, "B", "c", "p", 0, "bool"},
-	{"bytea", 17, 1001, -1, false, false, "U", "i", "x", 0, "bytea"},
-	{"int8", 20, 1016, 8, true, false, "N", "d", "p", 0, "int8"},
-	{"int2", 21, 1005, 2, true, false, "N", "s", "p", 0, "int2"},
-	{"int4", 23, 1007, 4, true, false, "N", "i", "p", 0, "int4"},
-	{"text", 25, 1009, -1, false, true, "S", "i", "x", 100, "text"},
-	{"json", 114, 199, -1, false, false, "U", "i", "x", 0, "json_"},
-	{"float4", 700, 1021, 4, true, false, "N", "i", "p", 0, "float4"},
-	{"float8", 701, 1022, 8, true, true, "N", "d", "p", 0, "float8"},
-	{"varchar", 1043, 1015, -1, false, false, "S", "i", "x", 100, "varchar"},
-	{"date", 1082, 1182, 4, true, false, "D", "i", "p", 0, "date_"},
-	{"timestamp", 1114, 1115, 8, true, false, "D", "d", "p", 0, "timestamp_"},
-	{"timestamptz", 1184, 1185, 8, true, true, "D", "d", "p", 0, "timestamptz_"},
-	{"interval", 1186, 1187, 16, false, true, "T", "d", "p", 0, "interval_"},
-	{"numeric", 1700, 1231, -1, false, false, "N", "i", "m", 0, "numeric_"},
+	{oidBool, 1000, 1, true, true, "B", "c", "p", 0, "bool"},
+	{oidBytea, 1001, -1, false, false, "U", "i", "x", 0, "bytea"},
+	{oidInt8, 1016, 8, true, false, "N", "d", "p", 0, "int8"},
+	{oidInt2, 1005, 2, true, false, "N", "s", "p", 0, "int2"},
+	{oidInt4, 1007, 4, true, false, "N", "i", "p", 0, "int4"},
+	{oidText, 1009, -1, false, true, "S", "i", "x", 100, "text"},
+	{oidJSON, 199, -1, false, false, "U", "i", "x", 0, "json_"},
+	{oidFloat4, 1021, 4, true, false, "N", "i", "p", 0, "float4"},
+	{oidFloat8, 1022, 8, true, true, "N", "d", "p", 0, "float8"},
+	{oidVarchar, 1015, -1, false, false, "S", "i", "x", 100, "varchar"},
+	{oidDate, 1182, 4, true, false, "D", "i", "p", 0, "date_"},
+	{oidTimestamp, 1115, 8, true, false, "D", "d", "p", 0, "timestamp_"},
+	{oidTimestamptz, 1185, 8, true, true, "D", "d", "p", 0, "timestamptz_"},
+	{oidInterval, 1187, 16, false, true, "T", "d", "p", 0, "interval_"},
+	{oidNumeric, 1231, -1, false, false, "N", "i", "m", 0, "numeric_"},
 }
 
 // pgTypeSelect is pg_type as PostgreSQL has it for pgBaseTypes and their
 // arrays, with all of its columns.
 func pgTypeSelect() string {
 	var rows []string
-	row := func(oid int, name string, len int, byval bool, category string, preferred bool, elem, array int,
+	row := func(oid uint32, name string, len int, byval bool, category string, preferred bool, elem, array uint32,
 		fn, align, stg string, collation int, subscript, analyze string) {
 		rows = append(rows, fmt.Sprintf("(%d, '%s', 11, 10, %d, %t, 'b', '%s', %t, true, ',', 0, '%s', %d, %d, "+
 			"'%sin', '%sout', '%srecv', '%ssend', '-', '-', '%s', '%s', '%s', false, 0, -1, 0, %d, NULL, NULL, NULL)",
 			oid, name, len, byval, category, preferred, subscript, elem, array, fn, fn, fn, fn, analyze, align, stg, collation))
 	}
 	for _, t := range pgBaseTypes {
-		row(t.oid, t.name, t.len, t.byval, t.category, t.preferred, 0, t.array, t.fn, t.align, t.stg, t.collation, "-", "-")
+		name := pgTypeNames[t.oid][1]
+		row(t.oid, name, t.len, t.byval, t.category, t.preferred, 0, t.array, t.fn, t.align, t.stg, t.collation, "-", "-")
 		align := "i"
 		if t.align == "d" {
 			align = "d"
 		}
-		row(t.array, "_"+t.name, -1, false, "A", false, t.oid, 0, "array_", align, "x", t.collation,
+		row(t.array, "_"+name, -1, false, "A", false, t.oid, 0, "array_", align, "x", t.collation,
 			"array_subscript_handler", "array_typanalyze")
 	}
 	return "SELECT * FROM (VALUES " + strings.Join(rows, ", ") + ") t(oid, typname, typnamespace, typowner, typlen, " +
