@@ -2181,57 +2181,23 @@ func TestPG_CatalogStandIns(t *testing.T) {
 // included, so a driver that looks a result column's type up finds it
 // (review: text, json and every array were missing).
 func TestPG_TypesAsPostgreSQLListsThem(t *testing.T) {
-	real := realPostgres(t)
-	e := newEnv(t, envOptions{})
-	addr := startPG(t, e)
-	c := pgConnect(t, addr, pgx.QueryExecModeSimpleProtocol)
-	ctx := context.Background()
 	// The scalar types strata sends and their arrays.
 	oids := "16, 17, 20, 21, 23, 25, 114, 700, 701, 1043, 1082, 1114, 1184, 1186, 1700, " +
 		"1000, 1001, 1005, 1007, 1009, 1015, 1016, 1021, 1022, 1115, 1182, 1185, 1187, 1231, 199"
-	rowsOf := func(conn *pgx.Conn, q string) []string {
-		t.Helper()
-		rows, err := conn.Query(ctx, q)
-		if err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		defer rows.Close()
-		var out []string
-		for rows.Next() {
-			vals, err := rows.Values()
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, fmt.Sprint(vals...))
-		}
-		return out
-	}
-	for _, q := range []string{
+	answersAsPostgreSQL(t,
 		`SELECT oid::int, typname::text, typnamespace::int, typlen::int, typbyval, typtype::text, typcategory::text,
 			typispreferred, typdelim::text, typelem::int, typarray::int, typinput::text, typoutput::text, typreceive::text,
 			typsend::text, typalign::text, typstorage::text, typnotnull, typbasetype::int, typtypmod, typndims, typcollation::int
-			FROM pg_catalog.pg_type WHERE oid IN (` + oids + `) ORDER BY oid`,
+			FROM pg_catalog.pg_type WHERE oid IN (`+oids+`) ORDER BY oid`,
 		`SELECT t.typname::text, n.nspname::text FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
 			WHERE t.oid IN (25, 114, 1016) ORDER BY t.oid`,
 		`SELECT e.typname::text FROM pg_type a JOIN pg_type e ON e.oid = a.typelem WHERE a.typname = '_float8'`,
-	} {
-		got, want := rowsOf(c, q), rowsOf(real, q)
-		if len(want) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
-			t.Errorf("%s:\n got %q\nwant %q", q, got, want)
-		}
-	}
+	)
 }
 
 // to_char formats times as PostgreSQL's does: each template pattern, its
 // cases, FM and TH, quoted text, against a real PostgreSQL in UTC.
 func TestPG_ToCharAsPostgreSQL(t *testing.T) {
-	real := realPostgres(t)
-	ctx := context.Background()
-	if _, err := real.Exec(ctx, "SET TimeZone = 'UTC'"); err != nil {
-		t.Fatal(err)
-	}
-	e := newEnv(t, envOptions{})
-	c := pgConnect(t, startPG(t, e), pgx.QueryExecModeSimpleProtocol)
 	times := []string{"TIMESTAMPTZ '2026-03-05 07:08:09.123456+00'", "TIMESTAMPTZ '2024-12-30 23:59:01+00'",
 		"TIMESTAMPTZ '2021-01-01 12:00:00+00'", "TIMESTAMP '2026-11-22 13:45:00.5'", "DATE '2026-02-03'"}
 	formats := []string{
@@ -2240,20 +2206,13 @@ func TestPG_ToCharAsPostgreSQL(t *testing.T) {
 		"DDD D ID IW IYYY WW W Q CC J", "YYY YY Y IYY IY I", "DDth FMDDth ddth Mon FMDDTH", "Y,YYY", "SSSS SSSSS",
 		"yyyy-mm-dd", "TZ tz OF", "\"Week\" IW, \"quarter\" Q", "FMHH24:FMMI", "MMDDYYYY",
 	}
+	var queries []string
 	for _, ts := range times {
 		for _, f := range formats {
-			q := "SELECT to_char(" + ts + ", '" + f + "')"
-			var got, want string
-			if err := real.QueryRow(ctx, q).Scan(&want); err != nil {
-				t.Fatalf("PostgreSQL: %s: %v", q, err)
-			}
-			if err := c.QueryRow(ctx, q).Scan(&got); err != nil {
-				t.Errorf("%s: %v", q, err)
-			} else if got != want {
-				t.Errorf("%s: %q, PostgreSQL gives %q", q, got, want)
-			}
+			queries = append(queries, "SELECT to_char("+ts+", '"+f+"')")
 		}
 	}
+	answersAsPostgreSQL(t, queries...)
 }
 
 // PostgreSQL's array literals work where an array is meant: = ANY('{a,b}'),
@@ -2276,38 +2235,46 @@ func TestPG_JSONBAndDateBinAsPostgreSQL(t *testing.T) {
 	)
 }
 
-// answersAsPostgreSQL runs each query on a real PostgreSQL and on strata,
-// in the simple and the extended protocol, and compares the last rows.
+// answersAsPostgreSQL runs each query on a real PostgreSQL (in UTC, as
+// strata is) and on strata, in the simple and the extended protocol, and
+// compares all their rows; a query PostgreSQL answers with no row fails.
 func answersAsPostgreSQL(t *testing.T, queries ...string) {
 	t.Helper()
 	real := realPostgres(t)
+	ctx := context.Background()
+	if _, err := real.Exec(ctx, "SET TimeZone = 'UTC'"); err != nil {
+		t.Fatal(err)
+	}
 	e := newEnv(t, envOptions{})
 	addr := startPG(t, e)
-	ctx := context.Background()
-	last := func(c *pgx.Conn, q string) ([]any, error) {
+	rowsOf := func(c *pgx.Conn, q string) (string, error) {
 		rows, err := c.Query(ctx, q)
 		if err != nil {
-			return nil, err
+			return "", err
 		}
 		defer rows.Close()
-		var vals []any
+		var out []string
 		for rows.Next() {
-			vals, _ = rows.Values()
+			vals, err := rows.Values()
+			if err != nil {
+				return "", err
+			}
+			out = append(out, fmt.Sprint(vals...))
 		}
-		return vals, rows.Err()
+		return strings.Join(out, "\n"), rows.Err()
 	}
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
 		c := pgConnect(t, addr, mode)
 		for _, q := range queries {
-			want, err := last(real, q)
-			if err != nil {
-				t.Fatalf("PostgreSQL: %s: %v", q, err)
+			want, err := rowsOf(real, q)
+			if err != nil || want == "" {
+				t.Fatalf("PostgreSQL: %s: %q %v", q, want, err)
 			}
-			got, err := last(c, q)
+			got, err := rowsOf(c, q)
 			if err != nil {
 				t.Errorf("%v %s: %v", mode, q, err)
-			} else if fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Errorf("%v %s: %v, PostgreSQL gives %v", mode, q, got, want)
+			} else if got != want {
+				t.Errorf("%v %s:\n got %q\nwant %q", mode, q, got, want)
 			}
 		}
 	}
