@@ -73,9 +73,9 @@ func (r *rejects) refuse(n int, where func() string, err error) error {
 		return err
 	}
 	if r.first == nil {
-		r.first = fmt.Errorf("%s: %w", where(), err)
+		err = fmt.Errorf("%s: %w", where(), err)
 	}
-	r.n += int64(n)
+	r.add(n, err)
 	return nil
 }
 
