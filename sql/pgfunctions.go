@@ -14,11 +14,74 @@ import (
 
 // Setup gives the query engine (engine.Options.Setup) PostgreSQL names
 // DuckDB lacks, for queries written for PostgreSQL: the jsonb type (as
-// JSON: its operators @> and ? are not there) and date_bin, which is
-// time_bucket with an origin.
-var Setup = []string{
+// JSON: its operators @> and ? are not there), date_bin, which is
+// time_bucket with an origin, and the JSON functions of jsonFunctions.
+var Setup = append([]string{
 	"CREATE TYPE jsonb AS JSON",
 	"CREATE MACRO date_bin(stride, source, origin) AS time_bucket(stride, source, origin)",
+}, jsonFunctions()...)
+
+// maxJSONArgs is how many keys (or key-value pairs) the variadic JSON
+// functions take here: PostgreSQL takes up to 100 arguments, DuckDB's
+// macros have one overload per count.
+const maxJSONArgs = 24
+
+// jsonFunctions are PostgreSQL's json and jsonb functions under their
+// names, as macros over DuckDB's JSON functions, for queries written for
+// PostgreSQL (json_build_object failed with "does not exist"). Both
+// names of each take JSON, as jsonb is JSON here:
+//   - json_build_object(k, v, …): json_object;
+//   - json_extract_path(j, k, …), json_extract_path_text: j->k1->…->kn,
+//     with ->> for the last key of the _text form. With one key it is
+//     DuckDB's function of that name, which reads a key (or a path that
+//     starts with $ or /) the same way;
+//   - json_typeof: json_type's answer in PostgreSQL's words;
+//   - json_array_length (an integer, as in PostgreSQL), json_object_keys
+//     (one row per key), to_jsonb, json_agg, json_object_agg.
+func jsonFunctions() []string {
+	var out []string
+	for _, prefix := range []string{"json", "jsonb"} {
+		define := func(name string, overloads []string) {
+			out = append(out, "CREATE MACRO "+prefix+name+" "+strings.Join(overloads, ", "))
+		}
+		var build, path, text []string
+		for n := 0; n <= maxJSONArgs; n++ {
+			var pairs, cast, keys []string
+			for i := 1; i <= n; i++ {
+				pairs = append(pairs, fmt.Sprintf("k%d, v%d", i, i))
+				cast = append(cast, fmt.Sprintf("k%d::VARCHAR, v%d", i, i)) // PostgreSQL's keys may be any type
+				keys = append(keys, fmt.Sprintf("k%d", i))
+			}
+			build = append(build, fmt.Sprintf("(%s) AS json_object(%s)", strings.Join(pairs, ", "), strings.Join(cast, ", ")))
+			if n == 0 {
+				continue
+			}
+			args := "(j, " + strings.Join(keys, ", ") + ")"
+			if n == 1 {
+				path = append(path, args+" AS json_extract(j, k1)")
+				text = append(text, args+" AS json_extract_string(j, k1)")
+				continue
+			}
+			inner := "j->" + strings.Join(keys[:n-1], "->")
+			path = append(path, fmt.Sprintf("%s AS (%s)->k%d", args, inner, n))
+			text = append(text, fmt.Sprintf("%s AS (%s)->>k%d", args, inner, n))
+		}
+		define("_build_object", build)
+		define("_extract_path", path)
+		define("_extract_path_text", text)
+		define("_typeof", []string{"(j) AS CASE WHEN j IS NULL THEN NULL ELSE CASE json_type(j) WHEN 'OBJECT' THEN 'object' " +
+			"WHEN 'ARRAY' THEN 'array' WHEN 'VARCHAR' THEN 'string' WHEN 'BOOLEAN' THEN 'boolean' WHEN 'NULL' THEN 'null' " +
+			"ELSE 'number' END END"})
+		define("_object_keys", []string{"(j) AS unnest(json_keys(j))"})
+		define("_agg", []string{"(x) AS json_group_array(x)"})
+		define("_object_agg", []string{"(k, v) AS json_group_object(k, v)"})
+		// PostgreSQL's length is an integer, DuckDB's a UBIGINT; the path
+		// form is DuckDB's alone.
+		define("_array_length", []string{"(j) AS system.main.json_array_length(j)::INTEGER",
+			"(j, path) AS system.main.json_array_length(j, path)"})
+	}
+	out = append(out, "CREATE MACRO to_jsonb(x) AS to_json(x)")
+	return out
 }
 
 // Functions are PostgreSQL functions DuckDB lacks, for the query engine

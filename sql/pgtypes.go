@@ -204,6 +204,10 @@ func pgColumnFor(t arrow.DataType) pgColumn {
 		return intColumn(oidInt8, 8, func(a arrow.Array, i int) int64 { return a.(*array.Int64).Value(i) })
 	case *arrow.Uint32Type:
 		return intColumn(oidInt8, 8, func(a arrow.Array, i int) int64 { return int64(a.(*array.Uint32).Value(i)) })
+	case *arrow.Uint64Type: // PostgreSQL has no unsigned bigint: numeric holds it all
+		text := func(a arrow.Array, i int) []byte { return strconv.AppendUint(nil, a.(*array.Uint64).Value(i), 10) }
+		return pgColumn{oid: oidNumeric, size: -1, text: text,
+			bin: func(a arrow.Array, i int) []byte { return pgNumeric(text(a, i)) }}
 	case *arrow.Float32Type:
 		return floatColumn(oidFloat4, func(a arrow.Array, i int) float64 { return float64(a.(*array.Float32).Value(i)) })
 	case *arrow.Float64Type:

@@ -631,8 +631,10 @@ func TestPG_ValuesAndPortalsAsPostgresSendsThem(t *testing.T) {
 		t.Errorf("infinity: %+v %v", inf, err)
 	}
 	// Decimals in binary (pgx asks for numeric so), exactly; sum() of an
-	// integer column is a HUGEINT, sent as numeric too.
+	// integer column is a HUGEINT, sent as numeric too, as is a UBIGINT
+	// (it was text).
 	for lit, want := range map[string]string{
+		"18446744073709551615::UBIGINT": "18446744073709551615", "0::UBIGINT": "0",
 		"2.50::DECIMAL(5,2)": "2.50", "-0.05::DECIMAL(4,2)": "-0.05", "0::DECIMAL(3,1)": "0",
 		"12345678.9::DECIMAL(12,1)": "12345678.9", "10000::DECIMAL(9,0)": "10000",
 		"170141183460469231731687303715884105727::HUGEINT": "170141183460469231731687303715884105727",
@@ -646,6 +648,14 @@ func TestPG_ValuesAndPortalsAsPostgresSendsThem(t *testing.T) {
 			t.Errorf("%s: %v, want %s", lit, got, want)
 		}
 	}
+	ub, err := c.Query(ctx, "SELECT 1::UBIGINT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if oid := ub.FieldDescriptions()[0].DataTypeOID; oid != 1700 {
+		t.Errorf("UBIGINT sent as OID %d, want numeric (1700)", oid)
+	}
+	ub.Close()
 	var total int64
 	if err := c.QueryRow(ctx, "SELECT sum(level) FROM records").Scan(&total); err != nil || total != 90 {
 		t.Errorf("sum of an integer column: %d %v", total, err)
@@ -2232,6 +2242,21 @@ func TestPG_JSONBAndDateBinAsPostgreSQL(t *testing.T) {
 		"SELECT ('{\"a\": {\"b\": \"x\"}}'::jsonb)->'a'->>'b', CAST('[1, 2]' AS jsonb)->>1",
 		"SELECT date_bin('5 minutes', TIMESTAMPTZ '2026-01-01 00:07:00+00', TIMESTAMPTZ '2001-01-01 00:00:00+00'), "+
 			"date_bin(INTERVAL '15 minutes', TIMESTAMPTZ '2026-01-01 00:29:59+00', TIMESTAMPTZ '2026-01-01 00:02:00+00')",
+	)
+}
+
+// PostgreSQL's json and jsonb functions answer as there (they did not
+// exist: json_build_object failed with "does not exist").
+func TestPG_JSONFunctionsAsPostgreSQL(t *testing.T) {
+	answersAsPostgreSQL(t,
+		"SELECT json_build_object('a', 1, 'b', 'x', 3, true), jsonb_build_object('n', NULL, 'o', jsonb_build_object('x', 1.5)), json_build_object()",
+		"SELECT jsonb_extract_path_text('{\"a\": {\"b\": 2}}'::jsonb, 'a', 'b'), json_extract_path('{\"a\": {\"b\": [1, 2]}}'::json, 'a', 'b'), "+
+			"json_extract_path_text('{\"a.b\": 3}'::json, 'a.b'), jsonb_extract_path('{\"a\": {\"b\": {\"c\": [true]}}}'::jsonb, 'a', 'b', 'c')",
+		"SELECT jsonb_typeof('{\"a\": 1}'::jsonb), jsonb_typeof('1'::jsonb), json_typeof('\"x\"'::json), json_typeof('null'::json), "+
+			"json_typeof('[]'::json), json_typeof('false'::json), json_typeof('1.5'::json), json_typeof(NULL::json)",
+		"SELECT k FROM (SELECT jsonb_object_keys('{\"b\": 1, \"a\": 2}'::jsonb) AS k) AS t ORDER BY k",
+		"SELECT jsonb_agg(x), json_object_agg(x::text, x) FROM generate_series(0, 2) AS t(x)",
+		"SELECT to_jsonb('x'::text), jsonb_array_length('[1, 2, 3]'::jsonb), json_array_length('[]'::json)",
 	)
 }
 
