@@ -567,10 +567,11 @@ func binaryAt(b string, op int) bool {
 }
 
 // pgOperators gives PostgreSQL's meaning to the operators whose meaning
-// differs in DuckDB: the regular expression operators and SIMILAR TO.
+// differs in DuckDB: the regular expression operators, SIMILAR TO and
+// jsonb's ?, ?| and ?&.
 // Only the Postgres protocol does this: over HTTP, SQL is DuckDB's.
 func pgOperators(s string) (string, error) {
-	s, err := pgRegex(s)
+	s, err := pgRegex(pgJSONExists(s))
 	if err != nil {
 		return "", err
 	}

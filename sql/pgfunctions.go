@@ -14,7 +14,7 @@ import (
 
 // Setup gives the query engine (engine.Options.Setup) PostgreSQL names
 // DuckDB lacks, for queries written for PostgreSQL: the jsonb type (as
-// JSON: its operators @> and ? are not there), date_bin, which is
+// JSON; its operators are among Functions), date_bin, which is
 // time_bucket with an origin, and the JSON functions of jsonFunctions.
 var Setup = append([]string{
 	"CREATE TYPE jsonb AS JSON",
@@ -86,7 +86,8 @@ func jsonFunctions() []string {
 
 // Functions are PostgreSQL functions DuckDB lacks, for the query engine
 // (engine.Options.Functions): to_char(timestamp, format), which queries
-// and dashboards written for PostgreSQL use to label times.
+// and dashboards written for PostgreSQL use to label times, and jsonb's
+// operators (jsonOperators).
 func Functions() ([]engine.Function, error) {
 	text, err := duckdb.NewTypeInfo(duckdb.TYPE_VARCHAR)
 	if err != nil {
@@ -102,7 +103,11 @@ func Functions() ([]engine.Function, error) {
 		// is taken as timestamptz, PostgreSQL's preferred cast.
 		overloads = append(overloads, toCharFunc{in: in, text: text, zone: t != duckdb.TYPE_TIMESTAMP})
 	}
-	return []engine.Function{{Name: "to_char", Overloads: overloads}}, nil
+	ops, err := jsonOperators()
+	if err != nil {
+		return nil, err
+	}
+	return append(ops, engine.Function{Name: "to_char", Overloads: overloads}), nil
 }
 
 type toCharFunc struct {

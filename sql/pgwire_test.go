@@ -2260,6 +2260,41 @@ func TestPG_JSONFunctionsAsPostgreSQL(t *testing.T) {
 	)
 }
 
+// jsonb's containment and existence operators answer as in PostgreSQL,
+// over columns too; over HTTP, @> and <@ work as well (? is DuckDB's
+// parameter there).
+func TestPG_JSONBOperatorsAsPostgreSQL(t *testing.T) {
+	var queries []string
+	for _, c := range [][2]string{
+		{`{"a": 1, "b": {"c": [1, 2, "x"]}}`, `{"b": {"c": [2]}}`},
+		{`{"a": 1, "b": {"c": [1, 2, "x"]}}`, `{"b": {"c": 2}}`},
+		{`{"a": 1.0}`, `{"a": 1}`},
+		{`{"a": 1}`, `{"a": 1, "b": 2}`},
+		{`[1, [2, 3], "x"]`, `[[3], 1]`},
+		{`["x", "y"]`, `"x"`},
+		{`[["x"]]`, `["x"]`},
+		{`"x"`, `["x"]`},
+		{`{"a": null}`, `{"a": null}`},
+		{`{}`, `{}`},
+		{`[]`, `{}`},
+	} {
+		queries = append(queries, fmt.Sprintf("SELECT '%s'::jsonb @> '%s'::jsonb, '%[2]s'::jsonb <@ '%[1]s'::jsonb", c[0], c[1]))
+	}
+	for _, j := range []string{`{"a": 1, "b": 2}`, `["a", "c", 1]`, `"a"`, `1`, `{"c": {"a": 1}}`} {
+		queries = append(queries, fmt.Sprintf("SELECT '%s'::jsonb ? 'a', '%[1]s'::jsonb ?| array['x', 'a'], '%[1]s'::jsonb ?& array['a', 'c'], "+
+			"'%[1]s'::jsonb ?& array[]::text[], '%[1]s'::jsonb ? 'it''s ?'", j))
+	}
+	queries = append(queries, `SELECT count(*) FILTER (WHERE j ? 'a' AND NOT j @> '{"a": 2}'), count(*) FILTER (WHERE j ?| array['b']) `+
+		`FROM (VALUES ('{"a": 1}'::jsonb), ('{"a": 2}'::jsonb), ('{"b": 1}'::jsonb), (NULL::jsonb)) AS t(j)`)
+	answersAsPostgreSQL(t, queries...)
+
+	e := newEnv(t, envOptions{})
+	out := e.query(`SELECT '{"a": {"b": 1}}'::JSON @> '{"a": {}}', '[1]'::JSON <@ '[1, 2]', [1, 2] @> [2]`)
+	if got := fmt.Sprint(out.Rows); got != "[[true true true]]" {
+		t.Errorf("over HTTP: %s", got)
+	}
+}
+
 // answersAsPostgreSQL runs each query on a real PostgreSQL (in UTC, as
 // strata is) and on strata, in the simple and the extended protocol, and
 // compares all their rows; a query PostgreSQL answers with no row fails.
