@@ -503,6 +503,8 @@ func queryError(ctx context.Context, timeout time.Duration, err error) error {
 			// DuckDB reports their interruption instead of the failure.
 			msg = "the query failed in one of DuckDB's threads, which reported only that it was interrupted (" + msg + "); run it again to see the error"
 		}
+		// duckdb-go's words before the error of a Go function (Functions).
+		msg = strings.Replace(msg, "database/sql/driver: API error: ", "", 1)
 		return &QueryError{Msg: msg, Err: err}
 	}
 	return err

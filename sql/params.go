@@ -232,6 +232,7 @@ var argOIDs = map[string][]uint32{
 	"to_timestamp": {oidFloat8}, "epoch_ms": {oidInt8},
 	"time_bucket": {oidInterval}, "date_bin": {oidInterval},
 	"to_seconds": {oidFloat8}, "to_milliseconds": {oidFloat8}, "to_minutes": {oidInt8}, "to_hours": {oidInt8}, "to_days": {oidInt4},
+	opExistsAny: {0, arrayOIDs[oidText]}, opExistsAll: {0, arrayOIDs[oidText]}, // jsonb's ?| and ?& take text[]
 }
 
 // unnestParam is the parameter of a subquery SELECT unnest($n), as

@@ -177,8 +177,16 @@ func newPGCatalog(ctx context.Context, query *engine.DB) (*pgCatalog, error) {
 		}
 		setup = append(setup, "CREATE TABLE "+t.Name+" ("+strings.Join(cols, ", ")+")")
 	}
+	// The JSON functions too: tools build their schema listings with
+	// json_agg and json_build_object.
+	setup = append(setup, Setup...)
+	functions, err := Functions()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("postgres catalog: %w", err)
+	}
 	db, err := engine.Open(ctx, engine.Options{AllowedDirs: []string{dir}, TempDir: dir, MemoryLimit: "256MB", Threads: 1,
-		QueryTimeout: catalogQueryTimeout, Setup: setup})
+		QueryTimeout: catalogQueryTimeout, Setup: setup, Functions: functions})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("postgres catalog: %w", err)
@@ -481,6 +489,7 @@ func tableByOID(oid string) *schema.Table {
 // and runs it on the catalog DB, holding a slot of lim while its result
 // is open.
 func (c *pgCatalog) run(ctx context.Context, lim *Limiter, sql string) (*pgResult, error) {
+	sql = pgJSONAggregates(sql)
 	sql = operatorPG.ReplaceAllString(sql, "$1")
 	sql = collatePG.ReplaceAllString(sql, "")
 	sql = castPGType.ReplaceAllString(sql, "$1")

@@ -10,10 +10,12 @@ import (
 
 // normalizeSQL rewrites, before a query is parsed on any path, what users
 // and tools write for PostgreSQL that DuckDB would read otherwise:
-// qualified data table names, the JSON arrows' precedence and array
-// literals. (pgRegex, for the Postgres protocol alone, runs when a
-// statement arrives.)
-func normalizeSQL(sql string) string { return pgArrayLiterals(pgArrows(unqualified(sql))) }
+// qualified data table names, the JSON arrows' precedence, array
+// literals and the names of the JSON aggregates. (pgOperators, for the
+// Postgres protocol alone, runs when a statement arrives.)
+func normalizeSQL(sql string) string {
+	return pgJSONAggregates(pgArrayLiterals(pgArrows(unqualified(sql))))
+}
 
 // pgArrayLiterals turns PostgreSQL's array literals into DuckDB's lists:
 // '{a,"b c",NULL}' becomes ['a', 'b c', NULL] where it is the argument of
@@ -60,14 +62,18 @@ func pgArrayLiterals(s string) string {
 }
 
 // arrayLiteralContext says whether the literal b[from:to] is where an
-// array is meant: ANY/ALL/SOME('…'), or cast: '…'::type[] or
-// CAST('…' AS type[]).
+// array is meant: ANY/ALL/SOME('…'), cast ('…'::type[] or
+// CAST('…' AS type[])), or the keys of jsonb's ?| and ?& (renamed by
+// pgJSONExists).
 func arrayLiteralContext(b string, from, to int) (cast, ok bool) {
 	j := from - 1
 	for j >= 0 && isSpace(b[j]) {
 		j--
 	}
 	k := skipSpace(b, to)
+	if j >= 2 && (b[j-2:j+1] == opExistsAny || b[j-2:j+1] == opExistsAll) {
+		return true, true // jsonb's ?| and ?& take text[]
+	}
 	if j >= 0 && b[j] == '(' {
 		w := j - 1
 		for w >= 0 && isSpace(b[w]) {

@@ -3,6 +3,8 @@ package sql
 import (
 	"database/sql/driver"
 	"fmt"
+	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -30,15 +32,23 @@ const maxJSONArgs = 24
 // names, as macros over DuckDB's JSON functions, for queries written for
 // PostgreSQL (json_build_object failed with "does not exist"). Both
 // names of each take JSON, as jsonb is JSON here:
-//   - json_build_object(k, v, …): json_object;
-//   - json_extract_path(j, k, …), json_extract_path_text: j->k1->…->kn,
-//     with ->> for the last key of the _text form. With one key it is
-//     DuckDB's function of that name, which reads a key (or a path that
-//     starts with $ or /) the same way;
+//   - json_build_object(k, v, …): json_object, with PostgreSQL's error
+//     for an odd number of arguments;
+//   - json_extract_path(j, k, …), json_extract_path_text: each key is a
+//     key or, on an array, an index, as in PostgreSQL (a JSON pointer:
+//     DuckDB would read '$…' and '/…' as paths, and '1' as a key);
 //   - json_typeof: json_type's answer in PostgreSQL's words;
 //   - json_array_length (an integer, as in PostgreSQL), json_object_keys
-//     (one row per key), to_jsonb, json_agg, json_object_agg.
+//     (one row per key), to_jsonb;
+//   - json_object_agg(k, v): json_group_object, without DISTINCT, ORDER
+//     BY or FILTER (a macro's call takes none of them).
+//
+// json_agg is rewritten instead, to take them (pgJSONAggregates).
 func jsonFunctions() []string {
+	// pointer is the JSON pointer step of a key: ~ and / escaped.
+	pointer := func(k string) string {
+		return fmt.Sprintf("'/' || replace(replace(%s::VARCHAR, '~', '~0'), '/', '~1')", k)
+	}
 	var out []string
 	for _, prefix := range []string{"json", "jsonb"} {
 		define := func(name string, overloads []string) {
@@ -46,25 +56,25 @@ func jsonFunctions() []string {
 		}
 		var build, path, text []string
 		for n := 0; n <= maxJSONArgs; n++ {
-			var pairs, cast, keys []string
+			var pairs, cast, keys, steps []string
 			for i := 1; i <= n; i++ {
 				pairs = append(pairs, fmt.Sprintf("k%d, v%d", i, i))
 				cast = append(cast, fmt.Sprintf("k%d::VARCHAR, v%d", i, i)) // PostgreSQL's keys may be any type
 				keys = append(keys, fmt.Sprintf("k%d", i))
+				steps = append(steps, pointer(fmt.Sprintf("k%d", i)))
 			}
 			build = append(build, fmt.Sprintf("(%s) AS json_object(%s)", strings.Join(pairs, ", "), strings.Join(cast, ", ")))
+			if n < maxJSONArgs {
+				build = append(build, fmt.Sprintf("(%s) AS error('argument list must have even number of elements')",
+					strings.Join(append(pairs, fmt.Sprintf("k%d", n+1)), ", ")))
+			}
 			if n == 0 {
 				continue
 			}
 			args := "(j, " + strings.Join(keys, ", ") + ")"
-			if n == 1 {
-				path = append(path, args+" AS json_extract(j, k1)")
-				text = append(text, args+" AS json_extract_string(j, k1)")
-				continue
-			}
-			inner := "j->" + strings.Join(keys[:n-1], "->")
-			path = append(path, fmt.Sprintf("%s AS (%s)->k%d", args, inner, n))
-			text = append(text, fmt.Sprintf("%s AS (%s)->>k%d", args, inner, n))
+			ptr := strings.Join(steps, " || ")
+			path = append(path, fmt.Sprintf("%s AS json_extract(j, %s)", args, ptr))
+			text = append(text, fmt.Sprintf("%s AS json_extract_string(j, %s)", args, ptr))
 		}
 		define("_build_object", build)
 		define("_extract_path", path)
@@ -73,7 +83,6 @@ func jsonFunctions() []string {
 			"WHEN 'ARRAY' THEN 'array' WHEN 'VARCHAR' THEN 'string' WHEN 'BOOLEAN' THEN 'boolean' WHEN 'NULL' THEN 'null' " +
 			"ELSE 'number' END END"})
 		define("_object_keys", []string{"(j) AS unnest(json_keys(j))"})
-		define("_agg", []string{"(x) AS json_group_array(x)"})
 		define("_object_agg", []string{"(k, v) AS json_group_object(k, v)"})
 		// PostgreSQL's length is an integer, DuckDB's a UBIGINT; the path
 		// form is DuckDB's alone.
@@ -82,6 +91,58 @@ func jsonFunctions() []string {
 	}
 	out = append(out, "CREATE MACRO to_jsonb(x) AS to_json(x)")
 	return out
+}
+
+// jsonAgg matches a call of json_agg or jsonb_agg, on text with literals,
+// comments and quoted identifiers blanked; filterClause an aggregate's
+// FILTER after it.
+var (
+	jsonAgg      = regexp.MustCompile(`(?i)\bjsonb?_agg\s*\(`)
+	filterClause = regexp.MustCompile(`(?i)^\s*FILTER\s*\(`)
+)
+
+// pgJSONAggregates writes json_agg(…) and jsonb_agg(…) as
+// to_json(list(…)), keeping what the call says (DISTINCT, ORDER BY, a
+// FILTER after it), which a macro, DuckDB's json_group_array too, would
+// not take.
+func pgJSONAggregates(s string) string {
+	if !strings.Contains(strings.ToLower(s), "_agg") {
+		return s
+	}
+	b := blankIdentifiers(engine.BlankLiterals(s))
+	type edit struct {
+		from, to int // s[from:to] becomes text
+		text     string
+	}
+	var edits []edit
+	for _, m := range jsonAgg.FindAllStringIndex(b, -1) {
+		if m[0] > 0 && (engine.IsIdentByte(b[m[0]-1]) || b[m[0]-1] == '.') {
+			continue // part of another name, or qualified: someone else's
+		}
+		end := matchForward(b, m[1]-1)
+		if end < 0 {
+			continue // DuckDB says what is wrong
+		}
+		if f := filterClause.FindStringIndex(b[end:]); f != nil {
+			if end = matchForward(b, end+f[1]-1); end < 0 {
+				continue
+			}
+		}
+		edits = append(edits, edit{m[0], m[1], "to_json(list("}, edit{end, end, ")"})
+	}
+	if len(edits) == 0 {
+		return s
+	}
+	sort.SliceStable(edits, func(i, j int) bool { return edits[i].from < edits[j].from })
+	var out strings.Builder
+	last := 0
+	for _, e := range edits {
+		out.WriteString(s[last:e.from])
+		out.WriteString(e.text)
+		last = e.to
+	}
+	out.WriteString(s[last:])
+	return out.String()
 }
 
 // Functions are PostgreSQL functions DuckDB lacks, for the query engine

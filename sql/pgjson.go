@@ -1,13 +1,16 @@
 package sql
 
 import (
-	"bytes"
 	"database/sql/driver"
+	stdjson "encoding/json"
+	"errors"
 	"fmt"
-	json "github.com/goccy/go-json"
+	"io"
 	"math/big"
 	"strings"
 	"sync/atomic"
+
+	json "github.com/goccy/go-json"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
@@ -139,13 +142,59 @@ func parseJSON(v driver.Value, side string) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("jsonb operator: the %s side is %T, not JSON", side, v)
 	}
-	d := json.NewDecoder(bytes.NewReader([]byte(s)))
-	d.UseNumber()
-	var out any
-	if err := d.Decode(&out); err != nil {
+	out, err := decodeJSON(s, json.NewDecoder)
+	if err != nil {
+		// goccy/go-json checks that a number fits a float64; PostgreSQL's
+		// numbers need not (1e400).
+		out, err = decodeJSON(s, stdjson.NewDecoder)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("jsonb operator: the %s side is not JSON: %v", side, err)
 	}
 	return out, nil
+}
+
+// decodeJSON reads s, which must hold one JSON value and nothing after it,
+// with either library's decoder.
+func decodeJSON[D interface {
+	UseNumber()
+	Decode(any) error
+}](s string, newDecoder func(io.Reader) D) (any, error) {
+	d := newDecoder(strings.NewReader(s))
+	d.UseNumber()
+	var out, extra any
+	if err := d.Decode(&out); err != nil {
+		return nil, err
+	}
+	if err := d.Decode(&extra); err != io.EOF {
+		return nil, errors.New("more than one value")
+	}
+	return out, nil
+}
+
+// operatorNames gives the operators pgJSONExists renamed their names back
+// in an error message, with DuckDB's caret kept under the same place.
+func operatorNames(msg string) string {
+	if !strings.Contains(msg, opExists) && !strings.Contains(msg, opExistsAny) && !strings.Contains(msg, opExistsAll) {
+		return msg
+	}
+	back := strings.NewReplacer(opExists, "?", opExistsAny, "?|", opExistsAll, "?&")
+	m := errContext.FindStringSubmatchIndex(msg)
+	if m == nil {
+		return back.Replace(msg)
+	}
+	shown := msg[m[4]:m[5]]
+	prefix := len("LINE : ") + m[3] - m[2]
+	col, off := m[7]-m[6]-prefix, len(shown) // the caret's column, as a byte offset of shown
+	for i, w := range []rune(shown) {
+		if col <= 0 {
+			off = len(string([]rune(shown)[:i]))
+			break
+		}
+		col -= engine.DisplayWidth(string(w))
+	}
+	caret := prefix + engine.DisplayWidth(back.Replace(shown[:off]))
+	return back.Replace(msg[:m[4]]) + back.Replace(shown) + "\n" + strings.Repeat(" ", caret) + "^" + back.Replace(msg[m[1]:])
 }
 
 // jsonContains is PostgreSQL's jsonb containment, a @> b: an object
@@ -246,7 +295,7 @@ func pgJSONExists(s string) string {
 	var out strings.Builder
 	last := 0
 	for i := 0; i < len(b); i++ {
-		if b[i] != '?' {
+		if b[i] != '?' || i > 0 && b[i-1] == '@' { // @? is jsonpath's, not supported: DuckDB says so
 			continue
 		}
 		op, n := opExists, 1

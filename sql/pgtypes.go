@@ -328,7 +328,7 @@ func pgColumnFor(t arrow.DataType) pgColumn {
 // other lists, structs or JSON go as JSON text (ok false).
 func pgArrayColumn(t arrow.ListLikeType) (pgColumn, bool) {
 	switch t.Elem().ID() {
-	case arrow.BOOL, arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64, arrow.UINT8, arrow.UINT16, arrow.UINT32,
+	case arrow.BOOL, arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64, arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64,
 		arrow.FLOAT32, arrow.FLOAT64, arrow.STRING, arrow.DATE32, arrow.TIMESTAMP, arrow.DECIMAL128, arrow.INTERVAL_MONTH_DAY_NANO:
 	default:
 		return pgColumn{}, false

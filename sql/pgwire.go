@@ -623,6 +623,7 @@ func sqlState(err error) (string, string) {
 
 func (sess *pgSession) sendError(err error) {
 	code, msg := sqlState(err)
+	msg = operatorNames(msg)
 	switch {
 	case sess.gone:
 		// A write failed: nothing more can be answered, and the session

@@ -2257,7 +2257,34 @@ func TestPG_JSONFunctionsAsPostgreSQL(t *testing.T) {
 		"SELECT k FROM (SELECT jsonb_object_keys('{\"b\": 1, \"a\": 2}'::jsonb) AS k) AS t ORDER BY k",
 		"SELECT jsonb_agg(x), json_object_agg(x::text, x) FROM generate_series(0, 2) AS t(x)",
 		"SELECT to_jsonb('x'::text), jsonb_array_length('[1, 2, 3]'::jsonb), json_array_length('[]'::json)",
+		// Keys are keys, or indexes of arrays: not DuckDB's paths.
+		"SELECT json_extract_path('{\"a\": [10, 20]}'::json, 'a', '1'), json_extract_path_text('{\"a\": [\"p\", \"q\"]}'::json, 'a', '0'), "+
+			"json_extract_path('{\"/a\": 1}'::json, '/a'), jsonb_extract_path('{\"$\": {\"b\": 1}}'::jsonb, '$', 'b'), "+
+			"json_extract_path('{\"a\": 1}'::json, '$') IS NULL, jsonb_extract_path('{\"a\": {\"*\": 1, \"~\": 2}}'::jsonb, 'a', '*'), "+
+			"jsonb_extract_path_text('{\"\": 3, \"a~b\": 4}'::jsonb, ''), jsonb_extract_path_text('{\"a~b\": 4}'::jsonb, 'a~b')",
+		// Aggregates with what a call may say.
+		"SELECT json_agg(x ORDER BY x DESC), jsonb_agg(DISTINCT x % 2), json_agg(x) FILTER (WHERE x > 0), "+
+			"jsonb_object_agg(x, x * 2) FROM generate_series(0, 3) AS t(x)",
+		// On the catalog's tables too.
+		"SELECT json_agg(nspname ORDER BY nspname), json_build_object('n', count(*)) FROM pg_namespace WHERE nspname = 'pg_catalog'",
 	)
+}
+
+// What the JSON functions refuse, they refuse in PostgreSQL's words.
+func TestPG_JSONFunctionErrors(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c := pgConnect(t, startPG(t, e), pgx.QueryExecModeSimpleProtocol)
+	for q, want := range map[string]string{
+		"SELECT json_build_object('a', 1, 'b')":          "argument list must have even number of elements",
+		`SELECT '{"a": 1}'::jsonb @> '{"a": 1}garbage'`:  "the right side is not JSON",
+		"SELECT x ? y FROM (SELECT 1 AS x, 2 AS y) AS t": "?(INTEGER, INTEGER)",
+		"SELECT 'x' @> 'y'":                              "the left side is not JSON",
+	} {
+		_, err := c.Exec(context.Background(), q)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "@@@") || strings.Contains(err.Error(), "API error") {
+			t.Errorf("%s: %v, want an error saying %q", q, err, want)
+		}
+	}
 }
 
 // jsonb's containment and existence operators answer as in PostgreSQL,
@@ -2284,11 +2311,22 @@ func TestPG_JSONBOperatorsAsPostgreSQL(t *testing.T) {
 		queries = append(queries, fmt.Sprintf("SELECT '%s'::jsonb ? 'a', '%[1]s'::jsonb ?| array['x', 'a'], '%[1]s'::jsonb ?& array['a', 'c'], "+
 			"'%[1]s'::jsonb ?& array[]::text[], '%[1]s'::jsonb ? 'it''s ?'", j))
 	}
+	queries = append(queries, `SELECT '["a"]'::jsonb ?| '{a,b}', '["a"]'::jsonb ?& '{a,b}', '{"n": 1e400}'::jsonb ? 'n', '[1e400]'::jsonb @> '[1e400]'`)
 	queries = append(queries, `SELECT count(*) FILTER (WHERE j ? 'a' AND NOT j @> '{"a": 2}'), count(*) FILTER (WHERE j ?| array['b']) `+
 		`FROM (VALUES ('{"a": 1}'::jsonb), ('{"a": 2}'::jsonb), ('{"b": 1}'::jsonb), (NULL::jsonb)) AS t(j)`)
 	answersAsPostgreSQL(t, queries...)
 
+	// Parameters of ?| and ?& are text[], as PostgreSQL types them.
 	e := newEnv(t, envOptions{})
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheDescribe, pgx.QueryExecModeExec} {
+		c := pgConnect(t, startPG(t, e), mode)
+		var anyOf, allOf bool
+		err := c.QueryRow(context.Background(), `SELECT '{"a": 1}'::jsonb ?| $1, '{"a": 1}'::jsonb ?& $2`,
+			[]string{"x", "a"}, []string{"a", "x"}).Scan(&anyOf, &allOf)
+		if err != nil || !anyOf || allOf {
+			t.Errorf("%v: ?| %v, ?& %v, %v", mode, anyOf, allOf, err)
+		}
+	}
 	out := e.query(`SELECT '{"a": {"b": 1}}'::JSON @> '{"a": {}}', '[1]'::JSON <@ '[1, 2]', [1, 2] @> [2]`)
 	if got := fmt.Sprint(out.Rows); got != "[[true true true]]" {
 		t.Errorf("over HTTP: %s", got)
