@@ -648,12 +648,12 @@ func TestPG_ValuesAndPortalsAsPostgresSendsThem(t *testing.T) {
 			t.Errorf("%s: %v, want %s", lit, got, want)
 		}
 	}
-	ub, err := c.Query(ctx, "SELECT 1::UBIGINT")
+	ub, err := c.Query(ctx, "SELECT 1::UBIGINT, [1::UBIGINT, 2]")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if oid := ub.FieldDescriptions()[0].DataTypeOID; oid != 1700 {
-		t.Errorf("UBIGINT sent as OID %d, want numeric (1700)", oid)
+	if f := ub.FieldDescriptions(); f[0].DataTypeOID != 1700 || f[1].DataTypeOID != 1231 {
+		t.Errorf("UBIGINT and its list sent as OIDs %d and %d, want numeric (1700) and numeric[] (1231)", f[0].DataTypeOID, f[1].DataTypeOID)
 	}
 	ub.Close()
 	var total int64
