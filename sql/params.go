@@ -130,6 +130,14 @@ func castOID(ct any) uint32 {
 	if !ok {
 		return 0
 	}
+	if t["id"] == "UNBOUND" { // a type DuckDB binds later: JSON, and jsonb (Setup)
+		if info, _ := t["type_info"].(map[string]any); info != nil {
+			if name := strings.ToLower(fmt.Sprint(info["name"])); name == "json" || name == "jsonb" {
+				return oidJSON // a client encodes its maps and structs so
+			}
+		}
+		return 0
+	}
 	if t["id"] != "LIST" {
 		return castOIDs[fmt.Sprint(t["id"])]
 	}

@@ -2316,15 +2316,21 @@ func TestPG_JSONBOperatorsAsPostgreSQL(t *testing.T) {
 		`FROM (VALUES ('{"a": 1}'::jsonb), ('{"a": 2}'::jsonb), ('{"b": 1}'::jsonb), (NULL::jsonb)) AS t(j)`)
 	answersAsPostgreSQL(t, queries...)
 
-	// Parameters of ?| and ?& are text[], as PostgreSQL types them.
+	// Parameters of ?| and ?& are text[], as PostgreSQL types them, and
+	// one cast to jsonb or json is JSON: pgx encodes a map for it.
 	e := newEnv(t, envOptions{})
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheDescribe, pgx.QueryExecModeExec} {
 		c := pgConnect(t, startPG(t, e), mode)
-		var anyOf, allOf bool
-		err := c.QueryRow(context.Background(), `SELECT '{"a": 1}'::jsonb ?| $1, '{"a": 1}'::jsonb ?& $2`,
-			[]string{"x", "a"}, []string{"a", "x"}).Scan(&anyOf, &allOf)
-		if err != nil || !anyOf || allOf {
-			t.Errorf("%v: ?| %v, ?& %v, %v", mode, anyOf, allOf, err)
+		var needle, other any = map[string]any{"b": []int{3}}, map[string]any{"c": 1}
+		if mode == pgx.QueryExecModeExec { // no types asked for: pgx cannot encode a map (nor for PostgreSQL)
+			needle, other = `{"b": [3]}`, `{"c": 1}`
+		}
+		var anyOf, allOf, contains, in bool
+		err := c.QueryRow(context.Background(), `SELECT '{"a": 1}'::jsonb ?| $1, '{"a": 1}'::jsonb ?& $2, `+
+			`'{"a": 1, "b": [2, 3]}'::jsonb @> $3::jsonb, $4::json <@ '{"a": 1, "b": [2, 3]}'::jsonb`,
+			[]string{"x", "a"}, []string{"a", "x"}, needle, other).Scan(&anyOf, &allOf, &contains, &in)
+		if err != nil || !anyOf || allOf || !contains || in {
+			t.Errorf("%v: ?| %v, ?& %v, @> %v, <@ %v, %v", mode, anyOf, allOf, contains, in, err)
 		}
 	}
 	out := e.query(`SELECT '{"a": {"b": 1}}'::JSON @> '{"a": {}}', '[1]'::JSON <@ '[1, 2]', [1, 2] @> [2]`)
