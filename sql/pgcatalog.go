@@ -58,9 +58,17 @@ func standInTables() map[string]string {
 		"pg_stat_activity": empty("datid, datname, pid, leader_pid, usesysid, usename, application_name, client_addr, client_hostname, " +
 			"client_port, backend_start, xact_start, query_start, state_change, wait_event_type, wait_event, state, backend_xid, " +
 			"backend_xmin, query_id, query, backend_type"),
-		"pg_inherits":    empty("inhrelid, inhparent, inhseqno, inhdetachpending"),
-		"pg_policy":      empty("oid, polname, polrelid, polcmd, polpermissive, polroles, polqual, polwithcheck"),
-		"pg_trigger":     empty("oid, tgrelid, tgparentid, tgname, tgfoid, tgtype, tgenabled, tgisinternal, tgconstrrelid, tgconstrindid, tgconstraint, tgdeferrable, tginitdeferred, tgnargs, tgattr, tgargs, tgqual, tgoldtable, tgnewtable"),
+		"pg_inherits": empty("inhrelid, inhparent, inhseqno, inhdetachpending"),
+		"pg_policy":   empty("oid, polname, polrelid, polcmd, polpermissive, polroles, polqual, polwithcheck"),
+		"pg_trigger":  empty("oid, tableoid, tgrelid, tgparentid, tgname, tgfoid, tgtype, tgenabled, tgisinternal, tgconstrrelid, tgconstrindid, tgconstraint, tgdeferrable, tginitdeferred, tgnargs, tgattr, tgargs, tgqual, tgoldtable, tgnewtable"),
+		// psql's \dd reads these (with the tableoid DuckDB's lack): strata's
+		// tables have no constraints, rules or operator classes.
+		"pg_constraint": empty("oid, tableoid, conname, connamespace, contype, condeferrable, condeferred, convalidated, conrelid, " +
+			"contypid, conindid, conparentid, confrelid, confupdtype, confdeltype, confmatchtype, conislocal, coninhcount, " +
+			"connoinherit, conkey, confkey, conpfeqop, conppeqop, conffeqop, confdelsetcols, conexclop, conbin"),
+		"pg_rewrite":     empty("oid, tableoid, rulename, ev_class, ev_type, ev_enabled, is_instead, ev_qual, ev_action"),
+		"pg_opclass":     empty("oid, tableoid, opcmethod, opcname, opcnamespace, opcowner, opcfamily, opcintype, opcdefault, opckeytype"),
+		"pg_opfamily":    empty("oid, tableoid, opfmethod, opfname, opfnamespace, opfowner"),
 		"pg_publication": empty("oid, pubname, pubowner, puballtables, pubinsert, pubupdate, pubdelete, pubtruncate, pubviaroot"),
 		"pg_type":        pgTypeSelect(),
 		"pg_tablespace": `SELECT 1663 AS oid, 'pg_default' AS spcname, 10 AS spcowner, NULL::VARCHAR[] AS spcacl, NULL::VARCHAR[] AS spcoptions
@@ -160,6 +168,10 @@ func newPGCatalog(ctx context.Context, query *engine.DB) (*pgCatalog, error) {
 		`CREATE MACRO pg_tablespace_location(x) AS ''`,
 		`CREATE MACRO pg_char_to_encoding(x) AS 6`,
 		`CREATE MACRO pg_collation_is_visible(x) AS true`,
+		// psql's \dd and \sf.
+		`CREATE MACRO pg_opclass_is_visible(x) AS true`,
+		`CREATE MACRO pg_opfamily_is_visible(x) AS true`,
+		`CREATE MACRO pg_get_functiondef(x) AS error('function definitions are not shown here: strata has no functions of its own; see DuckDB''s documentation for the built-in ones')`,
 		// version(), current_database() and current_setting() are
 		// DuckDB's own; queries call these instead (rewriteCatalogTree).
 		`CREATE MACRO strata_version() AS '` + pgVersion + `'`,
@@ -320,7 +332,7 @@ var catalogQuery = regexp.MustCompile(`(?i)\b(pg_catalog|information_schema|pg_(
 // pgCatalogTables are the pg_catalog tables and views clients query by
 // bare name. A data query may well use other pg_ words (pg_typeof, an
 // alias pg_count), so the list is explicit.
-const pgCatalogTables = `class|namespace|type|attribute|attrdef|database|settings|tables|views|matviews|proc|roles|user|authid|auth_members|am|index|indexes|description|shdescription|extension|available_extensions|constraint|inherits|policy|collation|enum|range|trigger|rewrite|statistic_ext|publication|publication_rel|sequence|sequences|foreign_table|partitioned_table|stat_activity|tablespace|operator|opclass|language|cast|depend|event_trigger|locks|prepared_statements|cursors|timezone_names|timezone_abbrevs`
+const pgCatalogTables = `class|namespace|type|attribute|attrdef|database|settings|tables|views|matviews|proc|roles|user|authid|auth_members|am|index|indexes|description|shdescription|extension|available_extensions|constraint|inherits|policy|collation|enum|range|trigger|rewrite|statistic_ext|publication|publication_rel|sequence|sequences|foreign_table|partitioned_table|stat_activity|tablespace|operator|opclass|opfamily|language|cast|depend|event_trigger|locks|prepared_statements|cursors|timezone_names|timezone_abbrevs`
 
 // isCatalogQuery reports whether a query is about the catalog rather than
 // the data: whether it names a catalog table or function outside string

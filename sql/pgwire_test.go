@@ -268,7 +268,7 @@ func TestPG_PsqlDescribesTheTables(t *testing.T) {
 		"-c", `\d+ metrics`, "-c", `\dt+`, "-c", `\l`,
 		// Other describe commands answer, if only with an empty list.
 		"-c", `\db`, "-c", `\dO`, "-c", `\dT`, "-c", `\df`, "-c", `\dn`, "-c", `\dv`, "-c", `\di`, "-c", `\du`,
-		"-c", `\dx`, "-c", `\dp`, "-c", `\dconfig`,
+		"-c", `\dx`, "-c", `\dp`, "-c", `\dconfig`, "-c", `\dd`, "-c", `\dd records`,
 		"-c", `\copy (SELECT span_name, 'x,y' AS s FROM records) to stdout with csv header`)
 	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10")
 	out, err := cmd.CombinedOutput()
@@ -280,11 +280,17 @@ func TestPG_PsqlDescribesTheTables(t *testing.T) {
 	}
 	for _, want := range []string{"records | table", "metrics | table", `Table "main.records"`,
 		"start_timestamp", "timestamp with time zone", "attributes", "json", "hello from psql",
-		`Table "main.metrics"`, "Storage", "List of databases", "UTF8", "pg_default", "List of collations",
+		`Table "main.metrics"`, "Storage", "List of databases", "UTF8", "pg_default", "List of collations", "Object descriptions",
 		"span_name,s\nhello from psql,\"x,y\"\n"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("psql output lacks %q:\n%s", want, out)
 		}
+	}
+
+	// \sf says why it shows nothing.
+	out, _ = exec.Command(psql, "-h", host, "-p", port, "-U", "someone", "-d", "strata", "-X", "-c", `\sf to_char`).CombinedOutput()
+	if !strings.Contains(string(out), "function definitions are not shown here") {
+		t.Errorf(`psql \sf: %s`, out)
 	}
 
 	// \gdesc names the types of a result's columns (a list of integers is
