@@ -28,9 +28,15 @@ import (
 // second wall, and the one that gives a clear error.
 
 // allowedTableFunctions produce rows from their arguments alone.
-var allowedTableFunctions = map[string]bool{
-	"range": true, "generate_series": true, "unnest": true, "generate_subscripts": true,
-}
+var allowedTableFunctions = func() map[string]bool {
+	out := map[string]bool{"range": true, "generate_series": true, "unnest": true, "generate_subscripts": true}
+	for _, prefix := range []string{"json", "jsonb"} { // PostgreSQL's JSON table macros (jsonFunctions)
+		for _, f := range []string{"_each", "_each_text", "_object_keys", "_array_elements", "_array_elements_text"} {
+			out[prefix+f] = true
+		}
+	}
+	return out
+}()
 
 // catalogTableFunctions are the Postgres catalog's own table macros.
 var catalogTableFunctions = map[string]bool{"string_to_array": true}

@@ -38,8 +38,9 @@ const maxJSONArgs = 24
 //     key or, on an array, an index, as in PostgreSQL (a JSON pointer:
 //     DuckDB would read '$…' and '/…' as paths, and '1' as a key);
 //   - json_typeof: json_type's answer in PostgreSQL's words;
-//   - json_array_length (an integer, as in PostgreSQL), json_object_keys
-//     (one row per key), to_jsonb;
+//   - json_array_length (an integer, as in PostgreSQL), to_jsonb;
+//   - the set-returning json_object_keys, json_array_elements[_text]
+//     (in the select list, and in FROM) and json_each[_text] (in FROM);
 //   - json_object_agg(k, v): json_group_object, without DISTINCT, ORDER
 //     BY or FILTER (a macro's call takes none of them).
 //
@@ -83,6 +84,17 @@ func jsonFunctions() []string {
 			"WHEN 'ARRAY' THEN 'array' WHEN 'VARCHAR' THEN 'string' WHEN 'BOOLEAN' THEN 'boolean' WHEN 'NULL' THEN 'null' " +
 			"ELSE 'number' END END"})
 		define("_object_keys", []string{"(j) AS unnest(json_keys(j))"})
+		define("_array_elements", []string{"(j) AS unnest(CAST(j AS JSON[]))"})
+		define("_array_elements_text", []string{"(j) AS unnest(CAST(j AS VARCHAR[]))"})
+		// The same as tables, for FROM (records, jsonb_each(attributes)).
+		table := func(name, body string) {
+			out = append(out, "CREATE MACRO "+prefix+name+"(j) AS TABLE "+body)
+		}
+		table("_each", "SELECT k AS key, j->k AS value FROM (SELECT unnest(json_keys(j)) AS k)")
+		table("_each_text", "SELECT k AS key, j->>k AS value FROM (SELECT unnest(json_keys(j)) AS k)")
+		table("_object_keys", "SELECT unnest(json_keys(j)) AS "+prefix+"_object_keys")
+		table("_array_elements", "SELECT unnest(CAST(j AS JSON[])) AS value")
+		table("_array_elements_text", "SELECT unnest(CAST(j AS VARCHAR[])) AS value")
 		define("_object_agg", []string{"(k, v) AS json_group_object(k, v)"})
 		// PostgreSQL's length is an integer, DuckDB's a UBIGINT; the path
 		// form is DuckDB's alone.

@@ -2269,8 +2269,15 @@ func TestPG_JSONFunctionsAsPostgreSQL(t *testing.T) {
 			"json_extract_path('{\"a\": 1}'::json, '$') IS NULL, jsonb_extract_path('{\"a\": {\"*\": 1, \"~\": 2}}'::jsonb, 'a', '*'), "+
 			"jsonb_extract_path_text('{\"\": 3, \"a~b\": 4}'::jsonb, ''), jsonb_extract_path_text('{\"a~b\": 4}'::jsonb, 'a~b')",
 		// Aggregates with what a call may say.
-		"SELECT json_agg(x ORDER BY x DESC), jsonb_agg(DISTINCT x % 2), json_agg(x) FILTER (WHERE x > 0), "+
+		"SELECT json_agg(x ORDER BY x DESC), jsonb_agg(DISTINCT x % 2 ORDER BY x % 2), json_agg(x) FILTER (WHERE x > 0), "+
 			"jsonb_object_agg(x, x * 2) FROM generate_series(0, 3) AS t(x)",
+		// Set-returning, in the select list and in FROM, beside a table.
+		"SELECT jsonb_array_elements('[1, \"a\", {\"b\": 2}]'::jsonb), json_array_elements_text('[\"x\", 2, true]'::json)",
+		"SELECT e.key, e.value FROM jsonb_each('{\"b\": [1], \"a\": 1}'::jsonb) AS e ORDER BY e.key",
+		"SELECT t.id, e.key, e.value FROM (VALUES (1, '{\"a\": 1, \"b\": \"x\"}'::jsonb), (2, '{\"c\": null}'::jsonb)) AS t(id, j), "+
+			"jsonb_each_text(t.j) AS e ORDER BY t.id, e.key",
+		"SELECT k FROM json_object_keys('{\"b\": 1, \"a\": 2}'::json) AS t(k) ORDER BY k",
+		"SELECT value FROM jsonb_array_elements_text('[\"p\", \"q\"]'::jsonb) ORDER BY value",
 		// On the catalog's tables too.
 		"SELECT json_agg(nspname ORDER BY nspname), json_build_object('n', count(*)) FROM pg_namespace WHERE nspname = 'pg_catalog'",
 	)
@@ -2338,6 +2345,17 @@ func TestPG_JSONBOperatorsAsPostgreSQL(t *testing.T) {
 		if err != nil || !anyOf || allOf || !contains || in {
 			t.Errorf("%v: ?| %v, ?& %v, @> %v, <@ %v, %v", mode, anyOf, allOf, contains, in, err)
 		}
+	}
+	// Over spans' attributes: which keys there are, and a filter.
+	e.send(span{route: "/a"}, span{route: "/b"}, span{})
+	e.flushed()
+	keys := e.query(`SELECT kv.key, kv.value, count(*) AS n FROM records, jsonb_each_text(records.attributes) AS kv ` +
+		`WHERE kind = 'span' GROUP BY ALL ORDER BY kv.value`)
+	if got := fmt.Sprint(keys.Rows); got != "[[http.route /a 1] [http.route /b 1]]" {
+		t.Errorf("attribute keys of spans: %s", got)
+	}
+	if n := e.count(`SELECT count(*) FROM records WHERE attributes @> '{"http.route": "/b"}'`); n != 1 {
+		t.Errorf("@> over spans: %d, want 1", n)
 	}
 	out := e.query(`SELECT '{"a": {"b": 1}}'::JSON @> '{"a": {}}', '[1]'::JSON <@ '[1, 2]', [1, 2] @> [2]`)
 	if got := fmt.Sprint(out.Rows); got != "[[true true true]]" {
