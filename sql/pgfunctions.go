@@ -17,10 +17,15 @@ import (
 // Setup gives the query engine (engine.Options.Setup) PostgreSQL names
 // DuckDB lacks, for queries written for PostgreSQL: the jsonb type (as
 // JSON; its operators are among Functions), date_bin, which is
-// time_bucket with an origin, and the JSON functions of jsonFunctions.
+// time_bucket with an origin, current_user, and the JSON functions of
+// jsonFunctions.
 var Setup = append([]string{
 	"CREATE TYPE jsonb AS JSON",
 	"CREATE MACRO date_bin(stride, source, origin) AS time_bucket(stride, source, origin)",
+	// The role pg_roles and pg_user list, not DuckDB's "duckdb".
+	"CREATE MACRO current_user() AS 'strata'",
+	"CREATE MACRO session_user() AS 'strata'",
+	`CREATE MACRO "user"() AS 'strata'`,
 }, jsonFunctions()...)
 
 // maxJSONArgs is how many keys (or key-value pairs) the variadic JSON

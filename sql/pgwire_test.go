@@ -2248,6 +2248,9 @@ func TestPG_JSONBAndDateBinAsPostgreSQL(t *testing.T) {
 		"SELECT ('{\"a\": {\"b\": \"x\"}}'::jsonb)->'a'->>'b', CAST('[1, 2]' AS jsonb)->>1",
 		"SELECT date_bin('5 minutes', TIMESTAMPTZ '2026-01-01 00:07:00+00', TIMESTAMPTZ '2001-01-01 00:00:00+00'), "+
 			"date_bin(INTERVAL '15 minutes', TIMESTAMPTZ '2026-01-01 00:29:59+00', TIMESTAMPTZ '2026-01-01 00:02:00+00')",
+		// current_user is a role pg_roles lists (it was DuckDB's "duckdb").
+		"SELECT count(*) FROM pg_roles WHERE rolname = current_user AND rolname = session_user",
+		"SELECT current_user = user, current_user = session_user",
 	)
 }
 
