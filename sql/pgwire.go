@@ -21,6 +21,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -1283,6 +1284,9 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 			}
 			if strings.IndexByte(v, 0) >= 0 { // DuckDB would cut the value there
 				return fmt.Errorf("parameter $%d: %w", i+1, ErrNUL)
+			}
+			if !utf8.ValidString(v) { // it would become U+FFFD; bytea's is \xNN text here
+				return &pgError{code: "22021", msg: fmt.Sprintf("parameter $%d: invalid byte sequence for encoding \"UTF8\"", i+1)}
 			}
 			values[i] = &v
 		}

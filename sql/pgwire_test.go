@@ -1253,6 +1253,16 @@ func TestPG_StatementWorkBeforeExecuteIsBounded(t *testing.T) {
 	if seen := extended("SELECT $1::VARCHAR AS x", []byte("a\x00b")); !strings.Contains(seen, "ErrorResponse(22021)") {
 		t.Errorf("a NUL byte in a parameter: got %s", seen)
 	}
+	// Invalid UTF-8 is refused as PostgreSQL refuses it (it was replaced
+	// by U+FFFD); bytea is bytes.
+	if seen := extended("SELECT $1::VARCHAR AS x", []byte("a\xffb")); !strings.Contains(seen, "ErrorResponse(22021)") {
+		t.Errorf("invalid UTF-8 in a parameter: got %s", seen)
+	}
+	r.send(&pgproto3.Parse{Query: "SELECT octet_length($1::BLOB) AS n", ParameterOIDs: []uint32{17}},
+		&pgproto3.Bind{Parameters: [][]byte{{0xff, 0xfe}}, ParameterFormatCodes: []int16{1}}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if seen := strings.Join(r.until("*pgproto3.ReadyForQuery"), " "); !strings.Contains(seen, "DataRow") {
+		t.Errorf("binary bytea parameter: %s", seen)
+	}
 	if seen := extended("SELECT $1::VARCHAR AS x", []byte("ab")); !strings.Contains(seen, "DataRow") {
 		t.Errorf("the session after them: %s", seen)
 	}
