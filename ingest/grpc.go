@@ -51,12 +51,15 @@ func (r *Receiver) grpcExport(e exporter) grpc.MethodHandler {
 		if err != nil {
 			return nil, r.grpcError(e.signal, err)
 		}
-		body, err := receive(dec)
+		body, err := r.receive(dec)
 		held := requestMemoryFactor * int64(len(body))
 		reserved := err == nil && r.in.Reserve(held, 0)
 		// The message is in hand and, if reserved, counted against the
 		// memory limit: the receive slot is free for the next one.
 		give()
+		if errors.Is(err, ErrOverloaded) { // too slow while others waited: retry later
+			return nil, r.grpcError(e.signal, err)
+		}
 		if err != nil {
 			return nil, r.receiveError(e.signal, err)
 		}
@@ -75,22 +78,42 @@ func (r *Receiver) grpcExport(e exporter) grpc.MethodHandler {
 // receiveTimeout bounds how long an admitted export may take to send its
 // message: streams that sent only headers held their slots as long as
 // their connection lasted, and 16 of them refused every exporter.
-var receiveTimeout = 15 * time.Second
+// receivePatience is how long one may take while other exports wait for
+// its slot: 16 streams that sent only headers still held every slot for
+// receiveTimeout, and, opened again and again, for good.
+var receiveTimeout, receivePatience = 15 * time.Second, time.Second
 
 // receive reads the call's message (grpc-go reads it when the service asks)
-// unless it takes longer than receiveTimeout; the call then ends, and
-// with it the read and the slot.
-func receive(dec func(any) error) (rawMessage, error) {
+// unless it takes longer than receiveTimeout, or than receivePatience
+// while other exports wait for a slot; the call then ends, and with it the
+// read and the slot. A message still arriving after receivePatience comes
+// at under 16 MiB/s at the request limit; its sender is told to retry.
+func (r *Receiver) receive(dec func(any) error) (rawMessage, error) {
 	var m rawMessage
 	done := make(chan error, 1)
 	go func() { done <- dec(&m) }()
 	t := time.NewTimer(receiveTimeout)
 	defer t.Stop()
-	select {
-	case err := <-done:
-		return m, err
-	case <-t.C:
-		return nil, status.Errorf(codes.DeadlineExceeded, "the export's message did not arrive within %v", receiveTimeout)
+	patience := time.NewTimer(receivePatience)
+	defer patience.Stop()
+	var crowded <-chan time.Time // ticks once patience has run out
+	for {
+		select {
+		case err := <-done:
+			return m, err
+		case <-t.C:
+			return nil, status.Errorf(codes.DeadlineExceeded, "the export's message did not arrive within %v", receiveTimeout)
+		case <-patience.C:
+			tick := time.NewTicker(receivePatience / 10)
+			defer tick.Stop()
+			crowded = tick.C
+		case <-crowded:
+			if r.slotWaiters.Load() > 0 {
+				r.in.m.refused.Inc()
+				return nil, fmt.Errorf("%w: the export's message was still arriving after %v while other exports waited for its slot",
+					ErrOverloaded, receivePatience)
+			}
+		}
 	}
 }
 
@@ -146,6 +169,8 @@ func (r *Receiver) takeSlot(ctx context.Context) (give func(), err error) {
 	select {
 	case r.grpcSlots <- struct{}{}:
 	default:
+		r.slotWaiters.Add(1) // slow receives give way (receive)
+		defer r.slotWaiters.Add(-1)
 		t := time.NewTimer(slotWait)
 		defer t.Stop()
 		select {

@@ -62,3 +62,37 @@ func TestGRPC_MoreExportersThanSlotsAreNotRefused(t *testing.T) {
 		t.Fatalf("%d spans stored, want %d", n, exporters*exports*spans)
 	}
 }
+
+// Streams that send their headers and never a message hold receive slots;
+// while an exporter waits for one, they give way after a second instead
+// of holding every slot for 15 s (and, opened again and again, for good).
+func TestGRPC_StalledStreamsGiveWayToExporters(t *testing.T) {
+	s := newStack(t, stackOptions{maxRequest: 16 << 20, ingest: ingest.Options{MaxMemoryBytes: 128 << 20}}) // 8 slots
+	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for range 16 {
+		if _, err := conn.NewStream(ctx, &grpc.StreamDesc{}, "/opentelemetry.proto.collector.trace.v1.TraceService/Export"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // their calls hold the slots
+	td := ptrace.NewTraces()
+	sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	sp.SetName("after the stalled")
+	sp.SetTraceID([16]byte{4})
+	sp.SetSpanID([8]byte{4})
+	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+	if _, err := ptraceotlp.NewGRPCClient(conn).Export(context.Background(), ptraceotlp.NewExportRequestFromTraces(td)); err != nil {
+		t.Fatalf("an export beside 16 stalled streams: %v", err)
+	}
+	s.waitFlushed()
+	if n := s.count(`SELECT count(*) FROM records WHERE span_name = 'after the stalled'`); n != 1 {
+		t.Fatalf("%d spans stored, want 1", n)
+	}
+}

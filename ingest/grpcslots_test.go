@@ -74,11 +74,36 @@ func TestGRPC_AMessageThatDoesNotArriveEndsTheCall(t *testing.T) {
 	receiveTimeout = 50 * time.Millisecond
 	never := make(chan struct{})
 	defer close(never)
-	_, err := receive(func(any) error { <-never; return nil })
+	r := &Receiver{}
+	_, err := r.receive(func(any) error { <-never; return nil })
 	if status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("a message that never came: %v, want DEADLINE_EXCEEDED", err)
 	}
-	if m, err := receive(func(v any) error { *v.(*rawMessage) = rawMessage("x"); return nil }); err != nil || string(m) != "x" {
+	if m, err := r.receive(func(v any) error { *v.(*rawMessage) = rawMessage("x"); return nil }); err != nil || string(m) != "x" {
 		t.Errorf("a message that came: %q %v", m, err)
+	}
+}
+
+// A message still arriving after receivePatience gives way, but only to an
+// export that waits for its slot.
+func TestGRPC_ASlowMessageGivesWayOnlyWhenOthersWait(t *testing.T) {
+	defer func(d, p time.Duration) { receiveTimeout, receivePatience = d, p }(receiveTimeout, receivePatience)
+	receiveTimeout, receivePatience = 400*time.Millisecond, 50*time.Millisecond
+	in, err := Open(nil, nil, Options{ScratchDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close(context.Background())
+	r := NewReceiver(in, 1<<20)
+	never := make(chan struct{})
+	defer close(never)
+	slow := func(any) error { <-never; return nil }
+	if _, err := r.receive(slow); status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("nobody waiting: %v, want DEADLINE_EXCEEDED after receiveTimeout", err)
+	}
+	r.slotWaiters.Add(1)
+	defer r.slotWaiters.Add(-1)
+	if _, err := r.receive(slow); !errors.Is(err, ErrOverloaded) {
+		t.Errorf("an export waiting: %v, want overloaded (retry later) before receiveTimeout", err)
 	}
 }

@@ -33,8 +33,10 @@ type Receiver struct {
 	// MaxRequestBytes bounds a request body, compressed or not (default
 	// 16 MiB). Larger requests get 413 / RESOURCE_EXHAUSTED.
 	MaxRequestBytes int64
-	// grpcSlots holds one token per gRPC export being received.
-	grpcSlots chan struct{}
+	// grpcSlots holds one token per gRPC export being received;
+	// slotWaiters counts the exports waiting for one.
+	grpcSlots   chan struct{}
+	slotWaiters atomic.Int32
 	// grpcMethods maps each OTLP export method's full name to its signal.
 	grpcMethods map[string]string
 
