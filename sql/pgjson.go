@@ -10,9 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 
-	json "github.com/goccy/go-json"
-
 	duckdb "github.com/duckdb/duckdb-go/v2"
+	json "github.com/goccy/go-json"
 
 	"github.com/strata-db/strata/engine"
 )
