@@ -49,10 +49,15 @@ func (in *Ingester) flushLoop() {
 		case <-done:
 			running--
 		case <-in.stopF:
-			// Flush everything sealed, until done or the close deadline.
-			for dispatch(); running > 0; dispatch() {
+			// Flush everything sealed, until done or the close deadline;
+			// past it, no new flush starts (each read and encoded its
+			// segment before it saw the deadline at the upload: 0.4 s).
+			for dispatch(); running > 0; {
 				<-done
 				running--
+				if in.flushCtx.Err() == nil {
+					dispatch()
+				}
 			}
 			return
 		}
@@ -168,6 +173,9 @@ func (in *Ingester) flushSegment(ctx context.Context, seg *segment) ([]catalog.F
 		}
 	}()
 	for _, pk := range keys {
+		if err := ctx.Err(); err != nil { // closing: no encoding that cannot be uploaded
+			return nil, err
+		}
 		t, _ := schema.Lookup(pk.table)
 		buf := in.parquetBuf()
 		info, err := engine.WriteParquet(buf, t, parts[pk], in.opts.Parquet)

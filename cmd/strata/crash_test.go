@@ -17,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-db/strata/internal/faultproxy"
 	"github.com/strata-db/strata/internal/otlptest"
+	"github.com/strata-db/strata/internal/testenv"
 )
 
 // node is one strata serve process with its addresses.
@@ -255,6 +257,54 @@ func TestServe_SIGTERMUnderLoadFlushesEverythingAcknowledged(t *testing.T) {
 		t.Logf("%d WAL segments left for the restart (the 1 s shutdown budget ran out):\n%s", len(segs), n.stderr.String())
 	}
 	n2 := startNode(t, dataDir)
+	defer n2.kill()
+	stored := map[string]int{}
+	for _, r := range n2.query(t, `SELECT span_id FROM records`) {
+		stored[r[0].(string)]++
+	}
+	if lost := s.Missing(stored); len(lost) > 0 {
+		t.Fatalf("%d acknowledged spans missing after SIGTERM", len(lost))
+	}
+}
+
+// SIGTERM while the object store hangs: nothing can be flushed, so the
+// node leaves the acknowledged rows in the WAL, exits cleanly within its
+// shutdown budget (each flush that started reading and encoding a segment
+// after the deadline made it 1.4 s of 1 s), and the next start, with the
+// store back, stores every one of them.
+func TestServe_SIGTERMWithAHungObjectStoreLosesNothing(t *testing.T) {
+	dataDir := t.TempDir()
+	s3URL, s3 := faultproxy.Via(t, testenv.S3URL(t), true)
+	env := []string{"STRATA_OBJECT_STORE_URL=" + s3URL}
+	n := launch(t, roleArgs(t, env, "serve", "--data-dir", dataDir, "--no-compactor"))
+	s := otlptest.NewSender("sigterm-hung")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.Run(ctx, n.otlpHTTP, 100) }()
+	}
+	time.Sleep(time.Second)
+	s3.Set(faultproxy.Hang)
+	time.Sleep(time.Second)
+	start := time.Now()
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	err := n.wait()
+	took := time.Since(start)
+	cancel()
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, n.stderr.String())
+	}
+	t.Logf("exited %v after SIGTERM with the object store hung, %d spans acknowledged", took.Round(time.Millisecond), len(s.Acked()))
+	if took > 5*time.Second {
+		t.Errorf("took %v to exit; the shutdown timeout is 1s", took)
+	}
+	if !strings.Contains(n.stderr.String(), "rows left in the WAL") {
+		t.Errorf("no word of the rows left in the WAL:\n%s", n.stderr.String())
+	}
+	s3.Set(faultproxy.Pass)
+	n2 := launch(t, roleArgs(t, env, "serve", "--data-dir", dataDir, "--no-compactor"))
 	defer n2.kill()
 	stored := map[string]int{}
 	for _, r := range n2.query(t, `SELECT span_id FROM records`) {

@@ -110,7 +110,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	<-ctx.Done()
 	slog.Info("shutting down")
 	start := time.Now()
-	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), closeBudget(*shutdownTimeout))
 	defer cancel()
 	if comp != nil {
 		comp.close()
