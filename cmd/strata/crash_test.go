@@ -229,26 +229,7 @@ func TestServe_SIGTERMUnderLoadFlushesEverythingAcknowledged(t *testing.T) {
 	dataDir := t.TempDir()
 	s := otlptest.NewSender("sigterm")
 	n := startNode(t, dataDir)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.Run(ctx, n.otlpHTTP, 100) }()
-	}
-	time.Sleep(time.Second)
-	start := time.Now()
-	n.cmd.Process.Signal(syscall.SIGTERM)
-	err := n.wait()
-	took := time.Since(start)
-	cancel()
-	wg.Wait()
-	if err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, n.stderr.String())
-	}
-	t.Logf("exited %v after SIGTERM with %d spans acknowledged", took.Round(time.Millisecond), len(s.Acked()))
-	if took > 5*time.Second {
-		t.Errorf("took %v to exit; the shutdown timeout is 1s", took)
-	}
+	terminateUnderLoad(t, n, s, 4, nil)
 	// A clean stop flushes everything it can within --shutdown-timeout (1 s);
 	// on a machine loaded by other tests what is left stays in the WAL and
 	// the restart below must find it. Either way nothing is lost.
@@ -256,15 +237,7 @@ func TestServe_SIGTERMUnderLoadFlushesEverythingAcknowledged(t *testing.T) {
 	if len(segs) > 0 {
 		t.Logf("%d WAL segments left for the restart (the 1 s shutdown budget ran out):\n%s", len(segs), n.stderr.String())
 	}
-	n2 := startNode(t, dataDir)
-	defer n2.kill()
-	stored := map[string]int{}
-	for _, r := range n2.query(t, `SELECT span_id FROM records`) {
-		stored[r[0].(string)]++
-	}
-	if lost := s.Missing(stored); len(lost) > 0 {
-		t.Fatalf("%d acknowledged spans missing after SIGTERM", len(lost))
-	}
+	storedAll(t, startNode(t, dataDir), s)
 }
 
 // SIGTERM while the object store hangs: nothing can be flushed, so the
@@ -278,15 +251,29 @@ func TestServe_SIGTERMWithAHungObjectStoreLosesNothing(t *testing.T) {
 	env := []string{"STRATA_OBJECT_STORE_URL=" + s3URL}
 	n := launch(t, roleArgs(t, env, "serve", "--data-dir", dataDir, "--no-compactor"))
 	s := otlptest.NewSender("sigterm-hung")
+	terminateUnderLoad(t, n, s, 2, func() { s3.Set(faultproxy.Hang); time.Sleep(time.Second) })
+	if !strings.Contains(n.stderr.String(), "rows left in the WAL") {
+		t.Errorf("no word of the rows left in the WAL:\n%s", n.stderr.String())
+	}
+	s3.Set(faultproxy.Pass)
+	storedAll(t, launch(t, roleArgs(t, env, "serve", "--data-dir", dataDir, "--no-compactor")), s)
+}
+
+// terminateUnderLoad sends SIGTERM to n after a second of load from
+// senders running s (and what before does, if anything), and checks that
+// it exits cleanly, soon.
+func terminateUnderLoad(t *testing.T, n *node, s *otlptest.Sender, senders int, before func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for range 2 {
+	for range senders {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.Run(ctx, n.otlpHTTP, 100) }()
 	}
 	time.Sleep(time.Second)
-	s3.Set(faultproxy.Hang)
-	time.Sleep(time.Second)
+	if before != nil {
+		before()
+	}
 	start := time.Now()
 	n.cmd.Process.Signal(syscall.SIGTERM)
 	err := n.wait()
@@ -296,18 +283,19 @@ func TestServe_SIGTERMWithAHungObjectStoreLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, n.stderr.String())
 	}
-	t.Logf("exited %v after SIGTERM with the object store hung, %d spans acknowledged", took.Round(time.Millisecond), len(s.Acked()))
+	t.Logf("exited %v after SIGTERM with %d spans acknowledged", took.Round(time.Millisecond), len(s.Acked()))
 	if took > 5*time.Second {
 		t.Errorf("took %v to exit; the shutdown timeout is 1s", took)
 	}
-	if !strings.Contains(n.stderr.String(), "rows left in the WAL") {
-		t.Errorf("no word of the rows left in the WAL:\n%s", n.stderr.String())
-	}
-	s3.Set(faultproxy.Pass)
-	n2 := launch(t, roleArgs(t, env, "serve", "--data-dir", dataDir, "--no-compactor"))
-	defer n2.kill()
+}
+
+// storedAll checks that node n stores every span s had acknowledged, and
+// stops it.
+func storedAll(t *testing.T, n *node, s *otlptest.Sender) {
+	t.Helper()
+	defer n.kill()
 	stored := map[string]int{}
-	for _, r := range n2.query(t, `SELECT span_id FROM records`) {
+	for _, r := range n.query(t, `SELECT span_id FROM records`) {
 		stored[r[0].(string)]++
 	}
 	if lost := s.Missing(stored); len(lost) > 0 {
