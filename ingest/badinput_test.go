@@ -22,7 +22,6 @@ import (
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -298,11 +297,7 @@ func badHistogram() []byte {
 
 func TestGRPC_BadInputIsInvalidArgument(t *testing.T) {
 	s := newStack(t, stackOptions{maxRequest: 1 << 20})
-	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := s.grpcConn()
 	client := ptraceotlp.NewGRPCClient(conn)
 	ctx := context.Background()
 	for name, tc := range map[string]struct {
@@ -351,11 +346,7 @@ func TestGRPC_BadInputIsInvalidArgument(t *testing.T) {
 // counted: gRPC's own decoding would have made them INTERNAL.
 func TestGRPC_UndecodableMessagesAreInvalidArgument(t *testing.T) {
 	s := newStack(t, stackOptions{maxRequest: 1 << 20})
-	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := s.grpcConn()
 	now := uint64(time.Now().UnixNano())
 	tid, sid := bytes.Repeat([]byte{7}, 16), bytes.Repeat([]byte{8}, 8)
 	for name, body := range map[string][]byte{
@@ -420,11 +411,7 @@ func TestPartialSuccess_BadItemsAreRefusedAlone(t *testing.T) {
 	}
 	// Over gRPC too, for metrics: the bad points are refused, not the
 	// good point of the same metric.
-	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := s.grpcConn()
 	md := pmetric.NewMetrics()
 	ms := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics()
 	good := ms.AppendEmpty()

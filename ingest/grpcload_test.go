@@ -11,7 +11,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/strata-db/strata/ingest"
 )
@@ -21,11 +20,7 @@ import (
 // 32 exporters onto 16 slots had 30 % of their exports refused (review).
 func TestGRPC_MoreExportersThanSlotsAreNotRefused(t *testing.T) {
 	s := newStack(t, stackOptions{maxRequest: 16 << 20, ingest: ingest.Options{MaxMemoryBytes: 128 << 20}}) // 8 slots
-	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := s.grpcConn()
 	client := ptraceotlp.NewGRPCClient(conn)
 	const exporters, exports, spans = 32, 20, 10
 	var refused atomic.Int64
@@ -68,11 +63,7 @@ func TestGRPC_MoreExportersThanSlotsAreNotRefused(t *testing.T) {
 // of holding every slot for 15 s (and, opened again and again, for good).
 func TestGRPC_StalledStreamsGiveWayToExporters(t *testing.T) {
 	s := newStack(t, stackOptions{maxRequest: 16 << 20, ingest: ingest.Options{MaxMemoryBytes: 128 << 20}}) // 8 slots
-	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := s.grpcConn()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for range 16 {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/strata-db/strata/cache"
 	"github.com/strata-db/strata/catalog"
@@ -209,6 +210,18 @@ func (s *stack) count(q string) int64 {
 		s.t.Fatalf("%s: %v", q, err)
 	}
 	return n
+}
+
+// grpcConn is a gRPC client connection to the node, closed when the test
+// ends.
+func (s *stack) grpcConn() *grpc.ClientConn {
+	s.t.Helper()
+	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 func (s *stack) httpClient() *http.Client { return &http.Client{Timeout: 10 * time.Second} }
