@@ -51,9 +51,13 @@ const maxJSONArgs = 24
 //
 // json_agg is rewritten instead, to take them (pgJSONAggregates).
 func jsonFunctions() []string {
-	// pointer is the JSON pointer step of a key: ~ and / escaped.
-	pointer := func(k string) string {
-		return fmt.Sprintf("'/' || replace(replace(%s::VARCHAR, '~', '~0'), '/', '~1')", k)
+	// pointer is the JSON pointer of keys: a step of each, ~ and /
+	// escaped, NULL if one is (list_reduce keeps ||'s NULL). One lambda
+	// over the keys, rather than a step written out for each, is a
+	// quarter of the text for DuckDB to bind at start (8 ms a macro).
+	pointer := func(keys []string) string {
+		return "list_reduce(list_transform([" + strings.Join(keys, ", ") +
+			"], lambda k: '/' || replace(replace(k::VARCHAR, '~', '~0'), '/', '~1')), lambda a, b: a || b)"
 	}
 	var out []string
 	for _, prefix := range []string{"json", "jsonb"} {
@@ -62,12 +66,11 @@ func jsonFunctions() []string {
 		}
 		var build, path, text []string
 		for n := 0; n <= maxJSONArgs; n++ {
-			var pairs, cast, keys, steps []string
+			var pairs, cast, keys []string
 			for i := 1; i <= n; i++ {
 				pairs = append(pairs, fmt.Sprintf("k%d, v%d", i, i))
 				cast = append(cast, fmt.Sprintf("k%d::VARCHAR, v%d", i, i)) // PostgreSQL's keys may be any type
 				keys = append(keys, fmt.Sprintf("k%d", i))
-				steps = append(steps, pointer(fmt.Sprintf("k%d", i)))
 			}
 			build = append(build, fmt.Sprintf("(%s) AS json_object(%s)", strings.Join(pairs, ", "), strings.Join(cast, ", ")))
 			if n < maxJSONArgs {
@@ -78,7 +81,7 @@ func jsonFunctions() []string {
 				continue
 			}
 			args := "(j, " + strings.Join(keys, ", ") + ")"
-			ptr := strings.Join(steps, " || ")
+			ptr := pointer(keys)
 			path = append(path, fmt.Sprintf("%s AS json_extract(j, %s)", args, ptr))
 			text = append(text, fmt.Sprintf("%s AS json_extract_string(j, %s)", args, ptr))
 		}

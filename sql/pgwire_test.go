@@ -2280,7 +2280,8 @@ func TestPG_JSONFunctionsAsPostgreSQL(t *testing.T) {
 		"SELECT json_extract_path('{\"a\": [10, 20]}'::json, 'a', '1'), json_extract_path_text('{\"a\": [\"p\", \"q\"]}'::json, 'a', '0'), "+
 			"json_extract_path('{\"/a\": 1}'::json, '/a'), jsonb_extract_path('{\"$\": {\"b\": 1}}'::jsonb, '$', 'b'), "+
 			"json_extract_path('{\"a\": 1}'::json, '$') IS NULL, jsonb_extract_path('{\"a\": {\"*\": 1, \"~\": 2}}'::jsonb, 'a', '*'), "+
-			"jsonb_extract_path_text('{\"\": 3, \"a~b\": 4}'::jsonb, ''), jsonb_extract_path_text('{\"a~b\": 4}'::jsonb, 'a~b')",
+			"jsonb_extract_path_text('{\"\": 3, \"a~b\": 4}'::jsonb, ''), jsonb_extract_path_text('{\"a~b\": 4}'::jsonb, 'a~b'), "+
+			"json_extract_path('{\"a\": {\"b\": 1}}'::json, 'a', NULL) IS NULL",
 		// Aggregates with what a call may say.
 		"SELECT json_agg(x ORDER BY x DESC), jsonb_agg(DISTINCT x % 2 ORDER BY x % 2), json_agg(x) FILTER (WHERE x > 0), "+
 			"jsonb_object_agg(x, x * 2) FROM generate_series(0, 3) AS t(x)",
