@@ -31,30 +31,37 @@ func repoint(err error, ran, user string) error {
 	}
 	lineNo, _ := strconv.Atoi(qe.Msg[m[2]:m[3]])
 	shown := qe.Msg[m[4]:m[5]]
-	col := m[7] - m[6] - len("LINE : ") - (m[3] - m[2])
 	msg := strings.TrimRight(qe.Msg[:m[0]], "\n")
-	if pos := mapPosition(ran, lineNo, shown, col, user); pos >= 0 {
+	if pos := mapPosition(ran, lineNo, shown, caretOffset(shown, caretColumn(m)), user); pos >= 0 {
 		msg += "\n\n" + engine.PointAt(user, pos)
 	}
 	msg += qe.Msg[m[1]:]
 	return &engine.QueryError{Msg: msg, Err: qe.Err}
 }
 
-// mapPosition finds, in user, the word that the caret at column col of
-// shown (line lineNo of ran, perhaps cut short) points at: the same
-// occurrence of the same word, counted from the start. -1 if the word is
-// not there as often as in ran.
-func mapPosition(ran string, lineNo int, shown string, col int, user string) int {
-	// DuckDB places the caret by display width: the column becomes a byte
-	// offset of shown.
-	off, w := -1, 0
+// caretColumn is the display column, within the line shown, of the caret
+// of a pointer errContext matched (m, its submatch indexes).
+func caretColumn(m []int) int { return m[7] - m[6] - len("LINE : ") - (m[3] - m[2]) }
+
+// caretOffset is the byte offset of shown under the caret at display
+// column col (DuckDB places it by display width), -1 if no character
+// starts there.
+func caretOffset(shown string, col int) int {
+	w := 0
 	for i, r := range shown {
 		if w == col {
-			off = i
-			break
+			return i
 		}
 		w += engine.DisplayWidth(string(r))
 	}
+	return -1
+}
+
+// mapPosition finds, in user, the word at byte off of shown (line lineNo
+// of ran, perhaps cut short), where the caret points: the same
+// occurrence of the same word, counted from the start. -1 if the word is
+// not there as often as in ran.
+func mapPosition(ran string, lineNo int, shown string, off int, user string) int {
 	if off < 0 {
 		return -1
 	}

@@ -183,15 +183,11 @@ func operatorNames(msg string) string {
 		return back.Replace(msg)
 	}
 	shown := msg[m[4]:m[5]]
-	prefix := len("LINE : ") + m[3] - m[2]
-	col, off := m[7]-m[6]-prefix, len(shown) // the caret's column, as a byte offset of shown
-	for i, w := range []rune(shown) {
-		if col <= 0 {
-			off = len(string([]rune(shown)[:i]))
-			break
-		}
-		col -= engine.DisplayWidth(string(w))
+	off := caretOffset(shown, caretColumn(m))
+	if off < 0 {
+		off = len(shown) // past the end of the line
 	}
+	prefix := m[7] - m[6] - caretColumn(m) // "LINE n: "
 	caret := prefix + engine.DisplayWidth(back.Replace(shown[:off]))
 	return back.Replace(msg[:m[4]]) + back.Replace(shown) + "\n" + strings.Repeat(" ", caret) + "^" + back.Replace(msg[m[1]:])
 }
