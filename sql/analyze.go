@@ -30,9 +30,9 @@ import (
 // allowedTableFunctions produce rows from their arguments alone.
 var allowedTableFunctions = func() map[string]bool {
 	out := map[string]bool{"range": true, "generate_series": true, "unnest": true, "generate_subscripts": true}
-	for _, prefix := range []string{"json", "jsonb"} { // PostgreSQL's JSON table macros (jsonFunctions)
-		for _, f := range []string{"_each", "_each_text", "_object_keys", "_array_elements", "_array_elements_text"} {
-			out[prefix+f] = true
+	for _, prefix := range []string{"json", "jsonb"} { // PostgreSQL's JSON table macros
+		for _, t := range jsonTables {
+			out[prefix+t.name] = true
 		}
 	}
 	return out

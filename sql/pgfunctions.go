@@ -94,15 +94,9 @@ func jsonFunctions() []string {
 		define("_object_keys", []string{"(j) AS unnest(json_keys(j))"})
 		define("_array_elements", []string{"(j) AS unnest(CAST(j AS JSON[]))"})
 		define("_array_elements_text", []string{"(j) AS unnest(CAST(j AS VARCHAR[]))"})
-		// The same as tables, for FROM (records, jsonb_each(attributes)).
-		table := func(name, body string) {
-			out = append(out, "CREATE MACRO "+prefix+name+"(j) AS TABLE "+body)
+		for _, t := range jsonTables {
+			out = append(out, "CREATE MACRO "+prefix+t.name+"(j) AS TABLE "+t.body(prefix))
 		}
-		table("_each", "SELECT k AS key, j->k AS value FROM (SELECT unnest(json_keys(j)) AS k)")
-		table("_each_text", "SELECT k AS key, j->>k AS value FROM (SELECT unnest(json_keys(j)) AS k)")
-		table("_object_keys", "SELECT unnest(json_keys(j)) AS "+prefix+"_object_keys")
-		table("_array_elements", "SELECT unnest(CAST(j AS JSON[])) AS value")
-		table("_array_elements_text", "SELECT unnest(CAST(j AS VARCHAR[])) AS value")
 		define("_object_agg", []string{"(k, v) AS json_group_object(k, v)"})
 		// PostgreSQL's length is an integer, DuckDB's a UBIGINT; the path
 		// form is DuckDB's alone.
@@ -111,6 +105,20 @@ func jsonFunctions() []string {
 	}
 	out = append(out, "CREATE MACRO to_jsonb(x) AS to_json(x)")
 	return out
+}
+
+// jsonTables are the set-returning JSON functions as table macros, for
+// FROM (records, jsonb_each(attributes)), by their names after json or
+// jsonb; the sandbox allows them (allowedTableFunctions).
+var jsonTables = []struct {
+	name string
+	body func(prefix string) string
+}{
+	{"_each", func(string) string { return "SELECT k AS key, j->k AS value FROM (SELECT unnest(json_keys(j)) AS k)" }},
+	{"_each_text", func(string) string { return "SELECT k AS key, j->>k AS value FROM (SELECT unnest(json_keys(j)) AS k)" }},
+	{"_object_keys", func(prefix string) string { return "SELECT unnest(json_keys(j)) AS " + prefix + "_object_keys" }},
+	{"_array_elements", func(string) string { return "SELECT unnest(CAST(j AS JSON[])) AS value" }},
+	{"_array_elements_text", func(string) string { return "SELECT unnest(CAST(j AS VARCHAR[])) AS value" }},
 }
 
 // jsonAgg matches a call of json_agg or jsonb_agg, on text with literals,
