@@ -1,9 +1,12 @@
 package sql
 
 import (
+	gosql "database/sql"
 	"database/sql/driver"
 	"testing"
 	"time"
+
+	_ "github.com/duckdb/duckdb-go/v2"
 )
 
 // to_char runs once per row: go test -tags duckdb_arrow -run X -bench ToChar ./sql/
@@ -31,5 +34,23 @@ func BenchmarkJSONContains(b *testing.B) {
 		if ok, err := exec([]driver.Value{attrs, `{"http.route":"/api/v1/orders/{id}"}`}); err != nil || ok != true {
 			b.Fatal(ok, err)
 		}
+	}
+}
+
+// BenchmarkSetup is what Setup's macros add to each engine's start (the
+// query engine's and the Postgres catalog's).
+func BenchmarkSetup(b *testing.B) {
+	for b.Loop() {
+		db, err := gosql.Open("duckdb", "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		db.SetMaxOpenConns(1)
+		for _, s := range Setup {
+			if _, err := db.Exec(s); err != nil {
+				b.Fatal(err)
+			}
+		}
+		db.Close()
 	}
 }
