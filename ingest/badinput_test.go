@@ -420,13 +420,26 @@ func TestPartialSuccess_BadItemsAreRefusedAlone(t *testing.T) {
 	good.Gauge().DataPoints().At(0).SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
 	bad := ms.AppendEmpty()
 	bad.SetName("partial.bad")
-	// A staleness marker carries no value: neither stored nor refused.
+	// A staleness marker (the series ended) carries no value: stored with
+	// its value NULL, not refused.
 	stale := ms.AppendEmpty()
 	stale.SetName("partial.stale")
 	sp := stale.SetEmptyGauge().DataPoints().AppendEmpty()
 	sp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
 	sp.SetDoubleValue(1.5)
 	sp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+	staleSum := ms.AppendEmpty()
+	staleSum.SetName("partial.stale_sum")
+	staleSum.SetEmptySum().SetIsMonotonic(true)
+	ssp := staleSum.Sum().DataPoints().AppendEmpty()
+	ssp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+	ssp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+	staleHist := ms.AppendEmpty()
+	staleHist.SetName("partial.stale_hist")
+	shp := staleHist.SetEmptyHistogram().DataPoints().AppendEmpty()
+	shp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+	shp.SetCount(3) // to be ignored: the flag says there is no value
+	shp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
 	badPoints := bad.SetEmptyGauge().DataPoints()
 	for range 3 {
 		badPoints.AppendEmpty().SetTimestamp(future)
@@ -440,8 +453,7 @@ func TestPartialSuccess_BadItemsAreRefusedAlone(t *testing.T) {
 	if n := mresp.PartialSuccess().RejectedDataPoints(); n != 3 {
 		t.Fatalf("rejected data points %d (%q), want the bad metric's 3 bad ones", n, mresp.PartialSuccess().ErrorMessage())
 	}
-	// Nothing to store but a staleness marker, and one bad metric: still a
-	// partial success, not a refusal of the export.
+	// A staleness marker and one bad metric: a partial success.
 	md2 := pmetric.NewMetrics()
 	ms2 := md2.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics()
 	stale.CopyTo(ms2.AppendEmpty())
@@ -463,8 +475,17 @@ func TestPartialSuccess_BadItemsAreRefusedAlone(t *testing.T) {
 	if n := s.count(`SELECT count(*) FROM records WHERE span_name LIKE 'partial-%'`); n != 2 {
 		t.Fatalf("%d spans stored, want the 2 good ones", n)
 	}
-	if n := s.count(`SELECT count(*) FROM metrics WHERE metric_name LIKE 'partial.%'`); n != 2 {
+	if n := s.count(`SELECT count(*) FROM metrics WHERE metric_name LIKE 'partial.%' AND metric_name NOT LIKE 'partial.stale%'`); n != 2 {
 		t.Fatalf("%d points stored, want the 2 good ones", n)
+	}
+	if n := s.count(`SELECT count(*) FROM metrics WHERE metric_name = 'partial.stale' AND scalar_value IS NULL AND metric_type = 'gauge'`); n != 2 {
+		t.Fatalf("%d staleness markers stored with a NULL value, want both sent", n)
+	}
+	if n := s.count(`SELECT count(*) FROM metrics WHERE metric_name = 'partial.stale_sum' AND scalar_value IS NULL AND is_monotonic`); n != 1 {
+		t.Fatalf("a sum's staleness marker: %d stored with a NULL value, want 1", n)
+	}
+	if n := s.count(`SELECT count(*) FROM metrics WHERE metric_name = 'partial.stale_hist' AND histogram_count IS NULL AND histogram_bucket_counts IS NULL`); n != 1 {
+		t.Fatalf("a histogram's staleness marker: %d stored with NULL values, want 1", n)
 	}
 	if n := s.count(`SELECT count(*) FROM metrics WHERE metric_name = 'partial.bad' AND scalar_value = 7`); n != 1 {
 		t.Fatalf("the bad metric's good point: %d stored, want 1", n)

@@ -262,6 +262,20 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, sc *scope, m 
 		appendJSON(mb.metadata, meta)
 		return mb.res.append(res, sc, len(m.Name())+len(m.Unit())+len(m.Description())+len(meta))
 	}
+	// marker appends a point flagged "no recorded value", a staleness
+	// marker (its series ended, e.g. a Prometheus target went away), with
+	// every value column NULL; the caller appends is_monotonic.
+	marker := func(p point, typ, temp string, idx int) error {
+		if err := begin(p, typ, temp, idx); err != nil {
+			return err
+		}
+		mb.scalar.AppendNull()
+		mb.nullHistogram()
+		mb.nullExpHistogram()
+		mb.quantiles.AppendNull()
+		mb.exemplars.AppendNull()
+		return nil
+	}
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:
 		dps := m.Gauge().DataPoints()
@@ -269,7 +283,11 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, sc *scope, m 
 		for i := lo; i < hi; i++ {
 			p := dps.At(i)
 			if p.Flags().NoRecordedValue() {
-				continue // a staleness marker: no value to store
+				if err := marker(p, "gauge", "", i); err != nil {
+					return err
+				}
+				mb.monotonic.AppendNull()
+				continue
 			}
 			if err := begin(p, "gauge", "", i); err != nil {
 				return err
@@ -289,7 +307,11 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, sc *scope, m 
 		for i := lo; i < hi; i++ {
 			p := dps.At(i)
 			if p.Flags().NoRecordedValue() {
-				continue // a staleness marker: no value to store
+				if err := marker(p, "sum", temporality(sum.AggregationTemporality()), i); err != nil {
+					return err
+				}
+				mb.monotonic.Append(sum.IsMonotonic())
+				continue
 			}
 			if err := begin(p, "sum", temporality(sum.AggregationTemporality()), i); err != nil {
 				return err
@@ -309,7 +331,11 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, sc *scope, m 
 		for i := lo; i < hi; i++ {
 			p := dps.At(i)
 			if p.Flags().NoRecordedValue() {
-				continue // a staleness marker: no value to store
+				if err := marker(p, "histogram", temporality(h.AggregationTemporality()), i); err != nil {
+					return err
+				}
+				mb.monotonic.AppendNull()
+				continue
 			}
 			if p.BucketCounts().Len() != 0 && p.BucketCounts().Len() != p.ExplicitBounds().Len()+1 {
 				return badInput("data_points[%d]: %d bucket counts for %d explicit bounds, want bounds+1",
@@ -340,7 +366,11 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, sc *scope, m 
 		for i := lo; i < hi; i++ {
 			p := dps.At(i)
 			if p.Flags().NoRecordedValue() {
-				continue // a staleness marker: no value to store
+				if err := marker(p, "exponential_histogram", temporality(h.AggregationTemporality()), i); err != nil {
+					return err
+				}
+				mb.monotonic.AppendNull()
+				continue
 			}
 			if err := begin(p, "exponential_histogram", temporality(h.AggregationTemporality()), i); err != nil {
 				return err
@@ -371,7 +401,11 @@ func (mb *metricsBuilder) addMetric(project string, res *resource, sc *scope, m 
 		for i := lo; i < hi; i++ {
 			p := dps.At(i)
 			if p.Flags().NoRecordedValue() {
-				continue // a staleness marker: no value to store
+				if err := marker(p, "summary", "", i); err != nil {
+					return err
+				}
+				mb.monotonic.AppendNull()
+				continue
 			}
 			if err := begin(p, "summary", "", i); err != nil {
 				return err
