@@ -135,8 +135,10 @@ func TestStore_Projects(t *testing.T) {
 		if err := s.SetRetention(ctx, "acme", 0); err == nil {
 			t.Error("a retention of 0 accepted")
 		}
-		if err := s.CreateProject(ctx, catalog.Project{}); err == nil {
-			t.Error("empty project id accepted")
+		for _, id := range []string{"", "Bad/ID", "../x", "a b", "-x", strings.Repeat("a", 64)} {
+			if err := s.CreateProject(ctx, catalog.Project{ID: id}); err == nil || !strings.Contains(err.Error(), "lower-case letters") {
+				t.Errorf("project id %q: %v, want refused", id, err)
+			}
 		}
 	})
 }

@@ -90,6 +90,10 @@ func (postgresDialect) acquireLease(ctx context.Context, tx *sql.Tx, name, holde
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
+// ErrSchemaName is the error of an Options.Schema PostgreSQL would not
+// take unquoted.
+var ErrSchemaName = errors.New("invalid schema name")
+
 // OpenPostgres connects to the PostgreSQL catalog at url (postgres://…),
 // creates opts.Schema if set, and applies pending migrations.
 func OpenPostgres(ctx context.Context, url string, opts Options) (Store, error) {
@@ -103,7 +107,7 @@ func OpenPostgres(ctx context.Context, url string, opts Options) (Store, error) 
 	d := postgresDialect{schema: opts.Schema}
 	if opts.Schema != "" {
 		if !schemaName.MatchString(opts.Schema) {
-			return nil, fmt.Errorf("schema %q: use lower-case letters, digits and underscores", opts.Schema)
+			return nil, fmt.Errorf("%w %q: use lower-case letters, digits and underscores", ErrSchemaName, opts.Schema)
 		}
 		cfg.RuntimeParams["search_path"] = opts.Schema
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -129,9 +130,22 @@ func (s *store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return tx.Commit()
 }
 
+// projectID is what a project id may be: the first segment of every
+// object key and cache path, so nothing a path or URL would read apart.
+var projectID = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// CheckProjectID says why id cannot name a project, or nil if it can.
+func CheckProjectID(id string) error {
+	if !projectID.MatchString(id) {
+		return fmt.Errorf("project id %q: use 1 to 63 lower-case letters, digits, '-' and '_', starting with a letter or digit "+
+			"(it is the first part of every object key)", id)
+	}
+	return nil
+}
+
 func (s *store) CreateProject(ctx context.Context, p Project) error {
-	if p.ID == "" {
-		return errors.New("create project: empty id")
+	if err := CheckProjectID(p.ID); err != nil {
+		return fmt.Errorf("create project: %w", err)
 	}
 	if p.Name == "" {
 		p.Name = p.ID

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/strata-db/strata/catalog"
 	"github.com/strata-db/strata/ingest"
 	"github.com/strata-db/strata/internal/otlptest"
 )
@@ -568,5 +569,37 @@ func TestHTTP_ABodyThatStallsIsRetryable(t *testing.T) {
 	proto.Unmarshal(raw, &st)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(st.Message, "read timeout") {
 		t.Fatalf("%d (Retry-After %q): %q", resp.StatusCode, resp.Header.Get("Retry-After"), st.Message)
+	}
+}
+
+// A change of a project's retention applies to ingest within twice the
+// refresh interval, also when no request came in between (QA: the first
+// request after an idle minute still used the old retention).
+func TestHTTP_RetentionChangeAppliesAfterIdle(t *testing.T) {
+	old := *ingest.RetentionRefresh
+	*ingest.RetentionRefresh = 200 * time.Millisecond
+	t.Cleanup(func() { *ingest.RetentionRefresh = old })
+	s := newStack(t, stackOptions{})
+	tid, sid := []byte("0123456789abcdef"), []byte("01234567")
+	threeHoursAgo := uint64(time.Now().Add(-3 * time.Hour).UnixNano())
+	send := func() (int, string) {
+		resp, err := s.httpClient().Post(s.httpURL+"/v1/traces", "application/x-protobuf",
+			bytes.NewReader(rawSpanRequest(tid, sid, "x", threeHoursAgo, threeHoursAgo+1000)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := send(); code != 200 {
+		t.Fatalf("a span 3 h old under the default retention: %d %s", code, body)
+	}
+	if err := s.cat.SetRetention(context.Background(), catalog.DefaultProject, 2*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // no request: the value read ages past twice the refresh
+	if code, body := send(); code != 400 || !strings.Contains(body, "older than the project keeps data") {
+		t.Fatalf("a span 3 h old after the retention became 2 h: %d %s, want 400", code, body)
 	}
 }

@@ -13,6 +13,10 @@ import (
 // before uploading its files again.
 var ReuploadAfter = &reuploadAfter
 
+// RetentionRefresh lets tests shorten how often a project's retention is
+// read again.
+var RetentionRefresh = &retentionRefresh
+
 // RawMessage and RawCodec let tests send gRPC messages as bytes.
 type (
 	RawMessage = rawMessage

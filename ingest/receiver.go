@@ -46,28 +46,38 @@ type Receiver struct {
 	rejectLogged map[string]*atomic.Int64
 }
 
+// retentionRefresh is how often a project's retention is read again in
+// the background; one twice as old is read before it is used.
+var retentionRefresh = 30 * time.Second
+
 // retentionOf is a project's retention as last read from the catalog.
 type retentionOf struct {
 	mu       sync.Mutex
 	d        time.Duration // 0: unknown project, or not read yet
-	until    time.Time     // read again after
+	until    time.Time     // read again (in the background) after
+	expires  time.Time     // too old to use after: read before the request
 	fetching bool
 }
 
 // window is the span of time a project's rows are accepted in: nothing
 // older than its retention, which the compactor would delete at once. The
-// retention is read from the catalog once a minute in the background, so
-// a slow or unreachable catalog never holds up ingest (the first request
-// of a project waits up to a second for it).
+// retention is read from the catalog every 30 s in the background while
+// requests come, so a slow or unreachable catalog does not hold up
+// ingest; the first request of a project, and the first after a minute
+// without any, wait up to a second for it, so a change of retention
+// applies within a minute.
 func (r *Receiver) window(project string) Window {
 	v, loaded := r.retention.LoadOrStore(project, &retentionOf{})
 	ro := v.(*retentionOf)
-	if !loaded {
+	ro.mu.Lock()
+	expired := !loaded || time.Now().After(ro.expires)
+	ro.mu.Unlock()
+	if expired {
 		r.readRetention(project, ro, time.Second)
 	}
 	now := r.in.opts.Now()
 	ro.mu.Lock()
-	if now.After(ro.until) && !ro.fetching {
+	if time.Now().After(ro.until) && !ro.fetching {
 		ro.fetching = true
 		go r.readRetention(project, ro, 10*time.Second)
 	}
@@ -87,14 +97,17 @@ func (r *Receiver) readRetention(project string, ro *retentionOf, timeout time.D
 	ro.mu.Lock()
 	defer ro.mu.Unlock()
 	ro.fetching = false
+	now := time.Now()
 	switch {
 	case err == nil:
-		ro.d, ro.until = p.KeepFor(), time.Now().Add(time.Minute)
+		ro.d = p.KeepFor()
 	case errors.Is(err, catalog.ErrNotFound):
-		ro.d, ro.until = 0, time.Now().Add(time.Minute)
-	default: // keep what was known; try again soon
-		ro.until = time.Now().Add(5 * time.Second)
+		ro.d = 0
+	default: // keep what was known; try again soon, in the background
+		ro.until, ro.expires = now.Add(retentionRefresh/6), now.Add(retentionRefresh)
+		return
 	}
+	ro.until, ro.expires = now.Add(retentionRefresh), now.Add(2*retentionRefresh)
 }
 
 // NewReceiver returns a receiver that appends to in.

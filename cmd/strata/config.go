@@ -131,15 +131,28 @@ func boot(ctx context.Context, c *command, st *storage, args []string, stdout io
 	return lns, cat, bucket, nil
 }
 
+// openCatalog prepares the data dir and opens (and migrates) the catalog.
+// Errors name the setting at fault.
+func (s *storage) openCatalog(ctx context.Context) (catalog.Store, error) {
+	if err := ensureDir("data-dir", s.dataDir); err != nil {
+		return nil, err
+	}
+	cat, err := catalog.Open(ctx, s.catalogURL, catalog.Options{Schema: s.catalogSchema})
+	if errors.Is(err, catalog.ErrSchemaName) {
+		return nil, settingError{"catalog-schema", err}
+	}
+	if err != nil {
+		return nil, settingError{"catalog-url", err}
+	}
+	return cat, nil
+}
+
 // open prepares the data dir, opens (and migrates) the catalog and opens
 // the object store. Errors name the setting at fault.
 func (s *storage) open(ctx context.Context) (catalog.Store, *objstore.Bucket, error) {
-	if err := ensureDir("data-dir", s.dataDir); err != nil {
-		return nil, nil, err
-	}
-	cat, err := catalog.Open(ctx, s.catalogURL, catalog.Options{Schema: s.catalogSchema})
+	cat, err := s.openCatalog(ctx)
 	if err != nil {
-		return nil, nil, settingError{"catalog-url", err}
+		return nil, nil, err
 	}
 	bucket, err := objstore.Open(ctx, s.objectStoreURL)
 	if err != nil {

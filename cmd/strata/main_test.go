@@ -137,6 +137,8 @@ func TestServe_BadSettingsFailWithOneClearLine(t *testing.T) {
 			[]string{"STRATA_CATALOG_URL", "invalid port"}, 1},
 		{"unreachable postgres", nil, []string{"--catalog-url", "postgres://u@127.0.0.1:1/db"},
 			[]string{"STRATA_CATALOG_URL", "connection refused"}, 1},
+		{"catalog schema PostgreSQL would need quoted", nil, []string{"--catalog-url", "postgres://u@127.0.0.1:1/db", "--catalog-schema", "bad schema;"},
+			[]string{"STRATA_CATALOG_SCHEMA (--catalog-schema)", "invalid schema name"}, 1},
 		{"malformed object store url", []string{"STRATA_OBJECT_STORE_URL=ftp://host/x"}, nil,
 			[]string{"STRATA_OBJECT_STORE_URL", "unsupported scheme"}, 1},
 		{"relative object store path", nil, []string{"--object-store-url", "file://objects"},
@@ -273,6 +275,9 @@ func TestProject_RetentionIsSetAndListed(t *testing.T) {
 		{"project", "--id", "web", "--retention", "10m"},
 		{"project", "--id", "web", "--retention", "forever"},
 		{"project", "--retention", "7d"},
+		{"project", "--id", "web", "--retention", "200000d"},
+		{"project", "--id", "web", "--retention", "NaNd"},
+		{"project", "--id", "Bad/ID", "--retention", "7d"},
 	} {
 		if _, errOut, code := strata(t, env, args...); code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 			t.Errorf("%v: exit %d, %q", args, code, errOut)

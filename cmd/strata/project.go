@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -36,15 +37,17 @@ func runProject(ctx context.Context, args []string, stdout io.Writer) error {
 	if keep != 0 && *id == "" {
 		return usageError{errors.New("project: --retention needs --id (see 'strata project --help')")}
 	}
+	if *id != "" {
+		if err := catalog.CheckProjectID(*id); err != nil {
+			return usageError{fmt.Errorf("project: --id: %w", err)}
+		}
+	}
 	if err := st.resolve(); err != nil {
 		return err
 	}
-	if err := ensureDir("data-dir", st.dataDir); err != nil {
-		return err
-	}
-	cat, err := catalog.Open(ctx, st.catalogURL, catalog.Options{Schema: st.catalogSchema})
+	cat, err := st.openCatalog(ctx)
 	if err != nil {
-		return settingError{"catalog-url", err}
+		return err
 	}
 	defer cat.Close()
 	if *id != "" {
@@ -72,12 +75,19 @@ func runProject(ctx context.Context, args []string, stdout io.Writer) error {
 // retention is a duration flag that also takes days ("30d").
 type retention time.Duration
 
+// maxRetentionDays is a retention's limit: about 273 years, under what a
+// time.Duration holds (292 years).
+const maxRetentionDays = 100_000
+
 func (r *retention) Set(s string) error {
 	var d time.Duration
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.ParseFloat(n, 64)
-		if err != nil {
+		if err != nil || math.IsNaN(days) {
 			return fmt.Errorf("%q is not a duration: want e.g. 30d, 12h or 90m", s)
+		}
+		if days > maxRetentionDays {
+			return fmt.Errorf("%s is longer than strata keeps data: at most %dd", s, maxRetentionDays)
 		}
 		d = time.Duration(days * float64(24*time.Hour))
 	} else {
