@@ -2,6 +2,7 @@ package sql
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -105,8 +106,8 @@ var catalogOIDColumns = map[string]bool{
 }
 
 // duckTypes are the DuckDB types of wire types: a parameter of one is
-// bound as its text cast to it. Text, bytea (\xNN escapes DuckDB reads
-// where the text is cast to BLOB) and numeric stay text.
+// bound as its text cast to it. Text and bytea (\xNN escapes DuckDB reads
+// where the text is cast to BLOB) stay text; numeric: see castType.
 var duckTypes = map[uint32]string{
 	oidBool: "BOOLEAN", oidInt2: "SMALLINT", oidInt4: "INTEGER", oidInt8: "BIGINT",
 	oidFloat4: "FLOAT", oidFloat8: "DOUBLE", oidDate: "DATE", oidTimestamp: "TIMESTAMP",
@@ -149,8 +150,37 @@ func castOID(ct any) uint32 {
 	return arrayOIDs[oidText]
 }
 
+// intTypes are the integer wire types: PostgreSQL's name and size of each.
+var intTypes = map[uint32]struct {
+	name string
+	bits int
+}{oidInt2: {"smallint", 16}, oidInt4: {"integer", 32}, oidInt8: {"bigint", 64}}
+
+// checkInteger refuses, as PostgreSQL does, the text of an integer
+// parameter that is not an integer of its size: DuckDB's cast would round
+// '1.5' to 2, so $1 * 1000 with 0.5 filtered on 1000.
+func checkInteger(v string, oid uint32) error {
+	t, ok := intTypes[oid]
+	if !ok {
+		return nil
+	}
+	_, err := strconv.ParseInt(strings.TrimSpace(v), 10, t.bits)
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		return &pgError{code: "22003", msg: fmt.Sprintf("value %q is out of range for type %s", v, t.name)}
+	case err != nil:
+		return &pgError{code: "22P02", msg: fmt.Sprintf("invalid input syntax for type %s: %q", t.name, v)}
+	}
+	return nil
+}
+
 // castType is the cast_type node of a wire type (nil: bound as text).
+// numeric is bound as DOUBLE, as numeric casts are (pgNumericCasts): as
+// text, 2.0 * $1 found no operator.
 func castType(oid uint32) map[string]any {
+	if oid == oidNumeric {
+		return map[string]any{"id": "DOUBLE", "type_info": nil}
+	}
 	if name, ok := duckTypes[oid]; ok {
 		return map[string]any{"id": name, "type_info": nil}
 	}

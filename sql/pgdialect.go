@@ -260,10 +260,14 @@ func arrowRight(b string, i int, double bool) int {
 	case c == '"' || engine.IsIdentByte(c):
 		for {
 			if i = identEnd(b, i); i < 0 || i >= len(b) || b[i] != '.' {
-				return i
+				break
 			}
 			i++
 		}
+		if i > 0 && after(b, i) == '(' { // a call: its arguments too
+			return matchForward(b, skipSpace(b, i))
+		}
+		return i
 	}
 	return -1
 }
@@ -473,9 +477,11 @@ func pgRegex(s string) (string, error) {
 			end++
 		}
 		j := skipSpace(b, end)
-		head := `(?s:.*)(?:`
+		// s: . matches a newline too, as in PostgreSQL (a stack trace
+		// or a multi-line message matched nothing).
+		head := `(?s:.*)(?s:`
 		if fold {
-			head = `(?s:.*)(?i:`
+			head = `(?s:.*)(?is:`
 		}
 		const tail = `)(?s:.*)`
 		concat := func(k int) string { return "('" + head + "' || " + s[j:k] + " || '" + tail + "')" }
@@ -572,16 +578,131 @@ func binaryAt(b string, op int) bool {
 	return false
 }
 
-// pgOperators gives PostgreSQL's meaning to the operators whose meaning
-// differs in DuckDB: the regular expression operators, SIMILAR TO and
-// jsonb's ?, ?| and ?&.
+// pgOperators gives PostgreSQL's meaning to what means something else in
+// DuckDB: the regular expression operators, SIMILAR TO, jsonb's ?, ?|
+// and ?&, the keys of -> and ->>, and numeric without a precision.
 // Only the Postgres protocol does this: over HTTP, SQL is DuckDB's.
 func pgOperators(s string) (string, error) {
-	s, err := pgRegex(pgJSONExists(s))
+	s, err := pgRegex(pgJSONExists(pgJSONKeys(pgNumericCasts(s))))
 	if err != nil {
 		return "", err
 	}
 	return pgSimilar(s)
+}
+
+// numericType finds a cast to numeric or decimal, on text with literals,
+// comments and quoted identifiers blanked: ::numeric, or AS numeric
+// (taken only inside CAST or TRY_CAST).
+var numericType = regexp.MustCompile(`(?i)(::\s*|\bAS\s+)(numeric|decimal)\b`)
+
+// pgNumericCasts casts to DOUBLE where PostgreSQL casts to numeric without a
+// precision. DuckDB's numeric is DECIMAL(18,3): round(avg(x)::numeric, 4),
+// PostgreSQL's way to round a double, gave 0.000 for 0.0003, and values
+// from 10^15 up failed. A double keeps every value's magnitude and
+// fifteen digits, which is what queries over telemetry round to; numeric
+// with a precision, numeric(10,2), is left as written.
+func pgNumericCasts(s string) string {
+	if !strings.Contains(strings.ToLower(s), "numeric") && !strings.Contains(strings.ToLower(s), "decimal") {
+		return s
+	}
+	b := blankIdentifiers(engine.BlankLiterals(s))
+	var out strings.Builder
+	last := 0
+	for _, m := range numericType.FindAllStringSubmatchIndex(b, -1) {
+		if after(b, m[1]) == '(' {
+			continue // a precision: as written
+		}
+		if b[m[2]] != ':' && !inCast(b, m[0]) {
+			continue // AS numeric naming a column
+		}
+		out.WriteString(s[last:m[4]])
+		out.WriteString("DOUBLE")
+		last = m[5]
+	}
+	if last == 0 {
+		return s
+	}
+	out.WriteString(s[last:])
+	return out.String()
+}
+
+// inCast says whether offset i of b is inside the parentheses of a CAST
+// or TRY_CAST call.
+func inCast(b string, i int) bool {
+	depth := 0
+	for i--; i >= 0; i-- {
+		switch b[i] {
+		case ')':
+			depth++
+		case '(':
+			if depth > 0 {
+				depth--
+				continue
+			}
+			w := i
+			for w > 0 && isSpace(b[w-1]) {
+				w--
+			}
+			k := w
+			for k > 0 && engine.IsIdentByte(b[k-1]) {
+				k--
+			}
+			name := strings.ToLower(b[k:w])
+			return name == "cast" || name == "try_cast"
+		}
+	}
+	return false
+}
+
+// pointerEscapes escape a key as a step of a JSON pointer.
+var pointerEscapes = strings.NewReplacer("~", "~0", "/", "~1")
+
+// pgJSONKeys makes a string on the right of -> and ->> a key, as in
+// PostgreSQL: DuckDB reads one that starts with $ as a JSONPath, one that
+// starts with / as a JSON pointer, and the empty key as the whole document, so
+// ->>'$type' failed and ->>'/a/b' read a nested value. Such a key is
+// written as the JSON pointer of that one key.
+func pgJSONKeys(s string) string {
+	if !strings.Contains(s, "->") {
+		return s
+	}
+	b := blankIdentifiers(engine.BlankLiterals(s))
+	var out strings.Builder
+	last := 0
+	for i := 0; i+1 < len(b); i++ {
+		if b[i] != '-' || b[i+1] != '>' {
+			continue
+		}
+		j := i + 2
+		if j < len(b) && b[j] == '>' {
+			j++
+		}
+		j = skipSpace(b, j)
+		body, bodyEnd, end, ok := literalAt(b, j)
+		if !ok || end < 0 {
+			continue
+		}
+		key := s[body:bodyEnd]
+		switch {
+		case b[j] == '$': // dollar-quoted: as written
+		case b[j] != '\'' && strings.ContainsRune(key, '\\'):
+			continue // E'…' with escapes: left as written
+		default:
+			key = strings.ReplaceAll(key, "''", "'")
+		}
+		if key != "" && key[0] != '$' && key[0] != '/' {
+			continue
+		}
+		out.WriteString(s[last:j])
+		out.WriteString(quoteLiteral("/" + pointerEscapes.Replace(key)))
+		last = end
+		i = end - 1
+	}
+	if last == 0 {
+		return s
+	}
+	out.WriteString(s[last:])
+	return out.String()
 }
 
 var (

@@ -18,6 +18,8 @@ func TestPgArrows_BindTighterThanComparisons(t *testing.T) {
 		{`x AND json(y)->>$1 = $2 OR z[1]->0 = 'q'`, `x AND (json(y)->>$1) = $2 OR (z[1]->0) = 'q'`},
 		{`x AND a->>-1 = 'q' AND a->>(b || 'c') = 'd' AND a->>col = 'e'`, `x AND (a->>-1) = 'q' AND (a->>(b || 'c')) = 'd' AND (a->>col) = 'e'`},
 		{`SELECT attributes->>$$http.route$$, a->$t$k$t$ = 'v'`, `SELECT (attributes->>$$http.route$$), (a->$t$k$t$) = 'v'`},
+		// A call on the right: its arguments too (QA: (a->>concat)('u', 'ni')).
+		{`SELECT 1 WHERE a->>concat('u', 'ni') = 'x' AND b->>s.f (1) = 'y'`, `SELECT 1 WHERE (a->>concat('u', 'ni')) = 'x' AND (b->>s.f (1)) = 'y'`},
 		// Already in parentheses, or the whole argument of a call: as written.
 		{`a AND (attributes->>'k') = 'v'`, `a AND (attributes->>'k') = 'v'`},
 		{`SELECT lower(attributes->>'k')`, `SELECT lower(attributes->>'k')`},
@@ -53,14 +55,14 @@ func TestPgArrayLiterals_BecomeLists(t *testing.T) {
 
 func TestPgRegex_MatchesAnywhereAndFoldsCase(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
-		{`WHERE span_name ~ '^GET'`, `WHERE span_name ~ '(?s:.*)(?:^GET)(?s:.*)'`},
-		{`WHERE a !~ 'x|y' AND b ~* E'z\'' AND c !~*'w'`, `WHERE a !~ '(?s:.*)(?:x|y)(?s:.*)' AND b ~ E'(?s:.*)(?i:z\')(?s:.*)' AND c !~ '(?s:.*)(?i:w)(?s:.*)'`},
-		{`WHERE a ~ $1`, `WHERE a ~ ('(?s:.*)(?:' || $1 || ')(?s:.*)')`},
+		{`WHERE span_name ~ '^GET'`, `WHERE span_name ~ '(?s:.*)(?s:^GET)(?s:.*)'`},
+		{`WHERE a !~ 'x|y' AND b ~* E'z\'' AND c !~*'w'`, `WHERE a !~ '(?s:.*)(?s:x|y)(?s:.*)' AND b ~ E'(?s:.*)(?is:z\')(?s:.*)' AND c !~ '(?s:.*)(?is:w)(?s:.*)'`},
+		{`WHERE a ~ $1`, `WHERE a ~ ('(?s:.*)(?s:' || $1 || ')(?s:.*)')`},
 		// Patterns of other forms are wrapped too: dollar quotes inside
 		// them, names, calls and parenthesized expressions by concatenation.
-		{`WHERE a ~ $$x'y$$ AND b ~* $t$z$t$`, `WHERE a ~ $$(?s:.*)(?:x'y)(?s:.*)$$ AND b ~ $t$(?s:.*)(?i:z)(?s:.*)$t$`},
-		{`WHERE c ~ d AND e !~ t.f`, `WHERE c ~ ('(?s:.*)(?:' || d || ')(?s:.*)') AND e !~ ('(?s:.*)(?:' || t.f || ')(?s:.*)')`},
-		{`WHERE a ~* lower('X') OR b ~ ('u' || 'v')`, `WHERE a ~ ('(?s:.*)(?i:' || lower('X') || ')(?s:.*)') OR b ~ ('(?s:.*)(?:' || ('u' || 'v') || ')(?s:.*)')`},
+		{`WHERE a ~ $$x'y$$ AND b ~* $t$z$t$`, `WHERE a ~ $$(?s:.*)(?s:x'y)(?s:.*)$$ AND b ~ $t$(?s:.*)(?is:z)(?s:.*)$t$`},
+		{`WHERE c ~ d AND e !~ t.f`, `WHERE c ~ ('(?s:.*)(?s:' || d || ')(?s:.*)') AND e !~ ('(?s:.*)(?s:' || t.f || ')(?s:.*)')`},
+		{`WHERE a ~* lower('X') OR b ~ ('u' || 'v')`, `WHERE a ~ ('(?s:.*)(?is:' || lower('X') || ')(?s:.*)') OR b ~ ('(?s:.*)(?s:' || ('u' || 'v') || ')(?s:.*)')`},
 		// LIKE's operators, bitwise not, and tildes in strings: as written.
 		{`WHERE a ~~ 'x%' AND b !~~* 'y' AND e = '~ ''q''' AND ~flags = 0`, `WHERE a ~~ 'x%' AND b !~~* 'y' AND e = '~ ''q''' AND ~flags = 0`},
 		{`SELECT ~5, (~x)`, `SELECT ~5, (~x)`},
@@ -159,5 +161,34 @@ func TestRepoint_MovesOrDropsThePointer(t *testing.T) {
 	other := errors.New("LINE 1: x\n^")
 	if repoint(other, ran, "y") != other {
 		t.Error("an error that is not a query error changed")
+	}
+}
+
+func TestPgNumericCasts_DoubleWithoutAPrecision(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`SELECT round(avg(x)::numeric, 4)`, `SELECT round(avg(x)::DOUBLE, 4)`},
+		{`SELECT x :: NUMERIC, CAST(y AS decimal), TRY_CAST(f(z) AS Numeric)`, `SELECT x :: DOUBLE, CAST(y AS DOUBLE), TRY_CAST(f(z) AS DOUBLE)`},
+		// With a precision, as written; arrays too.
+		{`SELECT x::numeric(10,2), CAST(y AS decimal (5, 1)), z::numeric[]`, `SELECT x::numeric(10,2), CAST(y AS decimal (5, 1)), z::DOUBLE[]`},
+		// Names, strings and aliases: as written.
+		{`SELECT 1 AS numeric, 'x::numeric' AS "a::numeric", CAST(a AS numeric) AS decimal, numeric_col`,
+			`SELECT 1 AS numeric, 'x::numeric' AS "a::numeric", CAST(a AS DOUBLE) AS decimal, numeric_col`},
+	} {
+		if got := pgNumericCasts(c.in); got != c.want {
+			t.Errorf("pgNumericCasts(%s)\n got %s\nwant %s", c.in, got, c.want)
+		}
+	}
+}
+
+func TestPgJSONKeys_AreKeysNotPaths(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`SELECT a->>'$type', a -> '/x/y', a->>'', a->>'~$'`, `SELECT a->>'/$type', a -> '/~1x~1y', a->>'/', a->>'~$'`},
+		{`SELECT a->>'$it''s', a->>$$/d$$, a->>$t$$x$t$`, `SELECT a->>'/$it''s', a->>'/~1d', a->>'/$x'`},
+		// Other keys, E'…' with escapes, arrows in strings, ->> of a number: as written.
+		{`SELECT a->>'http.route', a->>E'$\\x', '->>''$x''', a->>0, a->'$1'`, `SELECT a->>'http.route', a->>E'$\\x', '->>''$x''', a->>0, a->'/$1'`},
+	} {
+		if got := pgJSONKeys(c.in); got != c.want {
+			t.Errorf("pgJSONKeys(%s)\n got %s\nwant %s", c.in, got, c.want)
+		}
 	}
 }

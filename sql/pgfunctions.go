@@ -107,6 +107,10 @@ func jsonFunctions() []string {
 	return out
 }
 
+// keyPointer is the JSON pointer of key k: DuckDB would read a key that
+// starts with $ or / as a path, and the empty key as the whole document.
+const keyPointer = "('/' || replace(replace(k, '~', '~0'), '/', '~1'))"
+
 // jsonTables are the set-returning JSON functions as table macros, for
 // FROM (records, jsonb_each(attributes)), by their names after json or
 // jsonb; the sandbox allows them (allowedTableFunctions).
@@ -114,8 +118,12 @@ var jsonTables = []struct {
 	name string
 	body func(prefix string) string
 }{
-	{"_each", func(string) string { return "SELECT k AS key, j->k AS value FROM (SELECT unnest(json_keys(j)) AS k)" }},
-	{"_each_text", func(string) string { return "SELECT k AS key, j->>k AS value FROM (SELECT unnest(json_keys(j)) AS k)" }},
+	{"_each", func(string) string {
+		return "SELECT k AS key, j->" + keyPointer + " AS value FROM (SELECT unnest(json_keys(j)) AS k)"
+	}},
+	{"_each_text", func(string) string {
+		return "SELECT k AS key, j->>" + keyPointer + " AS value FROM (SELECT unnest(json_keys(j)) AS k)"
+	}},
 	{"_object_keys", func(prefix string) string { return "SELECT unnest(json_keys(j)) AS " + prefix + "_object_keys" }},
 	{"_array_elements", func(string) string { return "SELECT unnest(CAST(j AS JSON[])) AS value" }},
 	{"_array_elements_text", func(string) string { return "SELECT unnest(CAST(j AS VARCHAR[])) AS value" }},

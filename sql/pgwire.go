@@ -1282,6 +1282,9 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 			if err != nil {
 				return &pgError{code: "22P02", msg: fmt.Sprintf("parameter $%d: %v", i+1, err)}
 			}
+			if err := checkInteger(v, oids[i]); err != nil {
+				return err
+			}
 			if strings.IndexByte(v, 0) >= 0 { // DuckDB would cut the value there
 				return fmt.Errorf("parameter $%d: %w", i+1, ErrNUL)
 			}

@@ -2492,3 +2492,53 @@ func TestPG_StatementNames(t *testing.T) {
 		t.Fatalf("after DeallocateAll: %d %v", n, err)
 	}
 }
+
+// What QA found answering otherwise than PostgreSQL: . in a regular
+// expression matches a newline; a key of -> and ->> that starts with $ or
+// / is a key, not a path; numeric without a precision keeps small values
+// (DuckDB's is DECIMAL(18,3): 0.0003 came back 0.000).
+func TestPG_KeysRegexAndNumericAsPostgreSQL(t *testing.T) {
+	answersAsPostgreSQL(t,
+		`SELECT E'a\nb' ~ 'a.b', E'A\nb' ~* 'a.b', E'a\nb' !~ 'a.b', E'x\nab' ~ '^ab'`,
+		`SELECT '{"/a/b": 9, "a": {"b": 3}}'::jsonb->>'/a/b', '{"$.a": 5, "a": {"b": 3}}'::jsonb->>'$.a', `+
+			`'{"$y": 2}'::jsonb->'$y', '{"": 1}'::jsonb->>'', '{"a/b~": 4}'::json->>'a/b~'`,
+		`SELECT key, value FROM jsonb_each_text('{"/a": 1, "a": 3, "$t": "x"}') ORDER BY key`,
+		`SELECT key, value::text FROM json_each('{"$ref": [1], "~/": null}') ORDER BY key`,
+		// A double here, so compared as one: the values are PostgreSQL's.
+		`SELECT round(avg(x)::numeric, 4)::float8, round(CAST(sum(x) AS numeric), 5)::float8, (123456789012345::numeric)::float8 `+
+			`FROM (VALUES (0.0001::float8), (0.0005::float8)) t(x)`,
+	)
+	real := realPostgres(t)
+	e := newEnv(t, envOptions{})
+	c := pgConnect(t, startPG(t, e), pgx.QueryExecModeCacheStatement)
+	ctx := context.Background()
+	// A parameter the client types numeric is a number (it was text:
+	// "Could not choose a best candidate function"); an integer one
+	// that is not an integer is refused (DuckDB's cast rounded 1.5 to 2).
+	for _, p := range []struct {
+		sql   string
+		oid   uint32
+		value string
+	}{
+		{"SELECT 2.0::float8 * $1", 1700, "2.5"},
+		{"SELECT $1 + 1", 1700, "2.5"},
+		{"SELECT $1 * 2", 0, "1.5"},
+		{"SELECT $1 * 2", 20, " 7"},
+		{"SELECT $1 * 2", 21, "70000"},
+	} {
+		answer := func(c *pgx.Conn) string {
+			res := c.PgConn().ExecParams(ctx, p.sql, [][]byte{[]byte(p.value)}, []uint32{p.oid}, nil, nil).Read()
+			var pe *pgconn.PgError
+			if errors.As(res.Err, &pe) {
+				return "error " + pe.Code
+			}
+			if res.Err != nil || len(res.Rows) != 1 {
+				return fmt.Sprintf("%v %d rows", res.Err, len(res.Rows))
+			}
+			return string(res.Rows[0][0])
+		}
+		if got, want := answer(c), answer(real); got != want {
+			t.Errorf("%s with %q (type %d): %s, PostgreSQL %s", p.sql, p.value, p.oid, got, want)
+		}
+	}
+}
