@@ -71,6 +71,8 @@ func standInTables() map[string]string {
 		"pg_opfamily":    empty("oid, tableoid, opfmethod, opfname, opfnamespace, opfowner"),
 		"pg_publication": empty("oid, pubname, pubowner, puballtables, pubinsert, pubupdate, pubdelete, pubtruncate, pubviaroot"),
 		"pg_type":        pgTypeSelect(),
+		"pg_class":       pgClassSelect(),
+		"pg_attribute":   pgAttributeSelect(),
 		"pg_tablespace": `SELECT 1663 AS oid, 'pg_default' AS spcname, 10 AS spcowner, NULL::VARCHAR[] AS spcacl, NULL::VARCHAR[] AS spcoptions
 			UNION ALL SELECT 1664, 'pg_global', 10, NULL, NULL`,
 		"pg_collation": empty("oid, collname, collnamespace, collowner, collprovider, collisdeterministic, collencoding, " +
@@ -139,6 +141,64 @@ func pgTypeSelect() string {
 // Table OIDs as psql sees them.
 var tableOIDs = map[string]int{schema.Records: 16385, schema.Metrics: 16386}
 
+// mainNamespace is the OID of the schema strata's tables are in.
+const mainNamespace = "(SELECT oid FROM system.pg_catalog.pg_namespace WHERE nspname = 'main')"
+
+// pgClassSelect is pg_class as PostgreSQL 15 has it, for strata's tables
+// under the OIDs psql sees (tableOIDs). DuckDB's has other OIDs, which
+// its pg_attribute joins on with DuckDB's type ids.
+func pgClassSelect() string {
+	var rows []string
+	for _, t := range schema.Tables() {
+		rows = append(rows, fmt.Sprintf("(%d, '%s', %d)", tableOIDs[t.Name], t.Name, t.Schema.NumFields()))
+	}
+	return `SELECT oid, relname, ` + mainNamespace + ` AS relnamespace, 0 AS reltype, 0 AS reloftype, 10 AS relowner,
+		2 AS relam, oid AS relfilenode, 0 AS reltablespace, 0 AS relpages, -1::FLOAT AS reltuples, 0 AS relallvisible,
+		0 AS reltoastrelid, false AS relhasindex, false AS relisshared, 'p' AS relpersistence, 'r' AS relkind,
+		relnatts::SMALLINT AS relnatts, 0::SMALLINT AS relchecks, false AS relhasrules, false AS relhastriggers,
+		false AS relhassubclass, false AS relrowsecurity, false AS relforcerowsecurity, true AS relispopulated,
+		'd' AS relreplident, false AS relispartition, 0 AS relrewrite, 0 AS relfrozenxid, 0 AS relminmxid,
+		NULL::VARCHAR[] AS relacl, NULL::VARCHAR[] AS reloptions, NULL::VARCHAR AS relpartbound
+		FROM (VALUES ` + strings.Join(rows, ", ") + `) t(oid, relname, relnatts)`
+}
+
+// pgAttributeSelect is pg_attribute as PostgreSQL 15 has it for the
+// columns of strata's tables: atttypid is the type OID a query sends for
+// the column (DuckDB's holds its own type ids, so JDBC tools, which join
+// it with pg_type, lost every timestamp, boolean and array column).
+func pgAttributeSelect() string {
+	base := map[uint32]int{}
+	for i, t := range pgBaseTypes {
+		base[t.oid] = i
+	}
+	var rows []string
+	for _, t := range schema.Tables() {
+		for i, f := range t.Schema.Fields() {
+			oid := pgColumnFor(f.Type).oid
+			length, byval, align, storage, collation, dims := -1, false, "i", "x", 0, 0
+			if elem, ok := elemOIDs[oid]; ok {
+				dims = 1
+				if b := pgBaseTypes[base[elem]]; b.align == "d" {
+					align = "d"
+				}
+				collation = pgBaseTypes[base[elem]].collation
+			} else if k, ok := base[oid]; ok {
+				b := pgBaseTypes[k]
+				length, byval, align, storage, collation = b.len, b.byval, b.align, b.stg, b.collation
+			}
+			rows = append(rows, fmt.Sprintf("(%d, '%s', %d, %d, %d, %d, %t, '%s', '%s', %t, %d)",
+				tableOIDs[t.Name], f.Name, oid, length, i+1, dims, byval, align, storage, !f.Nullable, collation))
+		}
+	}
+	return `SELECT attrelid, attname, atttypid, -1 AS attstattarget, attlen::SMALLINT AS attlen, attnum::SMALLINT AS attnum,
+		attndims, -1 AS attcacheoff, -1 AS atttypmod, attbyval, attalign, attstorage, '' AS attcompression, attnotnull,
+		false AS atthasdef, false AS atthasmissing, '' AS attidentity, '' AS attgenerated, false AS attisdropped,
+		true AS attislocal, 0 AS attinhcount, attcollation, NULL::VARCHAR[] AS attacl, NULL::VARCHAR[] AS attoptions,
+		NULL::VARCHAR[] AS attfdwoptions, NULL::VARCHAR AS attmissingval
+		FROM (VALUES ` + strings.Join(rows, ", ") + `) t(attrelid, attname, atttypid, attlen, attnum, attndims, attbyval,
+		attalign, attstorage, attnotnull, attcollation)`
+}
+
 func newPGCatalog(ctx context.Context, query *engine.DB) (*pgCatalog, error) {
 	// Beside the query engine's spill directory, in the data dir rather
 	// than /tmp, where a killed process's would pile up.
@@ -171,6 +231,12 @@ func newPGCatalog(ctx context.Context, query *engine.DB) (*pgCatalog, error) {
 		// psql's \dd and \sf.
 		`CREATE MACRO pg_opclass_is_visible(x) AS true`,
 		`CREATE MACRO pg_opfamily_is_visible(x) AS true`,
+		// What admin tools ask at connect (DBeaver, pgAdmin).
+		fmt.Sprintf(`CREATE MACRO pg_backend_pid() AS %d`, os.Getpid()),
+		`CREATE MACRO pg_is_in_recovery() AS false`,
+		`CREATE MACRO pg_total_relation_size(x) AS NULL::BIGINT`,
+		`CREATE MACRO pg_relation_size(x) AS NULL::BIGINT`,
+		toRegclassMacro(),
 		`CREATE MACRO pg_get_functiondef(x) AS error('function definitions are not shown here: strata has no functions of its own; see DuckDB''s documentation for the built-in ones')`,
 		// version(), current_database() and current_setting() are
 		// DuckDB's own; queries call these instead (rewriteCatalogTree).
@@ -327,7 +393,8 @@ func (c *pgCatalog) close() error {
 	return err
 }
 
-var catalogQuery = regexp.MustCompile(`(?i)\b(pg_catalog|information_schema|pg_(` + pgCatalogTables + `)|current_setting|current_schema|current_database|has_table_privilege)\b|\bversion\s*\(\s*\)`)
+var catalogQuery = regexp.MustCompile(`(?i)\b(pg_catalog|information_schema|pg_(` + pgCatalogTables + `)|current_setting|current_schema|current_database|has_table_privilege|` +
+	`pg_backend_pid|pg_is_in_recovery|to_regclass|regclass|pg_total_relation_size|pg_relation_size)\b|\bversion\s*\(\s*\)`)
 
 // pgCatalogTables are the pg_catalog tables and views clients query by
 // bare name. A data query may well use other pg_ words (pg_typeof, an
@@ -397,7 +464,78 @@ var (
 	// type ids, which its pg_attribute holds.
 	psqlDescribeTypes = regexp.MustCompile(`pg_catalog\.format_type\(tp, tpm\)`)
 	regTypeCasts      = regexp.MustCompile(`(?i)::(regclass|regtype|regproc|regnamespace|oid)\b`)
+	// regclassLiteral is a relation named by a string: 'records'::regclass.
+	regclassLiteral = regexp.MustCompile(`(?i)'((?:[^']|'')*)'\s*::\s*regclass\b`)
 )
+
+// systemRelations are PostgreSQL's OIDs of the catalog tables tools name
+// with regclass (pg_description.classoid = 'pg_class'::regclass, psql's
+// 'pg_catalog.pg_extension'::regclass).
+var systemRelations = map[string]int{"pg_default_acl": 826, "pg_tablespace": 1213, "pg_shdepend": 1214,
+	"pg_type": 1247, "pg_attribute": 1249, "pg_proc": 1255, "pg_class": 1259, "pg_authid": 1260,
+	"pg_auth_members": 1261, "pg_database": 1262, "pg_foreign_server": 1417, "pg_user_mapping": 1418,
+	"pg_sequence": 2224, "pg_foreign_data_wrapper": 2328, "pg_shdescription": 2396, "pg_aggregate": 2600,
+	"pg_am": 2601, "pg_amop": 2602, "pg_amproc": 2603, "pg_attrdef": 2604, "pg_cast": 2605, "pg_constraint": 2606,
+	"pg_conversion": 2607, "pg_depend": 2608, "pg_description": 2609, "pg_index": 2610, "pg_inherits": 2611,
+	"pg_language": 2612, "pg_largeobject": 2613, "pg_namespace": 2615, "pg_opclass": 2616, "pg_operator": 2617,
+	"pg_rewrite": 2618, "pg_statistic": 2619, "pg_trigger": 2620, "pg_opfamily": 2753, "pg_extension": 3079,
+	"pg_policy": 3256, "pg_partitioned_table": 3350, "pg_statistic_ext": 3381, "pg_collation": 3456,
+	"pg_event_trigger": 3466, "pg_enum": 3501, "pg_range": 3541, "pg_transform": 3576, "pg_ts_dict": 3600,
+	"pg_ts_parser": 3601, "pg_ts_config": 3602, "pg_ts_template": 3764, "pg_subscription": 6100, "pg_publication": 6104}
+
+// relationOID is the OID of a relation named as regclass takes it
+// (main.records, "records", pg_catalog.pg_class), and whether it is one.
+func relationOID(name string) (int, bool) {
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		name = name[i+1:]
+	}
+	if n, ok := strings.CutPrefix(name, `"`); ok {
+		name = strings.TrimSuffix(n, `"`)
+	} else {
+		name = strings.ToLower(name)
+	}
+	if oid, ok := tableOIDs[name]; ok {
+		return oid, true
+	}
+	if oid, ok := systemRelations[name]; ok {
+		return oid, true
+	}
+	// Another of PostgreSQL's catalogs: one no row refers to.
+	return 0, strings.HasPrefix(name, "pg_")
+}
+
+// toRegclassMacro is to_regclass(name): the OID of a relation, NULL if
+// there is none.
+func toRegclassMacro() string {
+	var when []string
+	for _, m := range []map[string]int{tableOIDs, systemRelations} {
+		for name, oid := range m {
+			when = append(when, fmt.Sprintf("WHEN '%s' THEN %d", name, oid))
+		}
+	}
+	slices.Sort(when)
+	return "CREATE MACRO to_regclass(x) AS CASE regexp_replace(lower(replace(x, '\"', '')), '^.*[.]', '') " +
+		strings.Join(when, " ") + " END"
+}
+
+// regclassOIDs writes each relation named by a string cast to regclass
+// as its OID (the cast was dropped, leaving a string compared with an
+// OID: "Could not convert string 'metrics' to INT64"); a relation that
+// does not exist is refused, as PostgreSQL refuses it.
+func regclassOIDs(sql string) (string, error) {
+	var missing error
+	sql = regclassLiteral.ReplaceAllStringFunc(sql, func(m string) string {
+		name := strings.ReplaceAll(regclassLiteral.FindStringSubmatch(m)[1], "''", "'")
+		if oid, ok := relationOID(name); ok {
+			return strconv.Itoa(oid)
+		}
+		if missing == nil {
+			missing = &pgError{code: "42P01", msg: fmt.Sprintf("relation %q does not exist", name)}
+		}
+		return m
+	})
+	return sql, missing
+}
 
 // answer handles a catalog query: ok is false for queries about data. A
 // query that runs holds a slot of lim until its result is released, and
@@ -505,6 +643,10 @@ func (c *pgCatalog) run(ctx context.Context, lim *Limiter, sql string) (*pgResul
 	sql = operatorPG.ReplaceAllString(sql, "$1")
 	sql = collatePG.ReplaceAllString(sql, "")
 	sql = castPGType.ReplaceAllString(sql, "$1")
+	sql, err := regclassOIDs(sql)
+	if err != nil {
+		return nil, err
+	}
 	sql = regTypeCasts.ReplaceAllString(sql, "")
 	// DuckDB lists each schema once per attached database (memory, system,
 	// temp); PostgreSQL clients expect one database's.

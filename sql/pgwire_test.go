@@ -2542,3 +2542,49 @@ func TestPG_KeysRegexAndNumericAsPostgreSQL(t *testing.T) {
 		}
 	}
 }
+
+// pg_attribute holds PostgreSQL's type OIDs for strata's columns, under
+// the table OIDs pg_class and regclass give, so a JDBC tool's column
+// listing (pg_class ⋈ pg_attribute ⋈ pg_type) finds every column with
+// the type information_schema names (QA: DuckDB's type ids lost 12 of
+// records' 54 columns and made duration an int4).
+func TestPG_CatalogColumnsCarryPostgreSQLTypes(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c := pgConnect(t, startPG(t, e), pgx.QueryExecModeSimpleProtocol)
+	ctx := context.Background()
+	columns := func(q string) []string {
+		rows, err := c.Query(ctx, q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+			var table, col, typ string
+			err := r.Scan(&table, &col, &typ)
+			return table + "." + col + " " + typ, err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	jdbc := columns(`SELECT c.relname::text, a.attname::text, t.typname::text FROM pg_catalog.pg_namespace n
+		JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+		JOIN pg_catalog.pg_type t ON a.atttypid = t.oid
+		WHERE c.relkind IN ('r', 'p', 'v', 'f', 'm') AND a.attnum > 0 AND NOT a.attisdropped ORDER BY c.relname, a.attnum`)
+	info := columns(`SELECT table_name::text, column_name::text, udt_name::text FROM information_schema.columns
+		WHERE table_name IN ('records', 'metrics') ORDER BY table_name, ordinal_position`)
+	if len(jdbc) < 60 || !slices.Equal(jdbc, info) {
+		t.Fatalf("pg_attribute's columns and types (%d):\n%v\ninformation_schema's (%d):\n%v", len(jdbc), jdbc, len(info), info)
+	}
+	var same, n int
+	var reg any
+	if err := c.QueryRow(ctx, `SELECT count(*) FILTER (WHERE c.oid = 'records'::regclass AND c.oid = to_regclass('main.records')),
+		count(*) FROM pg_class c WHERE relname = 'records'`).Scan(&same, &n); err != nil || same != 1 || n != 1 {
+		t.Errorf("records' OID by regclass and to_regclass: %d of %d, %v", same, n, err)
+	}
+	err := c.QueryRow(ctx, `SELECT 'nope'::regclass`).Scan(&reg)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "42P01" {
+		t.Errorf("a relation that does not exist: %v, want 42P01", err)
+	}
+}
