@@ -76,6 +76,36 @@ type analysis struct {
 	anyTable bool
 	// names are PostgreSQL's names of the result's columns (pgNames).
 	names []string
+	// sql is the query to run instead of the text, if it was rewritten
+	// (aliasOneColumnFunctions).
+	sql string
+}
+
+// oneColumnFunctions are the set-returning functions of one column whose
+// alias in FROM names that column, as in PostgreSQL: FROM
+// json_array_elements_text(a) AS e, then SELECT e, is the element (in
+// DuckDB e would be the row, a struct).
+var oneColumnFunctions = map[string]bool{"json_array_elements": true, "jsonb_array_elements": true,
+	"json_array_elements_text": true, "jsonb_array_elements_text": true, "json_object_keys": true,
+	"jsonb_object_keys": true, "generate_series": true, "unnest": true}
+
+// aliasOneColumnFunctions gives the column of each aliased function of
+// oneColumnFunctions in FROM its alias, and says whether it did.
+func aliasOneColumnFunctions(stmt any) bool {
+	renamed := false
+	eachMap(stmt, func(v map[string]any) {
+		if v["type"] != "TABLE_FUNCTION" {
+			return
+		}
+		alias, _ := v["alias"].(string)
+		cols, _ := v["column_name_alias"].([]any)
+		fn, _ := v["function"].(map[string]any)
+		if alias != "" && len(cols) == 0 && oneColumnFunctions[ident(fn["function_name"])] {
+			v["column_name_alias"] = []any{alias}
+			renamed = true
+		}
+	})
+	return renamed
 }
 
 // uses lists the tables read, in a fixed order.
@@ -127,6 +157,11 @@ func analyze(ctx context.Context, db *engine.DB, sql string) (*analysis, error) 
 	}
 	a.bounds(stmts[0])
 	a.unboundedReadings(stmts[0])
+	if aliasOneColumnFunctions(stmts[0]) {
+		if a.sql, err = db.Deparse(ctx, tree); err != nil {
+			return nil, err
+		}
+	}
 	a.names = pgNames(stmts[0])
 	if used := usedColumns(stmts[0]); used != nil {
 		a.columns = make([]string, 0, len(used))

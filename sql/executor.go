@@ -227,6 +227,9 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 	if err != nil {
 		return nil, unpin, err
 	}
+	if a.sql != "" {
+		text = a.sql
+	}
 	q := engine.Query{SQL: explain + text, Files: map[string][]engine.File{}, Fresh: map[string][]arrow.RecordBatch{}, Where: map[string]string{},
 		Timeout: req.Timeout}
 	var stats Stats

@@ -514,8 +514,12 @@ func (e *Executor) describeTree(ctx context.Context, tree map[string]any, user s
 	if err != nil {
 		return nil, err
 	}
-	if _, err := analyze(ctx, e.Engine, sql); err != nil {
+	a, err := analyze(ctx, e.Engine, sql)
+	if err != nil {
 		return nil, repoint(err, sql, user)
+	}
+	if a.sql != "" {
+		sql = a.sql
 	}
 	wrapped := "SELECT * FROM (" + sql + ") LIMIT 0"
 	rows, err := e.Engine.Query(ctx, engine.Query{SQL: wrapped, Files: map[string][]engine.File{schema.Records: nil, schema.Metrics: nil}})
@@ -523,9 +527,5 @@ func (e *Executor) describeTree(ctx context.Context, tree map[string]any, user s
 		return nil, repoint(err, wrapped, user)
 	}
 	defer rows.Release()
-	stmts, _ := tree["statements"].([]any)
-	if len(stmts) != 1 {
-		return rows.Schema(), nil
-	}
-	return withNames(rows.Schema(), pgNames(stmts[0])), nil
+	return withNames(rows.Schema(), a.names), nil
 }

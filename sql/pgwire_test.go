@@ -2588,3 +2588,17 @@ func TestPG_CatalogColumnsCarryPostgreSQLTypes(t *testing.T) {
 		t.Errorf("a relation that does not exist: %v, want 42P01", err)
 	}
 }
+
+// The alias of a one-column set-returning function in FROM names its
+// column, as in PostgreSQL (QA: e was the row, {"value":"1"}).
+func TestPG_OneColumnFunctionAliasesAsPostgreSQL(t *testing.T) {
+	answersAsPostgreSQL(t,
+		`SELECT e FROM json_array_elements_text('["1", "x"]') e`,
+		`SELECT e::text FROM jsonb_array_elements('[1, "x"]') AS e`,
+		`SELECT k FROM json_object_keys('{"b": 1, "a": 2}') k ORDER BY k`,
+		`SELECT g, g * 2 FROM generate_series(1, 3) g`,
+		`SELECT u FROM unnest(ARRAY[5, 6]) AS u ORDER BY u DESC`,
+		`SELECT x.g FROM generate_series(1, 2) AS x(g)`,
+		`SELECT count(*) FROM (VALUES ('[1, 2]'), ('[3]')) v(j), json_array_elements_text(v.j::json) e WHERE e::int > 1`,
+	)
+}
