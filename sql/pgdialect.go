@@ -22,10 +22,11 @@ func normalizeSQL(sql string) string {
 // ANY, ALL or SOME, is cast to an array type ('{1,2}'::int[]), or is the
 // operand of CAST(… AS type[]). DuckDB cannot cast that text to a list
 // (= ANY('{a,b}') failed with "UNNEST not supported here"). Elements stay
-// strings, which a cast converts; in ANY/ALL/SOME, where PostgreSQL types
-// the array as the other operand, a list of numbers is written as numbers
-// (DuckDB does not compare an integer with a string). Nested arrays are
-// left as written.
+// strings, which a cast converts. x = ANY('{…}') and x <> ALL('{…}')
+// become x IN (…) and x NOT IN (…) of strings, which DuckDB reads as x's
+// type, as PostgreSQL types the array (membership); with other operators
+// (> ANY), a list of numbers is written as numbers (DuckDB does not
+// compare an integer with a string). Nested arrays are left as written.
 func pgArrayLiterals(s string) string {
 	if !strings.Contains(s, "{") {
 		return s
@@ -47,6 +48,18 @@ func pgArrayLiterals(s string) string {
 		}
 		if cast, ok := arrayLiteralContext(b, i, end); ok && b[i] != 'E' && b[i] != 'e' {
 			if elems, err := textArray(text, oidText); err == nil { // else left as written
+				if from, to, not, ok := membership(b, i, end); ok && !cast && len(elems) > 0 {
+					out.WriteString(s[last:from])
+					if from > 0 && !isSpace(s[from-1]) {
+						out.WriteByte(' ')
+					}
+					if not {
+						out.WriteString("NOT ")
+					}
+					out.WriteString("IN (" + strings.Join(sqlLiterals(elems), ", ") + ")")
+					last, i = to, to-1
+					continue
+				}
 				out.WriteString(s[last:i])
 				out.WriteString(listLiteral(elems, !cast))
 				last = end
@@ -59,6 +72,55 @@ func pgArrayLiterals(s string) string {
 	}
 	out.WriteString(s[last:])
 	return out.String()
+}
+
+// membership finds = ANY('{…}') (or SOME) and <> ALL('{…}') (or !=)
+// around the literal b[lit:end]: from where the operator starts to past
+// the closing parenthesis, and whether it is the negated form. As IN and
+// NOT IN, the elements stay strings that DuckDB reads as the other
+// operand's type, as PostgreSQL types the array: a list compared an
+// integer with strings, or numbers with a text column, and failed.
+func membership(b string, lit, end int) (from, to int, not, ok bool) {
+	close := skipSpace(b, end)
+	open := lit - 1
+	for open >= 0 && isSpace(b[open]) {
+		open--
+	}
+	if close >= len(b) || b[close] != ')' || open < 0 || b[open] != '(' {
+		return 0, 0, false, false
+	}
+	w := open - 1
+	for w >= 0 && isSpace(b[w]) {
+		w--
+	}
+	k := w
+	for k >= 0 && engine.IsIdentByte(b[k]) {
+		k--
+	}
+	word := strings.ToUpper(b[k+1 : w+1])
+	o := k
+	for o >= 0 && isSpace(b[o]) {
+		o--
+	}
+	switch {
+	case (word == "ANY" || word == "SOME") && o >= 0 && b[o] == '=' && (o == 0 || !strings.ContainsRune("<>!=:", rune(b[o-1]))):
+		return o, close + 1, false, true
+	case word == "ALL" && o >= 1 && (b[o-1:o+1] == "<>" || b[o-1:o+1] == "!="):
+		return o - 1, close + 1, true, true
+	}
+	return 0, 0, false, false
+}
+
+// sqlLiterals writes elements as SQL string literals (NULL for nil).
+func sqlLiterals(elems []*string) []string {
+	out := make([]string, len(elems))
+	for k, e := range elems {
+		out[k] = "NULL"
+		if e != nil {
+			out[k] = quoteLiteral(*e)
+		}
+	}
+	return out
 }
 
 // arrayLiteralContext says whether the literal b[from:to] is where an
@@ -115,15 +177,14 @@ func listLiteral(elems []*string, numbers bool) string {
 			numbers = false
 		}
 	}
+	if !numbers {
+		return "[" + strings.Join(sqlLiterals(elems), ", ") + "]"
+	}
 	parts := make([]string, len(elems))
 	for k, e := range elems {
-		switch {
-		case e == nil:
-			parts[k] = "NULL"
-		case numbers:
+		parts[k] = "NULL"
+		if e != nil {
 			parts[k] = *e
-		default:
-			parts[k] = quoteLiteral(*e)
 		}
 	}
 	return "[" + strings.Join(parts, ", ") + "]"

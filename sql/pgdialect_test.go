@@ -37,10 +37,11 @@ func TestPgArrows_BindTighterThanComparisons(t *testing.T) {
 
 func TestPgArrayLiterals_BecomeLists(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
-		{`WHERE s = ANY('{a,b}')`, `WHERE s = ANY(['a', 'b'])`},
-		{`WHERE n IN (1) OR n = ANY('{1, 2.5,NULL}') OR n = ANY('{1,x}')`, `WHERE n IN (1) OR n = ANY([1, 2.5, NULL]) OR n = ANY(['1', 'x'])`},
-		{"WHERE n = ANY('{\t1,\n2 }') OR n = ANY('{Inf,1}')", "WHERE n = ANY([1, 2]) OR n = ANY(['Inf', '1'])"},
-		{`WHERE s <> all ( '{ a , "b c",NULL, "x\"y", "NULL"}' )`, `WHERE s <> all ( ['a', 'b c', NULL, 'x"y', 'NULL'] )`},
+		{`WHERE s = ANY('{a,b}')`, `WHERE s IN ('a', 'b')`},
+		{`WHERE n IN (1) OR n = ANY('{1, 2.5,NULL}') OR n = some('{1,x}')`, `WHERE n IN (1) OR n IN ('1', '2.5', NULL) OR n IN ('1', 'x')`},
+		{"WHERE n = ANY('{\t1,\n2 }') OR n > ANY('{1, 2}') OR n >= ALL('{Inf,1}')", "WHERE n IN ('1', '2') OR n > ANY([1, 2]) OR n >= ALL(['Inf', '1'])"},
+		{`WHERE s <> all ( '{ a , "b c",NULL, "x\"y", "NULL"}' ) AND t!=ALL('{1}') AND u = ANY('{}')`,
+			`WHERE s NOT IN ('a', 'b c', NULL, 'x"y', 'NULL') AND t NOT IN ('1') AND u = ANY([])`},
 		{`SELECT '{1,2}'::int[], '{}'::text [], CAST('{1.5}' AS double precision[])`, `SELECT ['1', '2']::int[], []::text [], CAST(['1.5'] AS double precision[])`},
 		{`SELECT '{it''s}'::text[]`, `SELECT ['it''s']::text[]`},
 		// Not an array where one is meant, nested, or not an array literal: as written.

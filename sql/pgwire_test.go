@@ -2249,6 +2249,10 @@ func TestPG_ArrayLiteralsAsPostgreSQL(t *testing.T) {
 		"SELECT 'a' = ANY('{a,b}'), 'c' = ANY('{a,b}'), 'a' <> ALL('{b, \"c d\"}'), 2 = ANY('{1,2}')",
 		"SELECT '{1,2,NULL}'::int[], CAST('{x,\"y z\"}' AS text[]), '{}'::bigint[], '{1.5, 2}'::float8[]",
 		"SELECT count(*) FROM (VALUES ('a'), ('b'), ('c')) v(s) WHERE s = ANY('{a,c}')",
+		// The array takes the other operand's type (QA: a text column
+		// against '{1,2}' failed, and '01' = ANY('{1}') was true).
+		"SELECT '01' = ANY('{1}'), '1.0' = SOME('{1,2}'), 2 = ANY('{1,2}'), 2.5::float8 = ANY('{2.5}'), 3 <> ALL('{1,2}'), ('b' <> ALL('{a,NULL}')) IS NULL",
+		"SELECT count(*) FROM (VALUES ('1'), ('2'), ('x')) v(s) WHERE s = ANY('{1,2}') OR s != ALL('{1,2,x}')",
 	)
 }
 
