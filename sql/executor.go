@@ -1,6 +1,7 @@
 package sql
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -72,6 +73,10 @@ type Request struct {
 	// Timeout, when shorter than the server's query timeout, bounds this
 	// query instead (PostgreSQL's statement_timeout; 0: the server's).
 	Timeout time.Duration `json:"-"`
+	// Written is the statement as the client wrote it, when SQL is its
+	// rewrite with parameters bound: its quotes decide which names of
+	// PGNames are folded to lower case (foldUnquoted). Empty: SQL.
+	Written string `json:"-"`
 }
 
 // Stats describe what a query read.
@@ -286,7 +291,7 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 	}
 	res = &Result{Rows: rows, Stats: stats}
 	if explain == "" {
-		res.PGNames = a.names
+		res.PGNames = foldUnquoted(a.names, cmp.Or(req.Written, req.SQL))
 	}
 	return res, unpin, nil
 }

@@ -527,5 +527,8 @@ func (e *Executor) describeTree(ctx context.Context, tree map[string]any, user s
 		return nil, repoint(err, wrapped, user)
 	}
 	defer rows.Release()
-	return withNames(rows.Schema(), a.names), nil
+	// Named from the tree, against the client's text: the deparsed text
+	// quotes no alias, so it cannot tell which were quoted.
+	stmts, _ := tree["statements"].([]any)
+	return withNames(rows.Schema(), foldUnquoted(pgNames(stmts[0]), user)), nil
 }

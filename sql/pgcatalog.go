@@ -540,7 +540,7 @@ func regclassOIDs(sql string) (string, error) {
 // answer handles a catalog query: ok is false for queries about data. A
 // query that runs holds a slot of lim until its result is released, and
 // stops with ctx.
-func (c *pgCatalog) answer(ctx context.Context, lim *Limiter, sql string) (*pgResult, bool, error) {
+func (c *pgCatalog) answer(ctx context.Context, lim *Limiter, sql, written string) (*pgResult, bool, error) {
 	if !c.isCatalogQuery(ctx, sql) {
 		return nil, false, nil
 	}
@@ -611,7 +611,7 @@ func (c *pgCatalog) answer(ctx context.Context, lim *Limiter, sql string) (*pgRe
 		return constResult([]string{"Name", "Owner", "Encoding", "Collate", "Ctype", "ICU Locale", "Locale Provider", "Access privileges"},
 			[][]string{{"strata", "strata", "UTF8", "C", "C", nullText, "libc", nullText}}), true, nil
 	}
-	res, err := c.run(ctx, lim, sql)
+	res, err := c.run(ctx, lim, sql, written)
 	if err != nil {
 		// A catalog table strata does not have (pg_policy, pg_inherits…)
 		// gets an empty result: the client asked about features strata
@@ -638,7 +638,7 @@ func tableByOID(oid string) *schema.Table {
 // run checks a catalog query against the sandbox, rewrites it for DuckDB
 // and runs it on the catalog DB, holding a slot of lim while its result
 // is open.
-func (c *pgCatalog) run(ctx context.Context, lim *Limiter, sql string) (*pgResult, error) {
+func (c *pgCatalog) run(ctx context.Context, lim *Limiter, sql, written string) (*pgResult, error) {
 	sql = pgJSONAggregates(sql)
 	sql = operatorPG.ReplaceAllString(sql, "$1")
 	sql = collatePG.ReplaceAllString(sql, "")
@@ -661,7 +661,7 @@ func (c *pgCatalog) run(ctx context.Context, lim *Limiter, sql string) (*pgResul
 	if len(stmts) != 1 {
 		return nil, &engine.QueryError{Msg: fmt.Sprintf("send one query at a time; this text holds %d statements", len(stmts))}
 	}
-	names := pgNames(stmts[0]) // before the rewrite renames pg_catalog functions
+	names := foldUnquoted(pgNames(stmts[0]), written) // before the rewrite renames pg_catalog functions
 	c.rewriteCatalogTree(tree)
 	if err := (&analysis{anyTable: true}).check(stmts[0], nil); err != nil {
 		return nil, &engine.QueryError{Msg: err.msg}

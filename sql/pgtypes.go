@@ -580,6 +580,19 @@ func pgNames(stmt any) []string {
 	return names
 }
 
+// foldUnquoted lower-cases the names written without quotes in sql, as
+// PostgreSQL folds unquoted identifiers (SELECT 1 AS Foo names its column
+// foo; DuckDB keeps Foo). A name sql holds in double quotes keeps its
+// case.
+func foldUnquoted(names []string, sql string) []string {
+	for i, n := range names {
+		if l := strings.ToLower(n); l != n && !strings.Contains(sql, `"`+n+`"`) {
+			names[i] = l
+		}
+	}
+	return names
+}
+
 // nodeOf is the query node of a parsed statement.
 func nodeOf(stmt any) map[string]any {
 	m, _ := stmt.(map[string]any)
@@ -642,6 +655,10 @@ func figureName(m map[string]any) string {
 		}
 	case "CASE":
 		return "case"
+	case "WINDOW": // row_number() OVER (…)
+		if n, _ := m["function_name"].(string); n != "" {
+			return n
+		}
 	}
 	return "?column?"
 }

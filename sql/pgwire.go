@@ -883,10 +883,14 @@ func (sess *pgSession) runQuery(sql string, timeout time.Duration) (*pgResult, e
 	}
 	ctx, cancel := sess.queryContext()
 	ctx = sess.slotWait(ctx)
-	res, ok, err := sess.srv.catalog.answer(ctx, sess.srv.exec.Limiter, sql)
+	written := stmt // whose quotes decide the columns' names
+	if sess.running != nil {
+		written = sess.running.text
+	}
+	res, ok, err := sess.srv.catalog.answer(ctx, sess.srv.exec.Limiter, sql, written)
 	if !ok {
 		var rows *Result
-		if rows, err = sess.srv.exec.Run(ctx, sess.project, Request{SQL: sql, Timeout: timeout}); err == nil {
+		if rows, err = sess.srv.exec.Run(ctx, sess.project, Request{SQL: sql, Timeout: timeout, Written: written}); err == nil {
 			res = &pgResult{rows: rows}
 		}
 	}
@@ -1604,7 +1608,7 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 				text = bound
 			}
 		}
-		if res, ok, err := sess.srv.catalog.answer(ctx, sess.srv.exec.Limiter, text); ok {
+		if res, ok, err := sess.srv.catalog.answer(ctx, sess.srv.exec.Limiter, text, st.sql); ok {
 			if err != nil {
 				return err
 			}

@@ -2066,8 +2066,13 @@ func TestPG_ColumnNamesAsPostgreSQL(t *testing.T) {
 		"SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x), percentile_disc(0.5) WITHIN GROUP (ORDER BY x), " +
 			"mode() WITHIN GROUP (ORDER BY x), to_char(now(), 'YYYY') FROM (VALUES (1.0)) v(x)",
 		"SELECT (SELECT 1 AS a), EXISTS (SELECT 1), (SELECT x FROM (VALUES (1)) v(x)), (SELECT count(*) FROM (VALUES (1)) v(x))",
+		// Unquoted names fold to lower case; window functions are named
+		// after themselves (QA).
+		`SELECT 1 AS Foo, v.X, 2 AS "MiXed", x AS "Y" FROM (VALUES (1)) v(x)`,
+		"SELECT row_number() OVER (), lag(x) OVER (ORDER BY x), sum(x) OVER () FROM (VALUES (1)) v(x)",
 		// Catalog tables answer through their own path.
 		"SELECT count(*), max(nspname) FROM pg_catalog.pg_namespace",
+		`SELECT count(*) AS Total, max(nspname) AS "Last" FROM pg_catalog.pg_namespace`,
 	}
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
 		c := pgConnect(t, addr, mode)
@@ -2076,6 +2081,26 @@ func TestPG_ColumnNamesAsPostgreSQL(t *testing.T) {
 				t.Errorf("%v %s: columns %s, PostgreSQL names them %s", mode, q, got, want)
 			}
 		}
+	}
+	// A portal described after its parameters are bound (pgx's exec
+	// mode): the bound text, rewritten, has lost the quotes.
+	c := pgConnect(t, addr, pgx.QueryExecModeExec)
+	q := `SELECT $1::int AS Foo, $1::int AS "MiXed"`
+	var got, want []string
+	for _, conn := range []*pgx.Conn{c, real} {
+		rows, err := conn.Query(ctx, q, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, f := range rows.FieldDescriptions() {
+			out = append(out, f.Name)
+		}
+		rows.Close()
+		got, want = want, out
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("exec mode %s: columns %v, PostgreSQL names them %v", q, got, want)
 	}
 }
 
