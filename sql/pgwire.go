@@ -858,16 +858,53 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 			sort.Slice(rows, func(i, j int) bool { return rows[i][0] < rows[j][0] })
 			return constResult([]string{"name", "setting", "description"}, rows), nil
 		}
-		v, ok := sess.settings.current[name]
-		if !ok {
-			v, ok = showValues[name]
-		}
+		v, ok := sess.setting(name)
 		if !ok {
 			return nil, &pgError{code: "42704", msg: fmt.Sprintf("unrecognized configuration parameter %q", name)}
 		}
 		return constResult([]string{name}, [][]string{{v}}), nil
 	}
-	return sess.runQuery(sql, sess.settings.statementTimeout())
+	return sess.runQuery(sess.currentSettings(sql), sess.settings.statementTimeout())
+}
+
+// setting is a setting's value as SHOW gives it: the session's, or the
+// one strata fixes.
+func (sess *pgSession) setting(name string) (string, bool) {
+	if v, ok := sess.settings.current[name]; ok {
+		return v, true
+	}
+	v, ok := showValues[name]
+	return v, ok
+}
+
+// currentSetting matches current_setting('name'[, missing_ok]) on text
+// with literals blanked but their quotes kept.
+var currentSetting = regexp.MustCompile(`(?i)\bcurrent_setting\s*\(\s*'([^']*)'\s*(?:,\s*\w+\s*)?\)`)
+
+// currentSettings writes current_setting('name') as the session's value
+// of that setting, as SHOW gives it (QA: it answered only the values
+// strata fixes, so current_setting('application_name') failed after a
+// SET that SHOW saw). Other calls are left to the catalog's macro.
+func (sess *pgSession) currentSettings(sql string) string {
+	b := engine.BlankLiterals(sql)
+	ms := currentSetting.FindAllStringSubmatchIndex(b, -1)
+	if ms == nil {
+		return sql
+	}
+	var out strings.Builder
+	last := 0
+	for _, m := range ms {
+		name := strings.ToLower(strings.TrimSpace(sql[m[2]:m[3]]))
+		v, ok := sess.setting(name)
+		if !ok {
+			continue
+		}
+		out.WriteString(sql[last:m[0]])
+		out.WriteString(quoteLiteral(v))
+		last = m[1]
+	}
+	out.WriteString(sql[last:])
+	return out.String()
 }
 
 // runQuery runs a query (or a COPY of one) over the catalog or the data,
@@ -1602,7 +1639,7 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 		ctx = sess.slotWait(ctx)
 		// A catalog query runs to be described: its parameters bound to
 		// samples of their types, as data queries are described.
-		text := st.sql
+		text := sess.currentSettings(st.sql)
 		if len(oids) > 0 && len(text) <= longText && sess.srv.catalog.isCatalogQuery(ctx, text) {
 			if bound, err := sess.srv.exec.bindParams(ctx, text, sampleValues(oids), oids); err == nil {
 				text = bound
@@ -1620,7 +1657,7 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 		var schema *arrow.Schema
 		err := sess.statementWork(true, func(ctx context.Context) error {
 			var err error
-			schema, err = sess.srv.exec.describe(ctx, st.sql)
+			schema, err = sess.srv.exec.describe(ctx, text) // parameters unbound: not a catalog query
 			return err
 		})
 		if err != nil {

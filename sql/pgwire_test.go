@@ -2631,3 +2631,22 @@ func TestPG_OneColumnFunctionAliasesAsPostgreSQL(t *testing.T) {
 		`SELECT count(*) FROM (VALUES ('[1, 2]'), ('[3]')) v(j), json_array_elements_text(v.j::json) e WHERE e::int > 1`,
 	)
 }
+
+// current_setting gives the session's settings, as SHOW does (QA: only
+// the values strata fixes; application_name failed after a SET).
+func TestPG_CurrentSettingReadsTheSession(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	addr := startPG(t, e)
+	ctx := context.Background()
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+		c := pgConnect(t, addr, mode)
+		if _, err := c.Exec(ctx, "SET application_name = 'x y'"); err != nil {
+			t.Fatal(err)
+		}
+		var app, timeout, zone string
+		if err := c.QueryRow(ctx, "SELECT current_setting('application_name'), current_setting('statement_timeout'), current_setting('TimeZone')").
+			Scan(&app, &timeout, &zone); err != nil || app != "x y" || timeout != "0" || zone != "UTC" {
+			t.Errorf("%v: %q %q %q, %v", mode, app, timeout, zone, err)
+		}
+	}
+}
