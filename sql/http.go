@@ -61,7 +61,7 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 // parseRequest reads the query from a JSON body (POST) or the URL (GET).
 func parseRequest(w http.ResponseWriter, r *http.Request) (Request, *httpError) {
 	var req Request
-	if r.Method == http.MethodGet {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead { // HEAD: GET's headers
 		q := r.URL.Query()
 		req.SQL = q.Get("sql")
 		for name, dst := range map[string]**time.Time{"min_timestamp": &req.MinTimestamp, "max_timestamp": &req.MaxTimestamp} {

@@ -449,7 +449,11 @@ func floatColumn(oid uint32, get func(arrow.Array, int) float64) pgColumn {
 func appendPGFloat(b []byte, v float64, bits int) []byte {
 	e := strconv.AppendFloat(nil, v, 'e', -1, bits)
 	exp, _ := strconv.Atoi(string(e[bytes.IndexByte(e, 'e')+1:]))
-	if exp < -4 || exp >= 15 {
+	digits := 15 // DBL_DIG, and FLT_DIG for a real: where PostgreSQL switches to an exponent
+	if bits == 32 {
+		digits = 6
+	}
+	if exp < -4 || exp >= digits {
 		return append(b, e...)
 	}
 	return strconv.AppendFloat(b, v, 'f', -1, bits)

@@ -2650,3 +2650,24 @@ func TestPG_CurrentSettingReadsTheSession(t *testing.T) {
 		}
 	}
 }
+
+// Numbers are sent as PostgreSQL writes them in text (QA: a real of
+// 1234567 was sent as 1234567, PostgreSQL writes 1.234567e+06).
+func TestPG_FloatTextAsPostgreSQL(t *testing.T) {
+	real := realPostgres(t)
+	e := newEnv(t, envOptions{})
+	c := pgConnect(t, startPG(t, e), pgx.QueryExecModeSimpleProtocol)
+	ctx := context.Background()
+	q := "SELECT 1234567::float4, 123456::float4, 0.0001::float4, 0.00001::float4, 1.5::float4, " +
+		"1e15::float8, 123456789012345::float8, 0.0001::float8, 0.00001::float8, 1.5::float8"
+	text := func(c *pgx.Conn) string {
+		res, err := c.PgConn().Exec(ctx, q).ReadAll()
+		if err != nil || len(res) != 1 || len(res[0].Rows) != 1 {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return string(bytes.Join(res[0].Rows[0], []byte(" ")))
+	}
+	if got, want := text(c), text(real); got != want {
+		t.Errorf("%s:\n got %s\nwant %s", q, got, want)
+	}
+}

@@ -133,6 +133,12 @@ func TestQuery_FormatsAndStats(t *testing.T) {
 	if g.status != 200 || num(g.Rows[0][0]) != 5 {
 		t.Fatalf("GET: %d %v %s", g.status, g.Rows, g.Error)
 	}
+	// HEAD answers as GET does, without the body (QA: 400, read as a POST).
+	rec := httptest.NewRecorder()
+	e.exec.Handler().ServeHTTP(rec, httptest.NewRequest("HEAD", "/v1/query?sql="+url.QueryEscape("SELECT 1"), nil))
+	if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
+		t.Errorf("HEAD: %d %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
 }
 
 func TestQuery_PruningByTimeAndTraceID(t *testing.T) {
