@@ -608,6 +608,12 @@ func sqlState(err error) (string, string) {
 			return "53200", msg
 		case strings.Contains(msg, "Binder Error") || strings.Contains(msg, "Catalog Error"):
 			return "42703", msg
+		case strings.Contains(msg, "Out of Range Error") || strings.Contains(msg, "Overflow"):
+			return "22003", msg // numeric_value_out_of_range
+		case strings.Contains(msg, "Conversion Error"):
+			return "22P02", msg // invalid_text_representation: 'x'::int
+		case strings.Contains(msg, "Division by zero"):
+			return "22012", msg
 		}
 		return "22000", msg
 	case errors.Is(err, ErrBusy):
@@ -862,9 +868,25 @@ func (sess *pgSession) run(sql string) (*pgResult, error) {
 		if !ok {
 			return nil, &pgError{code: "42704", msg: fmt.Sprintf("unrecognized configuration parameter %q", name)}
 		}
-		return constResult([]string{name}, [][]string{{v}}), nil
+		res := constResult([]string{showColumn(name)}, [][]string{{v}})
+		res.tag = "SHOW"
+		return res, nil
 	}
 	return sess.runQuery(sess.currentSettings(sql), sess.settings.statementTimeout())
+}
+
+// showColumn names SHOW's column as PostgreSQL does: after the setting,
+// spelled as PostgreSQL spells it (SHOW timezone gives "TimeZone").
+func showColumn(name string) string {
+	if name == "time zone" {
+		name = "timezone"
+	}
+	for pg, show := range pgSettingNames {
+		if show == name {
+			return pg
+		}
+	}
+	return name
 }
 
 // setting is a setting's value as SHOW gives it: the session's, or the
@@ -1162,6 +1184,9 @@ func (sess *pgSession) suspend(r *pgResult) {
 // or FETCH and the rows of this fetch.
 func (sess *pgSession) complete(r *pgResult) {
 	tag := "SELECT " + strconv.FormatInt(r.sent, 10)
+	if r.tag != "" { // SHOW
+		tag = r.tag
+	}
 	if r.fetching {
 		tag = "FETCH " + strconv.FormatInt(r.sent-r.mark, 10)
 	}
@@ -1620,7 +1645,7 @@ func (sess *pgSession) describe(m *pgproto3.Describe) error {
 			sess.be.Send(params)
 			if name, ok := shownSetting(st.sql); ok {
 				// Named as running it names it.
-				names := []string{name}
+				names := []string{showColumn(name)}
 				if name == "all" {
 					names = []string{"name", "setting", "description"}
 				}

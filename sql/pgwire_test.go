@@ -112,6 +112,8 @@ func TestPG_PgxBothProtocolsAndTypes(t *testing.T) {
 			"SELECT * FORM records":                 "42601",
 			"SELECT * FROM read_csv('/etc/passwd')": "42501",
 			"SELECT nope FROM records":              "42703",
+			"SELECT 'x'::int":                       "22P02", // as PostgreSQL's (QA: 22000)
+			"SELECT 2147483647::int + 1":            "22003",
 		} {
 			_, err := c.Exec(ctx, sqlText)
 			var pe *pgconn.PgError
@@ -2073,6 +2075,8 @@ func TestPG_ColumnNamesAsPostgreSQL(t *testing.T) {
 		// Catalog tables answer through their own path.
 		"SELECT count(*), max(nspname) FROM pg_catalog.pg_namespace",
 		`SELECT count(*) AS Total, max(nspname) AS "Last" FROM pg_catalog.pg_namespace`,
+		// SHOW's column is the setting as PostgreSQL spells it.
+		"SHOW timezone", "SHOW TIME ZONE", "SHOW datestyle", "SHOW application_name", "SHOW transaction isolation level",
 	}
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
 		c := pgConnect(t, addr, mode)
@@ -2101,6 +2105,12 @@ func TestPG_ColumnNamesAsPostgreSQL(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("exec mode %s: columns %v, PostgreSQL names them %v", q, got, want)
+	}
+	// SHOW's command tag is SHOW.
+	for _, conn := range []*pgx.Conn{c, real} {
+		if tag, err := conn.Exec(ctx, "SHOW search_path"); err != nil || tag.String() != "SHOW" {
+			t.Errorf("SHOW's tag: %q %v", tag.String(), err)
+		}
 	}
 }
 
