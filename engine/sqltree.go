@@ -47,7 +47,10 @@ func (db *DB) Parse(ctx context.Context, sql string) (map[string]any, error) {
 		if pos, err := strconv.Atoi(fmt.Sprint(tree["position"])); err == nil {
 			msg += "\n" + PointAt(sql, pos)
 		}
-		return nil, &QueryError{Msg: "syntax error: " + msg}
+		if !strings.HasPrefix(msg, "syntax error") { // DuckDB's usually says so itself
+			msg = "syntax error: " + msg
+		}
+		return nil, &QueryError{Msg: msg}
 	}
 	return tree, nil
 }

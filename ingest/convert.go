@@ -89,8 +89,6 @@ func convert(items int, build func(rj *rejects) (arrow.RecordBatch, error)) (arr
 		}
 		return nil, rj.first
 	}
-	// rec may be nil with items left: they had nothing to store (metric
-	// points with no recorded value).
 	return rec, &PartialError{Rejected: rj.n, Err: rj.first}
 }
 

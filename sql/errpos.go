@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/strata-db/strata/engine"
 )
@@ -136,4 +137,47 @@ func occurrences(s, word string) []int {
 		}
 		i = p + len(w)
 	}
+}
+
+// positionIn finds where the pointer in msg (DuckDB's, or one repoint
+// moved) points in user, the text the client sent: the message without
+// the pointer, and the 1-based character position PostgreSQL's
+// ErrorResponse carries, from which psql and other tools draw their own
+// pointer. pos is 0, and msg as it is, when the place cannot be told:
+// the pointed line is not in user once, nor the word under the caret.
+func positionIn(msg, user string) (string, int) {
+	m := errContext.FindStringSubmatchIndex(msg)
+	if m == nil || user == "" {
+		return msg, 0
+	}
+	lineNo, _ := strconv.Atoi(msg[m[2]:m[3]])
+	shown := msg[m[4]:m[5]]
+	off := caretOffset(shown, caretColumn(m))
+	if off < 0 {
+		return msg, 0
+	}
+	body := strings.TrimSuffix(strings.TrimPrefix(shown, "..."), "...")
+	cut := 0
+	if strings.HasPrefix(shown, "...") {
+		cut = 3
+	}
+	pos := -1
+	if body != "" && off >= cut && off-cut <= len(body) {
+		if at := strings.Index(user, body); at >= 0 && strings.Count(user, body) == 1 {
+			pos = at + off - cut // the line as the client wrote it
+		} else if lines := strings.SplitAfter(user, "\n"); lineNo >= 1 && lineNo <= len(lines) {
+			if at := strings.Index(lines[lineNo-1], body); at >= 0 {
+				pos = len(strings.Join(lines[:lineNo-1], "")) + at + off - cut
+			}
+		}
+	}
+	if word := wordAt(shown, off); pos < 0 && word != "" {
+		if in := occurrences(user, word); len(in) == 1 {
+			pos = in[0] // a rewritten line, but a word found once
+		}
+	}
+	if pos < 0 || pos > len(user) {
+		return msg, 0
+	}
+	return strings.TrimRight(msg[:m[0]], "\n") + msg[m[1]:], utf8.RuneCountInString(user[:pos]) + 1
 }

@@ -103,6 +103,9 @@ type pgSession struct {
 	pid     uint32
 	secret  []byte
 	project string
+	// written is the text of the message being answered as the client
+	// sent it: an error's position is a place in it.
+	written string
 
 	mu      sync.Mutex
 	cancels map[*context.CancelFunc]bool // of its open queries: running, or portals not yet read to the end
@@ -128,6 +131,7 @@ type pgSession struct {
 
 type pgStatement struct {
 	sql       string
+	written   string   // as the client sent it, before pgOperators
 	paramOIDs []uint32 // as the client declared them (0: unspecified)
 	inferred  []uint32 // from the query
 }
@@ -154,7 +158,8 @@ func (st *pgStatement) paramTypes(n int) []uint32 {
 
 type pgPortal struct {
 	sql     string // with its parameters bound
-	text    string // as the client wrote it, where errors point
+	text    string // the statement, where errors point
+	written string // the statement as the client sent it (pgStatement)
 	formats []int16
 	result  *pgResult // opened by Describe, read by Execute
 	done    bool      // run to completion: Execute again returns no rows
@@ -479,6 +484,7 @@ func (sess *pgSession) loop() {
 		}
 		switch m := msg.(type) {
 		case *pgproto3.Query:
+			sess.written = m.String
 			if q, err := pgOperators(m.String); err != nil {
 				sess.sendError(err)
 			} else {
@@ -486,14 +492,18 @@ func (sess *pgSession) loop() {
 			}
 			sess.be.Send(&pgproto3.ReadyForQuery{TxStatus: sess.txStatus()})
 		case *pgproto3.Parse:
+			sess.written = m.Query
 			if m.Query, perr = pgOperators(m.Query); perr == nil {
-				perr = sess.parse(m)
+				perr = sess.parse(m, sess.written)
 			}
 		case *pgproto3.Bind:
+			sess.written = sess.writtenOf('S', m.PreparedStatement)
 			perr = sess.bind(m)
 		case *pgproto3.Describe:
+			sess.written = sess.writtenOf(m.ObjectType, m.Name)
 			perr = sess.describe(m)
 		case *pgproto3.Execute:
+			sess.written = sess.writtenOf('P', m.Portal)
 			perr = sess.execute(m)
 		case *pgproto3.Close:
 			if m.ObjectType == 'S' {
@@ -575,6 +585,21 @@ func (sess *pgSession) closeUnnamedPortal() {
 	}
 }
 
+// writtenOf is the text the client sent for a statement ('S') or a
+// portal ('P') of that name, empty if there is none.
+func (sess *pgSession) writtenOf(kind byte, name string) string {
+	if kind == 'S' {
+		if st := sess.stmts[name]; st != nil {
+			return st.written
+		}
+		return ""
+	}
+	if p := sess.portals[name]; p != nil {
+		return p.written
+	}
+	return ""
+}
+
 // pgError is an error with a SQLSTATE.
 type pgError struct {
 	code, msg string
@@ -640,7 +665,8 @@ func (sess *pgSession) sendError(err error) {
 		slog.Error("postgres wire: query failed", "err", err)
 	}
 	sess.txFailed = sess.inTx
-	sess.be.Send(&pgproto3.ErrorResponse{Severity: "ERROR", Code: code, Message: msg})
+	msg, pos := positionIn(msg, sess.written)
+	sess.be.Send(&pgproto3.ErrorResponse{Severity: "ERROR", Code: code, Message: msg, Position: int32(pos)})
 }
 
 // simpleQuery runs the statements of a Query message in turn.
@@ -1212,7 +1238,7 @@ func (sess *pgSession) statementWork(costly bool, fn func(ctx context.Context) e
 	return sess.srv.exec.bounded(sess.slotWait(ctx), fn)
 }
 
-func (sess *pgSession) parse(m *pgproto3.Parse) error {
+func (sess *pgSession) parse(m *pgproto3.Parse, written string) error {
 	if err := checkText(m.Query); err != nil {
 		return err
 	}
@@ -1228,7 +1254,7 @@ func (sess *pgSession) parse(m *pgproto3.Parse) error {
 	if n > 1 {
 		return &pgError{code: "42601", msg: "cannot insert multiple commands into a prepared statement"}
 	}
-	st := &pgStatement{sql: m.Query, paramOIDs: m.ParameterOIDs}
+	st := &pgStatement{sql: m.Query, written: written, paramOIDs: m.ParameterOIDs}
 	if n == 1 && !isSessionStatement(m.Query) && !isCopyOut(m.Query) {
 		err := sess.statementWork(len(m.Query) > longText, func(ctx context.Context) error {
 			oids, err := sess.srv.exec.paramTypes(ctx, m.Query)
@@ -1368,7 +1394,7 @@ func (sess *pgSession) bind(m *pgproto3.Bind) error {
 			return err
 		}
 	}
-	sess.portals[m.DestinationPortal] = &pgPortal{sql: sql, text: st.sql, formats: m.ResultFormatCodes}
+	sess.portals[m.DestinationPortal] = &pgPortal{sql: sql, text: st.sql, written: st.written, formats: m.ResultFormatCodes}
 	delete(sess.idleClosed, m.DestinationPortal)
 	sess.be.Send(&pgproto3.BindComplete{})
 	return nil
