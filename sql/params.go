@@ -111,7 +111,7 @@ var catalogOIDColumns = map[string]bool{
 var duckTypes = map[uint32]string{
 	oidBool: "BOOLEAN", oidInt2: "SMALLINT", oidInt4: "INTEGER", oidInt8: "BIGINT",
 	oidFloat4: "FLOAT", oidFloat8: "DOUBLE", oidDate: "DATE", oidTimestamp: "TIMESTAMP",
-	oidTimestamptz: "TIMESTAMP WITH TIME ZONE", oidInterval: "INTERVAL",
+	oidTimestamptz: "TIMESTAMP WITH TIME ZONE", oidInterval: "INTERVAL", oidTime: "TIME",
 }
 
 // castOIDs are the wire types of DuckDB's type names, for parameters
@@ -504,7 +504,7 @@ func sampleValues(oids []uint32) []*string {
 var paramSamples = map[uint32]string{
 	oidText: "", oidBool: "false", oidInt2: "0", oidInt4: "0", oidInt8: "0", oidFloat4: "0", oidFloat8: "0",
 	oidNumeric: "0", oidDate: "2000-01-01", oidTimestamp: "2000-01-01 00:00:00", oidTimestamptz: "2000-01-01 00:00:00+00",
-	oidInterval: "0 microseconds",
+	oidInterval: "0 microseconds", oidTime: "00:00:00",
 }
 
 // describeTree describes a parsed query whose parameters are bound; an

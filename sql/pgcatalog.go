@@ -106,6 +106,7 @@ var pgBaseTypes = []struct {
 	{oidFloat8, 1022, 8, true, true, "N", "d", "p", 0, "float8"},
 	{oidVarchar, 1015, -1, false, false, "S", "i", "x", 100, "varchar"},
 	{oidDate, 1182, 4, true, false, "D", "i", "p", 0, "date_"},
+	{oidTime, 1183, 8, true, false, "D", "d", "p", 0, "time_"},
 	{oidTimestamp, 1115, 8, true, false, "D", "d", "p", 0, "timestamp_"},
 	{oidTimestamptz, 1185, 8, true, true, "D", "d", "p", 0, "timestamptz_"},
 	{oidInterval, 1187, 16, false, true, "T", "d", "p", 0, "interval_"},

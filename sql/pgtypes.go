@@ -26,6 +26,7 @@ const (
 	oidFloat8      = 701
 	oidVarchar     = 1043
 	oidDate        = 1082
+	oidTime        = 1083
 	oidNumeric     = 1700
 	oidTimestamp   = 1114
 	oidTimestamptz = 1184
@@ -38,7 +39,7 @@ const (
 var arrayOIDs = map[uint32]uint32{
 	oidBool: 1000, oidInt2: 1005, oidInt4: 1007, oidText: 1009, oidVarchar: 1015, oidInt8: 1016,
 	oidFloat4: 1021, oidFloat8: 1022, oidTimestamp: 1115, oidDate: 1182, oidTimestamptz: 1185,
-	oidInterval: 1187, oidNumeric: 1231,
+	oidInterval: 1187, oidNumeric: 1231, oidTime: 1183,
 }
 
 var elemOIDs = func() map[uint32]uint32 {
@@ -222,6 +223,17 @@ func pgColumnFor(t arrow.DataType) pgColumn {
 				return []byte(`\x` + hexString(a.(*array.Binary).Value(i)))
 			},
 			bin: func(a arrow.Array, i int) []byte { return append([]byte(nil), a.(*array.Binary).Value(i)...) }}
+	case *arrow.Time64Type: // a time of day, in PostgreSQL's time (it was text, 01:02:03.000000)
+		micros := func(a arrow.Array, i int) int64 {
+			v := int64(a.(*array.Time64).Value(i))
+			if t.Unit == arrow.Nanosecond {
+				v /= 1000
+			}
+			return v
+		}
+		return pgColumn{oid: oidTime, size: 8,
+			text: func(a arrow.Array, i int) []byte { return appendPGTime(nil, micros(a, i)) },
+			bin:  func(a arrow.Array, i int) []byte { return binary.BigEndian.AppendUint64(nil, uint64(micros(a, i))) }}
 	case *arrow.Date32Type:
 		return pgColumn{oid: oidDate, size: 4,
 			text: func(a arrow.Array, i int) []byte {
@@ -516,6 +528,21 @@ func appendPGInterval(b []byte, v arrow.MonthDayNanoInterval) []byte {
 	return b
 }
 
+// appendPGTime writes a time of day in microseconds as PostgreSQL does:
+// HH:MM:SS, and a fraction only if there is one, without its trailing
+// zeros.
+func appendPGTime(b []byte, micros int64) []byte {
+	s := micros / 1_000_000
+	b = appendTwo(b, s/3600)
+	b = appendTwo(append(b, ':'), s/60%60)
+	b = appendTwo(append(b, ':'), s%60)
+	if f := micros % 1_000_000; f != 0 {
+		frac := strconv.AppendInt(nil, 1_000_000+f, 10)[1:] // six digits
+		b = append(append(b, '.'), bytes.TrimRight(frac, "0")...)
+	}
+	return b
+}
+
 // appendTwo writes n with at least two digits.
 func appendTwo(b []byte, n int64) []byte {
 	if n < 10 {
@@ -551,7 +578,7 @@ var pgTypeNames = map[uint32][2]string{
 	oidFloat4: {"real", "float4"}, oidFloat8: {"double precision", "float8"}, oidBytea: {"bytea", "bytea"}, oidDate: {"date", "date"},
 	oidTimestamp: {"timestamp without time zone", "timestamp"}, oidTimestamptz: {"timestamp with time zone", "timestamptz"},
 	oidInterval: {"interval", "interval"}, oidText: {"text", "text"}, oidVarchar: {"character varying", "varchar"},
-	oidNumeric: {"numeric", "numeric"}, oidJSON: {"json", "json"},
+	oidNumeric: {"numeric", "numeric"}, oidJSON: {"json", "json"}, oidTime: {"time without time zone", "time"},
 }
 
 // pgNames are the names PostgreSQL gives the columns of a parsed
@@ -672,7 +699,7 @@ func figureName(m map[string]any) string {
 var castNames = map[string]string{
 	"BOOLEAN": "bool", "SMALLINT": "int2", "INTEGER": "int4", "BIGINT": "int8", "FLOAT": "float4", "DOUBLE": "float8",
 	"DECIMAL": "numeric", "VARCHAR": "text", "DATE": "date", "TIMESTAMP": "timestamp",
-	"TIMESTAMP WITH TIME ZONE": "timestamptz", "INTERVAL": "interval",
+	"TIMESTAMP WITH TIME ZONE": "timestamptz", "INTERVAL": "interval", "TIME": "time",
 }
 
 // withNames is s with its fields renamed to names, when there is one for

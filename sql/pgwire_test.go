@@ -2264,8 +2264,8 @@ func TestPG_CatalogStandIns(t *testing.T) {
 // (review: text, json and every array were missing).
 func TestPG_TypesAsPostgreSQLListsThem(t *testing.T) {
 	// The scalar types strata sends and their arrays.
-	oids := "16, 17, 20, 21, 23, 25, 114, 700, 701, 1043, 1082, 1114, 1184, 1186, 1700, " +
-		"1000, 1001, 1005, 1007, 1009, 1015, 1016, 1021, 1022, 1115, 1182, 1185, 1187, 1231, 199"
+	oids := "16, 17, 20, 21, 23, 25, 114, 700, 701, 1043, 1082, 1083, 1114, 1184, 1186, 1700, " +
+		"1000, 1001, 1005, 1007, 1009, 1015, 1016, 1021, 1022, 1115, 1182, 1183, 1185, 1187, 1231, 199"
 	answersAsPostgreSQL(t,
 		`SELECT oid::int, typname::text, typnamespace::int, typlen::int, typbyval, typtype::text, typcategory::text,
 			typispreferred, typdelim::text, typelem::int, typarray::int, typinput::text, typoutput::text, typreceive::text,
@@ -2682,15 +2682,17 @@ func TestPG_CurrentSettingReadsTheSession(t *testing.T) {
 	}
 }
 
-// Numbers are sent as PostgreSQL writes them in text (QA: a real of
-// 1234567 was sent as 1234567, PostgreSQL writes 1.234567e+06).
-func TestPG_FloatTextAsPostgreSQL(t *testing.T) {
+// Numbers and times of day are sent as PostgreSQL writes them in text
+// (QA: a real of 1234567 was sent as 1234567, PostgreSQL writes
+// 1.234567e+06; a time was text, 01:02:03.000000), and typed as there.
+func TestPG_FloatAndTimeTextAsPostgreSQL(t *testing.T) {
 	real := realPostgres(t)
 	e := newEnv(t, envOptions{})
 	c := pgConnect(t, startPG(t, e), pgx.QueryExecModeSimpleProtocol)
 	ctx := context.Background()
 	q := "SELECT 1234567::float4, 123456::float4, 0.0001::float4, 0.00001::float4, 1.5::float4, " +
-		"1e15::float8, 123456789012345::float8, 0.0001::float8, 0.00001::float8, 1.5::float8"
+		"1e15::float8, 123456789012345::float8, 0.0001::float8, 0.00001::float8, 1.5::float8, " +
+		"'01:02:03'::time, '01:02:03.5'::time, '23:59:59.000123'::time"
 	text := func(c *pgx.Conn) string {
 		res, err := c.PgConn().Exec(ctx, q).ReadAll()
 		if err != nil || len(res) != 1 || len(res[0].Rows) != 1 {
@@ -2701,4 +2703,5 @@ func TestPG_FloatTextAsPostgreSQL(t *testing.T) {
 	if got, want := text(c), text(real); got != want {
 		t.Errorf("%s:\n got %s\nwant %s", q, got, want)
 	}
+	answersAsPostgreSQL(t, "SELECT '01:02:03.25'::time, t FROM (VALUES ('00:00:00'::time), ('12:34:56.000789'::time)) v(t)")
 }
