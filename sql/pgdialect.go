@@ -653,17 +653,19 @@ func pgOperators(s string) (string, error) {
 
 // numericType finds a cast to numeric or decimal, on text with literals,
 // comments and quoted identifiers blanked: ::numeric, or AS numeric
-// (taken only inside CAST or TRY_CAST).
-var numericType = regexp.MustCompile(`(?i)(::\s*|\bAS\s+)(numeric|decimal)\b`)
+// (taken only inside CAST or TRY_CAST); float too.
+var numericType = regexp.MustCompile(`(?i)(::\s*|\bAS\s+)(numeric|decimal|float)\b`)
 
 // pgNumericCasts casts to DOUBLE where PostgreSQL casts to numeric without a
-// precision. DuckDB's numeric is DECIMAL(18,3): round(avg(x)::numeric, 4),
+// precision, or to float, which is a double in PostgreSQL and a 4-byte
+// real in DuckDB (count(*)::float / 3 lost digits; 16777217 became
+// 16777216). DuckDB's numeric is DECIMAL(18,3): round(avg(x)::numeric, 4),
 // PostgreSQL's way to round a double, gave 0.000 for 0.0003, and values
 // from 10^15 up failed. A double keeps every value's magnitude and
 // fifteen digits, which is what queries over telemetry round to; numeric
 // with a precision, numeric(10,2), is left as written.
 func pgNumericCasts(s string) string {
-	if !strings.Contains(strings.ToLower(s), "numeric") && !strings.Contains(strings.ToLower(s), "decimal") {
+	if l := strings.ToLower(s); !strings.Contains(l, "numeric") && !strings.Contains(l, "decimal") && !strings.Contains(l, "float") {
 		return s
 	}
 	b := blankIdentifiers(engine.BlankLiterals(s))

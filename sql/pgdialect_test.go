@@ -168,6 +168,7 @@ func TestRepoint_MovesOrDropsThePointer(t *testing.T) {
 func TestPgNumericCasts_DoubleWithoutAPrecision(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{`SELECT round(avg(x)::numeric, 4)`, `SELECT round(avg(x)::DOUBLE, 4)`},
+		{`SELECT count(*)::float / 3, CAST(x AS FLOAT), y::float4, z::float8, w::float(24)`, `SELECT count(*)::DOUBLE / 3, CAST(x AS DOUBLE), y::float4, z::float8, w::float(24)`},
 		{`SELECT x :: NUMERIC, CAST(y AS decimal), TRY_CAST(f(z) AS Numeric)`, `SELECT x :: DOUBLE, CAST(y AS DOUBLE), TRY_CAST(f(z) AS DOUBLE)`},
 		// With a precision, as written; arrays too.
 		{`SELECT x::numeric(10,2), CAST(y AS decimal (5, 1)), z::numeric[]`, `SELECT x::numeric(10,2), CAST(y AS decimal (5, 1)), z::DOUBLE[]`},

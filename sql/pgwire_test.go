@@ -2567,6 +2567,8 @@ func TestPG_KeysRegexAndNumericAsPostgreSQL(t *testing.T) {
 		// A double here, so compared as one: the values are PostgreSQL's.
 		`SELECT round(avg(x)::numeric, 4)::float8, round(CAST(sum(x) AS numeric), 5)::float8, (123456789012345::numeric)::float8 `+
 			`FROM (VALUES (0.0001::float8), (0.0005::float8)) t(x)`,
+		// float is a double, as in PostgreSQL (QA: DuckDB's 4-byte float).
+		`SELECT 16777217::float, 10::float / 3, CAST(1 AS float) / 7`,
 	)
 	real := realPostgres(t)
 	e := newEnv(t, envOptions{})
