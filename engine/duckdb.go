@@ -262,6 +262,9 @@ type Query struct {
 	// Timeout, when shorter than the database's query timeout, bounds
 	// this query instead (a session's statement_timeout).
 	Timeout time.Duration
+	// Limit ends the result after this many rows (0: all); rows past it
+	// do not count against the database's MaxRows.
+	Limit int64
 }
 
 // Rows is a query's result, streamed as Arrow record batches. Release it
@@ -377,8 +380,8 @@ func (db *DB) Query(ctx context.Context, q Query) (*Rows, error) {
 		return nil, err
 	}
 	var rd array.RecordReader = rr
-	if !q.Raw && db.opts.MaxRows > 0 {
-		rd = &cappedReader{RecordReader: rr, max: db.opts.MaxRows}
+	if max := db.opts.MaxRows; !q.Raw && (max > 0 || q.Limit > 0) {
+		rd = &cappedReader{RecordReader: rr, max: max, limit: q.Limit}
 	}
 	return &Rows{RecordReader: rd, release: func() { done(ctx.Err() == nil) }, ctx: ctx, timeout: limit}, nil
 }
@@ -426,31 +429,64 @@ func (db *DB) memoryFreed(ctx context.Context, reruns int) bool {
 	return false
 }
 
-// cappedReader ends a result with an error once it has more than max
-// rows. Reading stops there, and so does DuckDB.
+// ErrTooManyRows is the error of a result over the database's MaxRows.
+var ErrTooManyRows = errors.New("too many rows")
+
+// cappedReader ends a result after limit rows (0: none), and with an
+// error once it has more than max (0: no bound). Reading stops there, and
+// so does DuckDB.
 type cappedReader struct {
 	array.RecordReader
-	max, seen int64
-	err       error
+	max, limit, seen int64
+	cut              arrow.RecordBatch // the last batch, cut at limit
+	err              error
 }
 
 func (c *cappedReader) Next() bool {
-	if c.err != nil || !c.RecordReader.Next() {
+	if c.cut != nil {
+		c.cut.Release()
+		c.cut = nil
+	}
+	if c.err != nil || c.limit > 0 && c.seen >= c.limit || !c.RecordReader.Next() {
 		return false
 	}
-	c.seen += c.RecordReader.RecordBatch().NumRows()
-	if c.seen > c.max {
-		c.err = &QueryError{Msg: fmt.Sprintf("the result has more than %d rows, the most a query may return: aggregate, or add a LIMIT", c.max)}
+	n := c.RecordReader.RecordBatch().NumRows()
+	if c.limit > 0 && c.seen+n > c.limit {
+		n = c.limit - c.seen
+		c.cut = c.RecordReader.RecordBatch().NewSlice(0, n)
+	}
+	c.seen += n
+	if c.max > 0 && c.seen > c.max {
+		c.err = &QueryError{Msg: fmt.Sprintf("the result has more than %d rows, the most a query may return: aggregate, or add a LIMIT", c.max),
+			Err: ErrTooManyRows}
 		return false
 	}
 	return true
 }
+
+func (c *cappedReader) RecordBatch() arrow.RecordBatch {
+	if c.cut != nil {
+		return c.cut
+	}
+	return c.RecordReader.RecordBatch()
+}
+
+// Record is RecordBatch, under its deprecated name.
+func (c *cappedReader) Record() arrow.RecordBatch { return c.RecordBatch() }
 
 func (c *cappedReader) Err() error {
 	if c.err != nil {
 		return c.err
 	}
 	return c.RecordReader.Err()
+}
+
+func (c *cappedReader) Release() {
+	if c.cut != nil {
+		c.cut.Release()
+		c.cut = nil
+	}
+	c.RecordReader.Release()
 }
 
 // ErrTimeout reports a query stopped by the query timeout.

@@ -505,6 +505,27 @@ func TestDB_MaxRows(t *testing.T) {
 	if _, _, err := count("SELECT * FROM range(20000000000)"); !errors.As(err, &qe) || !strings.Contains(qe.Msg, "more than 1000 rows") {
 		t.Fatalf("over the bound: %v", err)
 	}
+	if !errors.Is(qe, engine.ErrTooManyRows) {
+		t.Errorf("over the bound: %v is not ErrTooManyRows", qe)
+	}
+	// A Limit within the bound ends the result there, cut inside
+	// DuckDB's first batch (QA: the HTTP API's limit counted whole
+	// batches against the bound and failed).
+	for _, limit := range []int64{10, 1000, 2500} {
+		rows, err := db.Query(context.Background(), engine.Query{SQL: "SELECT * FROM range(5000)", Limit: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := int64(0)
+		for rows.Next() {
+			n += rows.RecordBatch().NumRows()
+		}
+		err = rows.Err()
+		rows.Release()
+		if limit <= 1000 && (err != nil || n != limit) || limit > 1000 && !errors.Is(err, engine.ErrTooManyRows) {
+			t.Errorf("Limit %d under MaxRows 1000: %d rows, %v", limit, n, err)
+		}
+	}
 	if n, names, err := count("SELECT 1 AS a, 2 AS a, 3 AS b; -- two a's\n"); err != nil || n != 1 || strings.Join(names, ",") != "a,a,b" {
 		t.Fatalf("names kept: %v %d %v", names, n, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/errgroup"
 
@@ -110,6 +111,33 @@ type Result struct {
 	// PGNames are the columns' names as PostgreSQL would give them, for
 	// the Postgres protocol (nil: DuckDB's names).
 	PGNames []string
+}
+
+// Peek reads the first batch ahead, which Next then gives first, and
+// returns the error of a query that failed there: a value that does not
+// convert, a result over the row limit. An answer can still say so by its
+// status, before it has begun.
+func (r *Result) Peek() error {
+	has := r.Rows.RecordReader.Next()
+	if !has && r.Rows.RecordReader.Err() != nil {
+		return r.Rows.RecordReader.Err()
+	}
+	r.Rows.RecordReader = &peeked{RecordReader: r.Rows.RecordReader, pending: has}
+	return nil
+}
+
+// peeked is a reader whose first batch was read ahead (Result.Peek).
+type peeked struct {
+	array.RecordReader
+	pending bool
+}
+
+func (p *peeked) Next() bool {
+	if p.pending {
+		p.pending = false
+		return true
+	}
+	return p.RecordReader.Next()
 }
 
 // Release ends the query and frees its slot.
@@ -236,7 +264,7 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 		text = a.sql
 	}
 	q := engine.Query{SQL: explain + text, Files: map[string][]engine.File{}, Fresh: map[string][]arrow.RecordBatch{}, Where: map[string]string{},
-		Timeout: req.Timeout}
+		Timeout: req.Timeout, Limit: req.Limit}
 	var stats Stats
 	retained, err := e.retainedFrom(ctx, project)
 	if err != nil {

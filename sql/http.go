@@ -180,20 +180,14 @@ func (e *Executor) serveQuery(w http.ResponseWriter, r *http.Request) {
 	// interrupts the query in DuckDB.
 	res, err := e.Run(r.Context(), catalog.DefaultProject, req)
 	if err != nil {
-		status, msg := classifyError(err)
-		switch status {
-		case http.StatusTooManyRequests:
-			w.Header().Set("Retry-After", "1")
-		case http.StatusServiceUnavailable:
-			w.Header().Set("Retry-After", "5")
-		}
-		if status >= 500 {
-			slog.Error("query failed", "err", err)
-		}
-		writeError(w, status, msg)
+		answerError(w, err)
 		return
 	}
 	defer res.Release()
+	if err := res.Peek(); err != nil {
+		answerError(w, err)
+		return
+	}
 	// The time limit covers sending: a client that stops reading must not
 	// hold its query slot (DuckDB has stopped at the limit; a write would
 	// block on the socket).
@@ -209,11 +203,11 @@ func (e *Executor) serveQuery(w http.ResponseWriter, r *http.Request) {
 	var werr error
 	switch format {
 	case formatCSV:
-		werr = writeCSV(bw, res, req.Limit)
+		werr = writeCSV(bw, res)
 	case formatArrow:
-		werr = writeArrow(bw, w, res, req.Limit)
+		werr = writeArrow(bw, w, res)
 	default:
-		werr = writeJSON(bw, res, req.Limit)
+		werr = writeJSON(bw, res)
 	}
 	bw.Flush()
 	if werr != nil && r.Context().Err() == nil {
@@ -235,11 +229,26 @@ func (e *Executor) serveQuery(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// answerError answers a query that failed before its result began.
+func answerError(w http.ResponseWriter, err error) {
+	status, msg := classifyError(err)
+	switch {
+	case status == http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", "1")
+	case errors.Is(err, ErrCatalogUnavailable):
+		w.Header().Set("Retry-After", "5")
+	}
+	if status >= 500 {
+		slog.Error("query failed", "err", err)
+	}
+	writeError(w, status, msg)
+}
+
 // classifyError maps a failed Run to an HTTP status and message.
 func classifyError(err error) (int, string) {
 	var qe *engine.QueryError
 	switch {
-	case errors.As(err, &qe):
+	case errors.As(err, &qe): // the time and memory limits too: the query asked too much
 		return http.StatusBadRequest, qe.Msg
 	case errors.Is(err, ErrTooLong):
 		return http.StatusRequestEntityTooLarge, err.Error()
@@ -256,16 +265,8 @@ func classifyError(err error) (int, string) {
 // arrowFlushEvery is how long written Arrow batches may wait in buffers.
 const arrowFlushEvery = 50 * time.Millisecond
 
-// rowsLeft returns how many rows of rec to emit under limit (0: no limit).
-func rowsLeft(rec arrow.RecordBatch, sent, limit int64) int64 {
-	if limit <= 0 {
-		return rec.NumRows()
-	}
-	return max(0, min(rec.NumRows(), limit-sent))
-}
-
 // writeJSON streams {"columns":[…],"rows":[[…],…],"stats":{…}}.
-func writeJSON(w io.Writer, res *Result, limit int64) error {
+func writeJSON(w io.Writer, res *Result) error {
 	b := make([]byte, 0, 64<<10)
 	b = append(b, `{"columns":[`...)
 	for i, f := range res.Schema().Fields() {
@@ -281,7 +282,7 @@ func writeJSON(w io.Writer, res *Result, limit int64) error {
 	b = append(b, `],"rows":[`...)
 	var encs []valueEncoder
 	var err error
-	for (limit <= 0 || res.Stats.Rows < limit) && res.Next() {
+	for res.Next() {
 		rec := res.RecordBatch()
 		if err = checkValueSizes(rec); err != nil {
 			break
@@ -290,7 +291,7 @@ func writeJSON(w io.Writer, res *Result, limit int64) error {
 		for c := range int(rec.NumCols()) {
 			encs = append(encs, encoderFor(rec.Column(c)))
 		}
-		n := rowsLeft(rec, res.Stats.Rows, limit)
+		n := rec.NumRows()
 		for i := range int(n) {
 			if res.Stats.Rows > 0 || i > 0 {
 				b = append(b, ',')
@@ -336,7 +337,7 @@ func writeJSON(w io.Writer, res *Result, limit int64) error {
 // writeCSV streams a header row and one line per row, quoted as
 // PostgreSQL's COPY … CSV quotes them: NULL is an empty field and an
 // empty string "".
-func writeCSV(w io.Writer, res *Result, limit int64) error {
+func writeCSV(w io.Writer, res *Result) error {
 	c := &copyOut{csv: true, delim: ',', quote: '"', esc: '"'}
 	fields := res.Schema().Fields()
 	vals := make([][]byte, len(fields))
@@ -349,12 +350,12 @@ func writeCSV(w io.Writer, res *Result, limit int64) error {
 		scratch[i] = make([]byte, 0, 64)
 	}
 	var err error
-	for (limit <= 0 || res.Stats.Rows < limit) && res.Next() {
+	for res.Next() {
 		rec := res.RecordBatch()
 		if err = checkValueSizes(rec); err != nil {
 			break
 		}
-		n := rowsLeft(rec, res.Stats.Rows, limit)
+		n := rec.NumRows()
 		for i := range int(n) {
 			for c := range vals {
 				vals[c] = nil
@@ -421,7 +422,7 @@ func csvFloat(f float64, bits int) string {
 // then what was written is sent every arrowFlushEvery, also while DuckDB
 // computes the next batch: a client sees rows as they come, without a
 // write per 2,048-row batch.
-func writeArrow(w *bufio.Writer, flusher http.ResponseWriter, res *Result, limit int64) error {
+func writeArrow(w *bufio.Writer, flusher http.ResponseWriter, res *Result) error {
 	var mu sync.Mutex // w, the flusher and dirty, between this and the ticker
 	dirty := false
 	flush := func() {
@@ -455,18 +456,10 @@ func writeArrow(w *bufio.Writer, flusher http.ResponseWriter, res *Result, limit
 	defer mu.Unlock()
 	iw := ipc.NewWriter(w, ipc.WithSchema(res.Schema()))
 	first := true
-	for (limit <= 0 || res.Stats.Rows < limit) && nextUnlocked(&mu, res) {
+	for nextUnlocked(&mu, res) {
 		rec := res.RecordBatch()
-		n := rowsLeft(rec, res.Stats.Rows, limit)
-		out := rec
-		if n < rec.NumRows() {
-			out = rec.NewSlice(0, n)
-		}
-		err := iw.Write(out)
-		if out != rec {
-			out.Release()
-		}
-		if err != nil {
+		n := rec.NumRows()
+		if err := iw.Write(rec); err != nil {
 			return err
 		}
 		res.Stats.Rows += n

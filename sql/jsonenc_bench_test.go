@@ -48,7 +48,7 @@ func BenchmarkWriteJSON(b *testing.B) {
 			b.Fatal(err)
 		}
 		res := &Result{Rows: &engine.Rows{RecordReader: rdr}}
-		if err := writeJSON(io.Discard, res, 0); err != nil {
+		if err := writeJSON(io.Discard, res); err != nil {
 			b.Fatal(err)
 		}
 		if res.Stats.Rows != rows {

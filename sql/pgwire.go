@@ -623,6 +623,8 @@ func sqlState(err error) (string, string) {
 		switch {
 		case errors.Is(err, engine.ErrTimeout):
 			return "57014", msg // query_canceled
+		case errors.Is(err, engine.ErrTooManyRows):
+			return "54000", msg // program_limit_exceeded
 		case strings.HasPrefix(msg, "syntax error"):
 			return "42601", msg
 		case strings.HasPrefix(msg, "query too complex"):

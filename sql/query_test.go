@@ -557,6 +557,14 @@ func TestQuery_FailureMidStreamIsNotACleanEnd(t *testing.T) {
 	if !failed(j.Error) {
 		t.Errorf("json: %q", j.Error)
 	}
+	// A failure in the first rows, before the answer began, gets its
+	// status, in every format (QA: 200 and a cut stream).
+	for _, accept := range []string{"application/json", "text/csv", "application/vnd.apache.arrow.stream"} {
+		r := e.do("POST", map[string]any{"sql": "SELECT CAST(CASE WHEN i = 5 THEN 'x' ELSE i::VARCHAR END AS INT) AS v FROM range(10) t(i)"}, accept)
+		if r.status != 400 || !strings.Contains(r.body, "Could not convert string 'x'") {
+			t.Errorf("%s: an error in the first rows: %d %q", accept, r.status, r.body)
+		}
+	}
 }
 
 // A client that stops reading does not hold its query slot past the time
