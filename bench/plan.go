@@ -270,8 +270,13 @@ func MakePlan(p Profile, in PlanInputs) (*Plan, error) {
 	var nodeSec float64
 	var n int
 	maxWindow := 1.0
+	var failed []string
 	for _, r := range q.Results {
-		if r.Target != "strata" || r.Errors > 0 || r.Warm.N == 0 {
+		if r.Target != "strata" {
+			continue
+		}
+		if r.Errors > 0 || r.Warm.N == 0 {
+			failed = append(failed, r.Query)
 			continue
 		}
 		w := windows[r.Query]
@@ -296,6 +301,10 @@ func MakePlan(p Profile, in PlanInputs) (*Plan, error) {
 	}
 	if n == 0 {
 		return nil, fmt.Errorf("%s: no query succeeded on strata", p.QueryFile)
+	}
+	if len(failed) > 0 {
+		plan.Notes = append(plan.Notes, fmt.Sprintf("left out of the query mix, for errors in %s: %s; the query nodes planned do not count them",
+			p.QueryFile, strings.Join(failed, ", ")))
 	}
 	meanSec := nodeSec / float64(n)
 	peakQPS := in.QueriesPerSecond * in.PeakFactor

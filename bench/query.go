@@ -370,6 +370,17 @@ func runOne(ctx context.Context, t QueryTarget, q SuiteQuery, runs, conc int) Qu
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// Failed counts the results with errors.
+func (r *QueryReport) Failed() int {
+	n := 0
+	for _, res := range r.Results {
+		if res.Errors > 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // WriteText prints the report as a table. With a second target, the ratio
 // column is the first target's warm median over the second's.
 func (r *QueryReport) WriteText(w io.Writer) {
@@ -383,9 +394,13 @@ func (r *QueryReport) WriteText(w io.Writer) {
 		if rs := byQuery[res.Query]; len(rs) > 1 && rs[0].Target == res.Target && rs[1].Warm.P50 > 0 && res.Errors == 0 {
 			ratio = fmt.Sprintf("%.2f×", res.Warm.P50/rs[1].Warm.P50)
 		}
-		fmt.Fprintf(w, "%-36s %-7s %9d %10.1f %10.1f %10.1f %10.1f %7s\n", res.Query, res.Target, res.Rows, res.ColdMs, res.Warm.P50, res.Warm.P95, res.Warm.P99, ratio)
+		if res.Warm.N == 0 && res.Errors > 0 { // no time to show: 0 ms would read as fast
+			fmt.Fprintf(w, "%-36s %-7s %9s %10s %10s %10s %10s %7s\n", res.Query, res.Target, "-", "failed", "-", "-", "-", "")
+		} else {
+			fmt.Fprintf(w, "%-36s %-7s %9d %10.1f %10.1f %10.1f %10.1f %7s\n", res.Query, res.Target, res.Rows, res.ColdMs, res.Warm.P50, res.Warm.P95, res.Warm.P99, ratio)
+		}
 		if res.Error != "" {
-			fmt.Fprintf(w, "    error: %s\n", res.Error)
+			fmt.Fprintf(w, "    %d error(s), the last: %s\n", res.Errors, res.Error)
 		}
 	}
 }

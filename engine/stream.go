@@ -54,7 +54,7 @@ type streamReader struct {
 	stop        func() // ends the interrupt watch
 	cur         arrow.RecordBatch
 	err         error
-	ended       bool // released: res is gone
+	ended       bool // read to its end, or released (res is gone)
 	once        sync.Once
 	// again starts the query once more, after waitMemory: DuckDB's memory
 	// limit is one pool for all queries, and a query that failed for want
@@ -225,6 +225,7 @@ func (r *streamReader) Next() bool {
 				return r.Next()
 			}
 		}
+		r.ended = true // fetching past the end is an error in DuckDB
 		return false
 	}
 	r.fetched = true

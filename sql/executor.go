@@ -122,14 +122,14 @@ func (r *Result) Peek() error {
 	if !has && r.Rows.RecordReader.Err() != nil {
 		return r.Rows.RecordReader.Err()
 	}
-	r.Rows.RecordReader = &peeked{RecordReader: r.Rows.RecordReader, pending: has}
+	r.Rows.RecordReader = &peeked{RecordReader: r.Rows.RecordReader, pending: has, ended: !has}
 	return nil
 }
 
 // peeked is a reader whose first batch was read ahead (Result.Peek).
 type peeked struct {
 	array.RecordReader
-	pending bool
+	pending, ended bool
 }
 
 func (p *peeked) Next() bool {
@@ -137,7 +137,7 @@ func (p *peeked) Next() bool {
 		p.pending = false
 		return true
 	}
-	return p.RecordReader.Next()
+	return !p.ended && p.RecordReader.Next()
 }
 
 // Release ends the query and frees its slot.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,6 +148,17 @@ func TestBench_LoadThenQuerySideBySide(t *testing.T) {
 		if err != nil || !bytes.Contains(b, []byte("<svg")) {
 			t.Errorf("%s: %v, %d bytes, want an HTML report with charts", f, err, len(b))
 		}
+	}
+	// A query that fails is reported as failed, not as 0 ms, and the run
+	// exits non-zero (QA: exit 0, a 0.0 ms bar).
+	extra := filepath.Join(dir, "extra.sql")
+	if err := os.WriteFile(extra, []byte("-- name: bad\nSELECT nope FROM records\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code = strata(t, nil, "bench", "query", "--data-dir", dir, "--query-url", n.queryURL, "--runs", "1",
+		"--only", "bad", "--sql-file", extra, "--format", "text")
+	if code != 1 || !regexp.MustCompile(`(?m)^bad\s+strata\s+-\s+failed`).MatchString(out) || !strings.Contains(stderr, "1 of 1 results had errors") {
+		t.Errorf("a failing query: exit %d\n%s\n%s", code, out, stderr)
 	}
 }
 
