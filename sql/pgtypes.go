@@ -596,6 +596,20 @@ func pgNames(stmt any) []string {
 		return nil
 	}
 	list, _ := node["select_list"].([]any)
+	if len(list) == 1 {
+		if sub := starOverSubquery(list[0], node["from_table"]); sub != nil {
+			return pgNames(sub) // SELECT * FROM (…) v: the subquery's names
+		}
+		if n := valuesColumns(list[0], node["from_table"]); n > 0 {
+			// VALUES, or SELECT * FROM (VALUES …) v: PostgreSQL names the
+			// columns column1, column2…; DuckDB col0, col1…
+			names := make([]string, n)
+			for i := range names {
+				names[i] = "column" + strconv.Itoa(i+1)
+			}
+			return names
+		}
+	}
 	names := make([]string, 0, len(list))
 	for _, e := range list {
 		m, _ := e.(map[string]any)
@@ -609,6 +623,50 @@ func pgNames(stmt any) []string {
 		}
 	}
 	return names
+}
+
+// starOverSubquery is the subquery a plain * reads, when FROM is one
+// subquery without column names (nil: not that).
+func starOverSubquery(sel, from any) any {
+	s, _ := sel.(map[string]any)
+	f, _ := from.(map[string]any)
+	if s == nil || f == nil || s["class"] != "STAR" || f["type"] != "SUBQUERY" {
+		return nil
+	}
+	if cols, _ := f["column_name_alias"].([]any); len(cols) > 0 {
+		return nil
+	}
+	if ex, _ := s["exclude_list"].([]any); len(ex) > 0 {
+		return nil
+	}
+	for _, k := range []string{"replace_list", "rename_list"} {
+		if l, _ := s[k].([]any); len(l) > 0 {
+			return nil
+		}
+	}
+	return f["subquery"]
+}
+
+// valuesColumns is how many columns a plain * over a VALUES list without
+// column names has (0: not that).
+func valuesColumns(sel, from any) int {
+	s, _ := sel.(map[string]any)
+	f, _ := from.(map[string]any)
+	if s == nil || f == nil || s["class"] != "STAR" || f["type"] != "EXPRESSION_LIST" {
+		return 0
+	}
+	if cols, _ := f["column_name_alias"].([]any); len(cols) > 0 {
+		return 0
+	}
+	if ex, _ := s["exclude_list"].([]any); len(ex) > 0 {
+		return 0
+	}
+	rows, _ := f["values"].([]any)
+	if len(rows) == 0 {
+		return 0
+	}
+	first, _ := rows[0].([]any)
+	return len(first)
 }
 
 // foldUnquoted lower-cases the names written without quotes in sql, as

@@ -2093,6 +2093,8 @@ func TestPG_ColumnNamesAsPostgreSQL(t *testing.T) {
 		// after themselves (QA).
 		`SELECT 1 AS Foo, v.X, 2 AS "MiXed", x AS "Y" FROM (VALUES (1)) v(x)`,
 		"SELECT row_number() OVER (), lag(x) OVER (ORDER BY x), sum(x) OVER () FROM (VALUES (1)) v(x)",
+		"VALUES (1, 'a'), (2, 'b')", "SELECT * FROM (VALUES (1, 2)) v", "SELECT * FROM (VALUES (1, 2)) v(x, y)",
+		"SELECT * FROM (SELECT 1 AS A, count(*) FROM (VALUES (1)) w) v",
 		// Catalog tables answer through their own path.
 		"SELECT count(*), max(nspname) FROM pg_catalog.pg_namespace",
 		`SELECT count(*) AS Total, max(nspname) AS "Last" FROM pg_catalog.pg_namespace`,
