@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -76,9 +77,10 @@ type analysis struct {
 	anyTable bool
 	// names are PostgreSQL's names of the result's columns (pgNames).
 	names []string
-	// sql is the query to run instead of the text, if it was rewritten
-	// (aliasOneColumnFunctions).
-	sql string
+	// pgSQL is the text with PostgreSQL's names for the columns of
+	// one-column functions in FROM (aliasOneColumnFunctions), for the
+	// Postgres protocol; empty if it has none.
+	pgSQL string
 }
 
 // oneColumnFunctions are the set-returning functions of one column whose
@@ -89,23 +91,73 @@ var oneColumnFunctions = map[string]bool{"json_array_elements": true, "jsonb_arr
 	"json_array_elements_text": true, "jsonb_array_elements_text": true, "json_object_keys": true,
 	"jsonb_object_keys": true, "generate_series": true, "unnest": true}
 
-// aliasOneColumnFunctions gives the column of each aliased function of
-// oneColumnFunctions in FROM its alias, and says whether it did.
-func aliasOneColumnFunctions(stmt any) bool {
-	renamed := false
+// aliasOneColumnFunctions writes each aliased function of
+// oneColumnFunctions in FROM with its alias as the column's name too
+// (AS e becomes AS e(e)), in sql, the text stmt was parsed from; "" if
+// there is none. The text is edited, not the tree deparsed: DuckDB's
+// deparse changes literals' types (5. became an integer).
+func aliasOneColumnFunctions(stmt any, sql string) string {
+	b := engine.BlankLiterals(sql)
+	var at []int // where an alias ends
 	eachMap(stmt, func(v map[string]any) {
-		if v["type"] != "TABLE_FUNCTION" {
+		if v["type"] != "TABLE_FUNCTION" || v["with_ordinality"] == "WITH_ORDINALITY" {
 			return
 		}
 		alias, _ := v["alias"].(string)
 		cols, _ := v["column_name_alias"].([]any)
 		fn, _ := v["function"].(map[string]any)
-		if alias != "" && len(cols) == 0 && oneColumnFunctions[ident(fn["function_name"])] {
-			v["column_name_alias"] = []any{alias}
-			renamed = true
+		if alias == "" || len(cols) > 0 || fn == nil || !oneColumnFunctions[ident(fn["function_name"])] {
+			return
+		}
+		if end := aliasAfterCall(b, location(fn), alias); end > 0 {
+			at = append(at, end)
 		}
 	})
-	return renamed
+	if len(at) == 0 {
+		return ""
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(at)))
+	for _, end := range at {
+		start := end - 1
+		if b[start] == '"' {
+			start = strings.LastIndexByte(b[:start], '"')
+		} else {
+			for start > 0 && engine.IsIdentByte(b[start-1]) {
+				start--
+			}
+		}
+		sql = sql[:end] + "(" + sql[start:end] + ")" + sql[end:]
+	}
+	return sql
+}
+
+// aliasAfterCall finds the call of a function at i of b (its name maybe
+// qualified), then its alias, [AS] alias, not followed by column names:
+// where the alias ends, or -1.
+func aliasAfterCall(b string, i int, alias string) int {
+	if i < 0 || i >= len(b) {
+		return -1
+	}
+	for i = identEnd(b, i); i > 0 && i < len(b) && b[i] == '.'; i = identEnd(b, i+1) {
+	}
+	if i < 0 {
+		return -1
+	}
+	if i = skipSpace(b, i); i >= len(b) || b[i] != '(' {
+		return -1
+	}
+	if i = matchForward(b, i); i < 0 {
+		return -1
+	}
+	i = skipSpace(b, i)
+	if i+2 < len(b) && strings.EqualFold(b[i:i+2], "AS") && !engine.IsIdentByte(b[i+2]) {
+		i = skipSpace(b, i+2)
+	}
+	end := identEnd(b, i)
+	if end < 0 || strings.Trim(b[i:end], `"`) != alias || after(b, end) == '(' {
+		return -1
+	}
+	return end
 }
 
 // uses lists the tables read, in a fixed order.
@@ -157,11 +209,7 @@ func analyze(ctx context.Context, db *engine.DB, sql string) (*analysis, error) 
 	}
 	a.bounds(stmts[0])
 	a.unboundedReadings(stmts[0])
-	if aliasOneColumnFunctions(stmts[0]) {
-		if a.sql, err = db.Deparse(ctx, tree); err != nil {
-			return nil, err
-		}
-	}
+	a.pgSQL = aliasOneColumnFunctions(stmts[0], sql)
 	a.names = pgNames(stmts[0])
 	if used := usedColumns(stmts[0]); used != nil {
 		a.columns = make([]string, 0, len(used))

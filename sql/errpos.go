@@ -165,7 +165,9 @@ func positionIn(msg, user string) (string, int) {
 	if body != "" && off >= cut && off-cut <= len(body) {
 		if at := strings.Index(user, body); at >= 0 && strings.Count(user, body) == 1 {
 			pos = at + off - cut // the line as the client wrote it
-		} else if lines := strings.SplitAfter(user, "\n"); lineNo >= 1 && lineNo <= len(lines) {
+		} else if lines := strings.SplitAfter(user, "\n"); lineNo >= 1 && lineNo <= len(lines) && len(splitStatements(user)) <= 1 {
+			// (DuckDB's line number counts in its statement, which is
+			// the client's text only if that holds one.)
 			if at := strings.Index(lines[lineNo-1], body); at >= 0 {
 				pos = len(strings.Join(lines[:lineNo-1], "")) + at + off - cut
 			}

@@ -74,6 +74,9 @@ type Request struct {
 	// Timeout, when shorter than the server's query timeout, bounds this
 	// query instead (PostgreSQL's statement_timeout; 0: the server's).
 	Timeout time.Duration `json:"-"`
+	// Postgres is set for the Postgres protocol: SQL reads as in
+	// PostgreSQL where the two differ and strata can tell.
+	Postgres bool `json:"-"`
 	// Written is the statement as the client wrote it, when SQL is its
 	// rewrite with parameters bound: its quotes decide which names of
 	// PGNames are folded to lower case (foldUnquoted). Empty: SQL.
@@ -260,8 +263,8 @@ func (e *Executor) run(ctx context.Context, project string, req Request) (res *R
 	if err != nil {
 		return nil, unpin, err
 	}
-	if a.sql != "" {
-		text = a.sql
+	if req.Postgres && a.pgSQL != "" {
+		text = a.pgSQL
 	}
 	q := engine.Query{SQL: explain + text, Files: map[string][]engine.File{}, Fresh: map[string][]arrow.RecordBatch{}, Where: map[string]string{},
 		Timeout: req.Timeout, Limit: req.Limit}

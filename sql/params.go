@@ -518,8 +518,8 @@ func (e *Executor) describeTree(ctx context.Context, tree map[string]any, user s
 	if err != nil {
 		return nil, repoint(err, sql, user)
 	}
-	if a.sql != "" {
-		sql = a.sql
+	if a.pgSQL != "" {
+		sql = a.pgSQL
 	}
 	wrapped := "SELECT * FROM (" + sql + ") LIMIT 0"
 	rows, err := e.Engine.Query(ctx, engine.Query{SQL: wrapped, Files: map[string][]engine.File{schema.Records: nil, schema.Metrics: nil}})

@@ -12,6 +12,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/strata-db/strata/engine"
 )
 
 // PostgreSQL type OIDs that clients know.
@@ -671,11 +673,20 @@ func valuesColumns(sel, from any) int {
 
 // foldUnquoted lower-cases the names written without quotes in sql, as
 // PostgreSQL folds unquoted identifiers (SELECT 1 AS Foo names its column
-// foo; DuckDB keeps Foo). A name sql holds in double quotes keeps its
-// case.
+// foo; DuckDB keeps Foo), in ASCII only as PostgreSQL does in UTF-8. A
+// name sql holds as a quoted identifier (not in a string or a comment)
+// keeps its case.
 func foldUnquoted(names []string, sql string) []string {
+	var b string
 	for i, n := range names {
-		if l := strings.ToLower(n); l != n && !strings.Contains(sql, `"`+n+`"`) {
+		l := asciiLower(n)
+		if l == n {
+			continue
+		}
+		if b == "" {
+			b = engine.BlankLiterals(sql)
+		}
+		if !strings.Contains(b, `"`+strings.ReplaceAll(n, `"`, `""`)+`"`) {
 			names[i] = l
 		}
 	}

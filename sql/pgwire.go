@@ -927,16 +927,20 @@ func (sess *pgSession) setting(name string) (string, bool) {
 	return v, ok
 }
 
-// currentSetting matches current_setting('name'[, missing_ok]) on text
-// with literals blanked but their quotes kept.
-var currentSetting = regexp.MustCompile(`(?i)\bcurrent_setting\s*\(\s*'([^']*)'\s*(?:,\s*\w+\s*)?\)`)
+// currentSetting matches [pg_catalog.]current_setting('name'[,
+// missing_ok]) on text with literals and quoted names blanked but their
+// quotes kept.
+var currentSetting = regexp.MustCompile(`(?i)(?:\bpg_catalog\s*\.\s*)?\bcurrent_setting\s*\(\s*'([^']*)'\s*(?:,\s*\w+\s*)?\)`)
 
 // currentSettings writes current_setting('name') as the session's value
 // of that setting, as SHOW gives it (QA: it answered only the values
 // strata fixes, so current_setting('application_name') failed after a
 // SET that SHOW saw). Other calls are left to the catalog's macro.
 func (sess *pgSession) currentSettings(sql string) string {
-	b := engine.BlankLiterals(sql)
+	if !strings.Contains(strings.ToLower(sql), "current_setting") {
+		return sql
+	}
+	b := blankIdentifiers(engine.BlankLiterals(sql))
 	ms := currentSetting.FindAllStringSubmatchIndex(b, -1)
 	if ms == nil {
 		return sql
@@ -950,7 +954,8 @@ func (sess *pgSession) currentSettings(sql string) string {
 			continue
 		}
 		out.WriteString(sql[last:m[0]])
-		out.WriteString(quoteLiteral(v))
+		// A subquery, to keep the column's name: current_setting.
+		out.WriteString("(SELECT " + quoteLiteral(v) + " AS current_setting)")
 		last = m[1]
 	}
 	out.WriteString(sql[last:])
@@ -977,7 +982,7 @@ func (sess *pgSession) runQuery(sql string, timeout time.Duration) (*pgResult, e
 	res, ok, err := sess.srv.catalog.answer(ctx, sess.srv.exec.Limiter, sql, written)
 	if !ok {
 		var rows *Result
-		if rows, err = sess.srv.exec.Run(ctx, sess.project, Request{SQL: sql, Timeout: timeout, Written: written}); err == nil {
+		if rows, err = sess.srv.exec.Run(ctx, sess.project, Request{SQL: sql, Timeout: timeout, Written: written, Postgres: true}); err == nil {
 			res = &pgResult{rows: rows}
 		}
 	}

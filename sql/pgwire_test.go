@@ -1719,12 +1719,18 @@ func TestPG_ErrorsPointIntoTheClientsText(t *testing.T) {
 	// The simple protocol: the position is in the whole text sent, as
 	// PostgreSQL gives it, also for a second statement.
 	c := pgConnect(t, addr, pgx.QueryExecModeSimpleProtocol)
-	for _, sql := range []string{"SELECT 1 FROM records WHERE nosuch = 1", "SELECT 1; SELECT span_name FROM records WHERE\n nosuch = 1"} {
+	for _, sql := range []string{"SELECT 1 FROM records WHERE nosuch = 1", "SELECT 1; SELECT span_name FROM records WHERE\n nosuch = 1",
+		// The failing line also stands, in a string, before it (review:
+		// pointed into the string).
+		"SELECT 'select nosuch' AS s;\nselect nosuch\nfrom records"} {
 		err := c.PgConn().Exec(ctx, sql).Close()
 		var pe *pgconn.PgError
-		want := strings.Index(sql, "nosuch") + 1
-		if !errors.As(err, &pe) || int(pe.Position) != want || strings.Contains(pe.Message, "LINE") {
-			t.Errorf("simple protocol: %s: %v, want position %d", sql, err, want)
+		want := strings.LastIndex(sql, "nosuch") + 1
+		// Where the place is ambiguous, no position (the message keeps
+		// DuckDB's pointer) rather than a wrong one.
+		ambiguous := strings.Count(sql, "nosuch") > 1
+		if !errors.As(err, &pe) || int(pe.Position) != want && !(ambiguous && pe.Position == 0) {
+			t.Errorf("simple protocol: %s: %v (position %d), want position %d", sql, err, pe.Position, want)
 		}
 	}
 }
@@ -2092,6 +2098,7 @@ func TestPG_ColumnNamesAsPostgreSQL(t *testing.T) {
 		// Unquoted names fold to lower case; window functions are named
 		// after themselves (QA).
 		`SELECT 1 AS Foo, v.X, 2 AS "MiXed", x AS "Y" FROM (VALUES (1)) v(x)`,
+		`SELECT 1 AS Total, 'say "Total"' AS s, 2 AS "a""B", 3 AS Ä -- "Foo"`,
 		"SELECT row_number() OVER (), lag(x) OVER (ORDER BY x), sum(x) OVER () FROM (VALUES (1)) v(x)",
 		"VALUES (1, 'a'), (2, 'b')", "SELECT * FROM (VALUES (1, 2)) v", "SELECT * FROM (VALUES (1, 2)) v(x, y)",
 		"SELECT * FROM (SELECT 1 AS A, count(*) FROM (VALUES (1)) w) v",
@@ -2664,6 +2671,10 @@ func TestPG_OneColumnFunctionAliasesAsPostgreSQL(t *testing.T) {
 		`SELECT u FROM unnest(ARRAY[5, 6]) AS u ORDER BY u DESC`,
 		`SELECT x.g FROM generate_series(1, 2) AS x(g)`,
 		`SELECT count(*) FROM (VALUES ('[1, 2]'), ('[3]')) v(j), json_array_elements_text(v.j::json) e WHERE e::int > 1`,
+		// The text is edited, not deparsed: literals keep their types
+		// (review: 100000. became an integer and the product overflowed).
+		`SELECT g, (100000. * 100000.)::float8, 1e2::float8 FROM generate_series(1, 1) AS "g"`,
+		`SELECT n FROM pg_catalog.unnest(ARRAY['a']) n`,
 	)
 }
 
@@ -2679,9 +2690,19 @@ func TestPG_CurrentSettingReadsTheSession(t *testing.T) {
 			t.Fatal(err)
 		}
 		var app, timeout, zone string
-		if err := c.QueryRow(ctx, "SELECT current_setting('application_name'), current_setting('statement_timeout'), current_setting('TimeZone')").
+		if err := c.QueryRow(ctx, "SELECT current_setting('application_name'), current_setting('statement_timeout'), pg_catalog.current_setting('TimeZone')").
 			Scan(&app, &timeout, &zone); err != nil || app != "x y" || timeout != "0" || zone != "UTC" {
 			t.Errorf("%v: %q %q %q, %v", mode, app, timeout, zone, err)
+		}
+		// Named as PostgreSQL names it; a quoted name is no call (review).
+		rows, err := c.Query(ctx, `SELECT current_setting('application_name'), 1 AS "current_setting('TimeZone')"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := rows.FieldDescriptions()
+		rows.Close()
+		if len(f) != 2 || f[0].Name != "current_setting" || f[1].Name != "current_setting('TimeZone')" {
+			t.Errorf("%v: columns %v", mode, f)
 		}
 	}
 }

@@ -133,6 +133,11 @@ func TestQuery_FormatsAndStats(t *testing.T) {
 	if g.status != 200 || num(g.Rows[0][0]) != 5 {
 		t.Fatalf("GET: %d %v %s", g.status, g.Rows, g.Error)
 	}
+	// Over HTTP a function's alias in FROM is DuckDB's: the row (the
+	// Postgres protocol names the column after it, as PostgreSQL does).
+	if r := e.do("POST", map[string]any{"sql": "SELECT e.generate_series AS v FROM generate_series(1, 2) AS e"}, ""); r.status != 200 || len(r.Rows) != 2 {
+		t.Errorf("a function's alias over HTTP: %d %v %s", r.status, r.Rows, r.Error)
+	}
 	// HEAD answers as GET does, without the body (QA: 400, read as a POST).
 	rec := httptest.NewRecorder()
 	e.exec.Handler().ServeHTTP(rec, httptest.NewRequest("HEAD", "/v1/query?sql="+url.QueryEscape("SELECT 1"), nil))
