@@ -122,8 +122,8 @@ type Result struct {
 // status, before it has begun.
 func (r *Result) Peek() error {
 	has := r.Rows.RecordReader.Next()
-	if !has && r.Rows.RecordReader.Err() != nil {
-		return r.Rows.RecordReader.Err()
+	if !has && r.Rows.Err() != nil {
+		return r.Rows.Err() // sorted as Query's errors are: the user's, or ours
 	}
 	r.Rows.RecordReader = &peeked{RecordReader: r.Rows.RecordReader, pending: has, ended: !has}
 	return nil
