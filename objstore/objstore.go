@@ -1,6 +1,7 @@
 // Package objstore opens the object store behind a gocloud.dev/blob URL and
-// defines where data files live in it. No strata package talks to a cloud
-// SDK directly; everything goes through a Bucket.
+// defines where data files live in it. Other strata packages never talk to
+// a cloud SDK; everything goes through a Bucket (this one touches the S3
+// client only to send its log lines to slog).
 //
 // Supported URLs:
 //
@@ -26,7 +27,6 @@ import (
 	_ "gocloud.dev/blob/azureblob" // azblob://
 	_ "gocloud.dev/blob/fileblob"  // file://
 	_ "gocloud.dev/blob/gcsblob"   // gs://
-	_ "gocloud.dev/blob/s3blob"    // s3://
 	"gocloud.dev/gcerrors"
 )
 
@@ -77,7 +77,12 @@ func Open(ctx context.Context, rawURL string) (*Bucket, error) {
 	default:
 		return nil, fmt.Errorf("object store url %q: unsupported scheme %q; want file://, s3://, gs:// or azblob://", b.url, u.Scheme)
 	}
-	bucket, err := blob.OpenBucket(ctx, u.String())
+	var bucket *blob.Bucket
+	if u.Scheme == "s3" {
+		bucket, err = openS3(ctx, u)
+	} else {
+		bucket, err = blob.OpenBucket(ctx, u.String())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open object store %s: %w", b.url, err)
 	}

@@ -213,3 +213,38 @@ func TestStrandedUpload(t *testing.T) {
 		}
 	}
 }
+
+// Reading an object uploaded in parts writes no unstructured line to
+// stderr (the AWS SDK logged "Skipped validation of multipart checksum"
+// on every such read); the SDK's lines go to slog.
+func TestS3_MultipartReadsLogNothingUnstructured(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := os.Stderr
+	os.Stderr = w // before Open: the SDK's default logger takes it then
+	defer func() { os.Stderr = stderr }()
+	ctx := context.Background()
+	b, err := objstore.Open(ctx, testenv.S3URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	key := "multipart-" + testenv.RandomHex(4)
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB: several parts
+	if err := b.Put(ctx, key, payload); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Delete(ctx, key)
+	got, err := b.Get(ctx, key)
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("get: %d bytes, %v", len(got), err)
+	}
+	os.Stderr = stderr
+	w.Close()
+	written, _ := io.ReadAll(r)
+	if len(written) > 0 {
+		t.Errorf("the S3 client wrote to stderr: %q", written)
+	}
+}
