@@ -59,6 +59,19 @@ func standInTables() map[string]string {
 			"client_port, backend_start, xact_start, query_start, state_change, wait_event_type, wait_event, state, backend_xid, " +
 			"backend_xmin, query_id, query, backend_type"),
 		"pg_inherits": empty("inhrelid, inhparent, inhseqno, inhdetachpending"),
+		// psql's \du joins it; Metabase's table list joins the statistics.
+		"pg_auth_members": empty("oid, roleid, member, grantor, admin_option, inherit_option, set_option"),
+		"pg_stat_user_tables": empty("relid, schemaname, relname, seq_scan, seq_tup_read, idx_scan, idx_tup_fetch, n_tup_ins, " +
+			"n_tup_upd, n_tup_del, n_tup_hot_upd, n_live_tup, n_dead_tup, n_mod_since_analyze, n_ins_since_vacuum, last_vacuum, " +
+			"last_autovacuum, last_analyze, last_autoanalyze, vacuum_count, autovacuum_count, analyze_count, autoanalyze_count"),
+		"pg_stat_database": empty("datid, datname, numbackends, xact_commit, xact_rollback, blks_read, blks_hit, tup_returned, " +
+			"tup_fetched, tup_inserted, tup_updated, tup_deleted, conflicts, temp_files, temp_bytes, deadlocks, stats_reset"),
+		// One database, the one current_database() names (DuckDB's lists
+		// memory, system and temp).
+		"pg_database": `SELECT 16384 AS oid, 'strata' AS datname, 10 AS datdba, 6 AS encoding, 'c' AS datlocprovider,
+			false AS datistemplate, true AS datallowconn, -1 AS datconnlimit, 0 AS datfrozenxid, 0 AS datminmxid,
+			1663 AS dattablespace, 'C' AS datcollate, 'C' AS datctype, NULL::VARCHAR AS daticulocale,
+			NULL::VARCHAR AS datcollversion, NULL::VARCHAR[] AS datacl`,
 		"pg_policy":   empty("oid, polname, polrelid, polcmd, polpermissive, polroles, polqual, polwithcheck"),
 		"pg_trigger":  empty("oid, tableoid, tgrelid, tgparentid, tgname, tgfoid, tgtype, tgenabled, tgisinternal, tgconstrrelid, tgconstrindid, tgconstraint, tgdeferrable, tginitdeferred, tgnargs, tgattr, tgargs, tgqual, tgoldtable, tgnewtable"),
 		// psql's \dd reads these (with the tableoid DuckDB's lack): strata's
@@ -217,7 +230,13 @@ func newPGCatalog(ctx context.Context, query *engine.DB) (*pgCatalog, error) {
 		`CREATE MACRO array_lower(a, d) AS 1`,
 		`CREATE MACRO array_upper(a, d) AS len(a)`,
 		`CREATE MACRO string_to_array(str, sep) AS TABLE SELECT string_split(str, sep) AS s`,
-		`CREATE MACRO obj_description(o, c) AS NULL`,
+		`CREATE MACRO obj_description(o, c) AS NULL, (o) AS NULL`,
+		// DBeaver's, pgAdmin's and pgjdbc's column and index listings:
+		// strata's tables have no defaults, indexes, triggers or serials.
+		`CREATE MACRO pg_get_expr(e, r) AS NULL::VARCHAR, (e, r, pretty) AS NULL::VARCHAR`,
+		`CREATE MACRO pg_get_indexdef(i) AS NULL::VARCHAR, (i, c, pretty) AS NULL::VARCHAR`,
+		`CREATE MACRO pg_get_triggerdef(t) AS NULL::VARCHAR, (t, pretty) AS NULL::VARCHAR`,
+		`CREATE MACRO pg_get_serial_sequence(t, c) AS NULL::VARCHAR`,
 		`CREATE MACRO pg_encoding_to_char(e) AS 'UTF8'`,
 		// Grafana's column picker splits "schema.table" with parse_ident.
 		`CREATE MACRO parse_ident(s) AS string_split(s, '.')`,
@@ -299,7 +318,7 @@ var pgColumns = func() string {
 			rows = append(rows, fmt.Sprintf("(%s, %s, %s, %s)", quoteLiteral(t.Name), quoteLiteral(f.Name), quoteLiteral(name), quoteLiteral(udt)))
 		}
 	}
-	return `(SELECT c.* REPLACE (coalesce(p.data_type, c.data_type) AS data_type, coalesce(p.udt_name, c.udt_name) AS udt_name)
+	return `(SELECT c.* REPLACE ('strata' AS table_catalog, coalesce(p.data_type, c.data_type) AS data_type, coalesce(p.udt_name, c.udt_name) AS udt_name)
 		FROM information_schema.columns c LEFT JOIN (VALUES ` + strings.Join(rows, ", ") + `) p(table_name, column_name, data_type, udt_name)
 		ON c.table_name = p.table_name AND c.column_name = p.column_name)`
 }()
@@ -323,10 +342,11 @@ const pgVersion = "PostgreSQL 16.0 (strata)"
 const catalogQueryTimeout = 10 * time.Second
 
 // formatTypeMacro names the type OIDs strata sends as format_type does
-// in PostgreSQL ("double precision", "integer[]").
+// in PostgreSQL ("double precision", "integer[]"); DuckDB's format_type
+// reads its own type ids (pg_attribute holds PostgreSQL's OIDs).
 func formatTypeMacro() string {
 	var b strings.Builder
-	b.WriteString("CREATE MACRO strata_format_type(oid) AS CASE oid")
+	b.WriteString("CASE oid")
 	names := map[uint32]string{}
 	for oid, n := range pgTypeNames {
 		names[oid] = n[0]
@@ -341,7 +361,7 @@ func formatTypeMacro() string {
 		fmt.Fprintf(&b, " WHEN %d THEN %s", oid, quoteLiteral(names[oid]))
 	}
 	b.WriteString(" END")
-	return b.String()
+	return "CREATE MACRO strata_format_type(oid) AS " + b.String() + ", (oid, typmod) AS " + b.String()
 }
 
 // settingMacro answers current_setting(name) from the values SHOW gives,
@@ -395,12 +415,12 @@ func (c *pgCatalog) close() error {
 }
 
 var catalogQuery = regexp.MustCompile(`(?i)\b(pg_catalog|information_schema|pg_(` + pgCatalogTables + `)|current_setting|current_schema|current_database|has_table_privilege|` +
-	`pg_backend_pid|pg_is_in_recovery|to_regclass|regclass|pg_total_relation_size|pg_relation_size)\b|\bversion\s*\(\s*\)`)
+	`pg_backend_pid|pg_is_in_recovery|to_regclass|regclass|format_type|pg_total_relation_size|pg_relation_size)\b|\bversion\s*\(\s*\)`)
 
 // pgCatalogTables are the pg_catalog tables and views clients query by
 // bare name. A data query may well use other pg_ words (pg_typeof, an
 // alias pg_count), so the list is explicit.
-const pgCatalogTables = `class|namespace|type|attribute|attrdef|database|settings|tables|views|matviews|proc|roles|user|authid|auth_members|am|index|indexes|description|shdescription|extension|available_extensions|constraint|inherits|policy|collation|enum|range|trigger|rewrite|statistic_ext|publication|publication_rel|sequence|sequences|foreign_table|partitioned_table|stat_activity|tablespace|operator|opclass|opfamily|language|cast|depend|event_trigger|locks|prepared_statements|cursors|timezone_names|timezone_abbrevs`
+const pgCatalogTables = `stat_user_tables|stat_database|class|namespace|type|attribute|attrdef|database|settings|tables|views|matviews|proc|roles|user|authid|auth_members|am|index|indexes|description|shdescription|extension|available_extensions|constraint|inherits|policy|collation|enum|range|trigger|rewrite|statistic_ext|publication|publication_rel|sequence|sequences|foreign_table|partitioned_table|stat_activity|tablespace|operator|opclass|opfamily|language|cast|depend|event_trigger|locks|prepared_statements|cursors|timezone_names|timezone_abbrevs`
 
 // isCatalogQuery reports whether a query is about the catalog rather than
 // the data: whether it names a catalog table or function outside string
@@ -460,11 +480,14 @@ var (
 	castPGType    = regexp.MustCompile(`(?i)(::|\bAS\s+)pg_catalog\.`) // also CAST(x AS pg_catalog.text)
 	schemataTable = regexp.MustCompile(`(?i)\binformation_schema\.schemata\b`)
 	columnsTable  = regexp.MustCompile(`(?i)\binformation_schema\.columns\b`)
-	// psql's \gdesc names the types of a result's columns, the OIDs
-	// strata sent, with format_type; DuckDB's format_type takes its own
-	// type ids, which its pg_attribute holds.
-	psqlDescribeTypes = regexp.MustCompile(`pg_catalog\.format_type\(tp, tpm\)`)
+	tablesTable   = regexp.MustCompile(`(?i)\binformation_schema\.tables\b`)
 	regTypeCasts      = regexp.MustCompile(`(?i)::(regclass|regtype|regproc|regnamespace|oid)\b`)
+	// castRegType is a cast to an OID type as DuckDB deparses it (a query
+	// with parameters is bound, then deparsed): CAST('x' AS "regclass").
+	castRegType = regexp.MustCompile(`(?i)\bCAST\(\s*('(?:[^']|'')*'|[\w."]+)\s+AS\s+"?(regclass|regtype|regproc|regnamespace|oid)"?\s*\)`)
+	// quotedInfoTable is a table of information_schema named in quotes,
+	// as DuckDB deparses a keyword: information_schema."columns".
+	quotedInfoTable = regexp.MustCompile(`(?i)\binformation_schema\s*\.\s*"(columns|schemata|tables)"`)
 	// regclassLiteral is a relation named by a string: 'records'::regclass.
 	regclassLiteral = regexp.MustCompile(`(?i)'((?:[^']|'')*)'\s*::\s*regclass\b`)
 )
@@ -644,6 +667,8 @@ func (c *pgCatalog) run(ctx context.Context, lim *Limiter, sql, written string) 
 	sql = operatorPG.ReplaceAllString(sql, "$1")
 	sql = collatePG.ReplaceAllString(sql, "")
 	sql = castPGType.ReplaceAllString(sql, "$1")
+	sql = castRegType.ReplaceAllString(sql, "$1::$2")
+	sql = quotedInfoTable.ReplaceAllString(sql, "information_schema.$1")
 	sql, err := regclassOIDs(sql)
 	if err != nil {
 		return nil, err
@@ -651,9 +676,9 @@ func (c *pgCatalog) run(ctx context.Context, lim *Limiter, sql, written string) 
 	sql = regTypeCasts.ReplaceAllString(sql, "")
 	// DuckDB lists each schema once per attached database (memory, system,
 	// temp); PostgreSQL clients expect one database's.
-	sql = schemataTable.ReplaceAllString(sql, "(SELECT * FROM information_schema.schemata WHERE catalog_name = 'memory')")
+	sql = schemataTable.ReplaceAllString(sql, "(SELECT * REPLACE ('strata' AS catalog_name) FROM information_schema.schemata WHERE catalog_name = 'memory')")
+	sql = tablesTable.ReplaceAllString(sql, "(SELECT * REPLACE ('strata' AS table_catalog) FROM information_schema.tables WHERE table_catalog = 'memory')")
 	sql = columnsTable.ReplaceAllLiteralString(sql, pgColumns)
-	sql = psqlDescribeTypes.ReplaceAllLiteralString(sql, "strata_format_type(tp)")
 	tree, err := c.db.Parse(ctx, sql)
 	if err != nil {
 		return nil, err
@@ -684,7 +709,7 @@ func (c *pgCatalog) run(ctx context.Context, lim *Limiter, sql, written string) 
 
 // catalogFunctions are DuckDB functions whose PostgreSQL meaning the
 // catalog DB's strata_ macros give.
-var catalogFunctions = map[string]bool{"version": true, "current_database": true, "current_setting": true}
+var catalogFunctions = map[string]bool{"version": true, "current_database": true, "current_setting": true, "format_type": true}
 
 // rewriteCatalogTree adapts PostgreSQL idioms in a parsed query: functions
 // called as pg_catalog.f resolve to DuckDB's own or the catalog DB's
@@ -708,6 +733,10 @@ func (c *pgCatalog) rewriteCatalogTree(tree any) {
 		}
 	})
 	eachMap(tree, func(v map[string]any) {
+		// pg_catalog.pg_roles.rolname: the stand-in is named pg_roles.
+		if names, _ := v["column_names"].([]any); v["class"] == "COLUMN_REF" && len(names) == 3 && ident(names[0]) == "pg_catalog" {
+			v["column_names"] = names[1:]
+		}
 		if v["class"] == "FUNCTION" && (v["schema"] == "pg_catalog" || v["schema"] == "") {
 			v["schema"] = ""
 			if name, _ := v["function_name"].(string); catalogFunctions[name] {

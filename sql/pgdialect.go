@@ -644,7 +644,7 @@ func binaryAt(b string, op int) bool {
 // and ?&, the keys of -> and ->>, and numeric without a precision.
 // Only the Postgres protocol does this: over HTTP, SQL is DuckDB's.
 func pgOperators(s string) (string, error) {
-	s, err := pgRegex(pgJSONExists(pgJSONKeys(pgNumericCasts(s))))
+	s, err := pgRegex(pgJSONExists(pgJSONKeys(pgNumericCasts(pgLikeEscape(s)))))
 	if err != nil {
 		return "", err
 	}
@@ -715,6 +715,40 @@ func inCast(b string, i int) bool {
 		}
 	}
 	return false
+}
+
+// likeOperator finds LIKE and ILIKE (NOT too), on text with literals,
+// comments and quoted names blanked.
+var likeOperator = regexp.MustCompile(`(?i)\bI?LIKE\s+`)
+
+// pgLikeEscape gives LIKE PostgreSQL's default escape character, the
+// backslash, which DuckDB's LIKE does not have: 'span\_%' matched no name
+// (psql's column completion found nothing). A literal pattern with a
+// backslash and no ESCAPE clause gets ESCAPE '\'.
+func pgLikeEscape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	b := blankIdentifiers(engine.BlankLiterals(s))
+	var out strings.Builder
+	last := 0
+	for _, m := range likeOperator.FindAllStringIndex(b, -1) {
+		body, bodyEnd, end, ok := literalAt(b, m[1])
+		if !ok || end < 0 || !strings.Contains(s[body:bodyEnd], `\`) {
+			continue
+		}
+		if k := skipSpace(b, end); k+6 <= len(b) && strings.EqualFold(b[k:k+6], "ESCAPE") {
+			continue
+		}
+		out.WriteString(s[last:end])
+		out.WriteString(` ESCAPE '\'`)
+		last = end
+	}
+	if last == 0 {
+		return s
+	}
+	out.WriteString(s[last:])
+	return out.String()
 }
 
 // pointerEscapes escape a key as a step of a JSON pointer.

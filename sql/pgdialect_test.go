@@ -194,3 +194,16 @@ func TestPgJSONKeys_AreKeysNotPaths(t *testing.T) {
 		}
 	}
 }
+
+func TestPgLikeEscape_BackslashByDefault(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`WHERE attname LIKE 'span\_%'`, `WHERE attname LIKE 'span\_%' ESCAPE '\'`},
+		{`WHERE a NOT ILIKE E'pg\\_%' AND b LIKE 'x%'`, `WHERE a NOT ILIKE E'pg\\_%' ESCAPE '\' AND b LIKE 'x%'`},
+		// An ESCAPE clause, no backslash, a parameter: as written.
+		{`WHERE a LIKE 'a\_%' ESCAPE '!' OR b LIKE 'c_d' OR c LIKE $1 OR d = '\'`, `WHERE a LIKE 'a\_%' ESCAPE '!' OR b LIKE 'c_d' OR c LIKE $1 OR d = '\'`},
+	} {
+		if got := pgLikeEscape(c.in); got != c.want {
+			t.Errorf("pgLikeEscape(%s)\n got %s\nwant %s", c.in, got, c.want)
+		}
+	}
+}

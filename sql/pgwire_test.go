@@ -2730,3 +2730,38 @@ func TestPG_FloatAndTimeTextAsPostgreSQL(t *testing.T) {
 	}
 	answersAsPostgreSQL(t, "SELECT '01:02:03.25'::time, t FROM (VALUES ('00:00:00'::time), ('12:34:56.000789'::time)) v(t)")
 }
+
+// What SQL tools ask when they connect and list schemas (QA, from pgjdbc,
+// DBeaver, pgAdmin, Metabase and psql), with and without parameters.
+func TestPG_ToolCatalogQueries(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	addr := startPG(t, e)
+	ctx := context.Background()
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+		c := pgConnect(t, addr, mode)
+		for _, q := range []struct {
+			sql  string
+			args []any
+			want string
+		}{
+			// A parameter made the query bound and deparsed, and the casts
+			// and names the catalog rewrites were missed.
+			{"SELECT 'pg_class'::regclass::int FROM pg_class WHERE oid = $1", []any{16385}, "1259"},
+			{"SELECT data_type || ' ' || udt_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = $1 AND column_name = 'start_timestamp'",
+				[]any{"records"}, "timestamp with time zone timestamptz"},
+			{"SELECT count(*) FROM pg_database WHERE datname = current_database()", nil, "1"},
+			{"SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() AND table_name IN ('records', 'metrics')", nil, "2"},
+			{"SELECT format_type(25, -1) || ', ' || format_type(1184, NULL) || ', ' || format_type(1009, -1)", nil, "text, timestamp with time zone, text[]"},
+			{"SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.relkind = 'r'", nil, "metrics,records"},
+			{"SELECT pg_catalog.pg_roles.rolname FROM pg_catalog.pg_roles", nil, "strata"},
+			{"SELECT coalesce(pg_get_expr(NULL, 0, true), pg_get_indexdef(1), obj_description(1), 'none') FROM pg_namespace LIMIT 1", nil, "none"},
+			{"SELECT count(*) FROM pg_auth_members", nil, "0"},
+		} {
+			var got any
+			if err := c.QueryRow(ctx, q.sql, q.args...).Scan(&got); err != nil || fmt.Sprint(got) != q.want {
+				t.Errorf("%v: %s: %v, %v; want %s", mode, q.sql, got, err, q.want)
+			}
+		}
+	}
+	answersAsPostgreSQL(t, `SELECT 'span_id' LIKE 'span\_%', 'spanxid' LIKE 'span\_%', 'a_b' NOT ILIKE E'A\\_B'`)
+}
