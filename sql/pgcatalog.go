@@ -72,8 +72,8 @@ func standInTables() map[string]string {
 			false AS datistemplate, true AS datallowconn, -1 AS datconnlimit, 0 AS datfrozenxid, 0 AS datminmxid,
 			1663 AS dattablespace, 'C' AS datcollate, 'C' AS datctype, NULL::VARCHAR AS daticulocale,
 			NULL::VARCHAR AS datcollversion, NULL::VARCHAR[] AS datacl`,
-		"pg_policy":   empty("oid, polname, polrelid, polcmd, polpermissive, polroles, polqual, polwithcheck"),
-		"pg_trigger":  empty("oid, tableoid, tgrelid, tgparentid, tgname, tgfoid, tgtype, tgenabled, tgisinternal, tgconstrrelid, tgconstrindid, tgconstraint, tgdeferrable, tginitdeferred, tgnargs, tgattr, tgargs, tgqual, tgoldtable, tgnewtable"),
+		"pg_policy":  empty("oid, polname, polrelid, polcmd, polpermissive, polroles, polqual, polwithcheck"),
+		"pg_trigger": empty("oid, tableoid, tgrelid, tgparentid, tgname, tgfoid, tgtype, tgenabled, tgisinternal, tgconstrrelid, tgconstrindid, tgconstraint, tgdeferrable, tginitdeferred, tgnargs, tgattr, tgargs, tgqual, tgoldtable, tgnewtable"),
 		// psql's \dd reads these (with the tableoid DuckDB's lack): strata's
 		// tables have no constraints, rules or operator classes.
 		"pg_constraint": empty("oid, tableoid, conname, connamespace, contype, condeferrable, condeferred, convalidated, conrelid, " +
@@ -481,7 +481,7 @@ var (
 	schemataTable = regexp.MustCompile(`(?i)\binformation_schema\.schemata\b`)
 	columnsTable  = regexp.MustCompile(`(?i)\binformation_schema\.columns\b`)
 	tablesTable   = regexp.MustCompile(`(?i)\binformation_schema\.tables\b`)
-	regTypeCasts      = regexp.MustCompile(`(?i)::(regclass|regtype|regproc|regnamespace|oid)\b`)
+	regTypeCasts  = regexp.MustCompile(`(?i)::(regclass|regtype|regproc|regnamespace|oid)\b`)
 	// castRegType is a cast to an OID type as DuckDB deparses it (a query
 	// with parameters is bound, then deparsed): CAST('x' AS "regclass").
 	castRegType = regexp.MustCompile(`(?i)\bCAST\(\s*('(?:[^']|'')*'|[\w."]+)\s+AS\s+"?(regclass|regtype|regproc|regnamespace|oid)"?\s*\)`)
