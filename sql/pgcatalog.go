@@ -262,6 +262,9 @@ func newPGCatalog(ctx context.Context, query *engine.DB) (*pgCatalog, error) {
 		// DuckDB's own; queries call these instead (rewriteCatalogTree).
 		`CREATE MACRO strata_version() AS '` + pgVersion + `'`,
 		`CREATE MACRO strata_current_database() AS 'strata'`,
+		// The search path, with pg_catalog if asked for implicit schemas
+		// (DuckDB's listed main once per attached database, or nothing).
+		`CREATE MACRO strata_current_schemas(implicit) AS CASE WHEN implicit THEN ['pg_catalog', 'main'] ELSE ['main'] END`,
 		settingMacro(),
 		formatTypeMacro(),
 	}
@@ -414,7 +417,7 @@ func (c *pgCatalog) close() error {
 	return err
 }
 
-var catalogQuery = regexp.MustCompile(`(?i)\b(pg_catalog|information_schema|pg_(` + pgCatalogTables + `)|current_setting|current_schema|current_database|has_table_privilege|` +
+var catalogQuery = regexp.MustCompile(`(?i)\b(pg_catalog|information_schema|pg_(` + pgCatalogTables + `)|current_setting|current_schemas?|current_database|has_table_privilege|` +
 	`pg_backend_pid|pg_is_in_recovery|to_regclass|regclass|format_type|pg_total_relation_size|pg_relation_size)\b|\bversion\s*\(\s*\)`)
 
 // pgCatalogTables are the pg_catalog tables and views clients query by
@@ -709,7 +712,8 @@ func (c *pgCatalog) run(ctx context.Context, lim *Limiter, sql, written string) 
 
 // catalogFunctions are DuckDB functions whose PostgreSQL meaning the
 // catalog DB's strata_ macros give.
-var catalogFunctions = map[string]bool{"version": true, "current_database": true, "current_setting": true, "format_type": true}
+var catalogFunctions = map[string]bool{"version": true, "current_database": true, "current_setting": true, "format_type": true,
+	"current_schemas": true}
 
 // rewriteCatalogTree adapts PostgreSQL idioms in a parsed query: functions
 // called as pg_catalog.f resolve to DuckDB's own or the catalog DB's
