@@ -265,6 +265,10 @@ func newPGCatalog(ctx context.Context, query *engine.DB) (*pgCatalog, error) {
 		// The search path, with pg_catalog if asked for implicit schemas
 		// (DuckDB's listed main once per attached database, or nothing).
 		`CREATE MACRO strata_current_schemas(implicit) AS CASE WHEN implicit THEN ['pg_catalog', 'main'] ELSE ['main'] END`,
+		// Everything here can be read, nothing written (DuckDB's said yes
+		// to UPDATE).
+		`CREATE MACRO strata_has_table_privilege(t, priv) AS list_contains(string_split(replace(upper(priv), ' ', ''), ','), 'SELECT'),
+			(u, t, priv) AS list_contains(string_split(replace(upper(priv), ' ', ''), ','), 'SELECT')`,
 		settingMacro(),
 		formatTypeMacro(),
 	}
@@ -713,7 +717,7 @@ func (c *pgCatalog) run(ctx context.Context, lim *Limiter, sql, written string) 
 // catalogFunctions are DuckDB functions whose PostgreSQL meaning the
 // catalog DB's strata_ macros give.
 var catalogFunctions = map[string]bool{"version": true, "current_database": true, "current_setting": true, "format_type": true,
-	"current_schemas": true}
+	"current_schemas": true, "has_table_privilege": true}
 
 // rewriteCatalogTree adapts PostgreSQL idioms in a parsed query: functions
 // called as pg_catalog.f resolve to DuckDB's own or the catalog DB's
