@@ -519,20 +519,12 @@ func appendPGInterval(b []byte, v arrow.MonthDayNanoInterval) []byte {
 	} else if before {
 		b = append(b, '+')
 	}
-	secs := micros / 1e6
-	b = appendTwo(b, secs/3600)
-	b = appendTwo(append(b, ':'), secs/60%60)
-	b = appendTwo(append(b, ':'), secs%60)
-	if frac := micros % 1e6; frac != 0 {
-		digits := strconv.AppendInt(nil, 1e6+frac, 10)[1:] // six digits
-		b = append(append(b, '.'), bytes.TrimRight(digits, "0")...)
-	}
-	return b
+	return appendPGTime(b, micros)
 }
 
-// appendPGTime writes a time of day in microseconds as PostgreSQL does:
-// HH:MM:SS, and a fraction only if there is one, without its trailing
-// zeros.
+// appendPGTime writes a time of day (or an interval's time) in
+// microseconds as PostgreSQL does: HH:MM:SS, and a fraction only if there
+// is one, without its trailing zeros.
 func appendPGTime(b []byte, micros int64) []byte {
 	s := micros / 1_000_000
 	b = appendTwo(b, s/3600)
