@@ -47,8 +47,13 @@ func standInTables() map[string]string {
 	}
 	return map[string]string{
 		"pg_settings": settingsSelect(),
-		"pg_namespace": `SELECT oid, nspname, nspowner, nspacl FROM system.pg_catalog.pg_namespace
+		"pg_namespace": `SELECT oid, nspname, 10 AS nspowner, nspacl FROM system.pg_catalog.pg_namespace
 			UNION ALL SELECT 11, 'pg_catalog', 10, NULL UNION ALL SELECT 13000, 'information_schema', 10, NULL`,
+		// strata's tables, owned by the role pg_roles lists (DuckDB's
+		// said duckdb).
+		"pg_tables": `SELECT 'main' AS schemaname, tablename, 'strata' AS tableowner, NULL::VARCHAR AS tablespace,
+			false AS hasindexes, false AS hasrules, false AS hastriggers, false AS rowsecurity
+			FROM (VALUES ('records'), ('metrics')) t(tablename)`,
 		"pg_extension": empty("oid, extname, extowner, extnamespace, extrelocatable, extversion, extconfig, extcondition"),
 		"pg_roles": `SELECT 'strata' AS rolname, false AS rolsuper, true AS rolinherit, false AS rolcreaterole, false AS rolcreatedb,
 			true AS rolcanlogin, false AS rolreplication, -1 AS rolconnlimit, '********' AS rolpassword, NULL::TIMESTAMPTZ AS rolvaliduntil,
