@@ -330,7 +330,8 @@ var pgColumns = func() string {
 			rows = append(rows, fmt.Sprintf("(%s, %s, %s, %s)", quoteLiteral(t.Name), quoteLiteral(f.Name), quoteLiteral(name), quoteLiteral(udt)))
 		}
 	}
-	return `(SELECT c.* REPLACE ('strata' AS table_catalog, coalesce(p.data_type, c.data_type) AS data_type, coalesce(p.udt_name, c.udt_name) AS udt_name)
+	return `(SELECT c.* REPLACE ('strata' AS table_catalog, coalesce(p.data_type, c.data_type) AS data_type, coalesce(p.udt_name, c.udt_name) AS udt_name,
+		CASE WHEN p.udt_name IS NULL THEN c.udt_schema ELSE 'pg_catalog' END AS udt_schema)
 		FROM information_schema.columns c LEFT JOIN (VALUES ` + strings.Join(rows, ", ") + `) p(table_name, column_name, data_type, udt_name)
 		ON c.table_name = p.table_name AND c.column_name = p.column_name)`
 }()

@@ -2747,8 +2747,8 @@ func TestPG_ToolCatalogQueries(t *testing.T) {
 			// A parameter made the query bound and deparsed, and the casts
 			// and names the catalog rewrites were missed.
 			{"SELECT 'pg_class'::regclass::int FROM pg_class WHERE oid = $1", []any{16385}, "1259"},
-			{"SELECT data_type || ' ' || udt_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = $1 AND column_name = 'start_timestamp'",
-				[]any{"records"}, "timestamp with time zone timestamptz"},
+			{"SELECT data_type || ' ' || udt_schema || '.' || udt_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = $1 AND column_name = 'start_timestamp'",
+				[]any{"records"}, "timestamp with time zone pg_catalog.timestamptz"},
 			{"SELECT count(*) FROM pg_database WHERE datname = current_database()", nil, "1"},
 			{"SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() AND table_name IN ('records', 'metrics')", nil, "2"},
 			{"SELECT format_type(25, -1) || ', ' || format_type(1184, NULL) || ', ' || format_type(1009, -1)", nil, "text, timestamp with time zone, text[]"},
