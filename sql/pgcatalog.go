@@ -269,6 +269,9 @@ func newPGCatalog(ctx context.Context, query *engine.DB) (*pgCatalog, error) {
 		`CREATE MACRO strata_current_database() AS 'strata'`,
 		// The search path, with pg_catalog if asked for implicit schemas
 		// (DuckDB's listed main once per attached database, or nothing).
+		// pgjdbc's getPrimaryKeys and getIndexInfo expand pg_index.indkey
+		// with it; strata's tables have no indexes, so it only binds.
+		`CREATE MACRO strata__pg_expandarray(a) AS {'x': NULL::INTEGER, 'n': NULL::INTEGER}`,
 		`CREATE MACRO strata_current_schemas(implicit) AS CASE WHEN implicit THEN ['pg_catalog', 'main'] ELSE ['main'] END`,
 		// Everything here can be read, nothing written (DuckDB's said yes
 		// to UPDATE).
@@ -723,7 +726,7 @@ func (c *pgCatalog) run(ctx context.Context, lim *Limiter, sql, written string) 
 // catalogFunctions are DuckDB functions whose PostgreSQL meaning the
 // catalog DB's strata_ macros give.
 var catalogFunctions = map[string]bool{"version": true, "current_database": true, "current_setting": true, "format_type": true,
-	"current_schemas": true, "has_table_privilege": true}
+	"current_schemas": true, "has_table_privilege": true, "_pg_expandarray": true}
 
 // rewriteCatalogTree adapts PostgreSQL idioms in a parsed query: functions
 // called as pg_catalog.f resolve to DuckDB's own or the catalog DB's
@@ -751,7 +754,8 @@ func (c *pgCatalog) rewriteCatalogTree(tree any) {
 		if names, _ := v["column_names"].([]any); v["class"] == "COLUMN_REF" && len(names) == 3 && ident(names[0]) == "pg_catalog" {
 			v["column_names"] = names[1:]
 		}
-		if v["class"] == "FUNCTION" && (v["schema"] == "pg_catalog" || v["schema"] == "") {
+		if v["class"] == "FUNCTION" && (v["schema"] == "pg_catalog" || v["schema"] == "" ||
+			v["schema"] == "information_schema" && v["function_name"] == "_pg_expandarray") {
 			v["schema"] = ""
 			if name, _ := v["function_name"].(string); catalogFunctions[name] {
 				v["function_name"] = "strata_" + name

@@ -2768,4 +2768,24 @@ func TestPG_ToolCatalogQueries(t *testing.T) {
 		}
 	}
 	answersAsPostgreSQL(t, `SELECT 'span_id' LIKE 'span\_%', 'spanxid' LIKE 'span\_%', 'a_b' NOT ILIKE E'A\\_B'`)
+	// pgjdbc's getPrimaryKeys: no keys, no error (_pg_expandarray).
+	c := pgConnect(t, addr, pgx.QueryExecModeExec)
+	rows, err := c.Query(ctx, `SELECT result.TABLE_CAT, result.TABLE_SCHEM, result.TABLE_NAME, result.COLUMN_NAME, result.KEY_SEQ, result.PK_NAME FROM
+		(SELECT NULL AS TABLE_CAT, n.nspname AS TABLE_SCHEM, ct.relname AS TABLE_NAME, a.attname AS COLUMN_NAME,
+		(information_schema._pg_expandarray(i.indkey)).n AS KEY_SEQ, ci.relname AS PK_NAME,
+		information_schema._pg_expandarray(i.indkey) AS KEYS, a.attnum AS A_ATTNUM
+		FROM pg_catalog.pg_class ct JOIN pg_catalog.pg_attribute a ON (ct.oid = a.attrelid)
+		JOIN pg_catalog.pg_namespace n ON (ct.relnamespace = n.oid) JOIN pg_catalog.pg_index i ON (a.attrelid = i.indrelid)
+		JOIN pg_catalog.pg_class ci ON (ci.oid = i.indexrelid) WHERE true AND ct.relname = $1 AND i.indisprimary) result
+		WHERE result.A_ATTNUM = (result.KEYS).x ORDER BY result.table_name, result.pk_name, result.key_seq`, "records")
+	if err != nil {
+		t.Fatalf("getPrimaryKeys: %v", err)
+	}
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	if err := rows.Err(); err != nil || n != 0 {
+		t.Errorf("getPrimaryKeys: %d rows, %v", n, err)
+	}
 }
