@@ -54,6 +54,10 @@ func standInTables() map[string]string {
 		"pg_tables": `SELECT 'main' AS schemaname, tablename, 'strata' AS tableowner, NULL::VARCHAR AS tablespace,
 			false AS hasindexes, false AS hasrules, false AS hastriggers, false AS rowsecurity
 			FROM (VALUES ('records'), ('metrics')) t(tablename)`,
+		// Every function is a system one, in pg_catalog, as the built-ins
+		// and the macros standing in for PostgreSQL's are (psql's \df,
+		// which lists a user's own, listed 262 macros under main).
+		"pg_proc": `SELECT * REPLACE (11 AS pronamespace) FROM system.pg_catalog.pg_proc`,
 		"pg_extension": empty("oid, extname, extowner, extnamespace, extrelocatable, extversion, extconfig, extcondition"),
 		"pg_roles": `SELECT 'strata' AS rolname, false AS rolsuper, true AS rolinherit, false AS rolcreaterole, false AS rolcreatedb,
 			true AS rolcanlogin, false AS rolreplication, -1 AS rolconnlimit, '********' AS rolpassword, NULL::TIMESTAMPTZ AS rolvaliduntil,

@@ -2756,6 +2756,9 @@ func TestPG_ToolCatalogQueries(t *testing.T) {
 			{"SELECT pg_catalog.pg_roles.rolname FROM pg_catalog.pg_roles", nil, "strata"},
 			{"SELECT coalesce(pg_get_expr(NULL, 0, true), pg_get_indexdef(1), obj_description(1), 'none') FROM pg_namespace LIMIT 1", nil, "none"},
 			{"SELECT count(*) FROM pg_auth_members", nil, "0"},
+			// No user functions (psql's \df listed strata's macros).
+			{"SELECT count(*) FILTER (WHERE n.nspname = 'main')::text || ' ' || (count(*) FILTER (WHERE p.proname = 'json_build_object') > 0)::text " +
+				"FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace", nil, "0 true"},
 			{"SELECT string_agg(t.tablename || ':' || t.tableowner || ':' || r.rolname, ',' ORDER BY t.tablename) FROM pg_tables t " +
 				"JOIN pg_namespace n ON n.nspname = t.schemaname JOIN pg_roles r ON r.oid = n.nspowner", nil, "metrics:strata:strata,records:strata:strata"},
 			{"SELECT has_table_privilege('records', 'SELECT')::text || has_table_privilege('strata', 'main.metrics', 'update')::text || has_table_privilege('records', 'INSERT, select')::text", nil, "truefalsetrue"},
