@@ -57,7 +57,7 @@ func standInTables() map[string]string {
 		// Every function is a system one, in pg_catalog, as the built-ins
 		// and the macros standing in for PostgreSQL's are (psql's \df,
 		// which lists a user's own, listed 262 macros under main).
-		"pg_proc": `SELECT * REPLACE (11 AS pronamespace) FROM system.pg_catalog.pg_proc`,
+		"pg_proc":      `SELECT * REPLACE (11 AS pronamespace) FROM system.pg_catalog.pg_proc`,
 		"pg_extension": empty("oid, extname, extowner, extnamespace, extrelocatable, extversion, extconfig, extcondition"),
 		"pg_roles": `SELECT 'strata' AS rolname, false AS rolsuper, true AS rolinherit, false AS rolcreaterole, false AS rolcreatedb,
 			true AS rolcanlogin, false AS rolreplication, -1 AS rolconnlimit, '********' AS rolpassword, NULL::TIMESTAMPTZ AS rolvaliduntil,
