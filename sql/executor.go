@@ -125,14 +125,16 @@ func (r *Result) Peek() error {
 	if !has && r.Rows.Err() != nil {
 		return r.Rows.Err() // sorted as Query's errors are: the user's, or ours
 	}
-	r.Rows.RecordReader = &peeked{RecordReader: r.Rows.RecordReader, pending: has, ended: !has}
+	r.Rows.RecordReader = &peeked{RecordReader: r.Rows.RecordReader, pending: has}
 	return nil
 }
 
 // peeked is a reader whose first batch was read ahead (Result.Peek).
+// After an empty one, Next asks the reader again, which stays at its end
+// (the engine's stream remembers it).
 type peeked struct {
 	array.RecordReader
-	pending, ended bool
+	pending bool
 }
 
 func (p *peeked) Next() bool {
@@ -140,7 +142,7 @@ func (p *peeked) Next() bool {
 		p.pending = false
 		return true
 	}
-	return !p.ended && p.RecordReader.Next()
+	return p.RecordReader.Next()
 }
 
 // Release ends the query and frees its slot.

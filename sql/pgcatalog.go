@@ -199,12 +199,12 @@ func pgAttributeSelect() string {
 		for i, f := range t.Schema.Fields() {
 			oid := pgColumnFor(f.Type).oid
 			length, byval, align, storage, collation, dims := -1, false, "i", "x", 0, 0
-			if elem, ok := elemOIDs[oid]; ok {
-				dims = 1
-				if b := pgBaseTypes[base[elem]]; b.align == "d" {
+			if elem, ok := elemOIDs[oid]; ok { // an array: its element's alignment and collation
+				e := pgBaseTypes[base[elem]]
+				dims, collation = 1, e.collation
+				if e.align == "d" {
 					align = "d"
 				}
-				collation = pgBaseTypes[base[elem]].collation
 			} else if k, ok := base[oid]; ok {
 				b := pgBaseTypes[k]
 				length, byval, align, storage, collation = b.len, b.byval, b.align, b.stg, b.collation
@@ -271,16 +271,16 @@ func newPGCatalog(ctx context.Context, query *engine.DB) (*pgCatalog, error) {
 		// DuckDB's own; queries call these instead (rewriteCatalogTree).
 		`CREATE MACRO strata_version() AS '` + pgVersion + `'`,
 		`CREATE MACRO strata_current_database() AS 'strata'`,
-		// The search path, with pg_catalog if asked for implicit schemas
-		// (DuckDB's listed main once per attached database, or nothing).
 		// pgjdbc's getPrimaryKeys and getIndexInfo expand pg_index.indkey
 		// with it; strata's tables have no indexes, so it only binds.
 		`CREATE MACRO strata__pg_expandarray(a) AS {'x': NULL::INTEGER, 'n': NULL::INTEGER}`,
+		// The search path, with pg_catalog if asked for implicit schemas
+		// (DuckDB's listed main once per attached database, or nothing).
 		`CREATE MACRO strata_current_schemas(implicit) AS CASE WHEN implicit THEN ['pg_catalog', 'main'] ELSE ['main'] END`,
 		// Everything here can be read, nothing written (DuckDB's said yes
-		// to UPDATE).
-		`CREATE MACRO strata_has_table_privilege(t, priv) AS list_contains(string_split(replace(upper(priv), ' ', ''), ','), 'SELECT'),
-			(u, t, priv) AS list_contains(string_split(replace(upper(priv), ' ', ''), ','), 'SELECT')`,
+		// to UPDATE); the user, if given, is strata.
+		fmt.Sprintf(`CREATE MACRO strata_has_table_privilege(t, priv) AS %[1]s, (u, t, priv) AS %[1]s`,
+			`list_contains(string_split(replace(upper(priv), ' ', ''), ','), 'SELECT')`),
 		settingMacro(),
 		formatTypeMacro(),
 	}

@@ -56,8 +56,7 @@ func jsonFunctions() []string {
 	// over the keys, rather than a step written out for each, is a
 	// quarter of the text for DuckDB to bind at start (8 ms a macro).
 	pointer := func(keys []string) string {
-		return "list_reduce(list_transform([" + strings.Join(keys, ", ") +
-			"], lambda k: '/' || replace(replace(k::VARCHAR, '~', '~0'), '/', '~1')), lambda a, b: a || b)"
+		return "list_reduce(list_transform([" + strings.Join(keys, ", ") + "], lambda k: " + keyPointer + "), lambda a, b: a || b)"
 	}
 	var out []string
 	for _, prefix := range []string{"json", "jsonb"} {
@@ -107,9 +106,11 @@ func jsonFunctions() []string {
 	return out
 }
 
-// keyPointer is the JSON pointer of key k: DuckDB would read a key that
-// starts with $ or / as a path, and the empty key as the whole document.
-const keyPointer = "('/' || replace(replace(k, '~', '~0'), '/', '~1'))"
+// keyPointer is the JSON pointer of key k, ~ and / escaped: DuckDB would
+// read a key that starts with $ or / as a path, '1' as a key where an
+// array index is meant, and the empty key as the whole document. (k may
+// be of any type: PostgreSQL's path keys are text.)
+const keyPointer = "('/' || replace(replace(k::VARCHAR, '~', '~0'), '/', '~1'))"
 
 // jsonTables are the set-returning JSON functions as table macros, for
 // FROM (records, jsonb_each(attributes)), by their names after json or
