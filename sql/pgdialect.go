@@ -32,8 +32,7 @@ func pgArrayLiterals(s string) string {
 		return s
 	}
 	b := blankIdentifiers(engine.BlankLiterals(s))
-	var out strings.Builder
-	last := 0
+	out := splicer{src: s}
 	for i := 0; i < len(b); i++ {
 		body, bodyEnd, end, ok := literalAt(b, i)
 		if !ok {
@@ -49,29 +48,23 @@ func pgArrayLiterals(s string) string {
 		if cast, ok := arrayLiteralContext(b, i, end); ok && b[i] != 'E' && b[i] != 'e' {
 			if elems, err := textArray(text, oidText); err == nil { // else left as written
 				if from, to, not, ok := membership(b, i, end); ok && !cast && len(elems) > 0 {
-					out.WriteString(s[last:from])
-					if from > 0 && !isSpace(s[from-1]) {
-						out.WriteByte(' ')
-					}
+					in := "IN ("
 					if not {
-						out.WriteString("NOT ")
+						in = "NOT IN ("
 					}
-					out.WriteString("IN (" + strings.Join(sqlLiterals(elems), ", ") + ")")
-					last, i = to, to-1
+					if from > 0 && !isSpace(s[from-1]) {
+						in = " " + in
+					}
+					out.replace(from, to, in+strings.Join(sqlLiterals(elems), ", ")+")")
+					i = to - 1
 					continue
 				}
-				out.WriteString(s[last:i])
-				out.WriteString(listLiteral(elems, !cast))
-				last = end
+				out.replace(i, end, listLiteral(elems, !cast))
 			}
 		}
 		i = end - 1
 	}
-	if last == 0 {
-		return s
-	}
-	out.WriteString(s[last:])
-	return out.String()
+	return out.text()
 }
 
 // membership finds = ANY('{…}') (or SOME) and <> ALL('{…}') (or !=)
@@ -522,8 +515,7 @@ func pgRegex(s string) (string, error) {
 		return s, nil
 	}
 	b := blankIdentifiers(engine.BlankLiterals(s))
-	var out strings.Builder
-	last := 0
+	out := splicer{src: s}
 	for i := 0; i < len(b); i++ {
 		if b[i] != '~' || i+1 < len(b) && b[i+1] == '~' || i > 0 && b[i-1] == '~' {
 			continue // ~~ and ~~* are LIKE and ILIKE, alike in both
@@ -586,17 +578,10 @@ func pgRegex(s string) (string, error) {
 		default:
 			return "", errRegexPattern
 		}
-		out.WriteString(s[last:op])
-		out.WriteString(s[op:i+1] + " ") // ~ or !~; a * is dropped
-		out.WriteString(rhs)
-		last = k
+		out.replace(op, k, s[op:i+1]+" "+rhs) // ~ or !~; a * is dropped
 		i = k - 1
 	}
-	if last == 0 {
-		return s, nil
-	}
-	out.WriteString(s[last:])
-	return out.String(), nil
+	return out.text(), nil
 }
 
 // errRegexPattern: a pattern of ~ that pgRegex cannot wrap.
@@ -669,8 +654,7 @@ func pgNumericCasts(s string) string {
 		return s
 	}
 	b := blankIdentifiers(engine.BlankLiterals(s))
-	var out strings.Builder
-	last := 0
+	out := splicer{src: s}
 	for _, m := range numericType.FindAllStringSubmatchIndex(b, -1) {
 		if after(b, m[1]) == '(' {
 			continue // a precision: as written
@@ -678,15 +662,9 @@ func pgNumericCasts(s string) string {
 		if b[m[2]] != ':' && !inCast(b, m[0]) {
 			continue // AS numeric naming a column
 		}
-		out.WriteString(s[last:m[4]])
-		out.WriteString("DOUBLE")
-		last = m[5]
+		out.replace(m[4], m[5], "DOUBLE")
 	}
-	if last == 0 {
-		return s
-	}
-	out.WriteString(s[last:])
-	return out.String()
+	return out.text()
 }
 
 // inCast says whether offset i of b is inside the parentheses of a CAST
@@ -730,8 +708,7 @@ func pgLikeEscape(s string) string {
 		return s
 	}
 	b := blankIdentifiers(engine.BlankLiterals(s))
-	var out strings.Builder
-	last := 0
+	out := splicer{src: s}
 	for _, m := range likeOperator.FindAllStringIndex(b, -1) {
 		body, bodyEnd, end, ok := literalAt(b, m[1])
 		if !ok || end < 0 || !strings.Contains(s[body:bodyEnd], `\`) {
@@ -740,15 +717,9 @@ func pgLikeEscape(s string) string {
 		if k := skipSpace(b, end); k+6 <= len(b) && strings.EqualFold(b[k:k+6], "ESCAPE") {
 			continue
 		}
-		out.WriteString(s[last:end])
-		out.WriteString(` ESCAPE '\'`)
-		last = end
+		out.replace(end, end, ` ESCAPE '\'`)
 	}
-	if last == 0 {
-		return s
-	}
-	out.WriteString(s[last:])
-	return out.String()
+	return out.text()
 }
 
 // pointerEscapes escape a key as a step of a JSON pointer.
@@ -764,8 +735,7 @@ func pgJSONKeys(s string) string {
 		return s
 	}
 	b := blankIdentifiers(engine.BlankLiterals(s))
-	var out strings.Builder
-	last := 0
+	out := splicer{src: s}
 	for i := 0; i+1 < len(b); i++ {
 		if b[i] != '-' || b[i+1] != '>' {
 			continue
@@ -790,16 +760,10 @@ func pgJSONKeys(s string) string {
 		if key != "" && key[0] != '$' && key[0] != '/' {
 			continue
 		}
-		out.WriteString(s[last:j])
-		out.WriteString(quoteLiteral("/" + pointerEscapes.Replace(key)))
-		last = end
+		out.replace(j, end, quoteLiteral("/"+pointerEscapes.Replace(key)))
 		i = end - 1
 	}
-	if last == 0 {
-		return s
-	}
-	out.WriteString(s[last:])
-	return out.String()
+	return out.text()
 }
 
 var (
@@ -829,8 +793,7 @@ func pgSimilar(s string) (string, error) {
 	if len(ms) == 0 {
 		return s, nil
 	}
-	var out strings.Builder
-	last := 0
+	out := splicer{src: s}
 	for _, m := range ms {
 		open := m[1]
 		if open >= len(b) || b[open] != '\'' {
@@ -866,12 +829,9 @@ func pgSimilar(s string) (string, error) {
 		if rest := strings.TrimLeft(b[next:], " \t\n\r\f\v"); rest != "" && !strings.ContainsAny(rest[:1], ",);") && !engine.IsIdentByte(rest[0]) {
 			return "", errSimilarPattern
 		}
-		out.WriteString(s[last:open])
-		out.WriteString("'" + strings.ReplaceAll(similarRegex(pattern, escape, hasEscape), "'", "''") + "'")
-		last = next
+		out.replace(open, next, "'"+strings.ReplaceAll(similarRegex(pattern, escape, hasEscape), "'", "''")+"'")
 	}
-	out.WriteString(s[last:])
-	return out.String(), nil
+	return out.text(), nil
 }
 
 // blankIdentifiers blanks what is inside quoted identifiers ("a 'b'") in
@@ -965,13 +925,9 @@ func unqualified(s string) string {
 	if len(ms) == 0 {
 		return s
 	}
-	var out strings.Builder
-	last := 0
+	out := splicer{src: s}
 	for _, m := range ms {
-		out.WriteString(s[last:m[0]])
-		out.WriteString(s[m[2]:m[3]])
-		last = m[1]
+		out.replace(m[0], m[1], s[m[2]:m[3]])
 	}
-	out.WriteString(s[last:])
-	return out.String()
+	return out.text()
 }

@@ -171,15 +171,11 @@ func pgJSONAggregates(s string) string {
 		return s
 	}
 	sort.SliceStable(edits, func(i, j int) bool { return edits[i].from < edits[j].from })
-	var out strings.Builder
-	last := 0
+	out := splicer{src: s}
 	for _, e := range edits {
-		out.WriteString(s[last:e.from])
-		out.WriteString(e.text)
-		last = e.to
+		out.replace(e.from, e.to, e.text)
 	}
-	out.WriteString(s[last:])
-	return out.String()
+	return out.text()
 }
 
 // Functions are PostgreSQL functions DuckDB lacks, for the query engine

@@ -287,8 +287,7 @@ func pgJSONExists(s string) string {
 		return s
 	}
 	b := blankIdentifiers(engine.BlankLiterals(s))
-	var out strings.Builder
-	last := 0
+	out := splicer{src: s}
 	for i := 0; i < len(b); i++ {
 		if b[i] != '?' || i > 0 && b[i-1] == '@' { // @? is jsonpath's, not supported: DuckDB says so
 			continue
@@ -307,14 +306,8 @@ func pgJSONExists(s string) string {
 		if i+n < len(b) && strings.IndexByte("|&-#", b[i+n]) >= 0 {
 			continue
 		}
-		out.WriteString(s[last:i])
-		out.WriteString(op)
-		last = i + n
+		out.replace(i, i+n, op)
 		i += n - 1
 	}
-	if last == 0 {
-		return s
-	}
-	out.WriteString(s[last:])
-	return out.String()
+	return out.text()
 }

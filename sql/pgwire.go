@@ -945,21 +945,17 @@ func (sess *pgSession) currentSettings(sql string) string {
 	if ms == nil {
 		return sql
 	}
-	var out strings.Builder
-	last := 0
+	out := splicer{src: sql}
 	for _, m := range ms {
 		name := strings.ToLower(strings.TrimSpace(sql[m[2]:m[3]]))
 		v, ok := sess.setting(name)
 		if !ok {
 			continue
 		}
-		out.WriteString(sql[last:m[0]])
 		// A subquery, to keep the column's name: current_setting.
-		out.WriteString("(SELECT " + quoteLiteral(v) + " AS current_setting)")
-		last = m[1]
+		out.replace(m[0], m[1], "(SELECT "+quoteLiteral(v)+" AS current_setting)")
 	}
-	out.WriteString(sql[last:])
-	return out.String()
+	return out.text()
 }
 
 // runQuery runs a query (or a COPY of one) over the catalog or the data,
