@@ -717,6 +717,14 @@ func figureName(m map[string]any) string {
 				}
 			}
 			return n
+		case "date_part", "trim":
+			// DuckDB parses the SQL syntax EXTRACT(f FROM x) and TRIM(… FROM
+			// x) into these functions qualified with main (written calls
+			// are not), which PostgreSQL names extract and btrim.
+			if m["schema"] == "main" {
+				return map[string]string{"date_part": "extract", "trim": "btrim"}[n]
+			}
+			return n
 		case "":
 		default:
 			return n

@@ -2092,6 +2092,9 @@ func TestPG_ColumnNamesAsPostgreSQL(t *testing.T) {
 		"SELECT 1 UNION ALL SELECT 2",
 		"SELECT x FROM (VALUES (1)) v(x) UNION SELECT 2",
 		"SELECT coalesce(NULL, 1), nullif(1, 2), greatest(1, 2)",
+		// The SQL syntax of EXTRACT and TRIM, beside the plain calls.
+		"SELECT extract(epoch FROM now()), EXTRACT(hour FROM now())::int, date_part('hour', now()), " +
+			"trim(both 'x' FROM 'y'), trim(leading FROM 'y'), trim('y'), ltrim('y'), substring('abc' FROM 2), position('a' IN 'b')",
 		"SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x), percentile_disc(0.5) WITHIN GROUP (ORDER BY x), " +
 			"mode() WITHIN GROUP (ORDER BY x), to_char(now(), 'YYYY') FROM (VALUES (1.0)) v(x)",
 		"SELECT (SELECT 1 AS a), EXISTS (SELECT 1), (SELECT x FROM (VALUES (1)) v(x)), (SELECT count(*) FROM (VALUES (1)) v(x))",
