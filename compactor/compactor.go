@@ -29,8 +29,10 @@ type Options struct {
 	// TargetBytes is the size merged files grow to (default 256 MiB).
 	TargetBytes int64
 	// MinAge: level-0 files younger than this wait for the next pass
-	// (default 5 s): a pass's merge still takes ~20 files of 1 s flushes,
-	// and level-0 files wait less — they are most of what a query opens.
+	// (default none). Level-0 files are most of what a query over the
+	// last hour opens, and a pass every Interval already merges ~20 of
+	// them: a 5 s wait left 5 more for a query to open at the same write
+	// amplification (TestSimulate_TwoRewriteFloor).
 	MinAge time.Duration
 	// MaxInputs caps the files one merge reads at once (default 32). A
 	// merge holds a page and a batch of every column of every input, so
@@ -89,8 +91,6 @@ func (o *Options) setDefaults() {
 	}
 	if o.MinAge < 0 {
 		o.MinAge = 0
-	} else if o.MinAge == 0 {
-		o.MinAge = 5 * time.Second
 	}
 	if o.MaxInputs < 2 {
 		o.MaxInputs = 32

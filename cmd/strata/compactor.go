@@ -33,7 +33,7 @@ func (c *compactorConfig) register(cmd *command, withDisable bool) {
 	durationVar(cmd.fs, &c.interval, "compact-interval", 20*time.Second, "pause between compaction passes (`duration`)")
 	cmd.fs.Var(&c.target, "compact-target-size", "`size` merged files grow to")
 	cmd.fs.IntVar(&c.maxInputs, "compact-max-inputs", 32, "files one merge reads at once (`n`, at least 2); a merge's memory grows with it, 5–15 MB a file")
-	durationVar(cmd.fs, &c.minAge, "compact-min-age", 5*time.Second, "level-0 files younger than this wait for a later pass, so each merge takes several (`duration`)")
+	durationVar(cmd.fs, &c.minAge, "compact-min-age", 0, "level-0 files younger than this wait for a later pass (`duration`); each pass already merges the flushes since the last")
 	durationVar(cmd.fs, &c.leaseTTL, "compact-lease-ttl", 2*time.Minute, "how long a partition job stays leased to a compactor that stopped renewing it, e.g. one that died (`duration`)")
 	durationVar(cmd.fs, &c.grace, "gc-grace", 10*time.Minute, "how long merged-away files stay readable before deletion (`duration`); longer than --query-timeout")
 	durationVar(cmd.fs, &c.orphanGrace, "gc-orphan-grace", 6*time.Hour, "age at which objects no catalog row refers to are deleted (`duration`); at least 1h in production: an ingest node waiting for the catalog uploads its files again every 30 minutes")
@@ -65,15 +65,11 @@ func startCompactor(c compactorConfig, dataDir string, cat catalog.Store, bucket
 	if err := c.check(); err != nil {
 		return nil, err
 	}
-	minAge := c.minAge
-	if minAge == 0 {
-		minAge = -1 // Options: zero is the default, negative is none
-	}
 	if c.orphanGrace < time.Hour {
 		slog.Warn("--gc-orphan-grace under 1h: files of a flush or merge that waits that long for the catalog can be deleted as orphans", "gc-orphan-grace", c.orphanGrace)
 	}
 	comp, err := compactor.New(cat, bucket, compactor.Options{Interval: c.interval, TargetBytes: int64(c.target), MaxInputs: c.maxInputs,
-		MinAge: minAge, LeaseTTL: c.leaseTTL, Grace: c.grace, OrphanGrace: c.orphanGrace, WorkDir: filepath.Join(dataDir, "compactor"),
+		MinAge: c.minAge, LeaseTTL: c.leaseTTL, Grace: c.grace, OrphanGrace: c.orphanGrace, WorkDir: filepath.Join(dataDir, "compactor"),
 		OnMerged: c.onMerged})
 	if err != nil {
 		return nil, settingError{"data-dir", err}
