@@ -221,7 +221,7 @@ func pgArrows(s string) string {
 		to := arrowRight(b, i+n, n == 3)
 		from, leftEnd := arrowLeft(b, i)
 		i += n - 1
-		if to < 0 || from < 0 {
+		if to < 0 || from < 0 || isLambda(b, from, leftEnd) {
 			continue
 		}
 		// a->'x'->>'y' is (a->'x')->>'y': the left side is the previous arrow.
@@ -277,6 +277,52 @@ func after(b string, i int) byte {
 
 func isSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
+
+// lambdaFunctions are DuckDB's functions that take a lambda.
+var lambdaFunctions = map[string]bool{"list_transform": true, "array_transform": true, "list_apply": true,
+	"array_apply": true, "apply": true, "list_filter": true, "array_filter": true, "filter": true,
+	"list_reduce": true, "array_reduce": true, "reduce": true}
+
+// isLambda says whether the left operand b[from:end] of an arrow is a
+// lambda's parameters — a name, or names in parentheses, as an argument
+// of a function that takes a lambda — so the arrow is not JSON's:
+// list_transform(l, x -> 2 * x) is not (x -> 2) * x.
+func isLambda(b string, from, end int) bool {
+	params := strings.TrimSpace(b[from:end])
+	if strings.HasPrefix(params, "(") && strings.HasSuffix(params, ")") {
+		params = params[1 : len(params)-1]
+	}
+	for _, p := range strings.Split(params, ",") {
+		if p = strings.TrimSpace(p); p == "" || identEnd(p, 0) != len(p) {
+			return false
+		}
+	}
+	if c := before(b, from); c != '(' && c != ',' {
+		return false
+	}
+	depth := 0
+	for k := from - 1; k >= 0; k-- {
+		switch b[k] {
+		case ')', ']':
+			depth++
+		case '[':
+			depth--
+		case '(':
+			if depth--; depth < 0 {
+				w := k
+				for w > 0 && isSpace(b[w-1]) {
+					w--
+				}
+				n := w
+				for n > 0 && engine.IsIdentByte(b[n-1]) {
+					n--
+				}
+				return lambdaFunctions[strings.ToLower(b[n:w])]
+			}
+		}
+	}
+	return false
 }
 
 // skipSpace returns the index of the first byte at or after i that is not
@@ -747,6 +793,9 @@ func pgJSONKeys(s string) string {
 		j = skipSpace(b, j)
 		body, bodyEnd, end, ok := literalAt(b, j)
 		if !ok || end < 0 {
+			continue
+		}
+		if from, leftEnd := arrowLeft(b, i); from >= 0 && isLambda(b, from, leftEnd) {
 			continue
 		}
 		key := s[body:bodyEnd]

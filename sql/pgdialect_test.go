@@ -25,6 +25,13 @@ func TestPgArrows_BindTighterThanComparisons(t *testing.T) {
 		{`SELECT lower(attributes->>'k')`, `SELECT lower(attributes->>'k')`},
 		// Lambdas, and arrows inside strings, comments and quoted names, are left alone.
 		{`SELECT list_transform(l, x -> x + 1)`, `SELECT list_transform(l, x -> x + 1)`},
+		// A lambda's body that starts with a literal (QA: x -> 2 * x became (x -> 2) * x).
+		{`SELECT list_transform(l, x -> 2 * x), list_filter(l, x -> 1 < x), array_transform(l, x->'v' || x)`,
+			`SELECT list_transform(l, x -> 2 * x), list_filter(l, x -> 1 < x), array_transform(l, x->'v' || x)`},
+		{`SELECT list_reduce(l, (a, b) -> 0 + a + b), list_transform(l, x -> list_filter(x, y -> -1 < y))`,
+			`SELECT list_reduce(l, (a, b) -> 0 + a + b), list_transform(l, x -> list_filter(x, y -> -1 < y))`},
+		// An argument of another function is a JSON arrow.
+		{`SELECT coalesce(attributes -> 0, x) = 1, lower(a->>'k' || 'z')`, `SELECT coalesce((attributes -> 0), x) = 1, lower((a->>'k') || 'z')`},
 		{`SELECT 'a->>''b'' = c' AND "x->y" = 1 -- a->>'b' = c`, `SELECT 'a->>''b'' = c' AND "x->y" = 1 -- a->>'b' = c`},
 		{`SELECT CASE WHEN a THEN b END->>'k' = 'v'`, `SELECT CASE WHEN a THEN b END->>'k' = 'v'`},
 		{`SELECT 1`, `SELECT 1`},
@@ -188,6 +195,8 @@ func TestPgJSONKeys_AreKeysNotPaths(t *testing.T) {
 		{`SELECT a->>'$it''s', a->>$$/d$$, a->>$t$$x$t$`, `SELECT a->>'/$it''s', a->>'/~1d', a->>'/$x'`},
 		// Other keys, E'…' with escapes, arrows in strings, ->> of a number: as written.
 		{`SELECT a->>'http.route', a->>E'$\\x', '->>''$x''', a->>0, a->'$1'`, `SELECT a->>'http.route', a->>E'$\\x', '->>''$x''', a->>0, a->'/$1'`},
+		// A lambda whose body starts with such a string.
+		{`SELECT list_transform(l, x -> '$' || x)`, `SELECT list_transform(l, x -> '$' || x)`},
 	} {
 		if got := pgJSONKeys(c.in); got != c.want {
 			t.Errorf("pgJSONKeys(%s)\n got %s\nwant %s", c.in, got, c.want)

@@ -2795,3 +2795,25 @@ func TestPG_ToolCatalogQueries(t *testing.T) {
 		t.Errorf("getPrimaryKeys: %d rows, %v", n, err)
 	}
 }
+
+// Lambdas whose body starts with a literal run as lambdas over HTTP and
+// the Postgres protocol, not as JSON arrows (QA: x -> 2 * x failed with
+// "column x not found").
+func TestLambdasAreNotJSONArrows(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	q := `SELECT list_transform([1, 2, 3], x -> 2 * x)::text, list_filter([1, 2, 3], x -> 1 < x)::text,
+		list_reduce([1, 2, 3], (a, b) -> 0 + a + b)::text, list_transform(['a'], x -> '$' || x)::text`
+	want := "[2, 4, 6] [2, 3] 6 [$a]"
+	r := e.query(q)
+	if got := fmt.Sprintln(r.Rows[0]...); got != want+"\n" {
+		t.Errorf("HTTP: %s, want %s", got, want)
+	}
+	c := pgConnect(t, startPG(t, e), pgx.QueryExecModeSimpleProtocol)
+	var a, b, s, d string
+	if err := c.QueryRow(context.Background(), q).Scan(&a, &b, &s, &d); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(a, " ", b, " ", s, " ", d); got != want {
+		t.Errorf("Postgres protocol: %s, want %s", got, want)
+	}
+}
