@@ -70,8 +70,20 @@ func paramOIDs(tree map[string]any) ([]uint32, error) {
 	for i := range oids {
 		oids[i] = oidText
 	}
-	inferParamTypes(tree, oids)
+	inferred := map[int]paramUse{}
+	inferParamTypes(tree, inferred)
+	for i, u := range inferred {
+		oids[i-1] = u.oid
+	}
 	return oids, nil
+}
+
+// paramUse is a type a use of a parameter implies: PostgreSQL types a
+// parameter by its first use, so the use nearest the start of the text
+// wins, and at one place an explicit cast wins over the context.
+type paramUse struct {
+	at, rank int
+	oid      uint32
 }
 
 // maxParams is the most parameters a Bind can carry (a 16-bit count).
@@ -293,24 +305,34 @@ func unnestParam(sub any) map[string]any {
 	return nil
 }
 
-func inferParamTypes(n any, oids []uint32) {
-	set := func(param, col any, oid uint32) {
+// inferParamTypes records in uses, by parameter number, the type of each
+// parameter's first use that implies one. The tree is walked in no set
+// order (its nodes are maps): the text's order is the uses' locations.
+func inferParamTypes(n any, uses map[int]paramUse) {
+	use := func(param any, oid uint32, rank int) {
 		p, ok := param.(map[string]any)
-		if !ok || p["class"] != "PARAMETER" {
+		if !ok || p["class"] != "PARAMETER" || oid == 0 {
 			return
 		}
+		i, at := paramIndex(p), location(p)
+		if u, ok := uses[i]; i >= 1 && (!ok || at < u.at || at == u.at && rank < u.rank) {
+			uses[i] = paramUse{at: at, rank: rank, oid: oid}
+		}
+	}
+	// set: the type of the column col if param is compared with one
+	// (rank 1), else oid (rank 2).
+	set := func(param, col any, oid uint32) {
 		if o := columnOID(col); o != 0 {
-			oid = o
+			use(param, o, 1)
+			return
 		}
-		if i := paramIndex(p); i >= 1 && i <= len(oids) && oid != 0 {
-			oids[i-1] = oid
-		}
+		use(param, oid, 2)
 	}
 	switch v := n.(type) {
 	case map[string]any:
 		switch v["class"] {
 		case "CAST": // $1::timestamptz is a timestamptz, as PostgreSQL infers
-			set(v["child"], nil, castOID(v["cast_type"]))
+			use(v["child"], castOID(v["cast_type"]), 0)
 		case "SUBQUERY": // x = ANY($1): an array of x's type
 			if t := v["subquery_type"]; t == "ANY" || t == "ALL" {
 				if p := unnestParam(v["subquery"]); p != nil {
@@ -351,11 +373,11 @@ func inferParamTypes(n any, oids []uint32) {
 			set(v["offset"], nil, oidInt8)
 		}
 		for _, c := range v {
-			inferParamTypes(c, oids)
+			inferParamTypes(c, uses)
 		}
 	case []any:
 		for _, c := range v {
-			inferParamTypes(c, oids)
+			inferParamTypes(c, uses)
 		}
 	}
 }

@@ -1411,6 +1411,15 @@ func TestPG_ParametersOfArithmeticIntervalsAndArrays(t *testing.T) {
 				t.Errorf("mode %v: %s: %d %v, want 2", mode, sql, n, err)
 			}
 		}
+		// A parameter is typed by its first use, as PostgreSQL types it
+		// (QA: $1 + $2::interval made $1 an interval, the comparison
+		// before it notwithstanding).
+		for i := 0; i < 5; i++ { // the tree was walked in map order
+			sql := "SELECT count(*) FROM records WHERE start_timestamp >= $1 AND start_timestamp < $1 + $2::interval"
+			if err := c.QueryRow(ctx, sql, now.Add(-time.Hour), 2*time.Hour).Scan(&n); err != nil || n != 2 {
+				t.Errorf("mode %v: %s: %d %v, want 2", mode, sql, n, err)
+			}
+		}
 		if err := c.QueryRow(ctx, "SELECT count(*) FROM records WHERE duration > $1 * 0.001", 2).Scan(&n); err != nil || n != 2 {
 			t.Errorf("mode %v: duration > $1 * 0.001: %d %v, want 2", mode, n, err)
 		}
