@@ -236,8 +236,6 @@ func newPGCatalog(ctx context.Context, query *engine.DB) (*pgCatalog, error) {
 	setup := []string{
 		`CREATE MACRO pg_get_userbyid(x) AS 'strata'`,
 		`CREATE MACRO quote_ident(x) AS CASE WHEN regexp_full_match(x, '[a-z_][a-z0-9_$]*') THEN x ELSE '"' || replace(x, '"', '""') || '"' END`,
-		`CREATE MACRO array_lower(a, d) AS 1`,
-		`CREATE MACRO array_upper(a, d) AS len(a)`,
 		`CREATE MACRO string_to_array(str, sep) AS TABLE SELECT string_split(str, sep) AS s`,
 		`CREATE MACRO obj_description(o, c) AS NULL, (o) AS NULL`,
 		// DBeaver's, pgAdmin's and pgjdbc's column and index listings:

@@ -17,8 +17,8 @@ import (
 // Setup gives the query engine (engine.Options.Setup) PostgreSQL names
 // DuckDB lacks, for queries written for PostgreSQL: the jsonb type (as
 // JSON; its operators are among Functions), date_bin, which is
-// time_bucket with an origin, current_user, and the JSON functions of
-// jsonFunctions.
+// time_bucket with an origin, current_user, div, array_lower and
+// array_upper, and the JSON functions of jsonFunctions.
 var Setup = append([]string{
 	"CREATE TYPE jsonb AS JSON",
 	"CREATE MACRO date_bin(stride, source, origin) AS time_bucket(stride, source, origin)",
@@ -26,6 +26,12 @@ var Setup = append([]string{
 	"CREATE MACRO current_user() AS 'strata'",
 	"CREATE MACRO session_user() AS 'strata'",
 	`CREATE MACRO "user"() AS 'strata'`,
+	// Integer division (as a double; PostgreSQL's is numeric), and the
+	// bounds of a one-dimensional array: 1 and its length, NULL when
+	// empty or for another dimension.
+	"CREATE MACRO div(y, x) AS trunc(y / x)",
+	"CREATE MACRO array_lower(a, d) AS CASE WHEN d = 1 AND len(a) > 0 THEN 1 END",
+	"CREATE MACRO array_upper(a, d) AS CASE WHEN d = 1 AND len(a) > 0 THEN len(a) END",
 }, jsonFunctions()...)
 
 // maxJSONArgs is how many keys (or key-value pairs) the variadic JSON

@@ -2826,3 +2826,14 @@ func TestLambdasAreNotJSONArrows(t *testing.T) {
 		t.Errorf("Postgres protocol: %s, want %s", got, want)
 	}
 }
+
+// div and the bounds of an array, which histogram queries written for
+// PostgreSQL use (QA: "array_upper does not exist").
+func TestPG_DivAndArrayBoundsAsPostgreSQL(t *testing.T) {
+	answersAsPostgreSQL(t,
+		"SELECT div(7, 2)::int, div(-7, 2)::int, div(7.5, 2)::int, div(count(*), 2)::int FROM (VALUES (1), (2), (3)) v(x)",
+		"SELECT array_lower(ARRAY[5, 6, 7], 1), array_upper(ARRAY[5, 6, 7], 1), array_upper(ARRAY[5], 2), "+
+			"array_upper('{}'::int[], 1) IS NULL, array_lower('{}'::int[], 1) IS NULL",
+		"SELECT i, (ARRAY[10, 20, 30])[i] FROM generate_series(array_lower(ARRAY[10, 20, 30], 1), array_upper(ARRAY[10, 20, 30], 1)) g(i) ORDER BY i",
+	)
+}
