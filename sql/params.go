@@ -279,7 +279,7 @@ var arithmetic = map[string]bool{"+": true, "-": true, "*": true, "/": true, "//
 // PostgreSQL infers (text, the default, is not what a client sends an
 // epoch as; pgx refuses to encode an int64 as text).
 var argOIDs = map[string][]uint32{
-	"to_timestamp": {oidFloat8}, "epoch_ms": {oidInt8},
+	"to_timestamp": {oidFloat8}, "epoch_ms": {oidInt8}, jsonbFunc: {oidJSON}, // $1::jsonb (pgJSONBCasts)
 	"time_bucket": {oidInterval}, "date_bin": {oidInterval},
 	"to_seconds": {oidFloat8}, "to_milliseconds": {oidFloat8}, "to_minutes": {oidInt8}, "to_hours": {oidInt8}, "to_days": {oidInt4},
 	opExistsAny: {0, arrayOIDs[oidText]}, opExistsAll: {0, arrayOIDs[oidText]}, // jsonb's ?| and ?& take text[]

@@ -14,7 +14,7 @@ import (
 // literals and the names of the JSON aggregates. (pgOperators, for the
 // Postgres protocol alone, runs when a statement arrives.)
 func normalizeSQL(sql string) string {
-	return pgJSONAggregates(pgArrayLiterals(pgArrows(unqualified(sql))))
+	return pgJSONBCasts(pgJSONAggregates(pgArrayLiterals(pgArrows(unqualified(sql)))))
 }
 
 // pgArrayLiterals turns PostgreSQL's array literals into DuckDB's lists:
@@ -715,7 +715,11 @@ func pgNumericCasts(s string) string {
 
 // inCast says whether offset i of b is inside the parentheses of a CAST
 // or TRY_CAST call.
-func inCast(b string, i int) bool {
+func inCast(b string, i int) bool { return castParen(b, i) >= 0 }
+
+// castParen is where the parentheses of the CAST or TRY_CAST call around
+// offset i of b open, or -1.
+func castParen(b string, i int) int {
 	depth := 0
 	for i--; i >= 0; i-- {
 		switch b[i] {
@@ -734,11 +738,13 @@ func inCast(b string, i int) bool {
 			for k > 0 && engine.IsIdentByte(b[k-1]) {
 				k--
 			}
-			name := strings.ToLower(b[k:w])
-			return name == "cast" || name == "try_cast"
+			if name := strings.ToLower(b[k:w]); name == "cast" || name == "try_cast" {
+				return i
+			}
+			return -1
 		}
 	}
-	return false
+	return -1
 }
 
 // likeOperator finds LIKE and ILIKE (NOT too), on text with literals,

@@ -216,3 +216,27 @@ func TestPgLikeEscape_BackslashByDefault(t *testing.T) {
 		}
 	}
 }
+
+func TestPgJSONBCasts_GoThroughTheCanonicalForm(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`SELECT '{"a": 1}'::jsonb, attributes :: JSONB = x::jsonb`,
+			`SELECT strata_jsonb('{"a": 1}')::jsonb, strata_jsonb(attributes) :: JSONB = strata_jsonb(x)::jsonb`},
+		{`SELECT CAST(r.attributes AS jsonb), (a || b)::jsonb::text, f(x)::text::jsonb`,
+			`SELECT CAST(strata_jsonb(r.attributes) AS jsonb), strata_jsonb((a || b))::jsonb::text, strata_jsonb(f(x)::text)::jsonb`},
+		// Read by an operator that takes the value, an array type, names: as written.
+		{`SELECT attributes::jsonb @> '{"a":1}'::jsonb, '{"a":1}'::jsonb <@ x::jsonb, y::jsonb->>'k', z::jsonb ? 'k'`,
+			`SELECT attributes::jsonb @> '{"a":1}'::jsonb, '{"a":1}'::jsonb <@ x::jsonb, y::jsonb->>'k', z::jsonb ? 'k'`},
+		{`SELECT CAST(a AS jsonb) @> b, x::jsonb[], 1 AS jsonb, 'x::jsonb', "c::jsonb"`,
+			`SELECT CAST(a AS jsonb) @> b, x::jsonb[], 1 AS jsonb, 'x::jsonb', "c::jsonb"`},
+	} {
+		if got := pgJSONBCasts(c.in); got != c.want {
+			t.Errorf("pgJSONBCasts(%s)\n got %s\nwant %s", c.in, got, c.want)
+		}
+	}
+	for in, want := range map[string]string{"1": "1", "1.0": "1.0", "1e2": "100", "1.0e1": "10", "1.23E1": "12.3",
+		"1.5e-3": "0.0015", "-0": "0", "-0.0": "0.0", "-12.50": "-12.50", "0.001e3": "1", "5E+0": "5"} {
+		if got := numericText(in); got != want {
+			t.Errorf("numericText(%s) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -207,7 +207,11 @@ func Functions() ([]engine.Function, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(ops, engine.Function{Name: "to_char", Overloads: overloads}), nil
+	jsonb, err := jsonbFunction()
+	if err != nil {
+		return nil, err
+	}
+	return append(ops, jsonb, engine.Function{Name: "to_char", Overloads: overloads}), nil
 }
 
 type toCharFunc struct {

@@ -717,6 +717,12 @@ func figureName(m map[string]any) string {
 				}
 			}
 			return n
+		case jsonbFunc: // x::jsonb, rewritten by pgJSONBCasts
+			if args, _ := m["children"].([]any); len(args) == 1 {
+				if arg, ok := args[0].(map[string]any); ok {
+					return figureName(arg)
+				}
+			}
 		case "date_part", "trim":
 			// DuckDB parses the SQL syntax EXTRACT(f FROM x) and TRIM(… FROM
 			// x) into these functions qualified with main (written calls
@@ -738,6 +744,10 @@ func figureName(m map[string]any) string {
 		if ct, _ := m["cast_type"].(map[string]any); ct != nil {
 			if n, ok := castNames[fmt.Sprint(ct["id"])]; ok {
 				return n
+			}
+			if oid := castOID(ct); oid == oidJSON { // json or jsonb, as written
+				info, _ := ct["type_info"].(map[string]any)
+				return strings.ToLower(fmt.Sprint(info["name"]))
 			}
 		}
 	case "OPERATOR":

@@ -2837,3 +2837,15 @@ func TestPG_DivAndArrayBoundsAsPostgreSQL(t *testing.T) {
 		"SELECT i, (ARRAY[10, 20, 30])[i] FROM generate_series(array_lower(ARRAY[10, 20, 30], 1), array_upper(ARRAY[10, 20, 30], 1)) g(i) ORDER BY i",
 	)
 }
+
+// A jsonb is a value: equal values compare equal and print alike, as
+// PostgreSQL prints them (QA: '{"host": "a"}'::jsonb, as PostgreSQL
+// prints it, matched no row).
+func TestPG_JSONBValuesAsPostgreSQL(t *testing.T) {
+	answersAsPostgreSQL(t,
+		`SELECT '{"host": "a"}'::jsonb = '{"host":"a"}'::jsonb, '{"a":1,"b":2}'::jsonb = '{"b":2,"a":1}'::jsonb, '{"a":1}'::jsonb = '{"a":2}'::jsonb`,
+		`SELECT '{"bb":1,"a":[1.0,1e2,-0,"x\ny\u0001é"],"c":{},"a":true, "d": null}'::jsonb::text, CAST('[ 1 , {"z":2,"y":[]}]' AS jsonb)::text`,
+		`SELECT count(DISTINCT x::jsonb), min(x::jsonb::text) FROM (VALUES ('{"a": 1, "b": [2]}'), ('{"b":[2],"a":1}')) v(x)`,
+		`SELECT x::jsonb @> '{"a":1}', x::jsonb ? 'b', x::jsonb->>'a' FROM (VALUES ('{"b":[2],"a":1}')) v(x)`,
+	)
+}
