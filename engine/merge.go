@@ -243,6 +243,9 @@ func (c *cursor) nextBatch() error {
 		c.batch.Release()
 		c.batch = nil
 	}
+	if err := c.ctx.Err(); err != nil {
+		return err // a compactor stopping: its merge ends at the next batch
+	}
 	for c.rr.Next() {
 		b := c.rr.RecordBatch()
 		if b.NumRows() == 0 {

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -127,4 +128,33 @@ func TestMergeParquet_ForeignSchemaIsAnError(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "foreign.parquet does not have the records table's schema") || !strings.Contains(err.Error(), "trace_id") {
 		t.Fatalf("merge with a foreign file: %v", err)
 	}
+}
+
+// A merge whose context ends stops at its next batch with the context's
+// error (review: a compactor's merge held strata serve's shutdown past
+// --shutdown-timeout, reading trace ids to the end of its inputs).
+func TestMergeParquet_StopsWhenItsContextEnds(t *testing.T) {
+	tbl := schema.Tables()[0]
+	dir := t.TempDir()
+	b := []arrow.RecordBatch{fill(tbl, 5000, 0)}
+	p, _ := writeFile(t, dir, "in.parquet", tbl, b, engine.ParquetOptions{RowGroupRows: 100})
+	b[0].Release()
+	// Ended once the reading is under way.
+	ctx := &endsAfter{Context: context.Background(), calls: 3}
+	if _, err := engine.MergeParquet(ctx, io.Discard, tbl, []string{p, p}, time.Time{}, engine.ParquetOptions{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("merge with its context ended: %v, want context.Canceled", err)
+	}
+}
+
+// endsAfter is a context that ends at the given call of Err.
+type endsAfter struct {
+	context.Context
+	calls int
+}
+
+func (c *endsAfter) Err() error {
+	if c.calls--; c.calls < 0 {
+		return context.Canceled
+	}
+	return nil
 }

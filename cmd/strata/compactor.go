@@ -87,9 +87,18 @@ func startCompactor(c compactorConfig, dataDir string, cat catalog.Store, bucket
 
 // close stops the compactor; an unfinished merge is abandoned (its upload
 // is collected later) and its lease expires.
-func (r *compactorRole) close() {
+// close stops the compactor and waits for it until ctx ends. A merge
+// abandoned then is safe: its outputs were never registered, the
+// orphan scan deletes them, and its lease expires.
+func (r *compactorRole) close(ctx context.Context) {
 	r.cancel()
-	r.wg.Wait()
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		slog.Warn("shutdown: a compactor merge did not stop in time; it is abandoned, to be done again")
+	}
 }
 
 const compactorAbout = `Runs a compactor: merges the small Parquet files that ingest flushes into
@@ -137,8 +146,10 @@ func runCompactor(ctx context.Context, args []string, stdout io.Writer) error {
 	admin := serveHTTP("admin", lns["http-addr"], adminMux(reg, &readiness{cat: cat, bucket: bucket, need: map[string]bool{"catalog": true, "object_store": true}}, false))
 	slog.Info("compactor running", "http", admin.addr, "objects", bucket.String())
 	<-ctx.Done()
-	comp.close()
-	admin.srv.Shutdown(context.Background())
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	comp.close(sctx)
+	admin.srv.Shutdown(sctx)
 	slog.Info("stopped")
 	return nil
 }

@@ -99,7 +99,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		ing.close(context.Background())
 		qry.close(context.Background())
 		if comp != nil {
-			comp.close()
+			comp.close(context.Background())
 		}
 		return err
 	}
@@ -113,10 +113,13 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), closeBudget(*shutdownTimeout))
 	defer cancel()
 	if comp != nil {
-		comp.close()
+		comp.cancel() // a merge stops at its next batch while ingest flushes
 	}
 	// Receivers first, so nothing new is acknowledged; then the flush.
 	err = errors.Join(ing.close(sctx), qry.close(sctx), admin.srv.Shutdown(sctx), cacheSrv.srv.Shutdown(sctx))
+	if comp != nil {
+		comp.close(sctx)
+	}
 	if err != nil {
 		slog.Warn("shutdown incomplete", "err", err)
 	}
