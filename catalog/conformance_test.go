@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -593,4 +594,31 @@ func TestStore_ConcurrentMigration(t *testing.T) {
 			t.Fatalf("projects after concurrent migration: %+v, %v", ps, err)
 		}
 	})
+}
+
+// A SQLite catalog whose file is deleted while open refuses writes and
+// reads of projects: SQLite would write to the unlinked file, lost at the
+// next start, and ingest would delete the WAL segments of files it
+// registered there (QA).
+func TestSQLite_DeletedFileIsRefused(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	s, err := catalog.OpenSQLite(ctx, path, catalog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now().UTC()
+	if err := s.RegisterFiles(ctx, file("a", now, now)); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		os.Remove(p)
+	}
+	if err := s.RegisterFiles(ctx, file("b", now, now)); err == nil || !strings.Contains(err.Error(), "deleted or replaced") {
+		t.Errorf("register after the file was deleted: %v", err)
+	}
+	if _, err := s.Project(ctx, catalog.DefaultProject); err == nil {
+		t.Error("the default project read after the file was deleted")
+	}
 }

@@ -19,6 +19,8 @@ type postgresDialect struct {
 	schema string // empty: the connection's default search_path
 }
 
+func (postgresDialect) intact() error { return nil }
+
 // rebind turns '?' placeholders into $1, $2, …
 func (postgresDialect) rebind(q string) string {
 	var b strings.Builder

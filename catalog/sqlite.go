@@ -14,7 +14,24 @@ import (
 )
 
 type sqliteDialect struct {
-	path string // the database file
+	path   string      // the database file
+	opened os.FileInfo // what was at path when the catalog opened
+}
+
+// intact refuses a catalog whose file was deleted or replaced while
+// open: SQLite would go on writing to the unlinked file, lost at the next
+// start (QA: ingest registered its flushes there and deleted their WAL
+// segments). Refused, a flush keeps its segment until a restart.
+func (d sqliteDialect) intact() error {
+	if d.opened == nil {
+		return nil
+	}
+	now, err := os.Stat(d.path)
+	if err != nil || !os.SameFile(now, d.opened) {
+		return fmt.Errorf("the SQLite catalog %s was deleted or replaced while open: restart strata "+
+			"(what ingest has not registered stays in its WAL until then)", d.path)
+	}
+	return nil
 }
 
 func (sqliteDialect) rebind(q string) string { return q }
@@ -73,5 +90,11 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("open sqlite catalog %s: %w", path, err)
 	}
+	opened, err := os.Stat(path)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open sqlite catalog %s: %w", path, err)
+	}
+	s.d = sqliteDialect{path: path, opened: opened}
 	return s, nil
 }

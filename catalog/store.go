@@ -25,6 +25,8 @@ type dialect interface {
 	lockMigrations(ctx context.Context, db *sql.DB) (unlock func(), err error)
 	// acquireLease takes the lease inside tx and reports whether it did.
 	acquireLease(ctx context.Context, tx *sql.Tx, name, holder string, now, expires int64) (bool, error)
+	// intact says whether the database is still the one opened.
+	intact() error
 }
 
 // store implements Store over database/sql for both dialects.
@@ -120,6 +122,9 @@ func (s *store) Close() error {
 
 // inTx runs fn in a write transaction, committing if it returns nil.
 func (s *store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if err := s.d.intact(); err != nil {
+		return err
+	}
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -191,6 +196,9 @@ func scanProject(sc interface{ Scan(...any) error }) (Project, error) {
 }
 
 func (s *store) Project(ctx context.Context, id string) (Project, error) {
+	if err := s.d.intact(); err != nil {
+		return Project{}, err
+	}
 	row := s.read.QueryRowContext(ctx, s.d.rebind(`SELECT `+projectColumns+` FROM projects WHERE id = ?`), id)
 	p, err := scanProject(row)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -443,11 +443,9 @@ func TestCompactor_UndeletableObjectDoesNotStopGC(t *testing.T) {
 	if err := l.bucket.Put(ctx, orphan, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	old := time.Now().Add(-7 * time.Hour)
-	op, _ := l.bucket.LocalPath(orphan)
-	os.Chtimes(op, old, old)
-
-	l.now = l.now.Add(2 * time.Hour) // past the grace period, and an orphan scan due
+	// Past the grace periods (the orphan's too: objects are aged on the
+	// compactor's clock), and an orphan scan due.
+	l.now = l.now.Add(7 * time.Hour)
 	p, err := c.RunOnce(ctx)
 	if err == nil || !strings.Contains(err.Error(), "1 objects could not be deleted") {
 		t.Errorf("pass error %v, want one object that could not be deleted", err)
@@ -695,6 +693,7 @@ func TestCompactor_CrashAtAnyStep(t *testing.T) {
 func TestCompactor_OrphanScanThrottled(t *testing.T) {
 	l := localLake(t)
 	ctx := context.Background()
+	l.now = l.now.Add(2 * time.Hour) // objects written now are 2 h old on the compactor's clock
 	c := l.compactor(compactor.Options{OrphanGrace: time.Hour})
 	start := l.now
 	if _, err := c.RunOnce(ctx); err != nil {
@@ -702,14 +701,6 @@ func TestCompactor_OrphanScanThrottled(t *testing.T) {
 	}
 	key := objstore.DataKey(catalog.DefaultProject, schema.Records, start.Truncate(time.Hour), 0, objstore.NewID(start))
 	if err := l.bucket.Put(ctx, key, []byte("orphan")); err != nil {
-		t.Fatal(err)
-	}
-	path, ok := l.bucket.LocalPath(key)
-	if !ok {
-		t.Fatal("no local path for a file:// bucket")
-	}
-	old := start.Add(-2 * time.Hour)
-	if err := os.Chtimes(path, old, old); err != nil {
 		t.Fatal(err)
 	}
 	for _, step := range []struct {
@@ -748,14 +739,11 @@ func TestCompactor_OrphanScanKeepsFilesRegisteredDuringThePass(t *testing.T) {
 		if err := os.WriteFile(path, []byte("PAR1"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		old := time.Now().Add(-2 * time.Hour)
-		if err := os.Chtimes(path, old, old); err != nil {
-			t.Fatal(err)
-		}
 	}
 	late := objstore.DataKey(catalog.DefaultProject, schema.Records, hour, 0, objstore.NewID(hour))
 	stranded := objstore.DataKey(catalog.DefaultProject, schema.Records, hour, 1, objstore.NewID(hour)) + ".18eaee7efd69ffae.tmp"
 	aged(stranded)
+	l.now = l.now.Add(2 * time.Hour) // objects written now are 2 h old on the compactor's clock
 	var once sync.Once
 	c := l.compactor(compactor.Options{OrphanGrace: time.Hour, Hook: func(step string) error {
 		if step == "start" { // while the pass merges, another node registers a flush
@@ -1010,5 +998,36 @@ func TestCompactor_ThreeCompactorsPostgresS3(t *testing.T) {
 		if n > 2 {
 			t.Errorf("partition %s: %d files", p, n)
 		}
+	}
+}
+
+// An orphan is a flush or merge that died before it registered its file,
+// so it is younger than its project. An object older than the project is
+// data this catalog never had — a catalog deleted and made anew — and is
+// kept (QA: after catalog.db was deleted, the scan deleted every file).
+func TestCompactor_OrphanScanKeepsObjectsOlderThanTheProject(t *testing.T) {
+	l := localLake(t)
+	ctx := context.Background()
+	hour := l.now.Add(-48 * time.Hour).Truncate(time.Hour)
+	before := objstore.DataKey(catalog.DefaultProject, schema.Records, hour, 1, objstore.NewID(hour))
+	orphan := objstore.DataKey(catalog.DefaultProject, schema.Records, hour, 1, objstore.NewID(hour.Add(time.Second)))
+	for _, key := range []string{before, orphan} {
+		if err := l.bucket.Put(ctx, key, []byte("PAR1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path, _ := l.bucket.LocalPath(before)
+	old := time.Now().Add(-30 * 24 * time.Hour)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	l.now = l.now.Add(2 * time.Hour)
+	p, err := l.compactor(compactor.Options{OrphanGrace: time.Hour}).RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := l.objects(catalog.DefaultProject)
+	if !objs[before] || objs[orphan] || p.Orphans != 1 {
+		t.Errorf("older than the project kept: %v; orphan deleted: %v; %d orphans, want 1", objs[before], !objs[orphan], p.Orphans)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"gocloud.dev/blob"
@@ -135,6 +136,7 @@ func (c *Compactor) orphans(ctx context.Context, p *pass, failed *deleteErrors) 
 	}
 	for _, proj := range p.projects {
 		it := c.bucket.List(&blob.ListOptions{Prefix: proj.ID + "/"})
+		older := 0 // objects written before the catalog had the project
 		for {
 			obj, err := it.Next(ctx)
 			if err == io.EOF {
@@ -144,6 +146,15 @@ func (c *Compactor) orphans(ctx context.Context, p *pass, failed *deleteErrors) 
 				return err
 			}
 			if obj.IsDir || known[obj.Key] || now.Sub(obj.ModTime) < c.opts.OrphanGrace {
+				continue
+			}
+			// An orphan is a flush or merge that crashed before it
+			// registered its file, so it is younger than the project. An
+			// older object is data this catalog never knew: the catalog
+			// was replaced (QA: a deleted catalog.db was made anew, and
+			// the scan then deleted every file of the old one).
+			if obj.ModTime.Before(proj.CreatedAt) {
+				older++
 				continue
 			}
 			if !objstore.StrandedUpload(obj.Key) {
@@ -168,7 +179,12 @@ func (c *Compactor) orphans(ctx context.Context, p *pass, failed *deleteErrors) 
 			if err == nil { // not one another compactor deleted first
 				p.Orphans++
 				c.Metrics.orphans.Inc()
+				slog.Info("deleted an object no catalog row refers to", "key", obj.Key, "written", obj.ModTime)
 			}
+		}
+		if older > 0 {
+			slog.Warn("objects older than their project in this catalog are kept, not deleted as orphans: was the catalog replaced?",
+				"project", proj.ID, "created", proj.CreatedAt, "objects", older)
 		}
 	}
 	c.scanMu.Lock()

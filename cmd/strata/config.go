@@ -10,6 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"gocloud.dev/blob"
 
 	"github.com/strata-db/strata/catalog"
 	"github.com/strata-db/strata/objstore"
@@ -128,7 +131,40 @@ func boot(ctx context.Context, c *command, st *storage, args []string, stdout io
 			return nil, nil, nil, err
 		}
 	}
+	go warnUnknownObjects(ctx, cat, bucket)
 	return lns, cat, bucket, nil
+}
+
+// warnUnknownObjects says so at start when the object store holds data
+// objects older than their project in the catalog: the catalog never knew
+// them (it was deleted and made anew, or points elsewhere), so queries do
+// not see them; the compactor keeps them. Only the first objects of each
+// project are looked at.
+func warnUnknownObjects(ctx context.Context, cat catalog.Store, bucket *objstore.Bucket) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	projects, err := cat.Projects(ctx)
+	if err != nil {
+		return
+	}
+	for _, p := range projects {
+		it := bucket.List(&blob.ListOptions{Prefix: p.ID + "/"})
+		for range 1000 {
+			obj, err := it.Next(ctx)
+			if err != nil {
+				break
+			}
+			if _, err := objstore.ParseDataKey(obj.Key); err != nil || !obj.ModTime.Before(p.CreatedAt) {
+				continue
+			}
+			if _, err := cat.File(ctx, obj.Key); errors.Is(err, catalog.ErrNotFound) {
+				slog.Error("the object store holds data written before this catalog had the project, which the catalog does not know: "+
+					"queries will not see it (was the catalog deleted or replaced? restore it, or point --catalog-url at the right one)",
+					"project", p.ID, "project_created", p.CreatedAt, "object", obj.Key, "written", obj.ModTime)
+				break
+			}
+		}
+	}
 }
 
 // openCatalog prepares the data dir and opens (and migrates) the catalog.
