@@ -13,6 +13,7 @@ type ingestMetrics struct {
 	flushedFiles prometheus.Counter
 	flushedBytes prometheus.Counter
 	flushErrors  prometheus.Counter
+	walErrors    prometheus.Counter
 	damagedRows  prometheus.Counter
 	keptSegments prometheus.Counter
 	requests     *prometheus.CounterVec
@@ -41,6 +42,8 @@ func newIngestMetrics() *ingestMetrics {
 			Name: "strata_ingest_flushed_bytes_total", Help: "Bytes of Parquet flushed."}),
 		flushErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_ingest_flush_errors_total", Help: "Failed upload or registration attempts (each is retried)."}),
+		walErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingest_wal_write_errors_total", Help: "Group commits that failed (a full or lost scratch disk): their requests got 503 / UNAVAILABLE."}),
 		damagedRows: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strata_ingest_wal_damaged_rows_total", Help: "Acknowledged rows lost because the disk damaged their WAL frames before their flush (a copy of the segment is kept beside it)."}),
 		keptSegments: prometheus.NewCounter(prometheus.CounterOpts{
@@ -57,7 +60,7 @@ func newIngestMetrics() *ingestMetrics {
 // Collectors returns the metrics to register with a Prometheus registry.
 func (in *Ingester) Collectors() []prometheus.Collector {
 	m := in.m
-	return []prometheus.Collector{m.rows, m.commits, m.walWritten, m.refused, m.fsync, m.flushSeconds,
+	return []prometheus.Collector{m.rows, m.commits, m.walWritten, m.refused, m.walErrors, m.fsync, m.flushSeconds,
 		m.flushedFiles, m.flushedBytes, m.flushErrors, m.damagedRows, m.keptSegments, m.requests, m.rejected,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "strata_ingest_inflight_bytes", Help: "Memory held by requests being read, decoded and converted, and by frames waiting for the WAL."},

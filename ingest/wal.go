@@ -291,7 +291,15 @@ func newSegmentHeader(now time.Time) (hdr [headerSize]byte, nonce [16]byte) {
 // directory entry, so the segment exists durably before any frame is acked.
 func createSegment(dir string, seq uint64, now time.Time) (*segmentFile, *segment, error) {
 	path := filepath.Join(dir, segmentName(seq))
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644) // read too: a deleted segment is mapped from it
+	if errors.Is(err, os.ErrNotExist) {
+		// The scratch dir was deleted under us: made again, as at start,
+		// so that ingest goes on (and flushes what the deleted segment
+		// held, from its open file).
+		if err = os.MkdirAll(dir, 0o755); err == nil {
+			f, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+		}
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("create segment: %w", err)
 	}
