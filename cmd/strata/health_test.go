@@ -25,7 +25,7 @@ func TestServe_ReadyzFollowsCatalogAndObjectStore(t *testing.T) {
 	s3URL, s3 := faultproxy.Via(t, testenv.S3URL(t), true)
 	n := launch(t, roleArgs(t, []string{"STRATA_DATA_DIR=" + t.TempDir(),
 		"STRATA_CATALOG_URL=" + pgURL, "STRATA_CATALOG_SCHEMA=" + schema, "STRATA_OBJECT_STORE_URL=" + s3URL},
-		"serve", "--no-compactor", "--max-scratch-bytes", "2MiB"))
+		"serve", "--no-compactor", "--max-scratch-bytes", "2MiB", "--flush-bytes", "1MiB"))
 	t.Cleanup(func() { pg.Set(faultproxy.Pass); s3.Set(faultproxy.Pass) }) // runs before the kill
 	addr := n.admin
 

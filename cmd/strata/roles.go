@@ -122,6 +122,13 @@ func (c *ingestConfig) check(string) error {
 	if c.flushWorkers < 0 {
 		return settingError{"flush-workers", fmt.Errorf("%d is negative: give a number of workers, or 0 for one per core", c.flushWorkers)}
 	}
+	// A segment is flushed once it reaches --flush-bytes or its age: a
+	// smaller WAL limit would refuse data until the age alone flushed it
+	// (QA: 429 for 30-60 s at a time).
+	if c.maxScratch < c.flushBytes {
+		return settingError{"max-scratch-bytes", fmt.Errorf("%v is under --flush-bytes (%v): ingest would refuse data until a segment "+
+			"ages into its flush; give at least twice --flush-bytes", c.maxScratch.String(), c.flushBytes.String())}
+	}
 	return nil
 }
 
