@@ -71,6 +71,7 @@ Examples:
 
 func runBenchIngest(ctx context.Context, args []string, stdout io.Writer) error {
 	c := newCommand("bench ingest", "", benchIngestAbout)
+	c.restFromCommandLine()
 	w := bench.DefaultWorkload()
 	o := bench.IngestOptions{}
 	var rf reportFlags

@@ -37,6 +37,7 @@ func runBenchLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	c := newCommand("bench load", "", benchLoadAbout)
 	var st storage
 	st.register(c)
+	c.restFromCommandLine()
 	w := bench.DefaultWorkload()
 	w.LogsPerSpan = 0.5
 	var o bench.LoadOptions

@@ -47,6 +47,7 @@ var _ flag.Value = (*profileList)(nil)
 
 func runBenchPlan(ctx context.Context, args []string, stdout io.Writer) error {
 	c := newCommand("bench plan", "", benchPlanAbout)
+	c.restFromCommandLine()
 	in := bench.DefaultPlanInputs()
 	var profiles profileList
 	var retention float64 = float64(in.Retention)

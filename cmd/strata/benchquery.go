@@ -37,6 +37,7 @@ func runBenchQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	c := newCommand("bench query", "", benchQueryAbout)
 	var st storage
 	st.register(c)
+	c.restFromCommandLine()
 	var qc queryConfig
 	o := bench.QueryOptions{}
 	var url, now, traceID, sqlFile, only string

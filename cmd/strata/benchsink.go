@@ -27,6 +27,7 @@ Examples:
 
 func runBenchSink(ctx context.Context, args []string, stdout io.Writer) error {
 	c := newCommand("bench sink", "", benchSinkAbout)
+	c.restFromCommandLine()
 	var httpAddr, grpcAddr string
 	var discard, quiet bool
 	c.fs.StringVar(&httpAddr, "otlp-http-addr", "127.0.0.1:4318", "`address` of the OTLP/HTTP receiver")

@@ -17,7 +17,23 @@ type command struct {
 	name    string
 	summary string // one line, for `strata --help`
 	about   string // paragraphs, for `strata NAME --help`
+	// env, if set, names the only flags bound to the environment
+	// (restFromCommandLine).
+	env map[string]bool
 }
+
+// restFromCommandLine leaves the flags defined after it unbound to the
+// environment: the arguments of a one-off command (strata project --id,
+// bench's --duration) are not deployment settings, and generic names such
+// as STRATA_ID or STRATA_RETENTION in the environment changed what
+// `strata project` did (QA: a plain listing created project "oops").
+func (c *command) restFromCommandLine() {
+	c.env = map[string]bool{}
+	c.fs.VisitAll(func(f *flag.Flag) { c.env[f.Name] = true })
+}
+
+// fromEnv says whether a flag may be set by its environment variable.
+func (c *command) fromEnv(name string) bool { return c.env == nil || c.env[name] }
 
 func newCommand(name, summary, about string) *command {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -58,7 +74,7 @@ func (c *command) parse(args []string, stdout io.Writer) error {
 	c.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var errs []error
 	c.fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] {
+		if set[f.Name] || !c.fromEnv(f.Name) {
 			return
 		}
 		if v, ok := os.LookupEnv(envName(f.Name)); ok {
@@ -133,15 +149,20 @@ func (c *command) usage(w io.Writer) {
 	if n == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nFlags (each may also be set by the environment variable shown):\n")
+	fmt.Fprintf(w, "\nFlags (those with an environment variable shown may be set by it):\n")
 	c.fs.VisitAll(func(f *flag.Flag) {
 		typ, help := flag.UnquoteUsage(f)
 		fmt.Fprintf(w, "  --%s %s\n", f.Name, typ)
 		fmt.Fprintf(w, "        %s\n", help)
-		if f.DefValue == "" {
-			fmt.Fprintf(w, "        env %s\n", envName(f.Name))
-		} else {
-			fmt.Fprintf(w, "        env %s, default %s\n", envName(f.Name), f.DefValue)
+		var notes []string
+		if c.fromEnv(f.Name) {
+			notes = append(notes, "env "+envName(f.Name))
+		}
+		if f.DefValue != "" {
+			notes = append(notes, "default "+f.DefValue)
+		}
+		if len(notes) > 0 {
+			fmt.Fprintf(w, "        %s\n", strings.Join(notes, ", "))
 		}
 	})
 }

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -254,15 +255,21 @@ func TestVersion(t *testing.T) {
 }
 
 // A project's retention is set from the command line, in days or as a Go
-// duration, and listed; mistakes exit 2 with one line.
+// duration, and listed; mistakes exit 2 with one line. A listing does not
+// make a catalog, and --id and --retention are not read from the
+// environment (QA: STRATA_ID=oops made a plain listing create "oops").
 func TestProject_RetentionIsSetAndListed(t *testing.T) {
-	env := []string{"STRATA_DATA_DIR=" + t.TempDir()}
-	out, errOut, code := strata(t, env, "project")
-	if code != 0 || !regexp.MustCompile(`(?m)^default\s+30d\s`).MatchString(out) {
-		t.Fatalf("list on a new catalog: %d\n%s%s", code, out, errOut)
+	dir := t.TempDir()
+	env := []string{"STRATA_DATA_DIR=" + dir, "STRATA_ID=oops", "STRATA_RETENTION=7d"}
+	if _, errOut, code := strata(t, env, "project"); code == 0 || !strings.Contains(errOut, "no catalog at") {
+		t.Fatalf("list without a catalog: %d %s", code, errOut)
 	}
-	if out, errOut, code = strata(t, env, "project", "--id", "web", "--retention", "90d"); code != 0 {
-		t.Fatalf("create web: %d %s", code, errOut)
+	if _, err := os.Stat(filepath.Join(dir, "catalog.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a listing made a catalog: %v", err)
+	}
+	out, errOut, code := strata(t, env, "project", "--id", "web", "--retention", "90d")
+	if code != 0 || !regexp.MustCompile(`(?m)^default\s+30d\s`).MatchString(out) || strings.Contains(out, "oops") {
+		t.Fatalf("create web on a new catalog: %d\n%s%s", code, out, errOut)
 	}
 	if _, errOut, code = strata(t, env, "project", "--id", "default", "--retention", "36h"); code != 0 {
 		t.Fatalf("change default: %d %s", code, errOut)

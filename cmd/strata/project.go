@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -28,6 +29,7 @@ func runProject(ctx context.Context, args []string, stdout io.Writer) error {
 	c := newCommand("project", "", projectAbout)
 	var st storage
 	st.register(c)
+	c.restFromCommandLine()
 	id := c.fs.String("id", "", "project `id` to create or change; without it the projects are listed")
 	var keep retention
 	c.fs.Var(&keep, "retention", "how long the project keeps data (`duration`: 30d, 12h, 90m; at least 1h)")
@@ -44,6 +46,14 @@ func runProject(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if err := st.resolve(); err != nil {
 		return err
+	}
+	// A listing reads a catalog, it does not make one (QA: a mistyped
+	// --data-dir listed a fresh catalog's default project).
+	if path, err := catalog.SQLitePath(st.catalogURL); err == nil && path != "" && *id == "" {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return settingError{"data-dir", fmt.Errorf("no catalog at %s: nothing to list (a role's first start makes it; "+
+				"is --data-dir or --catalog-url the one the nodes use?)", path)}
+		}
 	}
 	cat, err := st.openCatalog(ctx)
 	if err != nil {
