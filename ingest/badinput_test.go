@@ -130,6 +130,16 @@ func zstdWindow(b []byte, log2 byte) []byte {
 	return out
 }
 
+// zstdSingleSegment compresses b as one single-segment frame, whose
+// window is the content's size.
+func zstdSingleSegment(b []byte) []byte {
+	w, err := zstd.NewWriter(nil, zstd.WithSingleSegment(true))
+	if err != nil {
+		panic(err)
+	}
+	return w.EncodeAll(b, nil)
+}
+
 func nested(depth int) func(ptrace.Span) {
 	return func(sp ptrace.Span) {
 		m := sp.Attributes().PutEmptyMap("deep")
@@ -159,10 +169,18 @@ func TestHTTP_BadInputGetsAClear4xxAndServingContinues(t *testing.T) {
 		{"unknown encoding", "POST", "/v1/traces", "application/x-protobuf", "br", goodSpans(nil), 415, "unsupported Content-Encoding"},
 		{"corrupt gzip", "POST", "/v1/traces", "application/x-protobuf", "gzip", []byte("not gzip at all"), 400, "cannot read gzip"},
 		{"GET instead of POST", "GET", "/v1/traces", "", "", nil, 405, "use POST"},
+		// Unknown paths answer with a Status too (QA: a text/plain 404).
+		{"no such path", "POST", "/v1/trace", "application/json", "", []byte(`{}`), 404, "no OTLP endpoint at /v1/trace"},
+		{"a path past the endpoint", "POST", "/v1/traces/x", "application/x-protobuf", "", goodSpans(nil), 404, "POST to /v1/traces"},
 		{"PUT of JSON", "PUT", "/v1/traces", "application/json", "", []byte(`{}`), 405, "use POST"},
 		{"oversized body", "POST", "/v1/traces", "application/x-protobuf", "", make([]byte, 17<<20), 413, "exceeds the limit"},
 		{"gzip bomb", "POST", "/v1/traces", "application/x-protobuf", "gzip", gz(make([]byte, 64<<20)), 413, "exceeds the limit"},
 		{"zstd frame declaring a 512 MiB window", "POST", "/v1/traces", "application/x-protobuf", "zstd", zstdWindow(goodSpans(nil), 29), 400, "window size exceeded"},
+		// A single-segment frame's window is its content: 9 MiB, under the
+		// body limit, over the window limit (QA: "decompressed size exceeds
+		// configured limit" named the wrong limit).
+		{"zstd single-segment frame of 9 MiB", "POST", "/v1/traces", "application/json", "zstd",
+			zstdSingleSegment(append([]byte(`{"resourceSpans":[]}`), bytes.Repeat([]byte(" "), 9<<20)...)), 400, "window over 8 MiB"},
 		{"trace id of 5 bytes", "POST", "/v1/traces", "application/x-protobuf", "", rawSpanRequest(tid[:5], sid, "x", now, now+1), 400, "invalid OTLP protobuf"},
 		{"span id of 9 bytes", "POST", "/v1/traces", "application/x-protobuf", "", rawSpanRequest(tid, append(sid, 1), "x", now, now+1), 400, "invalid OTLP protobuf"},
 		{"trace id hex too short (JSON)", "POST", "/v1/traces", "application/json", "",

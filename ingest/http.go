@@ -95,6 +95,12 @@ func (r *Receiver) Handler() http.Handler {
 	for _, e := range r.exporters() {
 		mux.Handle("/v1/"+e.signal, r.httpExport(e))
 	}
+	// Other paths get a Status body too, as OTLP/HTTP asks of every 4xx
+	// (QA: /v1/trace got net/http's text/plain "404 page not found").
+	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
+		json := strings.HasPrefix(strings.ToLower(req.Header.Get("Content-Type")), contentJSON)
+		writeStatus(w, http.StatusNotFound, fmt.Sprintf("no OTLP endpoint at %s: POST to /v1/traces, /v1/logs or /v1/metrics", req.URL.Path), json)
+	})
 	return mux
 }
 
@@ -354,6 +360,12 @@ func readError(err error, limit int64, what string) *httpError {
 		return &httpError{http.StatusRequestEntityTooLarge,
 			fmt.Sprintf("request body exceeds the limit of %d bytes", limit)}
 	}
+	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		// Said as it is: the decoder's own words named a size limit the
+		// body was under (QA).
+		return &httpError{http.StatusBadRequest, "cannot read zstd: window size exceeded: the frame asks for a window over 8 MiB, " +
+			"more than decoders must support (RFC 8878); compress with a smaller window (zstd -19 or lower, without --long or --ultra)"}
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		// A slow network, not a bad request: OTLP clients retry a 503 and
 		// drop what a 400 refuses.
@@ -364,6 +376,7 @@ func readError(err error, limit int64, what string) *httpError {
 
 var httpToGRPC = map[int]codes.Code{
 	http.StatusBadRequest:            codes.InvalidArgument,
+	http.StatusNotFound:              codes.NotFound,
 	http.StatusMethodNotAllowed:      codes.Unimplemented,
 	http.StatusRequestEntityTooLarge: codes.ResourceExhausted,
 	http.StatusUnsupportedMediaType:  codes.InvalidArgument,

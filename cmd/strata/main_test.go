@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -288,6 +289,29 @@ func TestProject_RetentionIsSetAndListed(t *testing.T) {
 	} {
 		if _, errOut, code := strata(t, env, args...); code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 			t.Errorf("%v: exit %d, %q", args, code, errOut)
+		}
+	}
+}
+
+// OTLP/HTTP and the query API speak HTTP/2 without TLS (h2c) beside
+// HTTP/1.1, as OTLP/HTTP allows (QA: a client with prior knowledge of
+// HTTP/2 had its connection reset).
+func TestServe_HTTP2WithoutTLS(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	client := &http.Client{Transport: &http.Transport{Protocols: &p}, Timeout: 10 * time.Second}
+	for _, c := range []struct{ url, ctype, body string }{
+		{n.otlpHTTP + "/v1/traces", "application/json", `{"resourceSpans":[]}`},
+		{n.queryURL + "/v1/query", "application/json", `{"sql":"SELECT 1"}`},
+	} {
+		resp, err := client.Post(c.url, c.ctype, strings.NewReader(c.body))
+		if err != nil {
+			t.Fatalf("%s over h2c: %v", c.url, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
+			t.Errorf("%s over h2c: %d %s", c.url, resp.StatusCode, resp.Proto)
 		}
 	}
 }

@@ -66,6 +66,11 @@ func closeAll(lns map[string]net.Listener) {
 func serveHTTP(name string, ln net.Listener, h http.Handler) *httpServer {
 	s := &httpServer{name: name, srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}, addr: ln.Addr().String()}
+	// HTTP/2 without TLS (h2c) beside HTTP/1.1: OTLP/HTTP allows either
+	// (QA: a client with prior knowledge of HTTP/2 had its connection reset).
+	s.srv.Protocols = new(http.Protocols)
+	s.srv.Protocols.SetHTTP1(true)
+	s.srv.Protocols.SetUnencryptedHTTP2(true)
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			slog.Error("http server stopped", "server", name, "err", err)
