@@ -285,12 +285,15 @@ func (in *Ingester) retry(ctx context.Context, what string, fn func(context.Cont
 		if err == nil {
 			if attempt > 1 {
 				slog.Info("flush: recovered", "op", what, "attempts", attempt)
+				in.flushErr.Store(nil)
 			}
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		failed := fmt.Errorf("%s: %w", what, err)
+		in.flushErr.Store(&failed)
 		in.m.flushErrors.Inc()
 		slog.Warn("flush: will retry", "op", what, "attempt", attempt, "err", err)
 		wait := delay/2 + rand.N(delay/2+1)

@@ -119,6 +119,7 @@ type Ingester struct {
 	disk     atomic.Int64          // WAL bytes on disk
 	pending  atomic.Int64          // rows acknowledged but not yet in the catalog
 	walErr   atomic.Pointer[error] // why the last group commit failed; nil after one succeeds
+	flushErr atomic.Pointer[error] // why a flush is retrying; nil once it got through
 
 	mu      sync.Mutex // guards active's contents and sealed, for snapshots
 	active  *segment
@@ -322,6 +323,17 @@ func (in *Ingester) Accepting() error {
 	if m := in.inflight.Load(); m > in.opts.MaxMemoryBytes {
 		return fmt.Errorf("%w: requests being received and converted hold %d bytes, over --max-buffer-bytes (%d)",
 			ErrOverloaded, m, in.opts.MaxMemoryBytes)
+	}
+	return nil
+}
+
+// Flushing says why flushes are failing and being retried (the object
+// store or the catalog refusing them), or nil. Ingest goes on taking data
+// into its WAL meanwhile: readiness shows it as degraded, not failing
+// (QA: a read-only object store failed every upload under a readyz "ok").
+func (in *Ingester) Flushing() error {
+	if e := in.flushErr.Load(); e != nil {
+		return fmt.Errorf("flushes are failing, rows wait in the WAL: %w", *e)
 	}
 	return nil
 }

@@ -28,6 +28,8 @@ type readiness struct {
 	bucket *objstore.Bucket
 	// accepting, if set, is ingest's: why it refuses requests, or nil.
 	accepting func() error
+	// flushing, if set, is ingest's: why its flushes are failing, or nil.
+	flushing func() error
 	need      map[string]bool // checks whose failure is a 503
 
 	mu     sync.Mutex
@@ -70,6 +72,9 @@ func (rd *readiness) check(ctx context.Context) (int, []byte) {
 	}
 	if rd.accepting != nil {
 		checks["ingest"] = func(context.Context) error { return rd.accepting() }
+	}
+	if rd.flushing != nil {
+		checks["flush"] = func(context.Context) error { return rd.flushing() }
 	}
 	out := struct {
 		Status string                `json:"status"` // ok, degraded or failing

@@ -108,9 +108,24 @@ func TestServe_ReadyzFollowsCatalogAndObjectStore(t *testing.T) {
 	if a := ready(http.StatusServiceUnavailable); a.Status != "failing" || !strings.Contains(a.Checks["ingest"].Error, "max-scratch-bytes") {
 		t.Errorf("WAL full: %+v", a)
 	}
+	// An upload attempt gives up after 30 s; from then on, flushes are
+	// said to be failing.
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) {
+		a := ready(http.StatusServiceUnavailable)
+		if strings.Contains(a.Checks["flush"].Error, "flushes are failing") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("flushes not said to fail after 2 min of a hung object store: %+v", a)
+		}
+	}
 	healthy()
 	s3.Set(faultproxy.Pass)
 	ready(http.StatusOK)
+	// Once the flushes get through, nothing is degraded.
+	for a := ready(http.StatusOK); a.Status != "ok"; a = ready(http.StatusOK) {
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // A file:// object store whose directory went away is seen failing, though

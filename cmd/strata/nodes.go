@@ -120,7 +120,7 @@ func runIngest(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	// Ready while it accepts requests: it rides out a catalog or object
 	// store outage in its WAL.
-	mux := adminMux(reg, &readiness{cat: cat, bucket: bucket, accepting: ing.in.Ready, need: map[string]bool{"ingest": true}}, false)
+	mux := adminMux(reg, &readiness{cat: cat, bucket: bucket, accepting: ing.in.Ready, flushing: ing.in.Flushing, need: map[string]bool{"ingest": true}}, false)
 	if err := ing.announce(ctx, cat, mux, lns["http-addr"], advertise); err != nil {
 		ing.close(context.Background())
 		closeAll(lns)

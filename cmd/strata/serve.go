@@ -93,7 +93,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	// Only ingest's own limits take it out of a load balancer: it rides out
 	// a catalog or object store outage in its WAL.
-	mux := adminMux(reg, &readiness{cat: cat, bucket: bucket, accepting: ing.in.Ready, need: map[string]bool{"ingest": true}}, false)
+	mux := adminMux(reg, &readiness{cat: cat, bucket: bucket, accepting: ing.in.Ready, flushing: ing.in.Flushing, need: map[string]bool{"ingest": true}}, false)
 	// Query nodes added beside this one read its unflushed rows too.
 	if err := ing.announce(ctx, cat, mux, lns["http-addr"], kc.advertise); err != nil {
 		ing.close(context.Background())
