@@ -30,7 +30,7 @@ type readiness struct {
 	accepting func() error
 	// flushing, if set, is ingest's: why its flushes are failing, or nil.
 	flushing func() error
-	need      map[string]bool // checks whose failure is a 503
+	need     map[string]bool // checks whose failure is a 503
 
 	mu     sync.Mutex
 	at     time.Time
