@@ -60,7 +60,7 @@ func (s *storage) resolve() error {
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(s.logLevel)); err != nil {
-		return settingError{"log-level", err}
+		return settingError{"log-level", fmt.Errorf("%q: want debug, info, warn or error", s.logLevel)}
 	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
 	return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -65,7 +66,7 @@ func (c *command) parse(args []string, stdout io.Writer) error {
 			c.usage(stdout)
 			return errHelp
 		}
-		return usageError{fmt.Errorf("%s: %w (see 'strata %s --help')", c.name, err, c.name)}
+		return usageError{fmt.Errorf("%s: %s (see 'strata %s --help')", c.name, c.explain(err, nil), c.name)}
 	}
 	if c.fs.NArg() > 0 {
 		return usageError{fmt.Errorf("%s: unexpected argument %q (see 'strata %s --help')", c.name, c.fs.Arg(0), c.name)}
@@ -79,7 +80,7 @@ func (c *command) parse(args []string, stdout io.Writer) error {
 		}
 		if v, ok := os.LookupEnv(envName(f.Name)); ok {
 			if err := f.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
+				errs = append(errs, fmt.Errorf("%s=%q: %s", envName(f.Name), v, c.explain(err, f)))
 			}
 		}
 	})
@@ -87,6 +88,37 @@ func (c *command) parse(args []string, stdout io.Writer) error {
 		return usageError{errors.Join(errs...)}
 	}
 	return c.checkDurations()
+}
+
+// flagInError finds the flag the flag package names in its errors.
+var flagInError = regexp.MustCompile(`(flag|for) -([a-z0-9-]+)`)
+
+// explain rewrites the flag package's errors as strata writes flags
+// (--name, not -name), and says what a value of the flag (f, or the one
+// the error names) looks like where the package says only "parse error"
+// (QA).
+func (c *command) explain(err error, f *flag.Flag) string {
+	msg := err.Error()
+	if m := flagInError.FindStringSubmatch(msg); m != nil && f == nil {
+		f = c.fs.Lookup(m[2])
+	}
+	msg = flagInError.ReplaceAllString(msg, "$1 --$2")
+	msg = strings.Replace(msg, "provided but not defined: -", "provided but not defined: --", 1)
+	if !strings.HasSuffix(msg, "parse error") || f == nil {
+		return msg
+	}
+	if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+		return strings.TrimSuffix(msg, "parse error") + "want true or false"
+	}
+	if g, ok := f.Value.(flag.Getter); ok {
+		switch g.Get().(type) {
+		case int, int64, uint, uint64:
+			return strings.TrimSuffix(msg, "parse error") + "want a whole number"
+		case float64:
+			return strings.TrimSuffix(msg, "parse error") + "want a number"
+		}
+	}
+	return msg
 }
 
 // durationValue is a duration flag whose error says what a duration looks

@@ -56,6 +56,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	name := args[0]
 	if name == "-h" || name == "--help" || name == "help" {
+		if name == "help" && len(args) > 1 { // strata help serve
+			return run(append(args[1:], "--help"), stdout, stderr)
+		}
 		usage(stdout)
 		return 0
 	}

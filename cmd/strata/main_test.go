@@ -178,7 +178,13 @@ func TestServe_BadSettingsFailWithOneClearLine(t *testing.T) {
 			[]string{"STRATA_COMPACT_MAX_INPUTS", "at least 2"}, 1},
 		{"target size of a byte", nil, []string{"--compact-target-size", "1"},
 			[]string{"STRATA_COMPACT_TARGET_SIZE", "under 1 MiB"}, 1},
-		{"unknown flag", nil, []string{"--nope"}, []string{"flag provided but not defined", "strata serve --help"}, 2},
+		{"unknown flag", nil, []string{"--nope"}, []string{"flag provided but not defined: --nope", "strata serve --help"}, 2},
+		// What a value looks like, where the flag package said "parse error" (QA).
+		{"flag not a whole number", nil, []string{"--flush-workers", "x"}, []string{"--flush-workers", "want a whole number"}, 2},
+		{"boolean in the environment", []string{"STRATA_NO_COMPACTOR=maybe"}, nil, []string{"STRATA_NO_COMPACTOR", "want true or false"}, 2},
+		{"unknown log level", nil, []string{"--log-level", "verbose"}, []string{"STRATA_LOG_LEVEL", "want debug, info, warn or error"}, 1},
+		{"WAL limit under a segment", nil, []string{"--max-scratch-bytes", "2MiB", "--flush-bytes", "64MiB"},
+			[]string{"STRATA_MAX_SCRATCH_BYTES", "under --flush-bytes"}, 1},
 		{"http address in use", nil, []string{"--http-addr", "256.0.0.1:99999"}, []string{"STRATA_HTTP_ADDR"}, 1},
 	}
 	for _, tc := range cases {
