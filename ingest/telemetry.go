@@ -1,6 +1,10 @@
 package ingest
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // ingestMetrics are the ingester's Prometheus metrics.
 type ingestMetrics struct {
@@ -71,5 +75,32 @@ func (in *Ingester) Collectors() []prometheus.Collector {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "strata_ingest_wal_bytes", Help: "WAL bytes on scratch disk."},
 			func() float64 { return float64(in.disk.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "strata_ingest_unflushed_age_seconds",
+			Help: "How long the oldest row acknowledged but not yet flushed has waited (0 when none): the flush lag."},
+			in.unflushedAge),
 	}
+}
+
+// unflushedAge is the age in seconds of the oldest row not yet flushed.
+func (in *Ingester) unflushedAge() float64 {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var oldest time.Time
+	for _, s := range append([]*segment{in.active}, in.sealed...) {
+		if s == nil || s.rows == 0 {
+			continue
+		}
+		first := s.first
+		if first.IsZero() { // replayed at start: its rows are as old as the segment
+			first = s.created
+		}
+		if oldest.IsZero() || first.Before(oldest) {
+			oldest = first
+		}
+	}
+	if oldest.IsZero() {
+		return 0
+	}
+	return in.opts.Now().Sub(oldest).Seconds()
 }

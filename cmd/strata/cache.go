@@ -306,7 +306,7 @@ func adminMux(reg *prometheus.Registry, ready *readiness, shared bool) *http.Ser
 
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), anonMemory)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), anonMemory, buildInfo())
 	return reg
 }
 

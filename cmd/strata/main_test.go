@@ -2,8 +2,10 @@ package main_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-db/strata/internal/otlptest"
 	"github.com/strata-db/strata/internal/testenv"
 )
 
@@ -319,5 +322,30 @@ func TestServe_HTTP2WithoutTLS(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
 			t.Errorf("%s over h2c: %d %s", c.url, resp.StatusCode, resp.Proto)
 		}
+	}
+}
+
+// /metrics says which build a node runs, and how long the oldest row not
+// yet flushed has waited (QA: no flush-lag gauge, no build info).
+func TestServe_BuildInfoAndFlushLag(t *testing.T) {
+	n := startNode(t, t.TempDir(), "--flush-interval", "1h")
+	if age := n.metric(t, "strata_ingest_unflushed_age_seconds"); age != 0 {
+		t.Errorf("flush lag with nothing buffered: %v", age)
+	}
+	if code, err := otlptest.NewSender("lag").Send(context.Background(), http.DefaultClient, n.otlpHTTP, 5); err != nil || code != http.StatusOK {
+		t.Fatalf("send: %d %v", code, err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if age := n.metric(t, "strata_ingest_unflushed_age_seconds"); age < 1 || age > 60 {
+		t.Errorf("flush lag of rows sent a second ago: %v s", age)
+	}
+	resp, err := http.Get("http://" + n.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`strata_build_info\{.*duckdb="v1\.5.*\} 1`).Match(body) {
+		t.Error("no strata_build_info with the DuckDB version")
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"runtime/debug"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/strata-db/strata/engine"
 )
 
@@ -18,14 +20,29 @@ func runVersion(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := c.parse(args, stdout); err != nil {
 		return err
 	}
-	commit := "unknown"
+	fmt.Fprintf(stdout, "strata %s (commit %s, %s, DuckDB %s)\n", version, buildCommit(), runtime.Version(), engine.DuckDBVersion())
+	return nil
+}
+
+// buildCommit is the commit the binary was built from, if Go recorded it.
+func buildCommit() string {
 	if info, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range info.Settings {
 			if s.Key == "vcs.revision" {
-				commit = s.Value
+				return s.Value
 			}
 		}
 	}
-	fmt.Fprintf(stdout, "strata %s (commit %s, %s, DuckDB %s)\n", version, commit, runtime.Version(), engine.DuckDBVersion())
-	return nil
+	return "unknown"
+}
+
+// buildInfo is strata_build_info, 1, labelled with what `strata version`
+// prints, so dashboards can tell which build each node runs.
+func buildInfo() prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_build_info",
+		Help: "The build this node runs: 1, labelled with its version, commit, Go and DuckDB versions.",
+		ConstLabels: prometheus.Labels{"version": version, "commit": buildCommit(), "goversion": runtime.Version(),
+			"duckdb": engine.DuckDBVersion()}})
+	g.Set(1)
+	return g
 }
