@@ -537,7 +537,7 @@ var ErrBusy = errors.New("too many queries running; retry shortly")
 
 // ErrCatalogUnavailable: the catalog, which every query asks for its
 // files, failed; the query may succeed once it is back (503, 57P03).
-var ErrCatalogUnavailable = errors.New("the catalog is not answering; retry shortly")
+var ErrCatalogUnavailable = errors.New("the catalog failed to list the query's files; retry shortly")
 
 // catalogError marks a catalog failure as one to retry, unless the query
 // itself ended (its client gone, its time up).

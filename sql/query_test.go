@@ -863,7 +863,7 @@ func TestQuery_CatalogDownIs503(t *testing.T) {
 	e.flushed()
 	e.exec.Catalog = downCatalog{e.cat}
 	r := e.do("POST", map[string]any{"sql": "SELECT count(*) FROM records"}, "")
-	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(r.Error, "catalog is not answering") {
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(r.Error, "catalog failed to list") {
 		t.Fatalf("%d %q (Retry-After %q)", r.status, r.Error, r.header.Get("Retry-After"))
 	}
 	addr := startPG(t, e)
