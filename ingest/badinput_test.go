@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"github.com/klauspost/compress/zstd"
 	"io"
 	"net/http"
@@ -619,5 +620,32 @@ func TestHTTP_RetentionChangeAppliesAfterIdle(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // no request: the value read ages past twice the refresh
 	if code, body := send(); code != 400 || !strings.Contains(body, "older than the project keeps data") {
 		t.Fatalf("a span 3 h old after the retention became 2 h: %d %s, want 400", code, body)
+	}
+}
+
+// OTLP/JSON follows the protobuf JSON mapping, where null is a field's
+// default: an export with null ids, enums, counts and attribute values is
+// stored as if those fields were absent (QA: 400 for the whole export; the
+// Vercel AI SDK sends doubleValue: null for non-finite values).
+func TestHTTP_JSONNullIsTheFieldsDefault(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	now := time.Now().UnixNano()
+	body := fmt.Sprintf(`{"resourceSpans":[{"resource":null,"scopeSpans":[{"scope":null,"spans":[{"traceId":"0102030405060708090a0b0c0d0e0f10",`+
+		`"spanId":"0102030405060708","parentSpanId":null,"name":"nulls","kind":null,"startTimeUnixNano":"%d","endTimeUnixNano":"%d",`+
+		`"droppedAttributesCount":null,"status":{"code":null,"message":"m"},"attributes":[{"key":"d","value":{"doubleValue":null}},`+
+		`{"key":"s","value":{"stringValue":"null"}}]}]}]}]}`, now, now+1000)
+	resp, err := s.httpClient().Post(s.httpURL+"/v1/traces", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("export with nulls: %d %s", resp.StatusCode, msg)
+	}
+	s.waitFlushed()
+	rows := s.query(`SELECT parent_span_id IS NULL, attributes->>'s', otel_status_message FROM records WHERE span_name = 'nulls'`)
+	if len(rows) != 1 || fmt.Sprint(rows[0]) != "[true null m]" {
+		t.Fatalf("stored: %v", rows)
 	}
 }

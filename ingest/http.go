@@ -126,6 +126,7 @@ func unmarshal(ctx context.Context, fromProto, fromJSON func([]byte) error, body
 		}
 	}
 	if json {
+		body = dropNullMembers(body)
 		if err := fromJSON(body); err != nil {
 			return badInput("invalid OTLP JSON: %v", err)
 		}
