@@ -285,3 +285,24 @@ func oneSpan(now time.Time) (ptrace.Traces, ptrace.Span) {
 	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
 	return td, sp
 }
+
+// A link's empty ids are null in otel_links, as an empty parent_span_id
+// is NULL (QA: they were written as zeros).
+func TestConvert_LinkWithEmptyIDs(t *testing.T) {
+	now := time.Now()
+	td := ptrace.NewTraces()
+	sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	sp.SetTraceID([16]byte{1})
+	sp.SetSpanID([8]byte{2})
+	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
+	sp.Links().AppendEmpty()
+	rec, err := ConvertTraces("default", td, Window{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Release()
+	if got := rec.Column(recordsTable.Index("otel_links")).ValueStr(0); got != `[{"trace_id":null,"span_id":null}]` {
+		t.Errorf("otel_links: %s", got)
+	}
+}

@@ -428,12 +428,22 @@ func (rb *recordsBuilder) appendLinks(links ptrace.SpanLinkSlice) error {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		tid, sid := l.TraceID(), l.SpanID()
-		b = append(b, `{"trace_id":"`...)
-		b = appendHexBytes(b, tid[:])
-		b = append(b, `","span_id":"`...)
-		b = appendHexBytes(b, sid[:])
-		b = append(b, '"')
+		// An empty id is null, as an empty parent_span_id is NULL (QA:
+		// it was written as zeros).
+		b = append(b, `{"trace_id":`...)
+		if tid := l.TraceID(); tid.IsEmpty() {
+			b = append(b, "null"...)
+		} else {
+			b = appendHexBytes(append(b, '"'), tid[:])
+			b = append(b, '"')
+		}
+		b = append(b, `,"span_id":`...)
+		if sid := l.SpanID(); sid.IsEmpty() {
+			b = append(b, "null"...)
+		} else {
+			b = appendHexBytes(append(b, '"'), sid[:])
+			b = append(b, '"')
+		}
 		if ts := l.TraceState().AsRaw(); ts != "" {
 			b = append(b, `,"trace_state":`...)
 			if b, err = appendString(b, ts); err != nil {
