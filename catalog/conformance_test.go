@@ -622,3 +622,18 @@ func TestSQLite_DeletedFileIsRefused(t *testing.T) {
 		t.Error("the default project read after the file was deleted")
 	}
 }
+
+// A SQLite catalog at a path with ?, # or % in it opens that file, not the
+// path cut at them (review: subtests named …#01).
+func TestSQLite_PathWithURICharacters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a#b?c%d")
+	path := filepath.Join(dir, "catalog.db")
+	s, err := catalog.OpenSQLite(context.Background(), path, catalog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the catalog is not at its path: %v", err)
+	}
+}

@@ -132,7 +132,13 @@ func (s *store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := fn(tx); err != nil {
 		return errors.Join(err, tx.Rollback())
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	// Again after the commit: a file deleted between the check and the
+	// commit took the write with it, and the caller must not act on it
+	// (ingest deletes a segment once its files are registered).
+	return s.d.intact()
 }
 
 // projectID is what a project id may be: the first segment of every

@@ -278,6 +278,12 @@ func (pk partKey) file(key string, level int, info engine.FileInfo, size int64) 
 // OpTimeout, backing off from 50 ms to 5 s with jitter between attempts.
 func (in *Ingester) retry(ctx context.Context, what string, fn func(context.Context) error) error {
 	delay := 50 * time.Millisecond
+	failing := false // this op counts in flushFailing
+	defer func() {
+		if failing {
+			in.flushFailing.Add(-1)
+		}
+	}()
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, in.opts.OpTimeout)
 		err := fn(actx)
@@ -285,7 +291,6 @@ func (in *Ingester) retry(ctx context.Context, what string, fn func(context.Cont
 		if err == nil {
 			if attempt > 1 {
 				slog.Info("flush: recovered", "op", what, "attempts", attempt)
-				in.flushErr.Store(nil)
 			}
 			return nil
 		}
@@ -294,6 +299,10 @@ func (in *Ingester) retry(ctx context.Context, what string, fn func(context.Cont
 		}
 		failed := fmt.Errorf("%s: %w", what, err)
 		in.flushErr.Store(&failed)
+		if !failing {
+			failing = true
+			in.flushFailing.Add(1)
+		}
 		in.m.flushErrors.Inc()
 		slog.Warn("flush: will retry", "op", what, "attempt", attempt, "err", err)
 		wait := delay/2 + rand.N(delay/2+1)

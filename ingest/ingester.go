@@ -113,13 +113,14 @@ type Ingester struct {
 	flushCtx context.Context
 	cancelF  context.CancelFunc
 
-	stopMu   sync.RWMutex // held to set stopping, read-held to send to reqs
-	stopping atomic.Bool
-	inflight atomic.Int64          // request memory held (Reserve) and frame bytes waiting for the writer
-	disk     atomic.Int64          // WAL bytes on disk
-	pending  atomic.Int64          // rows acknowledged but not yet in the catalog
-	walErr   atomic.Pointer[error] // why the last group commit failed; nil after one succeeds
-	flushErr atomic.Pointer[error] // why a flush is retrying; nil once it got through
+	stopMu       sync.RWMutex // held to set stopping, read-held to send to reqs
+	stopping     atomic.Bool
+	inflight     atomic.Int64               // request memory held (Reserve) and frame bytes waiting for the writer
+	disk         atomic.Int64               // WAL bytes on disk
+	pending      atomic.Int64               // rows acknowledged but not yet in the catalog
+	walErr       atomic.Pointer[timedError] // why the last group commit failed; nil after one succeeds
+	flushErr     atomic.Pointer[error]      // the last error of a flush op being retried
+	flushFailing atomic.Int32               // flush ops retrying after an error
 
 	mu      sync.Mutex // guards active's contents and sealed, for snapshots
 	active  *segment
@@ -203,6 +204,9 @@ func Open(cat catalog.Store, bucket *objstore.Bucket, opts Options) (*Ingester, 
 			continue
 		}
 		replayed += seg.rows
+		if data, err := mapFile(seg.path, seg.diskBytes); err == nil {
+			seg.mapping = &walMap{data: data, keep: true} // flushed whole even if its file goes meanwhile
+		}
 		in.sealed = append(in.sealed, seg)
 		in.disk.Add(seg.diskBytes)
 		in.pending.Add(seg.rows)
@@ -332,22 +336,36 @@ func (in *Ingester) Accepting() error {
 // into its WAL meanwhile: readiness shows it as degraded, not failing
 // (QA: a read-only object store failed every upload under a readyz "ok").
 func (in *Ingester) Flushing() error {
+	if in.flushFailing.Load() == 0 {
+		return nil
+	}
 	if e := in.flushErr.Load(); e != nil {
 		return fmt.Errorf("flushes are failing, rows wait in the WAL: %w", *e)
 	}
-	return nil
+	return errors.New("flushes are failing, rows wait in the WAL")
 }
 
+// timedError is an error and when it happened.
+type timedError struct {
+	err error
+	at  time.Time
+}
+
+// walErrShown is how long readiness reports a failed group commit: a node
+// taken out of a load balancer gets no requests, so no commit would ever
+// succeed to clear it (review); after this, requests come and tell.
+const walErrShown = 10 * time.Second
+
 // Ready says why ingest cannot take data now, or nil: Accepting's limits,
-// or a WAL whose last group commit failed (a full or lost scratch disk;
-// requests get 503 until a commit succeeds). For readiness: Admit does not
-// refuse on it, so that the next request finds out when the disk is back.
+// or a WAL whose last group commit failed within walErrShown (a full or
+// lost scratch disk). For readiness: Admit does not refuse on it, so that
+// the next request finds out when the disk is back.
 func (in *Ingester) Ready() error {
 	if err := in.Accepting(); err != nil {
 		return err
 	}
-	if e := in.walErr.Load(); e != nil {
-		return fmt.Errorf("the WAL cannot be written: %w", *e)
+	if e := in.walErr.Load(); e != nil && time.Since(e.at) < walErrShown {
+		return fmt.Errorf("the WAL cannot be written: %w", e.err)
 	}
 	return nil
 }
@@ -412,7 +430,9 @@ func (in *Ingester) writeLoop() {
 			if len(batch) > 0 {
 				in.commit(batch)
 			}
-			in.file.f.Close()
+			if in.active.rows > 0 {
+				in.holdMapping(in.active, in.file) // its flush reads it even if its file was deleted
+			}
 			in.mu.Lock()
 			if in.active.rows > 0 {
 				in.sealed = append(in.sealed, in.active)
@@ -422,6 +442,7 @@ func (in *Ingester) writeLoop() {
 			}
 			in.active = newSegment(in.active.seq, in.active.version, in.active.nonce, in.active.created, in.active.path)
 			in.mu.Unlock()
+			in.file.f.Close()
 			return
 		}
 	gather:
@@ -458,7 +479,7 @@ func (in *Ingester) commit(reqs []*appendReq) {
 	in.m.fsync.Observe(time.Since(start).Seconds())
 	if err != nil {
 		slog.Error("wal write failed", "segment", in.active.seq, "err", err)
-		in.walErr.Store(&err)
+		in.walErr.Store(&timedError{err, time.Now()})
 		in.m.walErrors.Inc()
 		for _, r := range reqs {
 			r.done <- fmt.Errorf("write wal: %w", err)
@@ -557,32 +578,31 @@ func unlinked(f *os.File) bool {
 	return syscall.Fstat(int(f.Fd()), &st) == nil && st.Nlink == 0
 }
 
-// rotate seals the active segment if it has rows and starts a new one.
+// rotate seals the active segment if it has rows and starts a new one;
+// also when it has none but its file was deleted (an empty segment whose
+// scratch dir went would refuse every commit).
 func (in *Ingester) rotate() {
-	if in.active.rows == 0 {
+	oldFile, old := in.file, in.active
+	if old.rows == 0 {
+		if !unlinked(oldFile.f) {
+			return
+		}
+		if err := in.newActive(nil); err != nil {
+			slog.Error("wal: cannot start a new segment; keeping the current one", "err", err)
+			return
+		}
+		in.disk.Add(-old.diskBytes)
+		oldFile.f.Close()
 		return
 	}
-	oldFile, old := in.file, in.active
-	var kept []byte // the deleted segment's bytes, mapped from its open file
-	if unlinked(oldFile.f) {
-		data, err := syscall.Mmap(int(oldFile.f.Fd()), 0, int(old.diskBytes), syscall.PROT_READ, syscall.MAP_SHARED)
-		if err != nil {
-			slog.Error("wal: cannot map a deleted segment; its acknowledged rows are lost", "segment", old.seq, "rows", old.rows, "err", err)
-		}
-		kept = data
-	}
-	if kept != nil {
-		// Before it is sealed, so its flush reads this, not the path.
+	// Mapped from its open file before it is sealed: its flush and the
+	// queries of fresh rows read the mapping, so a segment whose file is
+	// deleted (the scratch dir removed) is still flushed whole.
+	in.holdMapping(old, oldFile)
+	if err := in.newActive(old); err != nil {
 		in.mu.Lock()
-		old.mapping = &walMap{data: kept, keep: true}
+		old.unmapLocked()
 		in.mu.Unlock()
-	}
-	if err := in.newActive(in.active); err != nil {
-		if kept != nil {
-			in.mu.Lock()
-			old.unmapLocked()
-			in.mu.Unlock()
-		}
 		slog.Error("wal: cannot start a new segment; keeping the current one", "err", err)
 		return
 	}
@@ -591,6 +611,23 @@ func (in *Ingester) rotate() {
 	case in.flushc <- struct{}{}:
 	default:
 	}
+}
+
+// holdMapping maps seg's committed bytes from its open file f and keeps
+// the mapping with it, unless it has one.
+func (in *Ingester) holdMapping(seg *segment, f *segmentFile) {
+	data, err := syscall.Mmap(int(f.f.Fd()), 0, int(seg.diskBytes), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		slog.Warn("wal: cannot map a segment from its open file; its flush maps it by name", "segment", seg.seq, "err", err)
+		return
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if seg.mapping != nil {
+		syscall.Munmap(data)
+		return
+	}
+	seg.mapping = &walMap{data: data, keep: true}
 }
 
 // newActive creates the next segment and makes it active; sealed, if not
@@ -644,7 +681,8 @@ func (in *Ingester) Close(ctx context.Context) error {
 	in.mu.Unlock()
 	in.unlock()
 	if lost > 0 {
-		return fmt.Errorf("close ingester: %d acknowledged rows were in WAL segments deleted from --scratch-dir; they are lost", lost)
+		return fmt.Errorf("close ingester: %d segments left in the WAL, of which some were deleted from --scratch-dir: "+
+			"%d acknowledged rows are lost", left, lost)
 	}
 	if left > 0 {
 		why := error(errKept) // a flush could not turn one into Parquet

@@ -575,20 +575,76 @@ func TestFlush_DamagedSegmentFlushesItsIntactFramesAndOthersFollow(t *testing.T)
 	}
 }
 
-// A segment whose file went (removed by hand) cannot be flushed: the
-// worker goes on with the others, and Close says its rows are lost (not
-// "kept": there is nothing left to replay).
-func TestFlush_SegmentThatCannotBeReadIsKeptAndOthersFollow(t *testing.T) {
+// A sealed segment whose file went (removed by hand, or its scratch dir)
+// is still flushed: sealed segments are mapped from their open file when
+// they are sealed (review: the rows of every sealed segment waiting for a
+// catalog or object store were lost with a deleted scratch dir).
+func TestFlush_SegmentWhoseFileWentIsStillFlushed(t *testing.T) {
 	l, fc, in, _, segs := threeSegments(t)
 	if err := os.Remove(segs[1]); err != nil {
 		t.Fatal(err)
 	}
 	fc.failRegister.Store(false)
-	l.waitRows(t, 60) // segments 0 and 2
+	l.waitRows(t, 130) // all of it: 10 + 30 + 40 + 50
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := in.Close(ctx)
-	if err == nil || !strings.Contains(err.Error(), "rows were in WAL segments deleted from --scratch-dir; they are lost") {
+	if err := in.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
+}
+
+// A scratch dir deleted under an ingester loses nothing acknowledged and
+// does not wedge it (review): rows of the active segment stay queryable,
+// are flushed by Close, and an empty active segment deleted with the dir
+// is replaced rather than refusing every commit.
+func TestRecovery_ScratchDirDeleted(t *testing.T) {
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Hour).Add(5 * time.Minute)
+	open := func(t *testing.T, l *lake, scratch string) *ingest.Ingester {
+		in, err := ingest.Open(l.cat, l.bucket, ingest.Options{ScratchDir: scratch, FlushInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	t.Run("queried, then flushed by Close", func(t *testing.T) {
+		l := newLake(t)
+		scratch := filepath.Join(l.dir, "scratch")
+		in := open(t, l, scratch)
+		appendSpans(t, in, 10, at)
+		if err := os.RemoveAll(scratch); err != nil {
+			t.Fatal(err)
+		}
+		if got := countRecords(t, l, l.cat, in); got != "10" {
+			t.Errorf("fresh rows after the scratch dir went: %s, want 10", got)
+		}
+		if err := in.Close(context.Background()); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if got, _ := l.liveRows(t); got != 10 {
+			t.Errorf("%d rows flushed by Close, want 10", got)
+		}
+	})
+	t.Run("an empty active segment", func(t *testing.T) {
+		l := newLake(t)
+		scratch := filepath.Join(l.dir, "scratch")
+		in := open(t, l, scratch)
+		defer in.Close(context.Background())
+		if err := os.RemoveAll(scratch); err != nil {
+			t.Fatal(err)
+		}
+		rec := convertSpans(t, 5, at)
+		defer rec.Release()
+		ok := 0
+		for range 3 {
+			if err := in.Append(context.Background(), catalog.DefaultProject, schema.Records, rec); err == nil {
+				ok++
+			}
+		}
+		if ok < 2 {
+			t.Fatalf("%d of 3 appends after the dir went succeeded; want all but the one that found it gone", ok)
+		}
+		if err := in.Ready(); err != nil && !strings.Contains(err.Error(), "WAL cannot be written") {
+			t.Errorf("Ready: %v", err)
+		}
+	})
 }

@@ -79,7 +79,9 @@ func (in *Ingester) mapSealed(seg *segment) error {
 // flushed; the active segment grows, so it is mapped afresh each time.
 func (in *Ingester) mapLocked(seg *segment) (*walMap, error) {
 	if seg == in.active {
-		data, err := mapFile(seg.path, seg.diskBytes)
+		// From the open file, not by name: a deleted scratch dir would
+		// otherwise hide these rows from queries, as if flushed (review).
+		data, err := syscall.Mmap(int(in.file.f.Fd()), 0, int(seg.diskBytes), syscall.PROT_READ, syscall.MAP_SHARED)
 		if err != nil {
 			return nil, err
 		}

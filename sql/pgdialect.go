@@ -285,9 +285,10 @@ var lambdaFunctions = map[string]bool{"list_transform": true, "array_transform":
 	"list_reduce": true, "array_reduce": true, "reduce": true}
 
 // isLambda says whether the left operand b[from:end] of an arrow is a
-// lambda's parameters — a name, or names in parentheses, as an argument
-// of a function that takes a lambda — so the arrow is not JSON's:
-// list_transform(l, x -> 2 * x) is not (x -> 2) * x.
+// lambda's parameters — a name, or names in parentheses, as the second
+// argument of a function that takes a lambda (where they take it) — so
+// the arrow is not JSON's: list_transform(l, x -> 2 * x) is not
+// (x -> 2) * x, and filter(attributes->>'k' = 'v', …) is.
 func isLambda(b string, from, end int) bool {
 	params := strings.TrimSpace(b[from:end])
 	if strings.HasPrefix(params, "(") && strings.HasSuffix(params, ")") {
@@ -298,16 +299,22 @@ func isLambda(b string, from, end int) bool {
 			return false
 		}
 	}
-	if c := before(b, from); c != '(' && c != ',' {
+	if before(b, from) != ',' {
 		return false
 	}
-	depth := 0
+	depth, commas := 0, 0
 	for k := from - 1; k >= 0; k-- {
 		switch b[k] {
 		case ')', ']':
 			depth++
 		case '[':
 			depth--
+		case ',':
+			if depth == 0 {
+				if commas++; commas > 1 {
+					return false // a third argument or later: list_reduce's initial value
+				}
+			}
 		case '(':
 			if depth--; depth < 0 {
 				w := k

@@ -30,6 +30,9 @@ func TestPgArrows_BindTighterThanComparisons(t *testing.T) {
 			`SELECT list_transform(l, x -> 2 * x), list_filter(l, x -> 1 < x), array_transform(l, x->'v' || x)`},
 		{`SELECT list_reduce(l, (a, b) -> 0 + a + b), list_transform(l, x -> list_filter(x, y -> -1 < y))`,
 			`SELECT list_reduce(l, (a, b) -> 0 + a + b), list_transform(l, x -> list_filter(x, y -> -1 < y))`},
+		// An arrow in another argument of a lambda function is JSON's (review).
+		{`SELECT filter(attributes->>'k' = 'v', x -> x), list_reduce(l, (a, b) -> a + b, j->>'i' = 'x')`,
+			`SELECT filter((attributes->>'k') = 'v', x -> x), list_reduce(l, (a, b) -> a + b, (j->>'i') = 'x')`},
 		// An argument of another function is a JSON arrow.
 		{`SELECT coalesce(attributes -> 0, x) = 1, lower(a->>'k' || 'z')`, `SELECT coalesce((attributes -> 0), x) = 1, lower((a->>'k') || 'z')`},
 		{`SELECT 'a->>''b'' = c' AND "x->y" = 1 -- a->>'b' = c`, `SELECT 'a->>''b'' = c' AND "x->y" = 1 -- a->>'b' = c`},
@@ -223,6 +226,9 @@ func TestPgJSONBCasts_GoThroughTheCanonicalForm(t *testing.T) {
 			`SELECT strata_jsonb('{"a": 1}')::jsonb, strata_jsonb(attributes) :: JSONB = strata_jsonb(x)::jsonb`},
 		{`SELECT CAST(r.attributes AS jsonb), (a || b)::jsonb::text, f(x)::text::jsonb`,
 			`SELECT CAST(strata_jsonb(r.attributes) AS jsonb), strata_jsonb((a || b))::jsonb::text, strata_jsonb(f(x)::text)::jsonb`},
+		// A string compared with the cast is a jsonb too (review).
+		{`SELECT x::jsonb = '{"a": 1}', y::jsonb <> E'{}'`,
+			`SELECT strata_jsonb(x)::jsonb = strata_jsonb('{"a": 1}'), strata_jsonb(y)::jsonb <> strata_jsonb(E'{}')`},
 		// Read by an operator that takes the value, an array type, names: as written.
 		{`SELECT attributes::jsonb @> '{"a":1}'::jsonb, '{"a":1}'::jsonb <@ x::jsonb, y::jsonb->>'k', z::jsonb ? 'k'`,
 			`SELECT attributes::jsonb @> '{"a":1}'::jsonb, '{"a":1}'::jsonb <@ x::jsonb, y::jsonb->>'k', z::jsonb ? 'k'`},

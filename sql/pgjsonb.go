@@ -214,6 +214,11 @@ func pgJSONBCasts(s string) string {
 			}
 		}
 		ins = append(ins, insert{from, jsonbFunc + "("}, insert{to, ")"})
+		// A string compared with the cast is a jsonb too, as PostgreSQL
+		// casts it: x::jsonb = '{"a": 1}' (review).
+		if lit, end, ok := comparedLiteral(b, m[1]); ok {
+			ins = append(ins, insert{lit, jsonbFunc + "("}, insert{end, ")"})
+		}
 	}
 	slices.SortStableFunc(ins, func(a, b insert) int { return a.at - b.at })
 	out := splicer{src: s}
@@ -221,6 +226,25 @@ func pgJSONBCasts(s string) string {
 		out.replace(e.at, e.at, e.text)
 	}
 	return out.text()
+}
+
+// comparedLiteral finds a string literal compared by =, <> or != with the
+// value that ends at i: where it starts and ends.
+func comparedLiteral(b string, i int) (from, end int, ok bool) {
+	j := skipSpace(b, i)
+	switch {
+	case strings.HasPrefix(b[j:], "<>"), strings.HasPrefix(b[j:], "!="):
+		j += 2
+	case strings.HasPrefix(b[j:], "=") && !strings.HasPrefix(b[j:], "=>"):
+		j++
+	default:
+		return 0, 0, false
+	}
+	j = skipSpace(b, j)
+	if _, _, end, ok := literalAt(b, j); ok && end > 0 {
+		return j, end, true
+	}
+	return 0, 0, false
 }
 
 // valueOperator says whether the text after a jsonb value starts with, or

@@ -2846,6 +2846,7 @@ func TestPG_JSONBValuesAsPostgreSQL(t *testing.T) {
 		`SELECT '{"host": "a"}'::jsonb = '{"host":"a"}'::jsonb, '{"a":1,"b":2}'::jsonb = '{"b":2,"a":1}'::jsonb, '{"a":1}'::jsonb = '{"a":2}'::jsonb`,
 		`SELECT '{"bb":1,"a":[1.0,1e2,-0,"x\ny\u0001é"],"c":{},"a":true, "d": null}'::jsonb::text, CAST('[ 1 , {"z":2,"y":[]}]' AS jsonb)::text`,
 		`SELECT count(DISTINCT x::jsonb), min(x::jsonb::text) FROM (VALUES ('{"a": 1, "b": [2]}'), ('{"b":[2],"a":1}')) v(x)`,
+		`SELECT x::jsonb = '{"b": [2], "a":1}', x::jsonb <> '{"a":1}' FROM (VALUES ('{"a": 1, "b": [2]}')) v(x)`,
 		`SELECT x::jsonb @> '{"a":1}', x::jsonb ? 'b', x::jsonb->>'a' FROM (VALUES ('{"b":[2],"a":1}')) v(x)`,
 	)
 }

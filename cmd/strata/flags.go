@@ -91,7 +91,7 @@ func (c *command) parse(args []string, stdout io.Writer) error {
 }
 
 // flagInError finds the flag the flag package names in its errors.
-var flagInError = regexp.MustCompile(`(flag|for) -([a-z0-9-]+)`)
+var flagInError = regexp.MustCompile(`(flag|for|argument:) -([a-z0-9-]+)`)
 
 // explain rewrites the flag package's errors as strata writes flags
 // (--name, not -name), and says what a value of the flag (f, or the one
