@@ -276,6 +276,15 @@ func terminateUnderLoad(t *testing.T, n *node, s *otlptest.Sender, senders int, 
 	}
 	start := time.Now()
 	n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.done:
+	case <-time.After(30 * time.Second): // hung: fail now, with its goroutines
+		n.cmd.Process.Signal(syscall.SIGQUIT)
+		<-n.done
+		cancel()
+		wg.Wait()
+		t.Fatalf("strata did not exit within 30 s of SIGTERM:\n%s", n.stderr.String())
+	}
 	err := n.wait()
 	took := time.Since(start)
 	cancel()
