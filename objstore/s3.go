@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
+	"time"
 
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/logging"
 	"gocloud.dev/blob"
@@ -32,6 +35,13 @@ func openS3(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
 	o := client.Options()
 	o.Logger = slogLogger{}
 	o.DisableLogOutputChecksumValidationSkipped = true
+	// A store that accepts a connection and never answers held a read
+	// (a cache fill) for its whole 10-minute timeout, and gocloud's
+	// Bucket.Close waits for reads in flight: strata serve did not exit
+	// after SIGTERM. Headers come back at once from a working store.
+	if hc, ok := o.HTTPClient.(*awshttp.BuildableClient); ok {
+		o.HTTPClient = hc.WithTransportOptions(func(t *http.Transport) { t.ResponseHeaderTimeout = time.Minute })
+	}
 	return s3blob.OpenBucket(ctx, s3.New(o), u.Host, &opener.Options)
 }
 

@@ -338,7 +338,7 @@ func runCache(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer cat.Close()
-	defer bucket.Close()
+	defer closeBucket(bucket)
 	reg := newRegistry()
 	node, err := startCacheNode(ctx, cc, lns["cache-addr"], cat, bucket, reg)
 	if err != nil {

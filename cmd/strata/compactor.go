@@ -128,7 +128,7 @@ func runCompactor(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer cat.Close()
-	defer bucket.Close()
+	defer closeBucket(bucket)
 	reg := newRegistry()
 	files, err := newCacheClient(ctx, kc, cat, bucket, nil, reg)
 	if err != nil {

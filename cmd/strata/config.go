@@ -135,6 +135,20 @@ func boot(ctx context.Context, c *command, st *storage, args []string, stdout io
 	return lns, cat, bucket, nil
 }
 
+// closeBucket closes the object store, waiting a few seconds at most:
+// gocloud's Close waits for reads in flight, and a read from a store that
+// hangs (a cache fill) can take minutes — a node that had flushed and
+// stopped everything else did not exit after SIGTERM.
+func closeBucket(b *objstore.Bucket) {
+	done := make(chan struct{})
+	go func() { b.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		slog.Warn("shutdown: reads from the object store are still in flight; not waiting for them")
+	}
+}
+
 // warnUnknownObjects says so at start when the object store holds data
 // objects older than their project in the catalog: the catalog never knew
 // them (it was deleted and made anew, or points elsewhere), so queries do

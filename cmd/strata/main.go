@@ -68,6 +68,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
+		// A second signal ends the process at once, as without strata's
+		// handler: one that hangs in its shutdown can still be stopped.
+		go func() { <-ctx.Done(); stop() }()
 		err := c.run(ctx, args[1:], stdout)
 		var ue usageError
 		switch {

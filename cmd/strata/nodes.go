@@ -46,7 +46,7 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer cat.Close()
-	defer bucket.Close()
+	defer closeBucket(bucket)
 	reg := newRegistry()
 	files, err := newCacheClient(ctx, kc, cat, bucket, nil, reg)
 	if err != nil {
@@ -105,7 +105,7 @@ func runIngest(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer cat.Close()
-	defer bucket.Close()
+	defer closeBucket(bucket)
 	reg := newRegistry()
 	files, err := newCacheClient(ctx, kc, cat, bucket, nil, reg)
 	if err != nil {

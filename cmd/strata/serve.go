@@ -52,7 +52,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer cat.Close()
-	defer bucket.Close()
+	defer closeBucket(bucket)
 	if !cc.disabled { // before any role starts
 		if err := cc.check(); err != nil {
 			return err
