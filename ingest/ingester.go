@@ -616,7 +616,7 @@ func (in *Ingester) rotate() {
 // holdMapping maps seg's committed bytes from its open file f and keeps
 // the mapping with it, unless it has one.
 func (in *Ingester) holdMapping(seg *segment, f *segmentFile) {
-	data, err := syscall.Mmap(int(f.f.Fd()), 0, int(seg.diskBytes), syscall.PROT_READ, syscall.MAP_SHARED)
+	data, err := mapOpen(f.f, seg.diskBytes)
 	if err != nil {
 		slog.Warn("wal: cannot map a segment from its open file; its flush maps it by name", "segment", seg.seq, "err", err)
 		return

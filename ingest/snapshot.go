@@ -55,6 +55,12 @@ func mapFile(path string, size int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return mapOpen(f, size)
+}
+
+// mapOpen maps the first size bytes of an open file, read-only. The
+// mapping outlives the file's name and its descriptor.
+func mapOpen(f *os.File, size int64) ([]byte, error) {
 	return syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
 }
 
@@ -81,7 +87,7 @@ func (in *Ingester) mapLocked(seg *segment) (*walMap, error) {
 	if seg == in.active {
 		// From the open file, not by name: a deleted scratch dir would
 		// otherwise hide these rows from queries, as if flushed (review).
-		data, err := syscall.Mmap(int(in.file.f.Fd()), 0, int(seg.diskBytes), syscall.PROT_READ, syscall.MAP_SHARED)
+		data, err := mapOpen(in.file.f, seg.diskBytes)
 		if err != nil {
 			return nil, err
 		}

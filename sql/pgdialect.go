@@ -317,19 +317,27 @@ func isLambda(b string, from, end int) bool {
 			}
 		case '(':
 			if depth--; depth < 0 {
-				w := k
-				for w > 0 && isSpace(b[w-1]) {
-					w--
-				}
-				n := w
-				for n > 0 && engine.IsIdentByte(b[n-1]) {
-					n--
-				}
-				return lambdaFunctions[strings.ToLower(b[n:w])]
+				_, name := nameBefore(b, k)
+				return lambdaFunctions[name]
 			}
 		}
 	}
 	return false
+}
+
+// nameBefore finds the name written right before offset i of b (spaces
+// between allowed), as a call's name before its parenthesis: where it
+// starts, and the name in lower case ("" if there is none).
+func nameBefore(b string, i int) (start int, name string) {
+	w := i
+	for w > 0 && isSpace(b[w-1]) {
+		w--
+	}
+	k := w
+	for k > 0 && engine.IsIdentByte(b[k-1]) {
+		k--
+	}
+	return k, strings.ToLower(b[k:w])
 }
 
 // skipSpace returns the index of the first byte at or after i that is not
@@ -737,15 +745,7 @@ func castParen(b string, i int) int {
 				depth--
 				continue
 			}
-			w := i
-			for w > 0 && isSpace(b[w-1]) {
-				w--
-			}
-			k := w
-			for k > 0 && engine.IsIdentByte(b[k-1]) {
-				k--
-			}
-			if name := strings.ToLower(b[k:w]); name == "cast" || name == "try_cast" {
+			if _, name := nameBefore(b, i); name == "cast" || name == "try_cast" {
 				return i
 			}
 			return -1

@@ -4,7 +4,6 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -153,10 +152,6 @@ func pgJSONAggregates(s string) string {
 		return s
 	}
 	b := blankIdentifiers(engine.BlankLiterals(s))
-	type edit struct {
-		from, to int // s[from:to] becomes text
-		text     string
-	}
 	var edits []edit
 	for _, m := range jsonAgg.FindAllStringIndex(b, -1) {
 		if m[0] > 0 && (engine.IsIdentByte(b[m[0]-1]) || b[m[0]-1] == '.') {
@@ -173,15 +168,7 @@ func pgJSONAggregates(s string) string {
 		}
 		edits = append(edits, edit{m[0], m[1], "to_json(list("}, edit{end, end, ")"})
 	}
-	if len(edits) == 0 {
-		return s
-	}
-	sort.SliceStable(edits, func(i, j int) bool { return edits[i].from < edits[j].from })
-	out := splicer{src: s}
-	for _, e := range edits {
-		out.replace(e.from, e.to, e.text)
-	}
-	return out.text()
+	return spliced(s, edits)
 }
 
 // Functions are PostgreSQL functions DuckDB lacks, for the query engine

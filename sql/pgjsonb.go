@@ -186,11 +186,7 @@ func pgJSONBCasts(s string) string {
 		return s
 	}
 	b := blankIdentifiers(engine.BlankLiterals(s))
-	type insert struct {
-		at   int
-		text string
-	}
-	var ins []insert
+	var edits []edit
 	for _, m := range jsonbCast.FindAllStringSubmatchIndex(b, -1) {
 		if after(b, m[1]) == '[' {
 			continue // jsonb[]
@@ -209,23 +205,19 @@ func pgJSONBCasts(s string) string {
 			for to > from && isSpace(b[to-1]) {
 				to--
 			}
-			if close := matchForward(b, open); close > 0 && valueOperator(b[skipSpace(b, close):], b[:castNameStart(b, open)]) {
+			call, _ := nameBefore(b, open) // where CAST or TRY_CAST starts
+			if close := matchForward(b, open); close > 0 && valueOperator(b[skipSpace(b, close):], b[:call]) {
 				continue
 			}
 		}
-		ins = append(ins, insert{from, jsonbFunc + "("}, insert{to, ")"})
+		edits = append(edits, edit{from, from, jsonbFunc + "("}, edit{to, to, ")"})
 		// A string compared with the cast is a jsonb too, as PostgreSQL
 		// casts it: x::jsonb = '{"a": 1}' (review).
 		if lit, end, ok := comparedLiteral(b, m[1]); ok {
-			ins = append(ins, insert{lit, jsonbFunc + "("}, insert{end, ")"})
+			edits = append(edits, edit{lit, lit, jsonbFunc + "("}, edit{end, end, ")"})
 		}
 	}
-	slices.SortStableFunc(ins, func(a, b insert) int { return a.at - b.at })
-	out := splicer{src: s}
-	for _, e := range ins {
-		out.replace(e.at, e.at, e.text)
-	}
-	return out.text()
+	return spliced(s, edits)
 }
 
 // comparedLiteral finds a string literal compared by =, <> or != with the
@@ -257,17 +249,4 @@ func valueOperator(after, before string) bool {
 		}
 	}
 	return false
-}
-
-// castNameStart is where the name CAST or TRY_CAST before the parenthesis
-// at open starts.
-func castNameStart(b string, open int) int {
-	w := open
-	for w > 0 && isSpace(b[w-1]) {
-		w--
-	}
-	for w > 0 && engine.IsIdentByte(b[w-1]) {
-		w--
-	}
-	return w
 }

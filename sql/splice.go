@@ -1,6 +1,9 @@
 package sql
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // A splicer copies a query's text with some of its spans replaced, for
 // the rewrites that give what PostgreSQL users write its PostgreSQL
@@ -26,4 +29,21 @@ func (p *splicer) text() string {
 		return p.src
 	}
 	return p.out.String() + p.src[p.last:]
+}
+
+// An edit replaces src[from:to] with text (from == to inserts it).
+type edit struct {
+	from, to int
+	text     string
+}
+
+// spliced is s with edits made. They may come in any order but must not
+// overlap; insertions at one place keep their order.
+func spliced(s string, edits []edit) string {
+	slices.SortStableFunc(edits, func(a, b edit) int { return a.from - b.from })
+	out := splicer{src: s}
+	for _, e := range edits {
+		out.replace(e.from, e.to, e.text)
+	}
+	return out.text()
 }

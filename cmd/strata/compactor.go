@@ -85,8 +85,6 @@ func startCompactor(c compactorConfig, dataDir string, cat catalog.Store, bucket
 	return r, nil
 }
 
-// close stops the compactor; an unfinished merge is abandoned (its upload
-// is collected later) and its lease expires.
 // close stops the compactor and waits for it until ctx ends. A merge
 // abandoned then is safe: its outputs were never registered, the
 // orphan scan deletes them, and its lease expires.

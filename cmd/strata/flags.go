@@ -107,18 +107,21 @@ func (c *command) explain(err error, f *flag.Flag) string {
 	if !strings.HasSuffix(msg, "parse error") || f == nil {
 		return msg
 	}
+	want := ""
 	if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-		return strings.TrimSuffix(msg, "parse error") + "want true or false"
-	}
-	if g, ok := f.Value.(flag.Getter); ok {
+		want = "want true or false"
+	} else if g, ok := f.Value.(flag.Getter); ok {
 		switch g.Get().(type) {
 		case int, int64, uint, uint64:
-			return strings.TrimSuffix(msg, "parse error") + "want a whole number"
+			want = "want a whole number"
 		case float64:
-			return strings.TrimSuffix(msg, "parse error") + "want a number"
+			want = "want a number"
 		}
 	}
-	return msg
+	if want == "" {
+		return msg
+	}
+	return strings.TrimSuffix(msg, "parse error") + want
 }
 
 // durationValue is a duration flag whose error says what a duration looks
